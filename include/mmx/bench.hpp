@@ -1,0 +1,29 @@
+// Workload benchmarks: full-size architectures from their real configs with random weights.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace mmx {
+
+struct BenchResult {
+  std::string workload;
+  int runs = 0;
+  double min_ms = 0, median_ms = 0;
+  double gflops = 0;         // model FLOPs (2·M·N·K per GEMM) / median time
+  double peak_fraction = 0;  // gflops / cpu_peak_gflops(threads)
+  double peak_rss_mb = 0;    // of the whole process so far
+  int threads = 0;
+  std::string detail;        // shapes, for the human-readable report
+};
+
+// Names accepted by run_benchmark, with a line of help each.
+std::vector<std::pair<std::string, std::string>> bench_workloads();
+
+// data_dir holds real-configs/ and tokenizers/ (tests/data in the source tree).
+BenchResult run_benchmark(const std::string& workload, int runs, const std::string& data_dir);
+
+// Nominal single-precision peak of `threads` cores: cores × FLOP/cycle (AVX-512: 64, AVX2+FMA: 32,
+// else 8) × base clock from /proc/cpuinfo. MMX_PEAK_GFLOPS overrides it.
+double cpu_peak_gflops(int threads);
+
+}  // namespace mmx

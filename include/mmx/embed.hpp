@@ -1,0 +1,48 @@
+// Text embeddings: tokenizer + encoder + pooling, as the lab computes them.
+#pragma once
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mmx/tensor.hpp"
+#include "mmx/tokenizer.hpp"
+
+namespace mmx {
+
+enum class Pooling {
+  Cls,        // last_hidden_state[:, 0]
+  Pooler,     // pooler_output (dense + tanh on [CLS])
+  Mean,       // masked mean over all real tokens
+  MeanNoCls,  // masked mean over real tokens except [CLS]: what the lab means
+  Lab,        // the lab verbatim: sum(h[:, 1:], 1) / (mask.sum(1) − 1), padding rows included in the sum
+};
+Pooling pooling_from_name(const std::string& name);  // "cls", "pooler", "mean", "mean-no-cls", "lab"
+const char* pooling_name(Pooling pooling);
+
+struct EmbedOptions {
+  Pooling pooling = Pooling::MeanNoCls;
+  bool normalize = false;                // L2-normalise each embedding
+  bool token_embeddings = false;         // also return last_hidden_state, input_ids, attention_mask
+  std::optional<int64_t> max_length;     // truncation; default: the model's limit
+  int64_t max_batch_tokens = 16384;      // larger batches are split (padded alike, so results do not change)
+};
+
+struct EmbedResult {
+  Tensor embeddings;         // [N, D] F32
+  Tensor last_hidden_state;  // [N, L, D] (token_embeddings)
+  Tensor input_ids;          // [N, L] I64
+  Tensor attention_mask;     // [N, L] I64
+};
+
+class TextEmbedder {
+ public:
+  // Loads a model folder (config.json, safetensors weights, tokenizer files).
+  static std::unique_ptr<TextEmbedder> load(const std::string& model_dir);
+  virtual ~TextEmbedder() = default;
+  virtual EmbedResult embed(const std::vector<std::string>& texts, const EmbedOptions& options) const = 0;
+  virtual const Tokenizer& tokenizer() const = 0;
+  virtual std::string description() const = 0;  // "bert: 2 layers, hidden 32, ..."
+};
+
+}  // namespace mmx

@@ -1,0 +1,15 @@
+// Process-wide settings: threads and log verbosity.
+#pragma once
+#include <string>
+
+namespace mmx {
+
+// Threads used by every CPU kernel (OpenMP and the GEMM library). n <= 0 means all cores.
+void set_num_threads(int n);
+int num_threads();
+
+enum class LogLevel { Error = 0, Warn = 1, Info = 2, Debug = 3 };
+void set_log_level(LogLevel level);
+LogLevel log_level();
+
+}  // namespace mmx

@@ -1,0 +1,80 @@
+// Tensor: a shape, a dtype and shared storage. Always contiguous, row-major, dimension 0 outermost.
+// Storage may be owned memory or a region of an mmap'd file (kept alive by a shared owner).
+#pragma once
+#include <cstddef>
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "mmx/error.hpp"
+
+namespace mmx {
+
+enum class DType : uint8_t { F32, F16, BF16, F64, I64, I32, U8, Bool };
+enum class Device : uint8_t { CPU, CUDA };
+
+size_t dtype_size(DType dtype);
+const char* dtype_name(DType dtype);  // safetensors spelling: F32, F16, BF16, I64, ...
+
+using Shape = std::vector<int64_t>;
+int64_t shape_numel(const Shape& shape);
+std::string shape_str(const Shape& shape);  // "[8, 7, 32]"
+
+template <class T> struct dtype_of;
+template <> struct dtype_of<float> { static constexpr DType value = DType::F32; };
+template <> struct dtype_of<double> { static constexpr DType value = DType::F64; };
+template <> struct dtype_of<int64_t> { static constexpr DType value = DType::I64; };
+template <> struct dtype_of<int32_t> { static constexpr DType value = DType::I32; };
+template <> struct dtype_of<uint8_t> { static constexpr DType value = DType::U8; };
+template <> struct dtype_of<uint16_t> { static constexpr DType value = DType::F16; };  // raw f16 bits
+
+class Tensor {
+ public:
+  Tensor() = default;
+  static Tensor empty(Shape shape, DType dtype = DType::F32);
+  static Tensor zeros(Shape shape, DType dtype = DType::F32);
+  // Wraps memory owned by `owner` (e.g. an mmap'd file); no copy is made.
+  static Tensor from_external(const void* data, Shape shape, DType dtype, std::shared_ptr<const void> owner);
+  template <class T>
+  static Tensor from_vector(const std::vector<T>& values, Shape shape) {
+    Tensor t = empty(std::move(shape), dtype_of<T>::value);
+    if (static_cast<size_t>(t.numel()) != values.size())
+      fail("Tensor::from_vector: ", values.size(), " values for shape ", shape_str(t.shape()));
+    std::copy(values.begin(), values.end(), t.data<T>());
+    return t;
+  }
+
+  bool defined() const { return defined_; }
+  const Shape& shape() const { return shape_; }
+  int ndim() const { return static_cast<int>(shape_.size()); }
+  int64_t dim(int i) const;  // negative counts from the end
+  int64_t numel() const { return shape_numel(shape_); }
+  DType dtype() const { return dtype_; }
+  Device device() const { return Device::CPU; }
+  size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype_); }
+
+  const void* raw() const { return data_; }
+  void* raw_mutable() const { return const_cast<void*>(data_); }
+  template <class T>
+  T* data() const {
+    check_dtype(dtype_of<T>::value);
+    return static_cast<T*>(raw_mutable());
+  }
+
+  Tensor reshape(Shape shape) const;                    // a view; one dimension may be -1
+  Tensor narrow0(int64_t start, int64_t length) const;  // rows [start, start+length) of dim 0, a view
+  Tensor clone() const;
+  Tensor to(DType dtype) const;  // F16/BF16/F32/F64 conversions; returns *this when already `dtype`
+
+ private:
+  void check_dtype(DType expected) const;
+  std::shared_ptr<const void> owner_;
+  const void* data_ = nullptr;
+  Shape shape_;
+  DType dtype_ = DType::F32;
+  bool defined_ = false;
+};
+
+}  // namespace mmx

@@ -1,0 +1,48 @@
+// Tokenizers that reproduce transformers' slow tokenizers id for id.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mmx/tensor.hpp"
+
+namespace mmx {
+
+struct Encoding {
+  std::vector<int64_t> input_ids, token_type_ids, attention_mask;
+};
+
+enum class Padding { None, Longest, MaxLength };
+
+struct BatchEncoding {
+  std::vector<Encoding> rows;  // padded as requested; with Padding::None rows may differ in length
+  int64_t length() const;      // the common length (fails when rows differ)
+  Tensor input_ids() const;    // [N, L] I64
+  Tensor token_type_ids() const;
+  Tensor attention_mask() const;
+};
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+  // Loads the tokenizer stored in a model (or tokenizer-only) folder.
+  static std::unique_ptr<Tokenizer> load(const std::string& folder);
+
+  // tokenizer.tokenize(text): the pieces, without special tokens.
+  virtual std::vector<std::string> tokenize(const std::string& text) const = 0;
+  // tokenizer(text[, text_pair], truncation=bool(max_length), max_length=max_length).
+  virtual Encoding encode(const std::string& text, const std::string* text_pair = nullptr,
+                          std::optional<int64_t> max_length = std::nullopt) const = 0;
+  virtual std::string id_to_token(int64_t id) const = 0;
+  virtual int64_t pad_token_id() const = 0;
+  virtual int64_t model_max_length() const = 0;
+
+  // tokenizer(texts, padding=..., truncation=bool(max_length), max_length=...). With
+  // Padding::MaxLength and no max_length, pads to model_max_length() as transformers does.
+  BatchEncoding encode_batch(const std::vector<std::string>& texts, Padding padding,
+                             std::optional<int64_t> max_length = std::nullopt) const;
+};
+
+}  // namespace mmx

@@ -1,0 +1,24 @@
+// One table of ops per device. Entries receive arguments already checked by ops.cpp.
+#pragma once
+#include "backend/ops.hpp"
+
+namespace mmx {
+
+struct OpTable {
+  const char* name;
+  void (*gemm)(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+               int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+  void (*linear)(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& y);
+  void (*layer_norm)(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps, Tensor& y);
+  void (*activation)(Tensor& x, ops::Activation act);
+  void (*softmax)(Tensor& x);
+  void (*add)(Tensor& x, const Tensor& y);
+  void (*embedding)(const Tensor& weight, const Tensor& ids, Tensor& y);
+  void (*attention)(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
+                    const Tensor& key_padding_mask, bool causal, Tensor& y);
+};
+
+const OpTable& cpu_op_table();
+const OpTable& op_table(Device device);
+
+}  // namespace mmx

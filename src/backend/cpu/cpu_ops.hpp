@@ -1,0 +1,27 @@
+// CPU kernels (f32). Each fast kernel has a plain reference twin (`*_ref`) used by the op tests.
+#pragma once
+#include "backend/ops.hpp"
+
+namespace mmx::cpu {
+
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+          const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+void gemm_ref(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+              int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+void linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& y);
+void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps, Tensor& y);
+void activation(Tensor& x, ops::Activation act);
+void softmax(Tensor& x);
+void add(Tensor& x, const Tensor& y);
+void embedding(const Tensor& weight, const Tensor& ids, Tensor& y);
+void attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, const Tensor& key_padding_mask,
+               bool causal, Tensor& y);
+void attention_ref(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
+                   const Tensor& key_padding_mask, bool causal, Tensor& y);
+
+// Softmax of one row in place, over the entries where keep[j] is true; the others become 0.
+// With no entry kept, every entry gets 1/n: transformers adds finfo.min to hidden scores, so a
+// fully hidden row is uniform there too.
+void softmax_row_masked(float* row, const uint8_t* keep, int64_t n);
+
+}  // namespace mmx::cpu

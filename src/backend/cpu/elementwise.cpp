@@ -1,0 +1,66 @@
+#include <cmath>
+#include <cstring>
+
+#include "backend/cpu/cpu_ops.hpp"
+
+namespace mmx::cpu {
+
+namespace {
+template <class F>
+void map_inplace(float* x, int64_t n, F f) {
+#pragma omp parallel for simd if (n > (1 << 15))
+  for (int64_t i = 0; i < n; ++i) x[i] = f(x[i]);
+}
+}  // namespace
+
+void activation(Tensor& x, ops::Activation act) {
+  float* p = x.data<float>();
+  const int64_t n = x.numel();
+  using ops::Activation;
+  switch (act) {
+    case Activation::GeluErf:  // torch.nn.functional.gelu: x·Φ(x) with the exact erf
+      return map_inplace(p, n, [](float v) { return 0.5f * v * (1.f + std::erf(v * static_cast<float>(M_SQRT1_2))); });
+    case Activation::GeluTanh:  // gelu_new / gelu_pytorch_tanh
+      return map_inplace(p, n, [](float v) {
+        const float k = 0.7978845608028654f;  // sqrt(2/π)
+        return 0.5f * v * (1.f + std::tanh(k * (v + 0.044715f * v * v * v)));
+      });
+    case Activation::QuickGelu:  // CLIP's x·σ(1.702x)
+      return map_inplace(p, n, [](float v) { return v / (1.f + std::exp(-1.702f * v)); });
+    case Activation::Relu:
+      return map_inplace(p, n, [](float v) { return v > 0.f ? v : 0.f; });
+    case Activation::Silu:
+      return map_inplace(p, n, [](float v) { return v / (1.f + std::exp(-v)); });
+    case Activation::Tanh:
+      return map_inplace(p, n, [](float v) { return std::tanh(v); });
+    case Activation::Sigmoid:
+      return map_inplace(p, n, [](float v) { return 1.f / (1.f + std::exp(-v)); });
+    case Activation::Identity:
+      return;
+  }
+}
+
+void add(Tensor& x, const Tensor& y) {
+  float* a = x.data<float>();
+  const float* b = y.data<float>();
+  const int64_t n = x.numel(), m = y.numel();
+  if (m == n) {
+#pragma omp parallel for simd if (n > (1 << 15))
+    for (int64_t i = 0; i < n; ++i) a[i] += b[i];
+    return;
+  }
+  const int64_t rows = n / m;  // y repeats over the leading dimensions
+#pragma omp parallel for if (n > (1 << 15))
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < m; ++i) a[r * m + i] += b[i];
+}
+
+void embedding(const Tensor& weight, const Tensor& ids, Tensor& y) {
+  const int64_t c = weight.dim(1), n = ids.numel();
+  const float* table = weight.data<float>();
+  const int64_t* index = ids.data<int64_t>();
+  float* out = y.data<float>();
+  for (int64_t i = 0; i < n; ++i) std::memcpy(out + i * c, table + index[i] * c, sizeof(float) * c);
+}
+
+}  // namespace mmx::cpu

@@ -1,0 +1,38 @@
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "backend/cpu/cpu_ops.hpp"
+
+namespace mmx::cpu {
+
+void softmax_row_masked(float* row, const uint8_t* keep, int64_t n) {
+  float max = -std::numeric_limits<float>::infinity();
+  bool any = false;
+  for (int64_t j = 0; j < n; ++j)
+    if (!keep || keep[j]) {
+      max = std::max(max, row[j]);
+      any = true;
+    }
+  if (!any) {
+    std::fill(row, row + n, 1.f / static_cast<float>(n));
+    return;
+  }
+  float sum = 0.f;
+  for (int64_t j = 0; j < n; ++j) {
+    const float e = (!keep || keep[j]) ? std::exp(row[j] - max) : 0.f;
+    row[j] = e;
+    sum += e;
+  }
+  const float inv = 1.f / sum;
+  for (int64_t j = 0; j < n; ++j) row[j] *= inv;
+}
+
+void softmax(Tensor& x) {
+  const int64_t n = x.dim(-1), rows = x.numel() / (n ? n : 1);
+  float* data = x.data<float>();
+#pragma omp parallel for if (rows * n > (1 << 14))
+  for (int64_t r = 0; r < rows; ++r) softmax_row_masked(data + r * n, nullptr, n);
+}
+
+}  // namespace mmx::cpu

@@ -1,0 +1,122 @@
+#include "backend/ops.hpp"
+
+#include "backend/backend.hpp"
+#include "backend/cpu/cpu_ops.hpp"
+
+namespace mmx {
+
+const OpTable& cpu_op_table() {
+  static const OpTable table{"cpu",          cpu::gemm,    cpu::linear,    cpu::layer_norm, cpu::activation,
+                             cpu::softmax,   cpu::add,     cpu::embedding, cpu::attention};
+  return table;
+}
+
+const OpTable& op_table(Device device) {
+  if (device != Device::CPU) fail("no backend for this device in this build");
+  return cpu_op_table();
+}
+
+namespace ops {
+
+namespace {
+void require_f32(const Tensor& t, const char* op, const char* what) {
+  if (!t.defined()) fail(op, ": ", what, " is undefined");
+  if (t.dtype() != DType::F32) fail(op, ": ", what, " must be F32, got ", dtype_name(t.dtype()));
+}
+}  // namespace
+
+Activation activation_from_name(const std::string& name) {
+  if (name == "gelu") return Activation::GeluErf;
+  if (name == "gelu_new" || name == "gelu_pytorch_tanh" || name == "gelu_fast") return Activation::GeluTanh;
+  if (name == "quick_gelu") return Activation::QuickGelu;
+  if (name == "relu") return Activation::Relu;
+  if (name == "silu" || name == "swish") return Activation::Silu;
+  if (name == "tanh") return Activation::Tanh;
+  if (name == "sigmoid") return Activation::Sigmoid;
+  if (name == "linear") return Activation::Identity;
+  fail("unsupported activation '", name,
+       "' (supported: gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, quick_gelu, relu, silu, swish, tanh, sigmoid, linear)");
+}
+
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+          const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  cpu_op_table().gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  require_f32(x, "linear", "input");
+  require_f32(weight, "linear", "weight");
+  if (weight.ndim() != 2 || x.ndim() < 1 || x.dim(-1) != weight.dim(1))
+    fail("linear: input ", shape_str(x.shape()), " does not match weight ", shape_str(weight.shape()));
+  if (bias.defined()) {
+    require_f32(bias, "linear", "bias");
+    if (bias.numel() != weight.dim(0)) fail("linear: bias ", shape_str(bias.shape()), " for weight ", shape_str(weight.shape()));
+  }
+  Shape shape = x.shape();
+  shape.back() = weight.dim(0);
+  Tensor y = Tensor::empty(shape);
+  op_table(x.device()).linear(x, weight, bias, y);
+  return y;
+}
+
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) {
+  require_f32(x, "layer_norm", "input");
+  for (const Tensor* p : {&weight, &bias})
+    if (p->defined() && (p->dtype() != DType::F32 || p->numel() != x.dim(-1)))
+      fail("layer_norm: parameter ", shape_str(p->shape()), " for input ", shape_str(x.shape()));
+  Tensor y = Tensor::empty(x.shape());
+  op_table(x.device()).layer_norm(x, weight, bias, eps, y);
+  return y;
+}
+
+void activation_(Tensor& x, Activation act) {
+  require_f32(x, "activation", "input");
+  op_table(x.device()).activation(x, act);
+}
+
+void softmax_(Tensor& x) {
+  require_f32(x, "softmax", "input");
+  op_table(x.device()).softmax(x);
+}
+
+void add_(Tensor& x, const Tensor& y) {
+  require_f32(x, "add", "x");
+  require_f32(y, "add", "y");
+  bool ok = y.ndim() <= x.ndim();
+  for (int i = 1; ok && i <= y.ndim(); ++i) ok = y.dim(-i) == x.dim(-i);
+  if (!ok) fail("add: cannot broadcast ", shape_str(y.shape()), " onto ", shape_str(x.shape()));
+  op_table(x.device()).add(x, y);
+}
+
+Tensor embedding(const Tensor& weight, const Tensor& ids) {
+  require_f32(weight, "embedding", "weight");
+  if (weight.ndim() != 2) fail("embedding: weight must be 2-D, got ", shape_str(weight.shape()));
+  if (ids.dtype() != DType::I64) fail("embedding: ids must be I64, got ", dtype_name(ids.dtype()));
+  const int64_t* p = ids.data<int64_t>();
+  for (int64_t i = 0; i < ids.numel(); ++i)
+    if (p[i] < 0 || p[i] >= weight.dim(0))
+      fail("embedding: index ", p[i], " at position ", i, " is outside the table of ", weight.dim(0), " rows");
+  Shape shape = ids.shape();
+  shape.push_back(weight.dim(1));
+  Tensor y = Tensor::empty(shape);
+  op_table(weight.device()).embedding(weight, ids, y);
+  return y;
+}
+
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, const Tensor& key_padding_mask,
+                 bool causal) {
+  for (const Tensor* t : {&q, &k, &v}) require_f32(*t, "attention", "q/k/v");
+  if (q.ndim() != 3 || k.ndim() != 3 || k.shape() != v.shape() || q.dim(0) != k.dim(0) || q.dim(2) != k.dim(2))
+    fail("attention: q ", shape_str(q.shape()), ", k ", shape_str(k.shape()), ", v ", shape_str(v.shape()));
+  if (heads <= 0 || q.dim(2) % heads != 0) fail("attention: ", q.dim(2), " channels do not split into ", heads, " heads");
+  if (key_padding_mask.defined() &&
+      (key_padding_mask.dtype() != DType::I64 || key_padding_mask.shape() != Shape{k.dim(0), k.dim(1)}))
+    fail("attention: key_padding_mask must be I64 ", shape_str({k.dim(0), k.dim(1)}), ", got ",
+         dtype_name(key_padding_mask.dtype()), " ", shape_str(key_padding_mask.shape()));
+  Tensor y = Tensor::empty(q.shape());
+  op_table(q.device()).attention(q, k, v, heads, key_padding_mask, causal, y);
+  return y;
+}
+
+}  // namespace ops
+}  // namespace mmx

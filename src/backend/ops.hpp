@@ -1,0 +1,40 @@
+// The op interface every model calls. Arguments are checked here, once, for every backend;
+// the backend's table (backend.hpp) then runs the op. Models never see which backend that is.
+// Conventions: row-major, dimension 0 outermost; matmul means A·B; nn.Linear weights are [out, in].
+#pragma once
+#include <string>
+
+#include "mmx/tensor.hpp"
+
+namespace mmx::ops {
+
+enum class Activation { GeluErf, GeluTanh, QuickGelu, Relu, Silu, Tanh, Sigmoid, Identity };
+// Hugging Face's ACT2FN names: "gelu", "gelu_new", "gelu_pytorch_tanh", "quick_gelu", "relu", "silu", ...
+Activation activation_from_name(const std::string& hidden_act);
+
+// C[m, n] = alpha · op(A) · op(B) + beta · C on strided row-major f32 matrices.
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+
+// y[..., N] = x[..., K] · weightᵀ + bias, with weight [N, K] (nn.Linear). `bias` may be undefined.
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias);
+
+// Normalises over the last dimension: (x − mean) / sqrt(var + eps) · weight + bias (biased variance).
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps);
+
+void activation_(Tensor& x, Activation act);  // in place
+void softmax_(Tensor& x);                      // in place, over the last dimension
+// x += y, where y has x's shape or x's trailing dimensions (broadcast over the leading ones).
+void add_(Tensor& x, const Tensor& y);
+
+// Rows of `weight` [V, C] picked by integer `ids` [...] → [..., C]; an id outside [0, V) is an error.
+Tensor embedding(const Tensor& weight, const Tensor& ids);
+
+// Multi-head scaled dot-product attention. q [B, Tq, heads·D], k and v [B, Tk, heads·D] →
+// [B, Tq, heads·D]. softmax(q·kᵀ / sqrt(D) + mask) · v, where the mask hides keys whose
+// key_padding_mask [B, Tk] (i64, 1 = keep) is 0, and keys after the query when `causal`.
+// Scores are computed a bounded block of queries at a time; no [B, heads, Tq, Tk] tensor exists.
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
+                 const Tensor& key_padding_mask, bool causal);
+
+}  // namespace mmx::ops

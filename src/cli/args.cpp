@@ -1,0 +1,108 @@
+#include "cli/args.hpp"
+
+#include <sstream>
+
+#include "mmx/error.hpp"
+#include "mmx/runtime.hpp"
+
+namespace mmx::cli {
+
+const std::vector<Option>& common_options() {
+  static const std::vector<Option> options = {
+      {"threads", "N", "CPU threads for every kernel (default: all cores)"},
+      {"verbose", "", "log what is loaded and why (also: MMX_LOG=debug)"},
+      {"quiet", "", "only errors on stderr"},
+      {"help", "", "show this help"},
+  };
+  return options;
+}
+
+std::optional<std::string> Args::get(const std::string& name) const {
+  auto it = values_.find(name);
+  if (it == values_.end() || it->second.empty()) return std::nullopt;
+  return it->second.back();
+}
+
+std::vector<std::string> Args::all(const std::string& name) const {
+  auto it = values_.find(name);
+  return it == values_.end() ? std::vector<std::string>{} : it->second;
+}
+
+std::optional<int64_t> Args::get_int(const std::string& name, int64_t min_value) const {
+  auto v = get(name);
+  if (!v) return std::nullopt;
+  size_t used = 0;
+  long long n = 0;
+  try {
+    n = std::stoll(*v, &used);
+  } catch (...) {
+    used = 0;
+  }
+  if (used == 0 || used != v->size()) usage_error("--", name, " expects an integer, got '", *v, "'");
+  if (n < min_value) usage_error("--", name, " must be at least ", min_value, ", got ", n);
+  return n;
+}
+
+Args parse_args(const Command& command, const std::vector<std::string>& argv) {
+  std::vector<const Option*> options;
+  for (const auto& o : command.options) options.push_back(&o);
+  for (const auto& o : common_options()) options.push_back(&o);
+  Args args;
+  for (size_t i = 0; i < argv.size(); ++i) {
+    const std::string& a = argv[i];
+    if (a.size() < 2 || a.compare(0, 2, "--") != 0 || a == "--") {
+      if (a.size() > 1 && a[0] == '-' && a != "-") usage_error("unknown option '", a, "' (options start with --)");
+      if (!command.positionals) usage_error("unexpected argument '", a, "' (see mmx ", command.name, " --help)");
+      args.positionals_.push_back(a);
+      continue;
+    }
+    std::string name = a.substr(2), value;
+    bool inline_value = false;
+    if (const size_t eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+      inline_value = true;
+    }
+    const Option* option = nullptr;
+    for (const Option* o : options)
+      if (o->name == name) option = o;
+    if (!option) usage_error("unknown option '--", name, "' for mmx ", command.name, " (see mmx ", command.name, " --help)");
+    if (option->metavar.empty()) {
+      if (inline_value) usage_error("--", name, " takes no value");
+    } else if (!inline_value) {
+      if (i + 1 >= argv.size()) usage_error("--", name, " needs a value (", option->metavar, ")");
+      value = argv[++i];
+    }
+    auto& slot = args.values_[name];
+    if (!slot.empty() && !option->repeatable && !option->metavar.empty())
+      usage_error("--", name, " given more than once");
+    slot.push_back(value);
+  }
+  return args;
+}
+
+std::string help_text(const Command& command) {
+  std::ostringstream out;
+  out << "usage: " << command.usage << "\n\n" << command.summary << "\n";
+  auto list = [&](const char* title, const std::vector<Option>& options) {
+    out << "\n" << title << ":\n";
+    for (const auto& o : options) {
+      std::string left = "  --" + o.name + (o.metavar.empty() ? "" : " " + o.metavar);
+      if (left.size() < 26) left.resize(26, ' ');
+      else left += "\n" + std::string(26, ' ');
+      out << left << o.help << (o.repeatable ? " (repeatable)" : "") << "\n";
+    }
+  };
+  if (!command.options.empty()) list("options", command.options);
+  list("common options", common_options());
+  if (!command.details.empty()) out << "\n" << command.details;
+  return out.str();
+}
+
+void apply_common_options(const Args& args) {
+  set_num_threads(static_cast<int>(args.get_int("threads", 1).value_or(0)));
+  if (args.has("verbose")) set_log_level(LogLevel::Debug);
+  if (args.has("quiet")) set_log_level(LogLevel::Error);
+}
+
+}  // namespace mmx::cli

@@ -1,0 +1,44 @@
+// A small command-line parser: --name VALUE, --name=VALUE, repeated options, positionals, and
+// --help text generated from the same table, so the two never disagree.
+#pragma once
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mmx::cli {
+
+struct Option {
+  std::string name;     // without the leading "--"
+  std::string metavar;  // empty: a flag without a value
+  std::string help;
+  bool repeatable = false;
+};
+
+struct Command {
+  std::string name, usage, summary;
+  std::vector<Option> options;
+  std::string details;
+  bool positionals = false;
+};
+
+class Args {
+ public:
+  bool has(const std::string& name) const { return values_.count(name) > 0; }
+  std::optional<std::string> get(const std::string& name) const;
+  std::vector<std::string> all(const std::string& name) const;
+  std::optional<int64_t> get_int(const std::string& name, int64_t min_value) const;  // usage error if not an int
+  const std::vector<std::string>& positionals() const { return positionals_; }
+
+  std::map<std::string, std::vector<std::string>> values_;
+  std::vector<std::string> positionals_;
+};
+
+// Options every command takes (--threads, --verbose, --quiet, --help).
+const std::vector<Option>& common_options();
+Args parse_args(const Command& command, const std::vector<std::string>& argv);  // usage errors on bad input
+std::string help_text(const Command& command);
+// Applies --threads / --verbose / --quiet.
+void apply_common_options(const Args& args);
+
+}  // namespace mmx::cli

@@ -1,0 +1,68 @@
+// mmx bench: times whole workloads on full-size architectures (random weights from real configs).
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.hpp"
+#include "mmx/bench.hpp"
+#include "mmx/error.hpp"
+#include "mmx/files.hpp"
+#include "mmx/runtime.hpp"
+
+#ifndef MMX_SOURCE_DIR
+#define MMX_SOURCE_DIR "."
+#endif
+
+namespace mmx::cli {
+
+static std::string workload_help() {
+  std::string s = "workloads:\n";
+  for (const auto& [name, help] : bench_workloads()) {
+    std::string left = "  " + name;
+    left.resize(std::max<size_t>(left.size() + 1, 16), ' ');
+    s += left + help + "\n";
+  }
+  return s +
+         "\nEach workload runs once to warm up, then --runs times; median and min are reported with the\n"
+         "threads used, GFLOP/s (model FLOPs / median) and the fraction of the CPU's nominal peak.\n"
+         "example:\n  mmx bench bert-lab bert-32x128 --threads 2 --runs 5\n";
+}
+
+const Command kBenchCommand{
+    "bench",
+    "mmx bench WORKLOAD... [--runs N] [--json] [--data DIR]",
+    "Benchmark workloads on full-size architectures with random weights.",
+    {
+        {"runs", "N", "timed runs per workload (default 5)"},
+        {"json", "", "print a JSON list instead of a table"},
+        {"data", "DIR", "folder with real-configs/ and tokenizers/ (default: tests/data)"},
+    },
+    workload_help(),
+    true,
+};
+
+int run_bench(const Args& args) {
+  if (args.positionals().empty()) usage_error("name at least one workload (see mmx bench --help)");
+  const int runs = static_cast<int>(args.get_int("runs", 1).value_or(5));
+  std::string data = args.get("data").value_or("tests/data");
+  if (!args.has("data") && !dir_exists(data)) data = std::string(MMX_SOURCE_DIR) + "/tests/data";
+  if (!dir_exists(data)) usage_error("--data '", data, "' is not a folder");
+  nlohmann::ordered_json list = nlohmann::json::array();
+  for (const auto& workload : args.positionals()) {
+    const BenchResult r = run_benchmark(workload, runs, data);
+    if (args.has("json")) {
+      list.push_back({{"workload", r.workload}, {"runs", r.runs}, {"min_ms", r.min_ms}, {"median_ms", r.median_ms},
+                      {"gflops", r.gflops}, {"peak_fraction", r.peak_fraction}, {"peak_rss_mb", r.peak_rss_mb},
+                      {"threads", r.threads}});
+    } else {
+      std::printf("%-20s median %9.2f ms  min %9.2f ms  %7.1f GFLOP/s  %5.1f%% of peak  rss %7.1f MB  threads %d  runs %d\n"
+                  "%-20s %s\n",
+                  r.workload.c_str(), r.median_ms, r.min_ms, r.gflops, 100 * r.peak_fraction, r.peak_rss_mb, r.threads,
+                  r.runs, "", r.detail.c_str());
+      std::fflush(stdout);
+    }
+  }
+  if (args.has("json")) std::puts(list.dump(2).c_str());
+  return 0;
+}
+
+}  // namespace mmx::cli

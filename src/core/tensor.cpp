@@ -1,0 +1,161 @@
+#include "mmx/tensor.hpp"
+
+#include <cstring>
+#include <sstream>
+
+#include "core/half.hpp"
+
+namespace mmx {
+
+size_t dtype_size(DType dtype) {
+  switch (dtype) {
+    case DType::F32: case DType::I32: return 4;
+    case DType::F16: case DType::BF16: return 2;
+    case DType::F64: case DType::I64: return 8;
+    case DType::U8: case DType::Bool: return 1;
+  }
+  return 0;
+}
+
+const char* dtype_name(DType dtype) {
+  switch (dtype) {
+    case DType::F32: return "F32";
+    case DType::F16: return "F16";
+    case DType::BF16: return "BF16";
+    case DType::F64: return "F64";
+    case DType::I64: return "I64";
+    case DType::I32: return "I32";
+    case DType::U8: return "U8";
+    case DType::Bool: return "BOOL";
+  }
+  return "?";
+}
+
+int64_t shape_numel(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+std::string shape_str(const Shape& shape) {
+  std::ostringstream out;
+  out << '[';
+  for (size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
+  out << ']';
+  return out.str();
+}
+
+Tensor Tensor::empty(Shape shape, DType dtype) {
+  for (int64_t d : shape)
+    if (d < 0) fail("Tensor::empty: negative dimension in shape ", shape_str(shape));
+  Tensor t;
+  t.shape_ = std::move(shape);
+  t.dtype_ = dtype;
+  t.defined_ = true;
+  const size_t bytes = std::max<size_t>(t.nbytes(), 1);
+  // 64-byte alignment: the GEMM and vector kernels load whole cache lines.
+  void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  if (!p) fail("out of memory allocating ", bytes, " bytes for a tensor of shape ", shape_str(t.shape_));
+  t.owner_ = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+  t.data_ = p;
+  return t;
+}
+
+Tensor Tensor::zeros(Shape shape, DType dtype) {
+  Tensor t = empty(std::move(shape), dtype);
+  std::memset(t.raw_mutable(), 0, t.nbytes());
+  return t;
+}
+
+Tensor Tensor::from_external(const void* data, Shape shape, DType dtype, std::shared_ptr<const void> owner) {
+  Tensor t;
+  t.shape_ = std::move(shape);
+  t.dtype_ = dtype;
+  t.data_ = data;
+  t.owner_ = std::move(owner);
+  t.defined_ = true;
+  return t;
+}
+
+int64_t Tensor::dim(int i) const {
+  const int n = ndim();
+  if (i < -n || i >= n) fail("dimension ", i, " out of range for a tensor of shape ", shape_str(shape_));
+  return shape_[i < 0 ? i + n : i];
+}
+
+void Tensor::check_dtype(DType expected) const {
+  if (dtype_ != expected)
+    fail("tensor of dtype ", dtype_name(dtype_), " accessed as ", dtype_name(expected));
+}
+
+Tensor Tensor::reshape(Shape shape) const {
+  int infer = -1;
+  int64_t known = 1;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] == -1) {
+      if (infer >= 0) fail("reshape: more than one -1 in ", shape_str(shape));
+      infer = static_cast<int>(i);
+    } else {
+      known *= shape[i];
+    }
+  }
+  if (infer >= 0 && known > 0) shape[infer] = numel() / known;
+  if (shape_numel(shape) != numel())
+    fail("reshape: cannot view ", shape_str(shape_), " as ", shape_str(shape));
+  Tensor t = *this;
+  t.shape_ = std::move(shape);
+  return t;
+}
+
+Tensor Tensor::narrow0(int64_t start, int64_t length) const {
+  if (ndim() == 0 || start < 0 || length < 0 || start + length > shape_[0])
+    fail("narrow0: rows [", start, ", ", start + length, ") out of range for shape ", shape_str(shape_));
+  Tensor t = *this;
+  t.shape_[0] = length;
+  const size_t row_bytes = shape_[0] ? nbytes() / static_cast<size_t>(shape_[0]) : 0;
+  t.data_ = static_cast<const char*>(data_) + static_cast<size_t>(start) * row_bytes;
+  return t;
+}
+
+Tensor Tensor::clone() const {
+  Tensor t = empty(shape_, dtype_);
+  if (nbytes()) std::memcpy(t.raw_mutable(), data_, nbytes());
+  return t;
+}
+
+Tensor Tensor::to(DType dtype) const {
+  if (dtype == dtype_) return *this;
+  Tensor out = empty(shape_, dtype);
+  const size_t n = static_cast<size_t>(numel());
+  const auto* u16 = static_cast<const uint16_t*>(data_);
+  if (dtype == DType::F32 && dtype_ == DType::F16) {
+    f16_to_f32(u16, out.data<float>(), n);
+  } else if (dtype == DType::F32 && dtype_ == DType::BF16) {
+    bf16_to_f32(u16, out.data<float>(), n);
+  } else if (dtype == DType::F32 && dtype_ == DType::F64) {
+    const auto* src = static_cast<const double*>(data_);
+    float* dst = out.data<float>();
+    for (size_t i = 0; i < n; ++i) dst[i] = static_cast<float>(src[i]);
+  } else if (dtype == DType::F64 && dtype_ == DType::F32) {
+    const auto* src = static_cast<const float*>(data_);
+    double* dst = out.data<double>();
+    for (size_t i = 0; i < n; ++i) dst[i] = src[i];
+  } else if (dtype == DType::F16 && dtype_ == DType::F32) {
+    const auto* src = static_cast<const float*>(data_);
+    auto* dst = static_cast<uint16_t*>(out.raw_mutable());
+    for (size_t i = 0; i < n; ++i) dst[i] = f32_to_f16(src[i]);
+  } else if (dtype == DType::BF16 && dtype_ == DType::F32) {
+    const auto* src = static_cast<const float*>(data_);
+    auto* dst = static_cast<uint16_t*>(out.raw_mutable());
+    for (size_t i = 0; i < n; ++i) dst[i] = f32_to_bf16(src[i]);
+  } else if (dtype == DType::I64 && dtype_ == DType::I32) {
+    const auto* src = static_cast<const int32_t*>(data_);
+    int64_t* dst = out.data<int64_t>();
+    for (size_t i = 0; i < n; ++i) dst[i] = src[i];
+  } else {
+    fail("no conversion from ", dtype_name(dtype_), " to ", dtype_name(dtype));
+  }
+  return out;
+}
+
+}  // namespace mmx

@@ -1,0 +1,19 @@
+#include <omp.h>
+
+#include <thread>
+
+#include "mmx/runtime.hpp"
+
+namespace mmx {
+
+// One policy for every kernel: OpenMP's thread count. The GEMM library (oneDNN, OpenMP runtime)
+// reads the same setting, so there is no second pool to oversubscribe the cores.
+void set_num_threads(int n) {
+  if (n <= 0) n = static_cast<int>(std::thread::hardware_concurrency());
+  if (n <= 0) n = 1;
+  omp_set_num_threads(n);
+}
+
+int num_threads() { return omp_get_max_threads(); }
+
+}  // namespace mmx

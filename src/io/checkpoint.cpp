@@ -1,0 +1,87 @@
+#include "io/checkpoint.hpp"
+
+#include <algorithm>
+
+#include "core/file_util.hpp"
+#include "core/log.hpp"
+#include "io/json_config.hpp"
+
+namespace mmx {
+
+namespace {
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+std::string parent_dir(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? "." : path.substr(0, slash);
+}
+}  // namespace
+
+Checkpoint Checkpoint::open(const std::string& path) {
+  std::string target = path;
+  if (dir_exists(path)) {
+    const std::string single = join_path(path, "model.safetensors");
+    const std::string index = join_path(path, "model.safetensors.index.json");
+    if (file_exists(single)) target = single;
+    else if (file_exists(index)) target = index;
+    else if (file_exists(join_path(path, "pytorch_model.bin")) || file_exists(join_path(path, "pytorch_model.bin.index.json")))
+      throw Error(ErrorKind::Runtime, path + ": only PyTorch .bin weights found; mmx reads safetensors",
+                  "convert once with transformers: AutoModel.from_pretrained(dir).save_pretrained(dir, safe_serialization=True)");
+    else
+      fail(path, ": no model.safetensors or model.safetensors.index.json in this folder");
+  }
+  Checkpoint ckpt;
+  ckpt.source_ = target;
+  if (ends_with(target, ".index.json")) {
+    const JsonObject index = JsonObject::load(target);
+    auto map = index.json().find("weight_map");
+    if (map == index.json().end() || !map->is_object())
+      fail(target, ": 'weight_map' is missing or not an object");
+    std::map<std::string, size_t> shard_of_file;
+    const std::string dir = parent_dir(target);
+    for (auto it = map->begin(); it != map->end(); ++it) {
+      if (!it.value().is_string()) fail(target, ": weight_map['", it.key(), "'] must be a file name");
+      const std::string shard = it.value().get<std::string>();
+      if (shard.empty() || shard.find('/') != std::string::npos || shard == "." || shard == "..")
+        fail(target, ": weight_map['", it.key(), "'] = '", shard, "' is not a file name in this folder");
+      auto found = shard_of_file.find(shard);
+      if (found == shard_of_file.end()) {
+        const std::string shard_path = join_path(dir, shard);
+        if (!file_exists(shard_path)) fail(target, ": shard '", shard, "' (for tensor '", it.key(), "') does not exist");
+        ckpt.files_.push_back(std::make_shared<SafetensorsFile>(SafetensorsFile::open(shard_path)));
+        found = shard_of_file.emplace(shard, ckpt.files_.size() - 1).first;
+      }
+      if (!ckpt.files_[found->second]->find(it.key()))
+        fail(target, ": tensor '", it.key(), "' is listed in shard '", shard, "' but that file does not hold it");
+      ckpt.file_index_[it.key()] = found->second;
+    }
+    for (size_t f = 0; f < ckpt.files_.size(); ++f)
+      for (const auto& t : ckpt.files_[f]->tensors())
+        if (!ckpt.file_index_.count(t.name))
+          log_debug(ckpt.files_[f]->path(), ": tensor '", t.name, "' is not in the index; ignored");
+  } else {
+    ckpt.files_.push_back(std::make_shared<SafetensorsFile>(SafetensorsFile::open(target)));
+    for (const auto& t : ckpt.files_[0]->tensors()) ckpt.file_index_[t.name] = 0;
+  }
+  for (const auto& [name, file] : ckpt.file_index_) ckpt.names_.push_back(name);
+  return ckpt;
+}
+
+const TensorInfo* Checkpoint::find(const std::string& name) const {
+  auto it = file_index_.find(name);
+  return it == file_index_.end() ? nullptr : files_[it->second]->find(name);
+}
+
+Tensor Checkpoint::get(const std::string& name) const {
+  auto it = file_index_.find(name);
+  if (it == file_index_.end()) fail(source_, ": no tensor named '", name, "'");
+  return files_[it->second]->get(name);
+}
+
+std::string Checkpoint::file_of(const std::string& name) const {
+  auto it = file_index_.find(name);
+  return it == file_index_.end() ? source_ : files_[it->second]->path();
+}
+
+}  // namespace mmx

@@ -1,0 +1,94 @@
+#include "io/json_config.hpp"
+
+#include "core/file_util.hpp"
+#include "mmx/error.hpp"
+
+namespace mmx {
+
+const char* json_type_name(const nlohmann::json& v) {
+  if (v.is_null()) return "null";
+  if (v.is_boolean()) return "a boolean";
+  if (v.is_number_integer()) return "an integer";
+  if (v.is_number_float()) return "a floating-point number";
+  if (v.is_string()) return "a string";
+  if (v.is_array()) return "an array";
+  return "an object";
+}
+
+JsonObject::JsonObject(nlohmann::json json, std::string source) : json_(std::move(json)), source_(std::move(source)) {
+  if (!json_.is_object()) fail(source_, ": expected a JSON object at the top level, found ", json_type_name(json_));
+}
+
+JsonObject JsonObject::load(const std::string& path) {
+  const std::string text = read_file(path);
+  nlohmann::json parsed;
+  try {
+    parsed = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    fail(path, ": invalid JSON (", e.what(), ")");
+  }
+  return JsonObject(std::move(parsed), path);
+}
+
+const nlohmann::json* JsonObject::find(const std::string& key) const {
+  auto it = json_.find(key);
+  if (it == json_.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+
+bool JsonObject::has(const std::string& key) const { return find(key) != nullptr; }
+
+void JsonObject::type_error(const std::string& key, const char* expected) const {
+  fail(source_, ": key '", key, "': expected ", expected, ", found ", json_type_name(json_.at(key)), " (",
+       json_.at(key).dump(), ")");
+}
+
+int64_t JsonObject::get_int(const std::string& key, int64_t fallback) const {
+  const auto* v = find(key);
+  if (!v) return fallback;
+  if (!v->is_number_integer()) type_error(key, "an integer");
+  return v->get<int64_t>();
+}
+
+double JsonObject::get_float(const std::string& key, double fallback) const {
+  const auto* v = find(key);
+  if (!v) return fallback;
+  if (!v->is_number()) type_error(key, "a number");
+  return v->get<double>();
+}
+
+bool JsonObject::get_bool(const std::string& key, bool fallback) const {
+  const auto* v = find(key);
+  if (!v) return fallback;
+  if (!v->is_boolean()) type_error(key, "a boolean");
+  return v->get<bool>();
+}
+
+std::string JsonObject::get_string(const std::string& key, const std::string& fallback) const {
+  const auto* v = find(key);
+  if (!v) return fallback;
+  if (!v->is_string()) type_error(key, "a string");
+  return v->get<std::string>();
+}
+
+std::optional<std::string> JsonObject::get_optional_string(const std::string& key) const {
+  if (!has(key)) return std::nullopt;
+  return get_string(key, "");
+}
+
+std::optional<bool> JsonObject::get_optional_bool(const std::string& key) const {
+  if (!has(key)) return std::nullopt;
+  return get_bool(key, false);
+}
+
+int64_t JsonObject::require_int(const std::string& key) const {
+  if (!has(key)) fail(source_, ": required key '", key, "' is missing");
+  return get_int(key, 0);
+}
+
+std::string JsonObject::require_string(const std::string& key) const {
+  if (!has(key)) fail(source_, ": required key '", key, "' is missing");
+  return get_string(key, "");
+}
+
+}  // namespace mmx

@@ -1,0 +1,155 @@
+#include "models/bert.hpp"
+
+#include <cstring>
+
+#include "core/log.hpp"
+
+namespace mmx {
+
+BertConfig BertConfig::from_json(const JsonObject& j) {
+  BertConfig c;
+  c.vocab_size = j.get_int("vocab_size", c.vocab_size);
+  c.hidden_size = j.get_int("hidden_size", c.hidden_size);
+  c.num_hidden_layers = j.get_int("num_hidden_layers", c.num_hidden_layers);
+  c.num_attention_heads = j.get_int("num_attention_heads", c.num_attention_heads);
+  c.intermediate_size = j.get_int("intermediate_size", c.intermediate_size);
+  c.hidden_act = j.get_string("hidden_act", c.hidden_act);
+  c.max_position_embeddings = j.get_int("max_position_embeddings", c.max_position_embeddings);
+  c.type_vocab_size = j.get_int("type_vocab_size", c.type_vocab_size);
+  c.layer_norm_eps = j.get_float("layer_norm_eps", c.layer_norm_eps);
+  c.pad_token_id = j.get_int("pad_token_id", c.pad_token_id);
+  c.position_embedding_type = j.get_string("position_embedding_type", c.position_embedding_type);
+  c.is_decoder = j.get_bool("is_decoder", c.is_decoder);
+  for (auto [key, value] : {std::pair{"vocab_size", c.vocab_size}, {"hidden_size", c.hidden_size},
+                            {"num_hidden_layers", c.num_hidden_layers}, {"num_attention_heads", c.num_attention_heads},
+                            {"intermediate_size", c.intermediate_size},
+                            {"max_position_embeddings", c.max_position_embeddings}})
+    if (value <= 0 && !(std::strcmp(key, "num_hidden_layers") == 0 && value == 0))
+      fail(j.source(), ": key '", key, "' must be positive, found ", value);
+  if (c.type_vocab_size < 0) fail(j.source(), ": key 'type_vocab_size' must not be negative");
+  if (c.hidden_size % c.num_attention_heads != 0)
+    fail(j.source(), ": hidden_size ", c.hidden_size, " is not a multiple of num_attention_heads ",
+         c.num_attention_heads);
+  if (c.position_embedding_type != "absolute")
+    fail(j.source(), ": position_embedding_type '", c.position_embedding_type,
+         "' is not supported yet (only 'absolute')");
+  ops::activation_from_name(c.hidden_act);  // rejects unknown activations now, naming them
+  return c;
+}
+
+BertEmbeddings::BertEmbeddings(const WeightView& w, const BertConfig& c)
+    : word_embeddings(w.sub("word_embeddings").get("weight", {c.vocab_size, c.hidden_size})),
+      position_embeddings(w.sub("position_embeddings").get("weight", {c.max_position_embeddings, c.hidden_size})),
+      token_type_embeddings(c.type_vocab_size > 0
+                                ? w.sub("token_type_embeddings").get("weight", {c.type_vocab_size, c.hidden_size})
+                                : Tensor()),
+      norm(w.sub("LayerNorm"), c.hidden_size, c.layer_norm_eps) {}
+
+Tensor BertEmbeddings::forward(const Tensor& input_ids, const Tensor& token_type_ids) const {
+  const int64_t batch = input_ids.dim(0), seq = input_ids.dim(1);
+  if (seq > position_embeddings.dim(0))
+    throw Error(ErrorKind::Runtime,
+                str("sequence of ", seq, " tokens is longer than max_position_embeddings ", position_embeddings.dim(0)),
+                "truncate the text (--max-length)");
+  Tensor embeddings = ops::embedding(word_embeddings, input_ids);  // [B, T, C]
+  if (token_type_embeddings.defined()) {
+    const Tensor types = token_type_ids.defined() ? token_type_ids : Tensor::zeros({batch, seq}, DType::I64);
+    ops::add_(embeddings, ops::embedding(token_type_embeddings, types));  // inputs_embeds + token_type_embeddings
+  }
+  // absolute positions 0..T-1: the first T rows of the table, broadcast over the batch
+  ops::add_(embeddings, position_embeddings.narrow0(0, seq));
+  return norm.forward(embeddings);
+}
+
+BertSelfAttention::BertSelfAttention(const WeightView& w, const BertConfig& c)
+    : query(w.sub("query"), c.hidden_size, c.hidden_size),
+      key(w.sub("key"), c.hidden_size, c.hidden_size),
+      value(w.sub("value"), c.hidden_size, c.hidden_size),
+      num_attention_heads(c.num_attention_heads),
+      causal(c.is_decoder) {}
+
+Tensor BertSelfAttention::forward(const Tensor& hidden_states, const Tensor& attention_mask) const {
+  const Tensor q = query.forward(hidden_states);  // [B, T, heads·head_dim]
+  const Tensor k = key.forward(hidden_states);
+  const Tensor v = value.forward(hidden_states);
+  // softmax(q·kᵀ/sqrt(head_dim) + mask)·v with padding keys hidden; dropout is identity
+  return ops::attention(q, k, v, num_attention_heads, attention_mask, causal);  // [B, T, C]
+}
+
+BertSelfOutput::BertSelfOutput(const WeightView& w, const BertConfig& c)
+    : dense(w.sub("dense"), c.hidden_size, c.hidden_size), norm(w.sub("LayerNorm"), c.hidden_size, c.layer_norm_eps) {}
+
+Tensor BertSelfOutput::forward(const Tensor& hidden_states, const Tensor& input_tensor) const {
+  Tensor x = dense.forward(hidden_states);  // [B, T, C]
+  ops::add_(x, input_tensor);
+  return norm.forward(x);
+}
+
+BertIntermediate::BertIntermediate(const WeightView& w, const BertConfig& c)
+    : dense(w.sub("dense"), c.hidden_size, c.intermediate_size), act(ops::activation_from_name(c.hidden_act)) {}
+
+Tensor BertIntermediate::forward(const Tensor& hidden_states) const {
+  Tensor x = dense.forward(hidden_states);  // [B, T, intermediate]
+  ops::activation_(x, act);
+  return x;
+}
+
+BertOutput::BertOutput(const WeightView& w, const BertConfig& c)
+    : dense(w.sub("dense"), c.intermediate_size, c.hidden_size),
+      norm(w.sub("LayerNorm"), c.hidden_size, c.layer_norm_eps) {}
+
+Tensor BertOutput::forward(const Tensor& hidden_states, const Tensor& input_tensor) const {
+  Tensor x = dense.forward(hidden_states);  // [B, T, C]
+  ops::add_(x, input_tensor);
+  return norm.forward(x);
+}
+
+Tensor BertLayer::forward(const Tensor& hidden_states, const Tensor& attention_mask) const {
+  const Tensor attention_output = attention.forward(hidden_states, attention_mask);
+  return output.forward(intermediate.forward(attention_output), attention_output);
+}
+
+Tensor BertPooler::forward(const Tensor& hidden_states) const {
+  const int64_t batch = hidden_states.dim(0), seq = hidden_states.dim(1), c = hidden_states.dim(2);
+  Tensor first = Tensor::empty({batch, c});  // hidden_states[:, 0]
+  for (int64_t b = 0; b < batch; ++b)
+    std::memcpy(first.data<float>() + b * c, hidden_states.data<float>() + b * seq * c, sizeof(float) * c);
+  Tensor pooled = dense.forward(first);
+  ops::activation_(pooled, ops::Activation::Tanh);
+  return pooled;
+}
+
+BertModel::BertModel(const BertConfig& config, WeightLoader& weights) : config_(config) {
+  // A checkpoint of BertFor* keeps the encoder under "bert."; transformers strips that prefix.
+  const WeightView root(weights, weights.has_prefix("bert.") ? "bert." : "");
+  embeddings_.emplace(root.sub("embeddings"), config_);
+  layers_.reserve(static_cast<size_t>(config_.num_hidden_layers));
+  for (int64_t i = 0; i < config_.num_hidden_layers; ++i) layers_.emplace_back(root.sub("encoder").sub("layer", i), config_);
+  // transformers would initialise a missing pooler at random (a different one on every load);
+  // mmx instead has no pooler, and asking for pooler_output is an error.
+  if (root.has("pooler.dense.weight") || root.has("pooler.dense.bias")) pooler_.emplace(root.sub("pooler"), config_);
+  else log_info("checkpoint has no pooler (pooler.dense.*): pooler_output is unavailable");
+  weights.finish("BertModel", {"position_ids"});
+}
+
+BertOutputs BertModel::forward(const Tensor& input_ids, const Tensor& token_type_ids, const Tensor& attention_mask,
+                               const TraceFn& trace) const {
+  if (input_ids.ndim() != 2 || input_ids.dtype() != DType::I64)
+    fail("BertModel: input_ids must be I64 [batch, seq], got ", dtype_name(input_ids.dtype()), " ",
+         shape_str(input_ids.shape()));
+  for (const Tensor* t : {&token_type_ids, &attention_mask})
+    if (t->defined() && (t->shape() != input_ids.shape() || t->dtype() != DType::I64))
+      fail("BertModel: token_type_ids / attention_mask must be I64 ", shape_str(input_ids.shape()));
+  Tensor hidden_states = embeddings_->forward(input_ids, token_type_ids);  // [B, T, C]
+  if (trace) trace("embeddings", hidden_states);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    hidden_states = layers_[i].forward(hidden_states, attention_mask);
+    if (trace) trace(str("encoder.layer.", i), hidden_states);
+  }
+  BertOutputs out;
+  out.last_hidden_state = hidden_states;
+  if (pooler_) out.pooler_output = pooler_->forward(hidden_states);
+  return out;
+}
+
+}  // namespace mmx

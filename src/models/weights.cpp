@@ -1,0 +1,103 @@
+#include "models/weights.hpp"
+
+#include <sstream>
+
+#include "core/log.hpp"
+
+namespace mmx {
+
+WeightLoader::WeightLoader(const Checkpoint& checkpoint) : checkpoint_(&checkpoint) {}
+
+std::unique_ptr<WeightLoader> WeightLoader::random(uint64_t seed) {
+  std::unique_ptr<WeightLoader> loader(new WeightLoader());
+  loader->rng_ = std::make_unique<std::mt19937_64>(seed);
+  return loader;
+}
+
+// transformers renames legacy TensorFlow-era keys on load (…LayerNorm.gamma → .weight, .beta → .bias);
+// the real bert-base-uncased checkpoint still uses them.
+std::string WeightLoader::resolve(const std::string& name) const {
+  if (!checkpoint_ || checkpoint_->find(name)) return name;
+  auto swap_suffix = [&](const std::string& from, const std::string& to) -> std::string {
+    if (name.size() > from.size() && name.compare(name.size() - from.size(), from.size(), from) == 0) {
+      std::string legacy = name.substr(0, name.size() - from.size()) + to;
+      if (checkpoint_->find(legacy)) return legacy;
+    }
+    return {};
+  };
+  if (auto legacy = swap_suffix(".weight", ".gamma"); !legacy.empty()) return legacy;
+  if (auto legacy = swap_suffix(".bias", ".beta"); !legacy.empty()) return legacy;
+  return name;
+}
+
+bool WeightLoader::has(const std::string& name) const {
+  return !checkpoint_ || checkpoint_->find(resolve(name)) != nullptr;
+}
+
+bool WeightLoader::has_prefix(const std::string& prefix) const {
+  if (!checkpoint_) return false;
+  for (const auto& n : checkpoint_->names())
+    if (n.compare(0, prefix.size(), prefix) == 0) return true;
+  return false;
+}
+
+Tensor WeightLoader::get(const std::string& name, const Shape& shape, Init init) {
+  if (!checkpoint_) {
+    Tensor t = Tensor::empty(shape);
+    float* p = t.data<float>();
+    std::normal_distribution<float> normal(0.f, 0.02f);
+    for (int64_t i = 0; i < t.numel(); ++i) p[i] = init == Init::Ones ? 1.f : init == Init::Zeros ? 0.f : normal(*rng_);
+    return t;
+  }
+  const std::string key = resolve(name);
+  const TensorInfo* info = checkpoint_->find(key);
+  if (!info) {
+    missing_.push_back(name);
+    return Tensor::zeros(shape);  // placeholder so loading goes on and reports everything at once
+  }
+  used_.insert(key);
+  if (info->shape != shape) {
+    mismatched_.push_back(str(checkpoint_->file_of(key), ": tensor '", key, "': shape ", shape_str(info->shape),
+                              ", config implies ", shape_str(shape)));
+    return Tensor::zeros(shape);
+  }
+  if (!info->supported || (info->dtype != DType::F32 && info->dtype != DType::F16 && info->dtype != DType::BF16 &&
+                           info->dtype != DType::F64)) {
+    mismatched_.push_back(str(checkpoint_->file_of(key), ": tensor '", key, "': dtype ", info->dtype_name,
+                              ", expected a floating-point dtype (F32, F16, BF16)"));
+    return Tensor::zeros(shape);
+  }
+  return checkpoint_->get(key).to(DType::F32);
+}
+
+void WeightLoader::finish(const std::string& model_name, const std::vector<std::string>& ignorable_suffixes) {
+  if (!checkpoint_) return;
+  if (!missing_.empty() || !mismatched_.empty()) {
+    std::ostringstream msg;
+    msg << checkpoint_->source() << ": cannot load " << model_name << ":";
+    if (!missing_.empty()) {
+      msg << "\n  missing " << missing_.size() << " tensor(s):";
+      for (const auto& m : missing_) msg << "\n    " << m;
+    }
+    for (const auto& m : mismatched_) msg << "\n  " << m;
+    throw Error(ErrorKind::Runtime, msg.str(), "is this folder a " + model_name + " checkpoint?");
+  }
+  std::vector<std::string> unused;
+  for (const auto& n : checkpoint_->names()) {
+    if (used_.count(n)) continue;
+    bool ignorable = false;
+    for (const auto& s : ignorable_suffixes)
+      ignorable |= n.size() >= s.size() && n.compare(n.size() - s.size(), s.size(), s) == 0;
+    if (!ignorable) unused.push_back(n);
+  }
+  if (!unused.empty()) {
+    std::ostringstream msg;
+    msg << unused.size() << " tensor(s) of " << checkpoint_->source() << " are not used by " << model_name
+        << " (heads of another task):";
+    for (size_t i = 0; i < unused.size() && i < 8; ++i) msg << ' ' << unused[i];
+    if (unused.size() > 8) msg << " …";
+    log_info(msg.str());
+  }
+}
+
+}  // namespace mmx

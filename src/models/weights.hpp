@@ -1,0 +1,60 @@
+// Binding checkpoint tensors to modules by their Hugging Face state-dict names. Like
+// from_pretrained, a load collects every missing, mis-shaped and unexpected key, and reports
+// them together when the model is complete, not one at a time.
+#pragma once
+#include <memory>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "io/checkpoint.hpp"
+
+namespace mmx {
+
+enum class Init { Normal, Ones, Zeros };  // how a random-weight model (benchmarks) fills a tensor
+
+class WeightLoader {
+ public:
+  explicit WeightLoader(const Checkpoint& checkpoint);
+  // No file: every requested tensor is synthesised (N(0, 0.02), or ones/zeros for norms).
+  static std::unique_ptr<WeightLoader> random(uint64_t seed);
+
+  bool has(const std::string& name) const;
+  bool has_prefix(const std::string& prefix) const;  // any tensor name starts with it
+  // The tensor as F32 (F16/BF16 converted once, here; F32 used in place from the mapping).
+  Tensor get(const std::string& name, const Shape& shape, Init init = Init::Normal);
+
+  // Call when the model is built: fails listing all missing and mis-shaped tensors; names the
+  // unused ones (ignored as transformers ignores them) at info level.
+  void finish(const std::string& model_name, const std::vector<std::string>& ignorable_suffixes = {});
+
+ private:
+  WeightLoader() = default;
+  std::string resolve(const std::string& name) const;  // legacy LayerNorm.gamma/.beta names
+  const Checkpoint* checkpoint_ = nullptr;
+  std::unique_ptr<std::mt19937_64> rng_;
+  std::set<std::string> used_;
+  std::vector<std::string> missing_, mismatched_;
+};
+
+// A module's view of the weights: its dotted prefix ("encoder.layer.3.attention.self.").
+class WeightView {
+ public:
+  WeightView(WeightLoader& loader, std::string prefix = "") : loader_(&loader), prefix_(std::move(prefix)) {}
+  WeightView sub(const std::string& name) const { return WeightView(*loader_, prefix_ + name + "."); }
+  WeightView sub(const std::string& name, int64_t index) const {
+    return WeightView(*loader_, prefix_ + name + "." + std::to_string(index) + ".");
+  }
+  Tensor get(const std::string& name, const Shape& shape, Init init = Init::Normal) const {
+    return loader_->get(prefix_ + name, shape, init);
+  }
+  bool has(const std::string& name) const { return loader_->has(prefix_ + name); }
+  const std::string& prefix() const { return prefix_; }
+
+ private:
+  WeightLoader* loader_;
+  std::string prefix_;
+};
+
+}  // namespace mmx

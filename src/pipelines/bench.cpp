@@ -1,0 +1,129 @@
+#include "mmx/bench.hpp"
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <random>
+#include <regex>
+
+#include "backend/ops.hpp"
+#include "core/file_util.hpp"
+#include "models/bert.hpp"
+#include "mmx/runtime.hpp"
+#include "mmx/tokenizer.hpp"
+
+namespace mmx {
+
+namespace {
+
+// The lab's eight texts: four captions, four lines of dialogue.
+const std::vector<std::string> kLabTexts = {"Cat with paint",     "rock statue", "frogs on leaf",           "jellyfish",
+                                            "Cats don't usually", "like water",  "but this one likes paint", "quite a lot"};
+
+double peak_rss_mb() {
+  struct rusage usage;
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss / 1024.0;
+}
+
+BenchResult time_runs(const std::string& name, int runs, double flops, const std::function<void()>& run) {
+  run();  // warm-up: first-touch of weights and buffers, GEMM library initialisation
+  std::vector<double> ms;
+  for (int r = 0; r < runs; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    run();
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  BenchResult r;
+  r.workload = name;
+  r.runs = runs;
+  r.min_ms = ms.front();
+  r.median_ms = ms.size() % 2 ? ms[ms.size() / 2] : 0.5 * (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]);
+  r.threads = num_threads();
+  r.gflops = flops / (r.median_ms * 1e6);
+  r.peak_fraction = r.gflops / cpu_peak_gflops(r.threads);
+  r.peak_rss_mb = peak_rss_mb();
+  return r;
+}
+
+double bert_flops(const BertConfig& c, int64_t batch, int64_t seq) {
+  const double tokens = double(batch) * seq, h = double(c.hidden_size), i = double(c.intermediate_size);
+  const double per_layer = 2 * tokens * (4 * h * h + 2 * h * i) + 2 * 2 * double(batch) * seq * seq * h;
+  return per_layer * double(c.num_hidden_layers) + 2 * double(batch) * h * h;  // + pooler
+}
+
+BenchResult bench_bert(const std::string& name, int runs, const std::string& data_dir, bool lab) {
+  const std::string config_path = join_path(data_dir, "real-configs/bert-base-uncased/config.json");
+  const BertConfig config = BertConfig::from_json(JsonObject::load(config_path));
+  auto loader = WeightLoader::random(42);
+  const BertModel model(config, *loader);
+  Tensor input_ids, mask;
+  if (lab) {  // the lab's batch, tokenised with the real vocabulary: [8, 7]
+    const auto tokenizer = Tokenizer::load(join_path(data_dir, "tokenizers/bert-base-uncased"));
+    const BatchEncoding batch = tokenizer->encode_batch(kLabTexts, Padding::Longest);
+    input_ids = batch.input_ids();
+    mask = batch.attention_mask();
+  } else {  // 32 sequences of 128 random ids, no padding
+    std::mt19937 rng(7);
+    std::vector<int64_t> ids(32 * 128);
+    for (auto& id : ids) id = 1000 + static_cast<int64_t>(rng() % 20000);
+    input_ids = Tensor::from_vector(ids, {32, 128});
+    mask = Tensor::from_vector(std::vector<int64_t>(ids.size(), 1), {32, 128});
+  }
+  BenchResult r = time_runs(name, runs, bert_flops(config, input_ids.dim(0), input_ids.dim(1)),
+                            [&] { model.forward(input_ids, Tensor(), mask); });
+  r.detail = str("bert-base-uncased (random weights), batch ", shape_str(input_ids.shape()));
+  return r;
+}
+
+BenchResult bench_gemm(const std::string& name, int runs, int64_t m, int64_t n, int64_t k) {
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> dist(-1.f, 1.f);
+  Tensor x = Tensor::empty({m, k}), w = Tensor::empty({n, k});
+  for (Tensor* t : {&x, &w})
+    for (int64_t i = 0; i < t->numel(); ++i) t->data<float>()[i] = dist(rng);
+  BenchResult r = time_runs(name, runs, 2.0 * m * n * k, [&] { ops::linear(x, w, Tensor()); });
+  r.detail = str("x[", m, ", ", k, "] · w[", n, ", ", k, "]ᵀ (nn.Linear layout)");
+  return r;
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, std::string>> bench_workloads() {
+  return {{"bert-lab", "bert-base-uncased forward on the lab's 8 texts (batch [8, 7])"},
+          {"bert-32x128", "bert-base-uncased forward on 32 × 128 tokens"},
+          {"gemm-MxNxK", "one GEMM, e.g. gemm-4096x3072x768 (x[M,K]·w[N,K]ᵀ)"}};
+}
+
+BenchResult run_benchmark(const std::string& workload, int runs, const std::string& data_dir) {
+  if (runs < 1) usage_error("--runs must be at least 1");
+  if (workload == "bert-lab") return bench_bert(workload, runs, data_dir, true);
+  if (workload == "bert-32x128") return bench_bert(workload, runs, data_dir, false);
+  std::smatch m;
+  const std::regex gemm_re("gemm-([0-9]+)x([0-9]+)x([0-9]+)");
+  if (std::regex_match(workload, m, gemm_re))
+    return bench_gemm(workload, runs, std::stoll(m[1]), std::stoll(m[2]), std::stoll(m[3]));
+  usage_error("unknown workload '", workload, "' (see mmx bench --help)");
+}
+
+double cpu_peak_gflops(int threads) {
+  if (const char* env = std::getenv("MMX_PEAK_GFLOPS")) return std::atof(env) * threads / std::max(1, num_threads());
+  double ghz = 0;
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(cpuinfo, line))
+    if (line.rfind("cpu MHz", 0) == 0) {
+      ghz = std::atof(line.substr(line.find(':') + 1).c_str()) / 1000.0;
+      break;
+    }
+  if (ghz <= 0) ghz = 2.5;
+  const double flops_per_cycle = __builtin_cpu_supports("avx512f") ? 64 : __builtin_cpu_supports("fma") ? 32 : 8;
+  return threads * flops_per_cycle * ghz;
+}
+
+}  // namespace mmx

@@ -1,0 +1,59 @@
+#include "core/file_util.hpp"
+#include "mmx/tokenizer.hpp"
+#include "text/wordpiece.hpp"
+
+namespace mmx {
+
+std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& folder) {
+  if (!dir_exists(folder)) fail(folder, ": no such folder");
+  if (file_exists(join_path(folder, "vocab.txt"))) return text::BertTokenizer::load(folder);
+  fail(folder, ": no tokenizer files found (expected vocab.txt for a BERT WordPiece tokenizer)");
+}
+
+BatchEncoding Tokenizer::encode_batch(const std::vector<std::string>& texts, Padding padding,
+                                      std::optional<int64_t> max_length) const {
+  BatchEncoding batch;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    try {
+      batch.rows.push_back(encode(texts[i], nullptr, max_length));
+    } catch (const Error& e) {
+      rethrow_with_context(e, str("text ", i + 1));
+    }
+  }
+  if (padding == Padding::None) return batch;
+  size_t target = 0;
+  if (padding == Padding::MaxLength) {
+    target = static_cast<size_t>(max_length.value_or(model_max_length()));
+  } else {
+    for (const auto& r : batch.rows) target = std::max(target, r.input_ids.size());
+  }
+  for (auto& r : batch.rows)
+    if (r.input_ids.size() < target) {
+      r.input_ids.resize(target, pad_token_id());
+      r.token_type_ids.resize(target, 0);
+      r.attention_mask.resize(target, 0);
+    }
+  return batch;
+}
+
+int64_t BatchEncoding::length() const {
+  if (rows.empty()) return 0;
+  const size_t n = rows[0].input_ids.size();
+  for (const auto& r : rows)
+    if (r.input_ids.size() != n) fail("batch rows differ in length: pad them first");
+  return static_cast<int64_t>(n);
+}
+
+static Tensor stack(const BatchEncoding& batch, std::vector<int64_t> Encoding::*field) {
+  const int64_t length = batch.length();
+  Tensor t = Tensor::empty({static_cast<int64_t>(batch.rows.size()), length}, DType::I64);
+  int64_t* p = t.data<int64_t>();
+  for (const auto& r : batch.rows) p = std::copy((r.*field).begin(), (r.*field).end(), p);
+  return t;
+}
+
+Tensor BatchEncoding::input_ids() const { return stack(*this, &Encoding::input_ids); }
+Tensor BatchEncoding::token_type_ids() const { return stack(*this, &Encoding::token_type_ids); }
+Tensor BatchEncoding::attention_mask() const { return stack(*this, &Encoding::attention_mask); }
+
+}  // namespace mmx

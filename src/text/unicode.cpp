@@ -1,0 +1,83 @@
+#include "text/unicode.hpp"
+
+#include <utf8proc.h>
+
+#include <cstdlib>
+
+#include "core/file_util.hpp"
+#include "mmx/error.hpp"
+
+namespace mmx::text {
+
+std::u32string utf8_to_u32(std::string_view s, const std::string& what) {
+  const size_t bad = find_invalid_utf8(s);
+  if (bad != std::string_view::npos)
+    fail(what, ": invalid UTF-8 at byte ", bad, " (byte value 0x", std::hex,
+         static_cast<int>(static_cast<unsigned char>(s[bad])), ")");
+  std::u32string out;
+  out.reserve(s.size());
+  size_t i = 0;
+  while (i < s.size()) {
+    utf8proc_int32_t cp;
+    const auto n = utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(s.data() + i),
+                                    static_cast<utf8proc_ssize_t>(s.size() - i), &cp);
+    out.push_back(static_cast<char32_t>(cp));
+    i += static_cast<size_t>(n);
+  }
+  return out;
+}
+
+void append_utf8(std::string& out, char32_t c) {
+  utf8proc_uint8_t buf[4];
+  const auto n = utf8proc_encode_char(static_cast<utf8proc_int32_t>(c), buf);
+  out.append(reinterpret_cast<const char*>(buf), static_cast<size_t>(n));
+}
+
+std::string u32_to_utf8(std::u32string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char32_t c : text) append_utf8(out, c);
+  return out;
+}
+
+const char* category(char32_t c) { return utf8proc_category_string(static_cast<utf8proc_int32_t>(c)); }
+
+bool is_python_space(char32_t c) {
+  // CPython's _PyUnicode_IsWhitespace: bidirectional class WS/B/S or category Zs.
+  switch (c) {
+    case 0x09: case 0x0a: case 0x0b: case 0x0c: case 0x0d: case 0x1c: case 0x1d: case 0x1e: case 0x1f:
+    case 0x20: case 0x85: case 0xa0: case 0x1680: case 0x2028: case 0x2029: case 0x202f: case 0x205f: case 0x3000:
+      return true;
+    default:
+      return c >= 0x2000 && c <= 0x200a;
+  }
+}
+
+void append_python_lower(std::u32string& out, char32_t c) {
+  if (c == 0x130) {  // the one unconditional multi-character lowercase mapping (SpecialCasing.txt)
+    out.push_back(U'i');
+    out.push_back(0x307);
+    return;
+  }
+  out.push_back(static_cast<char32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(c))));
+}
+
+static std::u32string normalize(const std::u32string& text, utf8proc_option_t options) {
+  const std::string utf8 = u32_to_utf8(text);
+  utf8proc_uint8_t* result = nullptr;
+  const auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(utf8.data()),
+                              static_cast<utf8proc_ssize_t>(utf8.size()), &result, options);
+  if (n < 0) fail("Unicode normalisation failed: ", utf8proc_errmsg(n));
+  std::u32string out = utf8_to_u32(std::string_view(reinterpret_cast<char*>(result), static_cast<size_t>(n)));
+  std::free(result);
+  return out;
+}
+
+std::u32string nfc(const std::u32string& text) {
+  return normalize(text, static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+}
+std::u32string nfd(const std::u32string& text) {
+  return normalize(text, static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_DECOMPOSE));
+}
+
+}  // namespace mmx::text

@@ -1,0 +1,307 @@
+#include "text/wordpiece.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+#include "core/file_util.hpp"
+#include "core/log.hpp"
+#include "io/json_config.hpp"
+#include "text/unicode.hpp"
+
+namespace mmx::text {
+
+namespace {
+
+constexpr size_t kMaxInputCharsPerWord = 100;
+
+bool is_bert_whitespace(char32_t c) {  // tokenization_bert._is_whitespace
+  return c == U' ' || c == U'\t' || c == U'\n' || c == U'\r' || std::strcmp(category(c), "Zs") == 0;
+}
+bool is_bert_control(char32_t c) {  // tokenization_bert._is_control: every "C*" category
+  if (c == U'\t' || c == U'\n' || c == U'\r') return false;
+  return category(c)[0] == 'C';
+}
+bool is_bert_punctuation(char32_t c) {  // ASCII non-alphanumerics count even where Unicode says "S*"
+  if ((c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) || (c >= 123 && c <= 126)) return true;
+  return category(c)[0] == 'P';
+}
+bool is_cjk(char32_t c) {  // the CJK Unified Ideographs blocks, as in tokenization_bert._is_chinese_char
+  return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x20000 && c <= 0x2A6DF) ||
+         (c >= 0x2A700 && c <= 0x2B73F) || (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B820 && c <= 0x2CEAF) ||
+         (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
+}
+
+// Python's str.split(): runs of whitespace separate, empty pieces dropped.
+std::vector<std::u32string> split_whitespace(const std::u32string& text) {
+  std::vector<std::u32string> out;
+  std::u32string current;
+  for (char32_t c : text) {
+    if (is_python_space(c)) {
+      if (!current.empty()) out.push_back(std::move(current));
+      current.clear();
+    } else {
+      current.push_back(c);
+    }
+  }
+  if (!current.empty()) out.push_back(std::move(current));
+  return out;
+}
+
+std::string token_content(const nlohmann::json& value) {  // "…" or an AddedToken dict {"content": "…"}
+  if (value.is_string()) return value.get<std::string>();
+  if (value.is_object() && value.contains("content") && value["content"].is_string())
+    return value["content"].get<std::string>();
+  return {};
+}
+
+}  // namespace
+
+std::unique_ptr<BertTokenizer> BertTokenizer::load(const std::string& folder) {
+  const std::string vocab_path = join_path(folder, "vocab.txt");
+  if (!file_exists(vocab_path)) fail(folder, ": no vocab.txt (not a BERT WordPiece tokenizer folder)");
+  const std::string bytes = read_file(vocab_path);
+  if (const size_t bad = find_invalid_utf8(bytes); bad != std::string::npos)
+    fail(vocab_path, ": invalid UTF-8 at byte ", bad);
+  std::vector<std::string> vocab;
+  size_t start = 0;
+  while (start < bytes.size()) {  // load_vocab: one token per line, trailing newline removed
+    size_t end = bytes.find('\n', start);
+    if (end == std::string::npos) end = bytes.size();
+    std::string token = bytes.substr(start, end - start);
+    if (!token.empty() && token.back() == '\r') token.pop_back();
+    vocab.push_back(std::move(token));
+    start = end + 1;
+  }
+  if (vocab.empty()) fail(vocab_path, ": empty vocabulary");
+
+  BertTokenizerConfig config;
+  std::vector<std::pair<std::string, int64_t>> added;
+  auto read_special = [&](const JsonObject& json) {
+    for (auto [key, field] : {std::pair{"unk_token", &config.unk_token}, {"sep_token", &config.sep_token},
+                              {"pad_token", &config.pad_token}, {"cls_token", &config.cls_token},
+                              {"mask_token", &config.mask_token}}) {
+      auto it = json.json().find(key);
+      if (it != json.json().end() && !token_content(*it).empty()) *field = token_content(*it);
+    }
+  };
+  const std::string special_path = join_path(folder, "special_tokens_map.json");
+  if (file_exists(special_path)) read_special(JsonObject::load(special_path));
+  const std::string config_path = join_path(folder, "tokenizer_config.json");
+  if (file_exists(config_path)) {
+    const JsonObject json = JsonObject::load(config_path);
+    config.do_lower_case = json.get_bool("do_lower_case", true);
+    config.do_basic_tokenize = json.get_bool("do_basic_tokenize", true);
+    config.tokenize_chinese_chars = json.get_bool("tokenize_chinese_chars", true);
+    config.strip_accents = json.get_optional_bool("strip_accents");
+    if (json.has("model_max_length")) {
+      // Saved as 1e30 ("very large") when unknown: treat anything past int64 as unlimited.
+      const auto& v = json.json()["model_max_length"];
+      if (!v.is_number()) fail(config_path, ": key 'model_max_length': expected a number");
+      const double d = v.get<double>();
+      config.model_max_length = d >= 9.2e18 ? std::numeric_limits<int64_t>::max() : static_cast<int64_t>(d);
+    }
+    read_special(json);
+    auto decoder = json.json().find("added_tokens_decoder");
+    if (decoder != json.json().end() && decoder->is_object())
+      for (auto it = decoder->begin(); it != decoder->end(); ++it) {
+        const std::string content = token_content(it.value());
+        char* end = nullptr;
+        const long long id = std::strtoll(it.key().c_str(), &end, 10);
+        if (content.empty() || *end != '\0' || id < 0)
+          fail(config_path, ": added_tokens_decoder entry '", it.key(), "' is not {id: {\"content\": ...}}");
+        added.emplace_back(content, id);
+      }
+  } else {
+    config.model_max_length = std::numeric_limits<int64_t>::max();
+  }
+  return std::make_unique<BertTokenizer>(std::move(vocab), config, std::move(added));
+}
+
+BertTokenizer::BertTokenizer(std::vector<std::string> vocab, BertTokenizerConfig config,
+                             std::vector<std::pair<std::string, int64_t>> added_tokens)
+    : config_(std::move(config)), id_to_token_(std::move(vocab)) {
+  for (size_t i = 0; i < id_to_token_.size(); ++i) vocab_[id_to_token_[i]] = static_cast<int64_t>(i);
+  for (const auto& [content, id] : added_tokens) {
+    if (id >= static_cast<int64_t>(id_to_token_.size())) id_to_token_.resize(static_cast<size_t>(id) + 1);
+    id_to_token_[static_cast<size_t>(id)] = content;
+    vocab_[content] = id;
+  }
+  auto require = [&](const std::string& token, const char* role) {
+    auto it = vocab_.find(token);
+    if (it == vocab_.end()) fail("tokenizer: ", role, " '", token, "' is not in the vocabulary");
+    return it->second;
+  };
+  unk_id_ = require(config_.unk_token, "unk_token");
+  sep_id_ = require(config_.sep_token, "sep_token");
+  cls_id_ = require(config_.cls_token, "cls_token");
+  pad_id_ = require(config_.pad_token, "pad_token");
+  // Special and added tokens are cut out of the text before any normalisation and never split.
+  std::vector<std::string> no_split = {config_.unk_token, config_.sep_token, config_.pad_token, config_.cls_token,
+                                       config_.mask_token};
+  for (const auto& [content, id] : added_tokens) no_split.push_back(content);
+  for (const auto& t : no_split) {
+    std::u32string u = utf8_to_u32(t, "special token");
+    if (!u.empty() && std::find(no_split_.begin(), no_split_.end(), u) == no_split_.end()) no_split_.push_back(u);
+  }
+  // Longest first, so that a token that prefixes another never shadows it.
+  std::sort(no_split_.begin(), no_split_.end(), [](const auto& a, const auto& b) { return a.size() > b.size(); });
+}
+
+int64_t BertTokenizer::token_to_id(const std::string& token) const {
+  auto it = vocab_.find(token);
+  return it == vocab_.end() ? unk_id_ : it->second;
+}
+
+std::string BertTokenizer::id_to_token(int64_t id) const {
+  if (id < 0 || id >= static_cast<int64_t>(id_to_token_.size())) fail("tokenizer: id ", id, " is outside the vocabulary");
+  return id_to_token_[static_cast<size_t>(id)];
+}
+
+std::vector<std::u32string> BertTokenizer::basic_tokenize(const std::u32string& text) const {
+  std::u32string cleaned;
+  cleaned.reserve(text.size());
+  for (char32_t c : text) {
+    if (c == 0 || c == 0xFFFD || is_bert_control(c)) continue;
+    if (is_bert_whitespace(c)) {
+      cleaned.push_back(U' ');
+    } else if (config_.tokenize_chinese_chars && is_cjk(c)) {
+      cleaned.push_back(U' ');
+      cleaned.push_back(c);
+      cleaned.push_back(U' ');
+    } else {
+      cleaned.push_back(c);
+    }
+  }
+  const bool strip = config_.strip_accents.value_or(config_.do_lower_case);
+  std::vector<std::u32string> out;
+  for (std::u32string token : split_whitespace(nfc(cleaned))) {
+    if (config_.do_lower_case) {
+      std::u32string lowered;
+      for (char32_t c : token) append_python_lower(lowered, c);
+      token = std::move(lowered);
+    }
+    if (strip) {
+      std::u32string stripped;
+      for (char32_t c : nfd(token))
+        if (std::strcmp(category(c), "Mn") != 0) stripped.push_back(c);
+      token = std::move(stripped);
+    }
+    std::u32string word;
+    for (char32_t c : token) {
+      if (is_bert_punctuation(c)) {
+        if (!word.empty()) out.push_back(std::move(word));
+        word.clear();
+        out.push_back(std::u32string(1, c));
+      } else {
+        word.push_back(c);
+      }
+    }
+    if (!word.empty()) out.push_back(std::move(word));
+  }
+  return out;
+}
+
+void BertTokenizer::wordpiece(const std::u32string& word, std::vector<std::string>& out) const {
+  if (word.size() > kMaxInputCharsPerWord) {
+    out.push_back(config_.unk_token);
+    return;
+  }
+  const size_t first = out.size();
+  size_t start = 0;
+  while (start < word.size()) {
+    size_t end = word.size();
+    bool found = false;
+    while (start < end) {
+      std::string piece = start > 0 ? "##" : "";
+      piece += u32_to_utf8(std::u32string_view(word).substr(start, end - start));
+      if (vocab_.count(piece)) {
+        out.push_back(std::move(piece));
+        found = true;
+        break;
+      }
+      --end;
+    }
+    if (!found) {  // one unknown piece makes the whole word [UNK]
+      out.resize(first);
+      out.push_back(config_.unk_token);
+      return;
+    }
+    start = end;
+  }
+}
+
+std::vector<std::string> BertTokenizer::tokenize(const std::string& text) const {
+  const std::u32string input = utf8_to_u32(text);
+  std::vector<std::string> out;
+  std::u32string chunk;
+  auto flush = [&] {
+    if (chunk.empty()) return;
+    if (config_.do_basic_tokenize) {
+      for (const auto& word : basic_tokenize(chunk)) wordpiece(word, out);
+    } else {
+      for (const auto& word : split_whitespace(chunk)) wordpiece(word, out);
+    }
+    chunk.clear();
+  };
+  for (size_t i = 0; i < input.size();) {
+    const std::u32string* match = nullptr;
+    for (const auto& special : no_split_)
+      if (input.compare(i, special.size(), special) == 0) {
+        match = &special;
+        break;
+      }
+    if (match) {
+      flush();
+      out.push_back(u32_to_utf8(*match));
+      i += match->size();
+    } else {
+      chunk.push_back(input[i++]);
+    }
+  }
+  flush();
+  return out;
+}
+
+std::vector<int64_t> BertTokenizer::ids_of(const std::string& text) const {
+  std::vector<int64_t> ids;
+  for (const auto& token : tokenize(text)) ids.push_back(token_to_id(token));
+  return ids;
+}
+
+Encoding BertTokenizer::encode(const std::string& text, const std::string* text_pair,
+                               std::optional<int64_t> max_length) const {
+  std::vector<int64_t> a = ids_of(text), b;
+  if (text_pair) b = ids_of(*text_pair);
+  const int64_t specials = text_pair ? 3 : 2;
+  if (max_length) {
+    const int64_t total = static_cast<int64_t>(a.size() + b.size()) + specials;
+    int64_t remove = total - *max_length;
+    if (remove > 0) {
+      if (!text_pair) {
+        if (static_cast<int64_t>(a.size()) > remove) a.resize(a.size() - static_cast<size_t>(remove));
+        else log_warn("cannot truncate to max_length ", *max_length, ": the special tokens alone need ", specials);
+      } else {  // 'longest_first': one token at a time from the longer sequence (the pair on ties)
+        for (; remove > 0; --remove) {
+          if (a.size() > b.size()) a.pop_back();
+          else if (!b.empty()) b.pop_back();
+          else break;
+        }
+      }
+    }
+  }
+  Encoding e;
+  e.input_ids.push_back(cls_id_);
+  e.input_ids.insert(e.input_ids.end(), a.begin(), a.end());
+  e.input_ids.push_back(sep_id_);
+  e.token_type_ids.assign(e.input_ids.size(), 0);
+  if (text_pair) {
+    e.input_ids.insert(e.input_ids.end(), b.begin(), b.end());
+    e.input_ids.push_back(sep_id_);
+    e.token_type_ids.resize(e.input_ids.size(), 1);
+  }
+  e.attention_mask.assign(e.input_ids.size(), 1);
+  return e;
+}
+
+}  // namespace mmx::text
