@@ -1,0 +1,217 @@
+// The mmx command end to end: outputs equal the fixtures, errors give a clear message, the right
+// exit code (1 runtime, 2 usage) and no output file.
+#include <sys/wait.h>
+
+#include <array>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "mmx/files.hpp"
+#include "test_util.hpp"
+
+using namespace mmx;
+using nlohmann::json;
+
+namespace {
+
+struct Result {
+  int code;
+  std::string out, err;
+};
+
+std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+Result run(const std::vector<std::string>& args) {
+  test::TempDir dir;
+  std::string cmd = quote(MMX_BINARY);
+  for (const auto& a : args) cmd += " " + quote(a);
+  cmd += " >" + dir.file("out") + " 2>" + dir.file("err");
+  const int status = std::system(cmd.c_str());
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_file(dir.file("out")), read_file(dir.file("err"))};
+}
+
+const std::vector<std::string> kLabTexts = {"Cat with paint",     "rock statue", "frogs on leaf",           "jellyfish",
+                                            "Cats don't usually", "like water",  "but this one likes paint", "quite a lot"};
+
+std::vector<std::string> embed_args(const std::string& model, const std::vector<std::string>& extra) {
+  std::vector<std::string> a = {"embed", "--model", model};
+  for (const auto& t : kLabTexts) {
+    a.push_back("--text");
+    a.push_back(t);
+  }
+  a.insert(a.end(), extra.begin(), extra.end());
+  return a;
+}
+
+bool folder_has_only(const test::TempDir& dir, size_t n) {
+  return static_cast<size_t>(std::distance(std::filesystem::directory_iterator(dir.path), {})) == n;
+}
+
+}  // namespace
+
+TEST(Cli, EmbedEveryPoolingModeMatchesTheFixture) {
+  const auto expected = SafetensorsFile::open(test::data("expected/bert-tiny.safetensors"));
+  test::TempDir dir;
+  for (auto [mode, key] : {std::pair{"lab", "seed_avg_embeds"}, {"mean-no-cls", "masked_mean_no_cls"},
+                           {"mean", "masked_mean"}, {"cls", "cls"}, {"pooler", "pooler_output"}}) {
+    const std::string out = dir.file(std::string(mode) + ".safetensors");
+    const Result r = run(embed_args(test::data("models/bert-tiny"), {"--pooling", mode, "--output", out, "--token-embeddings"}));
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto got = SafetensorsFile::open(out);
+    test::expect_close(str("cli ", mode), got.get("embeddings"), expected.get(key), 1e-5);
+    test::expect_equal_i64("input_ids", got.get("input_ids"), expected.get("input_ids"));
+    test::expect_close("last_hidden_state", got.get("last_hidden_state"), expected.get("last_hidden_state"), 1e-5);
+  }
+}
+
+TEST(Cli, EmbedNpyAndJsonOutputs) {
+  const auto expected = SafetensorsFile::open(test::data("expected/bert-tiny.safetensors"));
+  test::TempDir dir;
+  ASSERT_EQ(run(embed_args(test::data("models/bert-tiny"), {"--pooling", "lab", "--output", dir.file("e.npy")})).code, 0);
+  const std::string npy = read_file(dir.file("e.npy"));
+  ASSERT_EQ(npy.compare(0, 6, "\x93NUMPY"), 0);
+  const size_t header = 10 + (static_cast<unsigned char>(npy[8]) | static_cast<unsigned char>(npy[9]) << 8);
+  EXPECT_EQ(header % 64, 0u);
+  EXPECT_NE(npy.find("'shape': (8, 32)"), std::string::npos);
+  ASSERT_EQ(npy.size(), header + 8 * 32 * 4);
+  Tensor from_npy = Tensor::empty({8, 32});
+  std::memcpy(from_npy.raw_mutable(), npy.data() + header, 8 * 32 * 4);
+  test::expect_close("npy lab", from_npy, expected.get("seed_avg_embeds"), 1e-5);
+
+  ASSERT_EQ(run(embed_args(test::data("models/bert-tiny"), {"--output", dir.file("e.json")})).code, 0);
+  const json j = json::parse(read_file(dir.file("e.json")));
+  EXPECT_EQ(j["texts"].size(), 8u);
+  Tensor from_json = Tensor::empty({8, 32});
+  for (int r = 0; r < 8; ++r)
+    for (int c = 0; c < 32; ++c) from_json.data<float>()[r * 32 + c] = j["embeddings"][r][c].get<float>();
+  test::expect_close("json mean-no-cls (default)", from_json, expected.get("masked_mean_no_cls"), 1e-5);
+}
+
+TEST(Cli, EmbedSummaryAndTextsFile) {
+  test::TempDir dir;
+  std::ofstream(dir.file("texts.txt")) << "\xEF\xBB\xBF" "Cat with paint\r\nrock statue\n\n";
+  const Result r = run({"embed", "--model", test::data("models/bert-tiny"), "--texts-file", dir.file("texts.txt")});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("embeddings [2, 32]"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"rock statue\""), std::string::npos) << r.out;
+}
+
+TEST(Cli, TokenizeEqualsReferenceIdsForEveryCaseThatFitsOnACommandLine) {
+  const json corpus = json::parse(read_file(test::data("tokenizers/bert_cases.json")));
+  std::vector<std::string> args = {"tokenize", "--model", test::data("tokenizers/bert-base-uncased"), "--padding", "none"};
+  std::vector<const json*> used;
+  for (const auto& c : corpus["cases"]) {
+    const std::string text = c["text"];
+    if (text.empty() || text.find('\0') != std::string::npos) continue;  // argv cannot hold these
+    args.push_back("--text");
+    args.push_back(text);
+    used.push_back(&c);
+  }
+  ASSERT_GT(used.size(), 140u);
+  const Result r = run(args);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json out = json::parse(r.out);
+  ASSERT_EQ(out["input_ids"].size(), used.size());
+  for (size_t i = 0; i < used.size(); ++i) {
+    EXPECT_EQ(out["input_ids"][i], (*used[i])["input_ids"]) << (*used[i])["text"];
+    EXPECT_EQ(out["token_type_ids"][i], (*used[i])["token_type_ids"]);
+    EXPECT_EQ(out["attention_mask"][i], (*used[i])["attention_mask"]);
+    EXPECT_EQ(out["tokens"][i].size(), out["input_ids"][i].size());
+  }
+}
+
+TEST(Cli, TokenizeLabBatchPadsLikeTransformers) {
+  const json corpus = json::parse(read_file(test::data("tokenizers/bert_cases.json")));
+  std::vector<std::string> args = {"tokenize", "--model", test::data("models/bert-tiny")};
+  for (const auto& t : kLabTexts) {
+    args.push_back("--text");
+    args.push_back(t);
+  }
+  const Result r = run(args);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json out = json::parse(r.out);
+  EXPECT_EQ(out["input_ids"], corpus["seed_batch"]["input_ids"]);
+  EXPECT_EQ(out["attention_mask"], corpus["seed_batch"]["attention_mask"]);
+  EXPECT_EQ(out["tokens"][0][0], "[CLS]");
+  EXPECT_EQ(out["tokens"][0][6], "[PAD]");
+}
+
+TEST(Cli, BadInputGivesAClearErrorAndNoOutput) {
+  test::TempDir dir;
+  const std::string out = dir.file("out.safetensors");
+  std::ofstream(dir.file("latin1.txt")) << "ok line\ncaf\xe9\n";
+  const std::filesystem::path no_config = dir.path / "no-config";
+  std::filesystem::create_directory(no_config);
+  const std::filesystem::path alien = dir.path / "alien";
+  std::filesystem::create_directory(alien);
+  std::ofstream((alien / "config.json").string()) << R"({"model_type": "wav2vec2"})";
+  const std::filesystem::path corrupt = dir.path / "corrupt";
+  std::filesystem::create_directory(corrupt);
+  for (const char* f : {"config.json", "vocab.txt", "tokenizer_config.json"})
+    std::filesystem::copy_file(test::data(std::string("models/bert-tiny/") + f), corrupt / f);
+  const std::string weights = read_file(test::data("models/bert-tiny/model.safetensors"));
+  std::ofstream((corrupt / "model.safetensors").string(), std::ios::binary) << weights.substr(0, weights.size() - 100);
+
+  struct Case {
+    std::vector<std::string> args;
+    int code;
+    std::string needle;
+  };
+  const std::string tiny = test::data("models/bert-tiny");
+  const Case cases[] = {
+      {{"embed", "--model", no_config.string(), "--text", "x", "--output", out}, 1, "no config.json"},
+      {{"embed", "--model", alien.string(), "--text", "x", "--output", out}, 1, "model_type 'wav2vec2' is not supported"},
+      {{"embed", "--model", (dir.path / "nowhere").string(), "--text", "x", "--output", out}, 1, "no such model folder"},
+      {{"embed", "--model", tiny, "--output", out}, 2, "no texts"},
+      {{"embed", "--model", tiny, "--texts-file", dir.file("latin1.txt"), "--output", out}, 1, "line 2 is not valid UTF-8"},
+      {{"embed", "--model", tiny, "--text", "x", "--output", dir.file("missing/out.safetensors")}, 2, "does not exist"},
+      {{"embed", "--model", tiny, "--text", "x", "--output", dir.file("out.txt")}, 2, "unknown extension"},
+      {{"embed", "--model", corrupt.string(), "--text", "x", "--output", out}, 1, "model.safetensors"},
+      {{"embed", "--model", tiny, "--text", "x", "--pooling", "max"}, 2, "unknown pooling 'max'"},
+      {{"embed", "--model", tiny, "--text", "x", "--frobnicate"}, 2, "unknown option '--frobnicate'"},
+      {{"embed", "--model", tiny, "--text", "x", "--threads", "two"}, 2, "--threads expects an integer"},
+      {{"frobnicate"}, 2, "unknown command"},
+  };
+  for (const auto& c : cases) {
+    const Result r = run(c.args);
+    std::string joined;
+    for (const auto& a : c.args) joined += a + " ";
+    EXPECT_EQ(r.code, c.code) << joined << "\n" << r.err;
+    EXPECT_NE(r.err.find(c.needle), std::string::npos) << joined << "\nstderr: " << r.err;
+    EXPECT_FALSE(std::filesystem::exists(out)) << joined;
+  }
+  // Only the inputs made above remain: no output, no temporary file.
+  EXPECT_TRUE(folder_has_only(dir, 4));
+}
+
+TEST(Cli, PoolerWithoutPoolerWeightsIsAnError) {
+  test::TempDir dir;
+  const std::filesystem::path model = dir.path / "no-pooler";
+  std::filesystem::create_directory(model);
+  for (const char* f : {"config.json", "vocab.txt", "tokenizer_config.json"})
+    std::filesystem::copy_file(test::data(std::string("models/bert-tiny/") + f), model / f);
+  const auto source = SafetensorsFile::open(test::data("models/bert-tiny/model.safetensors"));
+  std::vector<std::pair<std::string, Tensor>> kept;
+  for (const auto& t : source.tensors())
+    if (t.name.rfind("pooler.", 0) != 0) kept.emplace_back(t.name, source.get(t.name));
+  write_safetensors((model / "model.safetensors").string(), kept);
+  const Result bad = run({"embed", "--model", model.string(), "--text", "x", "--pooling", "pooler"});
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("no pooler weights"), std::string::npos) << bad.err;
+  EXPECT_EQ(run({"embed", "--model", model.string(), "--text", "x", "--pooling", "cls"}).code, 0);
+}
+
+TEST(Cli, HelpTeaches) {
+  const Result r = run({"embed", "--help"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("mean-no-cls"), std::string::npos);
+  EXPECT_NE(r.out.find("example"), std::string::npos);
+  EXPECT_EQ(run({"--help"}).code, 0);
+  EXPECT_EQ(run({}).code, 2);
+}

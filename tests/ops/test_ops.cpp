@@ -1,0 +1,128 @@
+// Each op against its plain reference: GEMM shape sweep (edges, transposes, alpha/beta, strides),
+// attention with padding masks and causal masks, layer norm, softmax, activations.
+#include <cmath>
+#include <random>
+
+#include "backend/cpu/cpu_ops.hpp"
+#include "backend/ops.hpp"
+#include "test_util.hpp"
+
+using namespace mmx;
+
+namespace {
+Tensor random_tensor(Shape shape, uint32_t seed, float scale = 1.f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.f, scale);
+  Tensor t = Tensor::empty(std::move(shape));
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = dist(rng);
+  return t;
+}
+}  // namespace
+
+TEST(Ops, GemmMatchesReferenceOnShapeSweep) {
+  const int64_t sizes[] = {1, 2, 7, 16, 17, 33, 64, 129};
+  uint32_t seed = 1;
+  for (int64_t m : sizes)
+    for (int64_t n : {1, 5, 31, 64, 97})
+      for (int64_t k : {1, 3, 8, 65, 300})
+        for (int trans = 0; trans < 4; ++trans) {
+          const bool ta = trans & 1, tb = trans & 2;
+          const int64_t lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 1, ldc = n + 2;  // strided
+          const Tensor a = random_tensor({(ta ? k : m) * lda}, seed++), b = random_tensor({(tb ? n : k) * ldb}, seed++);
+          Tensor c = random_tensor({m * ldc}, seed++), c_ref = c.clone();
+          const float alpha = 0.75f, beta = (trans == 2) ? 0.f : -0.5f;
+          ops::gemm(ta, tb, m, n, k, alpha, a.data<float>(), lda, b.data<float>(), ldb, beta, c.data<float>(), ldc);
+          cpu::gemm_ref(ta, tb, m, n, k, alpha, a.data<float>(), lda, b.data<float>(), ldb, beta, c_ref.data<float>(), ldc);
+          for (int64_t i = 0; i < m; ++i)
+            for (int64_t j = 0; j < ldc; ++j) {
+              const float got = c.data<float>()[i * ldc + j], want = c_ref.data<float>()[i * ldc + j];
+              // Padding columns (j ≥ n) must be untouched; sums of K products carry ~sqrt(K)·ε error.
+              ASSERT_NEAR(got, want, j >= n ? 0.0 : 2e-6 * (k + 1) * std::sqrt(double(k)))
+                  << "m=" << m << " n=" << n << " k=" << k << " ta=" << ta << " tb=" << tb << " at " << i << "," << j;
+            }
+        }
+}
+
+TEST(Ops, GemmWithZeroK) {
+  std::vector<float> c = {1, 2, 3, 4};
+  ops::gemm(false, false, 2, 2, 0, 1.f, nullptr, 1, nullptr, 2, 0.5f, c.data(), 2);
+  EXPECT_EQ(c[3], 2.f);
+}
+
+TEST(Ops, LinearAddsBias) {
+  const Tensor x = random_tensor({2, 3, 5}, 10), w = random_tensor({4, 5}, 11), b = random_tensor({4}, 12);
+  const Tensor y = ops::linear(x, w, b);
+  ASSERT_EQ(shape_str(y.shape()), "[2, 3, 4]");
+  for (int64_t r = 0; r < 6; ++r)
+    for (int64_t o = 0; o < 4; ++o) {
+      double s = b.data<float>()[o];
+      for (int64_t i = 0; i < 5; ++i) s += double(x.data<float>()[r * 5 + i]) * w.data<float>()[o * 5 + i];
+      EXPECT_NEAR(y.data<float>()[r * 4 + o], s, 1e-5);
+    }
+  EXPECT_THROW(ops::linear(x, random_tensor({4, 6}, 1), Tensor()), Error);
+}
+
+TEST(Ops, AttentionMatchesReferenceWithMasks) {
+  struct Case { int64_t b, tq, tk, heads, d; bool causal; };
+  for (const Case c : {Case{2, 7, 7, 4, 8, false}, Case{3, 5, 5, 2, 3, true}, Case{1, 300, 300, 2, 16, false},
+                       Case{2, 260, 260, 1, 8, true}, Case{2, 4, 9, 3, 5, false}}) {
+    const Tensor q = random_tensor({c.b, c.tq, c.heads * c.d}, 20), k = random_tensor({c.b, c.tk, c.heads * c.d}, 21),
+                 v = random_tensor({c.b, c.tk, c.heads * c.d}, 22);
+    std::vector<int64_t> mask(static_cast<size_t>(c.b * c.tk), 1);
+    for (int64_t j = c.tk / 2 + 1; j < c.tk; ++j) mask[static_cast<size_t>(j)] = 0;  // row 0 padded
+    const Tensor key_mask = Tensor::from_vector(mask, {c.b, c.tk});
+    const Tensor got = ops::attention(q, k, v, c.heads, key_mask, c.causal);
+    Tensor want = Tensor::empty(got.shape());
+    cpu::attention_ref(q, k, v, c.heads, key_mask, c.causal, want);
+    test::expect_close(str("attention b", c.b, " t", c.tq, "x", c.tk, c.causal ? " causal" : ""), got, want, 2e-6);
+  }
+}
+
+TEST(Ops, FullyMaskedRowIsUniformAsInTransformers) {
+  std::vector<float> row = {1.f, 5.f, -2.f};
+  const uint8_t keep[] = {0, 0, 0};
+  cpu::softmax_row_masked(row.data(), keep, 3);
+  for (float p : row) EXPECT_FLOAT_EQ(p, 1.f / 3);
+}
+
+TEST(Ops, LayerNormSoftmaxActivations) {
+  const Tensor x = random_tensor({3, 10}, 30, 3.f), w = random_tensor({10}, 31), b = random_tensor({10}, 32);
+  const Tensor y = ops::layer_norm(x, w, b, 1e-5f);
+  for (int64_t r = 0; r < 3; ++r) {
+    double mean = 0, var = 0;
+    for (int i = 0; i < 10; ++i) mean += x.data<float>()[r * 10 + i] / 10.0;
+    for (int i = 0; i < 10; ++i) var += std::pow(x.data<float>()[r * 10 + i] - mean, 2) / 10.0;
+    for (int i = 0; i < 10; ++i)
+      EXPECT_NEAR(y.data<float>()[r * 10 + i],
+                  (x.data<float>()[r * 10 + i] - mean) / std::sqrt(var + 1e-5) * w.data<float>()[i] + b.data<float>()[i], 2e-6);
+  }
+  Tensor s = x.clone();
+  ops::softmax_(s);
+  double total = 0;
+  for (int i = 0; i < 10; ++i) total += s.data<float>()[i];
+  EXPECT_NEAR(total, 1.0, 1e-6);
+
+  const float v = 0.7f;
+  const std::pair<ops::Activation, double> expected[] = {
+      {ops::Activation::GeluErf, 0.5 * v * (1 + std::erf(v / std::sqrt(2.0)))},
+      {ops::Activation::GeluTanh, 0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)))},
+      {ops::Activation::QuickGelu, v / (1 + std::exp(-1.702 * v))},
+      {ops::Activation::Silu, v / (1 + std::exp(-v))},
+      {ops::Activation::Relu, v},
+      {ops::Activation::Tanh, std::tanh(v)}};
+  for (auto [act, want] : expected) {
+    Tensor t = Tensor::from_vector(std::vector<float>{v}, {1});
+    ops::activation_(t, act);
+    EXPECT_NEAR(t.data<float>()[0], want, 1e-6) << static_cast<int>(act);
+  }
+  EXPECT_EQ(ops::activation_from_name("gelu"), ops::Activation::GeluErf);
+  EXPECT_THROW(ops::activation_from_name("gelu_banana"), Error);
+}
+
+TEST(Ops, EmbeddingRejectsOutOfRangeIds) {
+  const Tensor table = random_tensor({5, 3}, 40);
+  EXPECT_THROW(ops::embedding(table, Tensor::from_vector(std::vector<int64_t>{0, 5}, {2})), Error);
+  const Tensor rows = ops::embedding(table, Tensor::from_vector(std::vector<int64_t>{4, 0}, {1, 2}));
+  EXPECT_EQ(shape_str(rows.shape()), "[1, 2, 3]");
+  EXPECT_EQ(rows.data<float>()[0], table.data<float>()[12]);
+}

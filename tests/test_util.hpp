@@ -1,0 +1,65 @@
+// Shared test helpers: fixture paths, tensor comparison that prints max |Δ|, max rel and the worst
+// index (never just a boolean), temporary folders.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include "mmx/safetensors.hpp"
+#include "mmx/tensor.hpp"
+
+namespace mmx::test {
+
+inline std::string data(const std::string& relative) { return std::string(MMX_TEST_DATA) + "/" + relative; }
+
+struct Diff {
+  double max_abs = 0, max_rel = 0;
+  int64_t worst = -1;
+};
+
+inline Diff diff(const Tensor& got, const Tensor& expected) {
+  Diff d;
+  const Tensor a = got.to(DType::F32), b = expected.to(DType::F32);
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    const double x = a.data<float>()[i], y = b.data<float>()[i];
+    const double abs = std::isnan(x) != std::isnan(y) ? INFINITY : std::fabs(x - y);
+    if (abs > d.max_abs || d.worst < 0) {
+      d.max_abs = abs;
+      d.worst = i;
+    }
+    d.max_rel = std::max(d.max_rel, abs / std::max(std::fabs(y), 1e-6));
+  }
+  return d;
+}
+
+// Asserts shapes equal and max |got − expected| ≤ atol, printing the comparison either way.
+inline void expect_close(const std::string& name, const Tensor& got, const Tensor& expected, double atol) {
+  ASSERT_EQ(shape_str(got.shape()), shape_str(expected.shape())) << name;
+  const Diff d = diff(got, expected);
+  const bool pass = d.max_abs <= atol;
+  std::printf("  %-40s max|d| %.3e  max rel %.3e  worst index %lld  bound %.1e  %s\n", name.c_str(), d.max_abs,
+              d.max_rel, static_cast<long long>(d.worst), atol, pass ? "PASS" : "FAIL");
+  EXPECT_LE(d.max_abs, atol) << name << " differs most at flat index " << d.worst;
+}
+
+inline void expect_equal_i64(const std::string& name, const Tensor& got, const Tensor& expected) {
+  ASSERT_EQ(shape_str(got.shape()), shape_str(expected.shape())) << name;
+  for (int64_t i = 0; i < got.numel(); ++i)
+    ASSERT_EQ(got.data<int64_t>()[i], expected.data<int64_t>()[i]) << name << " at flat index " << i;
+}
+
+// A fresh folder under the system temp dir, removed at scope exit.
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    char tmpl[] = "/tmp/mmx-test-XXXXXX";
+    path = mkdtemp(tmpl);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  std::string file(const std::string& name) const { return (path / name).string(); }
+};
+
+}  // namespace mmx::test

@@ -1,0 +1,53 @@
+#include <cmath>
+#include <cstring>
+
+#include "core/half.hpp"
+#include "test_util.hpp"
+
+using namespace mmx;
+
+TEST(Tensor, ShapeReshapeNarrow) {
+  Tensor t = Tensor::from_vector(std::vector<float>{0, 1, 2, 3, 4, 5}, {3, 2});
+  EXPECT_EQ(t.numel(), 6);
+  EXPECT_EQ(t.dim(-1), 2);
+  EXPECT_EQ(shape_str(t.reshape({-1}).shape()), "[6]");
+  Tensor rows = t.narrow0(1, 2);
+  EXPECT_EQ(rows.data<float>()[0], 2.f);
+  EXPECT_EQ(rows.data<float>()[3], 5.f);
+  EXPECT_THROW(t.reshape({4, 2}), Error);
+  EXPECT_THROW(t.narrow0(2, 2), Error);
+  EXPECT_THROW(t.data<int64_t>(), Error);
+}
+
+TEST(Tensor, F16RoundTripIsExactForEveryHalfValue) {
+  // Every one of the 65536 f16 bit patterns converts to f32 and back unchanged (NaNs stay NaN).
+  std::vector<uint16_t> bits(65536);
+  for (uint32_t i = 0; i < 65536; ++i) bits[i] = static_cast<uint16_t>(i);
+  std::vector<float> wide(65536);
+  f16_to_f32(bits.data(), wide.data(), bits.size());  // vector path
+  for (uint32_t i = 0; i < 65536; ++i) {
+    ASSERT_EQ(std::isnan(wide[i]), std::isnan(f16_to_f32(static_cast<uint16_t>(i)))) << i;
+    if (std::isnan(wide[i])) continue;
+    ASSERT_EQ(wide[i], f16_to_f32(static_cast<uint16_t>(i))) << "scalar and F16C paths differ at " << i;
+    ASSERT_EQ(f32_to_f16(wide[i]), i) << "bits " << i;
+  }
+}
+
+TEST(Tensor, F32ToF16RoundsToNearestEven) {
+  EXPECT_EQ(f32_to_f16(1.0f), 0x3c00);
+  EXPECT_EQ(f32_to_f16(65504.f), 0x7bff);
+  EXPECT_EQ(f32_to_f16(65520.f), 0x7c00);                     // halfway to 65536 rounds to even: inf
+  EXPECT_EQ(f32_to_f16(1.0f + 1.0f / 2048), 0x3c00);          // tie, even stays
+  EXPECT_EQ(f32_to_f16(1.0f + 3.0f / 2048), 0x3c02);          // tie, odd rounds up
+  EXPECT_EQ(f32_to_f16(std::ldexp(1.f, -24)), 0x0001);        // smallest subnormal
+  EXPECT_EQ(f32_to_f16(std::ldexp(1.f, -25)), 0x0000);        // tie to even (zero)
+  EXPECT_EQ(f32_to_f16(std::ldexp(3.f, -26)), 0x0001);
+}
+
+TEST(Tensor, Bf16Conversion) {
+  EXPECT_EQ(bf16_to_f32(0x3f80), 1.0f);
+  EXPECT_EQ(f32_to_bf16(1.0f), 0x3f80);
+  Tensor t = Tensor::from_vector(std::vector<float>{1.5f, -2.f, 0.f}, {3}).to(DType::BF16).to(DType::F32);
+  EXPECT_EQ(t.data<float>()[0], 1.5f);
+  EXPECT_EQ(t.data<float>()[1], -2.f);
+}
