@@ -8,7 +8,7 @@
 #include <fstream>
 #include <functional>
 #include <random>
-#include <regex>
+#include <cstdio>
 
 #include "backend/ops.hpp"
 #include "core/file_util.hpp"
@@ -104,10 +104,11 @@ BenchResult run_benchmark(const std::string& workload, int runs, const std::stri
   if (runs < 1) usage_error("--runs must be at least 1");
   if (workload == "bert-lab") return bench_bert(workload, runs, data_dir, true);
   if (workload == "bert-32x128") return bench_bert(workload, runs, data_dir, false);
-  std::smatch m;
-  const std::regex gemm_re("gemm-([0-9]+)x([0-9]+)x([0-9]+)");
-  if (std::regex_match(workload, m, gemm_re))
-    return bench_gemm(workload, runs, std::stoll(m[1]), std::stoll(m[2]), std::stoll(m[3]));
+  long long m = 0, n = 0, k = 0;
+  int used = 0;
+  if (std::sscanf(workload.c_str(), "gemm-%lldx%lldx%lld%n", &m, &n, &k, &used) == 3 &&
+      used == static_cast<int>(workload.size()) && m > 0 && n > 0 && k > 0)
+    return bench_gemm(workload, runs, m, n, k);
   usage_error("unknown workload '", workload, "' (see mmx bench --help)");
 }
 
