@@ -15,7 +15,7 @@ struct OpTable {
   void (*add)(Tensor& x, const Tensor& y);
   void (*embedding)(const Tensor& weight, const Tensor& ids, Tensor& y);
   void (*attention)(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
-                    const Tensor& key_padding_mask, bool causal, Tensor& y);
+                    const Tensor& key_padding_mask, bool causal, const Tensor& score_bias, Tensor& y);
 };
 
 const OpTable& cpu_op_table();

@@ -104,7 +104,7 @@ Tensor embedding(const Tensor& weight, const Tensor& ids) {
 }
 
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, const Tensor& key_padding_mask,
-                 bool causal) {
+                 bool causal, const Tensor& score_bias) {
   for (const Tensor* t : {&q, &k, &v}) require_f32(*t, "attention", "q/k/v");
   if (q.ndim() != 3 || k.ndim() != 3 || k.shape() != v.shape() || q.dim(0) != k.dim(0) || q.dim(2) != k.dim(2))
     fail("attention: q ", shape_str(q.shape()), ", k ", shape_str(k.shape()), ", v ", shape_str(v.shape()));
@@ -113,8 +113,14 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t head
       (key_padding_mask.dtype() != DType::I64 || key_padding_mask.shape() != Shape{k.dim(0), k.dim(1)}))
     fail("attention: key_padding_mask must be I64 ", shape_str({k.dim(0), k.dim(1)}), ", got ",
          dtype_name(key_padding_mask.dtype()), " ", shape_str(key_padding_mask.shape()));
+  if (score_bias.defined()) {
+    require_f32(score_bias, "attention", "score_bias");
+    if (score_bias.shape() != Shape{q.dim(0), heads, q.dim(1), k.dim(1)})
+      fail("attention: score_bias must be ", shape_str({q.dim(0), heads, q.dim(1), k.dim(1)}), ", got ",
+           shape_str(score_bias.shape()));
+  }
   Tensor y = Tensor::empty(q.shape());
-  op_table(q.device()).attention(q, k, v, heads, key_padding_mask, causal, y);
+  op_table(q.device()).attention(q, k, v, heads, key_padding_mask, causal, score_bias, y);
   return y;
 }
 

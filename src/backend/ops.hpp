@@ -34,7 +34,9 @@ Tensor embedding(const Tensor& weight, const Tensor& ids);
 // [B, Tq, heads·D]. softmax(q·kᵀ / sqrt(D) + mask) · v, where the mask hides keys whose
 // key_padding_mask [B, Tk] (i64, 1 = keep) is 0, and keys after the query when `causal`.
 // Scores are computed a bounded block of queries at a time; no [B, heads, Tq, Tk] tensor exists.
+// `score_bias` (optional, [B, heads, Tq, Tk] F32) is added to the scaled scores before the mask:
+// relative-position terms and the like.
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
-                 const Tensor& key_padding_mask, bool causal);
+                 const Tensor& key_padding_mask, bool causal, const Tensor& score_bias = Tensor());
 
 }  // namespace mmx::ops

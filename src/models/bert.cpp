@@ -1,5 +1,6 @@
 #include "models/bert.hpp"
 
+#include <cmath>
 #include <cstring>
 
 #include "core/log.hpp"
@@ -30,9 +31,10 @@ BertConfig BertConfig::from_json(const JsonObject& j) {
   if (c.hidden_size % c.num_attention_heads != 0)
     fail(j.source(), ": hidden_size ", c.hidden_size, " is not a multiple of num_attention_heads ",
          c.num_attention_heads);
-  if (c.position_embedding_type != "absolute")
-    fail(j.source(), ": position_embedding_type '", c.position_embedding_type,
-         "' is not supported yet (only 'absolute')");
+  if (c.position_embedding_type != "absolute" && c.position_embedding_type != "relative_key" &&
+      c.position_embedding_type != "relative_key_query")
+    log_warn(j.source(), ": position_embedding_type '", c.position_embedding_type,
+             "' is neither absolute nor relative: like transformers, the model gets no position information");
   ops::activation_from_name(c.hidden_act);  // rejects unknown activations now, naming them
   return c;
 }
@@ -43,7 +45,8 @@ BertEmbeddings::BertEmbeddings(const WeightView& w, const BertConfig& c)
       token_type_embeddings(c.type_vocab_size > 0
                                 ? w.sub("token_type_embeddings").get("weight", {c.type_vocab_size, c.hidden_size})
                                 : Tensor()),
-      norm(w.sub("LayerNorm"), c.hidden_size, c.layer_norm_eps) {}
+      norm(w.sub("LayerNorm"), c.hidden_size, c.layer_norm_eps),
+      absolute_positions(c.position_embedding_type == "absolute") {}
 
 Tensor BertEmbeddings::forward(const Tensor& input_ids, const Tensor& token_type_ids) const {
   const int64_t batch = input_ids.dim(0), seq = input_ids.dim(1);
@@ -57,7 +60,7 @@ Tensor BertEmbeddings::forward(const Tensor& input_ids, const Tensor& token_type
     ops::add_(embeddings, ops::embedding(token_type_embeddings, types));  // inputs_embeds + token_type_embeddings
   }
   // absolute positions 0..T-1: the first T rows of the table, broadcast over the batch
-  ops::add_(embeddings, position_embeddings.narrow0(0, seq));
+  if (absolute_positions) ops::add_(embeddings, position_embeddings.narrow0(0, seq));
   return norm.forward(embeddings);
 }
 
@@ -65,15 +68,57 @@ BertSelfAttention::BertSelfAttention(const WeightView& w, const BertConfig& c)
     : query(w.sub("query"), c.hidden_size, c.hidden_size),
       key(w.sub("key"), c.hidden_size, c.hidden_size),
       value(w.sub("value"), c.hidden_size, c.hidden_size),
+      distance_embedding(c.position_embedding_type == "relative_key" || c.position_embedding_type == "relative_key_query"
+                             ? w.sub("distance_embedding").get("weight", {2 * c.max_position_embeddings - 1,
+                                                                          c.hidden_size / c.num_attention_heads})
+                             : Tensor()),
       num_attention_heads(c.num_attention_heads),
+      position_embedding_type(c.position_embedding_type),
       causal(c.is_decoder) {}
+
+namespace {
+
+// Relative-position scores of transformers' "relative_key" / "relative_key_query", already divided by
+// sqrt(head_dim): bias[b, h, l, r] = (q_l · E[l − r + max − 1] (+ k_r · E[l − r + max − 1])) / sqrt(d).
+// The rows of E for distances −(T−1)…T−1 are contiguous, so each (b, h) is one or two GEMMs
+// [T, d]·[d, 2T−1] followed by a diagonal gather.
+Tensor relative_position_bias(const Tensor& q, const Tensor& k, const Tensor& distance_embedding, int64_t heads,
+                              bool with_key) {
+  const int64_t batch = q.dim(0), seq = q.dim(1), c = q.dim(2), d = c / heads;
+  const int64_t max_positions = (distance_embedding.dim(0) + 1) / 2, span = 2 * seq - 1;
+  if (seq > max_positions) fail("BertSelfAttention: ", seq, " tokens exceed max_position_embeddings ", max_positions);
+  const float* table = distance_embedding.data<float>() + (max_positions - seq) * d;  // distance −(T−1)
+  Tensor bias = Tensor::zeros({batch, heads, seq, seq});
+  Tensor scores = Tensor::empty({seq, span});
+  const float scale = 1.f / std::sqrt(static_cast<float>(d));
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t h = 0; h < heads; ++h) {
+      float* out = bias.data<float>() + (b * heads + h) * seq * seq;
+      for (const Tensor* x : {&q, &k}) {
+        if (x == &k && !with_key) break;
+        ops::gemm(false, true, seq, span, d, scale, x->data<float>() + b * seq * c + h * d, c, table, d, 0.f,
+                  scores.data<float>(), span);
+        const float* s = scores.data<float>();
+        for (int64_t l = 0; l < seq; ++l)
+          for (int64_t r = 0; r < seq; ++r)  // distance l − r; the query term is indexed by l, the key term by r
+            out[l * seq + r] += x == &q ? s[l * span + (l - r + seq - 1)] : s[r * span + (l - r + seq - 1)];
+      }
+    }
+  return bias;
+}
+
+}  // namespace
 
 Tensor BertSelfAttention::forward(const Tensor& hidden_states, const Tensor& attention_mask) const {
   const Tensor q = query.forward(hidden_states);  // [B, T, heads·head_dim]
   const Tensor k = key.forward(hidden_states);
   const Tensor v = value.forward(hidden_states);
-  // softmax(q·kᵀ/sqrt(head_dim) + mask)·v with padding keys hidden; dropout is identity
-  return ops::attention(q, k, v, num_attention_heads, attention_mask, causal);  // [B, T, C]
+  Tensor bias;  // [B, heads, T, T] for relative position types
+  if (distance_embedding.defined())
+    bias = relative_position_bias(q, k, distance_embedding, num_attention_heads,
+                                  position_embedding_type == "relative_key_query");
+  // softmax(q·kᵀ/sqrt(head_dim) + bias + mask)·v with padding keys hidden; dropout is identity
+  return ops::attention(q, k, v, num_attention_heads, attention_mask, causal, bias);  // [B, T, C]
 }
 
 BertSelfOutput::BertSelfOutput(const WeightView& w, const BertConfig& c)

@@ -36,6 +36,7 @@ using TraceFn = std::function<void(const std::string& name, const Tensor& value)
 struct BertEmbeddings {
   Tensor word_embeddings, position_embeddings, token_type_embeddings;  // nn.Embedding weights
   LayerNorm norm;                                                      // "LayerNorm"
+  bool absolute_positions;  // position_embedding_type == "absolute"; the table exists either way
   // dropout: identity at inference
   BertEmbeddings(const WeightView& w, const BertConfig& c);
   Tensor forward(const Tensor& input_ids, const Tensor& token_type_ids) const;  // [B, T] → [B, T, C]
@@ -43,7 +44,9 @@ struct BertEmbeddings {
 
 struct BertSelfAttention {
   Linear query, key, value;
+  Tensor distance_embedding;  // nn.Embedding(2·max_position_embeddings − 1, head_dim), relative_key* only
   int64_t num_attention_heads;
+  std::string position_embedding_type;
   bool causal;
   BertSelfAttention(const WeightView& w, const BertConfig& c);
   Tensor forward(const Tensor& hidden_states, const Tensor& attention_mask) const;

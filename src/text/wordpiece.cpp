@@ -115,6 +115,15 @@ std::unique_ptr<BertTokenizer> BertTokenizer::load(const std::string& folder) {
   } else {
     config.model_max_length = std::numeric_limits<int64_t>::max();
   }
+  // Older folders list added tokens in added_tokens.json as {"token": id}.
+  const std::string added_path = join_path(folder, "added_tokens.json");
+  if (file_exists(added_path)) {
+    const JsonObject json = JsonObject::load(added_path);
+    for (auto it = json.json().begin(); it != json.json().end(); ++it) {
+      if (!it.value().is_number_unsigned()) fail(added_path, ": id of '", it.key(), "' must be a non-negative integer");
+      added.emplace_back(it.key(), it.value().get<int64_t>());
+    }
+  }
   return std::make_unique<BertTokenizer>(std::move(vocab), config, std::move(added));
 }
 

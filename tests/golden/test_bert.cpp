@@ -148,7 +148,7 @@ Mat ref_bert(const Ref& m, const std::string& pre, const BertConfig& c, const st
     for (int64_t j = 0; j < h; ++j)
       x[i * h + j] = double(m.p(pre + "embeddings.word_embeddings.weight")[ids[i] * h + j]) +
                      m.p(pre + "embeddings.token_type_embeddings.weight")[types[i] * h + j] +
-                     m.p(pre + "embeddings.position_embeddings.weight")[i * h + j];
+                     (c.position_embedding_type == "absolute" ? m.p(pre + "embeddings.position_embeddings.weight")[i * h + j] : 0.f);
   ref_layer_norm(x, t, h, m.p(pre + "embeddings.LayerNorm.gamma"), m.p(pre + "embeddings.LayerNorm.beta"), c.layer_norm_eps);
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const std::string L = pre + "encoder.layer." + std::to_string(l) + ".";
@@ -165,6 +165,12 @@ Mat ref_bert(const Ref& m, const std::string& pre, const BertConfig& c, const st
         for (int64_t j = 0; j < t; ++j) {
           double dot = 0;
           for (int64_t e = 0; e < d; ++e) dot += q[i * h + hd * d + e] * k[j * h + hd * d + e];
+          if (c.position_embedding_type != "absolute") {  // einsum("bhld,lrd->bhlr") (+ "bhrd,lrd->bhlr")
+            const float* dist = m.p(L + "attention.self.distance_embedding.weight") + (i - j + c.max_position_embeddings - 1) * d;
+            for (int64_t e = 0; e < d; ++e) dot += q[i * h + hd * d + e] * dist[e];
+            if (c.position_embedding_type == "relative_key_query")
+              for (int64_t e = 0; e < d; ++e) dot += k[j * h + hd * d + e] * dist[e];
+          }
           s[j] = dot / std::sqrt(double(d)) + (mask[j] ? 0.0 : -1e30);
           mx = std::max(mx, s[j]);
         }
@@ -188,13 +194,14 @@ Mat ref_bert(const Ref& m, const std::string& pre, const BertConfig& c, const st
 
 }  // namespace
 
-TEST(BertGolden, AnotherShapeWithLegacyNamesAndTaskHeads) {
-  // 3 layers, hidden 48, 6 heads, intermediate 50, 40 positions, 3 token types, gelu_new; keys under
-  // "bert." with TensorFlow-era LayerNorm.gamma/beta names and a cls.* head, like bert-base-uncased.
+// 3 layers, hidden 48, 6 heads, intermediate 50, 40 positions, 3 token types, gelu_new; keys under
+// "bert." with TensorFlow-era LayerNorm.gamma/beta names and a cls.* head, like bert-base-uncased.
+static void check_other_shape(const std::string& position_embedding_type) {
   test::TempDir dir;
   std::ofstream(dir.file("config.json")) << R"({"model_type": "bert", "vocab_size": 100, "hidden_size": 48,
     "num_hidden_layers": 3, "num_attention_heads": 6, "intermediate_size": 50, "max_position_embeddings": 40,
-    "type_vocab_size": 3, "hidden_act": "gelu_new", "layer_norm_eps": 1e-7})";
+    "type_vocab_size": 3, "hidden_act": "gelu_new", "layer_norm_eps": 1e-7, "position_embedding_type": ")"
+                                      << position_embedding_type << "\"}";
   const BertConfig c = BertConfig::from_json(JsonObject::load(dir.file("config.json")));
   std::mt19937 rng(5);
   std::normal_distribution<float> normal(0.f, 0.3f);
@@ -216,6 +223,7 @@ TEST(BertGolden, AnotherShapeWithLegacyNamesAndTaskHeads) {
       add(L + n + ".weight", {48, 48});
       add(L + n + ".bias", {48});
     }
+    if (position_embedding_type != "absolute") add(L + "attention.self.distance_embedding.weight", {79, 8});
     add(L + "attention.output.LayerNorm.gamma", {48}, 1.f);
     add(L + "attention.output.LayerNorm.beta", {48});
     add(L + "intermediate.dense.weight", {50, 48});
@@ -247,9 +255,14 @@ TEST(BertGolden, AnotherShapeWithLegacyNamesAndTaskHeads) {
     const Mat x = ref_bert(ref, pre, c, ids[b], types[b], mask[b]);
     for (size_t i = 0; i < x.size(); ++i) want.data<float>()[b * 9 * 48 + i] = static_cast<float>(x[i]);
   }
-  test::expect_close("other-shape last_hidden_state vs float64", out.last_hidden_state, want, kBertF32Bound);
+  test::expect_close("other shape, " + position_embedding_type + ", vs float64", out.last_hidden_state, want,
+                     kBertF32Bound);
   EXPECT_THROW(model.forward(Tensor::zeros({1, 41}, DType::I64), Tensor(), Tensor()), Error);  // > 40 positions
 }
+
+TEST(BertGolden, AnotherShapeWithLegacyNamesAndTaskHeads) { check_other_shape("absolute"); }
+TEST(BertGolden, RelativeKeyPositions) { check_other_shape("relative_key"); }
+TEST(BertGolden, RelativeKeyQueryPositions) { check_other_shape("relative_key_query"); }
 
 TEST(BertGolden, MisShapedAndMissingWeightsAreAllReported) {
   test::TempDir dir;
@@ -283,5 +296,4 @@ TEST(BertConfig, TypeErrorsAndDefaults) {
   }
   EXPECT_THROW(parse(R"({"hidden_size": 30, "num_attention_heads": 4})"), Error);
   EXPECT_THROW(parse(R"({"hidden_act": "banana"})"), Error);
-  EXPECT_THROW(parse(R"({"position_embedding_type": "relative_key"})"), Error);
 }

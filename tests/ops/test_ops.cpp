@@ -71,10 +71,16 @@ TEST(Ops, AttentionMatchesReferenceWithMasks) {
     std::vector<int64_t> mask(static_cast<size_t>(c.b * c.tk), 1);
     for (int64_t j = c.tk / 2 + 1; j < c.tk; ++j) mask[static_cast<size_t>(j)] = 0;  // row 0 padded
     const Tensor key_mask = Tensor::from_vector(mask, {c.b, c.tk});
-    const Tensor got = ops::attention(q, k, v, c.heads, key_mask, c.causal);
-    Tensor want = Tensor::empty(got.shape());
-    cpu::attention_ref(q, k, v, c.heads, key_mask, c.causal, want);
-    test::expect_close(str("attention b", c.b, " t", c.tq, "x", c.tk, c.causal ? " causal" : ""), got, want, 2e-6);
+    const Tensor bias = random_tensor({c.b, c.heads, c.tq, c.tk}, 23);
+    for (const Tensor* score_bias : {static_cast<const Tensor*>(nullptr), &bias}) {
+      const Tensor none;
+      const Tensor& sb = score_bias ? *score_bias : none;
+      const Tensor got = ops::attention(q, k, v, c.heads, key_mask, c.causal, sb);
+      Tensor want = Tensor::empty(got.shape());
+      cpu::attention_ref(q, k, v, c.heads, key_mask, c.causal, sb, want);
+      test::expect_close(str("attention b", c.b, " t", c.tq, "x", c.tk, c.causal ? " causal" : "", score_bias ? " bias" : ""),
+                         got, want, 2e-6);
+    }
   }
 }
 

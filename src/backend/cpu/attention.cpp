@@ -20,11 +20,12 @@ void fill_keep(uint8_t* keep, const int64_t* key_mask, int64_t tk, bool causal, 
 }  // namespace
 
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, const Tensor& key_padding_mask,
-               bool causal, Tensor& y) {
+               bool causal, const Tensor& score_bias, Tensor& y) {
   const int64_t batch = q.dim(0), tq = q.dim(1), tk = k.dim(1), c = q.dim(2), d = c / heads;
   const float scale = 1.f / std::sqrt(static_cast<float>(d));
   const float *qp = q.data<float>(), *kp = k.data<float>(), *vp = v.data<float>();
   const int64_t* mask = key_padding_mask.defined() ? key_padding_mask.data<int64_t>() : nullptr;
+  const float* bias = score_bias.defined() ? score_bias.data<float>() : nullptr;
   float* out = y.data<float>();
   const int64_t blocks = (tq + kQueryBlock - 1) / kQueryBlock;
   const int64_t tasks = batch * heads * blocks;
@@ -41,8 +42,13 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
       const float* vh = vp + b * tk * c + h * d;
       gemm(false, true, rows, tk, d, scale, qh, c, kh, c, 0.f, scores.data(), tk);
       for (int64_t i = 0; i < rows; ++i) {
+        float* row = scores.data() + i * tk;
+        if (bias) {
+          const float* bias_row = bias + ((b * heads + h) * tq + q0 + i) * tk;
+          for (int64_t j = 0; j < tk; ++j) row[j] += bias_row[j];
+        }
         fill_keep(keep.data(), mask ? mask + b * tk : nullptr, tk, causal, q0 + i);
-        softmax_row_masked(scores.data() + i * tk, keep.data(), tk);
+        softmax_row_masked(row, keep.data(), tk);
       }
       gemm(false, false, rows, d, tk, 1.f, scores.data(), tk, vh, c, 0.f, out + (b * tq + q0) * c + h * d, c);
     }
@@ -50,11 +56,12 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
 }
 
 void attention_ref(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, const Tensor& key_padding_mask,
-                   bool causal, Tensor& y) {
+                   bool causal, const Tensor& score_bias, Tensor& y) {
   const int64_t batch = q.dim(0), tq = q.dim(1), tk = k.dim(1), c = q.dim(2), d = c / heads;
   const double scale = 1.0 / std::sqrt(static_cast<double>(d));
   const float *qp = q.data<float>(), *kp = k.data<float>(), *vp = v.data<float>();
   const int64_t* mask = key_padding_mask.defined() ? key_padding_mask.data<int64_t>() : nullptr;
+  const float* bias = score_bias.defined() ? score_bias.data<float>() : nullptr;
   float* out = y.data<float>();
   std::vector<float> row(static_cast<size_t>(tk));
   std::vector<uint8_t> keep(static_cast<size_t>(tk));
@@ -64,7 +71,7 @@ void attention_ref(const Tensor& q, const Tensor& k, const Tensor& v, int64_t he
         for (int64_t j = 0; j < tk; ++j) {
           double s = 0;
           for (int64_t e = 0; e < d; ++e) s += double(qp[(b * tq + i) * c + h * d + e]) * kp[(b * tk + j) * c + h * d + e];
-          row[j] = static_cast<float>(s * scale);
+          row[j] = static_cast<float>(s * scale + (bias ? bias[((b * heads + h) * tq + i) * tk + j] : 0.0));
         }
         fill_keep(keep.data(), mask ? mask + b * tk : nullptr, tk, causal, i);
         softmax_row_masked(row.data(), keep.data(), tk);

@@ -15,9 +15,9 @@ void softmax(Tensor& x);
 void add(Tensor& x, const Tensor& y);
 void embedding(const Tensor& weight, const Tensor& ids, Tensor& y);
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, const Tensor& key_padding_mask,
-               bool causal, Tensor& y);
+               bool causal, const Tensor& score_bias, Tensor& y);
 void attention_ref(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
-                   const Tensor& key_padding_mask, bool causal, Tensor& y);
+                   const Tensor& key_padding_mask, bool causal, const Tensor& score_bias, Tensor& y);
 
 // Softmax of one row in place, over the entries where keep[j] is true; the others become 0.
 // With no entry kept, every entry gets 1/n: transformers adds finfo.min to hidden scores, so a

@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""PyTorch eager baseline for `mmx bench bert-lab bert-32x128` (never built, never required).
+
+transformers is not packaged in Debian 12, so this builds bert-base-uncased's architecture from the
+same real config.json with torch.nn modules, op for op as transformers' eager BertModel runs them
+(embeddings sum + LayerNorm; per layer q/k/v Linear, q·kᵀ/sqrt(d) + additive mask, softmax, ·v,
+dense + residual + LayerNorm, GELU MLP + residual + LayerNorm; tanh pooler), random weights.
+
+    python3 tools/bench_torch_bert.py --threads 2 --runs 5
+Use Debian's python3-torch with libopenblas0-pthread installed (its default reference BLAS is
+several times slower).
+"""
+import argparse, json, math, os, statistics, time
+
+import torch
+from torch import nn
+
+
+class Layer(nn.Module):
+    def __init__(s, c):
+        super().__init__()
+        h, i = c["hidden_size"], c["intermediate_size"]
+        s.heads = c["num_attention_heads"]
+        s.q, s.k, s.v, s.o = (nn.Linear(h, h) for _ in range(4))
+        s.ln1, s.ln2 = nn.LayerNorm(h, eps=c["layer_norm_eps"]), nn.LayerNorm(h, eps=c["layer_norm_eps"])
+        s.up, s.down = nn.Linear(h, i), nn.Linear(i, h)
+
+    def forward(s, x, mask):
+        b, t, h = x.shape
+        d = h // s.heads
+        split = lambda y: y.view(b, t, s.heads, d).permute(0, 2, 1, 3)
+        q, k, v = split(s.q(x)), split(s.k(x)), split(s.v(x))
+        scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(d) + mask
+        ctx = torch.matmul(scores.softmax(-1), v).permute(0, 2, 1, 3).reshape(b, t, h)
+        a = s.ln1(s.o(ctx) + x)
+        return s.ln2(s.down(nn.functional.gelu(s.up(a))) + a)
+
+
+class Bert(nn.Module):
+    def __init__(s, c):
+        super().__init__()
+        h = c["hidden_size"]
+        s.word = nn.Embedding(c["vocab_size"], h)
+        s.pos = nn.Embedding(c["max_position_embeddings"], h)
+        s.type = nn.Embedding(c["type_vocab_size"], h)
+        s.ln = nn.LayerNorm(h, eps=c["layer_norm_eps"])
+        s.layers = nn.ModuleList(Layer(c) for _ in range(c["num_hidden_layers"]))
+        s.pool = nn.Linear(h, h)
+
+    def forward(s, ids, attention_mask):
+        t = ids.shape[1]
+        x = s.ln(s.word(ids) + s.type(torch.zeros_like(ids)) + s.pos(torch.arange(t)))
+        mask = (1.0 - attention_mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
+        for layer in s.layers:
+            x = layer(x, mask)
+        return x, torch.tanh(s.pool(x[:, 0]))
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "tests", "data"))
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    c = json.load(open(os.path.join(a.data, "real-configs/bert-base-uncased/config.json")))
+    cases = json.load(open(os.path.join(a.data, "tokenizers/bert_cases.json")))["seed_batch"]
+    model = Bert(c).eval()
+    ids32 = torch.randint(1000, 21000, (32, 128))
+    workloads = {
+        "bert-lab": (torch.tensor(cases["input_ids"]), torch.tensor(cases["attention_mask"])),
+        "bert-32x128": (ids32, torch.ones_like(ids32)),
+    }
+    with torch.inference_mode():
+        for name, (ids, mask) in workloads.items():
+            model(ids, mask)
+            ms = []
+            for _ in range(a.runs):
+                t0 = time.perf_counter()
+                model(ids, mask)
+                ms.append((time.perf_counter() - t0) * 1e3)
+            print(f"torch {torch.__version__} {name:12s} median {statistics.median(ms):9.2f} ms  "
+                  f"min {min(ms):9.2f} ms  threads {a.threads}  runs {a.runs}  batch {list(ids.shape)}")
+
+
+if __name__ == "__main__":
+    main()
