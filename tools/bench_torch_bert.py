@@ -42,14 +42,14 @@ class Bert(nn.Module):
         h = c["hidden_size"]
         s.word = nn.Embedding(c["vocab_size"], h)
         s.pos = nn.Embedding(c["max_position_embeddings"], h)
-        s.type = nn.Embedding(c["type_vocab_size"], h)
+        s.token_type = nn.Embedding(c["type_vocab_size"], h)
         s.ln = nn.LayerNorm(h, eps=c["layer_norm_eps"])
         s.layers = nn.ModuleList(Layer(c) for _ in range(c["num_hidden_layers"]))
         s.pool = nn.Linear(h, h)
 
     def forward(s, ids, attention_mask):
         t = ids.shape[1]
-        x = s.ln(s.word(ids) + s.type(torch.zeros_like(ids)) + s.pos(torch.arange(t)))
+        x = s.ln(s.word(ids) + s.token_type(torch.zeros_like(ids)) + s.pos(torch.arange(t)))
         mask = (1.0 - attention_mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
         for layer in s.layers:
             x = layer(x, mask)

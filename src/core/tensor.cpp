@@ -1,6 +1,9 @@
 #include "mmx/tensor.hpp"
 
+#include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <unordered_map>
 #include <sstream>
 
 #include "core/half.hpp"
@@ -45,6 +48,61 @@ std::string shape_str(const Shape& shape) {
   return out.str();
 }
 
+namespace {
+
+// Large activations (a [4096, 3072] MLP output is 50 MB) would otherwise come from fresh mmap'd pages
+// on every op, and page faults then cost as much as the GEMM that fills them. Blocks of 1 MiB and
+// more are therefore kept for reuse, by exact rounded size (a model's shapes repeat every layer and
+// every forward), up to 4 GiB in all. Under AddressSanitizer nothing is cached, so that use after
+// free is still caught.
+class BlockCache {
+ public:
+  static BlockCache& instance() {
+    static BlockCache* cache = new BlockCache();  // never destroyed: tensors may outlive static teardown
+    return *cache;
+  }
+  static size_t rounded(size_t bytes) {
+    return bytes >= kMinCached ? (bytes + kGranule - 1) / kGranule * kGranule : (bytes + 63) / 64 * 64;
+  }
+  void* allocate(size_t bytes) {
+    if (bytes >= kMinCached && kEnabled) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = free_.find(bytes);
+      if (it != free_.end() && !it->second.empty()) {
+        void* p = it->second.back();
+        it->second.pop_back();
+        cached_ -= bytes;
+        return p;
+      }
+    }
+    return std::aligned_alloc(64, bytes);
+  }
+  void release(void* p, size_t bytes) {
+    if (bytes >= kMinCached && kEnabled) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (cached_ + bytes <= kMaxCached) {
+        free_[bytes].push_back(p);
+        cached_ += bytes;
+        return;
+      }
+    }
+    std::free(p);
+  }
+
+ private:
+  static constexpr size_t kMinCached = size_t(1) << 20, kGranule = size_t(64) << 10, kMaxCached = size_t(4) << 30;
+#if defined(__SANITIZE_ADDRESS__)
+  static constexpr bool kEnabled = false;
+#else
+  static constexpr bool kEnabled = true;
+#endif
+  std::mutex mutex_;
+  std::unordered_map<size_t, std::vector<void*>> free_;
+  size_t cached_ = 0;
+};
+
+}  // namespace
+
 Tensor Tensor::empty(Shape shape, DType dtype) {
   for (int64_t d : shape)
     if (d < 0) fail("Tensor::empty: negative dimension in shape ", shape_str(shape));
@@ -52,11 +110,11 @@ Tensor Tensor::empty(Shape shape, DType dtype) {
   t.shape_ = std::move(shape);
   t.dtype_ = dtype;
   t.defined_ = true;
-  const size_t bytes = std::max<size_t>(t.nbytes(), 1);
   // 64-byte alignment: the GEMM and vector kernels load whole cache lines.
-  void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  const size_t bytes = BlockCache::rounded(std::max<size_t>(t.nbytes(), 1));
+  void* p = BlockCache::instance().allocate(bytes);
   if (!p) fail("out of memory allocating ", bytes, " bytes for a tensor of shape ", shape_str(t.shape_));
-  t.owner_ = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+  t.owner_ = std::shared_ptr<void>(p, [bytes](void* q) { BlockCache::instance().release(q, bytes); });
   t.data_ = p;
   return t;
 }

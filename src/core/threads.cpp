@@ -1,5 +1,6 @@
 #include <omp.h>
 
+#include <cstdlib>
 #include <thread>
 
 #include "mmx/runtime.hpp"
@@ -9,6 +10,7 @@ namespace mmx {
 // One policy for every kernel: OpenMP's thread count. The GEMM library (oneDNN, OpenMP runtime)
 // reads the same setting, so there is no second pool to oversubscribe the cores.
 void set_num_threads(int n) {
+  if (n <= 0 && std::getenv("OMP_NUM_THREADS")) return;  // the environment already chose
   if (n <= 0) n = static_cast<int>(std::thread::hardware_concurrency());
   if (n <= 0) n = 1;
   omp_set_num_threads(n);

@@ -174,7 +174,7 @@ BertModel::BertModel(const BertConfig& config, WeightLoader& weights) : config_(
   // mmx instead has no pooler, and asking for pooler_output is an error.
   if (root.has("pooler.dense.weight") || root.has("pooler.dense.bias")) pooler_.emplace(root.sub("pooler"), config_);
   else log_info("checkpoint has no pooler (pooler.dense.*): pooler_output is unavailable");
-  weights.finish("BertModel", {"position_ids"});
+  weights.finish("BertModel", {"position_ids"}, {"cls.", "classifier.", "qa_outputs."});
 }
 
 BertOutputs BertModel::forward(const Tensor& input_ids, const Tensor& token_type_ids, const Tensor& attention_mask,

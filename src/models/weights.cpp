@@ -70,7 +70,8 @@ Tensor WeightLoader::get(const std::string& name, const Shape& shape, Init init)
   return checkpoint_->get(key).to(DType::F32);
 }
 
-void WeightLoader::finish(const std::string& model_name, const std::vector<std::string>& ignorable_suffixes) {
+void WeightLoader::finish(const std::string& model_name, const std::vector<std::string>& ignorable_suffixes,
+                          const std::vector<std::string>& head_prefixes) {
   if (!checkpoint_) return;
   if (!missing_.empty() || !mismatched_.empty()) {
     std::ostringstream msg;
@@ -82,22 +83,26 @@ void WeightLoader::finish(const std::string& model_name, const std::vector<std::
     for (const auto& m : mismatched_) msg << "\n  " << m;
     throw Error(ErrorKind::Runtime, msg.str(), "is this folder a " + model_name + " checkpoint?");
   }
-  std::vector<std::string> unused;
+  auto ends_with = [](const std::string& n, const std::string& s) {
+    return n.size() >= s.size() && n.compare(n.size() - s.size(), s.size(), s) == 0;
+  };
+  std::vector<std::string> heads, unused;
   for (const auto& n : checkpoint_->names()) {
     if (used_.count(n)) continue;
-    bool ignorable = false;
-    for (const auto& s : ignorable_suffixes)
-      ignorable |= n.size() >= s.size() && n.compare(n.size() - s.size(), s.size(), s) == 0;
-    if (!ignorable) unused.push_back(n);
+    bool ignorable = false, head = false;
+    for (const auto& s : ignorable_suffixes) ignorable |= ends_with(n, s);
+    for (const auto& p : head_prefixes) head |= n.compare(0, p.size(), p) == 0;
+    if (!ignorable) (head ? heads : unused).push_back(n);
   }
-  if (!unused.empty()) {
+  auto list = [&](const std::vector<std::string>& names, const char* why) {
     std::ostringstream msg;
-    msg << unused.size() << " tensor(s) of " << checkpoint_->source() << " are not used by " << model_name
-        << " (heads of another task):";
-    for (size_t i = 0; i < unused.size() && i < 8; ++i) msg << ' ' << unused[i];
-    if (unused.size() > 8) msg << " …";
-    log_info(msg.str());
-  }
+    msg << names.size() << " tensor(s) of " << checkpoint_->source() << " are not used by " << model_name << why << ":";
+    for (size_t i = 0; i < names.size() && i < 8; ++i) msg << ' ' << names[i];
+    if (names.size() > 8) msg << " ...";
+    return msg.str();
+  };
+  if (!heads.empty()) log_info(list(heads, " (heads of another task, as expected)"));
+  if (!unused.empty()) log_warn(list(unused, ""));
 }
 
 }  // namespace mmx

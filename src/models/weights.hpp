@@ -25,9 +25,12 @@ class WeightLoader {
   // The tensor as F32 (F16/BF16 converted once, here; F32 used in place from the mapping).
   Tensor get(const std::string& name, const Shape& shape, Init init = Init::Normal);
 
-  // Call when the model is built: fails listing all missing and mis-shaped tensors; names the
-  // unused ones (ignored as transformers ignores them) at info level.
-  void finish(const std::string& model_name, const std::vector<std::string>& ignorable_suffixes = {});
+  // Call when the model is built: fails listing all missing and mis-shaped tensors. Unused tensors
+  // are ignored, as transformers ignores them, and named in a warning; those under `head_prefixes`
+  // (another task's heads, e.g. "cls." of BertForPreTraining) only at info level, and those ending in
+  // `ignorable_suffixes` (buffers such as position_ids) not at all.
+  void finish(const std::string& model_name, const std::vector<std::string>& ignorable_suffixes = {},
+              const std::vector<std::string>& head_prefixes = {});
 
  private:
   WeightLoader() = default;
