@@ -19,6 +19,9 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
 void attention_ref(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
                    const Tensor& key_padding_mask, bool causal, const Tensor& score_bias, Tensor& y);
 
+// GELU (erf form) over n floats in place, AVX2 + FMA (isa/gelu_avx2.cpp).
+void gelu_erf_span_avx2(float* x, int64_t n);
+
 // Softmax of one row in place, over the entries where keep[j] is true; the others become 0.
 // With no entry kept, every entry gets 1/n: transformers adds finfo.min to hidden scores, so a
 // fully hidden row is uniform there too.

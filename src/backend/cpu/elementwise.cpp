@@ -1,7 +1,9 @@
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "backend/cpu/cpu_ops.hpp"
+#include "backend/cpu/vec_math.hpp"
 
 namespace mmx::cpu {
 
@@ -11,6 +13,21 @@ void map_inplace(float* x, int64_t n, F f) {
 #pragma omp parallel for simd if (n > (1 << 15))
   for (int64_t i = 0; i < n; ++i) x[i] = f(x[i]);
 }
+
+// GELU is the one activation on a hot path (BERT/ViT MLPs): an AVX2+FMA kernel (isa/gelu_avx2.cpp)
+// when the CPU has it, the same formula in scalar code otherwise. Threads split the tensor here.
+void gelu_erf_span(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.f + erf_approx(x[i] * 0.70710678118654752f));
+}
+
+void gelu_erf_inplace(float* x, int64_t n) {
+  constexpr int64_t kChunk = 1 << 14;
+  static void (*const span)(float*, int64_t) =
+      __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? gelu_erf_span_avx2 : gelu_erf_span;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for if (chunks > 1)
+  for (int64_t c = 0; c < chunks; ++c) span(x + c * kChunk, std::min(kChunk, n - c * kChunk));
+}
 }  // namespace
 
 void activation(Tensor& x, ops::Activation act) {
@@ -18,8 +35,8 @@ void activation(Tensor& x, ops::Activation act) {
   const int64_t n = x.numel();
   using ops::Activation;
   switch (act) {
-    case Activation::GeluErf:  // torch.nn.functional.gelu: x·Φ(x) with the exact erf
-      return map_inplace(p, n, [](float v) { return 0.5f * v * (1.f + std::erf(v * static_cast<float>(M_SQRT1_2))); });
+    case Activation::GeluErf:  // torch.nn.functional.gelu: x·Φ(x) = x·(1 + erf(x/√2))/2
+      return gelu_erf_inplace(p, n);
     case Activation::GeluTanh:  // gelu_new / gelu_pytorch_tanh
       return map_inplace(p, n, [](float v) {
         const float k = 0.7978845608028654f;  // sqrt(2/π)
