@@ -1,6 +1,7 @@
 // BERT against transformers: bert-tiny outputs and every pooling mode (expected/bert-tiny.safetensors),
 // the sharded copy, the f16 copy, and a BERT of another shape against a float64 reference written here.
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <random>
@@ -296,4 +297,26 @@ TEST(BertConfig, TypeErrorsAndDefaults) {
   }
   EXPECT_THROW(parse(R"({"hidden_size": 30, "num_attention_heads": 4})"), Error);
   EXPECT_THROW(parse(R"({"hidden_act": "banana"})"), Error);
+}
+
+TEST(BertGolden, Bf16WeightsLoadExactly) {
+  // The F32 checkpoint rewritten twice: as BF16, and as F32 holding the same BF16-rounded values.
+  // Loading converts BF16 exactly, so both must give bit-identical outputs.
+  test::TempDir dir;
+  const auto source = SafetensorsFile::open(test::data("models/bert-tiny/model.safetensors"));
+  std::vector<std::pair<std::string, Tensor>> bf16, rounded;
+  for (const auto& t : source.tensors()) {
+    const Tensor w = source.get(t.name);
+    bf16.emplace_back(t.name, w.to(DType::BF16));
+    rounded.emplace_back(t.name, w.to(DType::BF16).to(DType::F32));
+  }
+  for (const char* sub : {"bf16", "rounded"}) {
+    std::filesystem::create_directory(dir.path / sub);
+    std::filesystem::copy_file(test::data("models/bert-tiny/config.json"), dir.path / sub / "config.json");
+    write_safetensors((dir.path / sub / "model.safetensors").string(), std::string(sub) == "bf16" ? bf16 : rounded);
+  }
+  const auto expected = SafetensorsFile::open(test::data("expected/bert-tiny.safetensors"));
+  const BertOutputs a = run_model((dir.path / "bf16").string(), expected);
+  const BertOutputs b = run_model((dir.path / "rounded").string(), expected);
+  test::expect_close("bf16 file vs rounded f32 file", a.last_hidden_state, b.last_hidden_state, 0.0);
 }
