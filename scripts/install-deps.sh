@@ -5,5 +5,5 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   cmake g++ make pkg-config \
-  libdnnl-dev nlohmann-json3-dev libutf8proc-dev \
+  libdnnl-dev nlohmann-json3-dev libutf8proc-dev libpng-dev libjpeg62-turbo-dev \
   libgtest-dev libgmock-dev libbenchmark-dev

@@ -1,0 +1,236 @@
+// PNG through libpng, JPEG through libjpeg-turbo (the decoder Pillow uses), converted to RGB with
+// Pillow's rules. libpng and libjpeg report errors by longjmp, so each decoder keeps only plain data
+// between setjmp and the end of decoding and throws once it is back in C++.
+#include <cstddef>
+#include <cstdio>
+// jpeglib.h needs size_t and FILE declared before it.
+#include <jpeglib.h>
+#include <png.h>
+
+#include <csetjmp>
+#include <cstring>
+
+#include "mmx/files.hpp"
+#include "mmx/image.hpp"
+
+namespace mmx {
+
+namespace {
+
+void check_size(const std::string& name, uint64_t width, uint64_t height) {
+  if (width == 0 || height == 0) fail(name, ": image has zero size (", width, "×", height, ")");
+  if (width * height > static_cast<uint64_t>(kMaxImagePixels))
+    fail(name, ": image of ", width, "×", height, " = ", width * height, " pixels exceeds the limit of ",
+         kMaxImagePixels, " (a possible decompression bomb, refused as Pillow refuses it)");
+}
+
+// ---- PNG
+
+struct PngReader {
+  const unsigned char* data;
+  size_t size, pos;
+  char error[256];
+};
+
+void png_read_from_memory(png_structp png, png_bytep out, png_size_t length) {
+  auto* r = static_cast<PngReader*>(png_get_io_ptr(png));
+  if (r->pos + length > r->size) png_error(png, "file is truncated");
+  std::memcpy(out, r->data + r->pos, length);
+  r->pos += length;
+}
+
+void png_on_error(png_structp png, png_const_charp message) {
+  auto* r = static_cast<PngReader*>(png_get_io_ptr(png));
+  std::snprintf(r->error, sizeof r->error, "%s", message);
+  png_longjmp(png, 1);
+}
+void png_on_warning(png_structp, png_const_charp) {}
+
+Image decode_png(const std::string& bytes, const std::string& name) {
+  // IHDR is the first chunk: check the size there, before libpng reads (or allocates) anything more.
+  if (bytes.size() >= 24 && bytes.compare(12, 4, "IHDR") == 0) {
+    auto be32 = [&](size_t at) {
+      uint32_t v = 0;
+      for (size_t i = 0; i < 4; ++i) v = (v << 8) | static_cast<unsigned char>(bytes[at + i]);
+      return v;
+    };
+    check_size(name, be32(16), be32(20));
+  }
+  PngReader reader{reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), 0, {}};
+  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &reader, png_on_error, png_on_warning);
+  png_infop info = png ? png_create_info_struct(png) : nullptr;
+  if (!png || !info) {
+    png_destroy_read_struct(&png, &info, nullptr);
+    fail(name, ": out of memory starting the PNG decoder");
+  }
+  Image image;
+  std::vector<uint8_t> raw;
+  std::vector<png_bytep> rows;
+  volatile int channels = 0, sixteen_bit_grey = 0;
+  volatile uint64_t too_big_w = 0, too_big_h = 0;
+  if (setjmp(png_jmpbuf(png))) {
+    png_destroy_read_struct(&png, &info, nullptr);
+    if (too_big_w) check_size(name, too_big_w, too_big_h);
+    fail(name, ": cannot decode PNG: ", reader.error);
+  }
+  png_set_read_fn(png, &reader, png_read_from_memory);
+  png_set_user_limits(png, 0x7fffffff, 0x7fffffff);
+  png_read_info(png, info);
+  const png_uint_32 width = png_get_image_width(png, info), height = png_get_image_height(png, info);
+  if (uint64_t(width) * height > static_cast<uint64_t>(kMaxImagePixels)) {
+    too_big_w = width;
+    too_big_h = height;
+    png_error(png, "too large");
+  }
+  const int color_type = png_get_color_type(png, info), bit_depth = png_get_bit_depth(png, info);
+  if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);  // tRNS stays ignored, as in convert("RGB")
+  if (color_type == PNG_COLOR_TYPE_GRAY && bit_depth < 8) png_set_expand_gray_1_2_4_to_8(png);  // ×255, ×85, ×17
+  if (bit_depth == 16) {
+    // Pillow opens 16-bit grey as mode "I" (values 0..65535) and convert("RGB") clips them to 255;
+    // every other 16-bit mode keeps the high byte of each sample.
+    if (color_type == PNG_COLOR_TYPE_GRAY) sixteen_bit_grey = 1;
+    else png_set_strip_16(png);
+  }
+  png_set_interlace_handling(png);
+  png_read_update_info(png, info);
+  channels = png_get_channels(png, info);
+  const size_t row_bytes = png_get_rowbytes(png, info);
+  raw.resize(row_bytes * height);
+  rows.resize(height);
+  for (png_uint_32 y = 0; y < height; ++y) rows[y] = raw.data() + y * row_bytes;
+  png_read_image(png, rows.data());
+  png_destroy_read_struct(&png, &info, nullptr);
+
+  image.width = width;
+  image.height = height;
+  image.rgb.resize(size_t(width) * height * 3);
+  const size_t n = size_t(width) * height;
+  uint8_t* out = image.rgb.data();
+  for (size_t i = 0; i < n; ++i, out += 3) {
+    if (sixteen_bit_grey) {
+      const unsigned v = (unsigned(raw[2 * i]) << 8) | raw[2 * i + 1];
+      out[0] = out[1] = out[2] = static_cast<uint8_t>(v > 255 ? 255 : v);
+    } else if (channels <= 2) {  // grey, grey + alpha
+      out[0] = out[1] = out[2] = raw[i * channels];
+    } else {  // RGB, RGBA (alpha dropped)
+      std::memcpy(out, &raw[i * channels], 3);
+    }
+  }
+  return image;
+}
+
+// ---- JPEG
+
+struct JpegError {
+  jpeg_error_mgr manager;
+  jmp_buf jump;
+  char message[JMSG_LENGTH_MAX];
+};
+
+void jpeg_on_error(j_common_ptr cinfo) {
+  auto* e = reinterpret_cast<JpegError*>(cinfo->err);
+  (*cinfo->err->format_message)(cinfo, e->message);
+  longjmp(e->jump, 1);
+}
+void jpeg_on_message(j_common_ptr, int) {}  // warnings on corrupt data: libjpeg recovers, as Pillow does
+
+// A source that fails when the data ends, where jpeg_mem_src would pad with a fake end marker:
+// Pillow refuses a truncated JPEG ("image file is truncated"), so does mmx.
+void source_init(j_decompress_ptr) {}
+boolean source_fill(j_decompress_ptr cinfo) {
+  auto* e = reinterpret_cast<JpegError*>(cinfo->err);
+  std::snprintf(e->message, sizeof e->message, "file is truncated");
+  longjmp(e->jump, 1);
+}
+void source_skip(j_decompress_ptr cinfo, long count) {
+  if (count <= 0) return;
+  if (static_cast<size_t>(count) > cinfo->src->bytes_in_buffer) source_fill(cinfo);
+  cinfo->src->next_input_byte += count;
+  cinfo->src->bytes_in_buffer -= static_cast<size_t>(count);
+}
+void source_term(j_decompress_ptr) {}
+
+Image decode_jpeg(const std::string& bytes, const std::string& name) {
+  jpeg_decompress_struct cinfo;
+  JpegError error;
+  cinfo.err = jpeg_std_error(&error.manager);
+  error.manager.error_exit = jpeg_on_error;
+  error.manager.emit_message = jpeg_on_message;
+  Image image;
+  std::vector<uint8_t> row;
+  volatile uint64_t too_big_w = 0, too_big_h = 0;
+  volatile bool cmyk = false;
+  if (setjmp(error.jump)) {
+    jpeg_destroy_decompress(&cinfo);
+    if (too_big_w) check_size(name, too_big_w, too_big_h);
+    fail(name, ": cannot decode JPEG: ", error.message);
+  }
+  jpeg_create_decompress(&cinfo);
+  jpeg_source_mgr source;
+  source.init_source = source_init;
+  source.fill_input_buffer = source_fill;
+  source.skip_input_data = source_skip;
+  source.resync_to_restart = jpeg_resync_to_restart;
+  source.term_source = source_term;
+  source.next_input_byte = reinterpret_cast<const JOCTET*>(bytes.data());
+  source.bytes_in_buffer = bytes.size();
+  cinfo.src = &source;
+  jpeg_read_header(&cinfo, TRUE);
+  if (uint64_t(cinfo.image_width) * cinfo.image_height > static_cast<uint64_t>(kMaxImagePixels)) {
+    too_big_w = cinfo.image_width;
+    too_big_h = cinfo.image_height;
+    std::snprintf(error.message, sizeof error.message, "too large");
+    longjmp(error.jump, 1);
+  }
+  if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK) {
+    cmyk = true;  // Pillow assumes Adobe's inverted CMYK for every CMYK JPEG (rawmode "CMYK;I")
+    cinfo.out_color_space = JCS_CMYK;
+  } else {
+    cinfo.out_color_space = JCS_RGB;  // grey is replicated, YCbCr converted by libjpeg, as in Pillow
+  }
+  jpeg_start_decompress(&cinfo);
+  image.width = cinfo.output_width;
+  image.height = cinfo.output_height;
+  image.rgb.resize(size_t(image.width) * image.height * 3);
+  row.resize(size_t(image.width) * cinfo.output_components);
+  while (cinfo.output_scanline < cinfo.output_height) {
+    JSAMPROW rows[1] = {row.data()};
+    const JDIMENSION y = cinfo.output_scanline;
+    jpeg_read_scanlines(&cinfo, rows, 1);
+    uint8_t* out = image.rgb.data() + size_t(y) * image.width * 3;
+    if (!cmyk) {
+      std::memcpy(out, row.data(), size_t(image.width) * 3);
+      continue;
+    }
+    for (int64_t x = 0; x < image.width; ++x) {  // Pillow's cmyk2rgb: (255 − K) − C·(255 − K)/255 per channel
+      const uint8_t* p = &row[size_t(x) * 4];
+      const int k = p[3];  // 255 − K, with K = 255 − stored value (inverted)
+      for (int c = 0; c < 3; ++c) {
+        const int ink = 255 - p[c];
+        const int t = ink * k + 128;
+        const int v = k - (((t >> 8) + t) >> 8);
+        out[x * 3 + c] = static_cast<uint8_t>(v < 0 ? 0 : v > 255 ? 255 : v);
+      }
+    }
+  }
+  jpeg_finish_decompress(&cinfo);
+  jpeg_destroy_decompress(&cinfo);
+  return image;
+}
+
+}  // namespace
+
+Image decode_image(const std::string& bytes, const std::string& name) {
+  if (bytes.empty()) fail(name, ": empty file (0 bytes), not an image");
+  static const unsigned char kPng[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (bytes.size() >= 8 && std::memcmp(bytes.data(), kPng, 8) == 0) return decode_png(bytes, name);
+  if (bytes.size() >= 3 && static_cast<unsigned char>(bytes[0]) == 0xff && static_cast<unsigned char>(bytes[1]) == 0xd8 &&
+      static_cast<unsigned char>(bytes[2]) == 0xff)
+    return decode_jpeg(bytes, name);
+  throw Error(ErrorKind::Runtime, name + ": not a PNG or JPEG file (unrecognised format)",
+              "mmx reads PNG and JPEG; convert other formats first");
+}
+
+Image load_image(const std::string& path) { return decode_image(read_file(path), path); }
+
+}  // namespace mmx
