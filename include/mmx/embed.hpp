@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "mmx/image.hpp"
+#include "mmx/image_processor.hpp"
 #include "mmx/tensor.hpp"
 #include "mmx/tokenizer.hpp"
 
@@ -31,8 +33,9 @@ struct EmbedOptions {
 struct EmbedResult {
   Tensor embeddings;         // [N, D] F32
   Tensor last_hidden_state;  // [N, L, D] (token_embeddings)
-  Tensor input_ids;          // [N, L] I64
-  Tensor attention_mask;     // [N, L] I64
+  Tensor input_ids;          // [N, L] I64 (texts)
+  Tensor attention_mask;     // [N, L] I64 (texts)
+  Tensor pixel_values;       // [N, 3, H, W] F32 (images, with token_embeddings)
 };
 
 class TextEmbedder {
@@ -43,6 +46,38 @@ class TextEmbedder {
   virtual EmbedResult embed(const std::vector<std::string>& texts, const EmbedOptions& options) const = 0;
   virtual const Tokenizer& tokenizer() const = 0;
   virtual std::string description() const = 0;  // "bert: 2 layers, hidden 32, ..."
+};
+
+// Image embeddings from a ViT folder (config.json, safetensors weights, preprocessor_config.json).
+// Poolings: cls, pooler, mean (all tokens), mean-no-cls (the patches: the lab's image_avg_embeds);
+// `lab` is mean-no-cls here, as images have no padding.
+class ImageEmbedder {
+ public:
+  static std::unique_ptr<ImageEmbedder> load(const std::string& model_dir);
+  virtual ~ImageEmbedder() = default;
+  // Images of any sizes; each is preprocessed on its own, so no image's result depends on the others.
+  virtual EmbedResult embed(const std::vector<Image>& images, const EmbedOptions& options) const = 0;
+  virtual const ImageProcessorConfig& processor() const = 0;
+  virtual std::string description() const = 0;
+};
+
+// "bert", "vit", ...: the model_type of a model folder's config.json (errors name what is wrong).
+std::string model_type_of(const std::string& model_dir);
+
+struct Prediction {
+  int64_t id;
+  std::string label;
+  float probability;
+};
+
+// ViTForImageClassification: softmax over the logits, the top_k labels of each image, most probable first.
+class ImageClassifier {
+ public:
+  static std::unique_ptr<ImageClassifier> load(const std::string& model_dir);
+  virtual ~ImageClassifier() = default;
+  virtual Tensor logits(const std::vector<Image>& images) const = 0;  // [N, num_labels]
+  std::vector<std::vector<Prediction>> classify(const std::vector<Image>& images, int64_t top_k) const;
+  virtual std::string label(int64_t id) const = 0;
 };
 
 }  // namespace mmx

@@ -29,6 +29,10 @@ Resample resample_from_code(int64_t code);
 // Image.resize((width, height), resample, reducing_gap=None) on an RGB image, to the bit.
 Image resize(const Image& image, int64_t width, int64_t height, Resample resample);
 
+// Command-line image arguments → files: a folder gives its .png/.jpg/.jpeg files (sorted), a pattern
+// with * ? [ is expanded (sorted), anything else is taken as a path. No match is an error.
+std::vector<std::string> expand_image_paths(const std::vector<std::string>& args);
+
 constexpr int64_t kMaxImagePixels = 178956970;  // Pillow: 2 × MAX_IMAGE_PIXELS raises DecompressionBombError
 
 }  // namespace mmx

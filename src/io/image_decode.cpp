@@ -234,3 +234,4 @@ Image decode_image(const std::string& bytes, const std::string& name) {
 Image load_image(const std::string& path) { return decode_image(read_file(path), path); }
 
 }  // namespace mmx
+

@@ -1,6 +1,8 @@
 #include "models/model_folder.hpp"
 
 #include "core/file_util.hpp"
+#include "core/log.hpp"
+#include "mmx/image_processor.hpp"
 #include "mmx/error.hpp"
 
 namespace mmx {
@@ -15,9 +17,21 @@ ModelFolder open_model_folder(const std::string& path) {
                 "a model folder holds config.json and model.safetensors, as written by save_pretrained");
   JsonObject config = JsonObject::load(config_path);
   const std::string model_type = config.require_string("model_type");
-  if (model_type != "bert")
-    fail(config_path, ": model_type '", model_type, "' is not supported by this mmx (supported: bert)");
+  if (model_type != "bert" && model_type != "vit")
+    fail(config_path, ": model_type '", model_type, "' is not supported by this mmx (supported: bert, vit)");
   return ModelFolder{path, std::move(config), model_type};
+}
+
+ImageProcessorConfig load_processor(const ModelFolder& folder) {
+  const std::string path = join_path(folder.path, "preprocessor_config.json");
+  if (file_exists(path)) return ImageProcessorConfig::load(path, folder.model_type);
+  log_warn(folder.path, ": no preprocessor_config.json; using ViTImageProcessor's defaults at the model's image size");
+  ImageProcessorConfig c;
+  if (folder.config.has("image_size")) {
+    const auto& v = folder.config.json().at("image_size");
+    if (v.is_number_integer()) c.height = c.width = v.get<int64_t>();
+  }
+  return c;
 }
 
 }  // namespace mmx

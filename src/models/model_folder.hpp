@@ -16,4 +16,8 @@ struct ModelFolder {
 // or when the model_type is one mmx does not implement.
 ModelFolder open_model_folder(const std::string& path);
 
+// The folder's preprocessor_config.json, or ViTImageProcessor's defaults at the model's image size.
+struct ImageProcessorConfig;
+ImageProcessorConfig load_processor(const ModelFolder& folder);
+
 }  // namespace mmx

@@ -5,9 +5,11 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/file_util.hpp"
 #include "core/log.hpp"
 #include "io/checkpoint.hpp"
 #include "models/bert.hpp"
+#include "models/vit.hpp"
 #include "models/model_folder.hpp"
 
 namespace mmx {
@@ -146,10 +148,77 @@ class BertEmbedder : public TextEmbedder {
   BertModel model_;
 };
 
+class VitEmbedder : public ImageEmbedder {
+ public:
+  VitEmbedder(const ModelFolder& folder, const Checkpoint& checkpoint)
+      : model_(load_model(ViTConfig::from_json(folder.config), checkpoint)), processor_(load_processor(folder)) {}
+
+  const ImageProcessorConfig& processor() const override { return processor_; }
+  std::string description() const override {
+    const auto& c = model_.config();
+    return str("vit: ", c.num_hidden_layers, " layers, hidden ", c.hidden_size, ", ", c.num_attention_heads,
+               " heads, image ", c.image_height, "×", c.image_width, ", patch ", c.patch_height, "×", c.patch_width);
+  }
+
+  EmbedResult embed(const std::vector<Image>& images, const EmbedOptions& options) const override {
+    if (images.empty()) usage_error("no images to embed");
+    if (options.pooling == Pooling::Pooler && !model_.has_pooler())
+      throw Error(ErrorKind::Runtime,
+                  "this checkpoint has no pooler weights (pooler.dense.*), so --pooling pooler is unavailable "
+                  "(transformers would use a randomly initialised pooler)",
+                  "use --pooling cls, mean or mean-no-cls");
+    const Tensor pixel_values = preprocess_images(images, processor_);  // [N, 3, H, W]
+    const auto& c = model_.config();
+    const int64_t n = pixel_values.dim(0), tokens = c.num_patches() + 1, d = c.hidden_size;
+    const int64_t d_out = options.pooling == Pooling::Pooler ? c.pooler_output_size : d;
+    EmbedResult result;
+    result.embeddings = Tensor::empty({n, d_out});
+    if (options.token_embeddings) result.last_hidden_state = Tensor::empty({n, tokens, d});
+    const int64_t per_slice = std::max<int64_t>(1, options.max_batch_tokens / tokens);
+    for (int64_t row0 = 0; row0 < n; row0 += per_slice) {
+      const int64_t rows = std::min(per_slice, n - row0);
+      const ViTOutputs out = model_.forward(pixel_values.narrow0(row0, rows).clone());
+      const Tensor mask = Tensor::from_vector(std::vector<int64_t>(size_t(rows * tokens), 1), {rows, tokens});
+      if (options.pooling == Pooling::Pooler) {
+        std::memcpy(result.embeddings.data<float>() + row0 * d_out, out.pooler_output.raw(), out.pooler_output.nbytes());
+      } else {  // with no padding, the lab's formula is the mean over the patches
+        pool(options.pooling == Pooling::Lab ? Pooling::MeanNoCls : options.pooling, out.last_hidden_state, mask,
+             out.pooler_output, result.embeddings, row0);
+      }
+      if (options.token_embeddings)
+        std::memcpy(result.last_hidden_state.data<float>() + row0 * tokens * d, out.last_hidden_state.raw(),
+                    out.last_hidden_state.nbytes());
+    }
+    if (options.normalize) l2_normalize(result.embeddings);
+    if (options.token_embeddings) result.pixel_values = pixel_values;
+    return result;
+  }
+
+ private:
+  static ViTModel load_model(const ViTConfig& config, const Checkpoint& checkpoint) {
+    WeightLoader loader(checkpoint);
+    return ViTModel(config, loader);
+  }
+  ViTModel model_;
+  ImageProcessorConfig processor_;
+};
+
 }  // namespace
+
+std::string model_type_of(const std::string& model_dir) { return open_model_folder(model_dir).model_type; }
+
+std::unique_ptr<ImageEmbedder> ImageEmbedder::load(const std::string& model_dir) {
+  const ModelFolder folder = open_model_folder(model_dir);
+  if (folder.model_type != "vit")
+    usage_error(model_dir, ": a '", folder.model_type, "' model embeds texts, not images (use --text)");
+  const Checkpoint checkpoint = Checkpoint::open(model_dir);
+  return std::make_unique<VitEmbedder>(folder, checkpoint);
+}
 
 std::unique_ptr<TextEmbedder> TextEmbedder::load(const std::string& model_dir) {
   const ModelFolder folder = open_model_folder(model_dir);
+  if (folder.model_type != "bert")
+    usage_error(model_dir, ": a '", folder.model_type, "' model embeds images, not texts (use --image)");
   std::unique_ptr<Tokenizer> tokenizer = Tokenizer::load(model_dir);
   const Checkpoint checkpoint = Checkpoint::open(model_dir);
   return std::make_unique<BertEmbedder>(folder, std::move(tokenizer), checkpoint);

@@ -1,0 +1,190 @@
+#include "models/vit.hpp"
+
+#include <cstring>
+
+#include "core/log.hpp"
+
+namespace mmx {
+
+namespace {
+// "image_size" / "patch_size": an int, or [height, width].
+void read_pair(const JsonObject& j, const std::string& key, int64_t& h, int64_t& w) {
+  if (!j.has(key)) return;
+  const auto& v = j.json().at(key);
+  if (v.is_number_integer()) {
+    h = w = v.get<int64_t>();
+  } else if (v.is_array() && v.size() == 2 && v[0].is_number_integer() && v[1].is_number_integer()) {
+    h = v[0].get<int64_t>();
+    w = v[1].get<int64_t>();
+  } else {
+    fail(j.source(), ": key '", key, "': expected an integer or [height, width], found ", v.dump());
+  }
+  if (h <= 0 || w <= 0) fail(j.source(), ": key '", key, "' must be positive");
+}
+}  // namespace
+
+ViTConfig ViTConfig::from_json(const JsonObject& j) {
+  ViTConfig c;
+  c.hidden_size = j.get_int("hidden_size", c.hidden_size);
+  c.num_hidden_layers = j.get_int("num_hidden_layers", c.num_hidden_layers);
+  c.num_attention_heads = j.get_int("num_attention_heads", c.num_attention_heads);
+  c.intermediate_size = j.get_int("intermediate_size", c.intermediate_size);
+  c.hidden_act = j.get_string("hidden_act", c.hidden_act);
+  c.layer_norm_eps = j.get_float("layer_norm_eps", c.layer_norm_eps);
+  read_pair(j, "image_size", c.image_height, c.image_width);
+  read_pair(j, "patch_size", c.patch_height, c.patch_width);
+  c.num_channels = j.get_int("num_channels", c.num_channels);
+  c.qkv_bias = j.get_bool("qkv_bias", c.qkv_bias);
+  c.pooler_output_size = j.get_int("pooler_output_size", c.hidden_size);
+  c.pooler_act = j.get_string("pooler_act", c.pooler_act);
+  for (auto [key, value] : {std::pair{"hidden_size", c.hidden_size}, {"num_attention_heads", c.num_attention_heads},
+                            {"intermediate_size", c.intermediate_size}, {"num_channels", c.num_channels},
+                            {"pooler_output_size", c.pooler_output_size}})
+    if (value <= 0) fail(j.source(), ": key '", key, "' must be positive, found ", value);
+  if (c.num_hidden_layers < 0) fail(j.source(), ": key 'num_hidden_layers' must not be negative");
+  if (c.hidden_size % c.num_attention_heads != 0)
+    fail(j.source(), ": hidden_size ", c.hidden_size, " is not a multiple of num_attention_heads ", c.num_attention_heads);
+  if (c.image_height < c.patch_height || c.image_width < c.patch_width)
+    fail(j.source(), ": image_size is smaller than patch_size");
+  ops::activation_from_name(c.hidden_act);
+  ops::activation_from_name(c.pooler_act);
+  if (j.has("id2label")) {
+    const auto& labels = j.json().at("id2label");
+    if (!labels.is_object()) fail(j.source(), ": key 'id2label' must be an object {\"0\": \"label\", ...}");
+    for (auto it = labels.begin(); it != labels.end(); ++it) {
+      char* end = nullptr;
+      const long long id = std::strtoll(it.key().c_str(), &end, 10);
+      if (*end != '\0' || !it.value().is_string()) fail(j.source(), ": id2label entry '", it.key(), "' is not id → label");
+      c.id2label[id] = it.value().get<std::string>();
+    }
+  }
+  return c;
+}
+
+ViTEmbeddings::ViTEmbeddings(const WeightView& w, const ViTConfig& c)
+    : cls_token(w.get("cls_token", {1, 1, c.hidden_size})),
+      position_embeddings(w.get("position_embeddings", {1, c.num_patches() + 1, c.hidden_size})),
+      config(&c) {
+  // The Conv2d weight [C, channels, ph, pw] is, read row by row, the [C, channels·ph·pw] matrix of
+  // a Linear over flattened patches: the convolution with stride = kernel is one GEMM.
+  const WeightView p = w.sub("patch_embeddings").sub("projection");
+  const int64_t k = c.num_channels * c.patch_height * c.patch_width;
+  patch_projection.weight = p.get("weight", {c.hidden_size, c.num_channels, c.patch_height, c.patch_width})
+                                .reshape({c.hidden_size, k});
+  patch_projection.bias = p.get("bias", {c.hidden_size}, Init::Zeros);
+}
+
+Tensor ViTEmbeddings::forward(const Tensor& pixel_values) const {
+  const ViTConfig& c = *config;
+  if (pixel_values.ndim() != 4 || pixel_values.dim(1) != c.num_channels)
+    fail("ViT: pixel_values must be [batch, ", c.num_channels, ", height, width], got ", shape_str(pixel_values.shape()));
+  const int64_t batch = pixel_values.dim(0), height = pixel_values.dim(2), width = pixel_values.dim(3);
+  if (height != c.image_height || width != c.image_width)
+    throw Error(ErrorKind::Runtime,
+                str("ViT: input image size (", height, "*", width, ") doesn't match model (", c.image_height, "*",
+                    c.image_width, ")"),
+                "the image processor's size must equal the model's image_size");
+  const int64_t ph = c.patch_height, pw = c.patch_width, nh = height / ph, nw = width / pw, n = nh * nw;
+  const int64_t k = c.num_channels * ph * pw;
+  // im2col: patches [B, N, channels·ph·pw], patch order row-major over the grid, features (c, y, x).
+  Tensor patches = Tensor::empty({batch, n, k});
+  const float* src = pixel_values.data<float>();
+  float* dst = patches.data<float>();
+#pragma omp parallel for collapse(2) if (batch * n > 64)
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t p = 0; p < n; ++p) {
+      const int64_t gy = p / nw, gx = p % nw;
+      float* out = dst + (b * n + p) * k;
+      for (int64_t ch = 0; ch < c.num_channels; ++ch)
+        for (int64_t y = 0; y < ph; ++y)
+          std::memcpy(out + (ch * ph + y) * pw,
+                      src + ((b * c.num_channels + ch) * height + gy * ph + y) * width + gx * pw, sizeof(float) * pw);
+    }
+  const Tensor patch_embeds = patch_projection.forward(patches);  // [B, N, C]
+  const int64_t hidden = c.hidden_size;
+  Tensor embeddings = Tensor::empty({batch, n + 1, hidden});  // cat([CLS], patches)
+  for (int64_t b = 0; b < batch; ++b) {
+    float* row = embeddings.data<float>() + b * (n + 1) * hidden;
+    std::memcpy(row, cls_token.data<float>(), sizeof(float) * hidden);
+    std::memcpy(row + hidden, patch_embeds.data<float>() + b * n * hidden, sizeof(float) * n * hidden);
+  }
+  ops::add_(embeddings, position_embeddings.reshape({n + 1, hidden}));  // + position_embeddings; dropout: identity
+  return embeddings;
+}
+
+ViTLayer::ViTLayer(const WeightView& w, const ViTConfig& c)
+    : layernorm_before(w.sub("layernorm_before"), c.hidden_size, c.layer_norm_eps),
+      layernorm_after(w.sub("layernorm_after"), c.hidden_size, c.layer_norm_eps),
+      query(w.sub("attention").sub("attention").sub("query"), c.hidden_size, c.hidden_size, c.qkv_bias),
+      key(w.sub("attention").sub("attention").sub("key"), c.hidden_size, c.hidden_size, c.qkv_bias),
+      value(w.sub("attention").sub("attention").sub("value"), c.hidden_size, c.hidden_size, c.qkv_bias),
+      attention_output(w.sub("attention").sub("output").sub("dense"), c.hidden_size, c.hidden_size),
+      intermediate(w.sub("intermediate").sub("dense"), c.hidden_size, c.intermediate_size),
+      output(w.sub("output").sub("dense"), c.intermediate_size, c.hidden_size),
+      act(ops::activation_from_name(c.hidden_act)),
+      heads(c.num_attention_heads) {}
+
+Tensor ViTLayer::forward(const Tensor& hidden_states) const {
+  const Tensor normed = layernorm_before.forward(hidden_states);  // pre-norm
+  const Tensor context = ops::attention(query.forward(normed), key.forward(normed), value.forward(normed), heads,
+                                        Tensor(), false);  // [B, T, C]
+  Tensor attention_out = attention_output.forward(context);
+  ops::add_(attention_out, hidden_states);  // first residual
+  Tensor mlp = intermediate.forward(layernorm_after.forward(attention_out));  // [B, T, intermediate]
+  ops::activation_(mlp, act);
+  Tensor layer_output = output.forward(mlp);
+  ops::add_(layer_output, attention_out);  // second residual
+  return layer_output;
+}
+
+ViTModel::ViTModel(const ViTConfig& config, const WeightView& root, bool load_pooler) : config_(config) {
+  embeddings_.emplace(root.sub("embeddings"), config_);
+  for (int64_t i = 0; i < config_.num_hidden_layers; ++i) layers_.emplace_back(root.sub("encoder").sub("layer", i), config_);
+  layernorm_ = LayerNorm(root.sub("layernorm"), config_.hidden_size, config_.layer_norm_eps);
+  pooler_act_ = ops::activation_from_name(config_.pooler_act);
+  // google/vit-base-patch16-224 is a classifier checkpoint without pooler weights; transformers would
+  // initialise a random pooler on every load. mmx has none then, and pooler_output is an error.
+  if (load_pooler && (root.has("pooler.dense.weight") || root.has("pooler.dense.bias")))
+    pooler_.emplace(root.sub("pooler").sub("dense"), config_.hidden_size, config_.pooler_output_size);
+  else if (load_pooler)
+    log_info("checkpoint has no pooler (pooler.dense.*): pooler_output is unavailable");
+}
+
+ViTModel::ViTModel(const ViTConfig& config, WeightLoader& weights)
+    : ViTModel(config, WeightView(weights, weights.has_prefix("vit.") ? "vit." : ""), true) {
+  weights.finish("ViTModel", {}, {"classifier."});
+}
+
+ViTOutputs ViTModel::forward(const Tensor& pixel_values) const {
+  Tensor hidden_states = embeddings_->forward(pixel_values);  // [B, T, C]
+  for (const auto& layer : layers_) hidden_states = layer.forward(hidden_states);
+  ViTOutputs out;
+  out.last_hidden_state = layernorm_.forward(hidden_states);
+  if (pooler_) {
+    const int64_t batch = out.last_hidden_state.dim(0), t = out.last_hidden_state.dim(1), c = config_.hidden_size;
+    Tensor first = Tensor::empty({batch, c});  // hidden_states[:, 0]
+    for (int64_t b = 0; b < batch; ++b)
+      std::memcpy(first.data<float>() + b * c, out.last_hidden_state.data<float>() + b * t * c, sizeof(float) * c);
+    out.pooler_output = pooler_->forward(first);
+    ops::activation_(out.pooler_output, pooler_act_);
+  }
+  return out;
+}
+
+ViTForImageClassification::ViTForImageClassification(const ViTConfig& config, WeightLoader& weights)
+    : vit_(config, WeightView(weights, "vit."), false),
+      classifier(WeightView(weights, "classifier."), config.hidden_size,
+                 config.id2label.empty() ? 2 : static_cast<int64_t>(config.id2label.size())) {
+  weights.finish("ViTForImageClassification", {}, {"vit.pooler."});
+}
+
+Tensor ViTForImageClassification::forward(const Tensor& pixel_values) const {
+  const ViTOutputs out = vit_.forward(pixel_values);
+  const int64_t batch = out.last_hidden_state.dim(0), t = out.last_hidden_state.dim(1), c = vit_.config().hidden_size;
+  Tensor first = Tensor::empty({batch, c});  // sequence_output[:, 0, :]
+  for (int64_t b = 0; b < batch; ++b)
+    std::memcpy(first.data<float>() + b * c, out.last_hidden_state.data<float>() + b * t * c, sizeof(float) * c);
+  return classifier.forward(first);
+}
+
+}  // namespace mmx

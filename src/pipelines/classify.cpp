@@ -1,0 +1,62 @@
+// Image classification: ViTForImageClassification logits → softmax → the top-k labels.
+#include <algorithm>
+
+#include "io/checkpoint.hpp"
+#include "mmx/embed.hpp"
+#include "models/model_folder.hpp"
+#include "models/vit.hpp"
+
+namespace mmx {
+
+namespace {
+
+class VitClassifier : public ImageClassifier {
+ public:
+  VitClassifier(const ModelFolder& folder, const Checkpoint& checkpoint)
+      : model_(load_model(ViTConfig::from_json(folder.config), checkpoint)), processor_(load_processor(folder)) {}
+
+  Tensor logits(const std::vector<Image>& images) const override {
+    if (images.empty()) usage_error("no images to classify");
+    return model_.forward(preprocess_images(images, processor_));
+  }
+
+  std::string label(int64_t id) const override {
+    auto it = model_.config().id2label.find(id);
+    return it == model_.config().id2label.end() ? str("LABEL_", id) : it->second;  // transformers' default names
+  }
+
+ private:
+  static ViTForImageClassification load_model(const ViTConfig& config, const Checkpoint& checkpoint) {
+    WeightLoader loader(checkpoint);
+    return ViTForImageClassification(config, loader);
+  }
+  ViTForImageClassification model_;
+  ImageProcessorConfig processor_;
+};
+
+}  // namespace
+
+std::unique_ptr<ImageClassifier> ImageClassifier::load(const std::string& model_dir) {
+  const ModelFolder folder = open_model_folder(model_dir);
+  if (folder.model_type != "vit")
+    usage_error(model_dir, ": model_type '", folder.model_type, "' is not an image classifier (a ViT folder is)");
+  const Checkpoint checkpoint = Checkpoint::open(model_dir);
+  return std::make_unique<VitClassifier>(folder, checkpoint);
+}
+
+std::vector<std::vector<Prediction>> ImageClassifier::classify(const std::vector<Image>& images, int64_t top_k) const {
+  Tensor probs = logits(images);
+  ops::softmax_(probs);
+  const int64_t n = probs.dim(0), labels = probs.dim(1);
+  std::vector<std::vector<Prediction>> out(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    std::vector<int64_t> order(static_cast<size_t>(labels));
+    for (int64_t j = 0; j < labels; ++j) order[j] = j;
+    const float* p = probs.data<float>() + i * labels;
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return p[a] > p[b]; });
+    for (int64_t j = 0; j < std::min(top_k, labels); ++j) out[i].push_back({order[j], label(order[j]), p[order[j]]});
+  }
+  return out;
+}
+
+}  // namespace mmx
