@@ -61,6 +61,13 @@ class ImageEmbedder {
   virtual std::string description() const = 0;
 };
 
+// A model folder's image processor (preprocessor_config.json, or ViT's defaults at the model's size).
+struct ModelProcessor {
+  std::string model_type;
+  ImageProcessorConfig config;
+};
+ModelProcessor load_model_processor(const std::string& model_dir);
+
 // "bert", "vit", ...: the model_type of a model folder's config.json (errors name what is wrong).
 std::string model_type_of(const std::string& model_dir);
 

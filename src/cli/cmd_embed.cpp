@@ -6,18 +6,23 @@
 #include "cli/commands.hpp"
 #include "mmx/embed.hpp"
 #include "mmx/files.hpp"
+#include "mmx/image.hpp"
 #include "mmx/safetensors.hpp"
 
 namespace mmx::cli {
 
 const Command kEmbedCommand{
     "embed",
-    "mmx embed --model DIR (--text T)... [--texts-file FILE] [--pooling MODE] [--normalize] [--output FILE]",
-    "Embed texts with a BERT model folder (config.json, model.safetensors, vocab.txt).",
+    "mmx embed --model DIR ((--text T)... [--texts-file FILE] | (--image PATH)...) [--pooling MODE] [--normalize]\n"
+    "                 [--output FILE] [--token-embeddings]",
+    "Embed texts with a BERT folder, or images with a ViT folder (config.json, model.safetensors, and\n"
+    "vocab.txt or preprocessor_config.json).",
     {
         {"model", "DIR", "model folder as written by save_pretrained"},
         {"text", "T", "a text to embed", true},
         {"texts-file", "FILE", "UTF-8 file, one text per line (empty lines skipped)"},
+        {"image", "PATH", "a PNG/JPEG image, a folder of them, or a quoted pattern ('photos/*.jpg')", true},
+        skip_bad_images_option(),
         {"pooling", "MODE", "cls | pooler | mean | mean-no-cls | lab (default: mean-no-cls)"},
         {"normalize", "", "L2-normalise each embedding"},
         {"max-length", "N", "truncate texts to N tokens (default: the model's limit)"},
@@ -28,19 +33,23 @@ const Command kEmbedCommand{
   cls          last_hidden_state[:, 0]
   pooler       pooler_output (dense + tanh on [CLS]); needs pooler weights
   mean         mean over all real tokens (attention_mask = 1)
-  mean-no-cls  mean over real tokens except [CLS] — what the lab means
+  mean-no-cls  mean over real tokens except [CLS] (images: over the patches) — what the lab means
   lab          the lab's literal formula sum(h[:, 1:], 1) / (mask.sum(1) - 1), which also sums
                the hidden states of padding positions; use it to reproduce the lab's figures
+               (for images, which have no padding, it equals mean-no-cls)
 All texts form one padded batch, as in the lab (tokenizer(texts, padding=True)); large batches are
-split internally without changing any number.
+split internally without changing any number. Images are decoded as Pillow does (no EXIF rotation)
+and preprocessed exactly as the folder's Hugging Face image processor.
 
-outputs: .safetensors holds `embeddings` [N, D] F32 (+ `last_hidden_state` [N, L, D],
-`input_ids` and `attention_mask` [N, L] I64 with --token-embeddings); .npy holds the embeddings;
-.json holds texts, embeddings (and token outputs). Files are written atomically.
+outputs: .safetensors holds `embeddings` [N, D] F32 (+ with --token-embeddings: `last_hidden_state`
+[N, L, D], and `input_ids`, `attention_mask` [N, L] I64 for texts or `pixel_values` [N, 3, H, W]
+for images); .npy holds the embeddings; .json holds the inputs' names, the embeddings (and token
+outputs). Files are written atomically.
 
 example:
   mmx embed --model tests/data/models/bert-tiny --text "Cat with paint" --text "rock statue" \
             --pooling lab --output lab.safetensors
+  mmx embed --model tests/data/models/vit-tiny --image tests/data/images/chelsea.png --image photos/
 )",
 };
 
@@ -56,13 +65,41 @@ std::vector<std::string> collect_texts(const Args& args) {
   return texts;
 }
 
-namespace {
+std::vector<std::string> collect_image_paths(const Args& args) {
+  const std::vector<std::string> paths = expand_image_paths(args.all("image"));
+  if (paths.empty()) usage_error("no images: give --image PATH (repeatable; a file, a folder or a quoted pattern)");
+  return paths;
+}
+
+const Option& skip_bad_images_option() {
+  static const Option option{"skip-bad-images", "", "warn about undecodable images and go on without them"};
+  return option;
+}
+
+std::vector<Image> load_images(std::vector<std::string>& paths, bool skip_bad) {
+  std::vector<Image> images;
+  std::vector<std::string> kept;
+  for (const auto& p : paths) {
+    try {
+      images.push_back(load_image(p));
+      kept.push_back(p);
+    } catch (const Error& e) {
+      if (!skip_bad) throw;
+      std::fprintf(stderr, "mmx: warning: skipping %s\n", e.what());
+    }
+  }
+  if (images.empty()) fail("none of the ", paths.size(), " images could be decoded");
+  paths = std::move(kept);
+  return images;
+}
 
 std::string extension_of(const std::string& path) {
   const size_t dot = path.find_last_of('.'), slash = path.find_last_of('/');
   if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return "";
   return path.substr(dot);
 }
+
+namespace {
 
 nlohmann::json tensor_to_json(const Tensor& t) {
   nlohmann::json rows = nlohmann::json::array();
@@ -108,24 +145,38 @@ int run_embed(const Args& args) {
       usage_error("--token-embeddings needs several arrays: write .safetensors or .json, not .npy");
     check_output_path(*output);  // refuse a bad path before any work
   }
-  const std::vector<std::string> texts = collect_texts(args);
+  const bool images = args.has("image");
+  if (images && (args.has("text") || args.has("texts-file")))
+    usage_error("give texts or images, not both: a BERT or ViT folder embeds one modality");
+  std::vector<std::string> inputs = images ? collect_image_paths(args) : collect_texts(args);  // texts or image paths
 
-  const auto embedder = TextEmbedder::load(*model);
-  const EmbedResult result = embedder->embed(texts, options);
+  EmbedResult result;
+  std::string description;
+  if (images) {
+    const auto embedder = ImageEmbedder::load(*model);
+    description = embedder->description();
+    const std::vector<Image> decoded = load_images(inputs, args.has("skip-bad-images"));
+    result = embedder->embed(decoded, options);
+  } else {
+    const auto embedder = TextEmbedder::load(*model);
+    description = embedder->description();
+    result = embedder->embed(inputs, options);
+  }
 
   if (!output) {
     const int64_t n = result.embeddings.dim(0), d = result.embeddings.dim(1);
-    std::printf("model: %s (%s)\npooling: %s%s; %lld texts, one batch padded to %lld tokens\nembeddings [%lld, %lld] F32\n",
-                model->c_str(), embedder->description().c_str(), pooling_name(options.pooling),
-                options.normalize ? ", L2-normalised" : "", static_cast<long long>(n),
-                static_cast<long long>(result.input_ids.dim(1)), static_cast<long long>(n), static_cast<long long>(d));
+    std::printf("model: %s (%s)\npooling: %s%s; ", model->c_str(), description.c_str(), pooling_name(options.pooling),
+                options.normalize ? ", L2-normalised" : "");
+    if (images) std::printf("%lld images\n", static_cast<long long>(n));
+    else std::printf("%lld texts, one batch padded to %lld tokens\n", static_cast<long long>(n), static_cast<long long>(result.input_ids.dim(1)));
+    std::printf("embeddings [%lld, %lld] F32\n", static_cast<long long>(n), static_cast<long long>(d));
     for (int64_t r = 0; r < n; ++r) {
       const float* e = result.embeddings.data<float>() + r * d;
       double norm = 0;
       for (int64_t i = 0; i < d; ++i) norm += double(e[i]) * e[i];
       std::string preview;
       for (int64_t i = 0; i < std::min<int64_t>(d, 4); ++i) preview += (i ? ", " : "") + std::to_string(e[i]);
-      std::string label = texts[r].size() > 40 ? texts[r].substr(0, 37) + "..." : texts[r];
+      std::string label = inputs[r].size() > 40 ? "..." + inputs[r].substr(inputs[r].size() - 37) : inputs[r];
       std::printf("  %3lld  %-42s [%s%s]  |e| = %.4f\n", static_cast<long long>(r),
                   ("\"" + label + "\"").c_str(), preview.c_str(), d > 4 ? ", ..." : "", std::sqrt(norm));
     }
@@ -135,12 +186,17 @@ int run_embed(const Args& args) {
     std::vector<std::pair<std::string, Tensor>> tensors = {{"embeddings", result.embeddings}};
     if (options.token_embeddings) {
       tensors.emplace_back("last_hidden_state", result.last_hidden_state);
-      tensors.emplace_back("input_ids", result.input_ids);
-      tensors.emplace_back("attention_mask", result.attention_mask);
+      if (images) {
+        tensors.emplace_back("pixel_values", result.pixel_values);
+      } else {
+        tensors.emplace_back("input_ids", result.input_ids);
+        tensors.emplace_back("attention_mask", result.attention_mask);
+      }
     }
     write_safetensors(*output, tensors,
                       {{"model", *model}, {"pooling", pooling_name(options.pooling)},
-                       {"normalize", options.normalize ? "true" : "false"}, {"texts", nlohmann::json(texts).dump()}});
+                       {"normalize", options.normalize ? "true" : "false"},
+                       {images ? "images" : "texts", nlohmann::json(inputs).dump()}});
   } else if (ext == ".npy") {
     write_npy(*output, result.embeddings);
   } else {
@@ -148,13 +204,13 @@ int run_embed(const Args& args) {
     j["model"] = *model;
     j["pooling"] = pooling_name(options.pooling);
     j["normalize"] = options.normalize;
-    j["texts"] = texts;
+    j[images ? "images" : "texts"] = inputs;
     j["embeddings"] = tensor_to_json(result.embeddings);
-    if (options.token_embeddings) {
+    if (options.token_embeddings && !images) {
       j["input_ids"] = tensor_to_json(result.input_ids);
       j["attention_mask"] = tensor_to_json(result.attention_mask);
-      j["last_hidden_state"] = tensor_to_json(result.last_hidden_state);
     }
+    if (options.token_embeddings) j["last_hidden_state"] = tensor_to_json(result.last_hidden_state);
     write_file_atomically(*output, j.dump() + "\n");
   }
   std::fprintf(stderr, "wrote %s: embeddings [%lld, %lld]\n", output->c_str(),

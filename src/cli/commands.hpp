@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "cli/args.hpp"
+#include "mmx/image.hpp"
 
 namespace mmx::cli {
 
@@ -11,12 +12,21 @@ struct Subcommand {
   int (*run)(const Args& args);
 };
 
-extern const Command kEmbedCommand, kTokenizeCommand, kBenchCommand;
+extern const Command kEmbedCommand, kTokenizeCommand, kBenchCommand, kPreprocessCommand, kClassifyCommand;
 int run_embed(const Args& args);
+int run_preprocess(const Args& args);
+int run_classify(const Args& args);
 int run_tokenize(const Args& args);
 int run_bench(const Args& args);
 
 // Texts from --text (in order) then --texts-file lines; an empty result is a usage error.
 std::vector<std::string> collect_texts(const Args& args);
+// --image arguments expanded (folders, patterns) in a stable sorted order; none is a usage error.
+std::vector<std::string> collect_image_paths(const Args& args);
+// Decodes every path; a bad file is an error naming it, or, with --skip-bad-images, a warning that
+// drops it from `paths` (the other images' results do not change: each is processed on its own).
+std::vector<Image> load_images(std::vector<std::string>& paths, bool skip_bad);
+const Option& skip_bad_images_option();  // --skip-bad-images
+std::string extension_of(const std::string& path);  // ".safetensors", "" when none
 
 }  // namespace mmx::cli

@@ -13,6 +13,8 @@ namespace {
 const mmx::cli::Subcommand kSubcommands[] = {
     {&mmx::cli::kEmbedCommand, mmx::cli::run_embed},
     {&mmx::cli::kTokenizeCommand, mmx::cli::run_tokenize},
+    {&mmx::cli::kPreprocessCommand, mmx::cli::run_preprocess},
+    {&mmx::cli::kClassifyCommand, mmx::cli::run_classify},
     {&mmx::cli::kBenchCommand, mmx::cli::run_bench},
 };
 

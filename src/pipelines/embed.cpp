@@ -205,6 +205,19 @@ class VitEmbedder : public ImageEmbedder {
 
 }  // namespace
 
+ModelProcessor load_model_processor(const std::string& model_dir) {
+  // A folder holding only preprocessor_config.json (or a model mmx cannot run yet) still preprocesses.
+  const std::string path = join_path(model_dir, "preprocessor_config.json");
+  if (file_exists(path)) {
+    std::string model_type;
+    const std::string config = join_path(model_dir, "config.json");
+    if (file_exists(config)) model_type = JsonObject::load(config).get_string("model_type", "");
+    return {model_type, ImageProcessorConfig::load(path, model_type)};
+  }
+  const ModelFolder folder = open_model_folder(model_dir);
+  return {folder.model_type, load_processor(folder)};
+}
+
 std::string model_type_of(const std::string& model_dir) { return open_model_folder(model_dir).model_type; }
 
 std::unique_ptr<ImageEmbedder> ImageEmbedder::load(const std::string& model_dir) {

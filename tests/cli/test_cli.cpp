@@ -215,3 +215,104 @@ TEST(Cli, HelpTeaches) {
   EXPECT_EQ(run({"--help"}).code, 0);
   EXPECT_EQ(run({}).code, 2);
 }
+
+TEST(CliImages, PreprocessEqualsTheFixtureForEveryImageTheReferenceOpened) {
+  test::TempDir dir;
+  for (const std::string which : {"vit", "clip"}) {
+    const auto expected = SafetensorsFile::open(test::data("preprocess/" + which + "_pixel_values.safetensors"));
+    std::vector<std::string> args = {"preprocess", "--model", test::data("preprocess/" + which), "--output",
+                                     dir.file(which + ".safetensors")};
+    std::vector<std::string> names;
+    for (const auto& t : expected.tensors())
+      if (t.name.find(':') == std::string::npos) {
+        names.push_back(t.name);
+        args.push_back("--image");
+        args.push_back(test::data("images/" + t.name));
+      }
+    const Result r = run(args);
+    ASSERT_EQ(r.code, 0) << r.err;
+    const Tensor got = SafetensorsFile::open(dir.file(which + ".safetensors")).get("pixel_values");
+    ASSERT_EQ(got.dim(0), static_cast<int64_t>(names.size()));
+    for (size_t i = 0; i < names.size(); ++i)
+      test::expect_close("cli preprocess " + which + " " + names[i], got.narrow0(int64_t(i), 1).reshape({3, 224, 224}),
+                         expected.get(names[i]), 0.0);
+  }
+}
+
+TEST(CliImages, OneByOneImageIsTheReferencesConstant) {
+  // status.json: told channels_last, the processors turn the 1×1 image into one constant per channel.
+  const json status = json::parse(read_file(test::data("preprocess/status.json")));
+  test::TempDir dir;
+  for (const std::string which : {"vit", "clip"}) {
+    const Result r = run({"preprocess", "--model", test::data("preprocess/" + which), "--image",
+                          test::data("images/pixel_1x1.png"), "--output", dir.file("p.safetensors")});
+    ASSERT_EQ(r.code, 0) << r.err;
+    const Tensor got = SafetensorsFile::open(dir.file("p.safetensors")).get("pixel_values");
+    const auto& want = status["images"]["pixel_1x1.png"][which + ":channels_last"]["every_pixel_rgb"];
+    for (int c = 0; c < 3; ++c)
+      for (int64_t i = 0; i < 224 * 224; ++i)
+        ASSERT_EQ(got.data<float>()[c * 224 * 224 + i], want[c].get<float>()) << which << " channel " << c;
+  }
+}
+
+TEST(CliImages, EmbedAndClassifyMatchTheFixtures) {
+  const auto vit = SafetensorsFile::open(test::data("expected/vit-tiny.safetensors"));
+  const auto cls = SafetensorsFile::open(test::data("expected/vit-tiny-classifier.safetensors"));
+  test::TempDir dir;
+  std::vector<std::string> images;
+  for (const char* f : {"astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg"}) {
+    images.push_back("--image");
+    images.push_back(test::data(std::string("images/") + f));
+  }
+  std::vector<std::string> args = {"embed", "--model", test::data("models/vit-tiny"), "--output", dir.file("v.safetensors"),
+                                   "--token-embeddings"};
+  args.insert(args.end(), images.begin(), images.end());
+  Result r = run(args);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto got = SafetensorsFile::open(dir.file("v.safetensors"));
+  test::expect_close("cli vit mean-no-cls", got.get("embeddings"), vit.get("image_avg_embeds"), 1e-5);
+  test::expect_close("cli vit last_hidden_state", got.get("last_hidden_state"), vit.get("last_hidden_state"), 1e-5);
+  EXPECT_EQ(shape_str(got.get("pixel_values").shape()), "[4, 3, 224, 224]");
+
+  args = {"classify", "--model", test::data("models/vit-tiny-classifier"), "--json", "--top-k", "10"};
+  args.insert(args.end(), images.begin(), images.end());
+  r = run(args);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json out = json::parse(r.out);
+  ASSERT_EQ(out.size(), 4u);
+  const std::vector<std::string> labels = {"astronaut", "tabby cat", "coffee mug", "rocket", "jellyfish",
+                                           "tree frog", "rock statue", "paint", "leaf", "horse"};
+  Tensor probs = Tensor::empty({4, 10});
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(out[i]["image"], images[2 * i + 1]);
+    ASSERT_EQ(out[i]["predictions"].size(), 10u);
+    for (const auto& p : out[i]["predictions"]) {
+      const auto id = std::find(labels.begin(), labels.end(), p["label"].get<std::string>()) - labels.begin();
+      probs.data<float>()[i * 10 + id] = p["probability"].get<float>();
+    }
+  }
+  test::expect_close("cli classify probabilities", probs, cls.get("probs"), 1e-5);
+}
+
+TEST(CliImages, BadImagesAreNamedAndSkippingLeavesOthersUnchanged) {
+  test::TempDir dir;
+  const std::string good = test::data("images/chelsea.png"), bad = test::data("images/truncated.jpg");
+  Result r = run({"embed", "--model", test::data("models/vit-tiny"), "--image", good, "--image", bad, "--output",
+                  dir.file("e.safetensors")});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("truncated.jpg"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("e.safetensors")));
+  r = run({"embed", "--model", test::data("models/vit-tiny"), "--image", good, "--image", bad, "--skip-bad-images",
+           "--output", dir.file("skip.safetensors")});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("skipping"), std::string::npos);
+  ASSERT_EQ(run({"embed", "--model", test::data("models/vit-tiny"), "--image", good, "--output", dir.file("alone.safetensors")}).code, 0);
+  test::expect_close("good image with a bad neighbour", SafetensorsFile::open(dir.file("skip.safetensors")).get("embeddings"),
+                     SafetensorsFile::open(dir.file("alone.safetensors")).get("embeddings"), 0.0);
+  r = run({"embed", "--model", test::data("models/vit-tiny"), "--image", dir.file("nothing-*.png")});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("matches no file"), std::string::npos) << r.err;
+  r = run({"embed", "--model", test::data("models/vit-tiny"), "--text", "a cat"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("embeds images, not texts"), std::string::npos) << r.err;
+}
