@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch eager baseline for `mmx bench bert-lab bert-32x128` (never built, never required).
+"""PyTorch eager baseline for `mmx bench bert-lab bert-32x128 vit-4 vit-32` (never built, never required).
 
 transformers is not packaged in Debian 12, so this builds bert-base-uncased's architecture from the
 same real config.json with torch.nn modules, op for op as transformers' eager BertModel runs them
@@ -34,6 +34,44 @@ class Layer(nn.Module):
         ctx = torch.matmul(scores.softmax(-1), v).permute(0, 2, 1, 3).reshape(b, t, h)
         a = s.ln1(s.o(ctx) + x)
         return s.ln2(s.down(nn.functional.gelu(s.up(a))) + a)
+
+
+class VitLayer(nn.Module):  # pre-norm, as transformers' ViTLayer
+    def __init__(s, c):
+        super().__init__()
+        s.inner = Layer(c)
+
+    def forward(s, x):
+        L = s.inner
+        b, t, h = x.shape
+        d = h // L.heads
+        split = lambda y: y.view(b, t, L.heads, d).permute(0, 2, 1, 3)
+        n = L.ln1(x)
+        q, k, v = split(L.q(n)), split(L.k(n)), split(L.v(n))
+        ctx = torch.matmul((torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(d)).softmax(-1), v)
+        a = L.o(ctx.permute(0, 2, 1, 3).reshape(b, t, h)) + x
+        return L.down(nn.functional.gelu(L.up(L.ln2(a)))) + a
+
+
+class Vit(nn.Module):
+    def __init__(s, c):
+        super().__init__()
+        h, p = c["hidden_size"], c["patch_size"]
+        s.patch = nn.Conv2d(c["num_channels"], h, p, stride=p)
+        n = (c["image_size"] // p) ** 2
+        s.cls = nn.Parameter(torch.zeros(1, 1, h))
+        s.pos = nn.Parameter(torch.zeros(1, n + 1, h))
+        s.layers = nn.ModuleList(VitLayer(c) for _ in range(c["num_hidden_layers"]))
+        s.ln = nn.LayerNorm(h, eps=c["layer_norm_eps"])
+        s.pool = nn.Linear(h, h)
+
+    def forward(s, pixel_values):
+        x = s.patch(pixel_values).flatten(2).transpose(1, 2)
+        x = torch.cat([s.cls.expand(x.shape[0], -1, -1), x], 1) + s.pos
+        for layer in s.layers:
+            x = layer(x)
+        x = s.ln(x)
+        return x, torch.tanh(s.pool(x[:, 0]))
 
 
 class Bert(nn.Module):
@@ -71,16 +109,22 @@ def main():
         "bert-lab": (torch.tensor(cases["input_ids"]), torch.tensor(cases["attention_mask"])),
         "bert-32x128": (ids32, torch.ones_like(ids32)),
     }
+    vc = json.load(open(os.path.join(a.data, "real-configs/vit-base-patch16-224/config.json")))
+    vit = Vit(vc).eval()
+    runs = {name: (lambda ids=ids, mask=mask: model(ids, mask), list(ids.shape)) for name, (ids, mask) in workloads.items()}
+    for batch in (4, 32):
+        pixels = torch.randn(batch, 3, vc["image_size"], vc["image_size"])
+        runs[f"vit-{batch}"] = (lambda pixels=pixels: vit(pixels), list(pixels.shape))
     with torch.inference_mode():
-        for name, (ids, mask) in workloads.items():
-            model(ids, mask)
+        for name, (run, shape) in runs.items():
+            run()
             ms = []
             for _ in range(a.runs):
                 t0 = time.perf_counter()
-                model(ids, mask)
+                run()
                 ms.append((time.perf_counter() - t0) * 1e3)
             print(f"torch {torch.__version__} {name:12s} median {statistics.median(ms):9.2f} ms  "
-                  f"min {min(ms):9.2f} ms  threads {a.threads}  runs {a.runs}  batch {list(ids.shape)}")
+                  f"min {min(ms):9.2f} ms  threads {a.threads}  runs {a.runs}  input {shape}")
 
 
 if __name__ == "__main__":

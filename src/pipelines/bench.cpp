@@ -13,6 +13,8 @@
 #include "backend/ops.hpp"
 #include "core/file_util.hpp"
 #include "models/bert.hpp"
+#include "models/vit.hpp"
+#include "mmx/image_processor.hpp"
 #include "mmx/runtime.hpp"
 #include "mmx/tokenizer.hpp"
 
@@ -81,6 +83,42 @@ BenchResult bench_bert(const std::string& name, int runs, const std::string& dat
   return r;
 }
 
+double vit_flops(const ViTConfig& c, int64_t batch) {
+  const double t = double(c.num_patches() + 1), h = double(c.hidden_size), i = double(c.intermediate_size);
+  const double per_layer = 2 * t * (4 * h * h + 2 * h * i) + 2 * 2 * t * t * h;
+  const double patch = 2 * double(c.num_patches()) * double(c.num_channels * c.patch_height * c.patch_width) * h;
+  return double(batch) * (per_layer * double(c.num_hidden_layers) + patch + 2 * h * h);
+}
+
+BenchResult bench_vit(const std::string& name, int runs, const std::string& data_dir, int64_t batch) {
+  const ViTConfig config =
+      ViTConfig::from_json(JsonObject::load(join_path(data_dir, "real-configs/vit-base-patch16-224/config.json")));
+  auto loader = WeightLoader::random(42);
+  const ViTModel model(config, *loader);
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  Tensor pixels = Tensor::empty({batch, config.num_channels, config.image_height, config.image_width});
+  for (int64_t i = 0; i < pixels.numel(); ++i) pixels.data<float>()[i] = normal(rng);
+  BenchResult r = time_runs(name, runs, vit_flops(config, batch), [&] { model.forward(pixels); });
+  r.detail = str("vit-base-patch16-224 (random weights), pixel_values ", shape_str(pixels.shape()));
+  return r;
+}
+
+// Decode + ViTImageProcessor for the lab's four photos (PNG and JPEG), per image.
+BenchResult bench_vit_preprocess(const std::string& name, int runs, const std::string& data_dir) {
+  const auto config = ImageProcessorConfig::load(join_path(data_dir, "preprocess/vit/preprocessor_config.json"), "vit");
+  std::vector<std::string> bytes;
+  for (const char* f : {"astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg"})
+    bytes.push_back(read_file(join_path(data_dir, std::string("images/") + f)));
+  BenchResult r = time_runs(name, runs, 0, [&] {
+    for (const auto& b : bytes) preprocess_image(decode_image(b, "bench"), config);
+  });
+  r.min_ms /= 4;
+  r.median_ms /= 4;
+  r.detail = "decode + resize 224×224 BILINEAR + rescale + normalise, per image (mean of the lab's 4 photos)";
+  return r;
+}
+
 BenchResult bench_gemm(const std::string& name, int runs, int64_t m, int64_t n, int64_t k) {
   std::mt19937 rng(3);
   std::uniform_real_distribution<float> dist(-1.f, 1.f);
@@ -97,6 +135,9 @@ BenchResult bench_gemm(const std::string& name, int runs, int64_t m, int64_t n, 
 std::vector<std::pair<std::string, std::string>> bench_workloads() {
   return {{"bert-lab", "bert-base-uncased forward on the lab's 8 texts (batch [8, 7])"},
           {"bert-32x128", "bert-base-uncased forward on 32 × 128 tokens"},
+          {"vit-4", "vit-base-patch16-224 forward on 4 images"},
+          {"vit-32", "vit-base-patch16-224 forward on 32 images"},
+          {"vit-preprocess", "decode + ViT preprocessing, ms per image"},
           {"gemm-MxNxK", "one GEMM, e.g. gemm-4096x3072x768 (x[M,K]·w[N,K]ᵀ)"}};
 }
 
@@ -104,6 +145,9 @@ BenchResult run_benchmark(const std::string& workload, int runs, const std::stri
   if (runs < 1) usage_error("--runs must be at least 1");
   if (workload == "bert-lab") return bench_bert(workload, runs, data_dir, true);
   if (workload == "bert-32x128") return bench_bert(workload, runs, data_dir, false);
+  if (workload == "vit-4") return bench_vit(workload, runs, data_dir, 4);
+  if (workload == "vit-32") return bench_vit(workload, runs, data_dir, 32);
+  if (workload == "vit-preprocess") return bench_vit_preprocess(workload, runs, data_dir);
   long long m = 0, n = 0, k = 0;
   int used = 0;
   if (std::sscanf(workload.c_str(), "gemm-%lldx%lldx%lld%n", &m, &n, &k, &used) == 3 &&
