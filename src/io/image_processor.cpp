@@ -140,7 +140,13 @@ ImageProcessorConfig ImageProcessorConfig::load(const std::string& path, const s
   c.do_rescale = json.get_bool("do_rescale", c.do_rescale);
   c.do_normalize = json.get_bool("do_normalize", c.do_normalize);
   c.rescale_factor = json.get_float("rescale_factor", c.rescale_factor);
-  if (json.has("resample")) c.resample = resample_from_code(json.get_int("resample", 0));
+  if (json.has("resample")) {
+    try {
+      c.resample = resample_from_code(json.get_int("resample", 0));
+    } catch (const Error& e) {
+      rethrow_with_context(e, path + ": key 'resample'");
+    }
+  }
   if (json.has("size")) {
     const SizeDict s = parse_size(json, "size", /*default_to_square=*/!clip);
     c.height = s.height;

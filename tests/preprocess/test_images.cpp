@@ -105,3 +105,59 @@ TEST(Decode, BadFilesAreClearErrors) {
     }
   }
 }
+
+TEST(Preprocess, ConfigFormsFollowGetSizeDict) {
+  test::TempDir dir;
+  auto load = [&](const std::string& json) {
+    std::ofstream(dir.file("p.json")) << json;
+    return ImageProcessorConfig::load(dir.file("p.json"), "");
+  };
+  // An int is a square for ViT, the shortest edge for CLIP; crop_size ints are squares.
+  auto vit = load(R"({"image_processor_type": "ViTImageProcessor", "size": 384, "resample": 3})");
+  EXPECT_EQ(vit.height.value_or(0), 384);
+  EXPECT_EQ(vit.width.value_or(0), 384);
+  EXPECT_EQ(vit.resample, Resample::Bicubic);
+  auto clip = load(R"({"feature_extractor_type": "CLIPFeatureExtractor", "size": 336, "crop_size": 336})");
+  EXPECT_EQ(clip.shortest_edge.value_or(0), 336);
+  EXPECT_FALSE(clip.height.has_value());
+  EXPECT_EQ(clip.crop_height, 336);
+  EXPECT_TRUE(clip.do_center_crop);
+  auto pair = load(R"({"image_processor_type": "ViTImageProcessor", "size": [96, 128]})");
+  EXPECT_EQ(pair.height.value_or(0), 96);
+  EXPECT_EQ(pair.width.value_or(0), 128);
+  // A non-square ViT size gives that many rows and columns.
+  const Tensor t = preprocess_image(load_image(test::data("images/chelsea.png")), pair);
+  EXPECT_EQ(shape_str(t.shape()), "[3, 96, 128]");
+  for (const char* bad : {R"({"size": "big"})", R"({"size": {"width": 3}})", R"({"resample": 9})",
+                          R"({"image_std": [0.5, 0, 0.5]})", R"({"image_processor_type": "DetrImageProcessor"})"}) {
+    try {
+      load(bad);
+      ADD_FAILURE() << "accepted " << bad;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("p.json"), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(Resize, EveryFilterKeepsAConstantImageConstant) {
+  // Pillow normalises each output's weights to sum to one (in fixed point), so a flat image stays flat
+  // under every filter, up- or down-scaling, as it does in Pillow.
+  Image flat;
+  flat.width = 37;
+  flat.height = 23;
+  flat.rgb.assign(37 * 23 * 3, 0);
+  for (size_t i = 0; i < flat.rgb.size(); i += 3) {
+    flat.rgb[i] = 200;
+    flat.rgb[i + 1] = 17;
+    flat.rgb[i + 2] = 99;
+  }
+  for (Resample r : {Resample::Nearest, Resample::Lanczos, Resample::Bilinear, Resample::Bicubic, Resample::Box,
+                     Resample::Hamming})
+    for (auto [w, h] : {std::pair{11, 7}, {80, 50}, {37, 5}, {3, 23}}) {
+      const Image out = resize(flat, w, h, r);
+      ASSERT_EQ(out.rgb.size(), size_t(w * h * 3));
+      for (size_t i = 0; i < out.rgb.size(); i += 3)
+        ASSERT_TRUE(out.rgb[i] == 200 && out.rgb[i + 1] == 17 && out.rgb[i + 2] == 99)
+            << "filter " << static_cast<int>(r) << " to " << w << "x" << h;
+    }
+}
