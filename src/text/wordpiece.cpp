@@ -246,6 +246,13 @@ std::vector<std::string> BertTokenizer::tokenize(const std::string& text) const 
   std::u32string chunk;
   auto flush = [&] {
     if (chunk.empty()) return;
+    if (config_.do_lower_case) {
+      // PreTrainedTokenizer.tokenize lower-cases the text outside special tokens one character at a
+      // time (a regex with "(.+?)"), so Σ never sees its word end: no final-sigma form, ever.
+      std::u32string lowered;
+      for (char32_t c : chunk) append_python_lower(lowered, c);
+      chunk = std::move(lowered);
+    }
     if (config_.do_basic_tokenize) {
       for (const auto& word : basic_tokenize(chunk)) wordpiece(word, out);
     } else {
