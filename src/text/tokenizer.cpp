@@ -1,5 +1,6 @@
 #include "core/file_util.hpp"
 #include "mmx/tokenizer.hpp"
+#include "text/clip_bpe.hpp"
 #include "text/wordpiece.hpp"
 
 namespace mmx {
@@ -7,7 +8,9 @@ namespace mmx {
 std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& folder) {
   if (!dir_exists(folder)) fail(folder, ": no such folder");
   if (file_exists(join_path(folder, "vocab.txt"))) return text::BertTokenizer::load(folder);
-  fail(folder, ": no tokenizer files found (expected vocab.txt for a BERT WordPiece tokenizer)");
+  if (file_exists(join_path(folder, "vocab.json")) && file_exists(join_path(folder, "merges.txt")))
+    return text::ClipTokenizer::load(folder);
+  fail(folder, ": no tokenizer files found (vocab.txt for BERT's WordPiece, vocab.json + merges.txt for CLIP's BPE)");
 }
 
 BatchEncoding Tokenizer::encode_batch(const std::vector<std::string>& texts, Padding padding,

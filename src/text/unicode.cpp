@@ -62,6 +62,46 @@ void append_python_lower(std::u32string& out, char32_t c) {
   out.push_back(static_cast<char32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(c))));
 }
 
+namespace {
+bool is_cased(char32_t c) {
+  const char* cat = category(c);
+  return cat[0] == 'L' && (cat[1] == 'u' || cat[1] == 'l' || cat[1] == 't');
+}
+bool is_case_ignorable(char32_t c) {
+  const char* cat = category(c);
+  if ((cat[0] == 'M' && (cat[1] == 'n' || cat[1] == 'e')) || (cat[0] == 'C' && cat[1] == 'f') ||
+      (cat[0] == 'L' && cat[1] == 'm') || (cat[0] == 'S' && cat[1] == 'k'))
+    return true;
+  switch (c) {  // Word_Break MidLetter, MidNumLet, Single_Quote
+    case U'\'': case U'.': case U':': case 0xB7: case 0x387: case 0x5F4: case 0x2018: case 0x2019: case 0x2024:
+    case 0x2027: case 0xFE13: case 0xFE52: case 0xFE55: case 0xFF07: case 0xFF0E: case 0xFF1A:
+      return true;
+    default:
+      return false;
+  }
+}
+}  // namespace
+
+std::u32string python_lower(const std::u32string& text) {
+  std::u32string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == 0x3A3) {
+      size_t j = i;
+      bool before = false, after = false;
+      while (j > 0 && is_case_ignorable(text[j - 1])) --j;
+      before = j > 0 && is_cased(text[j - 1]);
+      size_t k = i + 1;
+      while (k < text.size() && is_case_ignorable(text[k])) ++k;
+      after = k < text.size() && is_cased(text[k]);
+      out.push_back(before && !after ? 0x3C2 : 0x3C3);
+      continue;
+    }
+    append_python_lower(out, text[i]);
+  }
+  return out;
+}
+
 static std::u32string normalize(const std::u32string& text, utf8proc_option_t options) {
   const std::string utf8 = u32_to_utf8(text);
   utf8proc_uint8_t* result = nullptr;

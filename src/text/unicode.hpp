@@ -16,6 +16,9 @@ const char* category(char32_t c);
 bool is_python_space(char32_t c);  // str.isspace(), which str.split() splits on
 // str.lower() of a single character (full mapping: U+0130 → "i̇"; no final-sigma context).
 void append_python_lower(std::u32string& out, char32_t c);
+// str.lower() of a whole string: as above, and Σ becomes final ς where a cased letter precedes it and
+// none follows (case-ignorable characters skipped), as CPython's Final_Sigma rule does.
+std::u32string python_lower(const std::u32string& text);
 
 std::u32string nfc(const std::u32string& text);
 std::u32string nfd(const std::u32string& text);

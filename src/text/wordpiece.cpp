@@ -7,6 +7,7 @@
 #include "core/file_util.hpp"
 #include "core/log.hpp"
 #include "io/json_config.hpp"
+#include "text/basic_tokenizer.hpp"
 #include "text/unicode.hpp"
 
 namespace mmx::text {
@@ -14,39 +15,6 @@ namespace mmx::text {
 namespace {
 
 constexpr size_t kMaxInputCharsPerWord = 100;
-
-bool is_bert_whitespace(char32_t c) {  // tokenization_bert._is_whitespace
-  return c == U' ' || c == U'\t' || c == U'\n' || c == U'\r' || std::strcmp(category(c), "Zs") == 0;
-}
-bool is_bert_control(char32_t c) {  // tokenization_bert._is_control: every "C*" category
-  if (c == U'\t' || c == U'\n' || c == U'\r') return false;
-  return category(c)[0] == 'C';
-}
-bool is_bert_punctuation(char32_t c) {  // ASCII non-alphanumerics count even where Unicode says "S*"
-  if ((c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) || (c >= 123 && c <= 126)) return true;
-  return category(c)[0] == 'P';
-}
-bool is_cjk(char32_t c) {  // the CJK Unified Ideographs blocks, as in tokenization_bert._is_chinese_char
-  return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x20000 && c <= 0x2A6DF) ||
-         (c >= 0x2A700 && c <= 0x2B73F) || (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B820 && c <= 0x2CEAF) ||
-         (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
-}
-
-// Python's str.split(): runs of whitespace separate, empty pieces dropped.
-std::vector<std::u32string> split_whitespace(const std::u32string& text) {
-  std::vector<std::u32string> out;
-  std::u32string current;
-  for (char32_t c : text) {
-    if (is_python_space(c)) {
-      if (!current.empty()) out.push_back(std::move(current));
-      current.clear();
-    } else {
-      current.push_back(c);
-    }
-  }
-  if (!current.empty()) out.push_back(std::move(current));
-  return out;
-}
 
 std::string token_content(const nlohmann::json& value) {  // "…" or an AddedToken dict {"content": "…"}
   if (value.is_string()) return value.get<std::string>();
@@ -167,50 +135,6 @@ std::string BertTokenizer::id_to_token(int64_t id) const {
   return id_to_token_[static_cast<size_t>(id)];
 }
 
-std::vector<std::u32string> BertTokenizer::basic_tokenize(const std::u32string& text) const {
-  std::u32string cleaned;
-  cleaned.reserve(text.size());
-  for (char32_t c : text) {
-    if (c == 0 || c == 0xFFFD || is_bert_control(c)) continue;
-    if (is_bert_whitespace(c)) {
-      cleaned.push_back(U' ');
-    } else if (config_.tokenize_chinese_chars && is_cjk(c)) {
-      cleaned.push_back(U' ');
-      cleaned.push_back(c);
-      cleaned.push_back(U' ');
-    } else {
-      cleaned.push_back(c);
-    }
-  }
-  const bool strip = config_.strip_accents.value_or(config_.do_lower_case);
-  std::vector<std::u32string> out;
-  for (std::u32string token : split_whitespace(nfc(cleaned))) {
-    if (config_.do_lower_case) {
-      std::u32string lowered;
-      for (char32_t c : token) append_python_lower(lowered, c);
-      token = std::move(lowered);
-    }
-    if (strip) {
-      std::u32string stripped;
-      for (char32_t c : nfd(token))
-        if (std::strcmp(category(c), "Mn") != 0) stripped.push_back(c);
-      token = std::move(stripped);
-    }
-    std::u32string word;
-    for (char32_t c : token) {
-      if (is_bert_punctuation(c)) {
-        if (!word.empty()) out.push_back(std::move(word));
-        word.clear();
-        out.push_back(std::u32string(1, c));
-      } else {
-        word.push_back(c);
-      }
-    }
-    if (!word.empty()) out.push_back(std::move(word));
-  }
-  return out;
-}
-
 void BertTokenizer::wordpiece(const std::u32string& word, std::vector<std::string>& out) const {
   if (word.size() > kMaxInputCharsPerWord) {
     out.push_back(config_.unk_token);
@@ -254,7 +178,8 @@ std::vector<std::string> BertTokenizer::tokenize(const std::string& text) const 
       chunk = std::move(lowered);
     }
     if (config_.do_basic_tokenize) {
-      for (const auto& word : basic_tokenize(chunk)) wordpiece(word, out);
+      const BasicTokenizer basic{config_.do_lower_case, config_.tokenize_chinese_chars, config_.strip_accents, true};
+      for (const auto& word : basic.tokenize(chunk)) wordpiece(word, out);
     } else {
       for (const auto& word : split_whitespace(chunk)) wordpiece(word, out);
     }

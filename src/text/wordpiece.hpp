@@ -37,7 +37,6 @@ class BertTokenizer : public Tokenizer {
   int64_t token_to_id(const std::string& token) const;  // unk id when absent
 
  private:
-  std::vector<std::u32string> basic_tokenize(const std::u32string& text) const;
   void wordpiece(const std::u32string& word, std::vector<std::string>& out) const;
   std::vector<int64_t> ids_of(const std::string& text) const;
 
