@@ -18,12 +18,15 @@ enum class Pooling {
   Mean,       // masked mean over all real tokens
   MeanNoCls,  // masked mean over real tokens except [CLS]: what the lab means
   Lab,        // the lab verbatim: sum(h[:, 1:], 1) / (mask.sum(1) − 1), padding rows included in the sum
+  Projection, // CLIP: get_text_features / get_image_features (pooled output through the projection)
+  Pooled,     // CLIP: the pooled output before the projection
 };
-Pooling pooling_from_name(const std::string& name);  // "cls", "pooler", "mean", "mean-no-cls", "lab"
+// "cls", "pooler", "mean", "mean-no-cls", "lab", "projection", "pooled"
+Pooling pooling_from_name(const std::string& name);
 const char* pooling_name(Pooling pooling);
 
 struct EmbedOptions {
-  Pooling pooling = Pooling::MeanNoCls;
+  std::optional<Pooling> pooling;        // default: mean-no-cls (BERT, ViT), projection (CLIP)
   bool normalize = false;                // L2-normalise each embedding
   bool token_embeddings = false;         // also return last_hidden_state, input_ids, attention_mask
   std::optional<int64_t> max_length;     // truncation; default: the model's limit
@@ -31,6 +34,7 @@ struct EmbedOptions {
 };
 
 struct EmbedResult {
+  Pooling pooling;           // the pooling used
   Tensor embeddings;         // [N, D] F32
   Tensor last_hidden_state;  // [N, L, D] (token_embeddings)
   Tensor input_ids;          // [N, L] I64 (texts)
@@ -46,6 +50,7 @@ class TextEmbedder {
   virtual EmbedResult embed(const std::vector<std::string>& texts, const EmbedOptions& options) const = 0;
   virtual const Tokenizer& tokenizer() const = 0;
   virtual std::string description() const = 0;  // "bert: 2 layers, hidden 32, ..."
+  virtual std::optional<float> logit_scale() const { return std::nullopt; }  // CLIP's stored log-scale
 };
 
 // Image embeddings from a ViT folder (config.json, safetensors weights, preprocessor_config.json).
@@ -59,6 +64,7 @@ class ImageEmbedder {
   virtual EmbedResult embed(const std::vector<Image>& images, const EmbedOptions& options) const = 0;
   virtual const ImageProcessorConfig& processor() const = 0;
   virtual std::string description() const = 0;
+  virtual std::optional<float> logit_scale() const { return std::nullopt; }
 };
 
 // A model folder's image processor (preprocessor_config.json, or ViT's defaults at the model's size).

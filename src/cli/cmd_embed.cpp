@@ -1,5 +1,6 @@
 // mmx embed: text embeddings from a model folder, written as safetensors, .npy or JSON.
 #include <cmath>
+#include <map>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -15,15 +16,15 @@ const Command kEmbedCommand{
     "embed",
     "mmx embed --model DIR ((--text T)... [--texts-file FILE] | (--image PATH)...) [--pooling MODE] [--normalize]\n"
     "                 [--output FILE] [--token-embeddings]",
-    "Embed texts with a BERT folder, or images with a ViT folder (config.json, model.safetensors, and\n"
-    "vocab.txt or preprocessor_config.json).",
+    "Embed texts with a BERT folder, images with a ViT folder, or both with a CLIP folder (config.json,\n"
+    "model.safetensors, and the tokenizer files or preprocessor_config.json).",
     {
         {"model", "DIR", "model folder as written by save_pretrained"},
         {"text", "T", "a text to embed", true},
         {"texts-file", "FILE", "UTF-8 file, one text per line (empty lines skipped)"},
         {"image", "PATH", "a PNG/JPEG image, a folder of them, or a quoted pattern ('photos/*.jpg')", true},
         skip_bad_images_option(),
-        {"pooling", "MODE", "cls | pooler | mean | mean-no-cls | lab (default: mean-no-cls)"},
+        {"pooling", "MODE", "cls | pooler | mean | mean-no-cls | lab (default: mean-no-cls); CLIP: projection (default) | pooled"},
         {"normalize", "", "L2-normalise each embedding"},
         {"max-length", "N", "truncate texts to N tokens (default: the model's limit)"},
         {"output", "FILE", ".safetensors, .npy or .json; without it a summary is printed"},
@@ -37,6 +38,8 @@ const Command kEmbedCommand{
   lab          the lab's literal formula sum(h[:, 1:], 1) / (mask.sum(1) - 1), which also sums
                the hidden states of padding positions; use it to reproduce the lab's figures
                (for images, which have no padding, it equals mean-no-cls)
+  projection   CLIP: get_text_features / get_image_features, unnormalised as the lab uses them
+  pooled       CLIP: the pooled output before the projection (end-of-text token / post-normed class token)
 All texts form one padded batch, as in the lab (tokenizer(texts, padding=True)); large batches are
 split internally without changing any number. Images are decoded as Pillow does (no EXIF rotation)
 and preprocessed exactly as the folder's Hugging Face image processor.
@@ -127,6 +130,40 @@ nlohmann::json tensor_to_json(const Tensor& t) {
 
 }  // namespace
 
+namespace {
+
+// One embedded set: texts or images, with their names and results.
+struct EmbeddedSet {
+  bool images;
+  std::vector<std::string> names;  // texts, or image paths
+  EmbedResult result;
+  std::string description;
+};
+
+void print_summary(const std::string& model, const EmbeddedSet& set, bool normalize) {
+  const int64_t n = set.result.embeddings.dim(0), d = set.result.embeddings.dim(1);
+  std::printf("model: %s (%s)\npooling: %s%s; ", model.c_str(), set.description.c_str(), pooling_name(set.result.pooling),
+              normalize ? ", L2-normalised" : "");
+  if (set.images) std::printf("%lld images\n", static_cast<long long>(n));
+  else std::printf("%lld texts, one batch padded to %lld tokens\n", static_cast<long long>(n),
+                   static_cast<long long>(set.result.input_ids.dim(1)));
+  std::printf("%s [%lld, %lld] F32\n", set.images ? "image embeddings" : "text embeddings", static_cast<long long>(n),
+              static_cast<long long>(d));
+  for (int64_t r = 0; r < n; ++r) {
+    const float* e = set.result.embeddings.data<float>() + r * d;
+    double norm = 0;
+    for (int64_t i = 0; i < d; ++i) norm += double(e[i]) * e[i];
+    std::string preview;
+    for (int64_t i = 0; i < std::min<int64_t>(d, 4); ++i) preview += (i ? ", " : "") + std::to_string(e[i]);
+    const std::string& name = set.names[r];
+    const std::string label = name.size() > 40 ? "..." + name.substr(name.size() - 37) : name;
+    std::printf("  %3lld  %-42s [%s%s]  |e| = %.4f\n", static_cast<long long>(r), ("\"" + label + "\"").c_str(),
+                preview.c_str(), d > 4 ? ", ..." : "", std::sqrt(norm));
+  }
+}
+
+}  // namespace
+
 int run_embed(const Args& args) {
   const auto model = args.get("model");
   if (!model) usage_error("--model DIR is required");
@@ -137,84 +174,83 @@ int run_embed(const Args& args) {
   options.max_length = args.get_int("max-length", 2);
   const auto output = args.get("output");
   std::string ext;
+  const bool want_images = args.has("image"), want_texts = args.has("text") || args.has("texts-file");
   if (output) {
     ext = extension_of(*output);
     if (ext != ".safetensors" && ext != ".npy" && ext != ".json")
       usage_error("--output '", *output, "': unknown extension (use .safetensors, .npy or .json)");
-    if (ext == ".npy" && options.token_embeddings)
-      usage_error("--token-embeddings needs several arrays: write .safetensors or .json, not .npy");
+    if (ext == ".npy" && (options.token_embeddings || (want_images && want_texts)))
+      usage_error("several arrays to write (--token-embeddings, or texts and images): use .safetensors or .json, not .npy");
     check_output_path(*output);  // refuse a bad path before any work
   }
-  const bool images = args.has("image");
-  if (images && (args.has("text") || args.has("texts-file")))
-    usage_error("give texts or images, not both: a BERT or ViT folder embeds one modality");
-  std::vector<std::string> inputs = images ? collect_image_paths(args) : collect_texts(args);  // texts or image paths
-
-  EmbedResult result;
-  std::string description;
-  if (images) {
-    const auto embedder = ImageEmbedder::load(*model);
-    description = embedder->description();
-    const std::vector<Image> decoded = load_images(inputs, args.has("skip-bad-images"));
-    result = embedder->embed(decoded, options);
-  } else {
+  std::vector<EmbeddedSet> sets;
+  if (want_texts || !want_images) {
+    EmbeddedSet set{false, collect_texts(args), {}, {}};
     const auto embedder = TextEmbedder::load(*model);
-    description = embedder->description();
-    result = embedder->embed(inputs, options);
+    set.description = embedder->description();
+    set.result = embedder->embed(set.names, options);
+    sets.push_back(std::move(set));
+  }
+  if (want_images) {
+    EmbeddedSet set{true, collect_image_paths(args), {}, {}};
+    const std::vector<Image> decoded = load_images(set.names, args.has("skip-bad-images"));
+    const auto embedder = ImageEmbedder::load(*model);
+    set.description = embedder->description();
+    set.result = embedder->embed(decoded, options);
+    sets.push_back(std::move(set));
   }
 
   if (!output) {
-    const int64_t n = result.embeddings.dim(0), d = result.embeddings.dim(1);
-    std::printf("model: %s (%s)\npooling: %s%s; ", model->c_str(), description.c_str(), pooling_name(options.pooling),
-                options.normalize ? ", L2-normalised" : "");
-    if (images) std::printf("%lld images\n", static_cast<long long>(n));
-    else std::printf("%lld texts, one batch padded to %lld tokens\n", static_cast<long long>(n), static_cast<long long>(result.input_ids.dim(1)));
-    std::printf("embeddings [%lld, %lld] F32\n", static_cast<long long>(n), static_cast<long long>(d));
-    for (int64_t r = 0; r < n; ++r) {
-      const float* e = result.embeddings.data<float>() + r * d;
-      double norm = 0;
-      for (int64_t i = 0; i < d; ++i) norm += double(e[i]) * e[i];
-      std::string preview;
-      for (int64_t i = 0; i < std::min<int64_t>(d, 4); ++i) preview += (i ? ", " : "") + std::to_string(e[i]);
-      std::string label = inputs[r].size() > 40 ? "..." + inputs[r].substr(inputs[r].size() - 37) : inputs[r];
-      std::printf("  %3lld  %-42s [%s%s]  |e| = %.4f\n", static_cast<long long>(r),
-                  ("\"" + label + "\"").c_str(), preview.c_str(), d > 4 ? ", ..." : "", std::sqrt(norm));
+    for (size_t i = 0; i < sets.size(); ++i) {
+      if (i) std::printf("\n");
+      print_summary(*model, sets[i], options.normalize);
     }
     return 0;
   }
+  // One set: `embeddings`; texts and images (CLIP): `text_embeddings` and `image_embeddings`.
+  const bool both = sets.size() > 1;
+  auto key = [&](const EmbeddedSet& set, const std::string& name) {
+    return both ? std::string(set.images ? "image_" : "text_") + name : name;
+  };
   if (ext == ".safetensors") {
-    std::vector<std::pair<std::string, Tensor>> tensors = {{"embeddings", result.embeddings}};
-    if (options.token_embeddings) {
-      tensors.emplace_back("last_hidden_state", result.last_hidden_state);
-      if (images) {
-        tensors.emplace_back("pixel_values", result.pixel_values);
-      } else {
-        tensors.emplace_back("input_ids", result.input_ids);
-        tensors.emplace_back("attention_mask", result.attention_mask);
+    std::vector<std::pair<std::string, Tensor>> tensors;
+    std::map<std::string, std::string> metadata = {{"model", *model}, {"normalize", options.normalize ? "true" : "false"}};
+    for (const auto& set : sets) {
+      tensors.emplace_back(key(set, "embeddings"), set.result.embeddings);
+      if (options.token_embeddings) {
+        tensors.emplace_back(key(set, "last_hidden_state"), set.result.last_hidden_state);
+        if (set.images) {
+          tensors.emplace_back("pixel_values", set.result.pixel_values);
+        } else {
+          tensors.emplace_back("input_ids", set.result.input_ids);
+          tensors.emplace_back("attention_mask", set.result.attention_mask);
+        }
       }
+      metadata[set.images ? "images" : "texts"] = nlohmann::json(set.names).dump();
+      metadata[key(set, "pooling")] = pooling_name(set.result.pooling);
     }
-    write_safetensors(*output, tensors,
-                      {{"model", *model}, {"pooling", pooling_name(options.pooling)},
-                       {"normalize", options.normalize ? "true" : "false"},
-                       {images ? "images" : "texts", nlohmann::json(inputs).dump()}});
+    write_safetensors(*output, tensors, metadata);
   } else if (ext == ".npy") {
-    write_npy(*output, result.embeddings);
+    write_npy(*output, sets[0].result.embeddings);
   } else {
     nlohmann::ordered_json j;
     j["model"] = *model;
-    j["pooling"] = pooling_name(options.pooling);
     j["normalize"] = options.normalize;
-    j[images ? "images" : "texts"] = inputs;
-    j["embeddings"] = tensor_to_json(result.embeddings);
-    if (options.token_embeddings && !images) {
-      j["input_ids"] = tensor_to_json(result.input_ids);
-      j["attention_mask"] = tensor_to_json(result.attention_mask);
+    for (const auto& set : sets) {
+      j[key(set, "pooling")] = pooling_name(set.result.pooling);
+      j[set.images ? "images" : "texts"] = set.names;
+      j[key(set, "embeddings")] = tensor_to_json(set.result.embeddings);
+      if (options.token_embeddings && !set.images) {
+        j["input_ids"] = tensor_to_json(set.result.input_ids);
+        j["attention_mask"] = tensor_to_json(set.result.attention_mask);
+      }
+      if (options.token_embeddings) j[key(set, "last_hidden_state")] = tensor_to_json(set.result.last_hidden_state);
     }
-    if (options.token_embeddings) j["last_hidden_state"] = tensor_to_json(result.last_hidden_state);
     write_file_atomically(*output, j.dump() + "\n");
   }
-  std::fprintf(stderr, "wrote %s: embeddings [%lld, %lld]\n", output->c_str(),
-               static_cast<long long>(result.embeddings.dim(0)), static_cast<long long>(result.embeddings.dim(1)));
+  for (const auto& set : sets)
+    std::fprintf(stderr, "wrote %s: %s [%lld, %lld]\n", output->c_str(), key(set, "embeddings").c_str(),
+                 static_cast<long long>(set.result.embeddings.dim(0)), static_cast<long long>(set.result.embeddings.dim(1)));
   return 0;
 }
 

@@ -17,8 +17,10 @@ ModelFolder open_model_folder(const std::string& path) {
                 "a model folder holds config.json and model.safetensors, as written by save_pretrained");
   JsonObject config = JsonObject::load(config_path);
   const std::string model_type = config.require_string("model_type");
-  if (model_type != "bert" && model_type != "vit")
-    fail(config_path, ": model_type '", model_type, "' is not supported by this mmx (supported: bert, vit)");
+  if (model_type != "bert" && model_type != "vit" && model_type != "clip" && model_type != "clip_text_model" &&
+      model_type != "clip_vision_model")
+    fail(config_path, ": model_type '", model_type,
+         "' is not supported by this mmx (supported: bert, vit, clip, clip_text_model, clip_vision_model)");
   return ModelFolder{path, std::move(config), model_type};
 }
 

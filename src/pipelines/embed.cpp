@@ -10,6 +10,7 @@
 #include "io/checkpoint.hpp"
 #include "models/bert.hpp"
 #include "models/vit.hpp"
+#include "pipelines/pooling.hpp"
 #include "models/model_folder.hpp"
 
 namespace mmx {
@@ -20,11 +21,15 @@ Pooling pooling_from_name(const std::string& name) {
   if (name == "mean") return Pooling::Mean;
   if (name == "mean-no-cls") return Pooling::MeanNoCls;
   if (name == "lab") return Pooling::Lab;
-  usage_error("unknown pooling '", name, "' (choose cls, pooler, mean, mean-no-cls or lab)");
+  if (name == "projection") return Pooling::Projection;
+  if (name == "pooled") return Pooling::Pooled;
+  usage_error("unknown pooling '", name, "' (choose cls, pooler, mean, mean-no-cls or lab; projection or pooled for CLIP)");
 }
 
 const char* pooling_name(Pooling p) {
   switch (p) {
+    case Pooling::Projection: return "projection";
+    case Pooling::Pooled: return "pooled";
     case Pooling::Cls: return "cls";
     case Pooling::Pooler: return "pooler";
     case Pooling::Mean: return "mean";
@@ -36,50 +41,10 @@ const char* pooling_name(Pooling p) {
 
 namespace {
 
-// Pools rows of last_hidden_state [B, L, D] into out rows (row offset `row0`).
-void pool(Pooling pooling, const Tensor& hidden, const Tensor& mask, const Tensor& pooler_output, Tensor& out,
-          int64_t row0) {
-  const int64_t batch = hidden.dim(0), seq = hidden.dim(1), d = hidden.dim(2);
-  const float* h = hidden.data<float>();
-  const int64_t* m = mask.data<int64_t>();
-  float* o = out.data<float>() + row0 * d;
-  std::vector<double> sum(static_cast<size_t>(d));
-  for (int64_t b = 0; b < batch; ++b) {
-    const float* hb = h + b * seq * d;
-    const int64_t* mb = m + b * seq;
-    float* ob = o + b * d;
-    if (pooling == Pooling::Cls) {
-      std::memcpy(ob, hb, sizeof(float) * d);
-      continue;
-    }
-    if (pooling == Pooling::Pooler) {
-      std::memcpy(ob, pooler_output.data<float>() + b * d, sizeof(float) * d);
-      continue;
-    }
-    std::fill(sum.begin(), sum.end(), 0.0);
-    int64_t count = 0;
-    for (int64_t t = 0; t < seq; ++t) count += mb[t];
-    const int64_t first = pooling == Pooling::Mean ? 0 : 1;
-    for (int64_t t = first; t < seq; ++t) {
-      // The lab's formula sums every position after [CLS], padding included; the masked means do not.
-      if (pooling != Pooling::Lab && mb[t] == 0) continue;
-      for (int64_t i = 0; i < d; ++i) sum[i] += hb[t * d + i];
-    }
-    const double divisor = static_cast<double>(pooling == Pooling::Mean ? count : count - 1);
-    for (int64_t i = 0; i < d; ++i) ob[i] = static_cast<float>(sum[i] / divisor);
-  }
-}
-
-void l2_normalize(Tensor& x) {
-  const int64_t n = x.dim(0), d = x.dim(1);
-  float* p = x.data<float>();
-  for (int64_t r = 0; r < n; ++r) {
-    double sq = 0;
-    for (int64_t i = 0; i < d; ++i) sq += double(p[r * d + i]) * p[r * d + i];
-    const double norm = std::max(std::sqrt(sq), 1e-12);  // torch.nn.functional.normalize's eps
-    for (int64_t i = 0; i < d; ++i) p[r * d + i] = static_cast<float>(p[r * d + i] / norm);
-  }
-}
+using detail::l2_normalize;
+using detail::load_clip_image_embedder;
+using detail::load_clip_text_embedder;
+using detail::pool;
 
 class BertEmbedder : public TextEmbedder {
  public:
@@ -96,7 +61,10 @@ class BertEmbedder : public TextEmbedder {
 
   EmbedResult embed(const std::vector<std::string>& texts, const EmbedOptions& options) const override {
     if (texts.empty()) usage_error("no texts to embed");
-    if (options.pooling == Pooling::Pooler && !model_.has_pooler())
+    const Pooling pooling = options.pooling.value_or(Pooling::MeanNoCls);
+    if (pooling == Pooling::Projection || pooling == Pooling::Pooled)
+      usage_error("--pooling ", pooling_name(pooling), " is for CLIP models; BERT takes cls, pooler, mean, mean-no-cls or lab");
+    if (pooling == Pooling::Pooler && !model_.has_pooler())
       throw Error(ErrorKind::Runtime, "this checkpoint has no pooler weights (pooler.dense.*), so --pooling pooler is unavailable",
                   "use --pooling cls, mean or mean-no-cls");
     const int64_t limit = std::min(tokenizer_->model_max_length(), model_.config().max_position_embeddings);
@@ -119,6 +87,7 @@ class BertEmbedder : public TextEmbedder {
     const int64_t n = input_ids.dim(0), seq = input_ids.dim(1), d = model_.config().hidden_size;
 
     EmbedResult result;
+    result.pooling = pooling;
     result.embeddings = Tensor::empty({n, d});
     if (options.token_embeddings) result.last_hidden_state = Tensor::empty({n, seq, d});
     // Every slice keeps the full batch's padded length, so each row's numbers are those of one batch.
@@ -128,7 +97,7 @@ class BertEmbedder : public TextEmbedder {
       const Tensor mask = attention_mask.narrow0(row0, rows).clone();
       const BertOutputs out = model_.forward(input_ids.narrow0(row0, rows).clone(),
                                              token_type_ids.narrow0(row0, rows).clone(), mask);
-      pool(options.pooling, out.last_hidden_state, mask, out.pooler_output, result.embeddings, row0);
+      pool(pooling, out.last_hidden_state, mask, out.pooler_output, result.embeddings, row0);
       if (options.token_embeddings)
         std::memcpy(result.last_hidden_state.data<float>() + row0 * seq * d, out.last_hidden_state.data<float>(),
                     out.last_hidden_state.nbytes());
@@ -162,7 +131,10 @@ class VitEmbedder : public ImageEmbedder {
 
   EmbedResult embed(const std::vector<Image>& images, const EmbedOptions& options) const override {
     if (images.empty()) usage_error("no images to embed");
-    if (options.pooling == Pooling::Pooler && !model_.has_pooler())
+    const Pooling pooling = options.pooling.value_or(Pooling::MeanNoCls);
+    if (pooling == Pooling::Projection || pooling == Pooling::Pooled)
+      usage_error("--pooling ", pooling_name(pooling), " is for CLIP models; ViT takes cls, pooler, mean or mean-no-cls");
+    if (pooling == Pooling::Pooler && !model_.has_pooler())
       throw Error(ErrorKind::Runtime,
                   "this checkpoint has no pooler weights (pooler.dense.*), so --pooling pooler is unavailable "
                   "(transformers would use a randomly initialised pooler)",
@@ -170,8 +142,9 @@ class VitEmbedder : public ImageEmbedder {
     const Tensor pixel_values = preprocess_images(images, processor_);  // [N, 3, H, W]
     const auto& c = model_.config();
     const int64_t n = pixel_values.dim(0), tokens = c.num_patches() + 1, d = c.hidden_size;
-    const int64_t d_out = options.pooling == Pooling::Pooler ? c.pooler_output_size : d;
+    const int64_t d_out = pooling == Pooling::Pooler ? c.pooler_output_size : d;
     EmbedResult result;
+    result.pooling = pooling;
     result.embeddings = Tensor::empty({n, d_out});
     if (options.token_embeddings) result.last_hidden_state = Tensor::empty({n, tokens, d});
     const int64_t per_slice = std::max<int64_t>(1, options.max_batch_tokens / tokens);
@@ -179,10 +152,10 @@ class VitEmbedder : public ImageEmbedder {
       const int64_t rows = std::min(per_slice, n - row0);
       const ViTOutputs out = model_.forward(pixel_values.narrow0(row0, rows).clone());
       const Tensor mask = Tensor::from_vector(std::vector<int64_t>(size_t(rows * tokens), 1), {rows, tokens});
-      if (options.pooling == Pooling::Pooler) {
+      if (pooling == Pooling::Pooler) {
         std::memcpy(result.embeddings.data<float>() + row0 * d_out, out.pooler_output.raw(), out.pooler_output.nbytes());
       } else {  // with no padding, the lab's formula is the mean over the patches
-        pool(options.pooling == Pooling::Lab ? Pooling::MeanNoCls : options.pooling, out.last_hidden_state, mask,
+        pool(pooling == Pooling::Lab ? Pooling::MeanNoCls : pooling, out.last_hidden_state, mask,
              out.pooler_output, result.embeddings, row0);
       }
       if (options.token_embeddings)
@@ -222,6 +195,7 @@ std::string model_type_of(const std::string& model_dir) { return open_model_fold
 
 std::unique_ptr<ImageEmbedder> ImageEmbedder::load(const std::string& model_dir) {
   const ModelFolder folder = open_model_folder(model_dir);
+  if (folder.model_type == "clip" || folder.model_type == "clip_vision_model") return load_clip_image_embedder(folder);
   if (folder.model_type != "vit")
     usage_error(model_dir, ": a '", folder.model_type, "' model embeds texts, not images (use --text)");
   const Checkpoint checkpoint = Checkpoint::open(model_dir);
@@ -230,6 +204,7 @@ std::unique_ptr<ImageEmbedder> ImageEmbedder::load(const std::string& model_dir)
 
 std::unique_ptr<TextEmbedder> TextEmbedder::load(const std::string& model_dir) {
   const ModelFolder folder = open_model_folder(model_dir);
+  if (folder.model_type == "clip" || folder.model_type == "clip_text_model") return load_clip_text_embedder(folder);
   if (folder.model_type != "bert")
     usage_error(model_dir, ": a '", folder.model_type, "' model embeds images, not texts (use --image)");
   std::unique_ptr<Tokenizer> tokenizer = Tokenizer::load(model_dir);

@@ -1,0 +1,56 @@
+#include "pipelines/pooling.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+namespace mmx::detail {
+
+// Pools rows of last_hidden_state [B, L, D] into out rows (row offset `row0`).
+void pool(Pooling pooling, const Tensor& hidden, const Tensor& mask, const Tensor& pooler_output, Tensor& out,
+          int64_t row0) {
+  const int64_t batch = hidden.dim(0), seq = hidden.dim(1), d = hidden.dim(2);
+  const float* h = hidden.data<float>();
+  const int64_t* m = mask.data<int64_t>();
+  float* o = out.data<float>() + row0 * d;
+  std::vector<double> sum(static_cast<size_t>(d));
+  for (int64_t b = 0; b < batch; ++b) {
+    const float* hb = h + b * seq * d;
+    const int64_t* mb = m + b * seq;
+    float* ob = o + b * d;
+    if (pooling == Pooling::Cls) {
+      std::memcpy(ob, hb, sizeof(float) * d);
+      continue;
+    }
+    if (pooling == Pooling::Pooler) {
+      std::memcpy(ob, pooler_output.data<float>() + b * d, sizeof(float) * d);
+      continue;
+    }
+    std::fill(sum.begin(), sum.end(), 0.0);
+    int64_t count = 0;
+    for (int64_t t = 0; t < seq; ++t) count += mb[t];
+    const int64_t first = pooling == Pooling::Mean ? 0 : 1;
+    for (int64_t t = first; t < seq; ++t) {
+      // The lab's formula sums every position after [CLS], padding included; the masked means do not.
+      if (pooling != Pooling::Lab && mb[t] == 0) continue;
+      for (int64_t i = 0; i < d; ++i) sum[i] += hb[t * d + i];
+    }
+    const double divisor = static_cast<double>(pooling == Pooling::Mean ? count : count - 1);
+    for (int64_t i = 0; i < d; ++i) ob[i] = static_cast<float>(sum[i] / divisor);
+  }
+}
+
+void l2_normalize(Tensor& x) {
+  const int64_t n = x.dim(0), d = x.dim(1);
+  float* p = x.data<float>();
+  for (int64_t r = 0; r < n; ++r) {
+    double sq = 0;
+    for (int64_t i = 0; i < d; ++i) sq += double(p[r * d + i]) * p[r * d + i];
+    const double norm = std::max(std::sqrt(sq), 1e-12);  // torch.nn.functional.normalize's eps
+    for (int64_t i = 0; i < d; ++i) p[r * d + i] = static_cast<float>(p[r * d + i] / norm);
+  }
+}
+
+
+}  // namespace mmx::detail
