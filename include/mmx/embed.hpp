@@ -93,4 +93,10 @@ class ImageClassifier {
   virtual std::string label(int64_t id) const = 0;
 };
 
+// CLIP zero-shot classification: each label becomes a prompt (`prompt_template` with "{}" replaced),
+// probabilities are softmax over the labels of logits_per_image, as on CLIP's model card.
+std::vector<std::vector<Prediction>> zero_shot_classify(const std::string& model_dir, const std::vector<Image>& images,
+                                                        const std::vector<std::string>& labels,
+                                                        const std::string& prompt_template, int64_t top_k);
+
 }  // namespace mmx

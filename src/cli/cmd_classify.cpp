@@ -9,16 +9,21 @@ namespace mmx::cli {
 
 const Command kClassifyCommand{
     "classify",
-    "mmx classify --model DIR (--image PATH)... [--top-k K] [--json]",
-    "Classify images with a ViTForImageClassification folder (labels from config.json's id2label).",
+    "mmx classify --model DIR (--image PATH)... [--labels \"cat,dog,...\" [--template T]] [--top-k K] [--json]",
+    "Classify images with a ViTForImageClassification folder (labels from config.json's id2label), or\n"
+    "zero-shot with a CLIP folder and your labels.",
     {
         {"model", "DIR", "ViTForImageClassification folder (e.g. google/vit-base-patch16-224)"},
         {"image", "PATH", "a PNG/JPEG image, a folder of them, or a quoted pattern", true},
         skip_bad_images_option(),
+        {"labels", "L1,L2,...", "CLIP zero-shot: the candidate labels, comma-separated"},
+        {"template", "T", "CLIP zero-shot: the prompt, {} marks the label (default \"a photo of a {}.\")"},
         {"top-k", "K", "labels per image, most probable first (default 5)"},
         {"json", "", "print [{\"image\": PATH, \"predictions\": [{\"label\": L, \"probability\": P}, ...]}, ...]"},
     },
     R"(Probabilities are softmax(logits) over all labels. Images of any sizes go in one batch.
+Zero-shot (CLIP): probabilities are softmax over the labels of logits_per_image =
+exp(logit_scale) · cos(image, prompt), as in CLIP's model card.
 
 example:
   mmx classify --model tests/data/models/vit-tiny-classifier --image tests/data/images/chelsea.png --top-k 3
@@ -30,8 +35,25 @@ int run_classify(const Args& args) {
   if (!model) usage_error("--model DIR is required");
   const int64_t top_k = args.get_int("top-k", 1).value_or(5);
   std::vector<std::string> paths = collect_image_paths(args);
-  const auto classifier = ImageClassifier::load(*model);
-  const auto results = classifier->classify(load_images(paths, args.has("skip-bad-images")), top_k);
+  std::vector<std::vector<Prediction>> results;
+  if (args.has("labels") || model_type_of(*model).rfind("clip", 0) == 0) {
+    std::vector<std::string> labels;
+    const std::string list = args.get("labels").value_or("");
+    for (size_t start = 0; start <= list.size();) {  // comma-separated, surrounding spaces trimmed
+      size_t end = list.find(',', start);
+      if (end == std::string::npos) end = list.size();
+      std::string label = list.substr(start, end - start);
+      label.erase(0, label.find_first_not_of(' '));
+      label.erase(label.find_last_not_of(' ') + 1);
+      if (!list.empty()) labels.push_back(label);
+      start = end + 1;
+    }
+    const std::vector<Image> images = load_images(paths, args.has("skip-bad-images"));
+    results = zero_shot_classify(*model, images, labels, args.get("template").value_or("a photo of a {}."), top_k);
+  } else {
+    const auto classifier = ImageClassifier::load(*model);
+    results = classifier->classify(load_images(paths, args.has("skip-bad-images")), top_k);
+  }
   if (args.has("json")) {
     nlohmann::ordered_json out = nlohmann::ordered_json::array();
     for (size_t i = 0; i < paths.size(); ++i) {

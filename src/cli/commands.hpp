@@ -12,7 +12,9 @@ struct Subcommand {
   int (*run)(const Args& args);
 };
 
-extern const Command kEmbedCommand, kTokenizeCommand, kBenchCommand, kPreprocessCommand, kClassifyCommand;
+extern const Command kEmbedCommand, kTokenizeCommand, kBenchCommand, kPreprocessCommand, kClassifyCommand,
+    kSimilarityCommand;
+int run_similarity(const Args& args);
 int run_embed(const Args& args);
 int run_preprocess(const Args& args);
 int run_classify(const Args& args);

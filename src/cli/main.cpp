@@ -15,6 +15,7 @@ const mmx::cli::Subcommand kSubcommands[] = {
     {&mmx::cli::kTokenizeCommand, mmx::cli::run_tokenize},
     {&mmx::cli::kPreprocessCommand, mmx::cli::run_preprocess},
     {&mmx::cli::kClassifyCommand, mmx::cli::run_classify},
+    {&mmx::cli::kSimilarityCommand, mmx::cli::run_similarity},
     {&mmx::cli::kBenchCommand, mmx::cli::run_bench},
 };
 

@@ -5,6 +5,7 @@
 #include "mmx/embed.hpp"
 #include "models/model_folder.hpp"
 #include "models/vit.hpp"
+#include "mmx/similarity.hpp"
 
 namespace mmx {
 
@@ -55,6 +56,36 @@ std::vector<std::vector<Prediction>> ImageClassifier::classify(const std::vector
     const float* p = probs.data<float>() + i * labels;
     std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return p[a] > p[b]; });
     for (int64_t j = 0; j < std::min(top_k, labels); ++j) out[i].push_back({order[j], label(order[j]), p[order[j]]});
+  }
+  return out;
+}
+
+std::vector<std::vector<Prediction>> zero_shot_classify(const std::string& model_dir, const std::vector<Image>& images,
+                                                        const std::vector<std::string>& labels,
+                                                        const std::string& prompt_template, int64_t top_k) {
+  if (labels.empty()) usage_error("no labels: give --labels \"cat,dog,...\"");
+  for (const auto& l : labels)
+    if (l.empty()) usage_error("--labels holds an empty label");
+  const size_t slot = prompt_template.find("{}");
+  if (slot == std::string::npos) usage_error("--template '", prompt_template, "' has no {} for the label");
+  std::vector<std::string> prompts;
+  for (const auto& l : labels) prompts.push_back(prompt_template.substr(0, slot) + l + prompt_template.substr(slot + 2));
+  const auto text = TextEmbedder::load(model_dir);
+  const auto vision = ImageEmbedder::load(model_dir);
+  if (!text->logit_scale()) usage_error(model_dir, ": zero-shot classification needs a CLIP model");
+  EmbedOptions options;
+  options.pooling = Pooling::Projection;
+  Tensor probs = similarity_matrix(vision->embed(images, options).embeddings, text->embed(prompts, options).embeddings,
+                                   Score::ClipLogits, text->logit_scale());  // logits_per_image [N, labels]
+  softmax_(probs, SoftmaxDim::Dim1);
+  std::vector<std::vector<Prediction>> out(images.size());
+  const int64_t n = static_cast<int64_t>(labels.size());
+  for (size_t i = 0; i < images.size(); ++i) {
+    std::vector<int64_t> order(labels.size());
+    for (int64_t j = 0; j < n; ++j) order[j] = j;
+    const float* p = probs.data<float>() + i * n;
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return p[a] > p[b]; });
+    for (int64_t j = 0; j < std::min(top_k, n); ++j) out[i].push_back({order[j], labels[order[j]], p[order[j]]});
   }
   return out;
 }

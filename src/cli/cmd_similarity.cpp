@@ -1,0 +1,177 @@
+// mmx similarity: a rows × columns matrix between two sets of texts or images, each embedded by its
+// encoder (one CLIP folder, or the lab's unaligned BERT and ViT pair), with the lab's softmax.
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.hpp"
+#include "mmx/embed.hpp"
+#include "mmx/files.hpp"
+#include "mmx/safetensors.hpp"
+#include "mmx/similarity.hpp"
+
+namespace mmx::cli {
+
+const Command kSimilarityCommand{
+    "similarity",
+    "mmx similarity (--model DIR | --text-model DIR --image-model DIR) ROWS COLS [--score S] [--softmax D]\n"
+    "                      [--json] [--output FILE.safetensors]",
+    "Score every row against every column: texts or images, each embedded by its encoder.",
+    {
+        {"model", "DIR", "one model for both sets (CLIP; or BERT for texts × texts, ViT for images × images)"},
+        {"text-model", "DIR", "the encoder of texts (the lab: a BERT folder)"},
+        {"image-model", "DIR", "the encoder of images (the lab: a ViT folder)"},
+        {"text", "T", "shorthand: a text of the rows", true},
+        {"texts-file", "FILE", "shorthand: rows from a UTF-8 file, one text per line"},
+        {"image", "PATH", "shorthand: an image of the columns (file, folder or quoted pattern)", true},
+        {"row-text", "T", "a text of the rows", true},
+        {"row-texts-file", "FILE", "rows from a UTF-8 file, one text per line"},
+        {"row-image", "PATH", "an image of the rows", true},
+        {"col-text", "T", "a text of the columns", true},
+        {"col-texts-file", "FILE", "columns from a UTF-8 file, one text per line"},
+        {"col-image", "PATH", "an image of the columns", true},
+        {"score", "S", "dot (default, the lab) | cosine | clip-logits (cosine × exp(logit_scale))"},
+        {"softmax", "D", "dim0 (default: the lab's .softmax(dim=0), each column sums to 1) | dim1 | none"},
+        {"text-pooling", "MODE", "pooling of the text encoder (see mmx embed --help; the lab: lab or mean-no-cls)"},
+        {"image-pooling", "MODE", "pooling of the image encoder (default: mean-no-cls for ViT, projection for CLIP)"},
+        {"json", "", "print {\"rows\", \"cols\", \"matrix\", \"score\", \"softmax\"} instead of a table"},
+        {"output", "FILE", "also write matrix, row_embeddings and col_embeddings (.safetensors)"},
+        skip_bad_images_option(),
+    },
+    R"(Rows and columns: --text gives rows and --image columns (texts × images, as the lab's matrices);
+with only --text (or only --image) the set is compared with itself. --row-* / --col-* choose freely.
+Texts of rows and columns that share an encoder are embedded in one padded batch, as the lab does.
+
+examples:
+  mmx similarity --model tests/data/models/clip-tiny --text "Cat with paint" --text "rock statue" \
+                 --image tests/data/images/chelsea.png --image tests/data/images/rocket.jpg
+  mmx similarity --text-model tests/data/models/bert-tiny --image-model tests/data/models/vit-tiny \
+                 --text-pooling lab --text "Cat with paint" --image tests/data/images/
+)",
+};
+
+namespace {
+
+struct Set {
+  bool images = false;
+  std::vector<std::string> names;
+  Tensor embeddings;
+};
+
+// The set of --<prefix>text / --<prefix>texts-file / --<prefix>image (images only when `with_images`).
+Set gather(const Args& args, const std::string& prefix, bool rows, bool with_images = true) {
+  Set s;
+  const std::string text = prefix + "text", file = prefix + "texts-file", image = prefix + "image";
+  if (args.has(text) || args.has(file)) {
+    s.names = args.all(text);
+    if (auto f = args.get(file)) {
+      const auto lines = read_text_lines(*f);
+      s.names.insert(s.names.end(), lines.begin(), lines.end());
+    }
+  }
+  if (with_images && args.has(image)) {
+    if (!s.names.empty()) usage_error("the ", rows ? "rows" : "columns", " mix texts and images: give one kind per set");
+    s.images = true;
+    s.names = expand_image_paths(args.all(image));
+  }
+  return s;
+}
+
+std::string short_label(const Set& s, size_t i, size_t width) {
+  std::string label = s.names[i];
+  if (s.images) label = label.substr(label.find_last_of('/') == std::string::npos ? 0 : label.find_last_of('/') + 1);
+  if (label.size() > width) label = label.substr(0, width - 3) + "...";
+  return label;
+}
+
+}  // namespace
+
+int run_similarity(const Args& args) {
+  const auto model = args.get("model");
+  const auto text_model = args.get("text-model").value_or(model.value_or(""));
+  const auto image_model = args.get("image-model").value_or(model.value_or(""));
+  if (text_model.empty() && image_model.empty()) usage_error("give --model DIR, or --text-model and --image-model");
+  const Score score = score_from_name(args.get("score").value_or("dot"));
+  const SoftmaxDim softmax = softmax_dim_from_name(args.get("softmax").value_or("dim0"));
+  const auto output = args.get("output");
+  if (output) {
+    if (extension_of(*output) != ".safetensors") usage_error("--output '", *output, "': use .safetensors");
+    check_output_path(*output);
+  }
+  // Sets: explicit --row-* / --col-*, else --text as rows and --image as columns, else one set twice.
+  Set rows = gather(args, "row-", true), cols = gather(args, "col-", false);
+  const bool explicit_rows = !rows.names.empty();
+  const Set texts = gather(args, "", true, /*with_images=*/false);
+  Set images;
+  if (args.has("image")) {
+    images.images = true;
+    images.names = expand_image_paths(args.all("image"));
+  }
+  if (!explicit_rows) rows = !texts.names.empty() ? texts : images;
+  if (cols.names.empty()) {
+    if (!images.names.empty() && (explicit_rows || !texts.names.empty())) cols = images;
+    else if (!texts.names.empty() && explicit_rows) cols = texts;
+    else cols = rows;
+  }
+  if (rows.names.empty()) usage_error("no rows: give texts (--text, --row-text) or images (--image, --row-image)");
+
+  EmbedOptions text_options, image_options;
+  if (auto p = args.get("text-pooling")) text_options.pooling = pooling_from_name(*p);
+  if (auto p = args.get("image-pooling")) image_options.pooling = pooling_from_name(*p);
+  std::optional<float> logit_scale;
+  auto embed_texts = [&](const std::vector<std::string>& names) {
+    if (text_model.empty()) usage_error("texts need --text-model (or --model)");
+    const auto embedder = TextEmbedder::load(text_model);
+    if (!logit_scale) logit_scale = embedder->logit_scale();
+    return embedder->embed(names, text_options).embeddings;
+  };
+  auto embed_images = [&](Set& s) {
+    if (image_model.empty()) usage_error("images need --image-model (or --model)");
+    const auto embedder = ImageEmbedder::load(image_model);
+    if (!logit_scale) logit_scale = embedder->logit_scale();
+    s.embeddings = embedder->embed(load_images(s.names, args.has("skip-bad-images")), image_options).embeddings;
+  };
+  if (!rows.images && !cols.images) {  // one padded batch for both text sets, as the lab embeds its texts
+    std::vector<std::string> all = rows.names;
+    all.insert(all.end(), cols.names.begin(), cols.names.end());
+    const Tensor e = embed_texts(all);
+    rows.embeddings = e.narrow0(0, static_cast<int64_t>(rows.names.size())).clone();
+    cols.embeddings = e.narrow0(static_cast<int64_t>(rows.names.size()), static_cast<int64_t>(cols.names.size())).clone();
+  } else {
+    for (Set* s : {&rows, &cols}) {
+      if (s->images) embed_images(*s);
+      else s->embeddings = embed_texts(s->names);
+    }
+  }
+  Tensor matrix = similarity_matrix(rows.embeddings, cols.embeddings, score, logit_scale);
+  softmax_(matrix, softmax);
+
+  if (output)
+    write_safetensors(*output, {{"matrix", matrix}, {"row_embeddings", rows.embeddings}, {"col_embeddings", cols.embeddings}},
+                      {{"rows", nlohmann::json(rows.names).dump()}, {"cols", nlohmann::json(cols.names).dump()},
+                       {"score", score_name(score)}, {"softmax", softmax_dim_name(softmax)}});
+  const int64_t r = matrix.dim(0), c = matrix.dim(1);
+  if (args.has("json")) {
+    nlohmann::ordered_json j;
+    j["rows"] = rows.names;
+    j["cols"] = cols.names;
+    j["matrix"] = nlohmann::json::array();
+    for (int64_t i = 0; i < r; ++i)
+      j["matrix"].push_back(std::vector<float>(matrix.data<float>() + i * c, matrix.data<float>() + (i + 1) * c));
+    j["score"] = score_name(score);
+    j["softmax"] = softmax_dim_name(softmax);
+    std::puts(j.dump().c_str());
+    return 0;
+  }
+  std::printf("%s, softmax %s: rows %s × columns %s\n%-26s", score_name(score), softmax_dim_name(softmax),
+              rows.images ? "images" : "texts", cols.images ? "images" : "texts", "");
+  for (int64_t j = 0; j < c; ++j) std::printf(" %12s", short_label(cols, size_t(j), 12).c_str());
+  std::printf("\n");
+  for (int64_t i = 0; i < r; ++i) {
+    std::printf("%-26s", short_label(rows, size_t(i), 26).c_str());
+    for (int64_t j = 0; j < c; ++j) std::printf(" %12.4g", matrix.data<float>()[i * c + j]);
+    std::printf("\n");
+  }
+  return 0;
+}
+
+}  // namespace mmx::cli
