@@ -13,6 +13,7 @@
 #include "backend/ops.hpp"
 #include "core/file_util.hpp"
 #include "models/bert.hpp"
+#include "models/clip.hpp"
 #include "models/vit.hpp"
 #include "mmx/image_processor.hpp"
 #include "mmx/runtime.hpp"
@@ -119,6 +120,39 @@ BenchResult bench_vit_preprocess(const std::string& name, int runs, const std::s
   return r;
 }
 
+double clip_layer_flops(double tokens, double h, double i) { return 2 * tokens * (4 * h * h + 2 * h * i) + 4 * tokens * tokens * h; }
+
+BenchResult bench_clip(const std::string& name, int runs, const std::string& data_dir, bool text, int64_t batch) {
+  const CLIPConfig config =
+      CLIPConfig::from_json(JsonObject::load(join_path(data_dir, "real-configs/clip-vit-base-patch32/config.json")));
+  auto loader = WeightLoader::random(42);
+  const CLIPModel model(config, *loader);
+  if (text) {  // the lab's 8 texts with the real CLIP vocabulary: [8, 7]
+    const auto tokenizer = Tokenizer::load(join_path(data_dir, "tokenizers/clip"));
+    const BatchEncoding b = tokenizer->encode_batch(kLabTexts, Padding::Longest);
+    const Tensor ids = b.input_ids(), mask = b.attention_mask();
+    const auto& c = *config.text_config;
+    const double t = double(ids.dim(1));
+    const double flops = double(ids.dim(0)) * (clip_layer_flops(t, double(c.hidden_size), double(c.intermediate_size)) *
+                                                   double(c.num_hidden_layers) + 2.0 * c.hidden_size * config.projection_dim);
+    BenchResult r = time_runs(name, runs, flops, [&] { model.get_text_features(ids, mask); });
+    r.detail = str("clip-vit-base-patch32 text tower (random weights), input_ids ", shape_str(ids.shape()));
+    return r;
+  }
+  const auto& c = *config.vision_config;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  Tensor pixels = Tensor::empty({batch, 3, c.image_size, c.image_size});
+  for (int64_t i = 0; i < pixels.numel(); ++i) pixels.data<float>()[i] = normal(rng);
+  const double t = double(c.num_patches() + 1);
+  const double flops = double(batch) * (clip_layer_flops(t, double(c.hidden_size), double(c.intermediate_size)) *
+                                            double(c.num_hidden_layers) +
+                                        2.0 * c.num_patches() * 3 * c.patch_size * c.patch_size * c.hidden_size);
+  BenchResult r = time_runs(name, runs, flops, [&] { model.get_image_features(pixels); });
+  r.detail = str("clip-vit-base-patch32 vision tower (random weights), pixel_values ", shape_str(pixels.shape()));
+  return r;
+}
+
 BenchResult bench_gemm(const std::string& name, int runs, int64_t m, int64_t n, int64_t k) {
   std::mt19937 rng(3);
   std::uniform_real_distribution<float> dist(-1.f, 1.f);
@@ -138,6 +172,9 @@ std::vector<std::pair<std::string, std::string>> bench_workloads() {
           {"vit-4", "vit-base-patch16-224 forward on 4 images"},
           {"vit-32", "vit-base-patch16-224 forward on 32 images"},
           {"vit-preprocess", "decode + ViT preprocessing, ms per image"},
+          {"clip-text-8", "clip-vit-base-patch32 text features of the lab's 8 texts"},
+          {"clip-image-4", "clip-vit-base-patch32 image features of 4 images"},
+          {"clip-image-32", "clip-vit-base-patch32 image features of 32 images"},
           {"gemm-MxNxK", "one GEMM, e.g. gemm-4096x3072x768 (x[M,K]·w[N,K]ᵀ)"}};
 }
 
@@ -148,6 +185,9 @@ BenchResult run_benchmark(const std::string& workload, int runs, const std::stri
   if (workload == "vit-4") return bench_vit(workload, runs, data_dir, 4);
   if (workload == "vit-32") return bench_vit(workload, runs, data_dir, 32);
   if (workload == "vit-preprocess") return bench_vit_preprocess(workload, runs, data_dir);
+  if (workload == "clip-text-8") return bench_clip(workload, runs, data_dir, true, 8);
+  if (workload == "clip-image-4") return bench_clip(workload, runs, data_dir, false, 4);
+  if (workload == "clip-image-32") return bench_clip(workload, runs, data_dir, false, 32);
   long long m = 0, n = 0, k = 0;
   int used = 0;
   if (std::sscanf(workload.c_str(), "gemm-%lldx%lldx%lld%n", &m, &n, &k, &used) == 3 &&

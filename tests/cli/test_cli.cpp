@@ -316,3 +316,63 @@ TEST(CliImages, BadImagesAreNamedAndSkippingLeavesOthersUnchanged) {
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("embeds images, not texts"), std::string::npos) << r.err;
 }
+
+TEST(CliClip, SimilarityReproducesTheLabsMatrices) {
+  const auto expected = SafetensorsFile::open(test::data("expected/clip-tiny.safetensors"));
+  std::vector<std::string> images;
+  for (const char* f : {"astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg"}) {
+    images.push_back("--image");
+    images.push_back(test::data(std::string("images/") + f));
+  }
+  const std::pair<const char*, std::vector<std::string>> sets[] = {
+      {"seed_captions_image", {"Cat with paint", "rock statue", "frogs on leaf", "jellyfish"}},
+      {"seed_dialogue_image", {"Cats don't usually", "like water", "but this one likes paint", "quite a lot"}}};
+  for (const auto& [key, texts] : sets) {
+    std::vector<std::string> args = {"similarity", "--model", test::data("models/clip-tiny"), "--json"};
+    for (const auto& t : texts) {
+      args.push_back("--text");
+      args.push_back(t);
+    }
+    args.insert(args.end(), images.begin(), images.end());
+    const Result r = run(args);
+    ASSERT_EQ(r.code, 0) << r.err;
+    const json out = json::parse(r.out);
+    EXPECT_EQ(out["rows"], json(texts));
+    EXPECT_EQ(out["score"], "dot");
+    EXPECT_EQ(out["softmax"], "dim0");
+    Tensor got = Tensor::empty({4, 4});
+    for (int i = 0; i < 4; ++i)
+      for (int j = 0; j < 4; ++j) got.data<float>()[i * 4 + j] = out["matrix"][i][j].get<float>();
+    test::expect_close(std::string("cli similarity ") + key, got, expected.get(key), 1e-5);
+  }
+}
+
+TEST(CliClip, BadInputIsExplained) {
+  const std::string clip = test::data("models/clip-tiny"), vit = test::data("models/vit-tiny");
+  const std::string image = test::data("images/chelsea.png");
+  Result r = run({"similarity", "--text-model", clip, "--image-model", vit, "--text", "a cat", "--image", image});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("16 dimensions, column embeddings 32"), std::string::npos) << r.err;
+  r = run({"classify", "--model", clip, "--image", image, "--labels", "cat,,dog"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("empty label"), std::string::npos) << r.err;
+  r = run({"classify", "--model", clip, "--image", image, "--labels", "cat,dog", "--template", "a photo"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("has no {}"), std::string::npos) << r.err;
+  std::string long_text;
+  for (int i = 0; i < 100; ++i) long_text += "cat ";
+  r = run({"embed", "--model", clip, "--text", "short", "--text", long_text});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("truncated: text 2 (102 tokens)"), std::string::npos) << r.err;
+  r = run({"embed", "--model", clip, "--text", "a cat", "--pooling", "cls"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("not a CLIP pooling"), std::string::npos) << r.err;
+}
+
+TEST(CliClip, TokenizeWorksOnTokenizerOnlyFolders) {
+  const json corpus = json::parse(read_file(test::data("tokenizers/clip_cases.json")));
+  const Result r = run({"tokenize", "--model", test::data("tokenizers/sdxl-tokenizer_2"), "--padding", "max_length",
+                        "--max-length", "77", "--text", corpus["cases"][0]["text"].get<std::string>()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["input_ids"][0], corpus["cases"][0]["sdxl_tokenizer_2_max_length_77_input_ids"]);
+}
