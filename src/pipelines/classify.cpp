@@ -1,5 +1,6 @@
 // Image classification: ViTForImageClassification logits → softmax → the top-k labels.
 #include <algorithm>
+#include <functional>
 
 #include "io/checkpoint.hpp"
 #include "mmx/embed.hpp"
@@ -35,6 +36,21 @@ class VitClassifier : public ImageClassifier {
   ImageProcessorConfig processor_;
 };
 
+// The top_k entries of each row of probs [N, labels], most probable first (ties keep label order).
+std::vector<std::vector<Prediction>> top_k_predictions(const Tensor& probs, int64_t top_k,
+                                                       const std::function<std::string(int64_t)>& label) {
+  const int64_t n = probs.dim(0), labels = probs.dim(1);
+  std::vector<std::vector<Prediction>> out(static_cast<size_t>(n));
+  std::vector<int64_t> order(static_cast<size_t>(labels));
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t j = 0; j < labels; ++j) order[j] = j;
+    const float* p = probs.data<float>() + i * labels;
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return p[a] > p[b]; });
+    for (int64_t j = 0; j < std::min(top_k, labels); ++j) out[i].push_back({order[j], label(order[j]), p[order[j]]});
+  }
+  return out;
+}
+
 }  // namespace
 
 std::unique_ptr<ImageClassifier> ImageClassifier::load(const std::string& model_dir) {
@@ -48,16 +64,7 @@ std::unique_ptr<ImageClassifier> ImageClassifier::load(const std::string& model_
 std::vector<std::vector<Prediction>> ImageClassifier::classify(const std::vector<Image>& images, int64_t top_k) const {
   Tensor probs = logits(images);
   ops::softmax_(probs);
-  const int64_t n = probs.dim(0), labels = probs.dim(1);
-  std::vector<std::vector<Prediction>> out(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) {
-    std::vector<int64_t> order(static_cast<size_t>(labels));
-    for (int64_t j = 0; j < labels; ++j) order[j] = j;
-    const float* p = probs.data<float>() + i * labels;
-    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return p[a] > p[b]; });
-    for (int64_t j = 0; j < std::min(top_k, labels); ++j) out[i].push_back({order[j], label(order[j]), p[order[j]]});
-  }
-  return out;
+  return top_k_predictions(probs, top_k, [&](int64_t id) { return label(id); });
 }
 
 std::vector<std::vector<Prediction>> zero_shot_classify(const std::string& model_dir, const std::vector<Image>& images,
@@ -78,16 +85,7 @@ std::vector<std::vector<Prediction>> zero_shot_classify(const std::string& model
   Tensor probs = similarity_matrix(vision->embed(images, options).embeddings, text->embed(prompts, options).embeddings,
                                    Score::ClipLogits, text->logit_scale());  // logits_per_image [N, labels]
   softmax_(probs, SoftmaxDim::Dim1);
-  std::vector<std::vector<Prediction>> out(images.size());
-  const int64_t n = static_cast<int64_t>(labels.size());
-  for (size_t i = 0; i < images.size(); ++i) {
-    std::vector<int64_t> order(labels.size());
-    for (int64_t j = 0; j < n; ++j) order[j] = j;
-    const float* p = probs.data<float>() + i * n;
-    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return p[a] > p[b]; });
-    for (int64_t j = 0; j < std::min(top_k, n); ++j) out[i].push_back({order[j], labels[order[j]], p[order[j]]});
-  }
-  return out;
+  return top_k_predictions(probs, top_k, [&](int64_t id) { return labels[size_t(id)]; });
 }
 
 }  // namespace mmx

@@ -89,4 +89,34 @@ std::vector<std::u32string> BasicTokenizer::tokenize(const std::u32string& text)
   return out;
 }
 
+void split_on_special_tokens(const std::u32string& text, const std::vector<std::u32string>& specials,
+                             const std::function<void(const std::u32string&)>& on_text,
+                             const std::function<void(const std::u32string&)>& on_special) {
+  std::u32string chunk;
+  for (size_t i = 0; i < text.size();) {
+    const std::u32string* match = nullptr;
+    for (const auto& special : specials)
+      if (text.compare(i, special.size(), special) == 0) {
+        match = &special;
+        break;
+      }
+    if (!match) {
+      chunk.push_back(text[i++]);
+      continue;
+    }
+    if (!chunk.empty()) on_text(chunk);
+    chunk.clear();
+    on_special(*match);
+    i += match->size();
+  }
+  if (!chunk.empty()) on_text(chunk);
+}
+
+std::string token_content(const nlohmann::json& value) {
+  if (value.is_string()) return value.get<std::string>();
+  if (value.is_object() && value.contains("content") && value["content"].is_string())
+    return value["content"].get<std::string>();
+  return {};
+}
+
 }  // namespace mmx::text

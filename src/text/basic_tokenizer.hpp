@@ -2,6 +2,8 @@
 // CJK ideographs, NFC, whitespace split, lower-casing, optional accent stripping and punctuation
 // split. BERT's WordPiece and CLIP's BPE (when ftfy is absent) both start from it.
 #pragma once
+#include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -16,6 +18,15 @@ struct BasicTokenizer {
 
   std::vector<std::u32string> tokenize(const std::u32string& text) const;
 };
+
+// PreTrainedTokenizer.tokenize's first step: added/special tokens (longest first) are cut out of the
+// text before any normalisation; `on_text` gets the runs between them, `on_special` each token.
+void split_on_special_tokens(const std::u32string& text, const std::vector<std::u32string>& specials,
+                             const std::function<void(const std::u32string&)>& on_text,
+                             const std::function<void(const std::u32string&)>& on_special);
+
+// A token as tokenizer files write it: "…" or an AddedToken dict {"content": "…"}; "" otherwise.
+std::string token_content(const nlohmann::json& value);
 
 // Python's str.split(): runs of whitespace separate, empty pieces dropped.
 std::vector<std::u32string> split_whitespace(const std::u32string& text);

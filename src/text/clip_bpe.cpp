@@ -17,12 +17,6 @@ namespace {
 const char* const kStartOfText = "<|startoftext|>";
 const char* const kEndOfText = "<|endoftext|>";
 
-std::string token_content(const nlohmann::json& value) {  // "…" or an AddedToken dict {"content": "…"}
-  if (value.is_string()) return value.get<std::string>();
-  if (value.is_object() && value.contains("content") && value["content"].is_string())
-    return value["content"].get<std::string>();
-  return {};
-}
 
 bool is_letter(char32_t c) { return category(c)[0] == 'L'; }
 bool is_number(char32_t c) { return category(c)[0] == 'N'; }
@@ -198,13 +192,10 @@ void ClipTokenizer::bpe(const std::string& token, std::vector<std::string>& out)
 }
 
 std::vector<std::string> ClipTokenizer::tokenize(const std::string& text) const {
-  const std::u32string input = utf8_to_u32(text);
   // Without ftfy, transformers cleans text with BasicTokenizer(strip_accents=False, do_split_on_punc=False).
   const BasicTokenizer basic{true, true, false, false};
   std::vector<std::string> out;
-  std::u32string chunk;
-  auto flush = [&] {
-    if (chunk.empty()) return;
+  auto on_text = [&](const std::u32string& chunk) {
     std::u32string cleaned;
     for (const auto& word : basic.tokenize(chunk)) {
       if (!cleaned.empty()) cleaned.push_back(U' ');
@@ -215,24 +206,9 @@ std::vector<std::string> ClipTokenizer::tokenize(const std::string& text) const 
       for (unsigned char b : u32_to_utf8(piece)) mapped += byte_encoder_[b];
       bpe(mapped, out);
     }
-    chunk.clear();
   };
-  for (size_t i = 0; i < input.size();) {
-    const std::u32string* match = nullptr;
-    for (const auto& special : no_split_)
-      if (input.compare(i, special.size(), special) == 0) {
-        match = &special;
-        break;
-      }
-    if (match) {
-      flush();
-      out.push_back(u32_to_utf8(*match));
-      i += match->size();
-    } else {
-      chunk.push_back(input[i++]);
-    }
-  }
-  flush();
+  split_on_special_tokens(utf8_to_u32(text), no_split_, on_text,
+                          [&](const std::u32string& special) { out.push_back(u32_to_utf8(special)); });
   return out;
 }
 

@@ -16,12 +16,6 @@ namespace {
 
 constexpr size_t kMaxInputCharsPerWord = 100;
 
-std::string token_content(const nlohmann::json& value) {  // "…" or an AddedToken dict {"content": "…"}
-  if (value.is_string()) return value.get<std::string>();
-  if (value.is_object() && value.contains("content") && value["content"].is_string())
-    return value["content"].get<std::string>();
-  return {};
-}
 
 }  // namespace
 
@@ -165,17 +159,14 @@ void BertTokenizer::wordpiece(const std::u32string& word, std::vector<std::strin
 }
 
 std::vector<std::string> BertTokenizer::tokenize(const std::string& text) const {
-  const std::u32string input = utf8_to_u32(text);
   std::vector<std::string> out;
-  std::u32string chunk;
-  auto flush = [&] {
-    if (chunk.empty()) return;
+  auto on_text = [&](const std::u32string& run) {
+    std::u32string chunk = run;
     if (config_.do_lower_case) {
       // PreTrainedTokenizer.tokenize lower-cases the text outside special tokens one character at a
       // time (a regex with "(.+?)"), so Σ never sees its word end: no final-sigma form, ever.
-      std::u32string lowered;
-      for (char32_t c : chunk) append_python_lower(lowered, c);
-      chunk = std::move(lowered);
+      chunk.clear();
+      for (char32_t c : run) append_python_lower(chunk, c);
     }
     if (config_.do_basic_tokenize) {
       const BasicTokenizer basic{config_.do_lower_case, config_.tokenize_chinese_chars, config_.strip_accents, true};
@@ -183,24 +174,9 @@ std::vector<std::string> BertTokenizer::tokenize(const std::string& text) const 
     } else {
       for (const auto& word : split_whitespace(chunk)) wordpiece(word, out);
     }
-    chunk.clear();
   };
-  for (size_t i = 0; i < input.size();) {
-    const std::u32string* match = nullptr;
-    for (const auto& special : no_split_)
-      if (input.compare(i, special.size(), special) == 0) {
-        match = &special;
-        break;
-      }
-    if (match) {
-      flush();
-      out.push_back(u32_to_utf8(*match));
-      i += match->size();
-    } else {
-      chunk.push_back(input[i++]);
-    }
-  }
-  flush();
+  split_on_special_tokens(utf8_to_u32(text), no_split_, on_text,
+                          [&](const std::u32string& special) { out.push_back(u32_to_utf8(special)); });
   return out;
 }
 
