@@ -23,6 +23,8 @@ struct ImageProcessorConfig {
   // Defaults of the processor class named in the file (image_processor_type / feature_extractor_type),
   // or of `model_type`'s processor when the file names none; then the file's values.
   static ImageProcessorConfig load(const std::string& path, const std::string& model_type);
+  // The class defaults of "ViTImageProcessor" or "CLIPImageProcessor" (224, as transformers').
+  static ImageProcessorConfig defaults(const std::string& kind);
 };
 
 // One image through resize → center crop → rescale → normalize: [3, H, W] F32.

@@ -116,24 +116,30 @@ Image center_crop(const Image& in, int64_t crop_h, int64_t crop_w) {
 
 }  // namespace
 
-ImageProcessorConfig ImageProcessorConfig::load(const std::string& path, const std::string& model_type) {
-  const JsonObject json = JsonObject::load(path);
-  std::string kind = json.get_string("image_processor_type", json.get_string("feature_extractor_type", ""));
-  if (kind.empty()) kind = model_type == "clip" ? "CLIPImageProcessor" : "ViTImageProcessor";
+ImageProcessorConfig ImageProcessorConfig::defaults(const std::string& kind) {
   ImageProcessorConfig c;
-  if (kind == "ViTImageProcessor" || kind == "ViTFeatureExtractor" || kind == "ViTImageProcessorFast") {
-    c.kind = "ViTImageProcessor";
-    c.height = c.width = 224;
-  } else if (kind == "CLIPImageProcessor" || kind == "CLIPFeatureExtractor") {
-    c.kind = "CLIPImageProcessor";
+  c.kind = kind;
+  if (kind == "CLIPImageProcessor") {
     c.shortest_edge = 224;
     c.do_center_crop = true;
     c.resample = Resample::Bicubic;
     c.image_mean = {0.48145466, 0.4578275, 0.40821073};  // OPENAI_CLIP_MEAN
     c.image_std = {0.26862954, 0.26130258, 0.27577711};  // OPENAI_CLIP_STD
   } else {
-    fail(path, ": image processor '", kind, "' is not supported (supported: ViTImageProcessor, CLIPImageProcessor)");
+    c.height = c.width = 224;
   }
+  return c;
+}
+
+ImageProcessorConfig ImageProcessorConfig::load(const std::string& path, const std::string& model_type) {
+  const JsonObject json = JsonObject::load(path);
+  std::string kind = json.get_string("image_processor_type", json.get_string("feature_extractor_type", ""));
+  if (kind.empty()) kind = model_type == "clip" ? "CLIPImageProcessor" : "ViTImageProcessor";
+  const bool vit_kind = kind == "ViTImageProcessor" || kind == "ViTFeatureExtractor" || kind == "ViTImageProcessorFast";
+  const bool clip_kind = kind == "CLIPImageProcessor" || kind == "CLIPFeatureExtractor";
+  if (!vit_kind && !clip_kind)
+    fail(path, ": image processor '", kind, "' is not supported (supported: ViTImageProcessor, CLIPImageProcessor)");
+  ImageProcessorConfig c = defaults(clip_kind ? "CLIPImageProcessor" : "ViTImageProcessor");
   const bool clip = c.kind == "CLIPImageProcessor";
   c.do_resize = json.get_bool("do_resize", c.do_resize);
   c.do_center_crop = json.get_bool("do_center_crop", c.do_center_crop);

@@ -27,11 +27,19 @@ ModelFolder open_model_folder(const std::string& path) {
 ImageProcessorConfig load_processor(const ModelFolder& folder) {
   const std::string path = join_path(folder.path, "preprocessor_config.json");
   if (file_exists(path)) return ImageProcessorConfig::load(path, folder.model_type);
-  log_warn(folder.path, ": no preprocessor_config.json; using ViTImageProcessor's defaults at the model's image size");
-  ImageProcessorConfig c;
-  if (folder.config.has("image_size")) {
-    const auto& v = folder.config.json().at("image_size");
-    if (v.is_number_integer()) c.height = c.width = v.get<int64_t>();
+  int64_t size = 224;
+  const bool clip = folder.model_type.rfind("clip", 0) == 0;
+  const JsonObject vision = clip && folder.config.has("vision_config")
+                                ? JsonObject(folder.config.json().at("vision_config"), folder.config.source() + ":vision_config")
+                                : folder.config;
+  if (vision.has("image_size") && vision.json().at("image_size").is_number_integer()) size = vision.get_int("image_size", 224);
+  ImageProcessorConfig c = ImageProcessorConfig::defaults(clip ? "CLIPImageProcessor" : "ViTImageProcessor");
+  log_warn(folder.path, ": no preprocessor_config.json; using ", c.kind, "'s defaults at ", size, "×", size);
+  if (clip) {
+    c.shortest_edge = size;
+    c.crop_height = c.crop_width = size;
+  } else {
+    c.height = c.width = size;
   }
   return c;
 }
