@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "backend/cpu/cpu_ops.hpp"
+#include "backend/cpu/vec_math.hpp"
 
 namespace mmx::cpu {
 
@@ -18,11 +19,16 @@ void softmax_row_masked(float* row, const uint8_t* keep, int64_t n) {
     std::fill(row, row + n, 1.f / static_cast<float>(n));
     return;
   }
+  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   float sum = 0.f;
-  for (int64_t j = 0; j < n; ++j) {
-    const float e = (!keep || keep[j]) ? std::exp(row[j] - max) : 0.f;
-    row[j] = e;
-    sum += e;
+  if (avx2) {
+    sum = softmax_exp_avx2(row, keep, n, max);
+  } else {
+    for (int64_t j = 0; j < n; ++j) {
+      const float e = (!keep || keep[j]) ? exp_approx(row[j] - max) : 0.f;
+      row[j] = e;
+      sum += e;
+    }
   }
   const float inv = 1.f / sum;
   for (int64_t j = 0; j < n; ++j) row[j] *= inv;

@@ -5,10 +5,11 @@
 
 namespace mmx::cpu {
 
-// e^x for x in [−87, 88] (the caller keeps it there): x = n·ln2 + r with |r| ≤ ln2/2, e^r by its
-// Taylor series to degree 7 (truncation < 3e-9 relative), 2^n put into the exponent bits.
-// Within 2 ulp of expf. No branches, so loops over it vectorise.
+// e^x for x ≤ 88: x = n·ln2 + r with |r| ≤ ln2/2, e^r by its Taylor series to degree 7 (truncation
+// < 3e-9 relative), 2^n put into the exponent bits. Within 2 ulp of expf; below −87 it returns
+// e^−87 ≈ 1.6e-38 instead of a denormal or 0.
 __attribute__((always_inline)) inline float exp_approx(float x) {
+  x = x < -87.f ? -87.f : x;
   const float t = x * 1.44269504088896341f;
   const int32_t ni = static_cast<int32_t>(t + __builtin_copysignf(0.5f, t));  // round half away from zero
   const float n = static_cast<float>(ni);

@@ -1,0 +1,37 @@
+// The exponential pass of a masked softmax row, 8 floats at a time (AVX2 + FMA).
+#include <immintrin.h>
+
+#include <cmath>
+
+#include "backend/cpu/cpu_ops.hpp"
+#include "backend/cpu/isa/exp_avx2.hpp"
+#include "backend/cpu/vec_math.hpp"
+
+namespace mmx::cpu {
+
+__attribute__((target("avx2,fma"))) float softmax_exp_avx2(float* row, const uint8_t* keep, int64_t n, float max) {
+  const __m256 m = _mm256_set1_ps(max);
+  __m256 acc = _mm256_setzero_ps();
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(row + j), m));
+    if (keep) {  // hidden keys give exactly 0, as exp(finfo.min − max) does in transformers
+      const __m128i k8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(keep + j));
+      const __m256i k32 = _mm256_cvtepu8_epi32(k8);
+      e = _mm256_and_ps(e, _mm256_castsi256_ps(_mm256_cmpgt_epi32(k32, _mm256_setzero_si256())));
+    }
+    _mm256_storeu_ps(row + j, e);
+    acc = _mm256_add_ps(acc, e);
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, acc);
+  float sum = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+  for (; j < n; ++j) {
+    const float e = (!keep || keep[j]) ? exp_approx(row[j] - max) : 0.f;
+    row[j] = e;
+    sum += e;
+  }
+  return sum;
+}
+
+}  // namespace mmx::cpu
