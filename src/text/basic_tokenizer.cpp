@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "core/log.hpp"
 #include "text/unicode.hpp"
 
 namespace mmx::text {
@@ -110,6 +111,21 @@ void split_on_special_tokens(const std::u32string& text, const std::vector<std::
     i += match->size();
   }
   if (!chunk.empty()) on_text(chunk);
+}
+
+void truncate_longest_first(std::vector<int64_t>& a, std::vector<int64_t>* b, int64_t specials, int64_t max_length) {
+  int64_t remove = static_cast<int64_t>(a.size() + (b ? b->size() : 0)) + specials - max_length;
+  if (remove <= 0) return;
+  if (!b) {
+    if (static_cast<int64_t>(a.size()) > remove) a.resize(a.size() - static_cast<size_t>(remove));
+    else log_warn("cannot truncate to max_length ", max_length, ": the special tokens alone need ", specials);
+    return;
+  }
+  for (; remove > 0; --remove) {
+    if (a.size() > b->size()) a.pop_back();
+    else if (!b->empty()) b->pop_back();
+    else break;
+  }
 }
 
 std::string token_content(const nlohmann::json& value) {

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <cstdint>
 #include <vector>
 
 namespace mmx::text {
@@ -24,6 +25,12 @@ struct BasicTokenizer {
 void split_on_special_tokens(const std::u32string& text, const std::vector<std::u32string>& specials,
                              const std::function<void(const std::u32string&)>& on_text,
                              const std::function<void(const std::u32string&)>& on_special);
+
+// transformers' truncate_sequences with TruncationStrategy.LONGEST_FIRST: cuts ids so that they, plus
+// `specials` added tokens, fit in max_length. One sequence loses its tail (and stays whole, with a
+// warning, when the specials alone exceed the limit); a pair loses one token at a time from the
+// longer sequence, the second on ties.
+void truncate_longest_first(std::vector<int64_t>& a, std::vector<int64_t>* b, int64_t specials, int64_t max_length);
 
 // A token as tokenizer files write it: "…" or an AddedToken dict {"content": "…"}; "" otherwise.
 std::string token_content(const nlohmann::json& value);

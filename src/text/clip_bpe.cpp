@@ -229,15 +229,7 @@ Encoding ClipTokenizer::encode(const std::string& text, const std::string* text_
   std::vector<int64_t> a = ids_of(text), b;
   if (text_pair) b = ids_of(*text_pair);
   const int64_t specials = text_pair ? 4 : 2;  // <bos> A <eos> (<eos> B <eos>)
-  if (max_length) {
-    int64_t remove = static_cast<int64_t>(a.size() + b.size()) + specials - *max_length;
-    if (!text_pair && remove > 0) a.resize(a.size() > size_t(remove) ? a.size() - size_t(remove) : a.size());
-    for (; text_pair && remove > 0; --remove) {  // longest_first
-      if (a.size() > b.size()) a.pop_back();
-      else if (!b.empty()) b.pop_back();
-      else break;
-    }
-  }
+  if (max_length) truncate_longest_first(a, text_pair ? &b : nullptr, specials, *max_length);
   Encoding e;
   e.input_ids.push_back(bos_id_);
   e.input_ids.insert(e.input_ids.end(), a.begin(), a.end());

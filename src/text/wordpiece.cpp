@@ -191,22 +191,7 @@ Encoding BertTokenizer::encode(const std::string& text, const std::string* text_
   std::vector<int64_t> a = ids_of(text), b;
   if (text_pair) b = ids_of(*text_pair);
   const int64_t specials = text_pair ? 3 : 2;
-  if (max_length) {
-    const int64_t total = static_cast<int64_t>(a.size() + b.size()) + specials;
-    int64_t remove = total - *max_length;
-    if (remove > 0) {
-      if (!text_pair) {
-        if (static_cast<int64_t>(a.size()) > remove) a.resize(a.size() - static_cast<size_t>(remove));
-        else log_warn("cannot truncate to max_length ", *max_length, ": the special tokens alone need ", specials);
-      } else {  // 'longest_first': one token at a time from the longer sequence (the pair on ties)
-        for (; remove > 0; --remove) {
-          if (a.size() > b.size()) a.pop_back();
-          else if (!b.empty()) b.pop_back();
-          else break;
-        }
-      }
-    }
-  }
+  if (max_length) truncate_longest_first(a, text_pair ? &b : nullptr, specials, *max_length);
   Encoding e;
   e.input_ids.push_back(cls_id_);
   e.input_ids.insert(e.input_ids.end(), a.begin(), a.end());
