@@ -61,7 +61,7 @@ int run_classify(const Args& args) {
       for (const auto& p : results[i]) predictions.push_back({{"label", p.label}, {"probability", p.probability}});
       out.push_back({{"image", paths[i]}, {"predictions", std::move(predictions)}});
     }
-    std::puts(out.dump(2).c_str());
+    std::puts(json_text(out, 2).c_str());
     return 0;
   }
   for (size_t i = 0; i < paths.size(); ++i) {

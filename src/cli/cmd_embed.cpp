@@ -96,6 +96,10 @@ std::vector<Image> load_images(std::vector<std::string>& paths, bool skip_bad) {
   return images;
 }
 
+std::string json_text(const nlohmann::ordered_json& value, int indent) {
+  return value.dump(indent, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
 std::string extension_of(const std::string& path) {
   const size_t dot = path.find_last_of('.'), slash = path.find_last_of('/');
   if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return "";
@@ -226,7 +230,7 @@ int run_embed(const Args& args) {
           tensors.emplace_back("attention_mask", set.result.attention_mask);
         }
       }
-      metadata[set.images ? "images" : "texts"] = nlohmann::json(set.names).dump();
+      metadata[set.images ? "images" : "texts"] = json_text(set.names);
       metadata[key(set, "pooling")] = pooling_name(set.result.pooling);
     }
     write_safetensors(*output, tensors, metadata);
@@ -246,7 +250,7 @@ int run_embed(const Args& args) {
       }
       if (options.token_embeddings) j[key(set, "last_hidden_state")] = tensor_to_json(set.result.last_hidden_state);
     }
-    write_file_atomically(*output, j.dump() + "\n");
+    write_file_atomically(*output, json_text(j) + "\n");
   }
   for (const auto& set : sets)
     std::fprintf(stderr, "wrote %s: %s [%lld, %lld]\n", output->c_str(), key(set, "embeddings").c_str(),

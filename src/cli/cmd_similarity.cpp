@@ -147,7 +147,7 @@ int run_similarity(const Args& args) {
 
   if (output)
     write_safetensors(*output, {{"matrix", matrix}, {"row_embeddings", rows.embeddings}, {"col_embeddings", cols.embeddings}},
-                      {{"rows", nlohmann::json(rows.names).dump()}, {"cols", nlohmann::json(cols.names).dump()},
+                      {{"rows", json_text(rows.names)}, {"cols", json_text(cols.names)},
                        {"score", score_name(score)}, {"softmax", softmax_dim_name(softmax)}});
   const int64_t r = matrix.dim(0), c = matrix.dim(1);
   if (args.has("json")) {
@@ -159,7 +159,7 @@ int run_similarity(const Args& args) {
       j["matrix"].push_back(std::vector<float>(matrix.data<float>() + i * c, matrix.data<float>() + (i + 1) * c));
     j["score"] = score_name(score);
     j["softmax"] = softmax_dim_name(softmax);
-    std::puts(j.dump().c_str());
+    std::puts(json_text(j).c_str());
     return 0;
   }
   std::printf("%s, softmax %s: rows %s × columns %s\n%-26s", score_name(score), softmax_dim_name(softmax),

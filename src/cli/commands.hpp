@@ -2,6 +2,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "cli/args.hpp"
 #include "mmx/image.hpp"
 
@@ -30,5 +32,7 @@ std::vector<std::string> collect_image_paths(const Args& args);
 std::vector<Image> load_images(std::vector<std::string>& paths, bool skip_bad);
 const Option& skip_bad_images_option();  // --skip-bad-images
 std::string extension_of(const std::string& path);  // ".safetensors", "" when none
+// JSON text; bytes that are not UTF-8 (file names can hold them) become U+FFFD instead of an error.
+std::string json_text(const nlohmann::ordered_json& value, int indent = -1);
 
 }  // namespace mmx::cli

@@ -1,5 +1,7 @@
 #include "core/half.hpp"
 
+#include "core/cpu.hpp"
+
 #include <immintrin.h>
 
 #include <cstring>
@@ -74,8 +76,7 @@ __attribute__((target("avx,f16c"))) static void f16_to_f32_f16c(const uint16_t* 
 }
 
 void f16_to_f32(const uint16_t* src, float* dst, size_t n) {
-  static const bool has_f16c = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
-  if (has_f16c) return f16_to_f32_f16c(src, dst, n);
+  if (cpu_features().f16c) return f16_to_f32_f16c(src, dst, n);
   for (size_t i = 0; i < n; ++i) dst[i] = f16_to_f32(src[i]);
 }
 

@@ -24,7 +24,7 @@ JsonObject JsonObject::load(const std::string& path) {
   nlohmann::json parsed;
   try {
     parsed = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // syntax errors and out-of-range numbers
     fail(path, ": invalid JSON (", e.what(), ")");
   }
   return JsonObject(std::move(parsed), path);

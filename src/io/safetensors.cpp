@@ -96,7 +96,7 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
       }
       return true;
     });
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // syntax errors and out-of-range numbers
     fail(path, ": header is not valid JSON (", e.what(), ")");
   }
   if (!duplicate.empty()) fail(path, ": tensor '", duplicate, "' appears twice in the header");

@@ -11,6 +11,7 @@
 #include <cstdio>
 
 #include "backend/ops.hpp"
+#include "core/cpu.hpp"
 #include "core/file_util.hpp"
 #include "models/bert.hpp"
 #include "models/clip.hpp"
@@ -207,7 +208,7 @@ double cpu_peak_gflops(int threads) {
       break;
     }
   if (ghz <= 0) ghz = 2.5;
-  const double flops_per_cycle = __builtin_cpu_supports("avx512f") ? 64 : __builtin_cpu_supports("fma") ? 32 : 8;
+  const double flops_per_cycle = cpu_features().avx512f ? 64 : cpu_features().fma ? 32 : 8;
   return threads * flops_per_cycle * ghz;
 }
 

@@ -5,6 +5,7 @@
 #include "mmx/files.hpp"
 
 #include "io/checkpoint.hpp"
+#include "io/json_config.hpp"
 #include "test_util.hpp"
 
 using namespace mmx;
@@ -72,6 +73,19 @@ TEST(Safetensors, RejectsHugeHeaderLength) {
 
 TEST(Safetensors, RejectsMalformedJson) {
   EXPECT_NE(rejection(make_file(R"({"a":{"dtype":"F32",)", "")).find("not valid JSON"), std::string::npos);
+}
+
+TEST(Safetensors, RejectsOutOfRangeNumbers) {  // found by tests/fuzz/fuzz_config: nlohmann throws out_of_range
+  EXPECT_NE(rejection(make_file(R"({"a":{"dtype":"F32","shape":[1e512],"data_offsets":[0,8]}})", k8Bytes))
+                .find("not valid JSON"), std::string::npos);
+  test::TempDir dir;
+  std::ofstream(dir.file("config.json")) << R"({"model_type": "bert", "hidden_size": 1e512})";
+  try {
+    JsonObject::load(dir.file("config.json"));
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("invalid JSON"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Safetensors, RejectsNonObjectHeader) {

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "backend/cpu/cpu_ops.hpp"
+#include "core/cpu.hpp"
 #include "backend/cpu/vec_math.hpp"
 
 namespace mmx::cpu {
@@ -23,7 +24,7 @@ void gelu_erf_span(float* x, int64_t n) {
 void gelu_erf_inplace(float* x, int64_t n) {
   constexpr int64_t kChunk = 1 << 14;
   static void (*const span)(float*, int64_t) =
-      __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? gelu_erf_span_avx2 : gelu_erf_span;
+      cpu_features().avx2 && cpu_features().fma ? gelu_erf_span_avx2 : gelu_erf_span;
   const int64_t chunks = (n + kChunk - 1) / kChunk;
 #pragma omp parallel for if (chunks > 1)
   for (int64_t c = 0; c < chunks; ++c) span(x + c * kChunk, std::min(kChunk, n - c * kChunk));

@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "backend/cpu/cpu_ops.hpp"
+#include "core/cpu.hpp"
 #include "backend/cpu/vec_math.hpp"
 
 namespace mmx::cpu {
@@ -19,7 +20,7 @@ void softmax_row_masked(float* row, const uint8_t* keep, int64_t n) {
     std::fill(row, row + n, 1.f / static_cast<float>(n));
     return;
   }
-  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  static const bool avx2 = cpu_features().avx2 && cpu_features().fma;
   float sum = 0.f;
   if (avx2) {
     sum = softmax_exp_avx2(row, keep, n, max);
