@@ -60,4 +60,11 @@ class WeightView {
   std::string prefix_;
 };
 
+// A model bound to a checkpoint's tensors (missing and mis-shaped ones reported together on failure).
+template <class Model, class Config>
+Model load_model(const Config& config, const Checkpoint& checkpoint) {
+  WeightLoader loader(checkpoint);
+  return Model(config, loader);
+}
+
 }  // namespace mmx

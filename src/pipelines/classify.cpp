@@ -15,7 +15,8 @@ namespace {
 class VitClassifier : public ImageClassifier {
  public:
   VitClassifier(const ModelFolder& folder, const Checkpoint& checkpoint)
-      : model_(load_model(ViTConfig::from_json(folder.config), checkpoint)), processor_(load_processor(folder)) {}
+      : model_(load_model<ViTForImageClassification>(ViTConfig::from_json(folder.config), checkpoint)),
+        processor_(load_processor(folder)) {}
 
   Tensor logits(const std::vector<Image>& images) const override {
     if (images.empty()) usage_error("no images to classify");
@@ -28,10 +29,6 @@ class VitClassifier : public ImageClassifier {
   }
 
  private:
-  static ViTForImageClassification load_model(const ViTConfig& config, const Checkpoint& checkpoint) {
-    WeightLoader loader(checkpoint);
-    return ViTForImageClassification(config, loader);
-  }
   ViTForImageClassification model_;
   ImageProcessorConfig processor_;
 };

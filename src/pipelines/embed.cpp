@@ -49,7 +49,8 @@ using detail::pool;
 class BertEmbedder : public TextEmbedder {
  public:
   BertEmbedder(const ModelFolder& folder, std::unique_ptr<Tokenizer> tokenizer, const Checkpoint& checkpoint)
-      : tokenizer_(std::move(tokenizer)), model_(load_model(BertConfig::from_json(folder.config), checkpoint)) {}
+      : tokenizer_(std::move(tokenizer)),
+        model_(load_model<BertModel>(BertConfig::from_json(folder.config), checkpoint)) {}
 
   const Tokenizer& tokenizer() const override { return *tokenizer_; }
 
@@ -109,10 +110,6 @@ class BertEmbedder : public TextEmbedder {
   }
 
  private:
-  static BertModel load_model(const BertConfig& config, const Checkpoint& checkpoint) {
-    WeightLoader loader(checkpoint);
-    return BertModel(config, loader);
-  }
   std::unique_ptr<Tokenizer> tokenizer_;
   BertModel model_;
 };
@@ -120,7 +117,8 @@ class BertEmbedder : public TextEmbedder {
 class VitEmbedder : public ImageEmbedder {
  public:
   VitEmbedder(const ModelFolder& folder, const Checkpoint& checkpoint)
-      : model_(load_model(ViTConfig::from_json(folder.config), checkpoint)), processor_(load_processor(folder)) {}
+      : model_(load_model<ViTModel>(ViTConfig::from_json(folder.config), checkpoint)),
+        processor_(load_processor(folder)) {}
 
   const ImageProcessorConfig& processor() const override { return processor_; }
   std::string description() const override {
@@ -168,10 +166,6 @@ class VitEmbedder : public ImageEmbedder {
   }
 
  private:
-  static ViTModel load_model(const ViTConfig& config, const Checkpoint& checkpoint) {
-    WeightLoader loader(checkpoint);
-    return ViTModel(config, loader);
-  }
   ViTModel model_;
   ImageProcessorConfig processor_;
 };

@@ -16,9 +16,8 @@ namespace mmx::detail {
 namespace {
 
 std::shared_ptr<const CLIPModel> load_clip(const ModelFolder& folder) {
-  const Checkpoint checkpoint = Checkpoint::open(folder.path);
-  WeightLoader loader(checkpoint);
-  return std::make_shared<const CLIPModel>(CLIPConfig::from_json(folder.config), loader);
+  return std::make_shared<const CLIPModel>(
+      load_model<CLIPModel>(CLIPConfig::from_json(folder.config), Checkpoint::open(folder.path)));
 }
 
 Pooling clip_pooling(const EmbedOptions& options) {
