@@ -1,11 +1,13 @@
 // mmx similarity: a rows × columns matrix between two sets of texts or images, each embedded by its
 // encoder (one CLIP folder, or the lab's unaligned BERT and ViT pair), with the lab's softmax.
 #include <cstdio>
+#include <tuple>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
 #include "mmx/embed.hpp"
 #include "mmx/files.hpp"
+#include "mmx/lab.hpp"
 #include "mmx/safetensors.hpp"
 #include "mmx/similarity.hpp"
 
@@ -14,7 +16,7 @@ namespace mmx::cli {
 const Command kSimilarityCommand{
     "similarity",
     "mmx similarity (--model DIR | --text-model DIR --image-model DIR) ROWS COLS [--score S] [--softmax D]\n"
-    "                      [--json] [--output FILE.safetensors]",
+    "                      [--json] [--output FILE.safetensors] [--plot FILE.png|svg|pdf]",
     "Score every row against every column: texts or images, each embedded by its encoder.",
     {
         {"model", "DIR", "one model for both sets (CLIP; or BERT for texts × texts, ViT for images × images)"},
@@ -35,15 +37,22 @@ const Command kSimilarityCommand{
         {"image-pooling", "MODE", "pooling of the image encoder (default: mean-no-cls for ViT, projection for CLIP)"},
         {"json", "", "print {\"rows\", \"cols\", \"matrix\", \"score\", \"softmax\"} instead of a table"},
         {"output", "FILE", "also write matrix, row_embeddings and col_embeddings (.safetensors)"},
+        {"plot", "FILE", "also draw the matrix as an annotated coolwarm heatmap (.png, .svg or .pdf)"},
+        {"plot-size", "WxH", "the plot's size in inches (default: 6x6 for a 4×4 matrix, larger for larger ones)"},
+        {"dpi", "N", "pixels per inch of a PNG plot (default 100)"},
+        {"title", "T", "the plot's title (default: Similarity between Text and Image Embeddings)"},
         skip_bad_images_option(),
     },
     R"(Rows and columns: --text gives rows and --image columns (texts × images, as the lab's matrices);
 with only --text (or only --image) the set is compared with itself. --row-* / --col-* choose freely.
+--plot draws rows down and columns across, each labelled with its own set (images by file name).
 Texts of rows and columns that share an encoder are embedded in one padded batch, as the lab does.
 
 examples:
   mmx similarity --model tests/data/models/clip-tiny --text "Cat with paint" --text "rock statue" \
                  --image tests/data/images/chelsea.png --image tests/data/images/rocket.jpg
+  mmx similarity --model tests/data/models/clip-tiny --text "Cat with paint" --text "jellyfish" \
+                 --image tests/data/images/ --plot similarity.png
   mmx similarity --text-model tests/data/models/bert-tiny --image-model tests/data/models/vit-tiny \
                  --text-pooling lab --text "Cat with paint" --image tests/data/images/
 )",
@@ -97,6 +106,10 @@ int run_similarity(const Args& args) {
     if (extension_of(*output) != ".safetensors") usage_error("--output '", *output, "': use .safetensors");
     check_output_path(*output);
   }
+  const auto plot_path = args.get("plot");
+  if (plot_path) check_plot_path(*plot_path, "plot");
+  const auto size = plot_size(args, "plot-size");
+  const double dpi = plot_dpi(args);
   // Sets: explicit --row-* / --col-*, else --text as rows and --image as columns, else one set twice.
   Set rows = gather(args, "row-", true), cols = gather(args, "col-", false);
   const bool explicit_rows = !rows.names.empty();
@@ -149,6 +162,18 @@ int run_similarity(const Args& args) {
     write_safetensors(*output, {{"matrix", matrix}, {"row_embeddings", rows.embeddings}, {"col_embeddings", cols.embeddings}},
                       {{"rows", json_text(rows.names)}, {"cols", json_text(cols.names)},
                        {"score", score_name(score)}, {"softmax", softmax_dim_name(softmax)}});
+  if (plot_path) {
+    auto labels = [](const Set& s) { return s.images ? image_labels(s.names) : s.names; };
+    plot::Figure figure;
+    figure.panels.push_back(similarity_heatmap(matrix, labels(rows), labels(cols), rows.images ? "Image" : "Text",
+                                               cols.images ? "Image" : "Text"));
+    if (auto t = args.get("title")) figure.panels[0].title = *t;
+    std::tie(figure.width_in, figure.height_in) =
+        size.value_or(plot::default_panel_size(static_cast<int>(matrix.dim(0)), static_cast<int>(matrix.dim(1))));
+    figure.dpi = dpi;
+    plot::save_figure(figure, *plot_path);
+    std::fprintf(stderr, "wrote %s\n", plot_path->c_str());
+  }
   const int64_t r = matrix.dim(0), c = matrix.dim(1);
   if (args.has("json")) {
     nlohmann::ordered_json j;

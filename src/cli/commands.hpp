@@ -6,6 +6,7 @@
 
 #include "cli/args.hpp"
 #include "mmx/image.hpp"
+#include "mmx/plot.hpp"
 
 namespace mmx::cli {
 
@@ -15,8 +16,9 @@ struct Subcommand {
 };
 
 extern const Command kEmbedCommand, kTokenizeCommand, kBenchCommand, kPreprocessCommand, kClassifyCommand,
-    kSimilarityCommand;
+    kSimilarityCommand, kLabCommand;
 int run_similarity(const Args& args);
+int run_lab(const Args& args);
 int run_embed(const Args& args);
 int run_preprocess(const Args& args);
 int run_classify(const Args& args);
@@ -34,5 +36,13 @@ const Option& skip_bad_images_option();  // --skip-bad-images
 std::string extension_of(const std::string& path);  // ".safetensors", "" when none
 // JSON text; bytes that are not UTF-8 (file names can hold them) become U+FFFD instead of an error.
 std::string json_text(const nlohmann::ordered_json& value, int indent = -1);
+
+// Short labels for image files: the name without folder and extension ("astronaut"), or more of the
+// path where that would leave two images with one label.
+std::vector<std::string> image_labels(const std::vector<std::string>& paths);
+// --<option> WIDTHxHEIGHT in inches; --dpi (default 100); a figure path's extension and folder.
+std::optional<std::pair<double, double>> plot_size(const Args& args, const std::string& option);
+double plot_dpi(const Args& args);
+void check_plot_path(const std::string& path, const std::string& option);
 
 }  // namespace mmx::cli

@@ -16,6 +16,7 @@ const mmx::cli::Subcommand kSubcommands[] = {
     {&mmx::cli::kPreprocessCommand, mmx::cli::run_preprocess},
     {&mmx::cli::kClassifyCommand, mmx::cli::run_classify},
     {&mmx::cli::kSimilarityCommand, mmx::cli::run_similarity},
+    {&mmx::cli::kLabCommand, mmx::cli::run_lab},
     {&mmx::cli::kBenchCommand, mmx::cli::run_bench},
 };
 

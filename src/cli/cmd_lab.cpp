@@ -1,0 +1,168 @@
+// mmx lab: the lab's study in one command. BERT × ViT embeddings (trained apart) and CLIP's (trained
+// together) of the same images and texts, as the lab's similarity matrices, its two figures, and one
+// line per figure saying how many captions find their own image.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.hpp"
+#include "mmx/error.hpp"
+#include "mmx/files.hpp"
+#include "mmx/lab.hpp"
+#include "mmx/runtime.hpp"
+
+namespace mmx::cli {
+
+const Command kLabCommand{
+    "lab",
+    "mmx lab (--image PATH)... [--caption T]... [--dialogue T]... [--text-model M] [--image-model M]\n"
+    "               [--clip-model M] [--pooling-text lab|mean-no-cls] --out DIR",
+    "The whole lab: unaligned BERT × ViT versus CLIP, as matrices, figures and a diagonal check.",
+    {
+        {"image", "PATH", "an image (file, folder or quoted pattern); at least two. Caption i describes image i", true},
+        {"caption", "T", "a caption (default: the lab's four: Cat with paint, rock statue, ...)", true},
+        {"captions-file", "FILE", "captions from a UTF-8 file, one per line"},
+        {"dialogue", "T", "a dialogue text (default: the lab's four: Cats don't usually, like water, ...)", true},
+        {"dialogue-file", "FILE", "dialogue texts from a UTF-8 file, one per line"},
+        {"text-model", "M", "the text encoder folder (default: bert-base-uncased)"},
+        {"image-model", "M", "the image encoder folder (default: google/vit-base-patch16-224)"},
+        {"clip-model", "M", "the CLIP folder (default: openai/clip-vit-base-patch32)"},
+        {"pooling-text", "MODE", "lab (default: the lab's formula, padding summed) | mean-no-cls (the masked mean)"},
+        {"out", "DIR", "where lab_bert_vit.png, lab_clip.png and matrices.json go (created if missing)"},
+        {"format", "EXT", "png (default) | svg | pdf: the figures' format"},
+        {"dpi", "N", "pixels per inch of the PNG figures (default 100)"},
+        skip_bad_images_option(),
+    },
+    R"(What it does, as the lab does it:
+  1. captions + dialogue in one padded batch through the text model, pooled with the lab's formula
+     sum(h[:, 1:]) / (mask.sum(1) − 1); images through the image model, the mean of the patch tokens;
+  2. image×image, captions×image, dialogue×captions, dialogue×image = (A @ B.T).softmax(dim=0);
+  3. the same texts and images through CLIP (get_text_features, get_image_features):
+     captions×image and dialogue×image;
+  4. writes DIR/lab_bert_vit.png (2×2), DIR/lab_clip.png (1×2) and DIR/matrices.json (every matrix as
+     a list of rows, rows being the first-named set; plus the images, captions and dialogue);
+  5. prints, per figure, how many captions have their own image (caption i ↔ image i) as the
+     highest entry of their row of captions×image, as drawn.
+The figures label rows with the rows' set and columns with the columns' (the lab's own plots swap
+the two axis labels). Model arguments are folders as written by save_pretrained.
+
+example (the fixture models of this repository, offline):
+  mmx lab --image tests/data/images/astronaut.png --image tests/data/images/chelsea.png \
+          --image tests/data/images/coffee.png --image tests/data/images/rocket.jpg \
+          --text-model tests/data/models/bert-tiny --image-model tests/data/models/vit-tiny \
+          --clip-model tests/data/models/clip-tiny --out lab-out
+)",
+};
+
+namespace {
+
+std::vector<std::string> texts_of(const Args& args, const std::string& option, const std::string& file_option,
+                                  const std::vector<std::string>& defaults) {
+  if (!args.has(option) && !args.has(file_option)) return defaults;
+  std::vector<std::string> texts = args.all(option);
+  if (auto f = args.get(file_option)) {
+    const auto lines = read_text_lines(*f);
+    texts.insert(texts.end(), lines.begin(), lines.end());
+  }
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const size_t bad = find_invalid_utf8(texts[i]);
+    if (bad != std::string::npos) usage_error("--", option, " ", i + 1, " is not valid UTF-8 (byte ", bad, ")");
+  }
+  if (texts.empty()) usage_error("no ", option, " texts: --", file_option, " is empty");
+  return texts;
+}
+
+void prepare_out_dir(const std::string& dir) {
+  if (!dir_exists(dir) && ::mkdir(dir.c_str(), 0777) != 0)
+    fail("--out '", dir, "': cannot create the folder: ", std::strerror(errno));
+  if (::access(dir.c_str(), W_OK | X_OK) != 0) fail("--out '", dir, "': not writable: ", std::strerror(errno));
+}
+
+nlohmann::ordered_json rows_json(const Tensor& m) {
+  nlohmann::ordered_json rows = nlohmann::json::array();
+  const int64_t r = m.dim(0), c = m.dim(1);
+  for (int64_t i = 0; i < r; ++i) rows.push_back(std::vector<float>(m.data<float>() + i * c, m.data<float>() + (i + 1) * c));
+  return rows;
+}
+
+std::string diagonal_line(const std::string& what, const DiagonalMatch& m, const std::vector<std::string>& captions,
+                          const std::vector<std::string>& images) {
+  std::string line = what + ": " + std::to_string(m.matched) + " of " + std::to_string(m.pairs) +
+                     " captions rank their own image first —";
+  for (int i = 0; i < m.pairs; ++i)
+    line += std::string(i ? "," : "") + " " + captions[size_t(i)] + " → " + images[size_t(m.best[size_t(i)])] +
+            (m.best[size_t(i)] == i ? " ✓" : " ✗");
+  return line;
+}
+
+void progress(const std::string& step) {  // stderr, so stdout keeps only the results
+  if (log_level() >= LogLevel::Warn) std::fprintf(stderr, "mmx lab: %s\n", step.c_str());
+}
+
+}  // namespace
+
+int run_lab(const Args& args) {
+  const auto out = args.get("out");
+  if (!out) usage_error("give --out DIR for the figures and matrices.json");
+  const std::string format = args.get("format").value_or("png");
+  if (format != "png" && format != "svg" && format != "pdf") usage_error("--format '", format, "': choose png, svg or pdf");
+  const double dpi = plot_dpi(args);
+  std::string pooling_text = args.get("pooling-text").value_or("lab");
+  if (pooling_text != "lab" && pooling_text != "mean-no-cls")
+    usage_error("--pooling-text '", pooling_text, "': choose lab (the lab's formula) or mean-no-cls");
+
+  LabInputs in;
+  in.captions = texts_of(args, "caption", "captions-file", lab_default_captions());
+  in.dialogue = texts_of(args, "dialogue", "dialogue-file", lab_default_dialogue());
+  in.text_model = args.get("text-model").value_or("bert-base-uncased");
+  in.image_model = args.get("image-model").value_or("google/vit-base-patch16-224");
+  in.clip_model = args.get("clip-model").value_or("openai/clip-vit-base-patch32");
+  in.text_pooling = pooling_from_name(pooling_text);
+  std::vector<std::string> paths = collect_image_paths(args);
+  if (paths.size() < 2)
+    usage_error("the lab compares images with each other: give at least two (--image), got ", paths.size());
+  prepare_out_dir(*out);
+  in.images = load_images(paths, args.has("skip-bad-images"));
+  if (in.images.size() < 2) usage_error("fewer than two images were readable");
+  in.image_labels = image_labels(paths);
+
+  const LabResult r = run_lab(in, progress);
+  const plot::Figure bert_vit = lab_bert_vit_figure(in, r, dpi), clip = lab_clip_figure(in, r, dpi);
+  plot::layout_figure(bert_vit);  // a figure that cannot be laid out fails here, before anything is written
+  plot::layout_figure(clip);
+
+  nlohmann::ordered_json j;
+  j["image_image"] = rows_json(r.image_image);
+  j["captions_image"] = rows_json(r.captions_image);
+  j["dialogue_captions"] = rows_json(r.dialogue_captions);
+  j["dialogue_image"] = rows_json(r.dialogue_image);
+  j["clip_captions_image"] = rows_json(r.clip_captions_image);
+  j["clip_dialogue_image"] = rows_json(r.clip_dialogue_image);
+  j["images"] = paths;
+  j["captions"] = in.captions;
+  j["dialogue"] = in.dialogue;
+  j["text_pooling"] = pooling_text;
+  j["softmax"] = "dim0";
+  const std::string bert_vit_path = join_path(*out, "lab_bert_vit." + format);
+  const std::string clip_path = join_path(*out, "lab_clip." + format);
+  const std::string json_path = join_path(*out, "matrices.json");
+  plot::save_figure(bert_vit, bert_vit_path);
+  plot::save_figure(clip, clip_path);
+  write_file_atomically(json_path, json_text(j, 1) + "\n");
+
+  std::printf("%s\n", diagonal_line("BERT × ViT (" + bert_vit_path + ")", diagonal_match(r.captions_image),
+                                    in.captions, in.image_labels).c_str());
+  std::printf("%s\n", diagonal_line("CLIP (" + clip_path + ")", diagonal_match(r.clip_captions_image),
+                                    in.captions, in.image_labels).c_str());
+  if (in.captions.size() != in.images.size())
+    std::printf("(%zu captions and %zu images: the diagonal pairs caption i with image i for the first %d)\n",
+                in.captions.size(), in.images.size(), diagonal_match(r.captions_image).pairs);
+  progress("wrote " + bert_vit_path + ", " + clip_path + " and " + json_path);
+  return 0;
+}
+
+}  // namespace mmx::cli
