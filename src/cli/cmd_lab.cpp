@@ -76,10 +76,24 @@ std::vector<std::string> texts_of(const Args& args, const std::string& option, c
   return texts;
 }
 
-void prepare_out_dir(const std::string& dir) {
+// Checked before any work, created only when there is something to write.
+void check_out_dir(const std::string& dir) {
+  struct stat st;
+  if (::stat(dir.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) fail("--out '", dir, "' is a file, not a folder");
+  if (dir_exists(dir)) {
+    if (::access(dir.c_str(), W_OK | X_OK) != 0) fail("--out '", dir, "': not writable: ", std::strerror(errno));
+    return;
+  }
+  const size_t slash = dir.find_last_of('/', dir.size() > 1 ? dir.size() - 2 : 0);
+  const std::string parent = slash == std::string::npos ? "." : slash == 0 ? "/" : dir.substr(0, slash);
+  if (!dir_exists(parent)) fail("--out '", dir, "': cannot create the folder: '", parent, "' does not exist");
+  if (::access(parent.c_str(), W_OK | X_OK) != 0)
+    fail("--out '", dir, "': cannot create the folder in '", parent, "': ", std::strerror(errno));
+}
+
+void create_out_dir(const std::string& dir) {
   if (!dir_exists(dir) && ::mkdir(dir.c_str(), 0777) != 0)
     fail("--out '", dir, "': cannot create the folder: ", std::strerror(errno));
-  if (::access(dir.c_str(), W_OK | X_OK) != 0) fail("--out '", dir, "': not writable: ", std::strerror(errno));
 }
 
 nlohmann::ordered_json rows_json(const Tensor& m) {
@@ -125,7 +139,7 @@ int run_lab(const Args& args) {
   std::vector<std::string> paths = collect_image_paths(args);
   if (paths.size() < 2)
     usage_error("the lab compares images with each other: give at least two (--image), got ", paths.size());
-  prepare_out_dir(*out);
+  check_out_dir(*out);
   in.images = load_images(paths, args.has("skip-bad-images"));
   if (in.images.size() < 2) usage_error("fewer than two images were readable");
   in.image_labels = image_labels(paths);
@@ -147,6 +161,7 @@ int run_lab(const Args& args) {
   j["dialogue"] = in.dialogue;
   j["text_pooling"] = pooling_text;
   j["softmax"] = "dim0";
+  create_out_dir(*out);
   const std::string bert_vit_path = join_path(*out, "lab_bert_vit." + format);
   const std::string clip_path = join_path(*out, "lab_clip." + format);
   const std::string json_path = join_path(*out, "matrices.json");

@@ -136,7 +136,7 @@ void lay_out_panel(const Heatmap& h, int panel, const Box& area, const Sizes& sz
   if (h.vmax) hi = *h.vmax;
   if (!std::isfinite(lo) || !std::isfinite(hi)) lo = 0, hi = 1;  // all NaN: nothing to colour
   int decimals = 0;
-  const int max_ticks = std::clamp(static_cast<int>(ih * 0.7 / (2.5 * lh)), 2, 9);
+  const int max_ticks = std::clamp(static_cast<int>(ih * 0.7 / (3.5 * lh)), 2, 9);
   const std::vector<double> ticks = nice_ticks(lo, hi, max_ticks, &decimals);
   std::vector<std::string> tick_texts;
   for (double t : ticks) tick_texts.push_back(tick_text(t, decimals));

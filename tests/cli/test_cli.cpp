@@ -9,32 +9,15 @@
 #include <nlohmann/json.hpp>
 
 #include "mmx/files.hpp"
+#include "cli/run_mmx.hpp"
 #include "test_util.hpp"
 
 using namespace mmx;
 using nlohmann::json;
+using test::Result;
+using test::run;
 
 namespace {
-
-struct Result {
-  int code;
-  std::string out, err;
-};
-
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-Result run(const std::vector<std::string>& args) {
-  test::TempDir dir;
-  std::string cmd = quote(MMX_BINARY);
-  for (const auto& a : args) cmd += " " + quote(a);
-  cmd += " >" + dir.file("out") + " 2>" + dir.file("err");
-  const int status = std::system(cmd.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_file(dir.file("out")), read_file(dir.file("err"))};
-}
 
 const std::vector<std::string> kLabTexts = {"Cat with paint",     "rock statue", "frogs on leaf",           "jellyfish",
                                             "Cats don't usually", "like water",  "but this one likes paint", "quite a lot"};
