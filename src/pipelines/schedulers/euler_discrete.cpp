@@ -1,0 +1,303 @@
+// EulerDiscreteScheduler as diffusers 0.30 computes it. The dtypes matter for parity: torch builds
+// betas, alphas_cumprod and sigmas in float32 (cumprod accumulating in double), numpy builds the
+// timestep grid and interpolates in float64, and the result is stored as float32 again.
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+
+#include "io/json_config.hpp"
+#include "mmx/error.hpp"
+#include "mmx/scheduler.hpp"
+
+namespace mmx {
+namespace {
+
+// torch.linspace(start, end, n, dtype=float32) as torch 1.13's CPU kernel computes it with AVX2 (the
+// Debian build that made the fixtures; checked value for value): a float step; vectors of 8 counted up
+// by `step` from a base, the base start + step·i in the first half and end − step·(n − 1 − i) in the
+// second, with fused multiply-adds (the kernel is compiled with contraction); 16 values per round, the
+// rest one by one with the same formulas. Plain scalar arithmetic differs in 272 of SDXL's 1000 betas.
+std::vector<float> torch_linspace(float start, float end, int64_t n) {
+  std::vector<float> v(static_cast<size_t>(n));
+  if (n == 1) {
+    v[0] = start;
+    return v;
+  }
+  const float step = (end - start) / static_cast<float>(n - 1);
+  const int64_t halfway = n / 2;
+  auto at = [&](int64_t i) {
+    return i < halfway ? std::fma(step, static_cast<float>(i), start) : std::fma(-step, static_cast<float>(n - i - 1), end);
+  };
+  constexpr int64_t kLanes = 8;
+  int64_t i = 0;
+  for (; i + 2 * kLanes <= n; i += 2 * kLanes)
+    for (int64_t lane0 = i; lane0 < i + 2 * kLanes; lane0 += kLanes) {
+      const float base = at(lane0);
+      for (int64_t k = 0; k < kLanes; ++k) v[size_t(lane0 + k)] = std::fma(static_cast<float>(k), step, base);
+    }
+  for (; i < n; ++i) v[size_t(i)] = at(i);
+  return v;
+}
+
+// numpy.linspace(start, stop, n) in float64: i·step + start, the last value exactly stop.
+std::vector<double> numpy_linspace(double start, double stop, int64_t n) {
+  std::vector<double> v(static_cast<size_t>(n));
+  const double step = n > 1 ? (stop - start) / static_cast<double>(n - 1) : 0;
+  for (int64_t i = 0; i < n; ++i) v[size_t(i)] = static_cast<double>(i) * step + start;
+  if (n > 1) v.back() = stop;
+  return v;
+}
+
+std::vector<float> cumprod(const std::vector<float>& x) {  // torch.cumprod: a double accumulator
+  std::vector<float> out(x.size());
+  double acc = 1.0;
+  for (size_t i = 0; i < x.size(); ++i) out[i] = static_cast<float>(acc *= x[i]);
+  return out;
+}
+
+// diffusers' rescale_zero_terminal_snr (arXiv 2305.08891, Algorithm 1), in float32.
+std::vector<float> rescale_zero_terminal_snr(const std::vector<float>& betas) {
+  std::vector<float> alphas(betas.size());
+  for (size_t i = 0; i < betas.size(); ++i) alphas[i] = 1.0f - betas[i];
+  std::vector<float> s = cumprod(alphas);
+  for (float& v : s) v = std::sqrt(v);
+  const float s0 = s.front(), st = s.back();
+  for (float& v : s) v = (v - st) * (s0 / (s0 - st));
+  std::vector<float> bar(s.size()), out(s.size());
+  for (size_t i = 0; i < s.size(); ++i) bar[i] = s[i] * s[i];
+  for (size_t i = 0; i < s.size(); ++i) out[i] = 1.0f - (i == 0 ? bar[0] : bar[i] / bar[i - 1]);
+  return out;
+}
+
+std::vector<float> make_betas(const EulerDiscreteConfig& c) {
+  const int64_t n = c.num_train_timesteps;
+  std::vector<float> betas;
+  if (!c.trained_betas.empty()) {
+    for (double b : c.trained_betas) betas.push_back(static_cast<float>(b));
+  } else if (c.beta_schedule == "linear") {
+    betas = torch_linspace(static_cast<float>(c.beta_start), static_cast<float>(c.beta_end), n);
+  } else if (c.beta_schedule == "scaled_linear") {  // linear in sqrt(beta): the latent-diffusion schedule
+    betas = torch_linspace(static_cast<float>(std::sqrt(c.beta_start)), static_cast<float>(std::sqrt(c.beta_end)), n);
+    for (float& b : betas) b = b * b;
+  } else if (c.beta_schedule == "squaredcos_cap_v2") {  // GLIDE's cosine schedule, capped at 0.999
+    auto alpha_bar = [](double t) {
+      const double v = std::cos((t + 0.008) / 1.008 * std::numbers::pi / 2);
+      return v * v;
+    };
+    for (int64_t i = 0; i < n; ++i)
+      betas.push_back(static_cast<float>(
+          std::min(1 - alpha_bar(double(i + 1) / double(n)) / alpha_bar(double(i) / double(n)), 0.999)));
+  } else {
+    fail("EulerDiscreteScheduler: beta_schedule '", c.beta_schedule,
+         "' is not supported (linear, scaled_linear, squaredcos_cap_v2)");
+  }
+  if (c.rescale_betas_zero_snr) betas = rescale_zero_terminal_snr(betas);
+  return betas;
+}
+
+// numpy.interp(x, arange(len(fp)), fp) in float64.
+double interp(double x, const std::vector<float>& fp) {
+  const int64_t n = static_cast<int64_t>(fp.size());
+  if (x <= 0) return fp.front();
+  if (x >= static_cast<double>(n - 1)) return fp.back();
+  const int64_t j = static_cast<int64_t>(std::floor(x));
+  if (x == static_cast<double>(j)) return fp[size_t(j)];
+  const double slope = double(fp[size_t(j + 1)]) - double(fp[size_t(j)]);  // the grid step is 1
+  return slope * (x - static_cast<double>(j)) + fp[size_t(j)];
+}
+
+// diffusers' _sigma_to_t: the (fractional) training timestep of a sigma, by interpolating log sigmas.
+double sigma_to_t(double sigma, const std::vector<float>& log_sigmas) {
+  const double log_sigma = std::log(std::max(sigma, 1e-10));
+  const int64_t n = static_cast<int64_t>(log_sigmas.size());
+  int64_t low = 0;  // the last index whose log sigma is ≤ log_sigma (argmax of the cumulative count)
+  int64_t count = 0, best = -1;
+  for (int64_t i = 0; i < n; ++i) {
+    count += log_sigma - log_sigmas[size_t(i)] >= 0;
+    if (count > best) best = count, low = i;
+  }
+  low = std::min(low, n - 2);
+  const float lo = log_sigmas[size_t(low)], hi = log_sigmas[size_t(low + 1)];
+  const double w = std::clamp((lo - log_sigma) / static_cast<double>(lo - hi), 0.0, 1.0);
+  return (1 - w) * static_cast<double>(low) + w * static_cast<double>(low + 1);
+}
+
+const float* f32_data(const Tensor& t, const char* what) {
+  if (t.dtype() != DType::F32) fail("EulerDiscreteScheduler: ", what, " must be F32, got ", dtype_name(t.dtype()));
+  return t.data<float>();
+}
+
+void require_one_of(const std::string& key, const std::string& value, std::initializer_list<const char*> allowed) {
+  for (const char* a : allowed)
+    if (value == a) return;
+  std::string list;
+  for (const char* a : allowed) list += std::string(list.empty() ? "" : ", ") + a;
+  fail("EulerDiscreteScheduler: ", key, " '", value, "' is not supported (", list, ")");
+}
+
+}  // namespace
+
+EulerDiscreteConfig EulerDiscreteConfig::load(const std::string& path) {
+  const JsonObject j = JsonObject::load(path);
+  const std::string cls = j.get_string("_class_name", "EulerDiscreteScheduler");
+  if (cls != "EulerDiscreteScheduler")
+    fail(path, ": _class_name '", cls, "': this mmx runs EulerDiscreteScheduler (SDXL's default)");
+  EulerDiscreteConfig c;
+  c.num_train_timesteps = j.get_int("num_train_timesteps", c.num_train_timesteps);
+  c.beta_start = j.get_float("beta_start", c.beta_start);
+  c.beta_end = j.get_float("beta_end", c.beta_end);
+  c.beta_schedule = j.get_string("beta_schedule", c.beta_schedule);
+  if (j.has("trained_betas")) {
+    const auto& tb = j.json().at("trained_betas");
+    if (!tb.is_array()) fail(path, ": trained_betas must be a list of numbers");
+    for (const auto& b : tb) {
+      if (!b.is_number()) fail(path, ": trained_betas must be a list of numbers");
+      c.trained_betas.push_back(b.get<double>());
+    }
+  }
+  c.prediction_type = j.get_string("prediction_type", c.prediction_type);
+  c.interpolation_type = j.get_string("interpolation_type", c.interpolation_type);
+  c.use_karras_sigmas = j.get_bool("use_karras_sigmas", c.use_karras_sigmas);
+  if (j.has("sigma_min")) c.sigma_min = j.get_float("sigma_min", 0);
+  if (j.has("sigma_max")) c.sigma_max = j.get_float("sigma_max", 0);
+  c.timestep_spacing = j.get_string("timestep_spacing", c.timestep_spacing);
+  c.timestep_type = j.get_string("timestep_type", c.timestep_type);
+  c.steps_offset = j.get_int("steps_offset", c.steps_offset);
+  c.rescale_betas_zero_snr = j.get_bool("rescale_betas_zero_snr", c.rescale_betas_zero_snr);
+  c.final_sigmas_type = j.get_string("final_sigmas_type", c.final_sigmas_type);
+  return c;
+}
+
+EulerDiscreteScheduler::EulerDiscreteScheduler(EulerDiscreteConfig config) : config_(std::move(config)) {
+  const auto& c = config_;
+  if (c.num_train_timesteps < 2) fail("EulerDiscreteScheduler: num_train_timesteps must be at least 2, got ", c.num_train_timesteps);
+  if (!c.trained_betas.empty() && static_cast<int64_t>(c.trained_betas.size()) != c.num_train_timesteps)
+    fail("EulerDiscreteScheduler: ", c.trained_betas.size(), " trained_betas for ", c.num_train_timesteps, " train timesteps");
+  require_one_of("prediction_type", c.prediction_type, {"epsilon", "v_prediction", "sample", "original_sample"});
+  require_one_of("interpolation_type", c.interpolation_type, {"linear", "log_linear"});
+  require_one_of("timestep_spacing", c.timestep_spacing, {"linspace", "leading", "trailing"});
+  require_one_of("timestep_type", c.timestep_type, {"discrete", "continuous"});
+  require_one_of("final_sigmas_type", c.final_sigmas_type, {"zero", "sigma_min"});
+  std::vector<float> alphas = make_betas(c);
+  for (float& a : alphas) a = 1.0f - a;
+  alphas_cumprod_ = cumprod(alphas);
+  if (c.rescale_betas_zero_snr) alphas_cumprod_.back() = std::ldexp(1.0f, -24);  // so the first sigma is finite
+}
+
+void EulerDiscreteScheduler::set_timesteps(int64_t steps) {
+  const auto& c = config_;
+  const int64_t n_train = c.num_train_timesteps;
+  if (steps < 1 || steps > n_train)
+    usage_error("the number of steps must be between 1 and ", n_train, " (the scheduler's train timesteps), got ", steps);
+  std::vector<double> t;  // float32 values held in double, as numpy holds them after astype(float32)
+  if (c.timestep_spacing == "linspace") {
+    for (double v : numpy_linspace(0, static_cast<double>(n_train - 1), steps)) t.push_back(static_cast<float>(v));
+    std::reverse(t.begin(), t.end());
+  } else if (c.timestep_spacing == "leading") {
+    const int64_t ratio = n_train / steps;
+    for (int64_t i = steps - 1; i >= 0; --i) t.push_back(static_cast<float>(static_cast<float>(i * ratio) + static_cast<float>(c.steps_offset)));
+  } else {  // trailing: numpy.arange(n_train, 0, -ratio) rounded half to even, minus one
+    const double ratio = static_cast<double>(n_train) / static_cast<double>(steps);
+    const double start = static_cast<double>(n_train), delta = (start - ratio) - start;
+    const int64_t len = static_cast<int64_t>(std::ceil((0 - start) / -ratio));
+    for (int64_t i = 0; i < len; ++i)
+      t.push_back(static_cast<float>(static_cast<float>(std::nearbyint(start + static_cast<double>(i) * delta)) - 1.0f));
+  }
+
+  std::vector<float> full_sigmas(alphas_cumprod_.size()), log_sigmas(alphas_cumprod_.size());
+  for (size_t i = 0; i < full_sigmas.size(); ++i) {
+    full_sigmas[i] = std::sqrt((1.0f - alphas_cumprod_[i]) / alphas_cumprod_[i]);
+    log_sigmas[i] = std::log(full_sigmas[i]);
+  }
+  std::vector<double> s;
+  if (c.interpolation_type == "linear") {
+    for (double x : t) s.push_back(interp(x, full_sigmas));
+  } else {  // log_linear: torch.linspace(log σ_max, log σ_min, steps + 1).exp() in float32
+    for (float v : torch_linspace(std::log(full_sigmas.back()), std::log(full_sigmas.front()), steps + 1))
+      s.push_back(std::exp(v));
+  }
+  if (c.use_karras_sigmas) {  // Karras et al. (2022), rho = 7
+    const double lo = c.sigma_min.value_or(s.back()), hi = c.sigma_max.value_or(s.front()), rho = 7.0;
+    const double min_inv = std::pow(lo, 1 / rho), max_inv = std::pow(hi, 1 / rho);
+    const std::vector<double> ramp = numpy_linspace(0, 1, steps);
+    s.clear();
+    t.clear();
+    for (double r : ramp) {
+      s.push_back(std::pow(max_inv + r * (min_inv - max_inv), rho));
+      t.push_back(sigma_to_t(s.back(), log_sigmas));
+    }
+  }
+  const float last = c.final_sigmas_type == "zero" ? 0.0f : std::sqrt((1.0f - alphas_cumprod_[0]) / alphas_cumprod_[0]);
+  sigmas_.clear();
+  for (double v : s) sigmas_.push_back(static_cast<float>(v));
+  sigmas_.push_back(last);
+  timesteps_.clear();
+  if (c.timestep_type == "continuous" && c.prediction_type == "v_prediction") {
+    for (size_t i = 0; i + 1 < sigmas_.size(); ++i) timesteps_.push_back(0.25f * std::log(sigmas_[i]));
+  } else {
+    for (double v : t) timesteps_.push_back(static_cast<float>(v));
+  }
+  if (timesteps_.size() + 1 != sigmas_.size())
+    fail("EulerDiscreteScheduler: ", timesteps_.size(), " timesteps for ", sigmas_.size(), " sigmas (", steps, " steps)");
+}
+
+float EulerDiscreteScheduler::init_noise_sigma() const {
+  if (sigmas_.empty()) fail("EulerDiscreteScheduler: set_timesteps first");
+  const float max_sigma = *std::max_element(sigmas_.begin(), sigmas_.end());
+  if (config_.timestep_spacing == "linspace" || config_.timestep_spacing == "trailing") return max_sigma;
+  return std::sqrt(max_sigma * max_sigma + 1.0f);
+}
+
+Tensor EulerDiscreteScheduler::scale_model_input(const Tensor& sample, int64_t step_index) const {
+  if (step_index < 0 || step_index + 1 >= static_cast<int64_t>(sigmas_.size()))
+    fail("EulerDiscreteScheduler: step ", step_index, " is outside the ", timesteps_.size(), " steps set");
+  const float sigma = sigmas_[size_t(step_index)];
+  const float scale = std::sqrt(sigma * sigma + 1.0f);
+  Tensor out = Tensor::empty(sample.shape());
+  const float* x = f32_data(sample, "sample");
+  float* y = out.data<float>();
+  for (int64_t i = 0; i < sample.numel(); ++i) y[i] = x[i] / scale;
+  return out;
+}
+
+Tensor EulerDiscreteScheduler::step(const Tensor& model_output, int64_t step_index, const Tensor& sample) const {
+  if (step_index < 0 || step_index + 1 >= static_cast<int64_t>(sigmas_.size()))
+    fail("EulerDiscreteScheduler: step ", step_index, " is outside the ", timesteps_.size(), " steps set");
+  if (model_output.shape() != sample.shape())
+    fail("EulerDiscreteScheduler: model output ", shape_str(model_output.shape()), " and sample ",
+         shape_str(sample.shape()), " differ");
+  const float sigma = sigmas_[size_t(step_index)];
+  const float sigma_hat = sigma;  // gamma = 0: no churn
+  const float dt = sigmas_[size_t(step_index + 1)] - sigma_hat;
+  const float* e = f32_data(model_output, "model output");
+  const float* x = f32_data(sample, "sample");
+  Tensor out = Tensor::empty(sample.shape());
+  float* y = out.data<float>();
+  const std::string& type = config_.prediction_type;
+  const float s2p1 = sigma * sigma + 1.0f, c_out = -sigma / std::sqrt(s2p1);
+  for (int64_t i = 0; i < sample.numel(); ++i) {
+    float x0;  // the predicted clean sample
+    if (type == "epsilon") x0 = x[i] - sigma_hat * e[i];
+    else if (type == "v_prediction") x0 = e[i] * c_out + x[i] / s2p1;
+    else x0 = e[i];
+    const float derivative = (x[i] - x0) / sigma_hat;
+    y[i] = x[i] + derivative * dt;
+  }
+  return out;
+}
+
+Tensor classifier_free_guidance(const Tensor& model_output, float guidance_scale) {
+  if (model_output.ndim() < 1 || model_output.dim(0) % 2 != 0)
+    fail("classifier-free guidance needs a batch of [uncond; cond], got ", shape_str(model_output.shape()));
+  Shape shape = model_output.shape();
+  shape[0] /= 2;
+  Tensor out = Tensor::empty(shape);
+  const int64_t n = out.numel();
+  const float* uncond = f32_data(model_output, "model output");
+  const float* cond = uncond + n;
+  float* y = out.data<float>();
+  for (int64_t i = 0; i < n; ++i) y[i] = uncond[i] + guidance_scale * (cond[i] - uncond[i]);
+  return out;
+}
+
+}  // namespace mmx
