@@ -130,7 +130,8 @@ TEST(Plot, CellColoursAnnotationsAndTheirColoursAreSeaborns) {
 }
 
 TEST(Plot, NumbersAreFormattedAsPythons2g) {
-  for (const auto& [value, text] : reference()["python_format_2g"].items())
+  const json ref = reference();  // kept alive: items() refers into it
+  for (const auto& [value, text] : ref["python_format_2g"].items())
     EXPECT_EQ(plot::format_g2(std::stod(value)), text.get<std::string>()) << value;
   EXPECT_EQ(plot::format_g2(NAN), "nan");
   EXPECT_EQ(plot::format_g2(-INFINITY), "-inf");
