@@ -86,6 +86,8 @@ Scene layout_figure(const Figure& figure);
 
 // Writes the figure to `path` (.png, .svg or .pdf; anything else is a usage error), atomically.
 void save_figure(const Figure& figure, const std::string& path);
+// The same for a figure already laid out (lay out first to fail before writing anything).
+void save_scene(const Scene& scene, const std::string& path);
 // The extensions save_figure accepts.
 bool is_plot_extension(const std::string& path);
 

@@ -106,8 +106,6 @@ std::string extension_of(const std::string& path) {
   return path.substr(dot);
 }
 
-namespace {
-
 nlohmann::json tensor_to_json(const Tensor& t) {
   nlohmann::json rows = nlohmann::json::array();
   const int64_t inner = t.dim(-1), outer = t.numel() / std::max<int64_t>(inner, 1);
@@ -131,8 +129,6 @@ nlohmann::json tensor_to_json(const Tensor& t) {
   }
   return rows;
 }
-
-}  // namespace
 
 namespace {
 

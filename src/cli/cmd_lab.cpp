@@ -96,13 +96,6 @@ void create_out_dir(const std::string& dir) {
     fail("--out '", dir, "': cannot create the folder: ", std::strerror(errno));
 }
 
-nlohmann::ordered_json rows_json(const Tensor& m) {
-  nlohmann::ordered_json rows = nlohmann::json::array();
-  const int64_t r = m.dim(0), c = m.dim(1);
-  for (int64_t i = 0; i < r; ++i) rows.push_back(std::vector<float>(m.data<float>() + i * c, m.data<float>() + (i + 1) * c));
-  return rows;
-}
-
 std::string diagonal_line(const std::string& what, const DiagonalMatch& m, const std::vector<std::string>& captions,
                           const std::vector<std::string>& images) {
   std::string line = what + ": " + std::to_string(m.matched) + " of " + std::to_string(m.pairs) +
@@ -145,17 +138,17 @@ int run_lab(const Args& args) {
   in.image_labels = image_labels(paths);
 
   const LabResult r = run_lab(in, progress);
-  const plot::Figure bert_vit = lab_bert_vit_figure(in, r, dpi), clip = lab_clip_figure(in, r, dpi);
-  plot::layout_figure(bert_vit);  // a figure that cannot be laid out fails here, before anything is written
-  plot::layout_figure(clip);
+  // Both figures are laid out before anything is written, so a figure that cannot be drawn leaves no files.
+  const plot::Scene bert_vit = plot::layout_figure(lab_bert_vit_figure(in, r, dpi));
+  const plot::Scene clip = plot::layout_figure(lab_clip_figure(in, r, dpi));
 
   nlohmann::ordered_json j;
-  j["image_image"] = rows_json(r.image_image);
-  j["captions_image"] = rows_json(r.captions_image);
-  j["dialogue_captions"] = rows_json(r.dialogue_captions);
-  j["dialogue_image"] = rows_json(r.dialogue_image);
-  j["clip_captions_image"] = rows_json(r.clip_captions_image);
-  j["clip_dialogue_image"] = rows_json(r.clip_dialogue_image);
+  j["image_image"] = tensor_to_json(r.image_image);
+  j["captions_image"] = tensor_to_json(r.captions_image);
+  j["dialogue_captions"] = tensor_to_json(r.dialogue_captions);
+  j["dialogue_image"] = tensor_to_json(r.dialogue_image);
+  j["clip_captions_image"] = tensor_to_json(r.clip_captions_image);
+  j["clip_dialogue_image"] = tensor_to_json(r.clip_dialogue_image);
   j["images"] = paths;
   j["captions"] = in.captions;
   j["dialogue"] = in.dialogue;
@@ -165,17 +158,17 @@ int run_lab(const Args& args) {
   const std::string bert_vit_path = join_path(*out, "lab_bert_vit." + format);
   const std::string clip_path = join_path(*out, "lab_clip." + format);
   const std::string json_path = join_path(*out, "matrices.json");
-  plot::save_figure(bert_vit, bert_vit_path);
-  plot::save_figure(clip, clip_path);
+  plot::save_scene(bert_vit, bert_vit_path);
+  plot::save_scene(clip, clip_path);
   write_file_atomically(json_path, json_text(j, 1) + "\n");
 
-  std::printf("%s\n", diagonal_line("BERT × ViT (" + bert_vit_path + ")", diagonal_match(r.captions_image),
-                                    in.captions, in.image_labels).c_str());
+  const DiagonalMatch bert_vit_match = diagonal_match(r.captions_image);
+  std::printf("%s\n", diagonal_line("BERT × ViT (" + bert_vit_path + ")", bert_vit_match, in.captions, in.image_labels).c_str());
   std::printf("%s\n", diagonal_line("CLIP (" + clip_path + ")", diagonal_match(r.clip_captions_image),
                                     in.captions, in.image_labels).c_str());
   if (in.captions.size() != in.images.size())
     std::printf("(%zu captions and %zu images: the diagonal pairs caption i with image i for the first %d)\n",
-                in.captions.size(), in.images.size(), diagonal_match(r.captions_image).pairs);
+                in.captions.size(), in.images.size(), bert_vit_match.pairs);
   progress("wrote " + bert_vit_path + ", " + clip_path + " and " + json_path);
   return 0;
 }

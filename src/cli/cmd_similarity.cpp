@@ -87,7 +87,7 @@ Set gather(const Args& args, const std::string& prefix, bool rows, bool with_ima
 
 std::string short_label(const Set& s, size_t i, size_t width) {
   std::string label = s.names[i];
-  if (s.images) label = label.substr(label.find_last_of('/') == std::string::npos ? 0 : label.find_last_of('/') + 1);
+  if (s.images) label = base_name(label);
   if (label.size() > width) label = label.substr(0, width - 3) + "...";
   return label;
 }
@@ -179,9 +179,7 @@ int run_similarity(const Args& args) {
     nlohmann::ordered_json j;
     j["rows"] = rows.names;
     j["cols"] = cols.names;
-    j["matrix"] = nlohmann::json::array();
-    for (int64_t i = 0; i < r; ++i)
-      j["matrix"].push_back(std::vector<float>(matrix.data<float>() + i * c, matrix.data<float>() + (i + 1) * c));
+    j["matrix"] = tensor_to_json(matrix);
     j["score"] = score_name(score);
     j["softmax"] = softmax_dim_name(softmax);
     std::puts(json_text(j).c_str());

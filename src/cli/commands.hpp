@@ -34,9 +34,12 @@ std::vector<std::string> collect_image_paths(const Args& args);
 std::vector<Image> load_images(std::vector<std::string>& paths, bool skip_bad);
 const Option& skip_bad_images_option();  // --skip-bad-images
 std::string extension_of(const std::string& path);  // ".safetensors", "" when none
+// A tensor as nested JSON lists: [N, D] → rows; [N, L, D] → per row, its L lists (I64 or F32).
+nlohmann::json tensor_to_json(const Tensor& t);
 // JSON text; bytes that are not UTF-8 (file names can hold them) become U+FFFD instead of an error.
 std::string json_text(const nlohmann::ordered_json& value, int indent = -1);
 
+std::string base_name(const std::string& path);  // the part after the last '/'
 // Short labels for image files: the name without folder and extension ("astronaut"), or more of the
 // path where that would leave two images with one label.
 std::vector<std::string> image_labels(const std::vector<std::string>& paths);

@@ -13,8 +13,7 @@
 namespace mmx::plot {
 namespace {
 
-const Rgb kBlack{0, 0, 0};
-const Rgb kTextColor{0, 0, 0};
+const Rgb kBlack{0, 0, 0};  // ticks and every text but the annotations
 
 struct Sizes {  // pixels at the figure's dpi
   double px_per_pt;
@@ -205,14 +204,12 @@ void lay_out_panel(const Heatmap& h, int panel, const Box& area, const Sizes& sz
   // Annotations: 10 pt, shrunk down to 5 pt where cells are small, left out if even that does not fit.
   if (h.annotate) {
     std::vector<std::string> texts(h.values.size());
+    for (size_t k = 0; k < texts.size(); ++k)
+      if (!std::isnan(h.values[k])) texts[k] = format_g2(h.values[k]);
     double size = sz.text;
     for (; size >= 5 * sz.px_per_pt; size *= 0.9) {
       double w = 0;
-      for (size_t k = 0; k < texts.size(); ++k) {
-        if (std::isnan(h.values[k])) continue;
-        texts[k] = format_g2(h.values[k]);
-        w = std::max(w, text_width(texts[k], size));
-      }
+      for (const auto& t : texts) w = std::max(w, text_width(t, size));
       if (w <= 0.9 * cell_w && line_height(size) <= 0.9 * cell_h) break;
     }
     if (size >= 5 * sz.px_per_pt) {
@@ -244,7 +241,7 @@ void lay_out_panel(const Heatmap& h, int panel, const Box& area, const Sizes& sz
     for (size_t k = 0; k < lines.size(); ++k) {
       const double w = text_width(lines[k], rows.size);
       scene.texts.push_back(horizontal(lines[k], heat.x0 - sz.tick_len - sz.tick_pad - w, y0 + (k + 0.5) * rlh,
-                                       rows.size, kTextColor, TextRole::RowLabel));
+                                       rows.size, kBlack, TextRole::RowLabel));
     }
   }
   // Column labels below the ticks.
@@ -260,11 +257,11 @@ void lay_out_panel(const Heatmap& h, int panel, const Box& area, const Sizes& sz
     for (size_t k = 0; k < lines.size(); ++k) {
       if (cols.vertical) {
         const double x0 = block_start(cx, lines.size() * clh, inner.x0, inner.x1);
-        scene.texts.push_back(vertical(lines[k], x0 + (k + 0.5) * clh, label_top, cols.size, kTextColor, TextRole::ColLabel));
+        scene.texts.push_back(vertical(lines[k], x0 + (k + 0.5) * clh, label_top, cols.size, kBlack, TextRole::ColLabel));
       } else {
         const double w = text_width(lines[k], sz.text);
         scene.texts.push_back(
-            horizontal(lines[k], cx - w / 2, label_top + (k + 0.5) * lh, sz.text, kTextColor, TextRole::ColLabel));
+            horizontal(lines[k], cx - w / 2, label_top + (k + 0.5) * lh, sz.text, kBlack, TextRole::ColLabel));
       }
     }
   }
@@ -273,19 +270,19 @@ void lay_out_panel(const Heatmap& h, int panel, const Box& area, const Sizes& sz
   for (size_t k = 0; k < xlabel.size() && !h.x_label.empty(); ++k) {
     const double w = text_width(xlabel[k], sz.text);
     const double x = std::clamp((heat.x0 + heat.x1) / 2 - w / 2, inner.x0, std::max(inner.x0, inner.x1 - w));
-    scene.texts.push_back(horizontal(xlabel[k], x, xlabel_top + (k + 0.5) * lh, sz.text, kTextColor, TextRole::AxisLabel));
+    scene.texts.push_back(horizontal(xlabel[k], x, xlabel_top + (k + 0.5) * lh, sz.text, kBlack, TextRole::AxisLabel));
   }
   const double ylabel_right = heat.x0 - sz.tick_len - sz.tick_pad - rows.extent - sz.label_pad;
   for (size_t k = 0; k < ylabel.size() && !h.y_label.empty(); ++k) {
     const double w = text_width(ylabel[k], sz.text);
     const double x = ylabel_right - (ylabel.size() - k - 0.5) * lh;
     const double y_top = std::clamp((heat.y0 + heat.y1) / 2 - w / 2, inner.y0, std::max(inner.y0, inner.y1 - w));
-    scene.texts.push_back(vertical(ylabel[k], x, y_top, sz.text, kTextColor, TextRole::AxisLabel));
+    scene.texts.push_back(vertical(ylabel[k], x, y_top, sz.text, kBlack, TextRole::AxisLabel));
   }
   for (size_t k = 0; k < title.size() && !h.title.empty(); ++k) {
     const double w = text_width(title[k], sz.title);
     const double x = std::clamp((heat.x0 + heat.x1) / 2 - w / 2, inner.x0, std::max(inner.x0, inner.x1 - w));
-    scene.texts.push_back(horizontal(title[k], x, inner.y0 + (k + 0.5) * th, sz.title, kTextColor, TextRole::Title));
+    scene.texts.push_back(horizontal(title[k], x, inner.y0 + (k + 0.5) * th, sz.title, kBlack, TextRole::Title));
   }
 
   // Colour bar: the 256 table entries bottom to top, with ticks on its right.
@@ -299,7 +296,7 @@ void lay_out_panel(const Heatmap& h, int panel, const Box& area, const Sizes& sz
     const double y = hi > lo ? heat.y1 - (ticks[k] - lo) / (hi - lo) * hh : (heat.y0 + heat.y1) / 2;
     scene.lines.push_back({bx1, y, bx1 + sz.tick_len, y, sz.tick_width, kBlack});
     scene.texts.push_back(
-        horizontal(tick_texts[k], bx1 + sz.tick_len + sz.tick_pad, y, sz.text, kTextColor, TextRole::ColorbarTick));
+        horizontal(tick_texts[k], bx1 + sz.tick_len + sz.tick_pad, y, sz.text, kBlack, TextRole::ColorbarTick));
   }
 }
 

@@ -174,11 +174,12 @@ bool is_plot_extension(const std::string& path) {
   return ext == ".png" || ext == ".svg" || ext == ".pdf";
 }
 
-void save_figure(const Figure& figure, const std::string& path) {
+void save_figure(const Figure& figure, const std::string& path) { save_scene(layout_figure(figure), path); }
+
+void save_scene(const Scene& scene, const std::string& path) {
   if (!is_plot_extension(path))
     usage_error("'", path, "': a figure is written as .png, .svg or .pdf (by the file's extension)");
   check_output_path(path);
-  const Scene scene = layout_figure(figure);
   const std::string ext = lower_extension(path);
   const std::string bytes = ext == ".png" ? render_png(scene, path) : ext == ".pdf" ? render_pdf(scene, path) : render_svg(scene);
   write_file_atomically(path, bytes);

@@ -106,8 +106,9 @@ TEST(CliLab, OwnTextsSvgAndTheMaskedMeanPooling) {
   EXPECT_EQ(m["dialogue_captions"].size(), 1u);
   EXPECT_EQ(m["dialogue_captions"][0].size(), 2u);
   EXPECT_EQ(m["text_pooling"], "mean-no-cls");
-  for (const auto& row : {m["image_image"]})  // softmax over dim 0: every column sums to 1
-    for (size_t j = 0; j < 2; ++j) EXPECT_NEAR(row[0][j].get<double>() + row[1][j].get<double>(), 1.0, 1e-6);
+  const json& image_image = m["image_image"];  // softmax over dim 0: every column sums to 1
+  for (size_t j = 0; j < 2; ++j)
+    EXPECT_NEAR(image_image[0][j].get<double>() + image_image[1][j].get<double>(), 1.0, 1e-6);
   const std::string svg = read_file(dir.file("lab_clip.svg"));
   EXPECT_NE(svg.find(">a rocket</text>"), std::string::npos);
   EXPECT_NE(svg.find(">it&apos;s lovely</text>"), std::string::npos);

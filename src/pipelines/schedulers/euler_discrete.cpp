@@ -273,16 +273,17 @@ Tensor EulerDiscreteScheduler::step(const Tensor& model_output, int64_t step_ind
   const float* x = f32_data(sample, "sample");
   Tensor out = Tensor::empty(sample.shape());
   float* y = out.data<float>();
-  const std::string& type = config_.prediction_type;
   const float s2p1 = sigma * sigma + 1.0f, c_out = -sigma / std::sqrt(s2p1);
-  for (int64_t i = 0; i < sample.numel(); ++i) {
-    float x0;  // the predicted clean sample
-    if (type == "epsilon") x0 = x[i] - sigma_hat * e[i];
-    else if (type == "v_prediction") x0 = e[i] * c_out + x[i] / s2p1;
-    else x0 = e[i];
-    const float derivative = (x[i] - x0) / sigma_hat;
-    y[i] = x[i] + derivative * dt;
-  }
+  auto euler = [&](auto predict_x0) {  // x0: the predicted clean sample
+    for (int64_t i = 0; i < sample.numel(); ++i) {
+      const float derivative = (x[i] - predict_x0(i)) / sigma_hat;
+      y[i] = x[i] + derivative * dt;
+    }
+  };
+  const std::string& type = config_.prediction_type;
+  if (type == "epsilon") euler([&](int64_t i) { return x[i] - sigma_hat * e[i]; });
+  else if (type == "v_prediction") euler([&](int64_t i) { return e[i] * c_out + x[i] / s2p1; });
+  else euler([&](int64_t i) { return e[i]; });
   return out;
 }
 
