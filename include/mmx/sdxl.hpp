@@ -1,0 +1,50 @@
+// Stable Diffusion XL, as diffusers' StableDiffusionXLPipeline: the pipeline folder (model_index.json and
+// its components, weight variants) and prompt encoding. The UNet, the VAE and generation follow.
+#pragma once
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "mmx/tensor.hpp"
+
+namespace mmx {
+
+// A diffusers pipeline folder: model_index.json naming each component's class, one sub-folder each.
+struct DiffusersFolder {
+  std::string path;
+  std::string class_name;               // "StableDiffusionXLPipeline"
+  bool force_zeros_for_empty_prompt = true;
+  // Opens and checks the folder: model_index.json readable, the pipeline class known, every component
+  // this mmx needs present with the class it implements (errors name the component and what was found).
+  static DiffusersFolder open(const std::string& path);
+  std::string component(const std::string& name) const;  // path of a component's folder
+};
+
+// The weights file of a component folder: `{stem}.safetensors` (or a sharded index), or with
+// variant "fp16" `{stem}.fp16.safetensors`; the fp16 file is also taken when it is the only one.
+// Neither: an error listing the safetensors files that are there.
+std::string component_weights(const std::string& folder, const std::string& stem, const std::string& variant);
+
+struct SDXLPromptEmbeds {
+  Tensor prompt_embeds;           // [1, 77, C1 + C2]: both encoders' penultimate hidden states, concatenated
+  Tensor pooled_prompt_embeds;    // [1, P]: text_encoder_2's projected pooled output
+  Tensor negative_prompt_embeds, negative_pooled_prompt_embeds;
+  Tensor input_ids, input_ids_2;  // [1, 77] I64
+};
+
+class SDXLTextEncoders {
+ public:
+  // The two tokenizers and text encoders of an SDXL pipeline folder ("" or "fp16" variant).
+  static std::unique_ptr<SDXLTextEncoders> load(const std::string& pipeline_folder, const std::string& variant = "");
+  virtual ~SDXLTextEncoders() = default;
+  // encode_prompt with one image per prompt and classifier-free guidance: with no negative prompt and
+  // force_zeros_for_empty_prompt the negative embeddings are zeros; an explicit "" is encoded.
+  // Prompts over 77 tokens are cut with a warning, as diffusers does.
+  virtual SDXLPromptEmbeds encode(const std::string& prompt, const std::optional<std::string>& negative_prompt) const = 0;
+};
+
+// add_time_ids: original size, crop offset and target size, (height, width) each, as [1, 6] F32.
+Tensor sdxl_add_time_ids(int64_t original_height, int64_t original_width, int64_t crop_top, int64_t crop_left,
+                         int64_t target_height, int64_t target_width);
+
+}  // namespace mmx

@@ -1,0 +1,165 @@
+// StableDiffusionXLPipeline's folder and encode_prompt (diffusers 0.30): each prompt goes through both
+// CLIP tokenizers (max_length 77, truncation) and both text encoders *without* an attention mask (the
+// pipeline passes none, so padding is attended under the causal mask); the penultimate hidden states are
+// concatenated on the feature axis and text_encoder_2's projected pooled output is the pooled embedding.
+#include <algorithm>
+#include <filesystem>
+
+#include "core/file_util.hpp"
+#include "core/log.hpp"
+#include "io/checkpoint.hpp"
+#include "io/json_config.hpp"
+#include "mmx/error.hpp"
+#include "mmx/sdxl.hpp"
+#include "mmx/tokenizer.hpp"
+#include "models/clip.hpp"
+#include "models/model_folder.hpp"
+#include "models/weights.hpp"
+
+namespace mmx {
+namespace {
+
+// The components encode_prompt needs and the classes this mmx implements for them.
+const std::pair<const char*, const char*> kTextComponents[] = {
+    {"tokenizer", "CLIPTokenizer"},
+    {"tokenizer_2", "CLIPTokenizer"},
+    {"text_encoder", "CLIPTextModel"},
+    {"text_encoder_2", "CLIPTextModelWithProjection"},
+};
+
+}  // namespace
+
+DiffusersFolder DiffusersFolder::open(const std::string& path) {
+  if (!dir_exists(path)) fail(path, ": no such pipeline folder");
+  const std::string index_path = join_path(path, "model_index.json");
+  if (!file_exists(index_path))
+    throw Error(ErrorKind::Runtime, path + ": no model_index.json (not a diffusers pipeline folder)",
+                "a pipeline folder is what DiffusionPipeline.save_pretrained writes: model_index.json + one folder per component");
+  const JsonObject index = JsonObject::load(index_path);
+  DiffusersFolder f;
+  f.path = path;
+  f.class_name = index.require_string("_class_name");
+  if (f.class_name != "StableDiffusionXLPipeline")
+    fail(index_path, ": _class_name '", f.class_name, "' is not supported (this mmx runs StableDiffusionXLPipeline)");
+  f.force_zeros_for_empty_prompt = index.get_bool("force_zeros_for_empty_prompt", true);
+  for (const auto& [name, expected] : kTextComponents) {
+    const auto& j = index.json();
+    if (!j.contains(name) || !j.at(name).is_array() || j.at(name).size() != 2 || !j.at(name)[1].is_string())
+      fail(index_path, ": no component '", name, "' (a [library, class] pair)");
+    const std::string cls = j.at(name)[1].get<std::string>();
+    if (cls != expected) fail(index_path, ": ", name, " is a ", cls, "; this mmx implements ", expected, " there");
+  }
+  for (const auto& [name, expected] : kTextComponents)  // after the classes: a wrong pipeline is the first thing to say
+    if (!dir_exists(join_path(path, name))) fail(path, ": the component folder '", name, "' is missing");
+  return f;
+}
+
+std::string DiffusersFolder::component(const std::string& name) const { return join_path(path, name); }
+
+std::string component_weights(const std::string& folder, const std::string& stem, const std::string& variant) {
+  if (!variant.empty() && variant != "fp16") usage_error("unknown weight variant '", variant, "' (use fp16, or none)");
+  const std::string plain = join_path(folder, stem + ".safetensors"), index = plain + ".index.json";
+  const std::string fp16 = join_path(folder, stem + ".fp16.safetensors");
+  if (variant == "fp16") {
+    if (file_exists(fp16)) return fp16;
+    fail(folder, ": no ", stem, ".fp16.safetensors for the fp16 variant");
+  }
+  if (file_exists(plain)) return plain;
+  if (file_exists(index)) return index;
+  if (file_exists(fp16)) return fp16;  // only the variant is there: use it, as diffusers does with a warning
+  std::string found;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(folder, ec))
+    if (e.path().extension() == ".safetensors") found += (found.empty() ? "" : ", ") + e.path().filename().string();
+  fail(folder, ": no ", stem, ".safetensors or ", stem, ".fp16.safetensors (found: ", found.empty() ? "none" : found, ")");
+}
+
+namespace {
+
+struct TextEncoder {
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::shared_ptr<const CLIPModel> model;
+};
+
+TextEncoder load_encoder(const DiffusersFolder& f, const std::string& tokenizer, const std::string& encoder,
+                         const std::string& variant) {
+  const ModelFolder folder = open_model_folder(f.component(encoder));
+  if (folder.model_type != "clip_text_model")
+    fail(folder.path, ": model_type '", folder.model_type, "', expected clip_text_model");
+  TextEncoder e;
+  e.tokenizer = Tokenizer::load(f.component(tokenizer));
+  e.model = std::make_shared<const CLIPModel>(load_model<CLIPModel>(
+      CLIPConfig::from_json(folder.config), Checkpoint::open(component_weights(folder.path, "model", variant))));
+  return e;
+}
+
+class SDXLTextEncodersImpl final : public SDXLTextEncoders {
+ public:
+  SDXLTextEncodersImpl(TextEncoder one, TextEncoder two, bool force_zeros)
+      : one_(std::move(one)), two_(std::move(two)), force_zeros_(force_zeros) {
+    if (!two_.model->has_text_projection())
+      fail("text_encoder_2 has no text_projection (SDXL's second encoder is a CLIPTextModelWithProjection)");
+  }
+
+  SDXLPromptEmbeds encode(const std::string& prompt, const std::optional<std::string>& negative_prompt) const override {
+    SDXLPromptEmbeds out;
+    out.prompt_embeds = encode_one(prompt, &out.input_ids, &out.input_ids_2, &out.pooled_prompt_embeds);
+    if (!negative_prompt && force_zeros_) {
+      out.negative_prompt_embeds = Tensor::zeros(out.prompt_embeds.shape());
+      out.negative_pooled_prompt_embeds = Tensor::zeros(out.pooled_prompt_embeds.shape());
+    } else {
+      Tensor ids, ids_2;
+      out.negative_prompt_embeds = encode_one(negative_prompt.value_or(""), &ids, &ids_2, &out.negative_pooled_prompt_embeds);
+    }
+    return out;
+  }
+
+ private:
+  // One text through both encoders: [1, 77, C1 + C2], with text_encoder_2's projected pooled output.
+  Tensor encode_one(const std::string& text, Tensor* ids_1, Tensor* ids_2, Tensor* pooled) const {
+    Tensor states[2];
+    const TextEncoder* encoders[2] = {&one_, &two_};
+    for (int k = 0; k < 2; ++k) {
+      const Tokenizer& tok = *encoders[k]->tokenizer;
+      const int64_t max_length = tok.model_max_length();
+      const int64_t full = static_cast<int64_t>(tok.encode(text).input_ids.size());
+      if (full > max_length)
+        log_warn("the prompt is ", full, " tokens; CLIP reads ", max_length, ", so the rest was cut (as diffusers does)");
+      const Tensor ids = tok.encode_batch({text}, Padding::MaxLength, max_length).input_ids();
+      *(k == 0 ? ids_1 : ids_2) = ids;
+      const CLIPTextOutputs o = encoders[k]->model->text_model().forward(ids, Tensor(), /*output_hidden_states=*/true);
+      states[k] = o.hidden_states[o.hidden_states.size() - 2];  // hidden_states[-2]
+      if (k == 1) *pooled = encoders[k]->model->project_text(o.pooler_output);
+    }
+    const int64_t t = states[0].dim(1), c1 = states[0].dim(2), c2 = states[1].dim(2);
+    if (states[1].dim(1) != t) fail("the two tokenizers give ", t, " and ", states[1].dim(1), " tokens");
+    Tensor cat = Tensor::empty({1, t, c1 + c2});
+    for (int64_t i = 0; i < t; ++i) {
+      std::copy_n(states[0].data<float>() + i * c1, c1, cat.data<float>() + i * (c1 + c2));
+      std::copy_n(states[1].data<float>() + i * c2, c2, cat.data<float>() + i * (c1 + c2) + c1);
+    }
+    return cat;
+  }
+
+  TextEncoder one_, two_;
+  bool force_zeros_;
+};
+
+}  // namespace
+
+std::unique_ptr<SDXLTextEncoders> SDXLTextEncoders::load(const std::string& pipeline_folder, const std::string& variant) {
+  const DiffusersFolder f = DiffusersFolder::open(pipeline_folder);
+  return std::make_unique<SDXLTextEncodersImpl>(load_encoder(f, "tokenizer", "text_encoder", variant),
+                                                load_encoder(f, "tokenizer_2", "text_encoder_2", variant),
+                                                f.force_zeros_for_empty_prompt);
+}
+
+Tensor sdxl_add_time_ids(int64_t original_height, int64_t original_width, int64_t crop_top, int64_t crop_left,
+                         int64_t target_height, int64_t target_width) {
+  return Tensor::from_vector(
+      std::vector<float>{float(original_height), float(original_width), float(crop_top), float(crop_left),
+                         float(target_height), float(target_width)},
+      {1, 6});
+}
+
+}  // namespace mmx
