@@ -7,7 +7,8 @@ namespace mmx {
 
 const OpTable& cpu_op_table() {
   static const OpTable table{"cpu",          cpu::gemm,    cpu::linear,    cpu::layer_norm, cpu::activation,
-                             cpu::softmax,   cpu::add,     cpu::embedding, cpu::attention};
+                             cpu::softmax,   cpu::add,     cpu::embedding, cpu::attention,
+                             cpu::conv2d,    cpu::group_norm, cpu::upsample_nearest2x};
   return table;
 }
 
@@ -121,6 +122,42 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t head
   }
   Tensor y = Tensor::empty(q.shape());
   op_table(q.device()).attention(q, k, v, heads, key_padding_mask, causal, score_bias, y);
+  return y;
+}
+
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding) {
+  require_f32(x, "conv2d", "input");
+  require_f32(weight, "conv2d", "weight");
+  if (x.ndim() != 4 || weight.ndim() != 4 || weight.dim(1) != x.dim(1))
+    fail("conv2d: input ", shape_str(x.shape()), " does not match weight ", shape_str(weight.shape()));
+  if (bias.defined() && (bias.dtype() != DType::F32 || bias.numel() != weight.dim(0)))
+    fail("conv2d: bias ", shape_str(bias.shape()), " for weight ", shape_str(weight.shape()));
+  if (stride < 1 || padding < 0) fail("conv2d: stride ", stride, ", padding ", padding);
+  const int64_t ho = (x.dim(2) + 2 * padding - weight.dim(2)) / stride + 1;
+  const int64_t wo = (x.dim(3) + 2 * padding - weight.dim(3)) / stride + 1;
+  if (ho < 1 || wo < 1) fail("conv2d: input ", shape_str(x.shape()), " is smaller than the kernel ", shape_str(weight.shape()));
+  Tensor y = Tensor::empty({x.dim(0), weight.dim(0), ho, wo});
+  op_table(x.device()).conv2d(x, weight, bias, stride, padding, y);
+  return y;
+}
+
+Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias, float eps) {
+  require_f32(x, "group_norm", "input");
+  if (x.ndim() < 2 || groups < 1 || x.dim(1) % groups != 0)
+    fail("group_norm: ", groups, " groups for input ", shape_str(x.shape()));
+  for (const Tensor* p : {&weight, &bias})
+    if (p->defined() && (p->dtype() != DType::F32 || p->numel() != x.dim(1)))
+      fail("group_norm: parameter ", shape_str(p->shape()), " for input ", shape_str(x.shape()));
+  Tensor y = Tensor::empty(x.shape());
+  op_table(x.device()).group_norm(x, groups, weight, bias, eps, y);
+  return y;
+}
+
+Tensor upsample_nearest2x(const Tensor& x) {
+  require_f32(x, "upsample", "input");
+  if (x.ndim() != 4) fail("upsample: input must be [N, C, H, W], got ", shape_str(x.shape()));
+  Tensor y = Tensor::empty({x.dim(0), x.dim(1), 2 * x.dim(2), 2 * x.dim(3)});
+  op_table(x.device()).upsample_nearest2x(x, y);
   return y;
 }
 

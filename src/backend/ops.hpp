@@ -39,4 +39,11 @@ Tensor embedding(const Tensor& weight, const Tensor& ids);
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
                  const Tensor& key_padding_mask, bool causal, const Tensor& score_bias = Tensor());
 
+// nn.Conv2d: x [N, C, H, W], weight [O, C, kh, kw], bias [O] (may be undefined) → [N, O, H', W'].
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride = 1, int64_t padding = 0);
+// nn.GroupNorm over [N, C, ...]: C split into `groups`, each normalised over its channels and positions.
+Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias, float eps);
+// F.interpolate(x, scale_factor=2.0, mode="nearest") on [N, C, H, W].
+Tensor upsample_nearest2x(const Tensor& x);
+
 }  // namespace mmx::ops

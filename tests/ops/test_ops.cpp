@@ -175,3 +175,84 @@ TEST(Ops, MaskedSoftmaxRowsMatchDoublePrecision) {
     }
   }
 }
+
+namespace {
+// nn.Conv2d by its definition, in double.
+Tensor conv2d_reference(const Tensor& x, const Tensor& w, const Tensor& bias, int64_t stride, int64_t pad) {
+  const int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), wd = x.dim(3), o = w.dim(0), kh = w.dim(2), kw = w.dim(3);
+  const int64_t ho = (h + 2 * pad - kh) / stride + 1, wo = (wd + 2 * pad - kw) / stride + 1;
+  Tensor y = Tensor::empty({n, o, ho, wo});
+  const float *xp = x.data<float>(), *wp = w.data<float>();
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t oc = 0; oc < o; ++oc)
+      for (int64_t i = 0; i < ho; ++i)
+        for (int64_t j = 0; j < wo; ++j) {
+          double s = bias.defined() ? bias.data<float>()[oc] : 0.0;
+          for (int64_t ci = 0; ci < c; ++ci)
+            for (int64_t dy = 0; dy < kh; ++dy)
+              for (int64_t dx = 0; dx < kw; ++dx) {
+                const int64_t iy = i * stride - pad + dy, ix = j * stride - pad + dx;
+                if (iy < 0 || iy >= h || ix < 0 || ix >= wd) continue;
+                s += double(xp[((b * c + ci) * h + iy) * wd + ix]) * wp[((oc * c + ci) * kh + dy) * kw + dx];
+              }
+          y.data<float>()[((b * o + oc) * ho + i) * wo + j] = static_cast<float>(s);
+        }
+  return y;
+}
+}  // namespace
+
+TEST(Ops, Conv2dMatchesItsDefinition) {
+  struct Case {
+    Shape x, w;
+    int64_t stride, pad;
+    bool bias;
+  };
+  const Case cases[] = {
+      {{2, 3, 9, 7}, {5, 3, 3, 3}, 1, 1, true},     // the VAE/UNet 3×3 convolution
+      {{1, 4, 8, 8}, {6, 4, 3, 3}, 2, 1, true},     // Downsample2D: stride 2, padding 1
+      {{2, 8, 5, 6}, {3, 8, 1, 1}, 1, 0, false},    // 1×1 shortcut / quant conv, no bias
+      {{1, 2, 4, 5}, {3, 2, 2, 3}, 1, 0, true},     // rectangular kernel
+      {{1, 64, 130, 130}, {4, 64, 3, 3}, 1, 1, true},  // more than one im2col tile (576 × 130 × 130 floats)
+  };
+  uint32_t seed = 1;
+  for (const auto& c : cases) {
+    const Tensor x = random_tensor(c.x, seed++), w = random_tensor(c.w, seed++, 0.2f);
+    const Tensor b = c.bias ? random_tensor({c.w[0]}, seed++) : Tensor();
+    const Tensor got = ops::conv2d(x, w, b, c.stride, c.pad);
+    const int64_t k = c.w[1] * c.w[2] * c.w[3];
+    test::expect_close("conv2d " + shape_str(c.x) + " * " + shape_str(c.w), got, conv2d_reference(x, w, b, c.stride, c.pad),
+                       2e-6 * (k + 1) * std::sqrt(double(k)));
+  }
+  EXPECT_THROW(ops::conv2d(random_tensor({1, 3, 4, 4}, 1), random_tensor({2, 4, 3, 3}, 2), Tensor()), Error);
+  EXPECT_THROW(ops::conv2d(random_tensor({1, 3, 2, 2}, 1), random_tensor({2, 3, 3, 3}, 2), Tensor()), Error);
+}
+
+TEST(Ops, GroupNormMatchesDoublePrecisionAndUpsampleRepeats) {
+  const Tensor x = random_tensor({2, 8, 5, 3}, 7, 3.0f), w = random_tensor({8}, 8), b = random_tensor({8}, 9);
+  const Tensor y = ops::group_norm(x, 4, w, b, 1e-6f);
+  Tensor ref = Tensor::empty(x.shape());
+  for (int64_t n = 0; n < 2; ++n)
+    for (int64_t g = 0; g < 4; ++g) {
+      double mean = 0, var = 0;
+      const int64_t count = 2 * 15;
+      for (int64_t i = 0; i < count; ++i) mean += x.data<float>()[(n * 8 + g * 2) * 15 + i];
+      mean /= count;
+      for (int64_t i = 0; i < count; ++i) var += std::pow(x.data<float>()[(n * 8 + g * 2) * 15 + i] - mean, 2);
+      var /= count;
+      for (int64_t i = 0; i < count; ++i) {
+        const int64_t ch = g * 2 + i / 15, at = (n * 8 + g * 2) * 15 + i;
+        ref.data<float>()[at] = static_cast<float>((x.data<float>()[at] - mean) / std::sqrt(var + 1e-6) *
+                                                       w.data<float>()[ch] + b.data<float>()[ch]);
+      }
+    }
+  test::expect_close("group_norm", y, ref, 2e-6);
+  EXPECT_THROW(ops::group_norm(x, 3, w, b, 1e-6f), Error);  // 8 channels do not split into 3 groups
+
+  const Tensor small = random_tensor({1, 2, 2, 3}, 10);
+  const Tensor up = ops::upsample_nearest2x(small);
+  ASSERT_EQ(up.shape(), (Shape{1, 2, 4, 6}));
+  for (int64_t p = 0; p < 2; ++p)
+    for (int64_t i = 0; i < 4; ++i)
+      for (int64_t j = 0; j < 6; ++j)
+        EXPECT_EQ(up.data<float>()[(p * 4 + i) * 6 + j], small.data<float>()[(p * 2 + i / 2) * 3 + j / 2]);
+}

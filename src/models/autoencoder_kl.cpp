@@ -1,0 +1,140 @@
+// AutoencoderKL's decoder, module by module as diffusers' Decoder.forward: conv_in, the mid block
+// (resnet, attention, resnet), the up blocks (resnets, then nearest 2× + conv), norm, act, conv_out.
+#include "models/autoencoder_kl.hpp"
+
+#include "mmx/error.hpp"
+
+namespace mmx {
+
+namespace {
+template <class T>
+std::vector<T> list_of(const JsonObject& j, const std::string& key, std::vector<T> fallback) {
+  if (!j.has(key)) return fallback;
+  const auto& v = j.json().at(key);
+  if (!v.is_array() || v.empty()) fail(j.source(), ": ", key, " must be a non-empty list");
+  std::vector<T> out;
+  for (const auto& e : v) {
+    if constexpr (std::is_same_v<T, std::string>) {
+      if (!e.is_string()) fail(j.source(), ": ", key, " must hold strings");
+      out.push_back(e.get<std::string>());
+    } else {
+      if (!e.is_number()) fail(j.source(), ": ", key, " must hold numbers");
+      out.push_back(e.get<T>());
+    }
+  }
+  return out;
+}
+}  // namespace
+
+AutoencoderKLConfig AutoencoderKLConfig::from_json(const JsonObject& j) {
+  AutoencoderKLConfig c;
+  c.in_channels = j.get_int("in_channels", c.in_channels);
+  c.out_channels = j.get_int("out_channels", c.out_channels);
+  c.latent_channels = j.get_int("latent_channels", c.latent_channels);
+  c.layers_per_block = j.get_int("layers_per_block", c.layers_per_block);
+  c.norm_num_groups = j.get_int("norm_num_groups", c.norm_num_groups);
+  c.sample_size = j.get_int("sample_size", c.sample_size);
+  c.block_out_channels = list_of<int64_t>(j, "block_out_channels", c.block_out_channels);
+  c.up_block_types = list_of<std::string>(j, "up_block_types", c.up_block_types);
+  c.act_fn = j.get_string("act_fn", c.act_fn);
+  c.scaling_factor = j.get_float("scaling_factor", c.scaling_factor);
+  if (j.has("shift_factor")) c.shift_factor = j.get_float("shift_factor", 0);
+  c.latents_mean = list_of<double>(j, "latents_mean", {});
+  c.latents_std = list_of<double>(j, "latents_std", {});
+  c.force_upcast = j.get_bool("force_upcast", c.force_upcast);
+  c.use_post_quant_conv = j.get_bool("use_post_quant_conv", c.use_post_quant_conv);
+  c.mid_block_add_attention = j.get_bool("mid_block_add_attention", c.mid_block_add_attention);
+  if (c.up_block_types.size() != c.block_out_channels.size())
+    fail(j.source(), ": ", c.up_block_types.size(), " up_block_types for ", c.block_out_channels.size(), " block_out_channels");
+  for (const auto& t : c.up_block_types)
+    if (t != "UpDecoderBlock2D") fail(j.source(), ": up block type '", t, "' is not supported (UpDecoderBlock2D)");
+  for (int64_t ch : c.block_out_channels)
+    if (ch <= 0 || ch % c.norm_num_groups != 0)
+      fail(j.source(), ": block_out_channels ", ch, " do not split into norm_num_groups ", c.norm_num_groups);
+  if (c.latents_mean.size() != c.latents_std.size())
+    fail(j.source(), ": latents_mean and latents_std differ in length");
+  return c;
+}
+
+VAEAttention::VAEAttention(const WeightView& w, int64_t channels, int64_t groups)
+    : group_norm(w.sub("group_norm"), groups, channels, 1e-6) {
+  // Checkpoints from before diffusers 0.14 name the projections query/key/value/proj_attn.
+  const bool legacy = w.has("query.weight");
+  to_q = Linear(w.sub(legacy ? "query" : "to_q"), channels, channels);
+  to_k = Linear(w.sub(legacy ? "key" : "to_k"), channels, channels);
+  to_v = Linear(w.sub(legacy ? "value" : "to_v"), channels, channels);
+  to_out = Linear(legacy ? w.sub("proj_attn") : w.sub("to_out", 0), channels, channels);
+}
+
+namespace {
+// [N, C, S] ↔ [N, S, C]
+Tensor swap_last_two(const Tensor& x, int64_t a, int64_t b) {
+  const int64_t n = x.dim(0);
+  Tensor y = Tensor::empty({n, b, a});
+  const float* xp = x.data<float>();
+  float* yp = y.data<float>();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n * a; ++i) {
+    const int64_t bi = i / a, ai = i % a;
+    for (int64_t j = 0; j < b; ++j) yp[(bi * b + j) * a + ai] = xp[i * b + j];
+  }
+  return y;
+}
+}  // namespace
+
+Tensor VAEAttention::forward(const Tensor& x) const {
+  const int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3);
+  const Tensor tokens = swap_last_two(group_norm.forward(x).reshape({n, c, h * w}), c, h * w);  // [N, HW, C]
+  const Tensor attended = ops::attention(to_q.forward(tokens), to_k.forward(tokens), to_v.forward(tokens), 1, Tensor(), false);
+  Tensor out = swap_last_two(to_out.forward(attended), h * w, c).reshape({n, c, h, w});
+  ops::add_(out, x);  // residual_connection; rescale_output_factor is 1
+  return out;
+}
+
+AutoencoderKL::AutoencoderKL(const AutoencoderKLConfig& config, WeightLoader& weights)
+    : config_(config), act_(ops::activation_from_name(config.act_fn)) {
+  const WeightView root(weights), d = root.sub("decoder");
+  const auto& ch = config.block_out_channels;
+  const int64_t g = config.norm_num_groups, top = ch.back();
+  if (config.use_post_quant_conv)
+    post_quant_conv.emplace(root.sub("post_quant_conv"), config.latent_channels, config.latent_channels, 1);
+  conv_in = Conv2d(d.sub("conv_in"), config.latent_channels, top, 3, 1, 1);
+  const WeightView mid = d.sub("mid_block");
+  mid_resnet_0 = ResnetBlock2D(mid.sub("resnets", 0), top, top, g, 1e-6, act_);
+  if (config.mid_block_add_attention) mid_attention.emplace(mid.sub("attentions", 0), top, g);
+  mid_resnet_1 = ResnetBlock2D(mid.sub("resnets", 1), top, top, g, 1e-6, act_);
+  int64_t out_ch = top;
+  for (size_t i = 0; i < ch.size(); ++i) {
+    const int64_t prev = out_ch;
+    out_ch = ch[ch.size() - 1 - i];
+    const WeightView b = d.sub("up_blocks", static_cast<int64_t>(i));
+    UpBlock block;
+    for (int64_t j = 0; j <= config.layers_per_block; ++j)
+      block.resnets.emplace_back(b.sub("resnets", j), j == 0 ? prev : out_ch, out_ch, g, 1e-6, act_);
+    if (i + 1 < ch.size()) block.upsampler.emplace(b.sub("upsamplers", 0).sub("conv"), out_ch, out_ch, 3, 1, 1);
+    up_blocks.push_back(std::move(block));
+  }
+  conv_norm_out = GroupNorm(d.sub("conv_norm_out"), g, ch.front(), 1e-6);
+  conv_out = Conv2d(d.sub("conv_out"), ch.front(), config.out_channels, 3, 1, 1);
+  // The encoder half (image-to-image) is not built yet: its weights are expected and left unused.
+  weights.finish("AutoencoderKL", {}, {"encoder.", "quant_conv."});
+}
+
+Tensor AutoencoderKL::decode(const Tensor& z) const {
+  if (z.ndim() != 4 || z.dim(1) != config_.latent_channels)
+    fail("AutoencoderKL.decode: latents must be [N, ", config_.latent_channels, ", h, w], got ", shape_str(z.shape()));
+  Tensor x = post_quant_conv ? post_quant_conv->forward(z) : z;
+  x = conv_in.forward(x);
+  x = mid_resnet_0.forward(x);
+  if (mid_attention) x = mid_attention->forward(x);
+  x = mid_resnet_1.forward(x);
+  for (const auto& block : up_blocks) {
+    for (const auto& r : block.resnets) x = r.forward(x);
+    if (block.upsampler) x = block.upsampler->forward(ops::upsample_nearest2x(x));
+  }
+  x = conv_norm_out.forward(x);
+  ops::activation_(x, act_);
+  return conv_out.forward(x);
+}
+
+}  // namespace mmx
