@@ -1,7 +1,10 @@
-// nn.Conv2d, nn.GroupNorm and diffusers' ResnetBlock2D (without a time embedding: the VAE's), bound by
-// their state-dict names.
+// nn.Conv2d, nn.GroupNorm and diffusers' ResnetBlock2D (with the UNet's time embedding, or without it
+// as in the VAE), bound by their state-dict names.
 #pragma once
+#include <optional>
+
 #include "backend/ops.hpp"
+#include "models/blocks/linear.hpp"
 #include "models/weights.hpp"
 
 namespace mmx {
@@ -27,28 +30,48 @@ struct GroupNorm {
   Tensor forward(const Tensor& x) const { return ops::group_norm(x, groups, weight, bias, eps); }
 };
 
-// x + conv2(act(norm2(conv1(act(norm1(x)))))), the shortcut a 1×1 convolution when channels change.
+// x + conv2(act(norm2(conv1(act(norm1(x))) + time_emb_proj(act(temb))))), the shortcut a 1×1
+// convolution when channels change ("default" time_embedding_norm, output_scale_factor 1).
 struct ResnetBlock2D {
   GroupNorm norm1, norm2;
-  Conv2d conv1, conv2, conv_shortcut;
-  bool has_shortcut = false;
+  Conv2d conv1, conv2;
+  std::optional<Conv2d> conv_shortcut;
+  std::optional<Linear> time_emb_proj;
   ops::Activation act = ops::Activation::Silu;
   ResnetBlock2D() = default;
-  ResnetBlock2D(const WeightView& w, int64_t in, int64_t out, int64_t groups, double eps, ops::Activation act)
+  // temb_channels 0: no time embedding (the VAE).
+  ResnetBlock2D(const WeightView& w, int64_t in, int64_t out, int64_t groups, double eps, ops::Activation act,
+                int64_t temb_channels = 0)
       : norm1(w.sub("norm1"), groups, in, eps), norm2(w.sub("norm2"), groups, out, eps),
-        conv1(w.sub("conv1"), in, out, 3, 1, 1), conv2(w.sub("conv2"), out, out, 3, 1, 1), has_shortcut(in != out),
-        act(act) {
-    if (has_shortcut) conv_shortcut = Conv2d(w.sub("conv_shortcut"), in, out, 1);
+        conv1(w.sub("conv1"), in, out, 3, 1, 1), conv2(w.sub("conv2"), out, out, 3, 1, 1), act(act) {
+    if (temb_channels > 0) time_emb_proj.emplace(w.sub("time_emb_proj"), temb_channels, out);
+    if (in != out) conv_shortcut.emplace(w.sub("conv_shortcut"), in, out, 1);
   }
-  Tensor forward(const Tensor& x) const {
+  // x [N, C, H, W]; temb [N, temb_channels] (undefined without a time embedding).
+  Tensor forward(const Tensor& x, const Tensor& temb = Tensor()) const {
     Tensor h = norm1.forward(x);
     ops::activation_(h, act);
     h = conv1.forward(h);
+    if (time_emb_proj) {
+      Tensor t = temb.clone();
+      ops::activation_(t, act);
+      add_per_channel(h, time_emb_proj->forward(t));
+    }
     h = norm2.forward(h);
     ops::activation_(h, act);
     h = conv2.forward(h);
-    ops::add_(h, has_shortcut ? conv_shortcut.forward(x) : x);
+    ops::add_(h, conv_shortcut ? conv_shortcut->forward(x) : x);
     return h;
+  }
+
+ private:
+  static void add_per_channel(Tensor& h, const Tensor& v) {  // h[n, c, :, :] += v[n, c]
+    const int64_t nc = h.dim(0) * h.dim(1), plane = h.dim(2) * h.dim(3);
+    for (int64_t i = 0; i < nc; ++i) {
+      float* p = h.data<float>() + i * plane;
+      const float add = v.data<float>()[i];
+      for (int64_t j = 0; j < plane; ++j) p[j] += add;
+    }
   }
 };
 
