@@ -2,6 +2,7 @@
 // and Hugging Face's image processors (ViTImageProcessor, CLIPImageProcessor) → pixel_values.
 #pragma once
 #include <cstdint>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,8 @@ struct Image {
 // (178,956,970 pixels) are refused from the header, before any allocation.
 Image load_image(const std::string& path);
 Image decode_image(const std::string& bytes, const std::string& name);
+// An RGB image as PNG bytes, with UTF-8 text chunks (key, text) such as the prompt of a generated image.
+std::string encode_png(const Image& image, const std::vector<std::pair<std::string, std::string>>& text = {});
 
 // Pillow's resampling filters, with Pillow's codes (PIL.Image.Resampling).
 enum class Resample { Nearest = 0, Lanczos = 1, Bilinear = 2, Bicubic = 3, Box = 4, Hamming = 5 };

@@ -1,10 +1,12 @@
 // Stable Diffusion XL, as diffusers' StableDiffusionXLPipeline: the pipeline folder (model_index.json and
 // its components, weight variants) and prompt encoding. The UNet, the VAE and generation follow.
 #pragma once
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 
+#include "mmx/image.hpp"
 #include "mmx/tensor.hpp"
 
 namespace mmx {
@@ -41,6 +43,36 @@ class SDXLTextEncoders {
   // force_zeros_for_empty_prompt the negative embeddings are zeros; an explicit "" is encoded.
   // Prompts over 77 tokens are cut with a warning, as diffusers does.
   virtual SDXLPromptEmbeds encode(const std::string& prompt, const std::optional<std::string>& negative_prompt) const = 0;
+};
+
+struct GenerateOptions {
+  std::string prompt;
+  std::optional<std::string> negative_prompt;  // none: zeros (force_zeros_for_empty_prompt), "" is encoded
+  int64_t steps = 50;
+  float guidance_scale = 5.0f;  // > 1: classifier-free guidance
+  std::optional<int64_t> width, height;  // default: the UNet's sample_size × the VAE's scale factor
+  Tensor latents;  // initial latents [1, C, h, w] (before init_noise_sigma); required until seeds exist
+  bool keep_step_latents = false;
+  // Called after each step with (step, steps, seconds the step took).
+  std::function<void(int64_t, int64_t, double)> on_step;
+};
+
+struct GenerateResult {
+  Image image;
+  Tensor init_latents;  // as given (before the init_noise_sigma scaling)
+  Tensor step_latents;  // [steps, 1, C, h, w] after each scheduler step (keep_step_latents)
+  std::string scheduler;
+};
+
+// StableDiffusionXLPipeline.__call__ on CPU: prompt encoding, the Euler loop with guidance, VAE decode.
+class SDXLPipeline {
+ public:
+  static std::unique_ptr<SDXLPipeline> load(const std::string& folder, const std::string& variant = "");
+  virtual ~SDXLPipeline() = default;
+  virtual GenerateResult generate(const GenerateOptions& options) const = 0;
+  virtual int64_t default_size() const = 0;        // pixels
+  virtual int64_t latent_channels() const = 0;
+  virtual int64_t vae_scale_factor() const = 0;
 };
 
 // add_time_ids: original size, crop offset and target size, (height, width) each, as [1, 6] F32.

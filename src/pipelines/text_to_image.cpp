@@ -1,0 +1,144 @@
+// StableDiffusionXLPipeline.__call__ (diffusers 0.30) on CPU: encode_prompt, the Euler denoising loop
+// with classifier-free guidance over a batch of [unconditional, conditional], then the VAE decode and
+// the image processor's postprocessing ((x / 2 + 0.5).clamp(0, 1), rounded to 8 bits).
+#include <chrono>
+#include <cmath>
+
+#include "core/file_util.hpp"
+#include "io/checkpoint.hpp"
+#include "io/json_config.hpp"
+#include "mmx/error.hpp"
+#include "mmx/scheduler.hpp"
+#include "mmx/sdxl.hpp"
+#include "models/autoencoder_kl.hpp"
+#include "models/unet2d_condition.hpp"
+#include "models/weights.hpp"
+
+namespace mmx {
+namespace {
+
+Tensor stack2(const Tensor& a, const Tensor& b) {  // torch.cat([a, b]) on dim 0
+  Shape s = a.shape();
+  s[0] += b.dim(0);
+  Tensor y = Tensor::empty(s);
+  std::copy_n(a.data<float>(), a.numel(), y.data<float>());
+  std::copy_n(b.data<float>(), b.numel(), y.data<float>() + a.numel());
+  return y;
+}
+
+class SDXLPipelineImpl final : public SDXLPipeline {
+ public:
+  SDXLPipelineImpl(const DiffusersFolder& f, const std::string& variant)
+      : text_(SDXLTextEncoders::load(f.path, variant)),
+        unet_(load_model<UNet2DConditionModel>(
+            UNet2DConditionConfig::from_json(JsonObject::load(join_path(f.component("unet"), "config.json"))),
+            Checkpoint::open(component_weights(f.component("unet"), "diffusion_pytorch_model", variant)))),
+        vae_(load_model<AutoencoderKL>(
+            AutoencoderKLConfig::from_json(JsonObject::load(join_path(f.component("vae"), "config.json"))),
+            Checkpoint::open(component_weights(f.component("vae"), "diffusion_pytorch_model", variant)))),
+        scheduler_config_(EulerDiscreteConfig::load(join_path(f.component("scheduler"), "scheduler_config.json"))) {
+    if (vae_.config().latent_channels != unet_.config().in_channels)
+      fail(f.path, ": the VAE has ", vae_.config().latent_channels, " latent channels and the UNet takes ",
+           unet_.config().in_channels);
+  }
+
+  int64_t vae_scale_factor() const override { return vae_.scale_factor(); }
+  int64_t default_size() const override { return unet_.config().sample_size * vae_scale_factor(); }
+  int64_t latent_channels() const override { return unet_.config().in_channels; }
+
+  GenerateResult generate(const GenerateOptions& o) const override {
+    const int64_t width = o.width.value_or(default_size()), height = o.height.value_or(default_size());
+    const int64_t multiple = 8 * vae_scale_factor();
+    if (width <= 0 || height <= 0 || width % multiple != 0 || height % multiple != 0)
+      usage_error("width and height must be positive multiples of ", multiple, " (8 × the VAE's scale factor ",
+                  vae_scale_factor(), "), got ", width, "×", height);
+    if (o.steps < 1) usage_error("steps must be at least 1, got ", o.steps);
+    const Shape latent_shape{1, latent_channels(), height / vae_scale_factor(), width / vae_scale_factor()};
+    if (!o.latents.defined()) usage_error("initial latents are required (seeded noise is not available yet)");
+    if (o.latents.shape() != latent_shape || o.latents.dtype() != DType::F32)
+      usage_error("initial latents must be F32 ", shape_str(latent_shape), " for ", width, "×", height, ", got ",
+                  dtype_name(o.latents.dtype()), " ", shape_str(o.latents.shape()));
+
+    const SDXLPromptEmbeds p = text_->encode(o.prompt, o.negative_prompt);
+    const bool cfg = o.guidance_scale > 1.0f;  // do_classifier_free_guidance (no time_cond_proj_dim here)
+    const Tensor time_ids = sdxl_add_time_ids(height, width, 0, 0, height, width);
+    const Tensor context = cfg ? stack2(p.negative_prompt_embeds, p.prompt_embeds) : p.prompt_embeds;
+    const Tensor text_embeds = cfg ? stack2(p.negative_pooled_prompt_embeds, p.pooled_prompt_embeds) : p.pooled_prompt_embeds;
+    const Tensor ids = cfg ? stack2(time_ids, time_ids) : time_ids;
+
+    EulerDiscreteScheduler scheduler(scheduler_config_);
+    scheduler.set_timesteps(o.steps);
+    GenerateResult r;
+    r.scheduler = "EulerDiscreteScheduler";
+    r.init_latents = o.latents;
+    Tensor latents = o.latents.clone();
+    const float sigma0 = scheduler.init_noise_sigma();
+    for (int64_t i = 0; i < latents.numel(); ++i) latents.data<float>()[i] *= sigma0;
+    if (o.keep_step_latents) {
+      Shape s = latent_shape;
+      s.insert(s.begin(), o.steps);
+      r.step_latents = Tensor::empty(s);
+    }
+    for (int64_t i = 0; i < o.steps; ++i) {
+      const auto start = std::chrono::steady_clock::now();
+      const Tensor scaled = scheduler.scale_model_input(cfg ? stack2(latents, latents) : latents, i);
+      const Tensor out = unet_.forward(scaled, scheduler.timesteps()[size_t(i)], context, text_embeds, ids);
+      latents = scheduler.step(cfg ? classifier_free_guidance(out, o.guidance_scale) : out, i, latents);
+      if (o.keep_step_latents)
+        std::copy_n(latents.data<float>(), latents.numel(), r.step_latents.data<float>() + i * latents.numel());
+      if (o.on_step)
+        o.on_step(i + 1, o.steps, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+    r.image = decode(latents);
+    return r;
+  }
+
+ private:
+  Image decode(const Tensor& latents) const {
+    const auto& c = vae_.config();
+    Tensor z = latents.clone();
+    const int64_t per = z.numel() / z.dim(1);
+    for (int64_t ch = 0; ch < z.dim(1); ++ch)
+      for (int64_t i = 0; i < per; ++i) {
+        float& v = z.data<float>()[ch * per + i];
+        if (!c.latents_mean.empty())  // latents · std / scaling_factor + mean
+          v = v * static_cast<float>(c.latents_std[size_t(ch)]) / static_cast<float>(c.scaling_factor) +
+              static_cast<float>(c.latents_mean[size_t(ch)]);
+        else
+          v = v / static_cast<float>(c.scaling_factor);
+      }
+    const Tensor x = vae_.decode(z);
+    const int64_t channels = x.dim(1), h = x.dim(2), w = x.dim(3);
+    if (channels != 3) fail("the VAE decodes ", channels, " channels; an RGB image needs 3");
+    Image img;
+    img.width = w;
+    img.height = h;
+    img.rgb.resize(static_cast<size_t>(w * h * 3));
+    for (int64_t ch = 0; ch < 3; ++ch)
+      for (int64_t i = 0; i < h * w; ++i) {
+        const float v = x.data<float>()[ch * h * w + i];
+        if (std::isnan(v))
+          fail("the VAE decoded NaN values: the latents went out of range (too high a guidance scale, or a model "
+               "that needs float32 where it ran in lower precision); no image was written");
+        const float pixel = std::clamp(v / 2 + 0.5f, 0.0f, 1.0f);
+        img.rgb[size_t(i * 3 + ch)] = static_cast<uint8_t>(std::lround(pixel * 255.0f));
+      }
+    return img;
+  }
+
+  std::unique_ptr<SDXLTextEncoders> text_;
+  UNet2DConditionModel unet_;
+  AutoencoderKL vae_;
+  EulerDiscreteConfig scheduler_config_;
+};
+
+}  // namespace
+
+std::unique_ptr<SDXLPipeline> SDXLPipeline::load(const std::string& folder, const std::string& variant) {
+  const DiffusersFolder f = DiffusersFolder::open(folder);
+  for (const char* c : {"unet", "vae", "scheduler"})
+    if (!dir_exists(f.component(c))) fail(folder, ": the component folder '", c, "' is missing");
+  return std::make_unique<SDXLPipelineImpl>(f, variant);
+}
+
+}  // namespace mmx

@@ -1,0 +1,82 @@
+// The whole StableDiffusionXLPipeline call on sdxl-tiny against diffusers 0.30.3: the prompt of the lab,
+// 3 steps, guidance 5.0, 64×64, from the fixture's initial latents: every step's latents and the image.
+#include <cmath>
+
+#include "mmx/error.hpp"
+#include "mmx/image.hpp"
+#include "mmx/sdxl.hpp"
+#include "test_util.hpp"
+
+using namespace mmx;
+
+namespace {
+
+void expect_pixels(const Image& image, const Tensor& expected_u8, const std::string& name) {
+  ASSERT_EQ(static_cast<int64_t>(image.rgb.size()), expected_u8.numel()) << name;
+  int64_t worst = 0, differing = 0;
+  for (int64_t i = 0; i < expected_u8.numel(); ++i) {
+    const int64_t d = std::abs(int64_t(image.rgb[size_t(i)]) - expected_u8.data<int64_t>()[i]);
+    worst = std::max(worst, d);
+    differing += d != 0;
+  }
+  std::printf("  %-40s %lld of %lld pixels differ, by at most %lld\n", name.c_str(), static_cast<long long>(differing),
+              static_cast<long long>(expected_u8.numel()), static_cast<long long>(worst));
+  EXPECT_LE(worst, 1) << name;
+}
+
+Tensor to_u8(const Tensor& image01) {  // numpy_to_pil: round(x · 255)
+  Tensor t = Tensor::empty({image01.numel()}, DType::I64);
+  for (int64_t i = 0; i < image01.numel(); ++i) t.data<int64_t>()[i] = std::lround(image01.data<float>()[i] * 255.0f);
+  return t;
+}
+
+}  // namespace
+
+TEST(TextToImage, ThreeStepRunReproducesEveryStepAndTheImage) {
+  const auto expected = SafetensorsFile::open(test::data("expected/sdxl-tiny.safetensors"));
+  GenerateOptions o;
+  o.prompt = "An astronaut riding a green horse";
+  o.steps = 3;
+  o.latents = expected.get("init_latents_randn");
+  o.keep_step_latents = true;
+  int64_t calls = 0;
+  o.on_step = [&](int64_t step, int64_t steps, double) {
+    ++calls;
+    EXPECT_EQ(steps, 3);
+    EXPECT_EQ(step, calls);
+  };
+  const auto pipe = SDXLPipeline::load(test::data("models/sdxl-tiny"));
+  EXPECT_EQ(pipe->default_size(), 64);
+  const GenerateResult r = pipe->generate(o);
+  EXPECT_EQ(calls, 3);
+  test::expect_close("step_latents", r.step_latents, expected.get("step_latents"), 5e-5);
+  expect_pixels(r.image, expected.get("image_uint8"), "image_uint8");
+
+  o.on_step = nullptr;
+  const GenerateResult r16 = SDXLPipeline::load(test::data("models/sdxl-tiny"), "fp16")->generate(o);
+  test::expect_close("fp16_weights_step_latents", r16.step_latents, expected.get("fp16_weights_step_latents"), 5e-5);
+  expect_pixels(r16.image, to_u8(expected.get("fp16_weights_image")), "fp16_weights_image (rounded)");
+}
+
+TEST(TextToImage, BadSizesAndLatentsAreClearErrors) {
+  const auto pipe = SDXLPipeline::load(test::data("models/sdxl-tiny"));
+  GenerateOptions o;
+  o.prompt = "a horse";
+  o.steps = 1;
+  o.latents = Tensor::zeros({1, 4, 32, 32});
+  o.width = 72;  // not a multiple of 8 × 2
+  try {
+    pipe->generate(o);
+    FAIL() << "accepted width 72";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Usage);
+    EXPECT_NE(std::string(e.what()).find("multiples of 16"), std::string::npos) << e.what();
+  }
+  o.width = 96;  // latents no longer fit
+  try {
+    pipe->generate(o);
+    FAIL() << "accepted 32×32 latents for 96×64";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("[1, 4, 32, 48]"), std::string::npos) << e.what();
+  }
+}
