@@ -1,5 +1,6 @@
 #include "cli/args.hpp"
 
+#include <cmath>
 #include <sstream>
 
 #include "mmx/error.hpp"
@@ -41,6 +42,21 @@ std::optional<int64_t> Args::get_int(const std::string& name, int64_t min_value)
   if (used == 0 || used != v->size()) usage_error("--", name, " expects an integer, got '", *v, "'");
   if (n < min_value) usage_error("--", name, " must be at least ", min_value, ", got ", n);
   return n;
+}
+
+std::optional<double> Args::get_double(const std::string& name, double min_value) const {
+  auto v = get(name);
+  if (!v) return std::nullopt;
+  size_t used = 0;
+  double d = 0;
+  try {
+    d = std::stod(*v, &used);
+  } catch (...) {
+    used = 0;
+  }
+  if (used == 0 || used != v->size() || !std::isfinite(d)) usage_error("--", name, " expects a number, got '", *v, "'");
+  if (d < min_value) usage_error("--", name, " must be at least ", min_value, ", got ", *v);
+  return d;
 }
 
 Args parse_args(const Command& command, const std::vector<std::string>& argv) {

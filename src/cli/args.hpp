@@ -28,6 +28,7 @@ class Args {
   std::optional<std::string> get(const std::string& name) const;
   std::vector<std::string> all(const std::string& name) const;
   std::optional<int64_t> get_int(const std::string& name, int64_t min_value) const;  // usage error if not an int
+  std::optional<double> get_double(const std::string& name, double min_value) const;  // finite, ≥ min_value
   const std::vector<std::string>& positionals() const { return positionals_; }
 
   std::map<std::string, std::vector<std::string>> values_;

@@ -16,7 +16,8 @@ struct Subcommand {
 };
 
 extern const Command kEmbedCommand, kTokenizeCommand, kBenchCommand, kPreprocessCommand, kClassifyCommand,
-    kSimilarityCommand, kLabCommand;
+    kSimilarityCommand, kLabCommand, kGenerateCommand;
+int run_generate(const Args& args);
 int run_similarity(const Args& args);
 int run_lab(const Args& args);
 int run_embed(const Args& args);

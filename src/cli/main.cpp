@@ -17,6 +17,7 @@ const mmx::cli::Subcommand kSubcommands[] = {
     {&mmx::cli::kClassifyCommand, mmx::cli::run_classify},
     {&mmx::cli::kSimilarityCommand, mmx::cli::run_similarity},
     {&mmx::cli::kLabCommand, mmx::cli::run_lab},
+    {&mmx::cli::kGenerateCommand, mmx::cli::run_generate},
     {&mmx::cli::kBenchCommand, mmx::cli::run_bench},
 };
 

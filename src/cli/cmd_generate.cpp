@@ -1,0 +1,126 @@
+// mmx generate: Stable Diffusion XL text-to-image from a diffusers folder, as the lab's
+// pipe(prompt="An astronaut riding a green horse").
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+
+#include "cli/commands.hpp"
+#include "mmx/error.hpp"
+#include "mmx/files.hpp"
+#include "mmx/image.hpp"
+#include "mmx/runtime.hpp"
+#include "mmx/safetensors.hpp"
+#include "mmx/sdxl.hpp"
+
+namespace mmx::cli {
+
+const Command kGenerateCommand{
+    "generate",
+    "mmx generate --model DIR --prompt P [--negative-prompt N] [--steps N] [--guidance G] --latents FILE\n"
+    "                    [--width W --height H] [--variant fp16] [--save-latents FILE] [--output out.png] [--force]",
+    "Generate an image with a Stable Diffusion XL pipeline folder (diffusers' StableDiffusionXLPipeline).",
+    {
+        {"model", "DIR", "a diffusers pipeline folder (model_index.json, unet/, vae/, text_encoder*/, tokenizer*/, scheduler/)"},
+        {"prompt", "P", "what to draw"},
+        {"negative-prompt", "N", "what to steer away from; none given: zero embeddings (SDXL's default), \"\" is encoded"},
+        {"steps", "N", "denoising steps (default 50, diffusers' default)"},
+        {"guidance", "G", "classifier-free guidance scale (default 5.0); 1 or less turns guidance off"},
+        {"width", "W", "image width in pixels (default: the UNet's sample_size × the VAE factor: 1024 for SDXL)"},
+        {"height", "H", "image height in pixels (same default)"},
+        {"variant", "fp16", "load the *.fp16.safetensors weight files (computed in float32)"},
+        {"latents", "FILE", "initial latents: a .safetensors file with key 'latents' [1, 4, H/8, W/8] (as diffusers' latents=)"},
+        {"seed", "S", "seeded noise as torch.Generator().manual_seed(S): not available yet, give --latents"},
+        {"save-latents", "FILE", "also write init_latents and step_latents (every step, stacked) to a .safetensors file"},
+        {"output", "FILE", "the PNG to write (default out.png); an existing file is kept unless --force"},
+        {"force", "", "overwrite an existing output file"},
+    },
+    R"(The pipeline: both CLIP text encoders (penultimate hidden states concatenated, the second's projected
+pooled output), EulerDiscreteScheduler from the folder's scheduler_config.json, the UNet over a batch of
+[unconditional, conditional] with guidance, the VAE decoder, (x / 2 + 0.5).clamp(0, 1) rounded to 8 bits.
+The PNG carries the prompt, negative prompt, steps, guidance, scheduler, model and mmx version as text.
+
+example (the tiny test pipeline, its fixture latents):
+  mmx generate --model tests/data/models/sdxl-tiny --prompt "An astronaut riding a green horse" --steps 3 \
+               --latents tests/data/models/sdxl-tiny-latents.safetensors --output astronaut.png
+)",
+};
+
+namespace {
+
+void progress(int64_t step, int64_t steps, double seconds, double* total) {
+  *total += seconds;
+  if (log_level() < LogLevel::Warn) return;
+  const double per_step = *total / static_cast<double>(step), eta = per_step * static_cast<double>(steps - step);
+  const bool tty = ::isatty(STDERR_FILENO);
+  std::fprintf(stderr, "%sstep %lld/%lld  %.2f s/step  ETA %.0f s%s", tty ? "\r" : "", static_cast<long long>(step),
+               static_cast<long long>(steps), per_step, eta, tty && step < steps ? "" : "\n");
+  std::fflush(stderr);
+}
+
+std::string number_text(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
+}  // namespace
+
+int run_generate(const Args& args) {
+  const auto model = args.get("model");
+  if (!model) usage_error("--model DIR is required (a diffusers StableDiffusionXLPipeline folder)");
+  const auto prompt = args.get("prompt");
+  if (!prompt) usage_error("--prompt is required");
+  if (find_invalid_utf8(*prompt) != std::string::npos) usage_error("--prompt is not valid UTF-8");
+  if (args.has("seed"))
+    usage_error("--seed is not available yet (it needs torch's exact normal sampler); give --latents FILE, e.g. latents "
+                "saved from diffusers");
+  const auto latents_file = args.get("latents");
+  if (!latents_file) usage_error("--latents FILE is required until --seed is available");
+  const std::string output = args.get("output").value_or("out.png");
+  if (extension_of(output) != ".png") usage_error("--output '", output, "': the image is written as .png");
+  check_output_path(output);
+  if (file_exists(output) && !args.has("force")) usage_error("'", output, "' exists; give --force to overwrite it");
+  const auto save_latents = args.get("save-latents");
+  if (save_latents) {
+    if (extension_of(*save_latents) != ".safetensors") usage_error("--save-latents '", *save_latents, "': use .safetensors");
+    check_output_path(*save_latents);
+  }
+
+  GenerateOptions o;
+  o.prompt = *prompt;
+  if (args.has("negative-prompt")) o.negative_prompt = args.all("negative-prompt").back();
+  o.steps = args.get_int("steps", 1).value_or(50);
+  o.guidance_scale = static_cast<float>(args.get_double("guidance", 0).value_or(5.0));
+  o.width = args.get_int("width", 1);
+  o.height = args.get_int("height", 1);
+  const std::string variant = args.get("variant").value_or("");
+  {
+    const auto file = SafetensorsFile::open(*latents_file);
+    if (!file.find("latents")) fail(*latents_file, ": no tensor 'latents'");
+    o.latents = file.get("latents").to(DType::F32).clone();
+  }
+  o.keep_step_latents = save_latents.has_value();
+  double total = 0;
+  o.on_step = [&](int64_t step, int64_t steps, double seconds) { progress(step, steps, seconds, &total); };
+
+  const auto pipe = SDXLPipeline::load(*model, variant);
+  const GenerateResult r = pipe->generate(o);
+  const std::vector<std::pair<std::string, std::string>> text = {
+      {"prompt", o.prompt},
+      {"negative_prompt", o.negative_prompt ? *o.negative_prompt : "(none: zero embeddings)"},
+      {"latents", *latents_file},
+      {"steps", std::to_string(o.steps)},
+      {"guidance_scale", number_text(o.guidance_scale)},
+      {"scheduler", r.scheduler},
+      {"model", *model + (variant.empty() ? "" : " (" + variant + ")")},
+      {"software", "mmx 0.1.0"},
+  };
+  if (save_latents) write_safetensors(*save_latents, {{"init_latents", r.init_latents}, {"step_latents", r.step_latents}});
+  write_file_atomically(output, encode_png(r.image, text));
+  std::fprintf(stderr, "wrote %s (%lld×%lld, %.2f s/step)\n", output.c_str(), static_cast<long long>(r.image.width),
+               static_cast<long long>(r.image.height), total / static_cast<double>(o.steps));
+  return 0;
+}
+
+}  // namespace mmx::cli

@@ -1,0 +1,69 @@
+// mmx generate end to end on sdxl-tiny: the PNG equals diffusers' image (±1 per channel), the saved
+// latents equal every step of diffusers' run, the PNG carries its parameters, bad input is refused.
+#include <filesystem>
+
+#include "cli/run_mmx.hpp"
+#include "mmx/image.hpp"
+#include "test_util.hpp"
+
+using namespace mmx;
+using test::Result;
+using test::run;
+
+namespace {
+std::vector<std::string> generate_args(const std::string& output, const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> a = {"generate", "--model", test::data("models/sdxl-tiny"), "--prompt",
+                                "An astronaut riding a green horse", "--steps", "3", "--latents",
+                                test::data("models/sdxl-tiny-latents.safetensors"), "--output", output};
+  a.insert(a.end(), extra.begin(), extra.end());
+  return a;
+}
+}  // namespace
+
+TEST(CliGenerate, TheImageAndEveryStepAreDiffusers) {
+  test::TempDir dir;
+  const Result r = run(generate_args(dir.file("a.png"), {"--save-latents", dir.file("l.safetensors")}));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("step 3/3"), std::string::npos) << r.err;
+  const Image got = load_image(dir.file("a.png")), want = load_image(test::data("expected/sdxl-tiny_image.png"));
+  ASSERT_EQ(got.rgb.size(), want.rgb.size());
+  int worst = 0;
+  for (size_t i = 0; i < got.rgb.size(); ++i) worst = std::max(worst, std::abs(int(got.rgb[i]) - int(want.rgb[i])));
+  std::printf("  mmx generate vs diffusers' PNG: max |d| = %d/255\n", worst);
+  EXPECT_LE(worst, 1);
+  const auto saved = SafetensorsFile::open(dir.file("l.safetensors"));
+  const auto expected = SafetensorsFile::open(test::data("expected/sdxl-tiny.safetensors"));
+  test::expect_close("saved init_latents", saved.get("init_latents"), expected.get("init_latents_randn"), 0);
+  test::expect_close("saved step_latents", saved.get("step_latents"), expected.get("step_latents"), 5e-5);
+  const std::string png = read_file(dir.file("a.png"));
+  for (const char* text : {"An astronaut riding a green horse", "EulerDiscreteScheduler", "mmx 0.1.0", "guidance_scale"})
+    EXPECT_NE(png.find(text), std::string::npos) << text;
+}
+
+TEST(CliGenerate, BadInputIsRefusedAndNothingIsOverwritten) {
+  test::TempDir dir;
+  const std::string out = dir.file("a.png");
+  write_file_atomically(out, "keep me");
+  Result r = run(generate_args(out));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("give --force"), std::string::npos) << r.err;
+  EXPECT_EQ(read_file(out), "keep me");
+  const std::string fresh = dir.file("b.png");
+  r = run(generate_args(fresh, {"--seed", "0"}));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--seed is not available yet"), std::string::npos) << r.err;
+  r = run(generate_args(fresh, {"--width", "72"}));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("multiples of 16"), std::string::npos) << r.err;
+  r = run(generate_args(fresh, {"--guidance", "lots"}));
+  EXPECT_EQ(r.code, 2);
+  r = run({"generate", "--model", test::data("models/bert-tiny"), "--prompt", "x", "--latents",
+           test::data("models/sdxl-tiny-latents.safetensors"), "--output", fresh});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("no model_index.json"), std::string::npos) << r.err;
+  r = run({"generate", "--model", test::data("models/sdxl-tiny"), "--prompt", "x", "--latents",
+           test::data("expected/sdxl-tiny.safetensors"), "--output", fresh});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("no tensor 'latents'"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(fresh));
+}
