@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <random>
 
 #include "cli/commands.hpp"
 #include "mmx/error.hpp"
@@ -17,7 +18,7 @@ namespace mmx::cli {
 
 const Command kGenerateCommand{
     "generate",
-    "mmx generate --model DIR --prompt P [--negative-prompt N] [--steps N] [--guidance G] --latents FILE\n"
+    "mmx generate --model DIR --prompt P [--negative-prompt N] [--steps N] [--guidance G] [--seed S | --latents FILE]\n"
     "                    [--width W --height H] [--variant fp16] [--save-latents FILE] [--output out.png] [--force]",
     "Generate an image with a Stable Diffusion XL pipeline folder (diffusers' StableDiffusionXLPipeline).",
     {
@@ -29,8 +30,8 @@ const Command kGenerateCommand{
         {"width", "W", "image width in pixels (default: the UNet's sample_size × the VAE factor: 1024 for SDXL)"},
         {"height", "H", "image height in pixels (same default)"},
         {"variant", "fp16", "load the *.fp16.safetensors weight files (computed in float32)"},
-        {"latents", "FILE", "initial latents: a .safetensors file with key 'latents' [1, 4, H/8, W/8] (as diffusers' latents=)"},
-        {"seed", "S", "seeded noise as torch.Generator().manual_seed(S): not available yet, give --latents"},
+        {"seed", "S", "the initial noise of generator=torch.Generator().manual_seed(S), value for value (default: a random seed, printed)"},
+        {"latents", "FILE", "initial latents instead: a .safetensors file with key 'latents' [1, 4, H/8, W/8] (diffusers' latents=)"},
         {"save-latents", "FILE", "also write init_latents and step_latents (every step, stacked) to a .safetensors file"},
         {"output", "FILE", "the PNG to write (default out.png); an existing file is kept unless --force"},
         {"force", "", "overwrite an existing output file"},
@@ -40,9 +41,12 @@ pooled output), EulerDiscreteScheduler from the folder's scheduler_config.json, 
 [unconditional, conditional] with guidance, the VAE decoder, (x / 2 + 0.5).clamp(0, 1) rounded to 8 bits.
 The PNG carries the prompt, negative prompt, steps, guidance, scheduler, model and mmx version as text.
 
-example (the tiny test pipeline, its fixture latents):
+The noise of --seed S is torch's own (its Mersenne Twister and normal sampler reproduced bit for bit),
+so --seed 0 starts from exactly the latents diffusers draws with torch.Generator().manual_seed(0).
+
+example (the tiny test pipeline):
   mmx generate --model tests/data/models/sdxl-tiny --prompt "An astronaut riding a green horse" --steps 3 \
-               --latents tests/data/models/sdxl-tiny-latents.safetensors --output astronaut.png
+               --seed 0 --output astronaut.png
 )",
 };
 
@@ -72,11 +76,8 @@ int run_generate(const Args& args) {
   const auto prompt = args.get("prompt");
   if (!prompt) usage_error("--prompt is required");
   if (find_invalid_utf8(*prompt) != std::string::npos) usage_error("--prompt is not valid UTF-8");
-  if (args.has("seed"))
-    usage_error("--seed is not available yet (it needs torch's exact normal sampler); give --latents FILE, e.g. latents "
-                "saved from diffusers");
   const auto latents_file = args.get("latents");
-  if (!latents_file) usage_error("--latents FILE is required until --seed is available");
+  if (latents_file && args.has("seed")) usage_error("give --seed or --latents, not both");
   const std::string output = args.get("output").value_or("out.png");
   if (extension_of(output) != ".png") usage_error("--output '", output, "': the image is written as .png");
   check_output_path(output);
@@ -95,10 +96,13 @@ int run_generate(const Args& args) {
   o.width = args.get_int("width", 1);
   o.height = args.get_int("height", 1);
   const std::string variant = args.get("variant").value_or("");
-  {
+  if (latents_file) {
     const auto file = SafetensorsFile::open(*latents_file);
     if (!file.find("latents")) fail(*latents_file, ": no tensor 'latents'");
     o.latents = file.get("latents").to(DType::F32).clone();
+  } else {
+    o.seed = args.has("seed") ? static_cast<uint64_t>(*args.get_int("seed", 0)) : std::random_device{}();
+    if (!args.has("seed") && log_level() >= LogLevel::Warn) std::fprintf(stderr, "seed %llu\n", static_cast<unsigned long long>(o.seed));
   }
   o.keep_step_latents = save_latents.has_value();
   double total = 0;
@@ -109,7 +113,7 @@ int run_generate(const Args& args) {
   const std::vector<std::pair<std::string, std::string>> text = {
       {"prompt", o.prompt},
       {"negative_prompt", o.negative_prompt ? *o.negative_prompt : "(none: zero embeddings)"},
-      {"latents", *latents_file},
+      {latents_file ? "latents" : "seed", latents_file ? *latents_file : std::to_string(o.seed)},
       {"steps", std::to_string(o.steps)},
       {"guidance_scale", number_text(o.guidance_scale)},
       {"scheduler", r.scheduler},

@@ -8,6 +8,7 @@
 #include "io/checkpoint.hpp"
 #include "io/json_config.hpp"
 #include "mmx/error.hpp"
+#include "mmx/random.hpp"
 #include "mmx/scheduler.hpp"
 #include "mmx/sdxl.hpp"
 #include "models/autoencoder_kl.hpp"
@@ -54,10 +55,10 @@ class SDXLPipelineImpl final : public SDXLPipeline {
                   vae_scale_factor(), "), got ", width, "×", height);
     if (o.steps < 1) usage_error("steps must be at least 1, got ", o.steps);
     const Shape latent_shape{1, latent_channels(), height / vae_scale_factor(), width / vae_scale_factor()};
-    if (!o.latents.defined()) usage_error("initial latents are required (seeded noise is not available yet)");
-    if (o.latents.shape() != latent_shape || o.latents.dtype() != DType::F32)
+    const Tensor initial = o.latents.defined() ? o.latents : TorchGenerator(o.seed).randn(latent_shape);
+    if (initial.shape() != latent_shape || initial.dtype() != DType::F32)
       usage_error("initial latents must be F32 ", shape_str(latent_shape), " for ", width, "×", height, ", got ",
-                  dtype_name(o.latents.dtype()), " ", shape_str(o.latents.shape()));
+                  dtype_name(initial.dtype()), " ", shape_str(initial.shape()));
 
     const SDXLPromptEmbeds p = text_->encode(o.prompt, o.negative_prompt);
     const bool cfg = o.guidance_scale > 1.0f;  // do_classifier_free_guidance (no time_cond_proj_dim here)
@@ -70,8 +71,8 @@ class SDXLPipelineImpl final : public SDXLPipeline {
     scheduler.set_timesteps(o.steps);
     GenerateResult r;
     r.scheduler = "EulerDiscreteScheduler";
-    r.init_latents = o.latents;
-    Tensor latents = o.latents.clone();
+    r.init_latents = initial;
+    Tensor latents = initial.clone();
     const float sigma0 = scheduler.init_noise_sigma();
     for (int64_t i = 0; i < latents.numel(); ++i) latents.data<float>()[i] *= sigma0;
     if (o.keep_step_latents) {

@@ -40,6 +40,23 @@ TEST(CliGenerate, TheImageAndEveryStepAreDiffusers) {
     EXPECT_NE(png.find(text), std::string::npos) << text;
 }
 
+TEST(CliGenerate, SeedZeroIsDiffusersGeneratorSeedZero) {
+  // --seed 0 draws torch.randn with manual_seed(0): the fixture's initial latents, so the same image.
+  test::TempDir dir;
+  const Result r = run({"generate", "--model", test::data("models/sdxl-tiny"), "--prompt",
+                        "An astronaut riding a green horse", "--steps", "3", "--seed", "0", "--output", dir.file("s.png"),
+                        "--save-latents", dir.file("s.safetensors")});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto expected = SafetensorsFile::open(test::data("expected/sdxl-tiny.safetensors"));
+  test::expect_close("--seed 0 init_latents", SafetensorsFile::open(dir.file("s.safetensors")).get("init_latents"),
+                     expected.get("init_latents_randn"), 0);
+  const Image got = load_image(dir.file("s.png")), want = load_image(test::data("expected/sdxl-tiny_image.png"));
+  int worst = 0;
+  for (size_t i = 0; i < got.rgb.size(); ++i) worst = std::max(worst, std::abs(int(got.rgb[i]) - int(want.rgb[i])));
+  EXPECT_LE(worst, 1);
+  EXPECT_NE(read_file(dir.file("s.png")).find("seed"), std::string::npos);
+}
+
 TEST(CliGenerate, BadInputIsRefusedAndNothingIsOverwritten) {
   test::TempDir dir;
   const std::string out = dir.file("a.png");
@@ -49,9 +66,9 @@ TEST(CliGenerate, BadInputIsRefusedAndNothingIsOverwritten) {
   EXPECT_NE(r.err.find("give --force"), std::string::npos) << r.err;
   EXPECT_EQ(read_file(out), "keep me");
   const std::string fresh = dir.file("b.png");
-  r = run(generate_args(fresh, {"--seed", "0"}));
+  r = run(generate_args(fresh, {"--seed", "0"}));  // with --latents too
   EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.err.find("--seed is not available yet"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("give --seed or --latents, not both"), std::string::npos) << r.err;
   r = run(generate_args(fresh, {"--width", "72"}));
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("multiples of 16"), std::string::npos) << r.err;
