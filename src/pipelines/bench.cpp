@@ -15,6 +15,8 @@
 #include "core/file_util.hpp"
 #include "models/bert.hpp"
 #include "models/clip.hpp"
+#include "models/autoencoder_kl.hpp"
+#include "models/unet2d_condition.hpp"
 #include "models/vit.hpp"
 #include "mmx/image_processor.hpp"
 #include "mmx/runtime.hpp"
@@ -154,6 +156,43 @@ BenchResult bench_clip(const std::string& name, int runs, const std::string& dat
   return r;
 }
 
+Tensor random_normal(const Shape& shape, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.f, 1.f);
+  Tensor t = Tensor::empty(shape);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = dist(rng);
+  return t;
+}
+
+// One denoising step of SDXL base: the UNet on the CFG batch of 2 at `size`² pixels (latents size/8).
+BenchResult bench_sdxl_unet(const std::string& name, int runs, const std::string& data_dir, int64_t size) {
+  const auto config = UNet2DConditionConfig::from_json(
+      JsonObject::load(join_path(data_dir, "real-configs/stable-diffusion-xl-base-1.0/unet/config.json")));
+  auto loader = WeightLoader::random(42);
+  const UNet2DConditionModel unet(config, *loader);
+  const Tensor sample = random_normal({2, config.in_channels, size / 8, size / 8}, 1);
+  const Tensor context = random_normal({2, 77, config.cross_attention_dim.front()}, 2);
+  const Tensor text_embeds = random_normal({2, 1280}, 3);
+  const Tensor time_ids = Tensor::from_vector(std::vector<float>{float(size), float(size), 0, 0, float(size), float(size),
+                                                                 float(size), float(size), 0, 0, float(size), float(size)},
+                                              {2, 6});
+  BenchResult r = time_runs(name, runs, 0, [&] { unet.forward(sample, 500.0f, context, text_embeds, time_ids); });
+  r.detail = str("SDXL base UNet (random weights from the real config), CFG batch 2, latents ", shape_str(sample.shape()),
+                 ": one denoising step");
+  return r;
+}
+
+BenchResult bench_sdxl_vae(const std::string& name, int runs, const std::string& data_dir, int64_t size) {
+  const auto config = AutoencoderKLConfig::from_json(
+      JsonObject::load(join_path(data_dir, "real-configs/stable-diffusion-xl-base-1.0/vae/config.json")));
+  auto loader = WeightLoader::random(42);
+  const AutoencoderKL vae(config, *loader);
+  const Tensor z = random_normal({1, config.latent_channels, size / 8, size / 8}, 4);
+  BenchResult r = time_runs(name, runs, 0, [&] { vae.decode(z); });
+  r.detail = str("SDXL VAE decoder (random weights from the real config), latents ", shape_str(z.shape()), " → ", size, "²");
+  return r;
+}
+
 BenchResult bench_gemm(const std::string& name, int runs, int64_t m, int64_t n, int64_t k) {
   std::mt19937 rng(3);
   std::uniform_real_distribution<float> dist(-1.f, 1.f);
@@ -176,6 +215,10 @@ std::vector<std::pair<std::string, std::string>> bench_workloads() {
           {"clip-text-8", "clip-vit-base-patch32 text features of the lab's 8 texts"},
           {"clip-image-4", "clip-vit-base-patch32 image features of 4 images"},
           {"clip-image-32", "clip-vit-base-patch32 image features of 32 images"},
+          {"sdxl-unet-512", "SDXL base UNet, one CFG step (batch 2) at 512×512"},
+          {"sdxl-unet-1024", "SDXL base UNet, one CFG step (batch 2) at 1024×1024"},
+          {"sdxl-vae-512", "SDXL VAE decode to 512×512"},
+          {"sdxl-vae-1024", "SDXL VAE decode to 1024×1024"},
           {"gemm-MxNxK", "one GEMM, e.g. gemm-4096x3072x768 (x[M,K]·w[N,K]ᵀ)"}};
 }
 
@@ -189,6 +232,10 @@ BenchResult run_benchmark(const std::string& workload, int runs, const std::stri
   if (workload == "clip-text-8") return bench_clip(workload, runs, data_dir, true, 8);
   if (workload == "clip-image-4") return bench_clip(workload, runs, data_dir, false, 4);
   if (workload == "clip-image-32") return bench_clip(workload, runs, data_dir, false, 32);
+  if (workload == "sdxl-unet-512") return bench_sdxl_unet(workload, runs, data_dir, 512);
+  if (workload == "sdxl-unet-1024") return bench_sdxl_unet(workload, runs, data_dir, 1024);
+  if (workload == "sdxl-vae-512") return bench_sdxl_vae(workload, runs, data_dir, 512);
+  if (workload == "sdxl-vae-1024") return bench_sdxl_vae(workload, runs, data_dir, 1024);
   long long m = 0, n = 0, k = 0;
   int used = 0;
   if (std::sscanf(workload.c_str(), "gemm-%lldx%lldx%lld%n", &m, &n, &k, &used) == 3 &&
