@@ -3,8 +3,8 @@
 // the Debian torch on this machine. The float kernel's arithmetic is written out with the fused
 // multiply-adds its compiled AVX2 code performs (GCC contracts a product whose only use is an
 // addition); this file is compiled without further contraction (CMakeLists.txt) so the order stays.
+#include <bit>
 #include <cmath>
-#include <cstring>
 #include <numbers>
 #include <vector>
 
@@ -14,23 +14,13 @@
 namespace mmx {
 namespace {
 
-float from_bits(uint32_t u) {
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-uint32_t to_bits(float x) {
-  uint32_t u;
-  std::memcpy(&u, &x, 4);
-  return u;
-}
 float f32(double d) { return static_cast<float>(d); }
 
 // Natural log by the cephes single-precision method (mantissa in [√½, √2), degree-8 polynomial).
 float cephes_logf(float x) {
-  x = std::max(x, from_bits(0x00800000));  // no denormals
-  float e = static_cast<float>(static_cast<int32_t>(to_bits(x) >> 23) - 0x7f) + 1.0f;
-  x = from_bits((to_bits(x) & ~0x7f800000u) | to_bits(0.5f));  // mantissa in [0.5, 1)
+  x = std::max(x, std::bit_cast<float>(0x00800000u));  // no denormals
+  float e = static_cast<float>(static_cast<int32_t>(std::bit_cast<uint32_t>(x) >> 23) - 0x7f) + 1.0f;
+  x = std::bit_cast<float>((std::bit_cast<uint32_t>(x) & ~0x7f800000u) | std::bit_cast<uint32_t>(0.5f));  // mantissa in [0.5, 1)
   const bool small = x < f32(0.707106781186547524);
   const float keep = small ? x : 0.0f;
   x = x - 1.0f;
@@ -50,7 +40,7 @@ float cephes_logf(float x) {
 
 // sin and cos by the cephes method: reduction by π/4 in three parts, two polynomials, octant signs.
 void cephes_sincosf(float x, float* s, float* c) {
-  uint32_t sign_sin = to_bits(x) & 0x80000000u;
+  uint32_t sign_sin = std::bit_cast<uint32_t>(x) & 0x80000000u;
   x = std::fabs(x);
   int32_t j = static_cast<int32_t>(x * f32(1.27323954473516));  // 4/π
   j = (j + 1) & ~1;
@@ -71,8 +61,8 @@ void cephes_sincosf(float x, float* s, float* c) {
   ys = std::fma(ys, z, f32(-1.6666654611E-1));
   ys = ys * z;
   ys = std::fma(ys, x, x);
-  *s = from_bits(to_bits(sine_poly_for_sin ? ys : yc) ^ sign_sin);
-  *c = from_bits(to_bits(sine_poly_for_sin ? yc : ys) ^ sign_cos);
+  *s = std::bit_cast<float>(std::bit_cast<uint32_t>(sine_poly_for_sin ? ys : yc) ^ sign_sin);
+  *c = std::bit_cast<float>(std::bit_cast<uint32_t>(sine_poly_for_sin ? yc : ys) ^ sign_cos);
 }
 
 // Box–Muller on 16 uniforms: pairs (k, k + 8), u1 = 1 − first.

@@ -3,6 +3,7 @@
 #include "models/autoencoder_kl.hpp"
 
 #include "mmx/error.hpp"
+#include "models/blocks/layout.hpp"
 
 namespace mmx {
 
@@ -66,27 +67,11 @@ VAEAttention::VAEAttention(const WeightView& w, int64_t channels, int64_t groups
   to_out = Linear(legacy ? w.sub("proj_attn") : w.sub("to_out", 0), channels, channels);
 }
 
-namespace {
-// [N, C, S] ↔ [N, S, C]
-Tensor swap_last_two(const Tensor& x, int64_t a, int64_t b) {
-  const int64_t n = x.dim(0);
-  Tensor y = Tensor::empty({n, b, a});
-  const float* xp = x.data<float>();
-  float* yp = y.data<float>();
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n * a; ++i) {
-    const int64_t bi = i / a, ai = i % a;
-    for (int64_t j = 0; j < b; ++j) yp[(bi * b + j) * a + ai] = xp[i * b + j];
-  }
-  return y;
-}
-}  // namespace
-
 Tensor VAEAttention::forward(const Tensor& x) const {
-  const int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3);
-  const Tensor tokens = swap_last_two(group_norm.forward(x).reshape({n, c, h * w}), c, h * w);  // [N, HW, C]
+  const int64_t h = x.dim(2), w = x.dim(3);
+  const Tensor tokens = channels_to_tokens(group_norm.forward(x));  // [N, HW, C]
   const Tensor attended = ops::attention(to_q.forward(tokens), to_k.forward(tokens), to_v.forward(tokens), 1, Tensor(), false);
-  Tensor out = swap_last_two(to_out.forward(attended), h * w, c).reshape({n, c, h, w});
+  Tensor out = tokens_to_channels(to_out.forward(attended), h, w);
   ops::add_(out, x);  // residual_connection; rescale_output_factor is 1
   return out;
 }

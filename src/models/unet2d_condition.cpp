@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "mmx/error.hpp"
+#include "models/blocks/layout.hpp"
 
 namespace mmx {
 
@@ -56,24 +57,6 @@ Tensor cat_channels(const Tensor& a, const Tensor& b) {
     std::copy_n(a.data<float>() + i * ca * plane, ca * plane, y.data<float>() + i * (ca + cb) * plane);
     std::copy_n(b.data<float>() + i * cb * plane, cb * plane, y.data<float>() + (i * (ca + cb) + ca) * plane);
   }
-  return y;
-}
-
-// [N, C, H, W] ↔ [N, H·W, C]
-Tensor to_tokens(const Tensor& x) {
-  const int64_t n = x.dim(0), c = x.dim(1), s = x.dim(2) * x.dim(3);
-  Tensor y = Tensor::empty({n, s, c});
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n * c; ++i)
-    for (int64_t j = 0; j < s; ++j) y.data<float>()[((i / c) * s + j) * c + i % c] = x.data<float>()[i * s + j];
-  return y;
-}
-Tensor to_image(const Tensor& t, int64_t h, int64_t w) {
-  const int64_t n = t.dim(0), s = t.dim(1), c = t.dim(2);
-  Tensor y = Tensor::empty({n, c, h, w});
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n * c; ++i)
-    for (int64_t j = 0; j < s; ++j) y.data<float>()[i * s + j] = t.data<float>()[((i / c) * s + j) * c + i % c];
   return y;
 }
 
@@ -146,9 +129,9 @@ class SpatialTransformer {
   Tensor forward(const Tensor& x, const Tensor& context) const {
     const int64_t h = x.dim(2), w = x.dim(3);
     Tensor t = norm_.forward(x);
-    t = linear_ ? proj_in_.forward(to_tokens(t)) : to_tokens(conv_in_.forward(t));
+    t = linear_ ? proj_in_.forward(channels_to_tokens(t)) : channels_to_tokens(conv_in_.forward(t));
     for (const auto& b : blocks_) t = b.forward(std::move(t), context);
-    Tensor out = linear_ ? to_image(proj_out_.forward(t), h, w) : conv_out_.forward(to_image(t, h, w));
+    Tensor out = linear_ ? tokens_to_channels(proj_out_.forward(t), h, w) : conv_out_.forward(tokens_to_channels(t, h, w));
     ops::add_(out, x);
     return out;
   }
