@@ -1,7 +1,10 @@
 // Workload benchmarks: full-size architectures from their real configs with random weights.
 #pragma once
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "mmx/tensor.hpp"
 
 namespace mmx {
 
@@ -19,8 +22,11 @@ struct BenchResult {
 // Names accepted by run_benchmark, with a line of help each.
 std::vector<std::pair<std::string, std::string>> bench_workloads();
 
-// data_dir holds real-configs/ and tokenizers/ (tests/data in the source tree).
-BenchResult run_benchmark(const std::string& workload, int runs, const std::string& data_dir);
+// data_dir holds real-configs/ and tokenizers/ (tests/data in the source tree). `weights`: the dtype
+// the random linear and convolution weights are stored in; by default as the models are published
+// and loaded by the lab (F16 for SDXL's fp16 variant, F32 for BERT, ViT and CLIP).
+BenchResult run_benchmark(const std::string& workload, int runs, const std::string& data_dir,
+                          std::optional<DType> weights = std::nullopt);
 
 // Nominal single-precision peak of `threads` cores: cores × FLOP/cycle (AVX-512: 64, AVX2+FMA: 32,
 // else 8) × base clock from /proc/cpuinfo. MMX_PEAK_GFLOPS overrides it.

@@ -19,6 +19,7 @@ struct OpTable {
   void (*conv2d)(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding, Tensor& y);
   void (*group_norm)(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias, float eps, Tensor& y);
   void (*upsample_nearest2x)(const Tensor& x, Tensor& y);
+  void (*pad_bottom_right)(const Tensor& x, Tensor& y);
 };
 
 const OpTable& cpu_op_table();

@@ -8,7 +8,8 @@ namespace mmx {
 const OpTable& cpu_op_table() {
   static const OpTable table{"cpu",          cpu::gemm,    cpu::linear,    cpu::layer_norm, cpu::activation,
                              cpu::softmax,   cpu::add,     cpu::embedding, cpu::attention,
-                             cpu::conv2d,    cpu::group_norm, cpu::upsample_nearest2x};
+                             cpu::conv2d,    cpu::group_norm, cpu::upsample_nearest2x,
+                             cpu::pad_bottom_right};
   return table;
 }
 
@@ -23,6 +24,12 @@ namespace {
 void require_f32(const Tensor& t, const char* op, const char* what) {
   if (!t.defined()) fail(op, ": ", what, " is undefined");
   if (t.dtype() != DType::F32) fail(op, ": ", what, " must be F32, got ", dtype_name(t.dtype()));
+}
+// Weights of linear and conv2d may keep their stored half precision; the kernels widen them.
+void require_float_weight(const Tensor& t, const char* op) {
+  if (!t.defined()) fail(op, ": weight is undefined");
+  if (t.dtype() != DType::F32 && t.dtype() != DType::F16 && t.dtype() != DType::BF16)
+    fail(op, ": weight must be F32, F16 or BF16, got ", dtype_name(t.dtype()));
 }
 }  // namespace
 
@@ -46,7 +53,7 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   require_f32(x, "linear", "input");
-  require_f32(weight, "linear", "weight");
+  require_float_weight(weight, "linear");
   if (weight.ndim() != 2 || x.ndim() < 1 || x.dim(-1) != weight.dim(1))
     fail("linear: input ", shape_str(x.shape()), " does not match weight ", shape_str(weight.shape()));
   if (bias.defined()) {
@@ -127,7 +134,7 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t head
 
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding) {
   require_f32(x, "conv2d", "input");
-  require_f32(weight, "conv2d", "weight");
+  require_float_weight(weight, "conv2d");
   if (x.ndim() != 4 || weight.ndim() != 4 || weight.dim(1) != x.dim(1))
     fail("conv2d: input ", shape_str(x.shape()), " does not match weight ", shape_str(weight.shape()));
   if (bias.defined() && (bias.dtype() != DType::F32 || bias.numel() != weight.dim(0)))
@@ -158,6 +165,14 @@ Tensor upsample_nearest2x(const Tensor& x) {
   if (x.ndim() != 4) fail("upsample: input must be [N, C, H, W], got ", shape_str(x.shape()));
   Tensor y = Tensor::empty({x.dim(0), x.dim(1), 2 * x.dim(2), 2 * x.dim(3)});
   op_table(x.device()).upsample_nearest2x(x, y);
+  return y;
+}
+
+Tensor pad_bottom_right(const Tensor& x, int64_t amount) {
+  require_f32(x, "pad", "input");
+  if (x.ndim() != 4 || amount < 0) fail("pad: input must be [N, C, H, W] and the amount ≥ 0, got ", shape_str(x.shape()));
+  Tensor y = Tensor::empty({x.dim(0), x.dim(1), x.dim(2) + amount, x.dim(3) + amount});
+  op_table(x.device()).pad_bottom_right(x, y);
   return y;
 }
 

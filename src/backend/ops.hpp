@@ -17,6 +17,7 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
 // y[..., N] = x[..., K] · weightᵀ + bias, with weight [N, K] (nn.Linear). `bias` may be undefined.
+// The weight may be F32, F16 or BF16 (kept as stored); x, bias and y are F32.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias);
 
 // Normalises over the last dimension: (x − mean) / sqrt(var + eps) · weight + bias (biased variance).
@@ -39,11 +40,14 @@ Tensor embedding(const Tensor& weight, const Tensor& ids);
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
                  const Tensor& key_padding_mask, bool causal, const Tensor& score_bias = Tensor());
 
-// nn.Conv2d: x [N, C, H, W], weight [O, C, kh, kw], bias [O] (may be undefined) → [N, O, H', W'].
+// nn.Conv2d: x [N, C, H, W], weight [O, C, kh, kw] (F32, F16 or BF16), bias [O] (may be undefined) → [N, O, H', W'].
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride = 1, int64_t padding = 0);
 // nn.GroupNorm over [N, C, ...]: C split into `groups`, each normalised over its channels and positions.
 Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias, float eps);
 // F.interpolate(x, scale_factor=2.0, mode="nearest") on [N, C, H, W].
 Tensor upsample_nearest2x(const Tensor& x);
+// F.pad(x, (0, amount, 0, amount)): zeros after the last row and column (diffusers' Downsample2D with
+// padding 0 pads this way before its stride-2 convolution).
+Tensor pad_bottom_right(const Tensor& x, int64_t amount);
 
 }  // namespace mmx::ops

@@ -29,10 +29,11 @@ static std::string workload_help() {
 
 const Command kBenchCommand{
     "bench",
-    "mmx bench WORKLOAD... [--runs N] [--json] [--data DIR]",
+    "mmx bench WORKLOAD... [--runs N] [--weights f32|f16|bf16] [--json] [--data DIR]",
     "Benchmark workloads on full-size architectures with random weights.",
     {
         {"runs", "N", "timed runs per workload (default 5)"},
+        {"weights", "DTYPE", "dtype of the random weight matrices (default: f16 for sdxl-*, f32 otherwise)"},
         {"json", "", "print a JSON list instead of a table"},
         {"data", "DIR", "folder with real-configs/ and tokenizers/ (default: tests/data)"},
     },
@@ -46,9 +47,16 @@ int run_bench(const Args& args) {
   std::string data = args.get("data").value_or("tests/data");
   if (!args.has("data") && !dir_exists(data)) data = std::string(MMX_SOURCE_DIR) + "/tests/data";
   if (!dir_exists(data)) usage_error("--data '", data, "' is not a folder");
+  std::optional<DType> weights;
+  if (const auto w = args.get("weights")) {
+    if (*w == "f32") weights = DType::F32;
+    else if (*w == "f16") weights = DType::F16;
+    else if (*w == "bf16") weights = DType::BF16;
+    else usage_error("--weights must be f32, f16 or bf16, got '", *w, "'");
+  }
   nlohmann::ordered_json list = nlohmann::json::array();
   for (const auto& workload : args.positionals()) {
-    const BenchResult r = run_benchmark(workload, runs, data);
+    const BenchResult r = run_benchmark(workload, runs, data, weights);
     if (args.has("json")) {
       list.push_back({{"workload", r.workload}, {"runs", r.runs}, {"min_ms", r.min_ms}, {"median_ms", r.median_ms},
                       {"gflops", r.gflops}, {"peak_fraction", r.peak_fraction}, {"peak_rss_mb", r.peak_rss_mb},

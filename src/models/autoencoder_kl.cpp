@@ -1,6 +1,12 @@
-// AutoencoderKL's decoder, module by module as diffusers' Decoder.forward: conv_in, the mid block
-// (resnet, attention, resnet), the up blocks (resnets, then nearest 2× + conv), norm, act, conv_out.
+// AutoencoderKL module by module as diffusers' Encoder.forward (conv_in, the down blocks: resnets then
+// pad + stride-2 conv, the mid block, norm, act, conv_out, quant_conv) and Decoder.forward (post_quant_conv,
+// conv_in, the mid block: resnet, attention, resnet, the up blocks: resnets then nearest 2× + conv,
+// norm, act, conv_out).
 #include "models/autoencoder_kl.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
 
 #include "mmx/error.hpp"
 #include "models/blocks/layout.hpp"
@@ -36,6 +42,7 @@ AutoencoderKLConfig AutoencoderKLConfig::from_json(const JsonObject& j) {
   c.norm_num_groups = j.get_int("norm_num_groups", c.norm_num_groups);
   c.sample_size = j.get_int("sample_size", c.sample_size);
   c.block_out_channels = list_of<int64_t>(j, "block_out_channels", c.block_out_channels);
+  c.down_block_types = list_of<std::string>(j, "down_block_types", c.down_block_types);
   c.up_block_types = list_of<std::string>(j, "up_block_types", c.up_block_types);
   c.act_fn = j.get_string("act_fn", c.act_fn);
   c.scaling_factor = j.get_float("scaling_factor", c.scaling_factor);
@@ -43,10 +50,15 @@ AutoencoderKLConfig AutoencoderKLConfig::from_json(const JsonObject& j) {
   c.latents_mean = list_of<double>(j, "latents_mean", {});
   c.latents_std = list_of<double>(j, "latents_std", {});
   c.force_upcast = j.get_bool("force_upcast", c.force_upcast);
+  c.use_quant_conv = j.get_bool("use_quant_conv", c.use_quant_conv);
   c.use_post_quant_conv = j.get_bool("use_post_quant_conv", c.use_post_quant_conv);
   c.mid_block_add_attention = j.get_bool("mid_block_add_attention", c.mid_block_add_attention);
   if (c.up_block_types.size() != c.block_out_channels.size())
     fail(j.source(), ": ", c.up_block_types.size(), " up_block_types for ", c.block_out_channels.size(), " block_out_channels");
+  if (c.down_block_types.size() != c.block_out_channels.size())
+    fail(j.source(), ": ", c.down_block_types.size(), " down_block_types for ", c.block_out_channels.size(), " block_out_channels");
+  for (const auto& t : c.down_block_types)
+    if (t != "DownEncoderBlock2D") fail(j.source(), ": down block type '", t, "' is not supported (DownEncoderBlock2D)");
   for (const auto& t : c.up_block_types)
     if (t != "UpDecoderBlock2D") fail(j.source(), ": up block type '", t, "' is not supported (UpDecoderBlock2D)");
   for (int64_t ch : c.block_out_channels)
@@ -81,6 +93,29 @@ AutoencoderKL::AutoencoderKL(const AutoencoderKLConfig& config, WeightLoader& we
   const WeightView root(weights), d = root.sub("decoder");
   const auto& ch = config.block_out_channels;
   const int64_t g = config.norm_num_groups, top = ch.back();
+  {
+    const WeightView e = root.sub("encoder");
+    encoder_.conv_in = Conv2d(e.sub("conv_in"), config.in_channels, ch.front(), 3, 1, 1);
+    int64_t out_ch = ch.front();
+    for (size_t i = 0; i < ch.size(); ++i) {
+      const int64_t in_ch = out_ch;
+      out_ch = ch[i];
+      const WeightView b = e.sub("down_blocks", static_cast<int64_t>(i));
+      DownBlock block;
+      for (int64_t j = 0; j < config.layers_per_block; ++j)
+        block.resnets.emplace_back(b.sub("resnets", j), j == 0 ? in_ch : out_ch, out_ch, g, 1e-6, act_);
+      if (i + 1 < ch.size()) block.downsampler.emplace(b.sub("downsamplers", 0), out_ch, out_ch, 0);
+      encoder_.down_blocks.push_back(std::move(block));
+    }
+    const WeightView mid = e.sub("mid_block");
+    encoder_.mid_resnet_0 = ResnetBlock2D(mid.sub("resnets", 0), top, top, g, 1e-6, act_);
+    if (config.mid_block_add_attention) encoder_.mid_attention.emplace(mid.sub("attentions", 0), top, g);
+    encoder_.mid_resnet_1 = ResnetBlock2D(mid.sub("resnets", 1), top, top, g, 1e-6, act_);
+    encoder_.conv_norm_out = GroupNorm(e.sub("conv_norm_out"), g, top, 1e-6);
+    encoder_.conv_out = Conv2d(e.sub("conv_out"), top, 2 * config.latent_channels, 3, 1, 1);
+    if (config.use_quant_conv)
+      quant_conv.emplace(root.sub("quant_conv"), 2 * config.latent_channels, 2 * config.latent_channels, 1);
+  }
   if (config.use_post_quant_conv)
     post_quant_conv.emplace(root.sub("post_quant_conv"), config.latent_channels, config.latent_channels, 1);
   conv_in = Conv2d(d.sub("conv_in"), config.latent_channels, top, 3, 1, 1);
@@ -101,8 +136,57 @@ AutoencoderKL::AutoencoderKL(const AutoencoderKLConfig& config, WeightLoader& we
   }
   conv_norm_out = GroupNorm(d.sub("conv_norm_out"), g, ch.front(), 1e-6);
   conv_out = Conv2d(d.sub("conv_out"), ch.front(), config.out_channels, 3, 1, 1);
-  // The encoder half (image-to-image) is not built yet: its weights are expected and left unused.
-  weights.finish("AutoencoderKL", {}, {"encoder.", "quant_conv."});
+  weights.finish("AutoencoderKL");
+}
+
+LatentDistribution AutoencoderKL::encode(const Tensor& x) const {
+  const int64_t f = scale_factor();
+  if (x.ndim() != 4 || x.dim(1) != config_.in_channels)
+    fail("AutoencoderKL.encode: images must be [N, ", config_.in_channels, ", H, W], got ", shape_str(x.shape()));
+  if (x.dim(2) % f != 0 || x.dim(3) % f != 0)
+    fail("AutoencoderKL.encode: height and width must be multiples of ", f, " (the VAE's scale factor), got ",
+         x.dim(2), "×", x.dim(3));
+  const Encoder& e = encoder_;
+  Tensor h = e.conv_in.forward(x);
+  for (const auto& block : e.down_blocks) {
+    for (const auto& r : block.resnets) h = r.forward(h);
+    if (block.downsampler) h = block.downsampler->forward(h);
+  }
+  h = e.mid_resnet_0.forward(h);
+  if (e.mid_attention) h = e.mid_attention->forward(h);
+  h = e.mid_resnet_1.forward(h);
+  h = e.conv_norm_out.forward(h);
+  ops::activation_(h, act_);
+  h = e.conv_out.forward(h);
+  if (quant_conv) h = quant_conv->forward(h);
+  // torch.chunk(moments, 2, dim=1), then logvar clamped to [-30, 20]
+  const int64_t n = h.dim(0), c = config_.latent_channels, plane = c * h.dim(2) * h.dim(3);
+  LatentDistribution d;
+  d.mean = Tensor::empty({n, c, h.dim(2), h.dim(3)});
+  d.logvar = Tensor::empty(d.mean.shape());
+  for (int64_t b = 0; b < n; ++b) {
+    const float* src = h.data<float>() + b * 2 * plane;
+    std::memcpy(d.mean.data<float>() + b * plane, src, sizeof(float) * plane);
+    float* lv = d.logvar.data<float>() + b * plane;
+    for (int64_t i = 0; i < plane; ++i) lv[i] = std::clamp(src[plane + i], -30.0f, 20.0f);
+  }
+  return d;
+}
+
+Tensor LatentDistribution::std() const {
+  Tensor s = Tensor::empty(logvar.shape());
+  const float* lv = logvar.data<float>();
+  for (int64_t i = 0; i < s.numel(); ++i) s.data<float>()[i] = std::exp(0.5f * lv[i]);
+  return s;
+}
+
+Tensor LatentDistribution::sample(const Tensor& noise) const {
+  if (noise.shape() != mean.shape())
+    fail("LatentDistribution.sample: noise ", shape_str(noise.shape()), " for latents ", shape_str(mean.shape()));
+  Tensor out = std();
+  float* o = out.data<float>();
+  for (int64_t i = 0; i < out.numel(); ++i) o[i] = mean.data<float>()[i] + o[i] * noise.data<float>()[i];
+  return out;
 }
 
 Tensor AutoencoderKL::decode(const Tensor& z) const {

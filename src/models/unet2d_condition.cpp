@@ -247,7 +247,7 @@ UNet2DConditionModel::UNet2DConditionModel(const UNet2DConditionConfig& c, Weigh
       block.resnets.emplace_back(b.sub("resnets", j), j == 0 ? in : out, out, g, c.norm_eps, act_, temb);
       if (cross) block.attentions.push_back(transformer(b.sub("attentions", j), out, i, c.transformer_layers_per_block[size_t(i)]));
     }
-    if (i + 1 < nb) block.sampler.emplace(b.sub("downsamplers", 0).sub("conv"), out, out, 3, 2, c.downsample_padding);
+    if (i + 1 < nb) block.downsampler.emplace(b.sub("downsamplers", 0), out, out, c.downsample_padding);
     down_blocks.push_back(std::move(block));
   }
   {
@@ -271,7 +271,7 @@ UNet2DConditionModel::UNet2DConditionModel(const UNet2DConditionConfig& c, Weigh
       block.resnets.emplace_back(b.sub("resnets", j), res_in + skip, out, g, c.norm_eps, act_, temb);
       if (cross) block.attentions.push_back(transformer(b.sub("attentions", j), out, r, c.transformer_layers_per_block[size_t(r)]));
     }
-    if (i + 1 < nb) block.sampler.emplace(b.sub("upsamplers", 0).sub("conv"), out, out, 3, 1, 1);
+    if (i + 1 < nb) block.upsampler.emplace(b.sub("upsamplers", 0).sub("conv"), out, out, 3, 1, 1);
     up_blocks.push_back(std::move(block));
   }
   conv_norm_out = GroupNorm(w.sub("conv_norm_out"), g, ch[0], c.norm_eps);
@@ -327,8 +327,8 @@ Tensor UNet2DConditionModel::forward(const Tensor& sample, float timestep, const
       if (!block.attentions.empty()) x = block.attentions[j]->forward(x, context);
       skips.push_back(x);
     }
-    if (block.sampler) {
-      x = block.sampler->forward(x);
+    if (block.downsampler) {
+      x = block.downsampler->forward(x);
       skips.push_back(x);
     }
   }
@@ -341,7 +341,7 @@ Tensor UNet2DConditionModel::forward(const Tensor& sample, float timestep, const
       skips.pop_back();
       if (!block.attentions.empty()) x = block.attentions[j]->forward(x, context);
     }
-    if (block.sampler) x = block.sampler->forward(ops::upsample_nearest2x(x));
+    if (block.upsampler) x = block.upsampler->forward(ops::upsample_nearest2x(x));
   }
   x = conv_norm_out.forward(x);
   ops::activation_(x, act_);

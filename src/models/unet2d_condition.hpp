@@ -49,7 +49,8 @@ class UNet2DConditionModel {
   struct Block {  // one down, mid or up block
     std::vector<ResnetBlock2D> resnets;
     std::vector<std::unique_ptr<SpatialTransformer>> attentions;  // empty, or one per resnet (mid: one fewer)
-    std::optional<Conv2d> sampler;  // down: strided conv; up: conv after nearest 2×
+    std::optional<Downsample2D> downsampler;  // down blocks: a strided convolution
+    std::optional<Conv2d> upsampler;          // up blocks: a convolution after nearest 2×
   };
   Tensor time_embedding(const Tensor& t_emb, const Linear& l1, const Linear& l2) const;
 

@@ -8,9 +8,12 @@ namespace mmx {
 
 WeightLoader::WeightLoader(const Checkpoint& checkpoint) : checkpoint_(&checkpoint) {}
 
-std::unique_ptr<WeightLoader> WeightLoader::random(uint64_t seed) {
+std::unique_ptr<WeightLoader> WeightLoader::random(uint64_t seed, DType matrix_dtype) {
+  if (matrix_dtype != DType::F32 && matrix_dtype != DType::F16 && matrix_dtype != DType::BF16)
+    fail("random weights: matrix dtype must be F32, F16 or BF16, got ", dtype_name(matrix_dtype));
   std::unique_ptr<WeightLoader> loader(new WeightLoader());
   loader->rng_ = std::make_unique<std::mt19937_64>(seed);
+  loader->random_matrix_dtype_ = matrix_dtype;
   return loader;
 }
 
@@ -42,12 +45,20 @@ bool WeightLoader::has_prefix(const std::string& prefix) const {
 }
 
 Tensor WeightLoader::get(const std::string& name, const Shape& shape, Init init) {
+  return fetch(name, shape, init, false);
+}
+
+Tensor WeightLoader::get_matrix(const std::string& name, const Shape& shape) {
+  return fetch(name, shape, Init::Normal, true);
+}
+
+Tensor WeightLoader::fetch(const std::string& name, const Shape& shape, Init init, bool keep_half) {
   if (!checkpoint_) {
     Tensor t = Tensor::empty(shape);
     float* p = t.data<float>();
     std::normal_distribution<float> normal(0.f, 0.02f);
     for (int64_t i = 0; i < t.numel(); ++i) p[i] = init == Init::Ones ? 1.f : init == Init::Zeros ? 0.f : normal(*rng_);
-    return t;
+    return keep_half ? t.to(random_matrix_dtype_) : t;
   }
   const std::string key = resolve(name);
   const TensorInfo* info = checkpoint_->find(key);
@@ -67,7 +78,9 @@ Tensor WeightLoader::get(const std::string& name, const Shape& shape, Init init)
                               ", expected a floating-point dtype (F32, F16, BF16)"));
     return Tensor::zeros(shape);
   }
-  return checkpoint_->get(key).to(DType::F32);
+  Tensor stored = checkpoint_->get(key);
+  if (keep_half && (info->dtype == DType::F16 || info->dtype == DType::BF16)) return stored;
+  return stored.to(DType::F32);
 }
 
 void WeightLoader::finish(const std::string& model_name, const std::vector<std::string>& ignorable_suffixes,

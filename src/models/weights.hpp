@@ -17,13 +17,17 @@ enum class Init { Normal, Ones, Zeros };  // how a random-weight model (benchmar
 class WeightLoader {
  public:
   explicit WeightLoader(const Checkpoint& checkpoint);
-  // No file: every requested tensor is synthesised (N(0, 0.02), or ones/zeros for norms).
-  static std::unique_ptr<WeightLoader> random(uint64_t seed);
+  // No file: every requested tensor is synthesised (N(0, 0.02), or ones/zeros for norms); matrices
+  // (get_matrix) are stored as `matrix_dtype`, as an fp16 checkpoint would hold them.
+  static std::unique_ptr<WeightLoader> random(uint64_t seed, DType matrix_dtype = DType::F32);
 
   bool has(const std::string& name) const;
   bool has_prefix(const std::string& prefix) const;  // any tensor name starts with it
   // The tensor as F32 (F16/BF16 converted once, here; F32 used in place from the mapping).
   Tensor get(const std::string& name, const Shape& shape, Init init = Init::Normal);
+  // A linear or convolution weight: F16/BF16 stay as stored, in the mapping (the kernels widen them
+  // as they go, halving the resident size of an fp16 model); F32 in place; F64 converted.
+  Tensor get_matrix(const std::string& name, const Shape& shape);
 
   // Call when the model is built: fails listing all missing and mis-shaped tensors. Unused tensors
   // are ignored, as transformers ignores them, and named in a warning; those under `head_prefixes`
@@ -35,6 +39,8 @@ class WeightLoader {
  private:
   WeightLoader() = default;
   std::string resolve(const std::string& name) const;  // legacy LayerNorm.gamma/.beta names
+  Tensor fetch(const std::string& name, const Shape& shape, Init init, bool keep_half);
+  DType random_matrix_dtype_ = DType::F32;
   const Checkpoint* checkpoint_ = nullptr;
   std::unique_ptr<std::mt19937_64> rng_;
   std::set<std::string> used_;
@@ -52,6 +58,7 @@ class WeightView {
   Tensor get(const std::string& name, const Shape& shape, Init init = Init::Normal) const {
     return loader_->get(prefix_ + name, shape, init);
   }
+  Tensor get_matrix(const std::string& name, const Shape& shape) const { return loader_->get_matrix(prefix_ + name, shape); }
   bool has(const std::string& name) const { return loader_->has(prefix_ + name); }
   const std::string& prefix() const { return prefix_; }
 

@@ -63,10 +63,10 @@ double bert_flops(const BertConfig& c, int64_t batch, int64_t seq) {
   return per_layer * double(c.num_hidden_layers) + 2 * double(batch) * h * h;  // + pooler
 }
 
-BenchResult bench_bert(const std::string& name, int runs, const std::string& data_dir, bool lab) {
+BenchResult bench_bert(const std::string& name, int runs, const std::string& data_dir, DType weights, bool lab) {
   const std::string config_path = join_path(data_dir, "real-configs/bert-base-uncased/config.json");
   const BertConfig config = BertConfig::from_json(JsonObject::load(config_path));
-  auto loader = WeightLoader::random(42);
+  auto loader = WeightLoader::random(42, weights);
   const BertModel model(config, *loader);
   Tensor input_ids, mask;
   if (lab) {  // the lab's batch, tokenised with the real vocabulary: [8, 7]
@@ -94,10 +94,10 @@ double vit_flops(const ViTConfig& c, int64_t batch) {
   return double(batch) * (per_layer * double(c.num_hidden_layers) + patch + 2 * h * h);
 }
 
-BenchResult bench_vit(const std::string& name, int runs, const std::string& data_dir, int64_t batch) {
+BenchResult bench_vit(const std::string& name, int runs, const std::string& data_dir, DType weights, int64_t batch) {
   const ViTConfig config =
       ViTConfig::from_json(JsonObject::load(join_path(data_dir, "real-configs/vit-base-patch16-224/config.json")));
-  auto loader = WeightLoader::random(42);
+  auto loader = WeightLoader::random(42, weights);
   const ViTModel model(config, *loader);
   std::mt19937 rng(11);
   std::normal_distribution<float> normal(0.f, 1.f);
@@ -125,10 +125,10 @@ BenchResult bench_vit_preprocess(const std::string& name, int runs, const std::s
 
 double clip_layer_flops(double tokens, double h, double i) { return 2 * tokens * (4 * h * h + 2 * h * i) + 4 * tokens * tokens * h; }
 
-BenchResult bench_clip(const std::string& name, int runs, const std::string& data_dir, bool text, int64_t batch) {
+BenchResult bench_clip(const std::string& name, int runs, const std::string& data_dir, DType weights, bool text, int64_t batch) {
   const CLIPConfig config =
       CLIPConfig::from_json(JsonObject::load(join_path(data_dir, "real-configs/clip-vit-base-patch32/config.json")));
-  auto loader = WeightLoader::random(42);
+  auto loader = WeightLoader::random(42, weights);
   const CLIPModel model(config, *loader);
   if (text) {  // the lab's 8 texts with the real CLIP vocabulary: [8, 7]
     const auto tokenizer = Tokenizer::load(join_path(data_dir, "tokenizers/clip"));
@@ -165,10 +165,10 @@ Tensor random_normal(const Shape& shape, uint32_t seed) {
 }
 
 // One denoising step of SDXL base: the UNet on the CFG batch of 2 at `size`² pixels (latents size/8).
-BenchResult bench_sdxl_unet(const std::string& name, int runs, const std::string& data_dir, int64_t size) {
+BenchResult bench_sdxl_unet(const std::string& name, int runs, const std::string& data_dir, DType weights, int64_t size) {
   const auto config = UNet2DConditionConfig::from_json(
       JsonObject::load(join_path(data_dir, "real-configs/stable-diffusion-xl-base-1.0/unet/config.json")));
-  auto loader = WeightLoader::random(42);
+  auto loader = WeightLoader::random(42, weights);
   const UNet2DConditionModel unet(config, *loader);
   const Tensor sample = random_normal({2, config.in_channels, size / 8, size / 8}, 1);
   const Tensor context = random_normal({2, 77, config.cross_attention_dim.front()}, 2);
@@ -177,19 +177,48 @@ BenchResult bench_sdxl_unet(const std::string& name, int runs, const std::string
                                                                  float(size), float(size), 0, 0, float(size), float(size)},
                                               {2, 6});
   BenchResult r = time_runs(name, runs, 0, [&] { unet.forward(sample, 500.0f, context, text_embeds, time_ids); });
-  r.detail = str("SDXL base UNet (random weights from the real config), CFG batch 2, latents ", shape_str(sample.shape()),
+  r.detail = str("SDXL base UNet (random ", dtype_name(weights), " weights from the real config), CFG batch 2, latents ", shape_str(sample.shape()),
                  ": one denoising step");
   return r;
 }
 
-BenchResult bench_sdxl_vae(const std::string& name, int runs, const std::string& data_dir, int64_t size) {
+BenchResult bench_sdxl_vae(const std::string& name, int runs, const std::string& data_dir, DType weights, int64_t size) {
   const auto config = AutoencoderKLConfig::from_json(
       JsonObject::load(join_path(data_dir, "real-configs/stable-diffusion-xl-base-1.0/vae/config.json")));
-  auto loader = WeightLoader::random(42);
+  auto loader = WeightLoader::random(42, weights);
   const AutoencoderKL vae(config, *loader);
   const Tensor z = random_normal({1, config.latent_channels, size / 8, size / 8}, 4);
   BenchResult r = time_runs(name, runs, 0, [&] { vae.decode(z); });
-  r.detail = str("SDXL VAE decoder (random weights from the real config), latents ", shape_str(z.shape()), " → ", size, "²");
+  r.detail = str("SDXL VAE decoder (random ", dtype_name(weights), " weights from the real config), latents ", shape_str(z.shape()), " → ", size, "²");
+  return r;
+}
+
+// SDXL's prompt encoding: the prompt and the negative prompt, each [1, 77] through both text
+// encoders with every hidden state kept, and text_encoder_2's projection (as encode_prompt runs them).
+BenchResult bench_sdxl_text_encoders(const std::string& name, int runs, const std::string& data_dir, DType weights) {
+  const std::string root = join_path(data_dir, "real-configs/stable-diffusion-xl-base-1.0");
+  auto loader = WeightLoader::random(42, weights);
+  WeightLoader& l = *loader;
+  const CLIPModel one(CLIPConfig::from_json(JsonObject::load(join_path(root, "text_encoder/config.json"))), l);
+  const CLIPModel two(CLIPConfig::from_json(JsonObject::load(join_path(root, "text_encoder_2/config.json"))), l);
+  std::vector<int64_t> ids(77, 49407);
+  ids[0] = 49406;
+  for (int i = 1; i < 12; ++i) ids[i] = 320 + 37 * i;  // a dozen word ids, then end-of-text padding
+  const Tensor input_ids = Tensor::from_vector(ids, {1, 77});
+  double flops = 0;
+  for (const CLIPModel* m : {&one, &two}) {
+    const auto& c = m->text_model().config();
+    flops += 2 * (clip_layer_flops(77, double(c.hidden_size), double(c.intermediate_size)) * double(c.num_hidden_layers));
+  }
+  BenchResult r = time_runs(name, runs, flops, [&] {
+    for (int text = 0; text < 2; ++text) {
+      one.text_model().forward(input_ids, Tensor(), true);
+      const CLIPTextOutputs o = two.text_model().forward(input_ids, Tensor(), true);
+      two.project_text(o.pooler_output);
+    }
+  });
+  r.detail = str("SDXL text_encoder + text_encoder_2 (random ", dtype_name(weights),
+                 " weights from the real configs): prompt and negative prompt, [1, 77] each");
   return r;
 }
 
@@ -217,25 +246,30 @@ std::vector<std::pair<std::string, std::string>> bench_workloads() {
           {"clip-image-32", "clip-vit-base-patch32 image features of 32 images"},
           {"sdxl-unet-512", "SDXL base UNet, one CFG step (batch 2) at 512×512"},
           {"sdxl-unet-1024", "SDXL base UNet, one CFG step (batch 2) at 1024×1024"},
+          {"sdxl-text-encoders", "SDXL's two text encoders on a prompt and a negative prompt"},
           {"sdxl-vae-512", "SDXL VAE decode to 512×512"},
           {"sdxl-vae-1024", "SDXL VAE decode to 1024×1024"},
           {"gemm-MxNxK", "one GEMM, e.g. gemm-4096x3072x768 (x[M,K]·w[N,K]ᵀ)"}};
 }
 
-BenchResult run_benchmark(const std::string& workload, int runs, const std::string& data_dir) {
+BenchResult run_benchmark(const std::string& workload, int runs, const std::string& data_dir,
+                          std::optional<DType> weights) {
   if (runs < 1) usage_error("--runs must be at least 1");
-  if (workload == "bert-lab") return bench_bert(workload, runs, data_dir, true);
-  if (workload == "bert-32x128") return bench_bert(workload, runs, data_dir, false);
-  if (workload == "vit-4") return bench_vit(workload, runs, data_dir, 4);
-  if (workload == "vit-32") return bench_vit(workload, runs, data_dir, 32);
+  const bool sdxl = workload.rfind("sdxl-", 0) == 0;
+  const DType w = weights.value_or(sdxl ? DType::F16 : DType::F32);
+  if (workload == "bert-lab") return bench_bert(workload, runs, data_dir, w, true);
+  if (workload == "bert-32x128") return bench_bert(workload, runs, data_dir, w, false);
+  if (workload == "vit-4") return bench_vit(workload, runs, data_dir, w, 4);
+  if (workload == "vit-32") return bench_vit(workload, runs, data_dir, w, 32);
   if (workload == "vit-preprocess") return bench_vit_preprocess(workload, runs, data_dir);
-  if (workload == "clip-text-8") return bench_clip(workload, runs, data_dir, true, 8);
-  if (workload == "clip-image-4") return bench_clip(workload, runs, data_dir, false, 4);
-  if (workload == "clip-image-32") return bench_clip(workload, runs, data_dir, false, 32);
-  if (workload == "sdxl-unet-512") return bench_sdxl_unet(workload, runs, data_dir, 512);
-  if (workload == "sdxl-unet-1024") return bench_sdxl_unet(workload, runs, data_dir, 1024);
-  if (workload == "sdxl-vae-512") return bench_sdxl_vae(workload, runs, data_dir, 512);
-  if (workload == "sdxl-vae-1024") return bench_sdxl_vae(workload, runs, data_dir, 1024);
+  if (workload == "clip-text-8") return bench_clip(workload, runs, data_dir, w, true, 8);
+  if (workload == "clip-image-4") return bench_clip(workload, runs, data_dir, w, false, 4);
+  if (workload == "clip-image-32") return bench_clip(workload, runs, data_dir, w, false, 32);
+  if (workload == "sdxl-unet-512") return bench_sdxl_unet(workload, runs, data_dir, w, 512);
+  if (workload == "sdxl-unet-1024") return bench_sdxl_unet(workload, runs, data_dir, w, 1024);
+  if (workload == "sdxl-text-encoders") return bench_sdxl_text_encoders(workload, runs, data_dir, w);
+  if (workload == "sdxl-vae-512") return bench_sdxl_vae(workload, runs, data_dir, w, 512);
+  if (workload == "sdxl-vae-1024") return bench_sdxl_vae(workload, runs, data_dir, w, 1024);
   long long m = 0, n = 0, k = 0;
   int used = 0;
   if (std::sscanf(workload.c_str(), "gemm-%lldx%lldx%lld%n", &m, &n, &k, &used) == 3 &&

@@ -1,9 +1,10 @@
-// AutoencoderKL's decoder against diffusers 0.30.3 (expected/sdxl-tiny.safetensors): vae.decode on a
+// AutoencoderKL against diffusers 0.30.3 (expected/sdxl-tiny.safetensors): vae.decode on a
 // random latent, and the 3-step run's last latents decoded into the pipeline's float and uint8 images,
 // from the fp32 files and from the fp16 variant.
 #include <cmath>
 
 #include "io/checkpoint.hpp"
+#include "mmx/random.hpp"
 #include "mmx/sdxl.hpp"
 #include "models/autoencoder_kl.hpp"
 #include "models/model_folder.hpp"
@@ -73,4 +74,28 @@ TEST(VAE, TheThreeStepRunsImageFromItsLastLatents) {
   test::expect_close("fp16_weights_image",
                      to_image(vae16.decode(divided(last_latents(expected.get("fp16_weights_step_latents")), scaling))),
                      expected.get("fp16_weights_image"), 1e-5);
+}
+
+// vae.encode(x).latent_dist from diffusers 0.30.3 itself (tools/make_vae_encode_reference.py): two crops of
+// real photos, 64×48, through the encoder (its pad-then-stride-2 downsampling, the mid attention, quant_conv).
+TEST(VAE, EncodeIsDiffusers) {
+  const auto expected = SafetensorsFile::open(test::data("expected/sdxl-tiny-vae-encode.safetensors"));
+  for (const char* variant : {"", "fp16"}) {
+    const AutoencoderKL vae = load_vae(variant);
+    const LatentDistribution dist = vae.encode(expected.get("vae_encode_in"));
+    if (*variant) {  // the fp16 file's weights (kept as F16 here, upcast to f32 by diffusers)
+      test::expect_close("fp16_weights_vae_encode_mean", dist.mean, expected.get("fp16_weights_vae_encode_mean"), 1e-5);
+      continue;
+    }
+    test::expect_close("vae_encode_mean", dist.mean, expected.get("vae_encode_mean"), 1e-5);
+    test::expect_close("vae_encode_logvar", dist.logvar, expected.get("vae_encode_logvar"), 1e-5);
+    test::expect_close("vae_encode_std", dist.std(), expected.get("vae_encode_std"), 1e-5);
+    // sample(generator=manual_seed(0)) = mean + std · randn, the noise from the ported generator
+    const Tensor noise = TorchGenerator(0).randn(dist.mean.shape());
+    test::expect_close("vae_encode_noise", noise, expected.get("vae_encode_noise"), 0.0);
+    test::expect_close("vae_encode_sample", dist.sample(noise), expected.get("vae_encode_sample"), 1e-5);
+  }
+  const AutoencoderKL vae = load_vae("");
+  EXPECT_THROW(vae.encode(Tensor::zeros({1, 3, 63, 48})), Error);  // not a multiple of the scale factor
+  EXPECT_THROW(vae.encode(Tensor::zeros({1, 4, 64, 48})), Error);  // wrong channel count
 }

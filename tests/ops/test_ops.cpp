@@ -62,6 +62,18 @@ TEST(Ops, LinearAddsBias) {
   EXPECT_THROW(ops::linear(x, random_tensor({4, 6}, 1), Tensor()), Error);
 }
 
+// fp16/bf16 checkpoints keep their weights as stored; linear widens them a panel of output rows at a
+// time (here 256 rows of K = 4096, so 600 outputs take three panels, the last one partial).
+TEST(Ops, LinearWithHalfPrecisionWeightsEqualsTheWidenedWeights) {
+  const Tensor x = random_tensor({3, 4096}, 20), b = random_tensor({600}, 21);
+  for (DType half : {DType::F16, DType::BF16}) {
+    const Tensor w = random_tensor({600, 4096}, 22, 0.02f).to(half);
+    const Tensor got = ops::linear(x, w, b), want = ops::linear(x, w.to(DType::F32), b);
+    test::expect_close(std::string("linear with ") + dtype_name(half) + " weight", got, want, 1e-6);
+  }
+  EXPECT_THROW(ops::linear(x, Tensor::zeros({600, 4096}, DType::I64), Tensor()), Error);
+}
+
 TEST(Ops, AttentionMatchesReferenceWithMasks) {
   struct Case { int64_t b, tq, tk, heads, d; bool causal; };
   for (const Case c : {Case{2, 7, 7, 4, 8, false}, Case{3, 5, 5, 2, 3, true}, Case{1, 300, 300, 2, 16, false},
@@ -223,6 +235,9 @@ TEST(Ops, Conv2dMatchesItsDefinition) {
     test::expect_close("conv2d " + shape_str(c.x) + " * " + shape_str(c.w), got, conv2d_reference(x, w, b, c.stride, c.pad),
                        2e-6 * (k + 1) * std::sqrt(double(k)));
   }
+  const Tensor x = random_tensor({1, 6, 9, 9}, 30), w16 = random_tensor({4, 6, 3, 3}, 31, 0.2f).to(DType::F16);
+  test::expect_close("conv2d with an F16 weight", ops::conv2d(x, w16, Tensor(), 2, 1),
+                     ops::conv2d(x, w16.to(DType::F32), Tensor(), 2, 1), 1e-6);
   EXPECT_THROW(ops::conv2d(random_tensor({1, 3, 4, 4}, 1), random_tensor({2, 4, 3, 3}, 2), Tensor()), Error);
   EXPECT_THROW(ops::conv2d(random_tensor({1, 3, 2, 2}, 1), random_tensor({2, 3, 3, 3}, 2), Tensor()), Error);
 }

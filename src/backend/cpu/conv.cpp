@@ -1,5 +1,5 @@
 // Image ops for the diffusion models: 2-D convolution (im2col in bounded row tiles + the GEMM), group
-// normalisation, nearest 2× upsampling. NCHW, F32.
+// normalisation, nearest 2× upsampling. NCHW, F32 activations; F32, F16 or BF16 convolution weights.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -19,7 +19,13 @@ void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t s
   const int64_t o = weight.dim(0), kh = weight.dim(2), kw = weight.dim(3);
   const int64_t ho = y.dim(2), wo = y.dim(3), k = c * kh * kw;
   const float* xp = x.data<float>();
-  const float* wp = weight.data<float>();
+  // A half-precision weight is widened once per call (SDXL's largest, 1280·1280·3·3, is 59 MB).
+  std::vector<float> wide;
+  if (weight.dtype() != DType::F32) {
+    wide.resize(static_cast<size_t>(weight.numel()));
+    widen_to_f32(weight, 0, weight.numel(), wide.data());
+  }
+  const float* wp = wide.empty() ? weight.data<float>() : wide.data();
   float* yp = y.data<float>();
   const bool pointwise = kh == 1 && kw == 1 && stride == 1 && padding == 0;  // the input is already the matrix
   const int64_t tile_rows = std::clamp<int64_t>(kMaxColumnFloats / std::max<int64_t>(1, k * wo), 1, ho);
@@ -104,6 +110,21 @@ void upsample_nearest2x(const Tensor& x, Tensor& y) {
       float* d = yp + (p * 2 * h + i) * 2 * w;
       for (int64_t j = 0; j < 2 * w; ++j) d[j] = src[j / 2];
     }
+}
+
+void pad_bottom_right(const Tensor& x, Tensor& y) {
+  const int64_t planes = x.dim(0) * x.dim(1), h = x.dim(2), w = x.dim(3), ho = y.dim(2), wo = y.dim(3);
+  const float* xp = x.data<float>();
+  float* yp = y.data<float>();
+#pragma omp parallel for schedule(static)
+  for (int64_t p = 0; p < planes; ++p) {
+    float* dst = yp + p * ho * wo;
+    for (int64_t r = 0; r < h; ++r) {
+      std::copy_n(xp + (p * h + r) * w, w, dst + r * wo);
+      std::fill(dst + r * wo + w, dst + (r + 1) * wo, 0.0f);
+    }
+    std::fill(dst + h * wo, dst + ho * wo, 0.0f);
+  }
 }
 
 }  // namespace mmx::cpu

@@ -19,9 +19,14 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
 void attention_ref(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
                    const Tensor& key_padding_mask, bool causal, const Tensor& score_bias, Tensor& y);
 
+// Weights may stay in their stored half precision (F16/BF16, mapped from the file); kernels widen
+// the rows they need into f32 scratch, `count` elements from element `first`.
+void widen_to_f32(const Tensor& t, int64_t first, int64_t count, float* dst);
+
 void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding, Tensor& y);
 void group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias, float eps, Tensor& y);
 void upsample_nearest2x(const Tensor& x, Tensor& y);
+void pad_bottom_right(const Tensor& x, Tensor& y);  // y is larger than x; the extra rows/columns get 0
 
 // GELU (erf form) over n floats in place, AVX2 + FMA (isa/gelu_avx2.cpp).
 void gelu_erf_span_avx2(float* x, int64_t n);

@@ -2,7 +2,11 @@
 // bench/gemm_library_choice.cpp on the models' shapes (docs/gemm-library.md).
 #include <dnnl.h>
 
+#include <algorithm>
 #include <cstring>
+#include <vector>
+
+#include "core/half.hpp"
 
 #include "backend/cpu/cpu_ops.hpp"
 
@@ -33,6 +37,30 @@ void gemm_ref(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float
     }
 }
 
+namespace {
+// A half-precision weight is widened this many f32 at a time (4 MiB): small beside the model, large
+// enough that each GEMM call still sees hundreds of output features and packs its input rarely.
+constexpr int64_t kWeightPanelFloats = int64_t(1) << 20;
+}  // namespace
+
+void widen_to_f32(const Tensor& t, int64_t first, int64_t count, float* dst) {
+  if (first < 0 || count < 0 || first + count > t.numel()) fail("widen_to_f32: range outside ", shape_str(t.shape()));
+  const DType dtype = t.dtype();
+  if (dtype == DType::F32) {
+    std::memcpy(dst, t.data<float>() + first, sizeof(float) * count);
+    return;
+  }
+  if (dtype != DType::F16 && dtype != DType::BF16) fail("widen_to_f32: unsupported dtype ", dtype_name(dtype));
+  const uint16_t* src = static_cast<const uint16_t*>(t.raw()) + first;
+  constexpr int64_t kChunk = 1 << 15;
+#pragma omp parallel for schedule(static) if (count > 2 * kChunk)
+  for (int64_t c0 = 0; c0 < count; c0 += kChunk) {
+    const size_t len = static_cast<size_t>(std::min(kChunk, count - c0));
+    if (dtype == DType::F16) f16_to_f32(src + c0, dst + c0, len);
+    else bf16_to_f32(src + c0, dst + c0, len);
+  }
+}
+
 void linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& y) {
   const int64_t k = x.dim(-1), n = weight.dim(0), rows = x.numel() / (k ? k : 1);
   float* out = y.data<float>();
@@ -43,7 +71,18 @@ void linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& y
     for (int64_t r = 0; r < rows; ++r) std::memcpy(out + r * n, b, sizeof(float) * n);
     beta = 1.f;
   }
-  gemm(false, true, rows, n, k, 1.f, x.data<float>(), k, weight.data<float>(), k, beta, out, n);
+  if (weight.dtype() == DType::F32) {
+    gemm(false, true, rows, n, k, 1.f, x.data<float>(), k, weight.data<float>(), k, beta, out, n);
+    return;
+  }
+  // y[:, n0:n0+nb] = x · W[n0:n0+nb]ᵀ with that panel of W widened to f32.
+  const int64_t panel = std::clamp<int64_t>(kWeightPanelFloats / std::max<int64_t>(k, 1), 1, n);
+  std::vector<float> wide(static_cast<size_t>(panel * k));
+  for (int64_t n0 = 0; n0 < n; n0 += panel) {
+    const int64_t nb = std::min(panel, n - n0);
+    widen_to_f32(weight, n0 * k, nb * k, wide.data());
+    gemm(false, true, rows, nb, k, 1.f, x.data<float>(), k, wide.data(), k, beta, out + n0, n);
+  }
 }
 
 }  // namespace mmx::cpu

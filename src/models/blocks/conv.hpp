@@ -14,9 +14,21 @@ struct Conv2d {
   int64_t stride = 1, padding = 0;
   Conv2d() = default;
   Conv2d(const WeightView& w, int64_t in, int64_t out, int64_t kernel, int64_t stride = 1, int64_t padding = 0)
-      : weight(w.get("weight", {out, in, kernel, kernel})), bias(w.get("bias", {out}, Init::Zeros)), stride(stride),
+      : weight(w.get_matrix("weight", {out, in, kernel, kernel})), bias(w.get("bias", {out}, Init::Zeros)), stride(stride),
         padding(padding) {}
   Tensor forward(const Tensor& x) const { return ops::conv2d(x, weight, bias, stride, padding); }
+};
+
+// diffusers' Downsample2D with a convolution: 3×3, stride 2. Padding 0 means F.pad(x, (0, 1, 0, 1))
+// first (the VAE encoder's layout); otherwise the convolution pads symmetrically (the UNet's 1).
+struct Downsample2D {
+  Conv2d conv;
+  Downsample2D() = default;
+  Downsample2D(const WeightView& w, int64_t channels, int64_t out, int64_t padding)
+      : conv(w.sub("conv"), channels, out, 3, 2, padding) {}
+  Tensor forward(const Tensor& x) const {
+    return conv.forward(conv.padding == 0 ? ops::pad_bottom_right(x, 1) : x);
+  }
 };
 
 struct GroupNorm {

@@ -10,7 +10,7 @@ struct Linear {
   Tensor bias;    // [out_features], or undefined when bias=False
   Linear() = default;
   Linear(const WeightView& w, int64_t in_features, int64_t out_features, bool bias = true)
-      : weight(w.get("weight", {out_features, in_features})),
+      : weight(w.get_matrix("weight", {out_features, in_features})),
         bias(bias ? w.get("bias", {out_features}, Init::Zeros) : Tensor()) {}
   Tensor forward(const Tensor& x) const { return ops::linear(x, weight, bias); }
 };
