@@ -1,4 +1,4 @@
-// Process-wide settings: threads and log verbosity.
+// Process-wide settings (threads, log verbosity) and what the process has used.
 #pragma once
 #include <string>
 
@@ -11,5 +11,8 @@ int num_threads();
 enum class LogLevel { Error = 0, Warn = 1, Info = 2, Debug = 3 };
 void set_log_level(LogLevel level);
 LogLevel log_level();
+
+// The most resident memory this process has held so far (getrusage's ru_maxrss), in MiB.
+double peak_rss_mb();
 
 }  // namespace mmx

@@ -17,7 +17,8 @@ struct DiffusersFolder {
   std::string class_name;               // "StableDiffusionXLPipeline"
   bool force_zeros_for_empty_prompt = true;
   // Opens and checks the folder: model_index.json readable, the pipeline class known, every component
-  // this mmx needs present with the class it implements (errors name the component and what was found).
+  // the pipeline needs (tokenizers, text encoders, unet, vae, scheduler) named with a class this mmx
+  // implements and its folder present (errors name the component and what was found).
   static DiffusersFolder open(const std::string& path);
   std::string component(const std::string& name) const;  // path of a component's folder
 };
@@ -56,6 +57,9 @@ struct GenerateOptions {
   bool keep_step_latents = false;
   // Called after each step with (step, steps, seconds the step took).
   std::function<void(int64_t, int64_t, double)> on_step;
+  // Called after the stages around the loop: ("prompt", seconds) once the prompt is encoded,
+  // ("decode", seconds) once the VAE has decoded the image.
+  std::function<void(const char*, double)> on_stage;
 };
 
 struct GenerateResult {

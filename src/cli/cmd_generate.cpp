@@ -2,6 +2,7 @@
 // pipe(prompt="An astronaut riding a green horse").
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -105,10 +106,19 @@ int run_generate(const Args& args) {
     if (!args.has("seed") && log_level() >= LogLevel::Warn) std::fprintf(stderr, "seed %llu\n", static_cast<unsigned long long>(o.seed));
   }
   o.keep_step_latents = save_latents.has_value();
-  double total = 0;
+  double total = 0, prompt_s = 0, decode_s = 0;
   o.on_step = [&](int64_t step, int64_t steps, double seconds) { progress(step, steps, seconds, &total); };
+  o.on_stage = [&](const char* stage, double seconds) {
+    const bool prompt_stage = std::string(stage) == "prompt";
+    (prompt_stage ? prompt_s : decode_s) = seconds;
+    if (log_level() >= LogLevel::Warn)
+      std::fprintf(stderr, "%s in %.2f s\n", prompt_stage ? "encoded the prompt" : "decoded the image", seconds);
+  };
 
+  const auto load_start = std::chrono::steady_clock::now();
   const auto pipe = SDXLPipeline::load(*model, variant);
+  const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
+  if (log_level() >= LogLevel::Warn) std::fprintf(stderr, "loaded the pipeline in %.2f s\n", load_s);
   const GenerateResult r = pipe->generate(o);
   const std::vector<std::pair<std::string, std::string>> text = {
       {"prompt", o.prompt},
@@ -122,8 +132,11 @@ int run_generate(const Args& args) {
   };
   if (save_latents) write_safetensors(*save_latents, {{"init_latents", r.init_latents}, {"step_latents", r.step_latents}});
   write_file_atomically(output, encode_png(r.image, text));
-  std::fprintf(stderr, "wrote %s (%lld×%lld, %.2f s/step)\n", output.c_str(), static_cast<long long>(r.image.width),
-               static_cast<long long>(r.image.height), total / static_cast<double>(o.steps));
+  std::fprintf(stderr,
+               "wrote %s (%lld×%lld): load %.2f s, prompt %.2f s, %lld steps at %.2f s/step, decode %.2f s; "
+               "peak RSS %.0f MiB\n",
+               output.c_str(), static_cast<long long>(r.image.width), static_cast<long long>(r.image.height), load_s,
+               prompt_s, static_cast<long long>(o.steps), total / static_cast<double>(o.steps), decode_s, peak_rss_mb());
   return 0;
 }
 

@@ -1,4 +1,5 @@
 #include <omp.h>
+#include <sys/resource.h>
 
 #include <cstdlib>
 #include <thread>
@@ -17,5 +18,11 @@ void set_num_threads(int n) {
 }
 
 int num_threads() { return omp_get_max_threads(); }
+
+double peak_rss_mb() {
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // Linux reports KiB
+}
 
 }  // namespace mmx

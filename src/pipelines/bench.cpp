@@ -1,6 +1,5 @@
 #include "mmx/bench.hpp"
 
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -29,12 +28,6 @@ namespace {
 // The lab's eight texts: four captions, four lines of dialogue.
 const std::vector<std::string> kLabTexts = {"Cat with paint",     "rock statue", "frogs on leaf",           "jellyfish",
                                             "Cats don't usually", "like water",  "but this one likes paint", "quite a lot"};
-
-double peak_rss_mb() {
-  struct rusage usage;
-  getrusage(RUSAGE_SELF, &usage);
-  return usage.ru_maxrss / 1024.0;
-}
 
 BenchResult time_runs(const std::string& name, int runs, double flops, const std::function<void()>& run) {
   run();  // warm-up: first-touch of weights and buffers, GEMM library initialisation

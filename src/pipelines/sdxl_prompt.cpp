@@ -19,12 +19,20 @@
 namespace mmx {
 namespace {
 
-// The components encode_prompt needs and the classes this mmx implements for them.
-const std::pair<const char*, const char*> kTextComponents[] = {
-    {"tokenizer", "CLIPTokenizer"},
-    {"tokenizer_2", "CLIPTokenizer"},
-    {"text_encoder", "CLIPTextModel"},
-    {"text_encoder_2", "CLIPTextModelWithProjection"},
+// The components StableDiffusionXLPipeline needs and the classes this mmx implements for each
+// (diffusers loads either CLIP tokenizer class into the same tokenizer).
+struct ComponentClasses {
+  const char* name;
+  std::vector<std::string> classes;
+};
+const ComponentClasses kComponents[] = {
+    {"tokenizer", {"CLIPTokenizer", "CLIPTokenizerFast"}},
+    {"tokenizer_2", {"CLIPTokenizer", "CLIPTokenizerFast"}},
+    {"text_encoder", {"CLIPTextModel"}},
+    {"text_encoder_2", {"CLIPTextModelWithProjection"}},
+    {"unet", {"UNet2DConditionModel"}},
+    {"vae", {"AutoencoderKL"}},
+    {"scheduler", {"EulerDiscreteScheduler"}},
 };
 
 }  // namespace
@@ -42,14 +50,18 @@ DiffusersFolder DiffusersFolder::open(const std::string& path) {
   if (f.class_name != "StableDiffusionXLPipeline")
     fail(index_path, ": _class_name '", f.class_name, "' is not supported (this mmx runs StableDiffusionXLPipeline)");
   f.force_zeros_for_empty_prompt = index.get_bool("force_zeros_for_empty_prompt", true);
-  for (const auto& [name, expected] : kTextComponents) {
+  for (const auto& [name, classes] : kComponents) {
     const auto& j = index.json();
     if (!j.contains(name) || !j.at(name).is_array() || j.at(name).size() != 2 || !j.at(name)[1].is_string())
       fail(index_path, ": no component '", name, "' (a [library, class] pair)");
     const std::string cls = j.at(name)[1].get<std::string>();
-    if (cls != expected) fail(index_path, ": ", name, " is a ", cls, "; this mmx implements ", expected, " there");
+    if (std::find(classes.begin(), classes.end(), cls) == classes.end()) {
+      std::string known;
+      for (const auto& c : classes) known += (known.empty() ? "" : " or ") + c;
+      fail(index_path, ": ", name, " is a ", cls, "; this mmx implements ", known, " there");
+    }
   }
-  for (const auto& [name, expected] : kTextComponents)  // after the classes: a wrong pipeline is the first thing to say
+  for (const auto& [name, classes] : kComponents)  // after the classes: a wrong pipeline is the first thing to say
     if (!dir_exists(join_path(path, name))) fail(path, ": the component folder '", name, "' is missing");
   return f;
 }

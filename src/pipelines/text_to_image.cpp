@@ -60,7 +60,12 @@ class SDXLPipelineImpl final : public SDXLPipeline {
       usage_error("initial latents must be F32 ", shape_str(latent_shape), " for ", width, "×", height, ", got ",
                   dtype_name(initial.dtype()), " ", shape_str(initial.shape()));
 
+    auto since = [](std::chrono::steady_clock::time_point t) {
+      return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+    };
+    auto stage_start = std::chrono::steady_clock::now();
     const SDXLPromptEmbeds p = text_->encode(o.prompt, o.negative_prompt);
+    if (o.on_stage) o.on_stage("prompt", since(stage_start));
     const bool cfg = o.guidance_scale > 1.0f;  // do_classifier_free_guidance (no time_cond_proj_dim here)
     const Tensor time_ids = sdxl_add_time_ids(height, width, 0, 0, height, width);
     const Tensor context = cfg ? stack2(p.negative_prompt_embeds, p.prompt_embeds) : p.prompt_embeds;
@@ -87,10 +92,11 @@ class SDXLPipelineImpl final : public SDXLPipeline {
       latents = scheduler.step(cfg ? classifier_free_guidance(out, o.guidance_scale) : out, i, latents);
       if (o.keep_step_latents)
         std::copy_n(latents.data<float>(), latents.numel(), r.step_latents.data<float>() + i * latents.numel());
-      if (o.on_step)
-        o.on_step(i + 1, o.steps, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      if (o.on_step) o.on_step(i + 1, o.steps, since(start));
     }
+    stage_start = std::chrono::steady_clock::now();
     r.image = decode(latents);
+    if (o.on_stage) o.on_stage("decode", since(stage_start));
     return r;
   }
 
@@ -137,8 +143,6 @@ class SDXLPipelineImpl final : public SDXLPipeline {
 
 std::unique_ptr<SDXLPipeline> SDXLPipeline::load(const std::string& folder, const std::string& variant) {
   const DiffusersFolder f = DiffusersFolder::open(folder);
-  for (const char* c : {"unet", "vae", "scheduler"})
-    if (!dir_exists(f.component(c))) fail(folder, ": the component folder '", c, "' is missing");
   return std::make_unique<SDXLPipelineImpl>(f, variant);
 }
 

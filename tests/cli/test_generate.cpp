@@ -1,6 +1,7 @@
 // mmx generate end to end on sdxl-tiny: the PNG equals diffusers' image (±1 per channel), the saved
 // latents equal every step of diffusers' run, the PNG carries its parameters, bad input is refused.
 #include <filesystem>
+#include <limits>
 
 #include "cli/run_mmx.hpp"
 #include "mmx/image.hpp"
@@ -83,4 +84,31 @@ TEST(CliGenerate, BadInputIsRefusedAndNothingIsOverwritten) {
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("no tensor 'latents'"), std::string::npos) << r.err;
   EXPECT_FALSE(std::filesystem::exists(fresh));
+}
+
+// diffusers cuts a prompt at CLIP's 77 tokens and says so; so does mmx, and still writes the image.
+TEST(CliGenerate, APromptOverSeventySevenTokensIsCutWithAWarning) {
+  test::TempDir dir;
+  std::string prompt;
+  for (int i = 0; i < 40; ++i) prompt += "green horse ";
+  const Result r = run({"generate", "--model", test::data("models/sdxl-tiny"), "--prompt", prompt, "--steps", "1",
+                        "--latents", test::data("models/sdxl-tiny-latents.safetensors"), "--output", dir.file("a.png")});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("the prompt is 82 tokens; CLIP reads 77, so the rest was cut"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("encoded the prompt in"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("peak RSS"), std::string::npos) << r.err;
+  EXPECT_TRUE(std::filesystem::exists(dir.file("a.png")));
+}
+
+// NaN latents (as an fp16 overflow would give) decode to NaN: an error, never a black PNG.
+TEST(CliGenerate, NaNInTheDecodedImageIsAnErrorAndNoFile) {
+  test::TempDir dir;
+  Tensor latents = SafetensorsFile::open(test::data("models/sdxl-tiny-latents.safetensors")).get("latents").clone();
+  latents.data<float>()[17] = std::numeric_limits<float>::quiet_NaN();
+  write_safetensors(dir.file("nan.safetensors"), {{"latents", latents}});
+  const Result r = run({"generate", "--model", test::data("models/sdxl-tiny"), "--prompt", "a horse", "--steps", "1",
+                        "--latents", dir.file("nan.safetensors"), "--output", dir.file("a.png")});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("the VAE decoded NaN values"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("a.png")));
 }

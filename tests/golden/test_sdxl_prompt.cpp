@@ -1,7 +1,9 @@
 // SDXL prompt encoding against diffusers 0.30.3 (expected/sdxl-tiny.safetensors): token ids of both
 // tokenizers, prompt_embeds (both penultimate hidden states), pooled_prompt_embeds, the zero negative
 // embeddings of negative_prompt=None, an explicit "" encoded, the fp16 weight variant, add_time_ids.
+#include <array>
 #include <filesystem>
+#include <vector>
 
 #include "mmx/error.hpp"
 #include "mmx/files.hpp"
@@ -54,11 +56,9 @@ TEST(SDXLPrompt, BadFoldersAreClearErrors) {
   };
   test::TempDir dir;
   EXPECT_NE(message(dir.path.string()).find("no model_index.json"), std::string::npos);
-  // A copy of the text components with one thing broken at a time.
+  // A copy of the pipeline with one thing broken at a time.
   const std::string copy = dir.file("p");
-  std::filesystem::create_directory(copy);
-  for (const char* c : {"model_index.json", "tokenizer", "tokenizer_2", "text_encoder", "text_encoder_2"})
-    std::filesystem::copy(sdxl() + "/" + c, copy + "/" + c, std::filesystem::copy_options::recursive);
+  std::filesystem::copy(sdxl(), copy, std::filesystem::copy_options::recursive);
   std::filesystem::remove(copy + "/text_encoder_2/model.safetensors");
   // Only the fp16 file is left: it is used, as diffusers does.
   EXPECT_EQ(message(copy), "no error");
@@ -68,7 +68,24 @@ TEST(SDXLPrompt, BadFoldersAreClearErrors) {
   EXPECT_NE(message(copy, "bf16").find("unknown weight variant 'bf16'"), std::string::npos);
   std::filesystem::remove_all(copy + "/tokenizer_2");
   EXPECT_NE(message(copy).find("the component folder 'tokenizer_2' is missing"), std::string::npos) << message(copy);
+  std::filesystem::copy(sdxl() + "/tokenizer_2", copy + "/tokenizer_2", std::filesystem::copy_options::recursive);
+  std::filesystem::remove_all(copy + "/unet");
+  EXPECT_NE(message(copy).find("the component folder 'unet' is missing"), std::string::npos) << message(copy);
   const std::string index = read_file(copy + "/model_index.json");
+  for (const auto& [from, to, says] : std::vector<std::array<std::string, 3>>{
+           {"EulerDiscreteScheduler", "DPMSolverMultistepScheduler",
+            "scheduler is a DPMSolverMultistepScheduler; this mmx implements EulerDiscreteScheduler there"},
+           {"\"UNet2DConditionModel", "\"UNetSpatioTemporalConditionModel",
+            "unet is a UNetSpatioTemporalConditionModel; this mmx implements UNet2DConditionModel there"}}) {
+    std::string changed = index;
+    changed.replace(changed.find(from), from.size(), to);
+    write_file_atomically(copy + "/model_index.json", changed);
+    EXPECT_NE(message(copy).find(says), std::string::npos) << message(copy);
+  }
+  std::string no_vae = index;
+  no_vae.replace(no_vae.find("\"vae\""), 5, "\"vae_\"");
+  write_file_atomically(copy + "/model_index.json", no_vae);
+  EXPECT_NE(message(copy).find("no component 'vae'"), std::string::npos) << message(copy);
   std::string t5 = index;
   t5.replace(t5.find("CLIPTextModelWithProjection"), 27, "T5EncoderModel");
   write_file_atomically(copy + "/model_index.json", t5);
