@@ -28,6 +28,13 @@ std::vector<std::pair<std::string, std::string>> bench_workloads();
 BenchResult run_benchmark(const std::string& workload, int runs, const std::string& data_dir,
                           std::optional<DType> weights = std::nullopt);
 
+// Writes a diffusers StableDiffusionXLPipeline folder with random weights (N(0, 0.02), norms 1 and 0)
+// built from the configs in `configs_dir` (model_index.json and each component's config files, as the
+// Hub has them), every tensor stored as `dtype` (F16: under the fp16 variant's *.fp16.safetensors
+// names). Tokenizer folders without vocab.json / merges.txt take them from `vocab_dir`.
+void write_random_sdxl_pipeline(const std::string& configs_dir, const std::string& vocab_dir,
+                                const std::string& out_dir, DType dtype, uint64_t seed = 42);
+
 // Nominal single-precision peak of `threads` cores: cores × FLOP/cycle (AVX-512: 64, AVX2+FMA: 32,
 // else 8) × base clock from /proc/cpuinfo. MMX_PEAK_GFLOPS overrides it.
 double cpu_peak_gflops(int threads);

@@ -24,25 +24,33 @@ static std::string workload_help() {
   return s +
          "\nEach workload runs once to warm up, then --runs times; median and min are reported with the\n"
          "threads used, GFLOP/s (model FLOPs / median) and the fraction of the CPU's nominal peak.\n"
-         "example:\n  mmx bench bert-lab bert-32x128 --threads 2 --runs 5\n";
+         "example:\n  mmx bench bert-lab bert-32x128 --threads 2 --runs 5\n"
+         "\n--write-random-sdxl DIR writes a StableDiffusionXLPipeline folder built from SDXL base 1.0's real\n"
+         "configs with random weights (fp16 variant files unless --weights f32), so the whole pipeline can be\n"
+         "run and timed without the Hub:\n"
+         "  mmx bench --write-random-sdxl /tmp/sdxl-random\n"
+         "  mmx generate --model /tmp/sdxl-random --variant fp16 --prompt \"a horse\" --steps 2 --seed 0\n";
 }
 
 const Command kBenchCommand{
     "bench",
-    "mmx bench WORKLOAD... [--runs N] [--weights f32|f16|bf16] [--json] [--data DIR]",
+    "mmx bench WORKLOAD... [--runs N] [--weights f32|f16|bf16] [--json] [--data DIR]\n"
+    "       mmx bench --write-random-sdxl DIR [--weights f16|f32] [--data DIR]",
     "Benchmark workloads on full-size architectures with random weights.",
     {
         {"runs", "N", "timed runs per workload (default 5)"},
         {"weights", "DTYPE", "dtype of the random weight matrices (default: f16 for sdxl-*, f32 otherwise)"},
         {"json", "", "print a JSON list instead of a table"},
         {"data", "DIR", "folder with real-configs/ and tokenizers/ (default: tests/data)"},
+        {"write-random-sdxl", "DIR", "write SDXL base's pipeline folder, random weights (7 GB in f16), and exit"},
     },
     workload_help(),
     true,
 };
 
 int run_bench(const Args& args) {
-  if (args.positionals().empty()) usage_error("name at least one workload (see mmx bench --help)");
+  if (args.positionals().empty() && !args.has("write-random-sdxl"))
+    usage_error("name at least one workload (see mmx bench --help)");
   const int runs = static_cast<int>(args.get_int("runs", 1).value_or(5));
   std::string data = args.get("data").value_or("tests/data");
   if (!args.has("data") && !dir_exists(data)) data = std::string(MMX_SOURCE_DIR) + "/tests/data";
@@ -53,6 +61,15 @@ int run_bench(const Args& args) {
     else if (*w == "f16") weights = DType::F16;
     else if (*w == "bf16") weights = DType::BF16;
     else usage_error("--weights must be f32, f16 or bf16, got '", *w, "'");
+  }
+  if (const auto out = args.get("write-random-sdxl")) {
+    if (!args.positionals().empty()) usage_error("--write-random-sdxl writes a folder; run the workloads separately");
+    const DType dtype = weights.value_or(DType::F16);
+    if (dtype == DType::BF16) usage_error("--write-random-sdxl writes f16 (the fp16 variant) or f32 files");
+    write_random_sdxl_pipeline(data + "/real-configs/stable-diffusion-xl-base-1.0", data + "/tokenizers/clip", *out, dtype);
+    std::printf("wrote %s (random %s weights; mmx generate --model %s%s)\n", out->c_str(), dtype_name(dtype),
+                out->c_str(), dtype == DType::F16 ? " --variant fp16" : "");
+    return 0;
   }
   nlohmann::ordered_json list = nlohmann::json::array();
   for (const auto& workload : args.positionals()) {

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -204,12 +205,20 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
   }
   std::string json = header.dump();
   json.append((8 - json.size() % 8) % 8, ' ');  // keeps the data section 8-byte aligned
-  std::string bytes(8, '\0');
-  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>((uint64_t(json.size()) >> (8 * i)) & 0xff);
-  bytes += json;
-  bytes.reserve(bytes.size() + offset);
-  for (const auto& [name, t] : tensors) bytes.append(static_cast<const char*>(t.raw()), t.nbytes());
-  write_file_atomically(path, bytes);
+  std::string head(8, '\0');
+  for (int i = 0; i < 8; ++i) head[i] = static_cast<char>((uint64_t(json.size()) >> (8 * i)) & 0xff);
+  head += json;
+  // Streamed tensor by tensor: a multi-gigabyte checkpoint is never copied into one buffer.
+  write_atomically(path, [&](const std::string& tmp) {
+    std::FILE* f = std::fopen(tmp.c_str(), "wb");
+    if (!f) fail(path, ": cannot create: ", std::strerror(errno));
+    bool ok = std::fwrite(head.data(), 1, head.size(), f) == head.size();
+    for (const auto& [name, t] : tensors)
+      if (ok && t.nbytes() > 0) ok = std::fwrite(t.raw(), 1, t.nbytes(), f) == t.nbytes();
+    ok = ok && std::fflush(f) == 0;
+    const int err = errno;
+    if (std::fclose(f) != 0 || !ok) fail(path, ": write failed: ", std::strerror(err));
+  });
 }
 
 void write_npy(const std::string& path, const Tensor& t) {

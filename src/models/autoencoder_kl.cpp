@@ -72,7 +72,7 @@ AutoencoderKLConfig AutoencoderKLConfig::from_json(const JsonObject& j) {
 VAEAttention::VAEAttention(const WeightView& w, int64_t channels, int64_t groups)
     : group_norm(w.sub("group_norm"), groups, channels, 1e-6) {
   // Checkpoints from before diffusers 0.14 name the projections query/key/value/proj_attn.
-  const bool legacy = w.has("query.weight");
+  const bool legacy = !w.has("to_q.weight") && w.has("query.weight");
   to_q = Linear(w.sub(legacy ? "query" : "to_q"), channels, channels);
   to_k = Linear(w.sub(legacy ? "key" : "to_k"), channels, channels);
   to_v = Linear(w.sub(legacy ? "value" : "to_v"), channels, channels);

@@ -58,7 +58,9 @@ Tensor WeightLoader::fetch(const std::string& name, const Shape& shape, Init ini
     float* p = t.data<float>();
     std::normal_distribution<float> normal(0.f, 0.02f);
     for (int64_t i = 0; i < t.numel(); ++i) p[i] = init == Init::Ones ? 1.f : init == Init::Zeros ? 0.f : normal(*rng_);
-    return keep_half ? t.to(random_matrix_dtype_) : t;
+    if (keep_half) t = t.to(random_matrix_dtype_);
+    synthesised_.emplace_back(name, t);
+    return t;
   }
   const std::string key = resolve(name);
   const TensorInfo* info = checkpoint_->find(key);

@@ -29,6 +29,9 @@ class WeightLoader {
   // as they go, halving the resident size of an fp16 model); F32 in place; F64 converted.
   Tensor get_matrix(const std::string& name, const Shape& shape);
 
+  // Random mode: every tensor handed out so far, by name, in request order (to save as a checkpoint).
+  const std::vector<std::pair<std::string, Tensor>>& synthesised() const { return synthesised_; }
+
   // Call when the model is built: fails listing all missing and mis-shaped tensors. Unused tensors
   // are ignored, as transformers ignores them, and named in a warning; those under `head_prefixes`
   // (another task's heads, e.g. "cls." of BertForPreTraining) only at info level, and those ending in
@@ -41,6 +44,7 @@ class WeightLoader {
   std::string resolve(const std::string& name) const;  // legacy LayerNorm.gamma/.beta names
   Tensor fetch(const std::string& name, const Shape& shape, Init init, bool keep_half);
   DType random_matrix_dtype_ = DType::F32;
+  std::vector<std::pair<std::string, Tensor>> synthesised_;
   const Checkpoint* checkpoint_ = nullptr;
   std::unique_ptr<std::mt19937_64> rng_;
   std::set<std::string> used_;

@@ -1,9 +1,13 @@
 // The whole StableDiffusionXLPipeline call on sdxl-tiny against diffusers 0.30.3: the prompt of the lab,
 // 3 steps, guidance 5.0, 64×64, from the fixture's initial latents: every step's latents and the image.
 #include <cmath>
+#include <map>
 
+
+#include "mmx/bench.hpp"
 #include "mmx/error.hpp"
 #include "mmx/image.hpp"
+#include "mmx/safetensors.hpp"
 #include "mmx/sdxl.hpp"
 #include "test_util.hpp"
 
@@ -79,4 +83,36 @@ TEST(TextToImage, BadSizesAndLatentsAreClearErrors) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("[1, 4, 32, 48]"), std::string::npos) << e.what();
   }
+}
+
+// mmx bench --write-random-sdxl: a pipeline folder from configs with random weights. Written from
+// sdxl-tiny's configs, it must hold exactly the tensor names and shapes diffusers saved for sdxl-tiny
+// (so the full-size folder has the Hub's layout), in F16 under the fp16 variant's names, and load and run.
+TEST(TextToImage, ARandomPipelineFolderHasDiffusersLayoutAndRuns) {
+  test::TempDir dir;
+  const std::string out = dir.file("random");
+  write_random_sdxl_pipeline(test::data("models/sdxl-tiny"), test::data("tokenizers/clip"), out, DType::F16, 7);
+  for (const auto& [component, stem] : std::vector<std::pair<std::string, std::string>>{
+           {"text_encoder", "model"}, {"text_encoder_2", "model"},
+           {"unet", "diffusion_pytorch_model"}, {"vae", "diffusion_pytorch_model"}}) {
+    const auto written = SafetensorsFile::open(out + "/" + component + "/" + stem + ".fp16.safetensors");
+    const auto diffusers = SafetensorsFile::open(test::data("models/sdxl-tiny/" + component + "/" + stem + ".safetensors"));
+    std::map<std::string, Shape> want, got;
+    for (const auto& t : diffusers.tensors())
+      if (t.name.find("position_ids") == std::string::npos) want[t.name] = t.shape;  // a buffer, not a weight
+    for (const auto& t : written.tensors()) {
+      got[t.name] = t.shape;
+      EXPECT_EQ(t.dtype, DType::F16) << t.name;
+    }
+    EXPECT_EQ(got, want) << component;
+  }
+  GenerateOptions o;
+  o.prompt = "a horse";
+  o.steps = 2;
+  o.seed = 3;
+  const Image image = SDXLPipeline::load(out, "fp16")->generate(o).image;
+  EXPECT_EQ(image.width, 64);
+  EXPECT_EQ(image.height, 64);
+  EXPECT_THROW(write_random_sdxl_pipeline(test::data("models/sdxl-tiny"), test::data("tokenizers/clip"), out,
+                                          DType::F16), Error);  // not over an existing folder
 }
