@@ -14,77 +14,15 @@ vae_encode_noise (torch.randn of that shape, generator manual_seed(0)) and vae_e
 (latent_dist.sample(generator=torch.Generator().manual_seed(0))); fp16_weights_vae_encode_mean: the mean with the
 variant's diffusion_pytorch_model.fp16.safetensors loaded in float32 (torch_dtype=float32, variant="fp16").
 """
-import importlib.abc
-import importlib.machinery
-import importlib.util
 import json
 import pathlib
-import struct
-import sys
-import types
 
 import numpy as np
 
+from diffusers_shim import read_safetensors, shim_missing_modules, write_safetensors
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
-
-
-def shim_missing_modules():
-    """Stands in for diffusers' optional hub/IO dependencies when they are absent (attributes are placeholders)."""
-    roots = [m for m in ("huggingface_hub", "safetensors", "regex", "requests", "filelock", "importlib_metadata", "tqdm")
-             if importlib.util.find_spec(m) is None]
-
-    class Placeholder(types.ModuleType):
-        def __getattr__(self, name):
-            if name.startswith("__"):
-                raise AttributeError(name)
-            if name.isupper():  # constants such as HF_HOME
-                return "/nonexistent"
-            return type(name, (), {"__init__": lambda self, *a, **k: None, "__call__": lambda self, *a, **k: None})
-
-    class Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-        def find_spec(self, fullname, path, target=None):
-            if fullname.split(".")[0] in roots:
-                return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
-
-        def create_module(self, spec):
-            module = Placeholder(spec.name)
-            module.__path__ = []
-            return module
-
-        def exec_module(self, module):
-            pass
-
-    sys.meta_path.insert(0, Finder())
-    check = types.ModuleType("diffusers.dependency_versions_check")
-    check.dep_version_check = lambda *a, **k: None
-    sys.modules["diffusers.dependency_versions_check"] = check
-
-
-def read_safetensors(path):
-    raw = pathlib.Path(path).read_bytes()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n])
-    dtypes = {"F32": np.float32, "F16": np.float16}
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        a, b = info["data_offsets"]
-        out[name] = np.frombuffer(raw[8 + n + a:8 + n + b], dtype=dtypes[info["dtype"]]).reshape(info["shape"])
-    return out
-
-
-def write_safetensors(path, tensors):
-    header, blobs, offset = {}, [], 0
-    for name, t in tensors.items():
-        data = np.ascontiguousarray(t, dtype=np.float32).tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    pathlib.Path(path).write_bytes(struct.pack("<Q", len(text)) + text + b"".join(blobs))
 
 
 def png_pixels(path):

@@ -6,7 +6,7 @@
 
 namespace mmx {
 
-WeightLoader::WeightLoader(const Checkpoint& checkpoint) : checkpoint_(&checkpoint) {}
+WeightLoader::WeightLoader(const Checkpoint& checkpoint, HalfWeights half) : checkpoint_(&checkpoint), half_(half) {}
 
 std::unique_ptr<WeightLoader> WeightLoader::random(uint64_t seed, DType matrix_dtype) {
   if (matrix_dtype != DType::F32 && matrix_dtype != DType::F16 && matrix_dtype != DType::BF16)
@@ -81,7 +81,8 @@ Tensor WeightLoader::fetch(const std::string& name, const Shape& shape, Init ini
     return Tensor::zeros(shape);
   }
   Tensor stored = checkpoint_->get(key);
-  if (keep_half && (info->dtype == DType::F16 || info->dtype == DType::BF16)) return stored;
+  if (keep_half && half_ == HalfWeights::AsStored && (info->dtype == DType::F16 || info->dtype == DType::BF16))
+    return stored;
   return stored.to(DType::F32);
 }
 

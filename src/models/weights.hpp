@@ -14,9 +14,15 @@ namespace mmx {
 
 enum class Init { Normal, Ones, Zeros };  // how a random-weight model (benchmarks) fills a tensor
 
+// What get_matrix does with F16/BF16 linear and convolution weights. Widen: convert to F32 once, at load
+// (the small models: BERT, ViT, CLIP run small batches, where widening on every forward would cost about
+// as much as the forward). AsStored: keep them in the file's mapping and let the kernels widen panels as
+// they go (SDXL: halves the resident size; the UNet does thousands of FLOPs per weight per step).
+enum class HalfWeights { Widen, AsStored };
+
 class WeightLoader {
  public:
-  explicit WeightLoader(const Checkpoint& checkpoint);
+  explicit WeightLoader(const Checkpoint& checkpoint, HalfWeights half = HalfWeights::Widen);
   // No file: every requested tensor is synthesised (N(0, 0.02), or ones/zeros for norms); matrices
   // (get_matrix) are stored as `matrix_dtype`, as an fp16 checkpoint would hold them.
   static std::unique_ptr<WeightLoader> random(uint64_t seed, DType matrix_dtype = DType::F32);
@@ -25,8 +31,7 @@ class WeightLoader {
   bool has_prefix(const std::string& prefix) const;  // any tensor name starts with it
   // The tensor as F32 (F16/BF16 converted once, here; F32 used in place from the mapping).
   Tensor get(const std::string& name, const Shape& shape, Init init = Init::Normal);
-  // A linear or convolution weight: F16/BF16 stay as stored, in the mapping (the kernels widen them
-  // as they go, halving the resident size of an fp16 model); F32 in place; F64 converted.
+  // A linear or convolution weight: F32 in place; F16/BF16 as HalfWeights says; F64 converted.
   Tensor get_matrix(const std::string& name, const Shape& shape);
 
   // Random mode: every tensor handed out so far, by name, in request order (to save as a checkpoint).
@@ -46,6 +51,7 @@ class WeightLoader {
   DType random_matrix_dtype_ = DType::F32;
   std::vector<std::pair<std::string, Tensor>> synthesised_;
   const Checkpoint* checkpoint_ = nullptr;
+  HalfWeights half_ = HalfWeights::Widen;
   std::unique_ptr<std::mt19937_64> rng_;
   std::set<std::string> used_;
   std::vector<std::string> missing_, mismatched_;
@@ -73,8 +79,8 @@ class WeightView {
 
 // A model bound to a checkpoint's tensors (missing and mis-shaped ones reported together on failure).
 template <class Model, class Config>
-Model load_model(const Config& config, const Checkpoint& checkpoint) {
-  WeightLoader loader(checkpoint);
+Model load_model(const Config& config, const Checkpoint& checkpoint, HalfWeights half = HalfWeights::Widen) {
+  WeightLoader loader(checkpoint, half);
   return Model(config, loader);
 }
 

@@ -215,14 +215,15 @@ BenchResult bench_sdxl_text_encoders(const std::string& name, int runs, const st
   return r;
 }
 
-BenchResult bench_gemm(const std::string& name, int runs, int64_t m, int64_t n, int64_t k) {
+BenchResult bench_gemm(const std::string& name, int runs, int64_t m, int64_t n, int64_t k, DType weights) {
   std::mt19937 rng(3);
   std::uniform_real_distribution<float> dist(-1.f, 1.f);
   Tensor x = Tensor::empty({m, k}), w = Tensor::empty({n, k});
   for (Tensor* t : {&x, &w})
     for (int64_t i = 0; i < t->numel(); ++i) t->data<float>()[i] = dist(rng);
-  BenchResult r = time_runs(name, runs, 2.0 * m * n * k, [&] { ops::linear(x, w, Tensor()); });
-  r.detail = str("x[", m, ", ", k, "] · w[", n, ", ", k, "]ᵀ (nn.Linear layout)");
+  const Tensor stored = w.to(weights);
+  BenchResult r = time_runs(name, runs, 2.0 * m * n * k, [&] { ops::linear(x, stored, Tensor()); });
+  r.detail = str("x[", m, ", ", k, "] · w[", n, ", ", k, "]ᵀ (nn.Linear layout, ", dtype_name(weights), " weight)");
   return r;
 }
 
@@ -267,7 +268,7 @@ BenchResult run_benchmark(const std::string& workload, int runs, const std::stri
   int used = 0;
   if (std::sscanf(workload.c_str(), "gemm-%lldx%lldx%lld%n", &m, &n, &k, &used) == 3 &&
       used == static_cast<int>(workload.size()) && m > 0 && n > 0 && k > 0)
-    return bench_gemm(workload, runs, m, n, k);
+    return bench_gemm(workload, runs, m, n, k, w);
   usage_error("unknown workload '", workload, "' (see mmx bench --help)");
 }
 

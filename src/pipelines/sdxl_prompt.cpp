@@ -101,7 +101,8 @@ TextEncoder load_encoder(const DiffusersFolder& f, const std::string& tokenizer,
   TextEncoder e;
   e.tokenizer = Tokenizer::load(f.component(tokenizer));
   e.model = std::make_shared<const CLIPModel>(load_model<CLIPModel>(
-      CLIPConfig::from_json(folder.config), Checkpoint::open(component_weights(folder.path, "model", variant))));
+      CLIPConfig::from_json(folder.config), Checkpoint::open(component_weights(folder.path, "model", variant)),
+      HalfWeights::AsStored));
   return e;
 }
 

@@ -33,10 +33,12 @@ class SDXLPipelineImpl final : public SDXLPipeline {
       : text_(SDXLTextEncoders::load(f.path, variant)),
         unet_(load_model<UNet2DConditionModel>(
             UNet2DConditionConfig::from_json(JsonObject::load(join_path(f.component("unet"), "config.json"))),
-            Checkpoint::open(component_weights(f.component("unet"), "diffusion_pytorch_model", variant)))),
+            Checkpoint::open(component_weights(f.component("unet"), "diffusion_pytorch_model", variant)),
+            HalfWeights::AsStored)),
         vae_(load_model<AutoencoderKL>(
             AutoencoderKLConfig::from_json(JsonObject::load(join_path(f.component("vae"), "config.json"))),
-            Checkpoint::open(component_weights(f.component("vae"), "diffusion_pytorch_model", variant)))),
+            Checkpoint::open(component_weights(f.component("vae"), "diffusion_pytorch_model", variant)),
+            HalfWeights::AsStored)),
         scheduler_config_(EulerDiscreteConfig::load(join_path(f.component("scheduler"), "scheduler_config.json"))) {
     if (vae_.config().latent_channels != unet_.config().in_channels)
       fail(f.path, ": the VAE has ", vae_.config().latent_channels, " latent channels and the UNet takes ",

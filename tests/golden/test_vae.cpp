@@ -17,7 +17,8 @@ namespace {
 AutoencoderKL load_vae(const std::string& variant) {
   const std::string dir = test::data("models/sdxl-tiny/vae");
   const auto config = AutoencoderKLConfig::from_json(JsonObject::load(dir + "/config.json"));
-  return load_model<AutoencoderKL>(config, Checkpoint::open(component_weights(dir, "diffusion_pytorch_model", variant)));
+  return load_model<AutoencoderKL>(config, Checkpoint::open(component_weights(dir, "diffusion_pytorch_model", variant)),
+                                   HalfWeights::AsStored);  // as the pipeline loads it
 }
 
 Tensor divided(const Tensor& x, float by) {  // torch: tensor / python float, in float32

@@ -5,6 +5,7 @@
 #include "mmx/files.hpp"
 
 #include "io/checkpoint.hpp"
+#include "models/weights.hpp"
 #include "io/json_config.hpp"
 #include "test_util.hpp"
 
@@ -196,5 +197,22 @@ TEST(Checkpoint, FolderWithoutWeightsIsAClearError) {
     ADD_FAILURE();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("no model.safetensors"), std::string::npos);
+  }
+}
+
+// HalfWeights: the small models widen F16 matrices at load; SDXL keeps them as stored, in the mapping.
+TEST(WeightLoader, HalfPrecisionMatricesWidenedOrKeptAsStored) {
+  TempDir dir;
+  const Tensor w = Tensor::from_vector(std::vector<float>{0.5f, -1.25f, 3.0f, 0.1f, 2.0f, -0.75f}, {2, 3});
+  write_safetensors(dir.file("m.safetensors"), {{"w", w.to(DType::F16)}, {"b", Tensor::zeros({2})}});
+  const Checkpoint checkpoint = Checkpoint::open(dir.file("m.safetensors"));
+  const Tensor stored = SafetensorsFile::open(dir.file("m.safetensors")).get("w");
+  for (HalfWeights half : {HalfWeights::Widen, HalfWeights::AsStored}) {
+    WeightLoader loader(checkpoint, half);
+    const Tensor m = loader.get_matrix("w", {2, 3});
+    EXPECT_EQ(m.dtype(), half == HalfWeights::AsStored ? DType::F16 : DType::F32);
+    test::expect_close("matrix", m.to(DType::F32), stored.to(DType::F32), 0.0);
+    EXPECT_EQ(loader.get("b", {2}).dtype(), DType::F32);  // vectors (biases, norms) are always F32
+    loader.finish("test model");
   }
 }

@@ -20,16 +20,16 @@ void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t s
   const int64_t ho = y.dim(2), wo = y.dim(3), k = c * kh * kw;
   const float* xp = x.data<float>();
   // A half-precision weight is widened once per call (SDXL's largest, 1280·1280·3·3, is 59 MB).
-  std::vector<float> wide;
-  if (weight.dtype() != DType::F32) {
-    wide.resize(static_cast<size_t>(weight.numel()));
-    widen_to_f32(weight, 0, weight.numel(), wide.data());
+  const float* wp = weight.dtype() == DType::F32 ? weight.data<float>() : nullptr;
+  if (!wp) {
+    float* wide = weight_scratch(weight.numel());
+    widen_to_f32(weight, 0, weight.numel(), wide);
+    wp = wide;
   }
-  const float* wp = wide.empty() ? weight.data<float>() : wide.data();
   float* yp = y.data<float>();
   const bool pointwise = kh == 1 && kw == 1 && stride == 1 && padding == 0;  // the input is already the matrix
   const int64_t tile_rows = std::clamp<int64_t>(kMaxColumnFloats / std::max<int64_t>(1, k * wo), 1, ho);
-  std::vector<float> col(pointwise ? 0 : static_cast<size_t>(k * tile_rows * wo));
+  const Tensor col = Tensor::empty({pointwise ? 0 : k * tile_rows * wo});
   for (int64_t b = 0; b < n; ++b) {
     const float* xb = xp + b * c * h * w;
     float* yb = yp + b * o * ho * wo;
@@ -41,7 +41,7 @@ void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t s
 #pragma omp parallel for schedule(static)
         for (int64_t kk = 0; kk < k; ++kk) {
           const int64_t ci = kk / (kh * kw), dy = (kk / kw) % kh, dx = kk % kw;
-          float* dst = col.data() + kk * cols;
+          float* dst = col.data<float>() + kk * cols;
           for (int64_t r = 0; r < rows; ++r) {
             const int64_t iy = (r0 + r) * stride - padding + dy;
             float* d = dst + r * wo;
@@ -56,7 +56,7 @@ void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t s
             }
           }
         }
-        bmat = col.data();
+        bmat = col.data<float>();
         ldb = cols;
       }
       // y[o, rows·wo] = weight[o, k] · col[k, rows·wo]

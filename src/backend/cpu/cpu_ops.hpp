@@ -22,6 +22,8 @@ void attention_ref(const Tensor& q, const Tensor& k, const Tensor& v, int64_t he
 // Weights may stay in their stored half precision (F16/BF16, mapped from the file); kernels widen
 // the rows they need into f32 scratch, `count` elements from element `first`.
 void widen_to_f32(const Tensor& t, int64_t first, int64_t count, float* dst);
+// The calling thread's scratch for a widened weight, at least `floats` long (valid until its next call).
+float* weight_scratch(int64_t floats);
 
 void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding, Tensor& y);
 void group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias, float eps, Tensor& y);

@@ -3,8 +3,9 @@
 #include <dnnl.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
-#include <vector>
+#include <memory>
 
 #include "core/half.hpp"
 
@@ -38,10 +39,29 @@ void gemm_ref(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float
 }
 
 namespace {
-// A half-precision weight is widened this many f32 at a time (4 MiB): small beside the model, large
-// enough that each GEMM call still sees hundreds of output features and packs its input rarely.
-constexpr int64_t kWeightPanelFloats = int64_t(1) << 20;
+// A half-precision weight is widened whole when it has at most this many values (64 MiB of f32: every
+// SDXL weight), else in panels of output rows of this size. Measured on the UNet's shapes, smaller
+// panels cost up to 2.5× in the GEMM (each call re-packs the activations), the widening itself ~2 ms
+// per 6.5 M values (docs/performance.md).
+constexpr int64_t kWeightPanelFloats = int64_t(16) << 20;
 }  // namespace
+
+float* weight_scratch(int64_t floats) {
+  // One grow-only buffer per thread, reused by every call: its pages stay warm, and it is never more
+  // than the largest weight seen (unlike a cache of freed blocks, which would keep one per size).
+  struct Buffer {
+    std::unique_ptr<float, decltype(&std::free)> data{nullptr, &std::free};
+    int64_t capacity = 0;
+  };
+  thread_local Buffer buffer;
+  if (floats > buffer.capacity) {
+    const size_t bytes = (static_cast<size_t>(floats) * sizeof(float) + 63) / 64 * 64;
+    buffer.data.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
+    if (!buffer.data) fail("out of memory widening a weight of ", floats, " values");
+    buffer.capacity = floats;
+  }
+  return buffer.data.get();
+}
 
 void widen_to_f32(const Tensor& t, int64_t first, int64_t count, float* dst) {
   if (first < 0 || count < 0 || first + count > t.numel()) fail("widen_to_f32: range outside ", shape_str(t.shape()));
@@ -77,11 +97,11 @@ void linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& y
   }
   // y[:, n0:n0+nb] = x · W[n0:n0+nb]ᵀ with that panel of W widened to f32.
   const int64_t panel = std::clamp<int64_t>(kWeightPanelFloats / std::max<int64_t>(k, 1), 1, n);
-  std::vector<float> wide(static_cast<size_t>(panel * k));
+  float* wide = weight_scratch(panel * k);
   for (int64_t n0 = 0; n0 < n; n0 += panel) {
     const int64_t nb = std::min(panel, n - n0);
-    widen_to_f32(weight, n0 * k, nb * k, wide.data());
-    gemm(false, true, rows, nb, k, 1.f, x.data<float>(), k, wide.data(), k, beta, out + n0, n);
+    widen_to_f32(weight, n0 * k, nb * k, wide);
+    gemm(false, true, rows, nb, k, 1.f, x.data<float>(), k, wide, k, beta, out + n0, n);
   }
 }
 
