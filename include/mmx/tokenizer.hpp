@@ -28,7 +28,7 @@ class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
   // Loads the tokenizer stored in a model (or tokenizer-only) folder.
-  static std::unique_ptr<Tokenizer> load(const std::string& folder);
+  static std::unique_ptr<Tokenizer> load(const std::string& model);  // a folder, or a Hub id in the cache
 
   // tokenizer.tokenize(text): the pieces, without special tokens.
   virtual std::vector<std::string> tokenize(const std::string& text) const = 0;

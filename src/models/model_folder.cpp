@@ -6,19 +6,12 @@
 #include "core/log.hpp"
 #include "mmx/image_processor.hpp"
 #include "mmx/error.hpp"
+#include "mmx/hub.hpp"
 
 namespace mmx {
 
-ModelFolder open_model_folder(const std::string& path) {
-  if (!dir_exists(path)) {
-    // "bert-base-uncased", "openai/clip-vit-base-patch32": a Hub id, not a path.
-    const bool hub_id = !path.empty() && path[0] != '/' && path[0] != '.' && path.find("//") == std::string::npos &&
-                        std::count(path.begin(), path.end(), '/') <= 1;
-    throw Error(ErrorKind::Runtime, path + ": no such model folder",
-                hub_id ? "'" + path + "' looks like a Hugging Face Hub id; this mmx reads local folders: save the model "
-                         "with save_pretrained or `huggingface-cli download " + path + " --local-dir DIR` and pass DIR"
-                       : "give a folder as saved by save_pretrained (config.json + model.safetensors)");
-  }
+ModelFolder open_model_folder(const std::string& model) {
+  const std::string path = resolve_model_path(model);  // a folder, or a Hub id found in the cache
   const std::string config_path = join_path(path, "config.json");
   if (!file_exists(config_path))
     throw Error(ErrorKind::Runtime, path + ": no config.json (not a Hugging Face model folder)",

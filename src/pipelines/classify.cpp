@@ -54,7 +54,7 @@ std::unique_ptr<ImageClassifier> ImageClassifier::load(const std::string& model_
   const ModelFolder folder = open_model_folder(model_dir);
   if (folder.model_type != "vit")
     usage_error(model_dir, ": model_type '", folder.model_type, "' is not an image classifier (a ViT folder is)");
-  const Checkpoint checkpoint = Checkpoint::open(model_dir);
+  const Checkpoint checkpoint = Checkpoint::open(folder.path);
   return std::make_unique<VitClassifier>(folder, checkpoint);
 }
 

@@ -8,6 +8,7 @@
 #include "core/file_util.hpp"
 #include "core/log.hpp"
 #include "io/checkpoint.hpp"
+#include "mmx/hub.hpp"
 #include "models/bert.hpp"
 #include "models/vit.hpp"
 #include "pipelines/pooling.hpp"
@@ -172,8 +173,9 @@ class VitEmbedder : public ImageEmbedder {
 
 }  // namespace
 
-ModelProcessor load_model_processor(const std::string& model_dir) {
+ModelProcessor load_model_processor(const std::string& model) {
   // A folder holding only preprocessor_config.json (or a model mmx cannot run yet) still preprocesses.
+  const std::string model_dir = resolve_model_path(model);
   const std::string path = join_path(model_dir, "preprocessor_config.json");
   if (file_exists(path)) {
     std::string model_type;
@@ -192,7 +194,7 @@ std::unique_ptr<ImageEmbedder> ImageEmbedder::load(const std::string& model_dir)
   if (folder.model_type == "clip" || folder.model_type == "clip_vision_model") return load_clip_image_embedder(folder);
   if (folder.model_type != "vit")
     usage_error(model_dir, ": a '", folder.model_type, "' model embeds texts, not images (use --text)");
-  const Checkpoint checkpoint = Checkpoint::open(model_dir);
+  const Checkpoint checkpoint = Checkpoint::open(folder.path);
   return std::make_unique<VitEmbedder>(folder, checkpoint);
 }
 
@@ -201,8 +203,8 @@ std::unique_ptr<TextEmbedder> TextEmbedder::load(const std::string& model_dir) {
   if (folder.model_type == "clip" || folder.model_type == "clip_text_model") return load_clip_text_embedder(folder);
   if (folder.model_type != "bert")
     usage_error(model_dir, ": a '", folder.model_type, "' model embeds images, not texts (use --image)");
-  std::unique_ptr<Tokenizer> tokenizer = Tokenizer::load(model_dir);
-  const Checkpoint checkpoint = Checkpoint::open(model_dir);
+  std::unique_ptr<Tokenizer> tokenizer = Tokenizer::load(folder.path);
+  const Checkpoint checkpoint = Checkpoint::open(folder.path);
   return std::make_unique<BertEmbedder>(folder, std::move(tokenizer), checkpoint);
 }
 

@@ -10,6 +10,7 @@
 #include "io/checkpoint.hpp"
 #include "io/json_config.hpp"
 #include "mmx/error.hpp"
+#include "mmx/hub.hpp"
 #include "mmx/sdxl.hpp"
 #include "mmx/tokenizer.hpp"
 #include "models/clip.hpp"
@@ -37,8 +38,8 @@ const ComponentClasses kComponents[] = {
 
 }  // namespace
 
-DiffusersFolder DiffusersFolder::open(const std::string& path) {
-  if (!dir_exists(path)) fail(path, ": no such pipeline folder");
+DiffusersFolder DiffusersFolder::open(const std::string& model) {
+  const std::string path = resolve_model_path(model);  // a folder, or a Hub id (the repo root) in the cache
   const std::string index_path = join_path(path, "model_index.json");
   if (!file_exists(index_path))
     throw Error(ErrorKind::Runtime, path + ": no model_index.json (not a diffusers pipeline folder)",

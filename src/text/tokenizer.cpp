@@ -1,12 +1,13 @@
 #include "core/file_util.hpp"
+#include "mmx/hub.hpp"
 #include "mmx/tokenizer.hpp"
 #include "text/clip_bpe.hpp"
 #include "text/wordpiece.hpp"
 
 namespace mmx {
 
-std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& folder) {
-  if (!dir_exists(folder)) fail(folder, ": no such folder");
+std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& model) {
+  const std::string folder = resolve_model_path(model);  // a folder, or a Hub id found in the cache
   if (file_exists(join_path(folder, "vocab.txt"))) return text::BertTokenizer::load(folder);
   if (file_exists(join_path(folder, "vocab.json")) && file_exists(join_path(folder, "merges.txt")))
     return text::ClipTokenizer::load(folder);

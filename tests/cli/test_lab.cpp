@@ -1,5 +1,6 @@
 // mmx lab and mmx similarity --plot end to end on the fixture models: every matrix of matrices.json
 // against the fixtures, both figures written and decodable, the diagonal lines, and bad input.
+#include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -149,9 +150,16 @@ TEST(CliLab, BadInputIsAClearErrorWithNothingWritten) {
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("is a file, not a folder"), std::string::npos) << r.err;
   std::vector<std::string> args = {"lab", "--out", out, "--image", image, "--image", image};
-  r = run(args);  // the default models are Hub ids, not folders here
+  // The default models are Hub ids; with an empty Hugging Face cache they are not found.
+  const char* old_cache = std::getenv("HF_HUB_CACHE");
+  const std::string saved = old_cache ? old_cache : "";
+  setenv("HF_HUB_CACHE", dir.file("empty-cache").c_str(), 1);
+  r = run(args);
+  if (old_cache) setenv("HF_HUB_CACHE", saved.c_str(), 1);
+  else unsetenv("HF_HUB_CACHE");
   EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.err.find("'bert-base-uncased' looks like a Hugging Face Hub id"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("bert-base-uncased: neither a folder nor a model in the Hugging Face cache"), std::string::npos)
+      << r.err;
   EXPECT_FALSE(std::filesystem::exists(out));
 }
 

@@ -1,0 +1,33 @@
+// Hugging Face Hub model ids and the local cache huggingface_hub keeps (~/.cache/huggingface/hub), so
+// `--model bert-base-uncased` finds the copy the Python lab already downloaded, offline.
+#pragma once
+#include <optional>
+#include <string>
+
+namespace mmx {
+
+struct HubModelId {
+  std::string repo_id;            // "bert-base-uncased", "openai/clip-vit-base-patch32"
+  std::string revision = "main";  // a branch, a tag or a commit hash (after '@')
+};
+
+// "name", "org/name", optionally "@revision". nullopt when the text cannot be a Hub id (an absolute or
+// ./relative path, more than one '/', characters the Hub does not allow in names).
+std::optional<HubModelId> parse_hub_model_id(const std::string& text);
+
+// huggingface_hub's cache folder: HF_HUB_CACHE, else HUGGINGFACE_HUB_CACHE, else HF_HOME/hub, else
+// $XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub.
+std::string hub_cache_dir();
+
+// HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) set to 1, ON, YES or TRUE: never touch the network.
+bool hub_offline();
+
+// The snapshot folder of a cached model (models--org--name/snapshots/<commit>/): the revision is a
+// commit hash present there, or a name whose refs/<revision> file holds one. nullopt when not cached.
+std::optional<std::string> find_cached_snapshot(const HubModelId& id, const std::string& cache_dir);
+
+// What every command does with --model: an existing folder is used as it is; otherwise a Hub id is looked
+// up in the cache. Anything else is an error that says where mmx looked and what to do.
+std::string resolve_model_path(const std::string& model);
+
+}  // namespace mmx

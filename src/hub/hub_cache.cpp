@@ -1,0 +1,114 @@
+// The cache layout of huggingface_hub (file_download.py, constants.py): <cache>/models--org--name/ with
+// refs/<revision> (the commit hash a branch or tag pointed to when last fetched), snapshots/<commit>/
+// (the repo's files as relative symlinks into blobs/), blobs/<etag>. Reading a snapshot folder through
+// its symlinks is all a model load needs.
+#include <cstdlib>
+#include <filesystem>
+
+#include "core/file_util.hpp"
+#include "core/log.hpp"
+#include "mmx/error.hpp"
+#include "mmx/files.hpp"
+#include "mmx/hub.hpp"
+
+namespace mmx {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string env_or(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::string(v) : fallback;
+}
+
+std::string expand_home(const std::string& path) {  // os.path.expanduser for a leading ~
+  if (path.empty() || path[0] != '~' || (path.size() > 1 && path[1] != '/')) return path;
+  return env_or("HOME", "") + path.substr(1);
+}
+
+bool is_commit_hash(const std::string& s) {  // REGEX_COMMIT_HASH: ^[0-9a-f]{40}$
+  if (s.size() != 40) return false;
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+bool valid_name_part(const std::string& s) {  // the Hub's repo names: letters, digits, '-', '_', '.'
+  if (s.empty() || s.size() > 96 || s.find("--") != std::string::npos || s.find("..") != std::string::npos) return false;
+  if (s.front() == '-' || s.front() == '.' || s.back() == '-' || s.back() == '.') return false;
+  for (char c : s)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) return false;
+  return true;
+}
+
+}  // namespace
+
+std::optional<HubModelId> parse_hub_model_id(const std::string& text) {
+  HubModelId id;
+  std::string name = text;
+  if (const size_t at = text.find('@'); at != std::string::npos) {
+    name = text.substr(0, at);
+    id.revision = text.substr(at + 1);
+    // A branch, tag or commit; never a path that climbs out of the cache's refs/ folder.
+    if (id.revision.empty() || id.revision[0] == '/' || id.revision.find("..") != std::string::npos) return std::nullopt;
+  }
+  const size_t slash = name.find('/');
+  if (slash == std::string::npos) {
+    if (!valid_name_part(name)) return std::nullopt;
+  } else if (name.find('/', slash + 1) != std::string::npos || !valid_name_part(name.substr(0, slash)) ||
+             !valid_name_part(name.substr(slash + 1))) {
+    return std::nullopt;
+  }
+  id.repo_id = name;
+  return id;
+}
+
+std::string hub_cache_dir() {
+  const std::string home = expand_home(
+      env_or("HF_HOME", join_path(env_or("XDG_CACHE_HOME", join_path(env_or("HOME", "/"), ".cache")), "huggingface")));
+  return expand_home(env_or("HF_HUB_CACHE", env_or("HUGGINGFACE_HUB_CACHE", join_path(home, "hub"))));
+}
+
+bool hub_offline() {
+  for (const char* name : {"HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"}) {
+    std::string v = env_or(name, "");
+    for (char& c : v) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (v == "1" || v == "ON" || v == "YES" || v == "TRUE") return true;
+  }
+  return false;
+}
+
+std::optional<std::string> find_cached_snapshot(const HubModelId& id, const std::string& cache_dir) {
+  std::string folder = "models--" + id.repo_id;
+  for (size_t p = folder.find('/'); p != std::string::npos; p = folder.find('/', p)) folder.replace(p, 1, "--");
+  const fs::path repo = fs::path(cache_dir) / folder;
+  std::string commit = id.revision;
+  if (!is_commit_hash(commit)) {
+    const fs::path ref = repo / "refs" / id.revision;
+    if (!fs::is_regular_file(ref)) return std::nullopt;
+    commit = read_file(ref.string());
+    while (!commit.empty() && std::isspace(static_cast<unsigned char>(commit.back()))) commit.pop_back();
+    if (!is_commit_hash(commit)) fail(ref.string(), ": not a commit hash (a damaged huggingface_hub cache?)");
+  }
+  const fs::path snapshot = repo / "snapshots" / commit;
+  if (!fs::is_directory(snapshot)) return std::nullopt;
+  return snapshot.string();
+}
+
+std::string resolve_model_path(const std::string& model) {
+  if (dir_exists(model)) return model;
+  const auto id = parse_hub_model_id(model);
+  if (!id) fail(model, ": no such model folder");
+  const std::string cache = hub_cache_dir();
+  if (const auto snapshot = find_cached_snapshot(*id, cache)) {
+    log_info("using ", id->repo_id, "@", id->revision, " from the Hugging Face cache: ", *snapshot);
+    return *snapshot;
+  }
+  throw Error(ErrorKind::Runtime,
+              model + ": neither a folder nor a model in the Hugging Face cache (looked for " + id->repo_id + " at " +
+                  id->revision + " in " + cache + (hub_offline() ? "; HF_HUB_OFFLINE is set" : "") + ")",
+              "download it once with `huggingface-cli download " + id->repo_id +
+                  "` (or from_pretrained in Python), which fills that cache; or give a folder saved by save_pretrained");
+}
+
+}  // namespace mmx

@@ -1,0 +1,163 @@
+// Hub model ids and huggingface_hub's cache: ids parsed as the Hub allows them, the cache folder found from
+// the same environment variables, snapshots resolved through refs/, and a model run from a cache laid out
+// the way huggingface_hub lays it out (blobs, relative symlinks, refs) with the same outputs as its folder.
+#include <cstdlib>
+#include <filesystem>
+#include <optional>
+
+#include "cli/run_mmx.hpp"
+#include "mmx/embed.hpp"
+#include "mmx/error.hpp"
+#include "mmx/files.hpp"
+#include "mmx/hub.hpp"
+#include "test_util.hpp"
+
+using namespace mmx;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Sets (or unsets) an environment variable for the life of the guard.
+class EnvVar {
+ public:
+  EnvVar(const char* name, const std::optional<std::string>& value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    if (value) setenv(name, value->c_str(), 1);
+    else unsetenv(name);
+  }
+  ~EnvVar() {
+    if (old_) setenv(name_, old_->c_str(), 1);
+    else unsetenv(name_);
+  }
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+const std::string kCommit = "0123456789abcdef0123456789abcdef01234567";
+const std::string kOldCommit = "fedcba9876543210fedcba9876543210fedcba98";
+
+// models--org--bert-tiny as huggingface_hub writes it: each file once in blobs/ (named by its ETag), the
+// snapshot's entries relative symlinks to them, refs/main → the commit; a tag at an older snapshot that
+// lacks the weights; and .no_exist/ markers for files the Hub said are absent.
+std::string make_cache(const test::TempDir& dir) {
+  const fs::path repo = dir.path / "hub" / "models--org--bert-tiny";
+  fs::create_directories(repo / "blobs");
+  fs::create_directories(repo / "refs");
+  fs::create_directories(repo / "snapshots" / kCommit);
+  fs::create_directories(repo / "snapshots" / kOldCommit);
+  fs::create_directories(repo / ".no_exist" / kCommit);
+  int n = 0;
+  for (const auto& entry : fs::directory_iterator(test::data("models/bert-tiny"))) {
+    const std::string name = entry.path().filename().string();
+    char etag[65];
+    std::snprintf(etag, sizeof etag, "%064x", 0xabc0 + n++);
+    fs::copy_file(entry.path(), repo / "blobs" / etag);
+    fs::create_symlink(fs::path("../../blobs") / etag, repo / "snapshots" / kCommit / name);
+    if (name != "model.safetensors") fs::create_symlink(fs::path("../../blobs") / etag, repo / "snapshots" / kOldCommit / name);
+  }
+  write_file_atomically((repo / "refs" / "main").string(), kCommit);
+  write_file_atomically((repo / "refs" / "v0").string(), kOldCommit);
+  write_file_atomically((repo / ".no_exist" / kCommit / "tokenizer.json").string(), "");
+  return (dir.path / "hub").string();
+}
+
+}  // namespace
+
+TEST(Hub, ModelIdsParseAsTheHubAllowsThem) {
+  auto id = parse_hub_model_id("bert-base-uncased");
+  ASSERT_TRUE(id);
+  EXPECT_EQ(id->repo_id, "bert-base-uncased");
+  EXPECT_EQ(id->revision, "main");
+  id = parse_hub_model_id("openai/clip-vit-base-patch32@v1.0");
+  ASSERT_TRUE(id);
+  EXPECT_EQ(id->repo_id, "openai/clip-vit-base-patch32");
+  EXPECT_EQ(id->revision, "v1.0");
+  EXPECT_TRUE(parse_hub_model_id("stabilityai/stable-diffusion-xl-base-1.0@refs/pr/1"));
+  for (const char* bad : {"/abs/path", "./rel", "a/b/c", "a//b", "org/", "@main", "x@", "a--b/c", "a b", "x@../../etc",
+                          "x@/etc", ".hidden", "-x"})
+    EXPECT_FALSE(parse_hub_model_id(bad)) << bad;
+}
+
+TEST(Hub, CacheFolderAndOfflineModeFollowHuggingfaceHubsVariables) {
+  EnvVar home("HOME", "/home/u"), xdg("XDG_CACHE_HOME", std::nullopt), hf_home("HF_HOME", std::nullopt),
+      legacy("HUGGINGFACE_HUB_CACHE", std::nullopt), cache("HF_HUB_CACHE", std::nullopt);
+  EXPECT_EQ(hub_cache_dir(), "/home/u/.cache/huggingface/hub");
+  {
+    EnvVar x("XDG_CACHE_HOME", "/xdg");
+    EXPECT_EQ(hub_cache_dir(), "/xdg/huggingface/hub");
+    EnvVar h("HF_HOME", "~/hf");
+    EXPECT_EQ(hub_cache_dir(), "/home/u/hf/hub");
+    EnvVar l("HUGGINGFACE_HUB_CACHE", "/legacy");
+    EXPECT_EQ(hub_cache_dir(), "/legacy");
+    EnvVar c("HF_HUB_CACHE", "/new");
+    EXPECT_EQ(hub_cache_dir(), "/new");
+  }
+  EnvVar offline("HF_HUB_OFFLINE", std::nullopt), transformers("TRANSFORMERS_OFFLINE", std::nullopt);
+  EXPECT_FALSE(hub_offline());
+  for (const char* on : {"1", "true", "YES", "On"}) {
+    EnvVar o("HF_HUB_OFFLINE", on);
+    EXPECT_TRUE(hub_offline()) << on;
+  }
+  for (const char* off : {"0", "no", "", "2"}) {
+    EnvVar o("HF_HUB_OFFLINE", off);
+    EXPECT_FALSE(hub_offline()) << off;
+  }
+  EnvVar t("TRANSFORMERS_OFFLINE", "1");
+  EXPECT_TRUE(hub_offline());
+}
+
+TEST(Hub, SnapshotsResolveThroughRefsOrCommits) {
+  test::TempDir dir;
+  const std::string cache = make_cache(dir);
+  const std::string snapshots = cache + "/models--org--bert-tiny/snapshots/";
+  EXPECT_EQ(find_cached_snapshot(*parse_hub_model_id("org/bert-tiny"), cache), snapshots + kCommit);
+  EXPECT_EQ(find_cached_snapshot(*parse_hub_model_id("org/bert-tiny@v0"), cache), snapshots + kOldCommit);
+  EXPECT_EQ(find_cached_snapshot(*parse_hub_model_id("org/bert-tiny@" + kOldCommit), cache), snapshots + kOldCommit);
+  EXPECT_FALSE(find_cached_snapshot(*parse_hub_model_id("org/bert-tiny@dev"), cache));
+  EXPECT_FALSE(find_cached_snapshot(*parse_hub_model_id("org/other"), cache));
+  write_file_atomically(cache + "/models--org--bert-tiny/refs/broken", "not a hash");
+  EXPECT_THROW(find_cached_snapshot(*parse_hub_model_id("org/bert-tiny@broken"), cache), Error);
+}
+
+TEST(Hub, AModelRunsFromTheCacheWithTheSameOutputsAsFromItsFolder) {
+  test::TempDir dir;
+  EnvVar cache("HF_HUB_CACHE", make_cache(dir));
+  EmbedOptions options;
+  const EmbedResult want = TextEmbedder::load(test::data("models/bert-tiny"))->embed({"hello world"}, options);
+  const EmbedResult got = TextEmbedder::load("org/bert-tiny")->embed({"hello world"}, options);
+  test::expect_close("embedding from the cache", got.embeddings, want.embeddings, 0.0);
+  // The tagged snapshot has no weights: the error names the snapshot folder it looked in.
+  try {
+    TextEmbedder::load("org/bert-tiny@v0");
+    FAIL() << "loaded a snapshot without weights";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(kOldCommit), std::string::npos) << e.what();
+  }
+  try {
+    TextEmbedder::load("org/missing");
+    FAIL() << "loaded a model that is not cached";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("neither a folder nor a model in the Hugging Face cache"), std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find(dir.path.string()), std::string::npos) << e.what();
+  }
+  // The command line: the same embedding, offline.
+  EnvVar offline("HF_HUB_OFFLINE", "1");
+  const test::Result a = test::run({"embed", "--model", "org/bert-tiny", "--text", "hello world", "--output", dir.file("a.json")});
+  ASSERT_EQ(a.code, 0) << a.err;
+  const test::Result b = test::run({"embed", "--model", test::data("models/bert-tiny"), "--text", "hello world", "--output",
+                                    dir.file("b.json")});
+  ASSERT_EQ(b.code, 0) << b.err;
+  auto strip_model = [](std::string json) {  // the outputs name their model; everything else must agree
+    const size_t p = json.find("\"model\"");
+    if (p != std::string::npos) json.erase(p, json.find('\n', p) - p);
+    return json;
+  };
+  EXPECT_EQ(strip_model(read_file(dir.file("a.json"))), strip_model(read_file(dir.file("b.json"))));
+  const test::Result c = test::run({"embed", "--model", "org/missing", "--text", "x", "--output", dir.file("c.json")});
+  EXPECT_EQ(c.code, 1);
+  EXPECT_NE(c.err.find("HF_HUB_OFFLINE is set"), std::string::npos) << c.err;
+  EXPECT_FALSE(fs::exists(dir.file("c.json")));
+}
