@@ -24,7 +24,8 @@ struct DiffusersFolder {
 };
 
 // The weights file of a component folder: `{stem}.safetensors` (or a sharded index), or with
-// variant "fp16" `{stem}.fp16.safetensors`; the fp16 file is also taken when it is the only one.
+// variant "fp16" `{stem}.fp16.safetensors`; the fp16 file is also taken when it is the only one; with no
+// safetensors at all, the PyTorch pickle (`pytorch_model.bin` / `diffusion_pytorch_model.bin`, variant, shards).
 // Neither: an error listing the safetensors files that are there.
 std::string component_weights(const std::string& folder, const std::string& stem, const std::string& variant);
 

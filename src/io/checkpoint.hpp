@@ -1,8 +1,10 @@
 // A model's weights as one name → tensor map, from a single safetensors file or from shards listed
-// in model.safetensors.index.json.
+// in model.safetensors.index.json; or, when a model has no safetensors, from PyTorch's pytorch_model.bin
+// (or its shards), read by a restricted unpickler that runs no code.
 #pragma once
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -12,8 +14,9 @@ namespace mmx {
 
 class Checkpoint {
  public:
-  // `path` is a .safetensors file, a .safetensors.index.json, or a model folder holding
-  // model.safetensors or model.safetensors.index.json.
+  // `path` is a .safetensors or .bin file, a .safetensors.index.json or .bin.index.json, or a model
+  // folder holding one of model.safetensors, model.safetensors.index.json, pytorch_model.bin,
+  // pytorch_model.bin.index.json (in that order of preference, as transformers).
   static Checkpoint open(const std::string& path);
 
   const std::string& source() const { return source_; }
@@ -27,6 +30,10 @@ class Checkpoint {
   std::vector<std::shared_ptr<SafetensorsFile>> files_;
   std::map<std::string, size_t> file_index_;  // tensor name → files_ index
   std::vector<std::string> names_;
+  // Tensors read from .bin files: their description and the tensor itself.
+  std::map<std::string, std::pair<TensorInfo, Tensor>> loaded_;
+  std::map<std::string, std::string> loaded_file_;
+  void add_torch_file(const std::string& file, const std::set<std::string>* only = nullptr);
 };
 
 }  // namespace mmx

@@ -73,17 +73,23 @@ std::string component_weights(const std::string& folder, const std::string& stem
   if (!variant.empty() && variant != "fp16") usage_error("unknown weight variant '", variant, "' (use fp16, or none)");
   const std::string plain = join_path(folder, stem + ".safetensors"), index = plain + ".index.json";
   const std::string fp16 = join_path(folder, stem + ".fp16.safetensors");
+  // PyTorch pickles only when there are no safetensors (as diffusers prefers them): transformers names
+  // them pytorch_model.bin, diffusers diffusion_pytorch_model.bin.
+  const std::string bin_stem = stem == "model" ? "pytorch_model" : stem;
+  const std::string bin = join_path(folder, bin_stem + ".bin"), bin_index = bin + ".index.json";
+  const std::string bin16 = join_path(folder, bin_stem + ".fp16.bin");
   if (variant == "fp16") {
     if (file_exists(fp16)) return fp16;
-    fail(folder, ": no ", stem, ".fp16.safetensors for the fp16 variant");
+    if (file_exists(bin16)) return bin16;
+    fail(folder, ": no ", stem, ".fp16.safetensors (or ", bin_stem, ".fp16.bin) for the fp16 variant");
   }
-  if (file_exists(plain)) return plain;
-  if (file_exists(index)) return index;
-  if (file_exists(fp16)) return fp16;  // only the variant is there: use it, as diffusers does with a warning
+  for (const std::string& candidate : {plain, index, fp16, bin, bin_index, bin16})
+    if (file_exists(candidate)) return candidate;  // only the variant there: used, as diffusers does with a warning
   std::string found;
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator(folder, ec))
-    if (e.path().extension() == ".safetensors") found += (found.empty() ? "" : ", ") + e.path().filename().string();
+    if (e.path().extension() == ".safetensors" || e.path().extension() == ".bin")
+      found += (found.empty() ? "" : ", ") + e.path().filename().string();
   fail(folder, ": no ", stem, ".safetensors or ", stem, ".fp16.safetensors (found: ", found.empty() ? "none" : found, ")");
 }
 

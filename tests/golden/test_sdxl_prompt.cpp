@@ -95,3 +95,22 @@ TEST(SDXLPrompt, BadFoldersAreClearErrors) {
   write_file_atomically(copy + "/model_index.json", other);
   EXPECT_NE(message(copy).find("_class_name 'FluxPipeline' is not supported"), std::string::npos) << message(copy);
 }
+
+// Which weights file a component folder offers: safetensors first (plain, sharded, fp16), then PyTorch pickles.
+TEST(SDXLPrompt, ComponentWeightsPreferSafetensorsThenPickles) {
+  test::TempDir dir;
+  const std::string f = dir.path.string();
+  auto touch = [&](const std::string& name) { write_file_atomically(f + "/" + name, "x"); };
+  touch("diffusion_pytorch_model.bin");
+  EXPECT_EQ(component_weights(f, "diffusion_pytorch_model", ""), f + "/diffusion_pytorch_model.bin");
+  EXPECT_THROW(component_weights(f, "diffusion_pytorch_model", "fp16"), Error);
+  touch("diffusion_pytorch_model.fp16.bin");
+  EXPECT_EQ(component_weights(f, "diffusion_pytorch_model", "fp16"), f + "/diffusion_pytorch_model.fp16.bin");
+  touch("diffusion_pytorch_model.fp16.safetensors");
+  EXPECT_EQ(component_weights(f, "diffusion_pytorch_model", ""), f + "/diffusion_pytorch_model.fp16.safetensors");
+  EXPECT_EQ(component_weights(f, "diffusion_pytorch_model", "fp16"), f + "/diffusion_pytorch_model.fp16.safetensors");
+  touch("diffusion_pytorch_model.safetensors");
+  EXPECT_EQ(component_weights(f, "diffusion_pytorch_model", ""), f + "/diffusion_pytorch_model.safetensors");
+  touch("pytorch_model.bin");  // a text encoder's pickle is named by transformers
+  EXPECT_EQ(component_weights(f, "model", ""), f + "/pytorch_model.bin");
+}
