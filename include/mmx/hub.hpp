@@ -15,6 +15,9 @@ struct HubModelId {
 // ./relative path, more than one '/', characters the Hub does not allow in names).
 std::optional<HubModelId> parse_hub_model_id(const std::string& text);
 
+// HF_HOME, else $XDG_CACHE_HOME/huggingface, else ~/.cache/huggingface (where the login token lives).
+std::string hub_home_dir();
+
 // huggingface_hub's cache folder: HF_HUB_CACHE, else HUGGINGFACE_HUB_CACHE, else HF_HOME/hub, else
 // $XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub.
 std::string hub_cache_dir();
@@ -26,8 +29,15 @@ bool hub_offline();
 // commit hash present there, or a name whose refs/<revision> file holds one. nullopt when not cached.
 std::optional<std::string> find_cached_snapshot(const HubModelId& id, const std::string& cache_dir);
 
+// Downloads what loading the model needs (configs, tokenizer files, the weights in one format: safetensors,
+// the `variant`'s when asked, else .bin; for a diffusers pipeline model_index.json and the components it
+// names) from HF_ENDPOINT (default https://huggingface.co) into the cache, as huggingface_hub lays it out,
+// with HF_TOKEN (or the token file in HF_HOME). Returns the snapshot folder.
+std::string download_model(const HubModelId& id, const std::string& variant = "");
+
 // What every command does with --model: an existing folder is used as it is; otherwise a Hub id is looked
-// up in the cache. Anything else is an error that says where mmx looked and what to do.
-std::string resolve_model_path(const std::string& model);
+// up in the cache and, unless HF_HUB_OFFLINE is set, downloaded into it once. Anything else is an error
+// that says where mmx looked and what to do.
+std::string resolve_model_path(const std::string& model, const std::string& variant = "");
 
 }  // namespace mmx

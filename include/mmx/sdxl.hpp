@@ -19,7 +19,9 @@ struct DiffusersFolder {
   // Opens and checks the folder: model_index.json readable, the pipeline class known, every component
   // the pipeline needs (tokenizers, text encoders, unet, vae, scheduler) named with a class this mmx
   // implements and its folder present (errors name the component and what was found).
-  static DiffusersFolder open(const std::string& path);
+  // `path` may also be a Hub id (the repo root), found in or downloaded into the Hugging Face cache
+  // (`variant` picks the weights a download fetches).
+  static DiffusersFolder open(const std::string& path, const std::string& variant = "");
   std::string component(const std::string& name) const;  // path of a component's folder
 };
 

@@ -16,7 +16,8 @@ struct Subcommand {
 };
 
 extern const Command kEmbedCommand, kTokenizeCommand, kBenchCommand, kPreprocessCommand, kClassifyCommand,
-    kSimilarityCommand, kLabCommand, kGenerateCommand;
+    kSimilarityCommand, kLabCommand, kGenerateCommand, kDownloadCommand;
+int run_download(const Args& args);
 int run_generate(const Args& args);
 int run_similarity(const Args& args);
 int run_lab(const Args& args);

@@ -18,6 +18,7 @@ const mmx::cli::Subcommand kSubcommands[] = {
     {&mmx::cli::kSimilarityCommand, mmx::cli::run_similarity},
     {&mmx::cli::kLabCommand, mmx::cli::run_lab},
     {&mmx::cli::kGenerateCommand, mmx::cli::run_generate},
+    {&mmx::cli::kDownloadCommand, mmx::cli::run_download},
     {&mmx::cli::kBenchCommand, mmx::cli::run_bench},
 };
 

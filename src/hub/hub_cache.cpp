@@ -63,10 +63,13 @@ std::optional<HubModelId> parse_hub_model_id(const std::string& text) {
   return id;
 }
 
-std::string hub_cache_dir() {
-  const std::string home = expand_home(
+std::string hub_home_dir() {
+  return expand_home(
       env_or("HF_HOME", join_path(env_or("XDG_CACHE_HOME", join_path(env_or("HOME", "/"), ".cache")), "huggingface")));
-  return expand_home(env_or("HF_HUB_CACHE", env_or("HUGGINGFACE_HUB_CACHE", join_path(home, "hub"))));
+}
+
+std::string hub_cache_dir() {
+  return expand_home(env_or("HF_HUB_CACHE", env_or("HUGGINGFACE_HUB_CACHE", join_path(hub_home_dir(), "hub"))));
 }
 
 bool hub_offline() {
@@ -95,7 +98,7 @@ std::optional<std::string> find_cached_snapshot(const HubModelId& id, const std:
   return snapshot.string();
 }
 
-std::string resolve_model_path(const std::string& model) {
+std::string resolve_model_path(const std::string& model, const std::string& variant) {
   if (dir_exists(model)) return model;
   const auto id = parse_hub_model_id(model);
   if (!id) fail(model, ": no such model folder");
@@ -104,11 +107,17 @@ std::string resolve_model_path(const std::string& model) {
     log_info("using ", id->repo_id, "@", id->revision, " from the Hugging Face cache: ", *snapshot);
     return *snapshot;
   }
-  throw Error(ErrorKind::Runtime,
-              model + ": neither a folder nor a model in the Hugging Face cache (looked for " + id->repo_id + " at " +
-                  id->revision + " in " + cache + (hub_offline() ? "; HF_HUB_OFFLINE is set" : "") + ")",
-              "download it once with `huggingface-cli download " + id->repo_id +
-                  "` (or from_pretrained in Python), which fills that cache; or give a folder saved by save_pretrained");
+  const std::string not_cached = model + ": neither a folder nor a model in the Hugging Face cache (looked for " +
+                                 id->repo_id + " at " + id->revision + " in " + cache;
+  if (hub_offline())
+    throw Error(ErrorKind::Runtime, not_cached + "; HF_HUB_OFFLINE is set, so it is not downloaded)",
+                "unset HF_HUB_OFFLINE to download it once into that cache, or give a folder saved by save_pretrained");
+  log_warn(model, " is not in the Hugging Face cache (", cache, "); downloading it");
+  try {
+    return download_model(*id, variant);
+  } catch (const Error& e) {
+    throw Error(ErrorKind::Runtime, not_cached + "), and downloading it failed: " + e.what(), e.hint());
+  }
 }
 
 }  // namespace mmx

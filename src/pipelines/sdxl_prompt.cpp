@@ -38,8 +38,8 @@ const ComponentClasses kComponents[] = {
 
 }  // namespace
 
-DiffusersFolder DiffusersFolder::open(const std::string& model) {
-  const std::string path = resolve_model_path(model);  // a folder, or a Hub id (the repo root) in the cache
+DiffusersFolder DiffusersFolder::open(const std::string& model, const std::string& variant) {
+  const std::string path = resolve_model_path(model, variant);  // a folder, or a Hub id (the repo root) in the cache
   const std::string index_path = join_path(path, "model_index.json");
   if (!file_exists(index_path))
     throw Error(ErrorKind::Runtime, path + ": no model_index.json (not a diffusers pipeline folder)",
@@ -168,7 +168,7 @@ class SDXLTextEncodersImpl final : public SDXLTextEncoders {
 }  // namespace
 
 std::unique_ptr<SDXLTextEncoders> SDXLTextEncoders::load(const std::string& pipeline_folder, const std::string& variant) {
-  const DiffusersFolder f = DiffusersFolder::open(pipeline_folder);
+  const DiffusersFolder f = DiffusersFolder::open(pipeline_folder, variant);
   return std::make_unique<SDXLTextEncodersImpl>(load_encoder(f, "tokenizer", "text_encoder", variant),
                                                 load_encoder(f, "tokenizer_2", "text_encoder_2", variant),
                                                 f.force_zeros_for_empty_prompt);

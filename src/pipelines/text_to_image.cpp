@@ -144,7 +144,7 @@ class SDXLPipelineImpl final : public SDXLPipeline {
 }  // namespace
 
 std::unique_ptr<SDXLPipeline> SDXLPipeline::load(const std::string& folder, const std::string& variant) {
-  const DiffusersFolder f = DiffusersFolder::open(folder);
+  const DiffusersFolder f = DiffusersFolder::open(folder, variant);
   return std::make_unique<SDXLPipelineImpl>(f, variant);
 }
 

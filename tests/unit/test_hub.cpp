@@ -4,8 +4,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <optional>
+#include <set>
 
 #include "cli/run_mmx.hpp"
+#include "unit/hub_server.hpp"
 #include "mmx/embed.hpp"
 #include "mmx/error.hpp"
 #include "mmx/files.hpp"
@@ -13,6 +15,8 @@
 #include "test_util.hpp"
 
 using namespace mmx;
+using mmx::test::HubServer;
+using mmx::test::sha256_hex;
 namespace fs = std::filesystem;
 
 namespace {
@@ -123,7 +127,7 @@ TEST(Hub, SnapshotsResolveThroughRefsOrCommits) {
 
 TEST(Hub, AModelRunsFromTheCacheWithTheSameOutputsAsFromItsFolder) {
   test::TempDir dir;
-  EnvVar cache("HF_HUB_CACHE", make_cache(dir));
+  EnvVar cache("HF_HUB_CACHE", make_cache(dir)), offline("HF_HUB_OFFLINE", "1");
   EmbedOptions options;
   const EmbedResult want = TextEmbedder::load(test::data("models/bert-tiny"))->embed({"hello world"}, options);
   const EmbedResult got = TextEmbedder::load("org/bert-tiny")->embed({"hello world"}, options);
@@ -144,7 +148,6 @@ TEST(Hub, AModelRunsFromTheCacheWithTheSameOutputsAsFromItsFolder) {
     EXPECT_NE(std::string(e.what()).find(dir.path.string()), std::string::npos) << e.what();
   }
   // The command line: the same embedding, offline.
-  EnvVar offline("HF_HUB_OFFLINE", "1");
   const test::Result a = test::run({"embed", "--model", "org/bert-tiny", "--text", "hello world", "--output", dir.file("a.json")});
   ASSERT_EQ(a.code, 0) << a.err;
   const test::Result b = test::run({"embed", "--model", test::data("models/bert-tiny"), "--text", "hello world", "--output",
@@ -160,4 +163,131 @@ TEST(Hub, AModelRunsFromTheCacheWithTheSameOutputsAsFromItsFolder) {
   EXPECT_EQ(c.code, 1);
   EXPECT_NE(c.err.find("HF_HUB_OFFLINE is set"), std::string::npos) << c.err;
   EXPECT_FALSE(fs::exists(dir.file("c.json")));
+}
+
+namespace {
+HubServer::Repo bert_tiny_repo() {
+  HubServer::Repo repo;
+  repo.commit = kCommit;
+  for (const auto& entry : fs::directory_iterator(test::data("models/bert-tiny")))
+    repo.files[entry.path().filename().string()] = read_file(entry.path().string());
+  repo.files["tf_model.h5"] = "not needed by mmx";          // other formats are not fetched
+  repo.files["pytorch_model.bin"] = "a pickle, not needed";  // safetensors are preferred
+  return repo;
+}
+}  // namespace
+
+TEST(HubDownload, DownloadsIntoTheCacheAsHuggingfaceHubDoesAndRunsOfflineAfter) {
+  HubServer server;
+  server.add("org/bert-tiny", bert_tiny_repo());
+  server.drop_once("model.safetensors");  // the first transfer of the weights breaks off halfway
+  test::TempDir dir;
+  EnvVar endpoint("HF_ENDPOINT", server.endpoint()), cache("HF_HUB_CACHE", dir.file("hub")),
+      offline("HF_HUB_OFFLINE", std::nullopt), token("HF_TOKEN", std::nullopt), home("HF_HOME", dir.file("home"));
+  const std::string snapshot = download_model(*parse_hub_model_id("org/bert-tiny"));
+  EXPECT_EQ(snapshot, dir.file("hub") + "/models--org--bert-tiny/snapshots/" + kCommit);
+  EXPECT_GT(server.range_requests(), 0);  // resumed, not restarted
+  std::set<std::string> got;
+  for (const auto& e : fs::directory_iterator(snapshot)) {
+    got.insert(e.path().filename().string());
+    ASSERT_TRUE(fs::is_symlink(e.path())) << e.path();
+    const fs::path target = fs::read_symlink(e.path());
+    EXPECT_TRUE(target.is_relative()) << target;
+    EXPECT_EQ(target.parent_path(), fs::path("../../blobs")) << target;
+    EXPECT_EQ(read_file(e.path().string()), read_file(test::data("models/bert-tiny/" + e.path().filename().string())));
+  }
+  EXPECT_EQ(got, (std::set<std::string>{"config.json", "model.safetensors", "special_tokens_map.json",
+                                        "tokenizer_config.json", "vocab.txt"}));
+  // LFS blobs are named by their SHA-256, as huggingface_hub names them.
+  const std::string weights_sha = sha256_hex(read_file(test::data("models/bert-tiny/model.safetensors")));
+  EXPECT_TRUE(fs::exists(dir.file("hub") + "/models--org--bert-tiny/blobs/" + weights_sha));
+  EXPECT_EQ(read_file(dir.file("hub") + "/models--org--bert-tiny/refs/main"), kCommit);
+  for (const auto& e : fs::directory_iterator(dir.file("hub") + "/models--org--bert-tiny/blobs"))
+    EXPECT_EQ(e.path().extension(), "") << "left behind: " << e.path();
+
+  // From now on the cache serves it, with the network off.
+  const int before = server.requests();
+  EnvVar off("HF_HUB_OFFLINE", "1");
+  EmbedOptions options;
+  const EmbedResult want = TextEmbedder::load(test::data("models/bert-tiny"))->embed({"hi"}, options);
+  test::expect_close("embedding after download", TextEmbedder::load("org/bert-tiny")->embed({"hi"}, options).embeddings,
+                     want.embeddings, 0.0);
+  EXPECT_EQ(server.requests(), before);
+}
+
+TEST(HubDownload, GatedMissingAndCorruptedAreClearErrors) {
+  HubServer server;
+  HubServer::Repo gated = bert_tiny_repo();
+  gated.token = "hf_secret";
+  server.add("org/gated", gated);
+  server.add("org/bert-tiny", bert_tiny_repo());
+  test::TempDir dir;
+  EnvVar endpoint("HF_ENDPOINT", server.endpoint()), cache("HF_HUB_CACHE", dir.file("hub")),
+      offline("HF_HUB_OFFLINE", std::nullopt), token("HF_TOKEN", std::nullopt), home("HF_HOME", dir.file("home"));
+  auto message = [](const std::string& model) {
+    try {
+      download_model(*parse_hub_model_id(model));
+    } catch (const Error& e) {
+      return std::string(e.what()) + " | " + e.hint();
+    }
+    return std::string("no error");
+  };
+  const std::string gated_message = message("org/gated");
+  EXPECT_NE(gated_message.find("answered 401"), std::string::npos) << gated_message;
+  EXPECT_NE(gated_message.find("HF_TOKEN"), std::string::npos) << gated_message;
+  {
+    EnvVar t("HF_TOKEN", "hf_secret");
+    EXPECT_EQ(message("org/gated"), "no error");
+  }
+  {  // the token file huggingface-cli login writes, in HF_HOME
+    fs::create_directories(dir.file("home"));
+    write_file_atomically(dir.file("home/token"), "hf_secret\n");
+    EnvVar c2("HF_HUB_CACHE", dir.file("hub2"));
+    EXPECT_EQ(message("org/gated"), "no error");
+  }
+  EXPECT_NE(message("org/nothing").find("not found on " + server.endpoint()), std::string::npos) << message("org/nothing");
+  EXPECT_NE(message("org/bert-tiny@" + std::string(40, 'e')).find("no error"), std::string::npos);  // served at any rev
+  server.corrupt("model.safetensors");
+  EnvVar c3("HF_HUB_CACHE", dir.file("hub3"));
+  const std::string corrupt = message("org/bert-tiny");
+  EXPECT_NE(corrupt.find("checksum mismatch"), std::string::npos) << corrupt;
+  for (const auto& e : fs::recursive_directory_iterator(dir.file("hub3")))
+    EXPECT_EQ(e.path().string().find(".incomplete"), std::string::npos) << e.path();
+}
+
+TEST(HubDownload, TheCommandLineDownloadsOnceThenRunsOffline) {
+  HubServer server;
+  server.add("org/bert-tiny", bert_tiny_repo());
+  test::TempDir dir;
+  EnvVar endpoint("HF_ENDPOINT", server.endpoint()), cache("HF_HUB_CACHE", dir.file("hub")),
+      offline("HF_HUB_OFFLINE", std::nullopt), token("HF_TOKEN", std::nullopt);
+  const test::Result a = test::run({"embed", "--model", "org/bert-tiny", "--text", "hi", "--output", dir.file("a.json")});
+  ASSERT_EQ(a.code, 0) << a.err;
+  EXPECT_NE(a.err.find("downloading it"), std::string::npos) << a.err;
+  EnvVar off("HF_HUB_OFFLINE", "1");
+  const int before = server.requests();
+  const test::Result b = test::run({"embed", "--model", "org/bert-tiny", "--text", "hi", "--output", dir.file("b.json")});
+  ASSERT_EQ(b.code, 0) << b.err;
+  EXPECT_EQ(read_file(dir.file("a.json")), read_file(dir.file("b.json")));
+  EXPECT_EQ(server.requests(), before);
+}
+
+TEST(HubDownload, MmxDownloadPrintsTheSnapshotAndRefusesBadIds) {
+  HubServer server;
+  server.add("org/bert-tiny", bert_tiny_repo());
+  test::TempDir dir;
+  EnvVar endpoint("HF_ENDPOINT", server.endpoint()), cache("HF_HUB_CACHE", dir.file("hub")),
+      offline("HF_HUB_OFFLINE", std::nullopt);
+  const test::Result r = test::run({"download", "org/bert-tiny", "--revision", "main"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, dir.file("hub") + "/models--org--bert-tiny/snapshots/" + kCommit + "\n");
+  EXPECT_EQ(test::run({"download", "a/b/c"}).code, 2);
+  EXPECT_EQ(test::run({"download", "org/x@main", "--revision", "v1"}).code, 2);
+  const test::Result missing = test::run({"download", "org/missing"});
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_NE(missing.err.find("not found on"), std::string::npos) << missing.err;
+  EnvVar off("HF_HUB_OFFLINE", "1");
+  const test::Result no = test::run({"download", "org/bert-tiny"});
+  EXPECT_EQ(no.code, 1);
+  EXPECT_NE(no.err.find("HF_HUB_OFFLINE is set"), std::string::npos) << no.err;
 }

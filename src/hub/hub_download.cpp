@@ -1,0 +1,363 @@
+// Downloads into huggingface_hub's cache, as hf_hub_download / snapshot_download do: the revision's file
+// list from /api/models/<repo>/revision/<rev>, then per file a HEAD of /<repo>/resolve/<commit>/<path>
+// (X-Repo-Commit, X-Linked-Etag or ETag, X-Linked-Size) and a GET that follows redirects into
+// blobs/<etag>.incomplete (resumed with Range after a dropped connection, retried with backoff on 5xx),
+// checked against the SHA-256 of LFS files, renamed into place, linked from snapshots/<commit>/<path>
+// by a relative symlink; refs/<revision> records the commit. Only the files a model needs are fetched.
+#include <curl/curl.h>
+#include <openssl/evp.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "core/file_util.hpp"
+#include "core/log.hpp"
+#include "mmx/error.hpp"
+#include "mmx/files.hpp"
+#include "mmx/hub.hpp"
+#include "mmx/runtime.hpp"
+
+namespace mmx {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+std::string endpoint() {
+  std::string e = env("HF_ENDPOINT").empty() ? "https://huggingface.co" : env("HF_ENDPOINT");
+  while (!e.empty() && e.back() == '/') e.pop_back();
+  return e;
+}
+
+std::string token() {
+  if (!env("HF_TOKEN").empty()) return env("HF_TOKEN");
+  std::string path = env("HF_TOKEN_PATH");
+  if (path.empty()) path = join_path(hub_home_dir(), "token");
+  if (!file_exists(path)) return "";
+  std::string t = read_file(path);
+  while (!t.empty() && std::isspace(static_cast<unsigned char>(t.back()))) t.pop_back();
+  return t;
+}
+
+std::string url_escape(const std::string& s, bool keep_slash) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || (keep_slash && c == '/')) out += static_cast<char>(c);
+    else {
+      char b[4];
+      std::snprintf(b, sizeof b, "%%%02X", c);
+      out += b;
+    }
+  }
+  return out;
+}
+
+struct Response {
+  long status = 0;
+  std::map<std::string, std::string> headers;  // lower-case names, of the last response in a redirect chain
+  std::string body;
+  CURLcode code = CURLE_OK;
+  std::string error;
+};
+
+struct CurlGlobal {
+  CurlGlobal() { curl_global_init(CURL_GLOBAL_DEFAULT); }
+};
+
+size_t on_header(char* data, size_t size, size_t n, void* user) {
+  auto* headers = static_cast<std::map<std::string, std::string>*>(user);
+  std::string line(data, size * n);
+  if (line.rfind("HTTP/", 0) == 0) headers->clear();  // a new response (after a redirect)
+  const size_t colon = line.find(':');
+  if (colon != std::string::npos) {
+    std::string name = line.substr(0, colon), value = line.substr(colon + 1);
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    while (!value.empty() && std::isspace(static_cast<unsigned char>(value.front()))) value.erase(0, 1);
+    while (!value.empty() && std::isspace(static_cast<unsigned char>(value.back()))) value.pop_back();
+    (*headers)[name] = value;
+  }
+  return size * n;
+}
+
+size_t on_body(char* data, size_t size, size_t n, void* user) {
+  static_cast<std::string*>(user)->append(data, size * n);
+  return size * n;
+}
+
+// One request. `sink` (optional) receives the body instead of Response::body.
+Response request(const std::string& url, bool head, bool follow, FILE* sink = nullptr, uint64_t resume_from = 0,
+                 curl_xferinfo_callback progress = nullptr, void* progress_data = nullptr) {
+  static CurlGlobal global;
+  Response r;
+  CURL* c = curl_easy_init();
+  if (!c) fail("libcurl could not start");
+  curl_slist* headers = nullptr;
+  const std::string t = token();
+  if (!t.empty()) headers = curl_slist_append(headers, ("Authorization: Bearer " + t).c_str());
+  headers = curl_slist_append(headers, "User-Agent: mmx/0.1.0");
+  char error[CURL_ERROR_SIZE] = {0};
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(c, CURLOPT_NOBODY, head ? 1L : 0L);
+  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, follow ? 1L : 0L);
+  curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);  // a stalled transfer (no byte for 30 s) is a dropped one
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 30L);
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, error);
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, &r.headers);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  if (sink) {
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, fwrite);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, sink);
+  } else {
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
+  }
+  if (resume_from > 0) curl_easy_setopt(c, CURLOPT_RESUME_FROM_LARGE, static_cast<curl_off_t>(resume_from));
+  if (progress) {
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, progress_data);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  }
+  r.code = curl_easy_perform(c);
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+  r.error = error[0] ? error : curl_easy_strerror(r.code);
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(c);
+  return r;
+}
+
+[[noreturn]] void http_error(const Response& r, const std::string& repo, const std::string& what) {
+  if (r.status == 401 || r.status == 403)
+    throw Error(ErrorKind::Runtime,
+                repo + ": the Hub answered " + std::to_string(r.status) + " for " + what +
+                    " (a gated or private model, or no access with this token)",
+                "accept the model's terms on its Hub page, then log in: set HF_TOKEN=hf_... or run `huggingface-cli login`");
+  if (r.status == 404) fail(repo, ": not found on ", endpoint(), ": ", what, " (check the name and the revision)");
+  fail(repo, ": ", what, ": HTTP ", r.status);
+}
+
+bool transient(const Response& r) {
+  return r.code != CURLE_OK || r.status >= 500 || r.status == 429;
+}
+
+// GET/HEAD with retries and exponential backoff on dropped connections and 5xx.
+Response with_retries(const std::function<Response()>& attempt, const std::string& what) {
+  double wait = 0.5;
+  for (int tries = 1;; ++tries) {
+    Response r = attempt();
+    if (!transient(r) || tries == 5) return r;
+    log_warn(what, ": ", r.code != CURLE_OK ? r.error : "HTTP " + std::to_string(r.status), "; retrying in ", wait, " s");
+    std::this_thread::sleep_for(std::chrono::duration<double>(wait));
+    wait = std::min(wait * 2, 8.0);
+  }
+}
+
+std::string strip_etag(std::string e) {  // W/"abc" → abc
+  if (e.rfind("W/", 0) == 0) e = e.substr(2);
+  if (e.size() >= 2 && e.front() == '"' && e.back() == '"') e = e.substr(1, e.size() - 2);
+  return e;
+}
+
+std::string sha256_of(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) fail(path, ": cannot read");
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  std::vector<char> buf(1 << 20);
+  for (size_t n; (n = std::fread(buf.data(), 1, buf.size(), f)) > 0;) EVP_DigestUpdate(ctx, buf.data(), n);
+  std::fclose(f);
+  unsigned char digest[32];
+  unsigned len = 0;
+  EVP_DigestFinal_ex(ctx, digest, &len);
+  EVP_MD_CTX_free(ctx);
+  std::string hex;
+  char b[3];
+  for (unsigned i = 0; i < len; ++i) {
+    std::snprintf(b, sizeof b, "%02x", digest[i]);
+    hex += b;
+  }
+  return hex;
+}
+
+struct Progress {
+  std::string name;
+  uint64_t already = 0, total = 0;
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now(), last = start;
+};
+
+int on_progress(void* data, curl_off_t, curl_off_t now, curl_off_t, curl_off_t) {
+  auto* p = static_cast<Progress*>(data);
+  const auto t = std::chrono::steady_clock::now();
+  if (log_level() < LogLevel::Warn || t - p->last < std::chrono::milliseconds(500)) return 0;
+  p->last = t;
+  const double seconds = std::chrono::duration<double>(t - p->start).count();
+  const double got = static_cast<double>(p->already + static_cast<uint64_t>(now));
+  const double rate = seconds > 0 ? static_cast<double>(now) / seconds : 0;
+  const double eta = rate > 0 && p->total > got ? (static_cast<double>(p->total) - got) / rate : 0;
+  std::fprintf(stderr, "%s%s  %.1f/%.1f MB  %.1f MB/s  ETA %.0f s%s", ::isatty(STDERR_FILENO) ? "\r" : "",
+               p->name.c_str(), got / 1e6, static_cast<double>(p->total) / 1e6, rate / 1e6, eta,
+               ::isatty(STDERR_FILENO) ? "" : "\n");
+  return 0;
+}
+
+// The files of one folder of the repo ("" = the root) that a model load reads: configs and tokenizer
+// files, and the weights in one format: safetensors (the variant's when asked and present), else .bin.
+std::vector<std::string> wanted_in_folder(const std::vector<std::string>& files, const std::string& folder,
+                                          const std::string& variant) {
+  std::vector<std::string> mine, safetensors, bins, out;
+  for (const auto& f : files) {
+    const std::string dir = f.find('/') == std::string::npos ? "" : f.substr(0, f.rfind('/'));
+    if (dir == folder) mine.push_back(f);
+  }
+  auto ends = [](const std::string& s, const std::string& x) {
+    return s.size() >= x.size() && s.compare(s.size() - x.size(), x.size(), x) == 0;
+  };
+  for (const auto& f : mine) {
+    if (ends(f, ".safetensors") || ends(f, ".safetensors.index.json")) safetensors.push_back(f);
+    else if (ends(f, ".bin") || ends(f, ".bin.index.json")) bins.push_back(f);
+    else if (ends(f, ".json") || ends(f, ".txt") || ends(f, ".model")) out.push_back(f);
+  }
+  auto pick = [&](const std::vector<std::string>& weights) {
+    std::vector<std::string> with_variant, plain;
+    for (const auto& w : weights) (w.find(".fp16.") != std::string::npos ? with_variant : plain).push_back(w);
+    return !variant.empty() && !with_variant.empty() ? with_variant : !plain.empty() ? plain : with_variant;
+  };
+  const auto weights = pick(!safetensors.empty() ? safetensors : bins);
+  out.insert(out.end(), weights.begin(), weights.end());
+  return out;
+}
+
+}  // namespace
+
+std::string download_model(const HubModelId& id, const std::string& variant) {
+  if (hub_offline()) fail(id.repo_id, ": HF_HUB_OFFLINE is set, so nothing is downloaded");
+  const std::string base = endpoint();
+  const std::string what = "revision " + id.revision;
+  const Response info = with_retries(
+      [&] {
+        return request(base + "/api/models/" + url_escape(id.repo_id, true) + "/revision/" + url_escape(id.revision, false),
+                       false, true);
+      },
+      id.repo_id);
+  if (info.code != CURLE_OK) fail(id.repo_id, ": cannot reach ", base, ": ", info.error);
+  if (info.status != 200) http_error(info, id.repo_id, what);
+  nlohmann::json listing;
+  try {
+    listing = nlohmann::json::parse(info.body);
+  } catch (const std::exception& e) {
+    fail(id.repo_id, ": the Hub's file list is not JSON: ", e.what());
+  }
+  const std::string commit = listing.value("sha", "");
+  if (commit.size() != 40) fail(id.repo_id, ": the Hub's answer has no commit hash for ", what);
+  std::vector<std::string> files;
+  if (listing.contains("siblings") && listing["siblings"].is_array())
+    for (const auto& s : listing["siblings"])
+      if (s.is_object() && s.contains("rfilename") && s["rfilename"].is_string())
+        files.push_back(s["rfilename"].get<std::string>());
+
+  std::vector<std::string> wanted;
+  if (std::find(files.begin(), files.end(), "model_index.json") != files.end()) {
+    // A diffusers pipeline: model_index.json, then each component it names (not root-level single-file checkpoints).
+    wanted.push_back("model_index.json");
+    const Response index = with_retries(
+        [&] { return request(base + "/" + id.repo_id + "/resolve/" + commit + "/model_index.json", false, true); },
+        "model_index.json");
+    if (index.status != 200) http_error(index, id.repo_id, "model_index.json");
+    nlohmann::json components;
+    try {
+      components = nlohmann::json::parse(index.body);
+    } catch (const std::exception& e) {
+      fail(id.repo_id, ": model_index.json is not JSON: ", e.what());
+    }
+    if (!components.is_object()) fail(id.repo_id, ": model_index.json is not an object");
+    for (auto it = components.begin(); it != components.end(); ++it)
+      if (const std::string& name = it.key(); it->is_array() && it->size() == 2 && (*it)[0].is_string()) {
+        const auto part = wanted_in_folder(files, name, variant);
+        wanted.insert(wanted.end(), part.begin(), part.end());
+      }
+  } else {
+    wanted = wanted_in_folder(files, "", variant);
+  }
+  if (wanted.empty()) fail(id.repo_id, ": no configuration or weights files at ", what);
+
+  std::string folder = "models--" + id.repo_id;
+  for (size_t p = folder.find('/'); p != std::string::npos; p = folder.find('/', p)) folder.replace(p, 1, "--");
+  const fs::path repo = fs::path(hub_cache_dir()) / folder;
+  fs::create_directories(repo / "blobs");
+  fs::create_directories(repo / "snapshots" / commit);
+  for (const auto& path : wanted) {
+    const std::string url = base + "/" + id.repo_id + "/resolve/" + commit + "/" + url_escape(path, true);
+    const Response head = with_retries([&] { return request(url, true, false); }, path);
+    if (head.code != CURLE_OK) fail(id.repo_id, ": ", path, ": ", head.error);
+    if (head.status >= 400) http_error(head, id.repo_id, path);
+    const bool lfs = head.headers.count("x-linked-etag") > 0;
+    const std::string etag = strip_etag(lfs ? head.headers.at("x-linked-etag") : head.headers.count("etag") ? head.headers.at("etag") : "");
+    if (etag.empty() || etag.find('/') != std::string::npos || etag.find("..") != std::string::npos)
+      fail(id.repo_id, ": ", path, ": the Hub sent no usable ETag");
+    const std::string size_text = lfs && head.headers.count("x-linked-size") ? head.headers.at("x-linked-size")
+                                  : head.headers.count("content-length") ? head.headers.at("content-length") : "";
+    const uint64_t size = size_text.empty() ? 0 : std::strtoull(size_text.c_str(), nullptr, 10);
+    const fs::path blob = repo / "blobs" / etag;
+    if (!fs::exists(blob)) {
+      const fs::path partial = blob.string() + ".incomplete";
+      Progress progress;
+      progress.name = path;
+      progress.total = size;
+      const Response got = with_retries(
+          [&] {
+            const uint64_t have = fs::exists(partial) ? fs::file_size(partial) : 0;
+            progress.already = have;
+            FILE* f = std::fopen(partial.c_str(), have ? "ab" : "wb");
+            if (!f) fail(partial.string(), ": cannot write");
+            Response r = request(url, false, true, f, have, on_progress, &progress);
+            std::fclose(f);
+            if (r.status == 416 || (have > 0 && r.status == 200)) fs::remove(partial);  // the server ignored the range
+            return r;
+          },
+          path);
+      if (got.code != CURLE_OK) fail(id.repo_id, ": ", path, ": download failed: ", got.error);
+      if (got.status >= 400) http_error(got, id.repo_id, path);
+      if (size && fs::file_size(partial) != size)
+        fail(id.repo_id, ": ", path, ": got ", fs::file_size(partial), " bytes, expected ", size);
+      if (lfs && etag.size() == 64) {
+        const std::string digest = sha256_of(partial.string());
+        if (digest != etag) {
+          fs::remove(partial);
+          fail(id.repo_id, ": ", path, ": checksum mismatch (SHA-256 ", digest, ", the Hub says ", etag,
+               "); the partial file was removed, run the command again");
+        }
+      }
+      fs::rename(partial, blob);
+      if (log_level() >= LogLevel::Warn) std::fprintf(stderr, "downloaded %s (%.1f MB)\n", path.c_str(), size / 1e6);
+    }
+    const fs::path link = repo / "snapshots" / commit / path;
+    fs::create_directories(link.parent_path());
+    std::error_code ec;
+    fs::remove(link, ec);
+    fs::create_symlink(fs::relative(blob, link.parent_path()), link);
+  }
+  if (id.revision != commit) {
+    const fs::path ref = repo / "refs" / id.revision;
+    fs::create_directories(ref.parent_path());
+    write_file_atomically(ref.string(), commit);
+  }
+  return (repo / "snapshots" / commit).string();
+}
+
+}  // namespace mmx
