@@ -303,7 +303,18 @@ std::string download_model(const HubModelId& id, const std::string& variant) {
   fs::create_directories(repo / "snapshots" / commit);
   for (const auto& path : wanted) {
     const std::string url = base + "/" + id.repo_id + "/resolve/" + commit + "/" + url_escape(path, true);
-    const Response head = with_retries([&] { return request(url, true, false); }, path);
+    // Metadata from the first response (an LFS file answers with a redirect to its CDN copy, carrying
+    // X-Linked-Etag); relative redirects (a renamed repo) are followed, as huggingface_hub does.
+    std::string head_url = url;
+    Response head;
+    for (int hops = 0;; ++hops) {
+      head = with_retries([&] { return request(head_url, true, false); }, path);
+      const auto loc = head.headers.find("location");
+      if (head.status < 300 || head.status >= 400 || loc == head.headers.end() || loc->second.empty() ||
+          loc->second[0] != '/' || head.headers.count("x-linked-etag") || hops == 5)
+        break;
+      head_url = base + loc->second;
+    }
     if (head.code != CURLE_OK) fail(id.repo_id, ": ", path, ": ", head.error);
     if (head.status >= 400) http_error(head, id.repo_id, path);
     const bool lfs = head.headers.count("x-linked-etag") > 0;

@@ -72,6 +72,8 @@ class HubServer {
   }
   void drop_once(const std::string& path) { std::lock_guard<std::mutex> l(mutex_); drop_.insert(path); }
   void corrupt(const std::string& path) { std::lock_guard<std::mutex> l(mutex_); corrupt_.insert(path); }
+  // A repo renamed: its old id answers with relative 307 redirects to the new one, as the Hub does.
+  void rename(const std::string& old_id, const std::string& new_id) { std::lock_guard<std::mutex> l(mutex_); renamed_[old_id] = new_id; }
   int requests() const { return requests_; }
   int range_requests() const { return range_requests_; }
 
@@ -101,7 +103,7 @@ class HubServer {
 
   static void reply(int c, int status, const std::map<std::string, std::string>& headers, const std::string& body,
                     bool head, size_t length) {
-    static const std::map<int, std::string> reason = {{200, "OK"}, {206, "Partial Content"}, {302, "Found"},
+    static const std::map<int, std::string> reason = {{200, "OK"}, {206, "Partial Content"}, {302, "Found"}, {307, "Temporary Redirect"},
                                                       {401, "Unauthorized"}, {404, "Not Found"}, {416, "Range Not Satisfiable"}};
     std::string out = "HTTP/1.1 " + std::to_string(status) + " " + reason.at(status) + "\r\n";
     for (const auto& [k, v] : headers) out += k + ": " + v + "\r\n";
@@ -130,6 +132,13 @@ class HubServer {
     };
     const bool head = method == "HEAD";
     std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto& [from, to] : renamed_)
+      for (const std::string& prefix : {"/api/models/" + from + "/", "/" + from + "/resolve/"})
+        if (target.rfind(prefix, 0) == 0) {
+          std::string moved = target;
+          moved.replace(moved.find(from), from.size(), to);
+          return reply(c, 307, {{"Location", moved}}, "", head, 0);
+        }
     auto unauthorized = [&](const Repo& r) {
       return !r.token.empty() && header("Authorization") != "Bearer " + r.token;
     };
@@ -203,6 +212,7 @@ class HubServer {
   std::mutex mutex_;
   std::map<std::string, Repo> repos_;
   std::set<std::string> drop_, corrupt_;
+  std::map<std::string, std::string> renamed_;
 };
 
 }  // namespace mmx::test

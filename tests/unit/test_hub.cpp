@@ -12,6 +12,8 @@
 #include "mmx/error.hpp"
 #include "mmx/files.hpp"
 #include "mmx/hub.hpp"
+#include "mmx/safetensors.hpp"
+#include "mmx/sdxl.hpp"
 #include "test_util.hpp"
 
 using namespace mmx;
@@ -247,6 +249,12 @@ TEST(HubDownload, GatedMissingAndCorruptedAreClearErrors) {
   }
   EXPECT_NE(message("org/nothing").find("not found on " + server.endpoint()), std::string::npos) << message("org/nothing");
   EXPECT_NE(message("org/bert-tiny@" + std::string(40, 'e')).find("no error"), std::string::npos);  // served at any rev
+  server.rename("bert-tiny", "org/bert-tiny");  // a legacy id, moved under an organisation
+  {
+    EnvVar c4("HF_HUB_CACHE", dir.file("hub4"));
+    EXPECT_EQ(message("bert-tiny"), "no error");
+    EXPECT_TRUE(fs::exists(dir.file("hub4") + "/models--bert-tiny/snapshots/" + kCommit + "/model.safetensors"));
+  }
   server.corrupt("model.safetensors");
   EnvVar c3("HF_HUB_CACHE", dir.file("hub3"));
   const std::string corrupt = message("org/bert-tiny");
@@ -290,4 +298,43 @@ TEST(HubDownload, MmxDownloadPrintsTheSnapshotAndRefusesBadIds) {
   const test::Result no = test::run({"download", "org/bert-tiny"});
   EXPECT_EQ(no.code, 1);
   EXPECT_NE(no.err.find("HF_HUB_OFFLINE is set"), std::string::npos) << no.err;
+}
+
+// A diffusers pipeline: model_index.json and the components it names, the fp16 variant's weights only
+// when asked; it then generates from the Hub id exactly as from its folder.
+TEST(HubDownload, APipelineDownloadsItsComponentsInTheAskedVariant) {
+  HubServer server;
+  HubServer::Repo repo;
+  repo.commit = kCommit;
+  const fs::path root = test::data("models/sdxl-tiny");
+  for (const auto& e : fs::recursive_directory_iterator(root))
+    if (e.is_regular_file()) repo.files[fs::relative(e.path(), root).string()] = read_file(e.path().string());
+  repo.files["sd_xl_tiny.safetensors"] = "a single-file checkpoint at the root: not fetched";
+  repo.files["unused_component/config.json"] = "{}";  // a folder model_index.json does not name
+  server.add("org/sdxl-tiny", repo);
+  test::TempDir dir;
+  EnvVar endpoint("HF_ENDPOINT", server.endpoint()), cache("HF_HUB_CACHE", dir.file("hub")),
+      offline("HF_HUB_OFFLINE", std::nullopt);
+  const std::string snapshot = download_model(*parse_hub_model_id("org/sdxl-tiny"), "fp16");
+  std::set<std::string> got;
+  for (const auto& e : fs::recursive_directory_iterator(snapshot))
+    if (!e.is_directory()) got.insert(e.path().lexically_relative(snapshot).string());
+  EXPECT_TRUE(got.count("model_index.json"));
+  EXPECT_TRUE(got.count("unet/diffusion_pytorch_model.fp16.safetensors"));
+  EXPECT_TRUE(got.count("text_encoder_2/model.fp16.safetensors"));
+  EXPECT_TRUE(got.count("tokenizer/vocab.json") && got.count("tokenizer/merges.txt"));
+  EXPECT_TRUE(got.count("scheduler/scheduler_config.json"));
+  for (const auto& f : got) {
+    EXPECT_FALSE(f.find(".safetensors") != std::string::npos && f.find(".fp16.") == std::string::npos) << f;
+    EXPECT_NE(f, "sd_xl_tiny.safetensors");
+    EXPECT_EQ(f.find("unused_component"), std::string::npos) << f;
+  }
+  GenerateOptions o;
+  o.prompt = "a horse";
+  o.steps = 1;
+  o.latents = SafetensorsFile::open(test::data("models/sdxl-tiny-latents.safetensors")).get("latents");
+  EnvVar off("HF_HUB_OFFLINE", "1");
+  const Image from_hub = SDXLPipeline::load("org/sdxl-tiny", "fp16")->generate(o).image;
+  const Image from_folder = SDXLPipeline::load(test::data("models/sdxl-tiny"), "fp16")->generate(o).image;
+  EXPECT_EQ(from_hub.rgb, from_folder.rgb);
 }
