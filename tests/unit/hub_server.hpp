@@ -196,7 +196,7 @@ class HubServer {
     if (lfs(path)) {
       const std::string sha = sha256_hex(f->second);
       return reply(c, 302,
-                   {{"Location", "/cdn/" + sha}, {"X-Repo-Commit", it->second.commit},
+                   {{"Location", endpoint() + "/cdn/" + sha}, {"X-Repo-Commit", it->second.commit},
                     {"X-Linked-Etag", "\"" + sha + "\""}, {"X-Linked-Size", std::to_string(f->second.size())}},
                    "", head, 0);
     }
