@@ -75,6 +75,26 @@ __attribute__((target("avx,f16c"))) static void f16_to_f32_f16c(const uint16_t* 
   for (; i < n; ++i) dst[i] = f16_to_f32(src[i]);
 }
 
+// F16C rounds to nearest even like f32_to_f16; NaNs keep their payload there, so a block holding one takes
+// the scalar path, which writes torch's canonical quiet NaN.
+__attribute__((target("avx,f16c"))) static void f32_to_f16_f16c(const float* src, uint16_t* dst, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 x = _mm256_loadu_ps(src + i);
+    if (_mm256_movemask_ps(_mm256_cmp_ps(x, x, _CMP_UNORD_Q)) != 0) {
+      for (size_t k = i; k < i + 8; ++k) dst[k] = f32_to_f16(src[k]);
+      continue;
+    }
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
+  }
+  for (; i < n; ++i) dst[i] = f32_to_f16(src[i]);
+}
+
+void f32_to_f16(const float* src, uint16_t* dst, size_t n) {
+  if (cpu_features().f16c) return f32_to_f16_f16c(src, dst, n);
+  for (size_t i = 0; i < n; ++i) dst[i] = f32_to_f16(src[i]);
+}
+
 void f16_to_f32(const uint16_t* src, float* dst, size_t n) {
   if (cpu_features().f16c) return f16_to_f32_f16c(src, dst, n);
   for (size_t i = 0; i < n; ++i) dst[i] = f16_to_f32(src[i]);

@@ -199,9 +199,7 @@ Tensor Tensor::to(DType dtype) const {
     double* dst = out.data<double>();
     for (size_t i = 0; i < n; ++i) dst[i] = src[i];
   } else if (dtype == DType::F16 && dtype_ == DType::F32) {
-    const auto* src = static_cast<const float*>(data_);
-    auto* dst = static_cast<uint16_t*>(out.raw_mutable());
-    for (size_t i = 0; i < n; ++i) dst[i] = f32_to_f16(src[i]);
+    f32_to_f16(static_cast<const float*>(data_), static_cast<uint16_t*>(out.raw_mutable()), n);
   } else if (dtype == DType::BF16 && dtype_ == DType::F32) {
     const auto* src = static_cast<const float*>(data_);
     auto* dst = static_cast<uint16_t*>(out.raw_mutable());

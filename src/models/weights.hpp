@@ -23,7 +23,7 @@ enum class HalfWeights { Widen, AsStored };
 class WeightLoader {
  public:
   explicit WeightLoader(const Checkpoint& checkpoint, HalfWeights half = HalfWeights::Widen);
-  // No file: every requested tensor is synthesised (N(0, 0.02), or ones/zeros for norms); matrices
+  // No file: every requested tensor is synthesised (≈ N(0, 0.02), or ones/zeros for norms); matrices
   // (get_matrix) are stored as `matrix_dtype`, as an fp16 checkpoint would hold them.
   static std::unique_ptr<WeightLoader> random(uint64_t seed, DType matrix_dtype = DType::F32);
 

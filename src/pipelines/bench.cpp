@@ -241,7 +241,7 @@ std::vector<std::pair<std::string, std::string>> bench_workloads() {
           {"sdxl-unet-512", "SDXL base UNet, one CFG step (batch 2) at 512×512"},
           {"sdxl-unet-1024", "SDXL base UNet, one CFG step (batch 2) at 1024×1024"},
           {"sdxl-text-encoders", "SDXL's two text encoders on a prompt and a negative prompt"},
-          {"sdxl-vae-512", "SDXL VAE decode to 512×512"},
+          {"sdxl-vae-512", "SDXL VAE decode to 512×512 (also: vae-decode-512)"},
           {"sdxl-vae-1024", "SDXL VAE decode to 1024×1024"},
           {"gemm-MxNxK", "one GEMM, e.g. gemm-4096x3072x768 (x[M,K]·w[N,K]ᵀ)"}};
 }
@@ -249,7 +249,7 @@ std::vector<std::pair<std::string, std::string>> bench_workloads() {
 BenchResult run_benchmark(const std::string& workload, int runs, const std::string& data_dir,
                           std::optional<DType> weights) {
   if (runs < 1) usage_error("--runs must be at least 1");
-  const bool sdxl = workload.rfind("sdxl-", 0) == 0;
+  const bool sdxl = workload.rfind("sdxl-", 0) == 0 || workload == "vae-decode-512";
   const DType w = weights.value_or(sdxl ? DType::F16 : DType::F32);
   if (workload == "bert-lab") return bench_bert(workload, runs, data_dir, w, true);
   if (workload == "bert-32x128") return bench_bert(workload, runs, data_dir, w, false);
@@ -262,7 +262,7 @@ BenchResult run_benchmark(const std::string& workload, int runs, const std::stri
   if (workload == "sdxl-unet-512") return bench_sdxl_unet(workload, runs, data_dir, w, 512);
   if (workload == "sdxl-unet-1024") return bench_sdxl_unet(workload, runs, data_dir, w, 1024);
   if (workload == "sdxl-text-encoders") return bench_sdxl_text_encoders(workload, runs, data_dir, w);
-  if (workload == "sdxl-vae-512") return bench_sdxl_vae(workload, runs, data_dir, w, 512);
+  if (workload == "sdxl-vae-512" || workload == "vae-decode-512") return bench_sdxl_vae(workload, runs, data_dir, w, 512);
   if (workload == "sdxl-vae-1024") return bench_sdxl_vae(workload, runs, data_dir, w, 1024);
   long long m = 0, n = 0, k = 0;
   int used = 0;

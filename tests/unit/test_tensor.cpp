@@ -1,5 +1,8 @@
 #include <cmath>
 #include <cstring>
+#include <limits>
+#include <random>
+#include <vector>
 
 #include "core/half.hpp"
 #include "test_util.hpp"
@@ -42,6 +45,26 @@ TEST(Tensor, F32ToF16RoundsToNearestEven) {
   EXPECT_EQ(f32_to_f16(std::ldexp(1.f, -24)), 0x0001);        // smallest subnormal
   EXPECT_EQ(f32_to_f16(std::ldexp(1.f, -25)), 0x0000);        // tie to even (zero)
   EXPECT_EQ(f32_to_f16(std::ldexp(3.f, -26)), 0x0001);
+}
+
+// The vectorised F32 → F16 conversion against the scalar one on every kind of float: random bit patterns
+// (normals, subnormals, overflow, NaNs with payloads) and values near every rounding boundary.
+TEST(Tensor, VectorF32ToF16EqualsScalarOnEveryKindOfFloat) {
+  std::mt19937 rng(5);
+  std::vector<float> values;
+  for (int i = 0; i < 200000; ++i) {
+    uint32_t bits = rng();
+    float f;
+    std::memcpy(&f, &bits, 4);
+    values.push_back(f);
+    values.push_back(std::ldexp(static_cast<float>(rng() % 4096) / 4096.0f + 1.0f, static_cast<int>(rng() % 48) - 30));
+  }
+  values.push_back(std::numeric_limits<float>::quiet_NaN());
+  values.push_back(-std::numeric_limits<float>::infinity());
+  std::vector<uint16_t> fast(values.size());
+  f32_to_f16(values.data(), fast.data(), values.size());
+  for (size_t i = 0; i < values.size(); ++i)
+    ASSERT_EQ(fast[i], f32_to_f16(values[i])) << "value " << values[i] << " at " << i;
 }
 
 TEST(Tensor, Bf16Conversion) {
