@@ -1,11 +1,13 @@
 // Shared test helpers: fixture paths, tensor comparison that prints max |Δ|, max rel and the worst
-// index (never just a boolean), temporary folders.
+// index (never just a boolean), temporary folders, environment variables set for a scope.
 #pragma once
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "mmx/safetensors.hpp"
@@ -52,6 +54,26 @@ inline void expect_equal_i64(const std::string& name, const Tensor& got, const T
 }
 
 // A fresh folder under the system temp dir, removed at scope exit.
+// Sets (or unsets) an environment variable for the life of the guard, then restores it.
+class EnvVar {
+ public:
+  EnvVar(const char* name, const std::optional<std::string>& value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    if (value) setenv(name, value->c_str(), 1);
+    else unsetenv(name);
+  }
+  ~EnvVar() {
+    if (old_) setenv(name_, old_->c_str(), 1);
+    else unsetenv(name_);
+  }
+  EnvVar(const EnvVar&) = delete;
+  EnvVar& operator=(const EnvVar&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
 struct TempDir {
   std::filesystem::path path;
   TempDir() {

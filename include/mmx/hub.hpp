@@ -25,6 +25,9 @@ std::string hub_cache_dir();
 // HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) set to 1, ON, YES or TRUE: never touch the network.
 bool hub_offline();
 
+// A model's folder in the cache: <cache_dir>/models--org--name.
+std::string hub_repo_dir(const std::string& repo_id, const std::string& cache_dir);
+
 // The snapshot folder of a cached model (models--org--name/snapshots/<commit>/): the revision is a
 // commit hash present there, or a name whose refs/<revision> file holds one. nullopt when not cached.
 std::optional<std::string> find_cached_snapshot(const HubModelId& id, const std::string& cache_dir);

@@ -81,10 +81,14 @@ bool hub_offline() {
   return false;
 }
 
-std::optional<std::string> find_cached_snapshot(const HubModelId& id, const std::string& cache_dir) {
-  std::string folder = "models--" + id.repo_id;
+std::string hub_repo_dir(const std::string& repo_id, const std::string& cache_dir) {
+  std::string folder = "models--" + repo_id;  // REPO_ID_SEPARATOR "--" in place of '/'
   for (size_t p = folder.find('/'); p != std::string::npos; p = folder.find('/', p)) folder.replace(p, 1, "--");
-  const fs::path repo = fs::path(cache_dir) / folder;
+  return (fs::path(cache_dir) / folder).string();
+}
+
+std::optional<std::string> find_cached_snapshot(const HubModelId& id, const std::string& cache_dir) {
+  const fs::path repo = hub_repo_dir(id.repo_id, cache_dir);
   std::string commit = id.revision;
   if (!is_commit_hash(commit)) {
     const fs::path ref = repo / "refs" / id.revision;

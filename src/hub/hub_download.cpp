@@ -296,9 +296,7 @@ std::string download_model(const HubModelId& id, const std::string& variant) {
   }
   if (wanted.empty()) fail(id.repo_id, ": no configuration or weights files at ", what);
 
-  std::string folder = "models--" + id.repo_id;
-  for (size_t p = folder.find('/'); p != std::string::npos; p = folder.find('/', p)) folder.replace(p, 1, "--");
-  const fs::path repo = fs::path(hub_cache_dir()) / folder;
+  const fs::path repo = hub_repo_dir(id.repo_id, hub_cache_dir());
   fs::create_directories(repo / "blobs");
   fs::create_directories(repo / "snapshots" / commit);
   for (const auto& path : wanted) {
@@ -338,14 +336,18 @@ std::string download_model(const HubModelId& id, const std::string& variant) {
             if (!f) fail(partial.string(), ": cannot write");
             Response r = request(url, false, true, f, have, on_progress, &progress);
             std::fclose(f);
-            if (r.status == 416 || (have > 0 && r.status == 200)) fs::remove(partial);  // the server ignored the range
+            if (have > 0 && (r.code == CURLE_RANGE_ERROR || r.status == 416)) {
+              // The server cannot resume this file: drop the partial copy and let the retry start over.
+              fs::remove(partial);
+              r.code = CURLE_RANGE_ERROR;
+            }
             return r;
           },
           path);
       if (got.code != CURLE_OK) fail(id.repo_id, ": ", path, ": download failed: ", got.error);
       if (got.status >= 400) http_error(got, id.repo_id, path);
-      if (size && fs::file_size(partial) != size)
-        fail(id.repo_id, ": ", path, ": got ", fs::file_size(partial), " bytes, expected ", size);
+      const uint64_t got_bytes = fs::exists(partial) ? fs::file_size(partial) : 0;
+      if (size && got_bytes != size) fail(id.repo_id, ": ", path, ": got ", got_bytes, " bytes, expected ", size);
       if (lfs && etag.size() == 64) {
         const std::string digest = sha256_of(partial.string());
         if (digest != etag) {

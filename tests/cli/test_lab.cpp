@@ -1,6 +1,5 @@
 // mmx lab and mmx similarity --plot end to end on the fixture models: every matrix of matrices.json
 // against the fixtures, both figures written and decodable, the diagonal lines, and bad input.
-#include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -151,17 +150,10 @@ TEST(CliLab, BadInputIsAClearErrorWithNothingWritten) {
   EXPECT_NE(r.err.find("is a file, not a folder"), std::string::npos) << r.err;
   std::vector<std::string> args = {"lab", "--out", out, "--image", image, "--image", image};
   // The default models are Hub ids; with an empty Hugging Face cache and offline they are not found.
-  const char* old_cache = std::getenv("HF_HUB_CACHE");
-  const std::string saved = old_cache ? old_cache : "";
-  const char* old_offline = std::getenv("HF_HUB_OFFLINE");
-  const std::string saved_offline = old_offline ? old_offline : "";
-  setenv("HF_HUB_CACHE", dir.file("empty-cache").c_str(), 1);
-  setenv("HF_HUB_OFFLINE", "1", 1);
-  r = run(args);
-  if (old_cache) setenv("HF_HUB_CACHE", saved.c_str(), 1);
-  else unsetenv("HF_HUB_CACHE");
-  if (old_offline) setenv("HF_HUB_OFFLINE", saved_offline.c_str(), 1);
-  else unsetenv("HF_HUB_OFFLINE");
+  {
+    test::EnvVar cache("HF_HUB_CACHE", dir.file("empty-cache")), offline("HF_HUB_OFFLINE", "1");
+    r = run(args);
+  }
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("bert-base-uncased: neither a folder nor a model in the Hugging Face cache"), std::string::npos)
       << r.err;

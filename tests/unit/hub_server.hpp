@@ -72,6 +72,8 @@ class HubServer {
   }
   void drop_once(const std::string& path) { std::lock_guard<std::mutex> l(mutex_); drop_.insert(path); }
   void corrupt(const std::string& path) { std::lock_guard<std::mutex> l(mutex_); corrupt_.insert(path); }
+  // Answer Range requests with the whole file (200), as a server that cannot resume does.
+  void ignore_ranges() { std::lock_guard<std::mutex> l(mutex_); ignore_ranges_ = true; }
   // A repo renamed: its old id answers with relative 307 redirects to the new one, as the Hub does.
   void rename(const std::string& old_id, const std::string& new_id) { std::lock_guard<std::mutex> l(mutex_); renamed_[old_id] = new_id; }
   int requests() const { return requests_; }
@@ -162,7 +164,7 @@ class HubServer {
             if (corrupt_.count(path)) body[body.size() / 2] ^= 0x5a;
             size_t from = 0;
             const std::string range = header("Range");
-            if (range.rfind("bytes=", 0) == 0) {
+            if (range.rfind("bytes=", 0) == 0 && !ignore_ranges_) {
               ++range_requests_;
               from = std::stoull(range.substr(6));
               if (from >= body.size()) return reply(c, 416, {}, "", head, 0);
@@ -213,6 +215,7 @@ class HubServer {
   std::map<std::string, Repo> repos_;
   std::set<std::string> drop_, corrupt_;
   std::map<std::string, std::string> renamed_;
+  bool ignore_ranges_ = false;
 };
 
 }  // namespace mmx::test

@@ -17,29 +17,12 @@
 #include "test_util.hpp"
 
 using namespace mmx;
+using mmx::test::EnvVar;
 using mmx::test::HubServer;
 using mmx::test::sha256_hex;
 namespace fs = std::filesystem;
 
 namespace {
-
-// Sets (or unsets) an environment variable for the life of the guard.
-class EnvVar {
- public:
-  EnvVar(const char* name, const std::optional<std::string>& value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    if (value) setenv(name, value->c_str(), 1);
-    else unsetenv(name);
-  }
-  ~EnvVar() {
-    if (old_) setenv(name_, old_->c_str(), 1);
-    else unsetenv(name_);
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
 
 const std::string kCommit = "0123456789abcdef0123456789abcdef01234567";
 const std::string kOldCommit = "fedcba9876543210fedcba9876543210fedcba98";
@@ -215,6 +198,20 @@ TEST(HubDownload, DownloadsIntoTheCacheAsHuggingfaceHubDoesAndRunsOfflineAfter) 
   test::expect_close("embedding after download", TextEmbedder::load("org/bert-tiny")->embed({"hi"}, options).embeddings,
                      want.embeddings, 0.0);
   EXPECT_EQ(server.requests(), before);
+}
+
+// A transfer dropped halfway from a server that cannot resume: the partial file is dropped and the
+// download starts over, instead of appending the whole file to half of it.
+TEST(HubDownload, AServerThatIgnoresRangesGetsAFreshTransfer) {
+  HubServer server;
+  server.add("org/bert-tiny", bert_tiny_repo());
+  server.drop_once("model.safetensors");
+  server.ignore_ranges();
+  test::TempDir dir;
+  EnvVar endpoint("HF_ENDPOINT", server.endpoint()), cache("HF_HUB_CACHE", dir.file("hub")),
+      offline("HF_HUB_OFFLINE", std::nullopt), token("HF_TOKEN", std::nullopt);
+  const std::string snapshot = download_model(*parse_hub_model_id("org/bert-tiny"));
+  EXPECT_EQ(read_file(snapshot + "/model.safetensors"), read_file(test::data("models/bert-tiny/model.safetensors")));
 }
 
 TEST(HubDownload, GatedMissingAndCorruptedAreClearErrors) {
