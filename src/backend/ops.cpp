@@ -6,7 +6,7 @@
 namespace mmx {
 
 const OpTable& cpu_op_table() {
-  static const OpTable table{"cpu",          cpu::gemm,    cpu::linear,    cpu::layer_norm, cpu::activation,
+  static const OpTable table{"cpu",          cpu::gemm,    cpu::linear,    cpu::pack_linear_weight, cpu::layer_norm, cpu::activation,
                              cpu::softmax,   cpu::add,     cpu::embedding, cpu::attention,
                              cpu::conv2d,    cpu::group_norm, cpu::upsample_nearest2x,
                              cpu::pad_bottom_right};
@@ -52,18 +52,46 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  return linear(x, weight, PackedWeight(), bias, LinearFusion());
+}
+
+PackedWeight pack_linear_weight(const Tensor& weight) {
+  require_float_weight(weight, "pack_linear_weight");
+  if (weight.ndim() != 2) fail("pack_linear_weight: weight must be 2-D, got ", shape_str(weight.shape()));
+  return op_table(weight.device()).pack_linear_weight(weight);
+}
+
+Tensor linear(const Tensor& x, const Tensor& weight, const PackedWeight& packed, const Tensor& bias,
+              const LinearFusion& fusion) {
   require_f32(x, "linear", "input");
-  require_float_weight(weight, "linear");
-  if (weight.ndim() != 2 || x.ndim() < 1 || x.dim(-1) != weight.dim(1))
-    fail("linear: input ", shape_str(x.shape()), " does not match weight ", shape_str(weight.shape()));
+  int64_t out_features = 0, in_features = 0;
+  if (packed.defined()) {
+    out_features = packed.out_features;
+    in_features = packed.in_features;
+  } else {
+    require_float_weight(weight, "linear");
+    if (weight.ndim() != 2) fail("linear: weight must be 2-D, got ", shape_str(weight.shape()));
+    out_features = weight.dim(0);
+    in_features = weight.dim(1);
+  }
+  if (weight.defined() && (weight.ndim() != 2 || weight.dim(0) != out_features || weight.dim(1) != in_features))
+    fail("linear: weight ", shape_str(weight.shape()), " does not match its packed form [", out_features, ", ",
+         in_features, "]");
+  if (x.ndim() < 1 || x.dim(-1) != in_features)
+    fail("linear: input ", shape_str(x.shape()), " does not match weight [", out_features, ", ", in_features, "]");
   if (bias.defined()) {
     require_f32(bias, "linear", "bias");
-    if (bias.numel() != weight.dim(0)) fail("linear: bias ", shape_str(bias.shape()), " for weight ", shape_str(weight.shape()));
+    if (bias.numel() != out_features) fail("linear: bias ", shape_str(bias.shape()), " for ", out_features, " outputs");
   }
   Shape shape = x.shape();
-  shape.back() = weight.dim(0);
+  shape.back() = out_features;
+  if (fusion.residual.defined()) {
+    require_f32(fusion.residual, "linear", "residual");
+    if (fusion.residual.shape() != shape)
+      fail("linear: residual ", shape_str(fusion.residual.shape()), " for output ", shape_str(shape));
+  }
   Tensor y = Tensor::empty(shape);
-  op_table(x.device()).linear(x, weight, bias, y);
+  op_table(x.device()).linear(x, weight, packed, bias, fusion, y);
   return y;
 }
 

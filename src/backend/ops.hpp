@@ -20,6 +20,26 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
 // The weight may be F32, F16 or BF16 (kept as stored); x, bias and y are F32.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias);
 
+// An nn.Linear weight re-laid out once, at load, the way the backend's GEMM reads it (CPU: f32 panels
+// as wide as its micro-kernel), so no forward re-packs or widens it.
+struct PackedWeight {
+  Tensor data;  // backend-defined layout
+  int64_t out_features = 0, in_features = 0;
+  int layout = 0;  // which layout `data` is in (the CPU: its kernel's panel width)
+  bool defined() const { return data.defined(); }
+};
+// Undefined when the backend has no packed layout here (the caller keeps the weight as it is).
+PackedWeight pack_linear_weight(const Tensor& weight);
+
+// Work done on linear()'s output while each tile is still in cache: y = act(x·Wᵀ + bias + residual).
+struct LinearFusion {
+  Tensor residual;  // undefined, or the output's shape
+  Activation act = Activation::Identity;
+};
+// linear() from the weight, its packed form, or both (the packed form is used when it suits the backend).
+Tensor linear(const Tensor& x, const Tensor& weight, const PackedWeight& packed, const Tensor& bias,
+              const LinearFusion& fusion);
+
 // Normalises over the last dimension: (x − mean) / sqrt(var + eps) · weight + bias (biased variance).
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps);
 

@@ -221,9 +221,13 @@ BenchResult bench_gemm(const std::string& name, int runs, int64_t m, int64_t n, 
   Tensor x = Tensor::empty({m, k}), w = Tensor::empty({n, k});
   for (Tensor* t : {&x, &w})
     for (int64_t i = 0; i < t->numel(); ++i) t->data<float>()[i] = dist(rng);
+  // As the models hold it: an F32 weight packed once at load, a half-precision one as stored.
   const Tensor stored = w.to(weights);
-  BenchResult r = time_runs(name, runs, 2.0 * m * n * k, [&] { ops::linear(x, stored, Tensor()); });
-  r.detail = str("x[", m, ", ", k, "] · w[", n, ", ", k, "]ᵀ (nn.Linear layout, ", dtype_name(weights), " weight)");
+  const ops::PackedWeight packed = weights == DType::F32 ? ops::pack_linear_weight(stored) : ops::PackedWeight();
+  BenchResult r = time_runs(name, runs, 2.0 * m * n * k,
+                            [&] { ops::linear(x, stored, packed, Tensor(), ops::LinearFusion()); });
+  r.detail = str("x[", m, ", ", k, "] · w[", n, ", ", k, "]ᵀ (nn.Linear layout, ", dtype_name(weights), " weight",
+                 packed.defined() ? ", packed at load)" : ", as stored)");
   return r;
 }
 

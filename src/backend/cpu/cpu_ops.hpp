@@ -8,7 +8,9 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
           const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 void gemm_ref(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
               int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
-void linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& y);
+void linear(const Tensor& x, const Tensor& weight, const ops::PackedWeight& packed, const Tensor& bias,
+            const ops::LinearFusion& fusion, Tensor& y);
+ops::PackedWeight pack_linear_weight(const Tensor& weight);
 void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps, Tensor& y);
 void activation(Tensor& x, ops::Activation act);
 void softmax(Tensor& x);

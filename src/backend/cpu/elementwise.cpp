@@ -3,59 +3,61 @@
 #include <cstring>
 
 #include "backend/cpu/cpu_ops.hpp"
+#include "backend/cpu/gemm_packed.hpp"
 #include "core/cpu.hpp"
 #include "backend/cpu/vec_math.hpp"
 
 namespace mmx::cpu {
 
 namespace {
-template <class F>
-void map_inplace(float* x, int64_t n, F f) {
-#pragma omp parallel for simd if (n > (1 << 15))
-  for (int64_t i = 0; i < n; ++i) x[i] = f(x[i]);
-}
-
 // GELU is the one activation on a hot path (BERT/ViT MLPs): an AVX2+FMA kernel (isa/gelu_avx2.cpp)
-// when the CPU has it, the same formula in scalar code otherwise. Threads split the tensor here.
+// when the CPU has it, the same formula in scalar code otherwise.
 void gelu_erf_span(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.f + erf_approx(x[i] * 0.70710678118654752f));
 }
 
-void gelu_erf_inplace(float* x, int64_t n) {
-  constexpr int64_t kChunk = 1 << 14;
-  static void (*const span)(float*, int64_t) =
-      cpu_features().avx2 && cpu_features().fma ? gelu_erf_span_avx2 : gelu_erf_span;
-  const int64_t chunks = (n + kChunk - 1) / kChunk;
-#pragma omp parallel for if (chunks > 1)
-  for (int64_t c = 0; c < chunks; ++c) span(x + c * kChunk, std::min(kChunk, n - c * kChunk));
+template <class F>
+void map_span(float* x, int64_t n, F f) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) x[i] = f(x[i]);
 }
 }  // namespace
 
-void activation(Tensor& x, ops::Activation act) {
-  float* p = x.data<float>();
-  const int64_t n = x.numel();
+void activation_span(float* p, int64_t n, ops::Activation act) {
   using ops::Activation;
   switch (act) {
-    case Activation::GeluErf:  // torch.nn.functional.gelu: x·Φ(x) = x·(1 + erf(x/√2))/2
-      return gelu_erf_inplace(p, n);
+    case Activation::GeluErf: {  // torch.nn.functional.gelu: x·Φ(x) = x·(1 + erf(x/√2))/2
+      static void (*const span)(float*, int64_t) =
+          cpu_features().avx2 && cpu_features().fma ? gelu_erf_span_avx2 : gelu_erf_span;
+      return span(p, n);
+    }
     case Activation::GeluTanh:  // gelu_new / gelu_pytorch_tanh
-      return map_inplace(p, n, [](float v) {
+      return map_span(p, n, [](float v) {
         const float k = 0.7978845608028654f;  // sqrt(2/π)
         return 0.5f * v * (1.f + std::tanh(k * (v + 0.044715f * v * v * v)));
       });
     case Activation::QuickGelu:  // CLIP's x·σ(1.702x)
-      return map_inplace(p, n, [](float v) { return v / (1.f + std::exp(-1.702f * v)); });
+      return map_span(p, n, [](float v) { return v / (1.f + std::exp(-1.702f * v)); });
     case Activation::Relu:
-      return map_inplace(p, n, [](float v) { return v > 0.f ? v : 0.f; });
+      return map_span(p, n, [](float v) { return v > 0.f ? v : 0.f; });
     case Activation::Silu:
-      return map_inplace(p, n, [](float v) { return v / (1.f + std::exp(-v)); });
+      return map_span(p, n, [](float v) { return v / (1.f + std::exp(-v)); });
     case Activation::Tanh:
-      return map_inplace(p, n, [](float v) { return std::tanh(v); });
+      return map_span(p, n, [](float v) { return std::tanh(v); });
     case Activation::Sigmoid:
-      return map_inplace(p, n, [](float v) { return 1.f / (1.f + std::exp(-v)); });
+      return map_span(p, n, [](float v) { return 1.f / (1.f + std::exp(-v)); });
     case Activation::Identity:
       return;
   }
+}
+
+void activation(Tensor& x, ops::Activation act) {
+  // Threads split the tensor into chunks; each chunk runs the same span code the GEMM epilogue uses.
+  constexpr int64_t kChunk = 1 << 14;
+  float* p = x.data<float>();
+  const int64_t n = x.numel(), chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for if (chunks > 1)
+  for (int64_t c = 0; c < chunks; ++c) activation_span(p + c * kChunk, std::min(kChunk, n - c * kChunk), act);
 }
 
 void add(Tensor& x, const Tensor& y) {

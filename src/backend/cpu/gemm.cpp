@@ -10,6 +10,7 @@
 #include "core/half.hpp"
 
 #include "backend/cpu/cpu_ops.hpp"
+#include "backend/cpu/gemm_packed.hpp"
 
 namespace mmx::cpu {
 
@@ -39,10 +40,9 @@ void gemm_ref(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float
 }
 
 namespace {
-// A half-precision weight is widened whole when it has at most this many values (64 MiB of f32: every
-// SDXL weight), else in panels of output rows of this size. Measured on the UNet's shapes, smaller
-// panels cost up to 2.5× in the GEMM (each call re-packs the activations), the widening itself ~2 ms
-// per 6.5 M values (docs/performance.md).
+// Without the packed kernels, a half-precision weight is widened whole when it has at most this many
+// values (64 MiB of f32: every SDXL weight), else in panels of output rows of this size (smaller panels
+// cost up to 2.5× in the GEMM: each call re-packs the activations; docs/performance.md).
 constexpr int64_t kWeightPanelFloats = int64_t(16) << 20;
 }  // namespace
 
@@ -81,7 +81,22 @@ void widen_to_f32(const Tensor& t, int64_t first, int64_t count, float* dst) {
   }
 }
 
-void linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& y) {
+ops::PackedWeight pack_linear_weight(const Tensor& weight) {
+  const GemmKernel* kernel = gemm_kernel();
+  if (!kernel) return {};
+  const int64_t n = weight.dim(0), k = weight.dim(1);
+  ops::PackedWeight packed;
+  packed.data = Tensor::empty({packed_panel_floats(n, k, kernel->nr)});
+  pack_weight_panels(weight, kernel->nr, packed.data.data<float>());
+  packed.out_features = n;
+  packed.in_features = k;
+  packed.layout = kernel->nr;
+  return packed;
+}
+
+namespace {
+// The path for CPUs without AVX2 + FMA: dnnl_sgemm, with the fusions done as separate passes.
+void linear_dnnl(const Tensor& x, const Tensor& weight, const Tensor& bias, const ops::LinearFusion& fusion, Tensor& y) {
   const int64_t k = x.dim(-1), n = weight.dim(0), rows = x.numel() / (k ? k : 1);
   float* out = y.data<float>();
   float beta = 0.f;
@@ -93,16 +108,46 @@ void linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& y
   }
   if (weight.dtype() == DType::F32) {
     gemm(false, true, rows, n, k, 1.f, x.data<float>(), k, weight.data<float>(), k, beta, out, n);
-    return;
+  } else {
+    // y[:, n0:n0+nb] = x · W[n0:n0+nb]ᵀ with that panel of W widened to f32.
+    const int64_t panel = std::clamp<int64_t>(kWeightPanelFloats / std::max<int64_t>(k, 1), 1, n);
+    float* wide = weight_scratch(panel * k);
+    for (int64_t n0 = 0; n0 < n; n0 += panel) {
+      const int64_t nb = std::min(panel, n - n0);
+      widen_to_f32(weight, n0 * k, nb * k, wide);
+      gemm(false, true, rows, nb, k, 1.f, x.data<float>(), k, wide, k, beta, out + n0, n);
+    }
   }
-  // y[:, n0:n0+nb] = x · W[n0:n0+nb]ᵀ with that panel of W widened to f32.
-  const int64_t panel = std::clamp<int64_t>(kWeightPanelFloats / std::max<int64_t>(k, 1), 1, n);
-  float* wide = weight_scratch(panel * k);
-  for (int64_t n0 = 0; n0 < n; n0 += panel) {
-    const int64_t nb = std::min(panel, n - n0);
-    widen_to_f32(weight, n0 * k, nb * k, wide);
-    gemm(false, true, rows, nb, k, 1.f, x.data<float>(), k, wide, k, beta, out + n0, n);
+  if (fusion.residual.defined()) add(y, fusion.residual);
+  if (fusion.act != ops::Activation::Identity) activation(y, fusion.act);
+}
+}  // namespace
+
+void linear(const Tensor& x, const Tensor& weight, const ops::PackedWeight& packed, const Tensor& bias,
+            const ops::LinearFusion& fusion, Tensor& y) {
+  const GemmKernel* kernel = gemm_kernel();
+  const bool use_packed = kernel && packed.defined() && packed.layout == kernel->nr;
+  if (!kernel || (!use_packed && !weight.defined())) {
+    if (!weight.defined()) fail("linear: the weight was packed for another CPU kernel and not kept");
+    return linear_dnnl(x, weight, bias, fusion, y);
   }
+  const int64_t k = x.dim(-1), n = y.dim(-1), rows = x.numel() / (k ? k : 1);
+  const float* panels = nullptr;
+  if (use_packed) {
+    panels = packed.data.data<float>();
+  } else {  // packed per call, widening a stored f16/bf16 weight on the way
+    float* scratch = weight_scratch(packed_panel_floats(n, k, kernel->nr));
+    pack_weight_panels(weight, kernel->nr, scratch);
+    panels = scratch;
+  }
+  GemmEpilogue epilogue;
+  epilogue.bias = bias.defined() ? bias.data<float>() : nullptr;
+  if (fusion.residual.defined()) {
+    epilogue.residual = fusion.residual.data<float>();
+    epilogue.ld_residual = n;
+  }
+  epilogue.act = fusion.act;
+  gemm_packed(*kernel, rows, n, k, x.data<float>(), k, panels, y.data<float>(), n, epilogue);
 }
 
 }  // namespace mmx::cpu

@@ -6,13 +6,23 @@
 namespace mmx {
 
 struct Linear {
-  Tensor weight;  // [out_features, in_features]
-  Tensor bias;    // [out_features], or undefined when bias=False
+  // [out_features, in_features] as stored; dropped once packed (an f32 weight is packed at load for the
+  // backend's GEMM; a half-precision one stays as stored and is widened while packing, per call).
+  Tensor weight;
+  ops::PackedWeight packed;
+  Tensor bias;  // [out_features], or undefined when bias=False
   Linear() = default;
   Linear(const WeightView& w, int64_t in_features, int64_t out_features, bool bias = true)
       : weight(w.get_matrix("weight", {out_features, in_features})),
-        bias(bias ? w.get("bias", {out_features}, Init::Zeros) : Tensor()) {}
-  Tensor forward(const Tensor& x) const { return ops::linear(x, weight, bias); }
+        bias(bias ? w.get("bias", {out_features}, Init::Zeros) : Tensor()) {
+    if (weight.dtype() == DType::F32) {
+      packed = ops::pack_linear_weight(weight);
+      if (packed.defined()) weight = Tensor();
+    }
+  }
+  Tensor forward(const Tensor& x, const ops::LinearFusion& fusion = {}) const {
+    return ops::linear(x, weight, packed, bias, fusion);
+  }
 };
 
 struct LayerNorm {

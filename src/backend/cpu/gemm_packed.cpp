@@ -1,0 +1,169 @@
+// The driver of the packed GEMM (gemm_packed.hpp): splits C into tasks of whole output tiles, packs
+// each task's rows of A per K block, runs the micro-kernel over the task's weight panels and applies
+// the epilogue on the last K block. A task owns its C tiles for every K block, so no barrier is needed.
+#include "backend/cpu/gemm_packed.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "backend/cpu/cpu_ops.hpp"
+#include "core/cpu.hpp"
+#include "core/half.hpp"
+
+namespace mmx::cpu {
+
+namespace {
+
+constexpr GemmKernel kAvx512{"avx512", 14, 32, gemm_tile_avx512};
+constexpr GemmKernel kAvx2{"avx2", 6, 16, gemm_tile_avx2};
+
+// K is cut into near-equal blocks of at most this many: a 14-row slice of A (22 KB) stays in L1 and a
+// weight panel's block (48 KB) in L2 while the kernel sweeps them.
+constexpr int64_t kMaxKBlock = 384;
+// A task covers at most this many micro-tiles of rows (112 rows for AVX-512: 168 KB of packed A in L2).
+constexpr int64_t kMicroTilesPerTask = 8;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Grow-only 64-byte-aligned scratch, one per thread (packed rows of A).
+float* thread_scratch(int64_t floats) {
+  struct Buffer {
+    std::unique_ptr<float, decltype(&std::free)> data{nullptr, &std::free};
+    int64_t capacity = 0;
+  };
+  thread_local Buffer buffer;
+  if (floats > buffer.capacity) {
+    buffer.data.reset(static_cast<float*>(std::aligned_alloc(64, (static_cast<size_t>(floats) * 4 + 63) / 64 * 64)));
+    if (!buffer.data) fail("out of memory packing a GEMM operand of ", floats, " floats");
+    buffer.capacity = floats;
+  }
+  return buffer.data.get();
+}
+
+// Rows [row0, row0 + rows) × columns [p0, p0 + kc) of A, micro-tile by micro-tile: each tile of r ≤ mr
+// rows becomes kc groups of r consecutive floats (the order the kernel broadcasts them in).
+void pack_a(const float* a, int64_t lda, int64_t row0, int64_t rows, int64_t p0, int64_t kc, int mr, float* dst) {
+  for (int64_t i0 = 0; i0 < rows; i0 += mr) {
+    const int r = static_cast<int>(std::min<int64_t>(mr, rows - i0));
+    const float* src = a + (row0 + i0) * lda + p0;
+    for (int rr = 0; rr < r; ++rr) {
+      const float* s = src + rr * lda;
+      float* d = dst + rr;
+      for (int64_t p = 0; p < kc; ++p) d[p * r] = s[p];
+    }
+    dst += r * kc;
+  }
+}
+
+void apply_epilogue(const GemmEpilogue& ep, int64_t row0, int rows, int64_t col0, int ncols, float* c, int64_t ldc) {
+  for (int r = 0; r < rows; ++r) {
+    float* row = c + (row0 + r) * ldc + col0;
+    if (ep.bias)
+      for (int j = 0; j < ncols; ++j) row[j] += ep.bias[col0 + j];
+    if (ep.residual) {
+      const float* res = ep.residual + (row0 + r) * ep.ld_residual + col0;
+      for (int j = 0; j < ncols; ++j) row[j] += res[j];
+    }
+    if (ep.act != ops::Activation::Identity) activation_span(row, ncols, ep.act);
+  }
+}
+
+}  // namespace
+
+const GemmKernel* gemm_kernel_named(const char* name) {
+  const CpuFeatures& f = cpu_features();
+  if (std::strcmp(name, "avx512") == 0) return f.avx512f && f.fma ? &kAvx512 : nullptr;
+  if (std::strcmp(name, "avx2") == 0) return f.avx2 && f.fma ? &kAvx2 : nullptr;
+  return nullptr;
+}
+
+const GemmKernel* gemm_kernel() {
+  static const GemmKernel* const chosen = [] {
+    const char* forced = std::getenv("MMX_GEMM");
+    if (forced && *forced) {
+      if (std::strcmp(forced, "dnnl") == 0) return static_cast<const GemmKernel*>(nullptr);
+      if (const GemmKernel* k = gemm_kernel_named(forced)) return k;
+    }
+    if (const GemmKernel* k = gemm_kernel_named("avx512")) return k;
+    return gemm_kernel_named("avx2");
+  }();
+  return chosen;
+}
+
+int64_t packed_panel_floats(int64_t n, int64_t k, int nr) { return ceil_div(n, nr) * k * nr; }
+
+void pack_weight_panels(const Tensor& weight, int nr, float* dst) {
+  const int64_t n = weight.dim(0), k = weight.dim(1), panels = ceil_div(n, nr);
+  const DType dtype = weight.dtype();
+#pragma omp parallel
+  {
+    std::vector<float> row(static_cast<size_t>(k));
+#pragma omp for schedule(static)
+    for (int64_t j = 0; j < panels; ++j) {
+      float* panel = dst + j * k * nr;
+      for (int c = 0; c < nr; ++c) {
+        const int64_t col = j * nr + c;
+        const float* src = row.data();
+        if (col >= n) {
+          for (int64_t p = 0; p < k; ++p) panel[p * nr + c] = 0.f;
+          continue;
+        }
+        if (dtype == DType::F32) src = weight.data<float>() + col * k;
+        else if (dtype == DType::F16) f16_to_f32(static_cast<const uint16_t*>(weight.raw()) + col * k, row.data(), k);
+        else bf16_to_f32(static_cast<const uint16_t*>(weight.raw()) + col * k, row.data(), k);
+        for (int64_t p = 0; p < k; ++p) panel[p * nr + c] = src[p];
+      }
+    }
+  }
+}
+
+void gemm_packed(const GemmKernel& kernel, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+                 const float* panels, float* c, int64_t ldc, const GemmEpilogue& epilogue) {
+  if (m == 0 || n == 0) return;
+  const int mr = kernel.mr, nr = kernel.nr;
+  const int64_t micro = ceil_div(m, mr), panel_count = ceil_div(n, nr);
+  const int threads = omp_get_max_threads();
+  // Small M (the lab's short texts): every task takes all rows and a share of the weight's panels, so each
+  // weight byte is read once. Larger M: tasks are bands of rows, as many as keep all threads busy.
+  int64_t row_tasks = 1, col_tasks = std::min<int64_t>(panel_count, threads);
+  if (micro > 2 * kMicroTilesPerTask) {
+    row_tasks = ceil_div(micro, kMicroTilesPerTask);
+    if (row_tasks < 4 * threads) row_tasks = std::min(micro, ceil_div(row_tasks, threads) * threads);
+    col_tasks = 1;
+  }
+  const int64_t k_blocks = std::max<int64_t>(1, ceil_div(k, kMaxKBlock)), kc_max = ceil_div(k, k_blocks);
+  const int64_t tasks = row_tasks * col_tasks;
+  const int64_t max_task_rows = ceil_div(micro, row_tasks) * mr;
+#pragma omp parallel for schedule(dynamic) if (tasks > 1)
+  for (int64_t t = 0; t < tasks; ++t) {
+    const int64_t rt = t / col_tasks, ct = t % col_tasks;
+    const int64_t row0 = std::min(m, rt * micro / row_tasks * mr), row1 = std::min(m, (rt + 1) * micro / row_tasks * mr);
+    const int64_t j0 = ct * panel_count / col_tasks, j1 = (ct + 1) * panel_count / col_tasks;
+    if (row0 >= row1 || j0 >= j1) continue;
+    float* packed_a = thread_scratch(max_task_rows * kc_max);
+    for (int64_t p0 = 0; p0 < k; p0 += kc_max) {
+      const int64_t kc = std::min(kc_max, k - p0);
+      const bool first = p0 == 0, last = p0 + kc == k;
+      pack_a(a, lda, row0, row1 - row0, p0, kc, mr, packed_a);
+      for (int64_t j = j0; j < j1; ++j) {
+        const int64_t col0 = j * nr;
+        const int ncols = static_cast<int>(std::min<int64_t>(nr, n - col0));
+        const float* bp = panels + j * k * nr + p0 * nr;
+        const float* ap = packed_a;
+        for (int64_t i0 = row0; i0 < row1; i0 += mr) {
+          const int rows = static_cast<int>(std::min<int64_t>(mr, row1 - i0));
+          kernel.tile(rows, kc, ap, bp, c + i0 * ldc + col0, ldc, ncols, !first);
+          if (last) apply_epilogue(epilogue, i0, rows, col0, ncols, c, ldc);
+          ap += rows * kc;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace mmx::cpu

@@ -1,0 +1,49 @@
+// mmx's own GEMM for nn.Linear: C = A·Wᵀ with the weight W [N, K] laid out in panels of NR output
+// features (k-major inside a panel), so the micro-kernel streams it with aligned vector loads and the
+// activations are the only operand packed per call. Weights are packed once at load (f32) or per call
+// straight from their stored f16/bf16 (SDXL's mapped files), and bias, residual and activation are
+// applied to each output tile while it is still in L1.
+#pragma once
+#include <cstdint>
+
+#include "backend/ops.hpp"
+
+namespace mmx::cpu {
+
+// C[rows, ncols] (ldc) = Ap[kc][rows] · Bp[kc][nr], added to C when `accumulate`; rows ≤ mr, ncols ≤ nr.
+using GemmTileFn = void (*)(int rows, int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc,
+                            int ncols, bool accumulate);
+struct GemmKernel {
+  const char* name;
+  int mr, nr;  // the largest tile
+  GemmTileFn tile;
+};
+// The widest micro-kernel this CPU runs (AVX-512, else AVX2 + FMA), or nullptr: callers then use
+// dnnl_sgemm. MMX_GEMM=avx2|dnnl picks a narrower one (benchmarks, tests).
+const GemmKernel* gemm_kernel();
+const GemmKernel* gemm_kernel_named(const char* name);  // "avx512", "avx2"; nullptr if the CPU lacks it
+
+void gemm_tile_avx512(int rows, int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, int ncols,
+                      bool accumulate);
+void gemm_tile_avx2(int rows, int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, int ncols,
+                    bool accumulate);
+
+// Floats that pack_weight_panels writes for an [n, k] weight: ceil(n / nr) panels of k × nr.
+int64_t packed_panel_floats(int64_t n, int64_t k, int nr);
+// weight [N, K] (F32, F16 or BF16) → panels; columns past N are zero. Runs on all threads.
+void pack_weight_panels(const Tensor& weight, int nr, float* dst);
+
+struct GemmEpilogue {
+  const float* bias = nullptr;      // [n]
+  const float* residual = nullptr;  // [m, n] with leading dimension ld_residual
+  int64_t ld_residual = 0;
+  ops::Activation act = ops::Activation::Identity;
+};
+// C[m, n] (ldc) = act(A[m, k] (lda) · Wᵀ + bias + residual), W as panels packed for `kernel`.
+void gemm_packed(const GemmKernel& kernel, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+                 const float* panels, float* c, int64_t ldc, const GemmEpilogue& epilogue);
+
+// The activation over n floats on the calling thread (elementwise.cpp; the same arithmetic as activation()).
+void activation_span(float* x, int64_t n, ops::Activation act);
+
+}  // namespace mmx::cpu

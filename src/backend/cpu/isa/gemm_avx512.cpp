@@ -1,0 +1,69 @@
+// The AVX-512 GEMM micro-kernel: a tile of up to 14 rows × 32 columns held in 28 zmm accumulators,
+// fed per k by two 16-float loads of the packed weight panel and one broadcast per row of the packed
+// activations (2 loads + 14 broadcasts per 28 FMAs: the FMA units, not the loads, set the pace).
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "backend/cpu/gemm_packed.hpp"
+
+namespace mmx::cpu {
+
+namespace {
+
+template <int R>
+__attribute__((target("avx512f,fma"))) void tile_avx512(int64_t kc, const float* ap, const float* bp, float* c,
+                                                          int64_t ldc, int ncols, bool accumulate) {
+  __m512 lo[R], hi[R];
+#pragma GCC unroll 14
+  for (int r = 0; r < R; ++r) lo[r] = hi[r] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < kc; ++p) {
+    const __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16);
+    _mm_prefetch(reinterpret_cast<const char*>(bp + 512), _MM_HINT_T0);
+#pragma GCC unroll 14
+    for (int r = 0; r < R; ++r) {
+      const __m512 a = _mm512_set1_ps(ap[r]);
+      lo[r] = _mm512_fmadd_ps(a, b0, lo[r]);
+      hi[r] = _mm512_fmadd_ps(a, b1, hi[r]);
+    }
+    ap += R;
+    bp += 32;
+  }
+  const __mmask16 m0 = ncols >= 16 ? __mmask16(0xffff) : __mmask16((1u << ncols) - 1);
+  const __mmask16 m1 = ncols >= 32 ? __mmask16(0xffff) : ncols <= 16 ? __mmask16(0) : __mmask16((1u << (ncols - 16)) - 1);
+#pragma GCC unroll 14
+  for (int r = 0; r < R; ++r) {
+    float* row = c + r * ldc;
+    if (accumulate) {
+      lo[r] = _mm512_add_ps(lo[r], _mm512_maskz_loadu_ps(m0, row));
+      hi[r] = _mm512_add_ps(hi[r], _mm512_maskz_loadu_ps(m1, row + 16));
+    }
+    _mm512_mask_storeu_ps(row, m0, lo[r]);
+    _mm512_mask_storeu_ps(row + 16, m1, hi[r]);
+  }
+}
+
+}  // namespace
+
+void gemm_tile_avx512(int rows, int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, int ncols,
+                      bool accumulate) {
+  switch (rows) {
+    case 1: return tile_avx512<1>(kc, ap, bp, c, ldc, ncols, accumulate);
+    case 2: return tile_avx512<2>(kc, ap, bp, c, ldc, ncols, accumulate);
+    case 3: return tile_avx512<3>(kc, ap, bp, c, ldc, ncols, accumulate);
+    case 4: return tile_avx512<4>(kc, ap, bp, c, ldc, ncols, accumulate);
+    case 5: return tile_avx512<5>(kc, ap, bp, c, ldc, ncols, accumulate);
+    case 6: return tile_avx512<6>(kc, ap, bp, c, ldc, ncols, accumulate);
+    case 7: return tile_avx512<7>(kc, ap, bp, c, ldc, ncols, accumulate);
+    case 8: return tile_avx512<8>(kc, ap, bp, c, ldc, ncols, accumulate);
+    case 9: return tile_avx512<9>(kc, ap, bp, c, ldc, ncols, accumulate);
+    case 10: return tile_avx512<10>(kc, ap, bp, c, ldc, ncols, accumulate);
+    case 11: return tile_avx512<11>(kc, ap, bp, c, ldc, ncols, accumulate);
+    case 12: return tile_avx512<12>(kc, ap, bp, c, ldc, ncols, accumulate);
+    case 13: return tile_avx512<13>(kc, ap, bp, c, ldc, ncols, accumulate);
+    case 14: return tile_avx512<14>(kc, ap, bp, c, ldc, ncols, accumulate);
+    default: return;
+  }
+}
+
+}  // namespace mmx::cpu
