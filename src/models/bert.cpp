@@ -125,17 +125,15 @@ BertSelfOutput::BertSelfOutput(const WeightView& w, const BertConfig& c)
     : dense(w.sub("dense"), c.hidden_size, c.hidden_size), norm(w.sub("LayerNorm"), c.hidden_size, c.layer_norm_eps) {}
 
 Tensor BertSelfOutput::forward(const Tensor& hidden_states, const Tensor& input_tensor) const {
-  Tensor x = dense.forward(hidden_states);  // [B, T, C]
-  ops::add_(x, input_tensor);
-  return norm.forward(x);
+  // dense(hidden_states) + input_tensor, the residual added to each output tile inside the GEMM
+  return norm.forward(dense.forward(hidden_states, {input_tensor, ops::Activation::Identity}));
 }
 
 BertIntermediate::BertIntermediate(const WeightView& w, const BertConfig& c)
     : dense(w.sub("dense"), c.hidden_size, c.intermediate_size), act(ops::activation_from_name(c.hidden_act)) {}
 
 Tensor BertIntermediate::forward(const Tensor& hidden_states) const {
-  Tensor x = dense.forward(hidden_states);  // [B, T, intermediate]
-  ops::activation_(x, act);
+  Tensor x = dense.forward(hidden_states, {Tensor(), act});  // [B, T, intermediate], activation fused
   return x;
 }
 
@@ -144,9 +142,8 @@ BertOutput::BertOutput(const WeightView& w, const BertConfig& c)
       norm(w.sub("LayerNorm"), c.hidden_size, c.layer_norm_eps) {}
 
 Tensor BertOutput::forward(const Tensor& hidden_states, const Tensor& input_tensor) const {
-  Tensor x = dense.forward(hidden_states);  // [B, T, C]
-  ops::add_(x, input_tensor);
-  return norm.forward(x);
+  // dense(hidden_states) + input_tensor, the residual added to each output tile inside the GEMM
+  return norm.forward(dense.forward(hidden_states, {input_tensor, ops::Activation::Identity}));
 }
 
 Tensor BertLayer::forward(const Tensor& hidden_states, const Tensor& attention_mask) const {

@@ -117,14 +117,12 @@ CLIPEncoderLayer::CLIPEncoderLayer(const WeightView& w, int64_t hidden, int64_t 
 
 Tensor CLIPEncoderLayer::forward(const Tensor& hidden_states, const Tensor& attention_mask, bool causal) const {
   const Tensor normed = layer_norm1.forward(hidden_states);
-  Tensor x = out_proj.forward(ops::attention(q_proj.forward(normed), k_proj.forward(normed), v_proj.forward(normed),
-                                             heads, attention_mask, causal));  // [B, T, C]
-  ops::add_(x, hidden_states);  // residual
-  Tensor mlp = fc1.forward(layer_norm2.forward(x));  // [B, T, intermediate]
-  ops::activation_(mlp, act);
-  Tensor out = fc2.forward(mlp);
-  ops::add_(out, x);  // residual
-  return out;
+  // The residuals and the MLP's activation are applied inside the GEMMs, tile by tile.
+  const Tensor x = out_proj.forward(ops::attention(q_proj.forward(normed), k_proj.forward(normed), v_proj.forward(normed),
+                                                   heads, attention_mask, causal),
+                                    {hidden_states, ops::Activation::Identity});  // [B, T, C]
+  const Tensor mlp = fc1.forward(layer_norm2.forward(x), {Tensor(), act});  // [B, T, intermediate]
+  return fc2.forward(mlp, {x, ops::Activation::Identity});
 }
 
 CLIPTextTransformer::CLIPTextTransformer(const WeightView& w, const CLIPTextConfig& c)

@@ -67,8 +67,10 @@ struct CrossAttention {
   CrossAttention(const WeightView& w, int64_t dim, int64_t context_dim, int64_t heads)
       : to_q(w.sub("to_q"), dim, dim, false), to_k(w.sub("to_k"), context_dim, dim, false),
         to_v(w.sub("to_v"), context_dim, dim, false), to_out(w.sub("to_out", 0), dim, dim), heads(heads) {}
-  Tensor forward(const Tensor& x, const Tensor& context) const {
-    return to_out.forward(ops::attention(to_q.forward(x), to_k.forward(context), to_v.forward(context), heads, Tensor(), false));
+  // residual + to_out(attention), the residual added inside to_out's GEMM.
+  Tensor forward(const Tensor& x, const Tensor& context, const Tensor& residual) const {
+    return to_out.forward(ops::attention(to_q.forward(x), to_k.forward(context), to_v.forward(context), heads, Tensor(), false),
+                          {residual, ops::Activation::Identity});
   }
 };
 
@@ -85,10 +87,9 @@ struct BasicTransformerBlock {
         inner(dim * 4) {}
   Tensor forward(Tensor x, const Tensor& context) const {
     const Tensor n1 = norm1.forward(x);
-    ops::add_(x, attn1.forward(n1, n1));
-    ops::add_(x, attn2.forward(norm2.forward(x), context));
-    ops::add_(x, ff_out.forward(geglu(ff_proj.forward(norm3.forward(x)))));
-    return x;
+    x = attn1.forward(n1, n1, x);
+    x = attn2.forward(norm2.forward(x), context, x);
+    return ff_out.forward(geglu(ff_proj.forward(norm3.forward(x))), {x, ops::Activation::Identity});
   }
   // hidden, gate = proj(x).chunk(2, -1); hidden · gelu(gate) (erf form)
   Tensor geglu(const Tensor& projected) const {

@@ -128,12 +128,10 @@ Tensor ViTLayer::forward(const Tensor& hidden_states) const {
   const Tensor normed = layernorm_before.forward(hidden_states);  // pre-norm
   const Tensor context = ops::attention(query.forward(normed), key.forward(normed), value.forward(normed), heads,
                                         Tensor(), false);  // [B, T, C]
-  Tensor attention_out = attention_output.forward(context);
-  ops::add_(attention_out, hidden_states);  // first residual
-  Tensor mlp = intermediate.forward(layernorm_after.forward(attention_out));  // [B, T, intermediate]
-  ops::activation_(mlp, act);
-  Tensor layer_output = output.forward(mlp);
-  ops::add_(layer_output, attention_out);  // second residual
+  // The residuals and the MLP's activation are applied inside the GEMMs, tile by tile.
+  const Tensor attention_out = attention_output.forward(context, {hidden_states, ops::Activation::Identity});
+  const Tensor mlp = intermediate.forward(layernorm_after.forward(attention_out), {Tensor(), act});
+  Tensor layer_output = output.forward(mlp, {attention_out, ops::Activation::Identity});
   return layer_output;
 }
 

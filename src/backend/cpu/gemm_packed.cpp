@@ -136,7 +136,9 @@ void gemm_packed(const GemmKernel& kernel, int64_t m, int64_t n, int64_t k, cons
     if (row_tasks < 4 * threads) row_tasks = std::min(micro, ceil_div(row_tasks, threads) * threads);
     col_tasks = 1;
   }
-  const int64_t k_blocks = std::max<int64_t>(1, ceil_div(k, kMaxKBlock)), kc_max = ceil_div(k, k_blocks);
+  static const int64_t max_kb = std::getenv("MMX_KC") ? std::atoi(std::getenv("MMX_KC")) : kMaxKBlock;
+  static const int64_t panels_per_block = std::getenv("MMX_NCP") ? std::atoi(std::getenv("MMX_NCP")) : 16;
+  const int64_t k_blocks = std::max<int64_t>(1, ceil_div(k, max_kb)), kc_max = ceil_div(k, k_blocks);
   const int64_t tasks = row_tasks * col_tasks;
   const int64_t max_task_rows = ceil_div(micro, row_tasks) * mr;
 #pragma omp parallel for schedule(dynamic) if (tasks > 1)
@@ -150,15 +152,19 @@ void gemm_packed(const GemmKernel& kernel, int64_t m, int64_t n, int64_t k, cons
       const int64_t kc = std::min(kc_max, k - p0);
       const bool first = p0 == 0, last = p0 + kc == k;
       pack_a(a, lda, row0, row1 - row0, p0, kc, mr, packed_a);
-      for (int64_t j = j0; j < j1; ++j) {
-        const int64_t col0 = j * nr;
-        const int ncols = static_cast<int>(std::min<int64_t>(nr, n - col0));
-        const float* bp = panels + j * k * nr + p0 * nr;
+      // A micro-tile of rows stays in L1 while it sweeps a block of panels, which stays in L2 for the
+      // task's next micro-tile.
+      for (int64_t jb = j0; jb < j1; jb += panels_per_block) {
+        const int64_t jb1 = std::min(j1, jb + panels_per_block);
         const float* ap = packed_a;
         for (int64_t i0 = row0; i0 < row1; i0 += mr) {
           const int rows = static_cast<int>(std::min<int64_t>(mr, row1 - i0));
-          kernel.tile(rows, kc, ap, bp, c + i0 * ldc + col0, ldc, ncols, !first);
-          if (last) apply_epilogue(epilogue, i0, rows, col0, ncols, c, ldc);
+          for (int64_t j = jb; j < jb1; ++j) {
+            const int64_t col0 = j * nr;
+            const int ncols = static_cast<int>(std::min<int64_t>(nr, n - col0));
+            kernel.tile(rows, kc, ap, panels + j * k * nr + p0 * nr, c + i0 * ldc + col0, ldc, ncols, !first);
+            if (last) apply_epilogue(epilogue, i0, rows, col0, ncols, c, ldc);
+          }
           ap += rows * kc;
         }
       }

@@ -20,7 +20,10 @@ __attribute__((target("avx2,fma"))) void tile_avx2(int64_t kc, const float* ap, 
                                                      int64_t ldc, int ncols, bool accumulate) {
   __m256 lo[R], hi[R];
 #pragma GCC unroll 6
-  for (int r = 0; r < R; ++r) lo[r] = hi[r] = _mm256_setzero_ps();
+  for (int r = 0; r < R; ++r) {
+    lo[r] = hi[r] = _mm256_setzero_ps();
+    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);  // read or written at the end
+  }
   for (int64_t p = 0; p < kc; ++p) {
     const __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
     _mm_prefetch(reinterpret_cast<const char*>(bp + 256), _MM_HINT_T0);

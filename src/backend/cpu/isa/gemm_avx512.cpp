@@ -16,10 +16,15 @@ __attribute__((target("avx512f,fma"))) void tile_avx512(int64_t kc, const float*
                                                           int64_t ldc, int ncols, bool accumulate) {
   __m512 lo[R], hi[R];
 #pragma GCC unroll 14
-  for (int r = 0; r < R; ++r) lo[r] = hi[r] = _mm512_setzero_ps();
+  for (int r = 0; r < R; ++r) {
+    lo[r] = hi[r] = _mm512_setzero_ps();
+    // The C tile is read (or written) at the end: fetch its lines while the FMAs run.
+    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + 16), _MM_HINT_T0);
+  }
+#pragma GCC unroll 4
   for (int64_t p = 0; p < kc; ++p) {
     const __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16);
-    _mm_prefetch(reinterpret_cast<const char*>(bp + 512), _MM_HINT_T0);
 #pragma GCC unroll 14
     for (int r = 0; r < R; ++r) {
       const __m512 a = _mm512_set1_ps(ap[r]);
