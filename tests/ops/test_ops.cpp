@@ -4,6 +4,7 @@
 #include <random>
 
 #include "backend/cpu/cpu_ops.hpp"
+#include "backend/cpu/gemm_packed.hpp"
 #include "backend/ops.hpp"
 #include "test_util.hpp"
 
@@ -72,6 +73,72 @@ TEST(Ops, LinearWithHalfPrecisionWeightsEqualsTheWidenedWeights) {
     test::expect_close(std::string("linear with ") + dtype_name(half) + " weight", got, want, 1e-6);
   }
   EXPECT_THROW(ops::linear(x, Tensor::zeros({600, 4096}, DType::I64), Tensor()), Error);
+}
+
+// The packed GEMM behind linear(), each micro-kernel this CPU runs, against double-precision sums on odd
+// shapes: row counts around the tile heights (1, mr−1, mr+1, several tasks), column counts off the panel
+// width, K across the K-block boundary (384), F32/F16/BF16 weights, every epilogue part.
+TEST(Ops, PackedGemmKernelsMatchTheReferenceOnOddShapes) {
+  int kernels_run = 0;
+  for (const char* name : {"avx512", "avx2"}) {
+    const cpu::GemmKernel* kernel = cpu::gemm_kernel_named(name);
+    if (!kernel) continue;  // this CPU lacks the ISA
+    ++kernels_run;
+    uint32_t seed = 100;
+    for (int64_t m : {int64_t(1), int64_t(kernel->mr - 1), int64_t(kernel->mr + 1), int64_t(57), int64_t(301)})
+      for (int64_t n : {int64_t(1), int64_t(kernel->nr - 3), int64_t(kernel->nr + 5), int64_t(3 * kernel->nr + 17)})
+        for (int64_t k : {1, 13, 385, 800})
+          for (DType dtype : {DType::F32, DType::F16, DType::BF16}) {
+            const Tensor a = random_tensor({m, k + 2}, seed++);  // lda = k + 2: strided rows
+            const Tensor w = random_tensor({n, k}, seed++, 0.1f).to(dtype), wide = w.to(DType::F32);
+            const Tensor bias = random_tensor({n}, seed++), residual = random_tensor({m, n}, seed++);
+            std::vector<float> panels(static_cast<size_t>(cpu::packed_panel_floats(n, k, kernel->nr)));
+            cpu::pack_weight_panels(w, kernel->nr, panels.data());
+            const int64_t ldc = n + 3;
+            for (int fused = 0; fused < 2; ++fused) {
+              cpu::GemmEpilogue ep;
+              if (fused) {
+                ep.bias = bias.data<float>();
+                ep.residual = residual.data<float>();
+                ep.ld_residual = n;
+                ep.act = ops::Activation::Relu;
+              }
+              std::vector<float> c(static_cast<size_t>(m * ldc), 7.f);
+              cpu::gemm_packed(*kernel, m, n, k, a.data<float>(), k + 2, panels.data(), c.data(), ldc, ep);
+              for (int64_t i = 0; i < m; ++i)
+                for (int64_t j = 0; j < ldc; ++j) {
+                  const float got = c[i * ldc + j];
+                  if (j >= n) {
+                    ASSERT_EQ(got, 7.f) << name << ": column " << j << " past n=" << n << " was written";
+                    continue;
+                  }
+                  double want = 0;
+                  for (int64_t p = 0; p < k; ++p) want += double(a.data<float>()[i * (k + 2) + p]) * wide.data<float>()[j * k + p];
+                  if (fused) want = std::max(0.0, want + bias.data<float>()[j] + residual.data<float>()[i * n + j]);
+                  ASSERT_NEAR(got, want, 2e-6 * std::sqrt(double(k)) * (1 + std::abs(want)))
+                      << name << " m=" << m << " n=" << n << " k=" << k << " " << dtype_name(dtype) << " fused=" << fused
+                      << " at " << i << "," << j;
+                }
+            }
+          }
+  }
+  if (kernels_run == 0) GTEST_SKIP() << "no AVX2 or AVX-512 on this CPU: linear uses dnnl_sgemm";
+}
+
+// linear() with a weight packed at load, with its fusions, equals the unfused ops on the weight as stored.
+TEST(Ops, LinearPackedAndFusedEqualsSeparateOps) {
+  const Tensor x = random_tensor({5, 9, 70}, 30), w = random_tensor({45, 70}, 31, 0.2f), b = random_tensor({45}, 32);
+  const Tensor residual = random_tensor({5, 9, 45}, 33);
+  const ops::PackedWeight packed = ops::pack_linear_weight(w);
+  for (ops::Activation act : {ops::Activation::Identity, ops::Activation::GeluErf, ops::Activation::QuickGelu}) {
+    Tensor want = ops::linear(x, w, b);
+    ops::add_(want, residual);
+    ops::activation_(want, act);
+    // From the packed form alone (the weight dropped, as Linear does), and from the weight packed per call.
+    if (packed.defined()) test::expect_close("packed + fused", ops::linear(x, Tensor(), packed, b, {residual, act}), want, 0.0);
+    test::expect_close("fused", ops::linear(x, w, ops::PackedWeight(), b, {residual, act}), want, 0.0);
+  }
+  EXPECT_THROW(ops::linear(x, w, ops::PackedWeight(), b, {random_tensor({5, 9, 44}, 1), ops::Activation::Identity}), Error);
 }
 
 TEST(Ops, AttentionMatchesReferenceWithMasks) {
