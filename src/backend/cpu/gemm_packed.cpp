@@ -27,6 +27,9 @@ constexpr GemmKernel kAvx2{"avx2", 6, 16, gemm_tile_avx2};
 constexpr int64_t kMaxKBlock = 384;
 // A task covers at most this many micro-tiles of rows (112 rows for AVX-512: 168 KB of packed A in L2).
 constexpr int64_t kMicroTilesPerTask = 8;
+// A micro-tile of A sweeps this many weight panels (768 KB of AVX-512 panels at K block 384) before the
+// next micro-tile sweeps them again from L2 (8, 16 and 32 measured within noise of each other).
+constexpr int64_t kPanelsPerBlock = 16;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -136,9 +139,7 @@ void gemm_packed(const GemmKernel& kernel, int64_t m, int64_t n, int64_t k, cons
     if (row_tasks < 4 * threads) row_tasks = std::min(micro, ceil_div(row_tasks, threads) * threads);
     col_tasks = 1;
   }
-  static const int64_t max_kb = std::getenv("MMX_KC") ? std::atoi(std::getenv("MMX_KC")) : kMaxKBlock;
-  static const int64_t panels_per_block = std::getenv("MMX_NCP") ? std::atoi(std::getenv("MMX_NCP")) : 16;
-  const int64_t k_blocks = std::max<int64_t>(1, ceil_div(k, max_kb)), kc_max = ceil_div(k, k_blocks);
+  const int64_t k_blocks = std::max<int64_t>(1, ceil_div(k, kMaxKBlock)), kc_max = ceil_div(k, k_blocks);
   const int64_t tasks = row_tasks * col_tasks;
   const int64_t max_task_rows = ceil_div(micro, row_tasks) * mr;
 #pragma omp parallel for schedule(dynamic) if (tasks > 1)
@@ -154,8 +155,8 @@ void gemm_packed(const GemmKernel& kernel, int64_t m, int64_t n, int64_t k, cons
       pack_a(a, lda, row0, row1 - row0, p0, kc, mr, packed_a);
       // A micro-tile of rows stays in L1 while it sweeps a block of panels, which stays in L2 for the
       // task's next micro-tile.
-      for (int64_t jb = j0; jb < j1; jb += panels_per_block) {
-        const int64_t jb1 = std::min(j1, jb + panels_per_block);
+      for (int64_t jb = j0; jb < j1; jb += kPanelsPerBlock) {
+        const int64_t jb1 = std::min(j1, jb + kPanelsPerBlock);
         const float* ap = packed_a;
         for (int64_t i0 = row0; i0 < row1; i0 += mr) {
           const int rows = static_cast<int>(std::min<int64_t>(mr, row1 - i0));

@@ -26,7 +26,7 @@ __attribute__((target("avx2,fma"))) void tile_avx2(int64_t kc, const float* ap, 
   }
   for (int64_t p = 0; p < kc; ++p) {
     const __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
-    _mm_prefetch(reinterpret_cast<const char*>(bp + 256), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(bp + 512), _MM_HINT_T0);  // 32 k-steps ahead
 #pragma GCC unroll 6
     for (int r = 0; r < R; ++r) {
       const __m256 a = _mm256_broadcast_ss(ap + r);
@@ -50,6 +50,7 @@ __attribute__((target("avx2,fma"))) void tile_avx2(int64_t kc, const float* ap, 
     return;
   }
   const __m256i m0 = column_mask(ncols), m1 = column_mask(ncols - 8);
+#pragma GCC unroll 6  // fully unrolled, or the accumulators would live on the stack
   for (int r = 0; r < R; ++r) {
     float* row = c + r * ldc;
     if (accumulate) {

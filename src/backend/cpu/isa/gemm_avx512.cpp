@@ -11,6 +11,10 @@ namespace mmx::cpu {
 
 namespace {
 
+// Weight panels come from DRAM when M is small: fetch 32 k-steps (4 KB) ahead, both lines of each step
+// (measured: 16 steps ahead or none cost ~10 %, 128 steps ahead ~15 %).
+constexpr int kPrefetchFloats = 1024;
+
 template <int R>
 __attribute__((target("avx512f,fma"))) void tile_avx512(int64_t kc, const float* ap, const float* bp, float* c,
                                                           int64_t ldc, int ncols, bool accumulate) {
@@ -25,6 +29,8 @@ __attribute__((target("avx512f,fma"))) void tile_avx512(int64_t kc, const float*
 #pragma GCC unroll 4
   for (int64_t p = 0; p < kc; ++p) {
     const __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16);
+    _mm_prefetch(reinterpret_cast<const char*>(bp + kPrefetchFloats), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(bp + kPrefetchFloats + 16), _MM_HINT_T0);
 #pragma GCC unroll 14
     for (int r = 0; r < R; ++r) {
       const __m512 a = _mm512_set1_ps(ap[r]);
