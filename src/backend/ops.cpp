@@ -176,7 +176,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t
   return y;
 }
 
-Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias, float eps) {
+Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias, float eps, Activation act) {
   require_f32(x, "group_norm", "input");
   if (x.ndim() < 2 || groups < 1 || x.dim(1) % groups != 0)
     fail("group_norm: ", groups, " groups for input ", shape_str(x.shape()));
@@ -184,7 +184,7 @@ Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const T
     if (p->defined() && (p->dtype() != DType::F32 || p->numel() != x.dim(1)))
       fail("group_norm: parameter ", shape_str(p->shape()), " for input ", shape_str(x.shape()));
   Tensor y = Tensor::empty(x.shape());
-  op_table(x.device()).group_norm(x, groups, weight, bias, eps, y);
+  op_table(x.device()).group_norm(x, groups, weight, bias, eps, act, y);
   return y;
 }
 

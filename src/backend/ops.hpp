@@ -62,8 +62,10 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t head
 
 // nn.Conv2d: x [N, C, H, W], weight [O, C, kh, kw] (F32, F16 or BF16), bias [O] (may be undefined) → [N, O, H', W'].
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride = 1, int64_t padding = 0);
-// nn.GroupNorm over [N, C, ...]: C split into `groups`, each normalised over its channels and positions.
-Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias, float eps);
+// nn.GroupNorm over [N, C, ...]: C split into `groups`, each normalised over its channels and positions;
+// `act` is applied to the result in the same pass (GroupNorm → SiLU in every ResNet block).
+Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias, float eps,
+                  Activation act = Activation::Identity);
 // F.interpolate(x, scale_factor=2.0, mode="nearest") on [N, C, H, W].
 Tensor upsample_nearest2x(const Tensor& x);
 // F.pad(x, (0, amount, 0, amount)): zeros after the last row and column (diffusers' Downsample2D with

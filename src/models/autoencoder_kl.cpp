@@ -155,9 +155,7 @@ LatentDistribution AutoencoderKL::encode(const Tensor& x) const {
   h = e.mid_resnet_0.forward(h);
   if (e.mid_attention) h = e.mid_attention->forward(h);
   h = e.mid_resnet_1.forward(h);
-  h = e.conv_norm_out.forward(h);
-  ops::activation_(h, act_);
-  h = e.conv_out.forward(h);
+  h = e.conv_out.forward(e.conv_norm_out.forward(h, act_));  // norm + activation in one pass
   if (quant_conv) h = quant_conv->forward(h);
   // torch.chunk(moments, 2, dim=1), then logvar clamped to [-30, 20]
   const int64_t n = h.dim(0), c = config_.latent_channels, plane = c * h.dim(2) * h.dim(3);
@@ -201,9 +199,7 @@ Tensor AutoencoderKL::decode(const Tensor& z) const {
     for (const auto& r : block.resnets) x = r.forward(x);
     if (block.upsampler) x = block.upsampler->forward(ops::upsample_nearest2x(x));
   }
-  x = conv_norm_out.forward(x);
-  ops::activation_(x, act_);
-  return conv_out.forward(x);
+  return conv_out.forward(conv_norm_out.forward(x, act_));  // norm + activation in one pass
 }
 
 }  // namespace mmx

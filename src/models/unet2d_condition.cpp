@@ -344,9 +344,7 @@ Tensor UNet2DConditionModel::forward(const Tensor& sample, float timestep, const
     }
     if (block.upsampler) x = block.upsampler->forward(ops::upsample_nearest2x(x));
   }
-  x = conv_norm_out.forward(x);
-  ops::activation_(x, act_);
-  return conv_out.forward(x);
+  return conv_out.forward(conv_norm_out.forward(x, act_));  // norm + activation in one pass
 }
 
 }  // namespace mmx

@@ -329,6 +329,10 @@ TEST(Ops, GroupNormMatchesDoublePrecisionAndUpsampleRepeats) {
     }
   test::expect_close("group_norm", y, ref, 2e-6);
   EXPECT_THROW(ops::group_norm(x, 3, w, b, 1e-6f), Error);  // 8 channels do not split into 3 groups
+  // GroupNorm with SiLU fused (every ResNet block) equals the two ops, bit for bit.
+  Tensor separate = ops::group_norm(x, 4, w, b, 1e-6f);
+  ops::activation_(separate, ops::Activation::Silu);
+  test::expect_close("group_norm + silu fused", ops::group_norm(x, 4, w, b, 1e-6f, ops::Activation::Silu), separate, 0.0);
 
   const Tensor small = random_tensor({1, 2, 2, 3}, 10);
   const Tensor up = ops::upsample_nearest2x(small);

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "backend/cpu/cpu_ops.hpp"
+#include "backend/cpu/gemm_packed.hpp"
 
 namespace mmx::cpu {
 
@@ -73,7 +74,8 @@ void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t s
   }
 }
 
-void group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias, float eps, Tensor& y) {
+void group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias, float eps, ops::Activation act,
+                Tensor& y) {
   const int64_t n = x.dim(0), c = x.dim(1), spatial = x.numel() / (n * c), per = c / groups;
   const float* xp = x.data<float>();
   float* yp = y.data<float>();
@@ -94,7 +96,13 @@ void group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Ten
       const float scale = rstd * (wp ? wp[ch] : 1.0f), shift = (bp ? bp[ch] : 0.0f) - static_cast<float>(mean) * scale;
       const float* s = src + ci * spatial;
       float* d = yp + (b * c + ch) * spatial;
-      for (int64_t i = 0; i < spatial; ++i) d[i] = s[i] * scale + shift;
+      // The activation follows each chunk while it is in L1, not as a second pass over the tensor.
+      constexpr int64_t kChunk = 2048;
+      for (int64_t i0 = 0; i0 < spatial; i0 += kChunk) {
+        const int64_t len = std::min(kChunk, spatial - i0);
+        for (int64_t i = i0; i < i0 + len; ++i) d[i] = s[i] * scale + shift;
+        if (act != ops::Activation::Identity) activation_span(d + i0, len, act);
+      }
     }
   }
 }

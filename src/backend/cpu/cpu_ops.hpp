@@ -28,7 +28,8 @@ void widen_to_f32(const Tensor& t, int64_t first, int64_t count, float* dst);
 float* weight_scratch(int64_t floats);
 
 void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding, Tensor& y);
-void group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias, float eps, Tensor& y);
+void group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias, float eps, ops::Activation act,
+                Tensor& y);
 void upsample_nearest2x(const Tensor& x, Tensor& y);
 void pad_bottom_right(const Tensor& x, Tensor& y);  // y is larger than x; the extra rows/columns get 0
 

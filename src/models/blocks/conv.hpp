@@ -39,7 +39,9 @@ struct GroupNorm {
   GroupNorm(const WeightView& w, int64_t groups, int64_t channels, double eps)
       : weight(w.get("weight", {channels}, Init::Ones)), bias(w.get("bias", {channels}, Init::Zeros)), groups(groups),
         eps(static_cast<float>(eps)) {}
-  Tensor forward(const Tensor& x) const { return ops::group_norm(x, groups, weight, bias, eps); }
+  Tensor forward(const Tensor& x, ops::Activation act = ops::Activation::Identity) const {
+    return ops::group_norm(x, groups, weight, bias, eps, act);
+  }
 };
 
 // x + conv2(act(norm2(conv1(act(norm1(x))) + time_emb_proj(act(temb))))), the shortcut a 1×1
@@ -61,17 +63,13 @@ struct ResnetBlock2D {
   }
   // x [N, C, H, W]; temb [N, temb_channels] (undefined without a time embedding).
   Tensor forward(const Tensor& x, const Tensor& temb = Tensor()) const {
-    Tensor h = norm1.forward(x);
-    ops::activation_(h, act);
-    h = conv1.forward(h);
+    Tensor h = conv1.forward(norm1.forward(x, act));  // norm + activation in one pass
     if (time_emb_proj) {
       Tensor t = temb.clone();
       ops::activation_(t, act);
       add_per_channel(h, time_emb_proj->forward(t));
     }
-    h = norm2.forward(h);
-    ops::activation_(h, act);
-    h = conv2.forward(h);
+    h = conv2.forward(norm2.forward(h, act));
     ops::add_(h, conv_shortcut ? conv_shortcut->forward(x) : x);
     return h;
   }
