@@ -1,9 +1,13 @@
-// Attention as two GEMMs per (batch, head, block of queries): scores = q·kᵀ·scale, masked softmax,
-// out = probs·v. Heads are read in place from the [B, T, heads·D] projections (leading dimension
-// heads·D), so nothing is transposed or copied; the score buffer is one block × Tk per thread.
+// Fused attention, flash-style: for each (batch, head, block of queries) the keys are visited a block at
+// a time; the block's scores q·kᵀ·scale (+ bias, masked) are exponentiated against a running row maximum,
+// the running sums and outputs are rescaled when that maximum grows (online softmax), and the block's
+// probabilities are multiplied into V at once. No score row longer than one key block ever exists, so
+// SDXL's 4096-token self-attention keeps its working set (64 × 256 scores, 64 × D outputs) in L2.
+// Heads are read in place from the [B, T, heads·D] projections (leading dimension heads·D).
 #include <omp.h>
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "backend/cpu/cpu_ops.hpp"
@@ -11,7 +15,7 @@
 namespace mmx::cpu {
 
 namespace {
-constexpr int64_t kQueryBlock = 256;
+constexpr int64_t kQueryBlock = 64, kKeyBlock = 256;
 
 // keep[j] for query row i: the key is not padding and, when causal, not after the query.
 void fill_keep(uint8_t* keep, const int64_t* key_mask, int64_t tk, bool causal, int64_t query) {
@@ -29,10 +33,12 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
   float* out = y.data<float>();
   const int64_t blocks = (tq + kQueryBlock - 1) / kQueryBlock;
   const int64_t tasks = batch * heads * blocks;
-#pragma omp parallel
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+#pragma omp parallel if (tasks > 1)
   {
-    std::vector<float> scores(static_cast<size_t>(std::min(tq, kQueryBlock) * tk));
-    std::vector<uint8_t> keep(static_cast<size_t>(tk));
+    std::vector<float> scores(static_cast<size_t>(kQueryBlock * kKeyBlock)), acc(static_cast<size_t>(kQueryBlock * d));
+    std::vector<float> row_max(kQueryBlock), row_sum(kQueryBlock);
+    std::vector<uint8_t> keep(static_cast<size_t>(kKeyBlock));
 #pragma omp for schedule(dynamic)
     for (int64_t task = 0; task < tasks; ++task) {
       const int64_t b = task / (heads * blocks), h = (task / blocks) % heads, q0 = (task % blocks) * kQueryBlock;
@@ -40,17 +46,53 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
       const float* qh = qp + (b * tq + q0) * c + h * d;
       const float* kh = kp + b * tk * c + h * d;
       const float* vh = vp + b * tk * c + h * d;
-      gemm(false, true, rows, tk, d, scale, qh, c, kh, c, 0.f, scores.data(), tk);
-      for (int64_t i = 0; i < rows; ++i) {
-        float* row = scores.data() + i * tk;
-        if (bias) {
-          const float* bias_row = bias + ((b * heads + h) * tq + q0 + i) * tk;
-          for (int64_t j = 0; j < tk; ++j) row[j] += bias_row[j];
+      const int64_t* key_mask = mask ? mask + b * tk : nullptr;
+      std::fill(row_max.begin(), row_max.end(), kNegInf);
+      std::fill(row_sum.begin(), row_sum.end(), 0.f);
+      std::fill(acc.begin(), acc.begin() + rows * d, 0.f);
+      // Causal: keys after the block's last query are hidden from every row of the block.
+      const int64_t key_end = causal ? std::min(tk, q0 + rows) : tk;
+      for (int64_t k0 = 0; k0 < key_end; k0 += kKeyBlock) {
+        const int64_t kb = std::min(kKeyBlock, key_end - k0);
+        gemm(false, true, rows, kb, d, scale, qh, c, kh + k0 * c, c, 0.f, scores.data(), kb);
+        for (int64_t i = 0; i < rows; ++i) {
+          float* row = scores.data() + i * kb;
+          if (bias) {
+            const float* bias_row = bias + ((b * heads + h) * tq + q0 + i) * tk + k0;
+            for (int64_t j = 0; j < kb; ++j) row[j] += bias_row[j];
+          }
+          for (int64_t j = 0; j < kb; ++j)
+            keep[j] = (!key_mask || key_mask[k0 + j] != 0) && (!causal || k0 + j <= q0 + i);
+          float block_max = kNegInf;
+          for (int64_t j = 0; j < kb; ++j)
+            if (keep[j]) block_max = std::max(block_max, row[j]);
+          if (block_max == kNegInf) {  // nothing kept in this block: the row contributes nothing
+            std::fill(row, row + kb, 0.f);
+            continue;
+          }
+          const float new_max = std::max(row_max[i], block_max);
+          const float rescale = row_max[i] == kNegInf ? 0.f : std::exp(row_max[i] - new_max);
+          row_sum[i] = row_sum[i] * rescale + softmax_exp(row, keep.data(), kb, new_max);
+          if (rescale != 1.f)
+            for (float *o = acc.data() + i * d, *e = o + d; o < e; ++o) *o *= rescale;
+          row_max[i] = new_max;
         }
-        fill_keep(keep.data(), mask ? mask + b * tk : nullptr, tk, causal, q0 + i);
-        softmax_row_masked(row, keep.data(), tk);
+        gemm(false, false, rows, d, kb, 1.f, scores.data(), kb, vh + k0 * c, c, 1.f, acc.data(), d);
       }
-      gemm(false, false, rows, d, tk, 1.f, scores.data(), tk, vh, c, 0.f, out + (b * tq + q0) * c + h * d, c);
+      for (int64_t i = 0; i < rows; ++i) {
+        float* dst = out + (b * tq + q0 + i) * c + h * d;
+        if (row_sum[i] == 0.f) {
+          // No key kept: transformers adds finfo.min to every score, so the row is uniform over all keys.
+          for (int64_t e = 0; e < d; ++e) {
+            double s = 0;
+            for (int64_t j = 0; j < tk; ++j) s += vh[j * c + e];
+            dst[e] = static_cast<float>(s / static_cast<double>(tk));
+          }
+          continue;
+        }
+        const float inv = 1.f / row_sum[i];
+        for (int64_t e = 0; e < d; ++e) dst[e] = acc[i * d + e] * inv;
+      }
     }
   }
 }

@@ -8,6 +8,18 @@
 
 namespace mmx::cpu {
 
+float softmax_exp(float* row, const uint8_t* keep, int64_t n, float max) {
+  static const bool avx2 = cpu_features().avx2 && cpu_features().fma;
+  if (avx2) return softmax_exp_avx2(row, keep, n, max);
+  float sum = 0.f;
+  for (int64_t j = 0; j < n; ++j) {
+    const float e = (!keep || keep[j]) ? exp_approx(row[j] - max) : 0.f;
+    row[j] = e;
+    sum += e;
+  }
+  return sum;
+}
+
 void softmax_row_masked(float* row, const uint8_t* keep, int64_t n) {
   float max = -std::numeric_limits<float>::infinity();
   bool any = false;
@@ -20,18 +32,7 @@ void softmax_row_masked(float* row, const uint8_t* keep, int64_t n) {
     std::fill(row, row + n, 1.f / static_cast<float>(n));
     return;
   }
-  static const bool avx2 = cpu_features().avx2 && cpu_features().fma;
-  float sum = 0.f;
-  if (avx2) {
-    sum = softmax_exp_avx2(row, keep, n, max);
-  } else {
-    for (int64_t j = 0; j < n; ++j) {
-      const float e = (!keep || keep[j]) ? exp_approx(row[j] - max) : 0.f;
-      row[j] = e;
-      sum += e;
-    }
-  }
-  const float inv = 1.f / sum;
+  const float inv = 1.f / softmax_exp(row, keep, n, max);
   for (int64_t j = 0; j < n; ++j) row[j] *= inv;
 }
 
