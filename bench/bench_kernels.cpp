@@ -2,6 +2,8 @@
 // bandwidth-bound ops). Threads follow OMP_NUM_THREADS / all cores.
 #include <benchmark/benchmark.h>
 
+#include <immintrin.h>
+
 #include <random>
 
 #include "backend/ops.hpp"
@@ -19,35 +21,65 @@ Tensor random_tensor(Shape shape) {
   return t;
 }
 
-// nn.Linear: x[M, K] · w[N, K]ᵀ + b
+// nn.Linear: x[M, K] · w[N, K]ᵀ + b, the weight packed once as the models hold it (range 3 = 0), or kept
+// as stored f16 and widened while packing per call (range 3 = 1, SDXL's mapped weights).
 void BM_Linear(benchmark::State& state) {
   const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
+  const bool half = state.range(3) != 0;
   const Tensor x = random_tensor({m, k}), w = random_tensor({n, k}), b = random_tensor({n});
-  for (auto _ : state) benchmark::DoNotOptimize(ops::linear(x, w, b));
+  const Tensor stored = half ? w.to(DType::F16) : w;
+  const ops::PackedWeight packed = half ? ops::PackedWeight() : ops::pack_linear_weight(w);
+  for (auto _ : state) benchmark::DoNotOptimize(ops::linear(x, stored, packed, b, ops::LinearFusion()));
   state.counters["GFLOP/s"] = benchmark::Counter(2.0 * m * n * k, benchmark::Counter::kIsIterationInvariantRate,
                                                  benchmark::Counter::kIs1000);
   state.counters["threads"] = num_threads();
 }
-// bert-lab (8·7 tokens), bert 32×128 and vit-base ×4 (788 tokens) projections and MLPs.
+// bert-lab (8·7 tokens), bert 32×128 and vit-base ×4 (788 tokens) projections and MLPs; SDXL UNet at 512²
+// with CFG (2 × 4096 tokens of 640 channels, 2 × 1024 of 1280) from f16 weights.
 BENCHMARK(BM_Linear)
-    ->Args({56, 768, 768})->Args({56, 3072, 768})->Args({56, 768, 3072})
-    ->Args({4096, 768, 768})->Args({4096, 3072, 768})->Args({4096, 768, 3072})
-    ->Args({788, 3072, 768})->Args({1576, 768, 3072})
+    ->Args({56, 768, 768, 0})->Args({56, 3072, 768, 0})->Args({56, 768, 3072, 0})
+    ->Args({4096, 768, 768, 0})->Args({4096, 3072, 768, 0})->Args({4096, 768, 3072, 0})
+    ->Args({788, 3072, 768, 0})->Args({1576, 768, 3072, 0})
+    ->Args({8192, 640, 640, 1})->Args({8192, 5120, 640, 1})->Args({2048, 1280, 5120, 1})
     ->Unit(benchmark::kMillisecond)->UseRealTime();
 
-// Attention: [B, T, heads·64] with a padding mask on half the batch.
+// Attention: [B, T, heads·64] with a padding mask on half the batch (SDXL's self-attention: no mask).
 void BM_Attention(benchmark::State& state) {
-  const int64_t b = state.range(0), t = state.range(1), heads = 12, d = 64;
+  const int64_t b = state.range(0), t = state.range(1), heads = state.range(2), d = 64;
   const Tensor q = random_tensor({b, t, heads * d}), k = random_tensor({b, t, heads * d}), v = random_tensor({b, t, heads * d});
   std::vector<int64_t> mask(static_cast<size_t>(b * t), 1);
   for (int64_t i = 0; i < b; i += 2)
     for (int64_t j = t / 2; j < t; ++j) mask[static_cast<size_t>(i * t + j)] = 0;
-  const Tensor m = Tensor::from_vector(mask, {b, t});
+  const Tensor m = heads == 10 ? Tensor() : Tensor::from_vector(mask, {b, t});
   for (auto _ : state) benchmark::DoNotOptimize(ops::attention(q, k, v, heads, m, false));
   state.counters["GFLOP/s"] = benchmark::Counter(4.0 * b * t * t * heads * d, benchmark::Counter::kIsIterationInvariantRate,
                                                  benchmark::Counter::kIs1000);
 }
-BENCHMARK(BM_Attention)->Args({8, 7})->Args({32, 128})->Args({4, 197})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_Attention)
+    ->Args({8, 7, 12})->Args({32, 128, 12})->Args({4, 197, 12})->Args({2, 4096, 10})
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// 3×3 convolution, padding 1, f16 weights as SDXL stores them: [N, C, H, W] → [N, O, H, W].
+void BM_Conv3x3(benchmark::State& state) {
+  const int64_t n = state.range(0), c = state.range(1), hw = state.range(2), o = state.range(3);
+  const Tensor x = random_tensor({n, c, hw, hw}), w = random_tensor({o, c, 3, 3}).to(DType::F16), b = random_tensor({o});
+  for (auto _ : state) benchmark::DoNotOptimize(ops::conv2d(x, w, b, 1, 1));
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * n * o * hw * hw * c * 9, benchmark::Counter::kIsIterationInvariantRate,
+                                                 benchmark::Counter::kIs1000);
+}
+// UNet 512² (CFG batch 2) level 0 and 2; VAE decoder's 512² layer.
+BENCHMARK(BM_Conv3x3)->Args({2, 320, 64, 320})->Args({2, 1280, 16, 1280})->Args({1, 128, 512, 128})
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// GroupNorm (32 groups) with SiLU fused, as every ResNet block runs it.
+void BM_GroupNormSilu(benchmark::State& state) {
+  const int64_t c = state.range(0), hw = state.range(1);
+  const Tensor x = random_tensor({2, c, hw, hw}), w = random_tensor({c}), b = random_tensor({c});
+  for (auto _ : state) benchmark::DoNotOptimize(ops::group_norm(x, 32, w, b, 1e-5f, ops::Activation::Silu));
+  state.counters["GB/s"] = benchmark::Counter(8.0 * x.numel(), benchmark::Counter::kIsIterationInvariantRate,
+                                              benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_GroupNormSilu)->Args({320, 64})->Args({1280, 16})->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_LayerNorm(benchmark::State& state) {
   const int64_t rows = state.range(0), c = state.range(1);
@@ -65,6 +97,55 @@ void BM_GeluErf(benchmark::State& state) {
                                               benchmark::Counter::kIs1000);
 }
 BENCHMARK(BM_GeluErf)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The machine's measured FMA peak, the ceiling the GEMM numbers are read against: 24 (AVX-512) or 12
+// (AVX2) independent FMA chains per thread, all threads. range 0: 512 = AVX-512, 256 = AVX2.
+__attribute__((target("avx512f,fma"))) float fma_chains_avx512(int64_t iterations) {
+  __m512 acc[24];
+  for (int i = 0; i < 24; ++i) acc[i] = _mm512_set1_ps(0.001f * i);
+  const __m512 a = _mm512_set1_ps(0.9999f), b = _mm512_set1_ps(1e-4f);
+  for (int64_t it = 0; it < iterations; ++it) {
+#pragma GCC unroll 24
+    for (int i = 0; i < 24; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
+  }
+  float sum = 0;
+  for (int i = 0; i < 24; ++i) sum += _mm512_reduce_add_ps(acc[i]);
+  return sum;
+}
+__attribute__((target("avx2,fma"))) float fma_chains_avx2(int64_t iterations) {
+  __m256 acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_ps(0.001f * i);
+  const __m256 a = _mm256_set1_ps(0.9999f), b = _mm256_set1_ps(1e-4f);
+  for (int64_t it = 0; it < iterations; ++it) {
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; ++i) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
+  }
+  float lanes[8], sum = 0;
+  for (int i = 0; i < 12; ++i) {
+    _mm256_storeu_ps(lanes, acc[i]);
+    for (float l : lanes) sum += l;
+  }
+  return sum;
+}
+void BM_FmaPeak(benchmark::State& state) {
+  const bool avx512 = state.range(0) == 512;
+  if (avx512 ? !__builtin_cpu_supports("avx512f") : !__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) {
+    state.SkipWithError("this CPU lacks the ISA");
+    return;
+  }
+  constexpr int64_t kIterations = 1 << 22;
+  const int threads = num_threads();
+  float sink = 0;
+  for (auto _ : state) {
+#pragma omp parallel num_threads(threads) reduction(+ : sink)
+    sink += avx512 ? fma_chains_avx512(kIterations) : fma_chains_avx2(kIterations);
+  }
+  benchmark::DoNotOptimize(sink);
+  const double flops = 2.0 * kIterations * threads * (avx512 ? 24 * 16 : 12 * 8);
+  state.counters["GFLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  state.counters["threads"] = threads;
+}
+BENCHMARK(BM_FmaPeak)->Arg(512)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 

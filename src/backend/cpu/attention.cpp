@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "backend/cpu/cpu_ops.hpp"
+#include "backend/cpu/gemm_packed.hpp"
 
 namespace mmx::cpu {
 
@@ -23,8 +24,124 @@ void fill_keep(uint8_t* keep, const int64_t* key_mask, int64_t tk, bool causal, 
 }
 }  // namespace
 
+namespace {
+
+// With the packed GEMM kernels: per (batch, head) K and V are packed once into the kernel's panels (K
+// transposed to [d][keys], V as [keys][d]), then every block of queries runs the micro-kernel on them
+// directly; the online softmax in between is vectorised. Without them: dnnl_sgemm per block (below).
+void attention_packed(const GemmKernel& kernel, const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
+                      const Tensor& key_padding_mask, bool causal, const Tensor& score_bias, Tensor& y) {
+  const int64_t batch = q.dim(0), tq = q.dim(1), tk = k.dim(1), c = q.dim(2), d = c / heads;
+  const int mr = kernel.mr, nr = kernel.nr;
+  const float scale = 1.f / std::sqrt(static_cast<float>(d));
+  const float *qp = q.data<float>(), *kp = k.data<float>(), *vp = v.data<float>();
+  const int64_t* mask = key_padding_mask.defined() ? key_padding_mask.data<int64_t>() : nullptr;
+  const float* bias = score_bias.defined() ? score_bias.data<float>() : nullptr;
+  float* out = y.data<float>();
+  const int64_t key_panels = (tk + nr - 1) / nr, dim_panels = (d + nr - 1) / nr;
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+#pragma omp parallel if (batch * heads > 1)
+  {
+    std::vector<float> k_panels(static_cast<size_t>(key_panels * d * nr)), v_panels(static_cast<size_t>(dim_panels * tk * nr));
+    std::vector<float> q_packed(static_cast<size_t>(kQueryBlock * d)), scores(static_cast<size_t>(kQueryBlock * kKeyBlock));
+    std::vector<float> p_packed(static_cast<size_t>(kQueryBlock * kKeyBlock)), acc(static_cast<size_t>(kQueryBlock * d));
+    std::vector<float> row_max(kQueryBlock), row_sum(kQueryBlock);
+    std::vector<uint8_t> keep(static_cast<size_t>(kKeyBlock));
+#pragma omp for schedule(dynamic)
+    for (int64_t bh = 0; bh < batch * heads; ++bh) {
+      const int64_t b = bh / heads, h = bh % heads;
+      const float* kh = kp + b * tk * c + h * d;
+      const float* vh = vp + b * tk * c + h * d;
+      const int64_t* key_mask = mask ? mask + b * tk : nullptr;
+      for (int64_t jp = 0; jp < key_panels; ++jp)  // K panel jp: [e][nr keys]
+        for (int col = 0; col < nr; ++col) {
+          const int64_t key = jp * nr + col;
+          float* dst = k_panels.data() + jp * d * nr + col;
+          for (int64_t e = 0; e < d; ++e) dst[e * nr] = key < tk ? kh[key * c + e] : 0.f;
+        }
+      for (int64_t dp = 0; dp < dim_panels; ++dp)  // V panel dp: [key][nr dims]
+        for (int64_t j = 0; j < tk; ++j) {
+          float* dst = v_panels.data() + (dp * tk + j) * nr;
+          for (int col = 0; col < nr; ++col) dst[col] = dp * nr + col < d ? vh[j * c + dp * nr + col] : 0.f;
+        }
+      for (int64_t q0 = 0; q0 < tq; q0 += kQueryBlock) {
+        const int64_t rows = std::min(kQueryBlock, tq - q0);
+        pack_rows(qp + (b * tq + q0) * c + h * d, c, 0, rows, 0, d, mr, q_packed.data());
+        std::fill(row_max.begin(), row_max.end(), kNegInf);
+        std::fill(row_sum.begin(), row_sum.end(), 0.f);
+        std::fill(acc.begin(), acc.begin() + rows * d, 0.f);
+        const int64_t key_end = causal ? std::min(tk, q0 + rows) : tk;
+        for (int64_t k0 = 0; k0 < key_end; k0 += kKeyBlock) {  // k0 is a multiple of nr
+          const int64_t kb = std::min(kKeyBlock, key_end - k0);
+          for (int64_t jp = 0; jp * nr < kb; ++jp) {  // scores[rows, kb] = q · kᵀ
+            const int ncols = static_cast<int>(std::min<int64_t>(nr, kb - jp * nr));
+            const float* panel = k_panels.data() + (k0 / nr + jp) * d * nr;
+            for (int64_t i0 = 0; i0 < rows; i0 += mr) {
+              const int r = static_cast<int>(std::min<int64_t>(mr, rows - i0));
+              kernel.tile(r, d, q_packed.data() + i0 * d, panel, scores.data() + i0 * kKeyBlock + jp * nr, kKeyBlock, ncols, false);
+            }
+          }
+          for (int64_t i = 0; i < rows; ++i) {
+            float* row = scores.data() + i * kKeyBlock;
+            const uint8_t* kept = nullptr;
+            float block_max;
+            if (!bias && !key_mask && !causal) {
+              block_max = scale_and_max_avx2(row, kb, scale);
+            } else {
+              const float* bias_row = bias ? bias + ((b * heads + h) * tq + q0 + i) * tk + k0 : nullptr;
+              block_max = kNegInf;
+              for (int64_t j = 0; j < kb; ++j) {
+                row[j] = row[j] * scale + (bias_row ? bias_row[j] : 0.f);
+                keep[j] = (!key_mask || key_mask[k0 + j] != 0) && (!causal || k0 + j <= q0 + i);
+                if (keep[j]) block_max = std::max(block_max, row[j]);
+              }
+              kept = keep.data();
+            }
+            if (block_max == kNegInf) {  // nothing kept in this block: the row gains nothing from it
+              std::fill(row, row + kb, 0.f);
+              continue;
+            }
+            const float new_max = std::max(row_max[i], block_max);
+            const float rescale = row_max[i] == kNegInf ? 0.f : std::exp(row_max[i] - new_max);
+            row_sum[i] = row_sum[i] * rescale + softmax_exp(row, kept, kb, new_max);
+            if (rescale != 1.f)
+              for (float *o = acc.data() + i * d, *e = o + d; o < e; ++o) *o *= rescale;
+            row_max[i] = new_max;
+          }
+          pack_rows(scores.data(), kKeyBlock, 0, rows, 0, kb, mr, p_packed.data());  // acc += p · v
+          for (int64_t dp = 0; dp < dim_panels; ++dp) {
+            const int ncols = static_cast<int>(std::min<int64_t>(nr, d - dp * nr));
+            const float* panel = v_panels.data() + (dp * tk + k0) * nr;
+            for (int64_t i0 = 0; i0 < rows; i0 += mr) {
+              const int r = static_cast<int>(std::min<int64_t>(mr, rows - i0));
+              kernel.tile(r, kb, p_packed.data() + i0 * kb, panel, acc.data() + i0 * d + dp * nr, d, ncols, true);
+            }
+          }
+        }
+        for (int64_t i = 0; i < rows; ++i) {
+          float* dst = out + (b * tq + q0 + i) * c + h * d;
+          if (row_sum[i] == 0.f) {  // no key kept: uniform over all keys, as transformers' finfo.min gives
+            for (int64_t e = 0; e < d; ++e) {
+              double s = 0;
+              for (int64_t j = 0; j < tk; ++j) s += vh[j * c + e];
+              dst[e] = static_cast<float>(s / static_cast<double>(tk));
+            }
+            continue;
+          }
+          const float inv = 1.f / row_sum[i];
+          for (int64_t e = 0; e < d; ++e) dst[e] = acc[i * d + e] * inv;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, const Tensor& key_padding_mask,
                bool causal, const Tensor& score_bias, Tensor& y) {
+  if (const GemmKernel* kernel = gemm_kernel())
+    return attention_packed(*kernel, q, k, v, heads, key_padding_mask, causal, score_bias, y);
   const int64_t batch = q.dim(0), tq = q.dim(1), tk = k.dim(1), c = q.dim(2), d = c / heads;
   const float scale = 1.f / std::sqrt(static_cast<float>(d));
   const float *qp = q.data<float>(), *kp = k.data<float>(), *vp = v.data<float>();

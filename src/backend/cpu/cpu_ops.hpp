@@ -42,6 +42,9 @@ float softmax_exp_avx2(float* row, const uint8_t* keep, int64_t n, float max);
 // exp(row[j] − max) in place (0 where keep[j] is 0) and their sum; AVX2 when the CPU has it.
 float softmax_exp(float* row, const uint8_t* keep, int64_t n, float max);
 
+// row[j] *= scale in place, and the largest result (AVX2 + FMA; isa/softmax_avx2.cpp).
+float scale_and_max_avx2(float* row, int64_t n, float scale);
+
 // Softmax of one row in place, over the entries where keep[j] is true; the others become 0.
 // With no entry kept, every entry gets 1/n: transformers adds finfo.min to hidden scores, so a
 // fully hidden row is uniform there too.

@@ -48,21 +48,6 @@ float* thread_scratch(int64_t floats) {
   return buffer.data.get();
 }
 
-// Rows [row0, row0 + rows) × columns [p0, p0 + kc) of A, micro-tile by micro-tile: each tile of r ≤ mr
-// rows becomes kc groups of r consecutive floats (the order the kernel broadcasts them in).
-void pack_a(const float* a, int64_t lda, int64_t row0, int64_t rows, int64_t p0, int64_t kc, int mr, float* dst) {
-  for (int64_t i0 = 0; i0 < rows; i0 += mr) {
-    const int r = static_cast<int>(std::min<int64_t>(mr, rows - i0));
-    const float* src = a + (row0 + i0) * lda + p0;
-    for (int rr = 0; rr < r; ++rr) {
-      const float* s = src + rr * lda;
-      float* d = dst + rr;
-      for (int64_t p = 0; p < kc; ++p) d[p * r] = s[p];
-    }
-    dst += r * kc;
-  }
-}
-
 void apply_epilogue(const GemmEpilogue& ep, int64_t row0, int rows, int64_t col0, int ncols, float* c, int64_t ldc) {
   for (int r = 0; r < rows; ++r) {
     float* row = c + (row0 + r) * ldc + col0;
@@ -77,6 +62,20 @@ void apply_epilogue(const GemmEpilogue& ep, int64_t row0, int rows, int64_t col0
 }
 
 }  // namespace
+
+void pack_rows(const float* a, int64_t lda, int64_t row0, int64_t rows, int64_t p0, int64_t kc, int mr, float* dst) {
+  // Each micro-tile of r ≤ mr rows becomes kc groups of r consecutive floats (the broadcast order).
+  for (int64_t i0 = 0; i0 < rows; i0 += mr) {
+    const int r = static_cast<int>(std::min<int64_t>(mr, rows - i0));
+    const float* src = a + (row0 + i0) * lda + p0;
+    for (int rr = 0; rr < r; ++rr) {
+      const float* s = src + rr * lda;
+      float* d = dst + rr;
+      for (int64_t p = 0; p < kc; ++p) d[p * r] = s[p];
+    }
+    dst += r * kc;
+  }
+}
 
 const GemmKernel* gemm_kernel_named(const char* name) {
   const CpuFeatures& f = cpu_features();
@@ -152,7 +151,7 @@ void gemm_packed(const GemmKernel& kernel, int64_t m, int64_t n, int64_t k, cons
     for (int64_t p0 = 0; p0 < k; p0 += kc_max) {
       const int64_t kc = std::min(kc_max, k - p0);
       const bool first = p0 == 0, last = p0 + kc == k;
-      pack_a(a, lda, row0, row1 - row0, p0, kc, mr, packed_a);
+      pack_rows(a, lda, row0, row1 - row0, p0, kc, mr, packed_a);
       // A micro-tile of rows stays in L1 while it sweeps a block of panels, which stays in L2 for the
       // task's next micro-tile.
       for (int64_t jb = j0; jb < j1; jb += kPanelsPerBlock) {

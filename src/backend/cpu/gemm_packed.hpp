@@ -28,6 +28,10 @@ void gemm_tile_avx512(int rows, int64_t kc, const float* ap, const float* bp, fl
 void gemm_tile_avx2(int rows, int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, int ncols,
                     bool accumulate);
 
+// Rows [row0, row0 + rows) × columns [p0, p0 + kc) of a row-major A (lda), micro-tile by micro-tile in
+// the order the kernel reads them: rows·kc floats.
+void pack_rows(const float* a, int64_t lda, int64_t row0, int64_t rows, int64_t p0, int64_t kc, int mr, float* dst);
+
 // Floats that pack_weight_panels writes for an [n, k] weight: ceil(n / nr) panels of k × nr.
 int64_t packed_panel_floats(int64_t n, int64_t k, int nr);
 // weight [N, K] (F32, F16 or BF16) → panels; columns past N are zero. Runs on all threads.

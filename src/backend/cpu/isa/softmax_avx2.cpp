@@ -1,6 +1,7 @@
 // The exponential pass of a masked softmax row, 8 floats at a time (AVX2 + FMA).
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "backend/cpu/cpu_ops.hpp"
@@ -32,6 +33,26 @@ __attribute__((target("avx2,fma"))) float softmax_exp_avx2(float* row, const uin
     sum += e;
   }
   return sum;
+}
+
+__attribute__((target("avx2,fma"))) float scale_and_max_avx2(float* row, int64_t n, float scale) {
+  const __m256 s = _mm256_set1_ps(scale);
+  __m256 m = _mm256_set1_ps(-INFINITY);
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(row + j), s);
+    _mm256_storeu_ps(row + j, v);
+    m = _mm256_max_ps(m, v);
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, m);
+  float max = lanes[0];
+  for (int i = 1; i < 8; ++i) max = std::max(max, lanes[i]);
+  for (; j < n; ++j) {
+    row[j] *= scale;
+    max = std::max(max, row[j]);
+  }
+  return max;
 }
 
 }  // namespace mmx::cpu
