@@ -230,6 +230,29 @@ TEST(Ops, GeluVectorPathMatchesExactErf) {
   std::printf("  gelu vs exact erf: max |d|/max(1,|x|) = %.3e\n", worst);
 }
 
+TEST(Ops, SiluAndQuickGeluMatchDoublePrecision) {
+  // x·σ(k·x) over [-100, 100] (both tails, vector body and scalar tail) against double: the vector exp is
+  // within ~5 ulp at large arguments, so each result is within 1e-6 relative of x·σ; below −88/k the exponent is clamped at
+  // 88, which leaves |result| < 1e-36 where float math gives a denormal (the absolute floor below).
+  const int64_t n = 8195;
+  for (const auto& [act, k] : {std::pair{ops::Activation::Silu, 1.0}, std::pair{ops::Activation::QuickGelu, 1.702}}) {
+    Tensor x = Tensor::empty({n});
+    for (int64_t i = 0; i < n; ++i) x.data<float>()[i] = -100.f + 200.f * static_cast<float>(i) / (n - 1);
+    const Tensor input = x.clone();
+    ops::activation_(x, act);
+    double worst = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      // The reference rounds k·x to float first, as torch's `input * sigmoid(1.702 * input)` does.
+      const float kx = static_cast<float>(k) * input.data<float>()[i];
+      const double v = input.data<float>()[i], want = v / (1 + std::exp(-static_cast<double>(kx)));
+      const double err = std::fabs(x.data<float>()[i] - want), bound = 1e-6 * std::fabs(want) + 1e-36;
+      worst = std::max(worst, err / std::max(1e-30, std::fabs(want)));
+      ASSERT_LE(err, bound) << "k = " << k << ", x = " << v << ": got " << x.data<float>()[i] << ", want " << want;
+    }
+    std::printf("  x·sigmoid(%.3f x) vs double: max relative error %.3e\n", k, worst);
+  }
+}
+
 TEST(Ops, MaskedSoftmaxRowsMatchDoublePrecision) {
   // Rows of 1…70 entries (vector body and tail), scores up to ±30, every third key hidden.
   std::mt19937 rng(77);

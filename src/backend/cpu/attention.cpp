@@ -81,11 +81,15 @@ void attention_packed(const GemmKernel& kernel, const Tensor& q, const Tensor& k
               kernel.tile(r, d, q_packed.data() + i0 * d, panel, scores.data() + i0 * kKeyBlock + jp * nr, kKeyBlock, ncols, false);
             }
           }
+          // A block whose keys are all kept (no padding among them, not causal, no bias) takes the vector path.
+          bool all_kept = !bias && !causal;
+          if (all_kept && key_mask)
+            for (int64_t j = 0; j < kb && all_kept; ++j) all_kept = key_mask[k0 + j] != 0;
           for (int64_t i = 0; i < rows; ++i) {
             float* row = scores.data() + i * kKeyBlock;
             const uint8_t* kept = nullptr;
             float block_max;
-            if (!bias && !key_mask && !causal) {
+            if (all_kept) {
               block_max = scale_and_max_avx2(row, kb, scale);
             } else {
               const float* bias_row = bias ? bias + ((b * heads + h) * tq + q0 + i) * tk + k0 : nullptr;

@@ -33,8 +33,11 @@ void group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Ten
 void upsample_nearest2x(const Tensor& x, Tensor& y);
 void pad_bottom_right(const Tensor& x, Tensor& y);  // y is larger than x; the extra rows/columns get 0
 
-// GELU (erf form) over n floats in place, AVX2 + FMA (isa/gelu_avx2.cpp).
+// GELU (erf form), SiLU x·σ(x) and quick_gelu x·σ(1.702x) over n floats in place, AVX2 + FMA
+// (isa/gelu_avx2.cpp).
 void gelu_erf_span_avx2(float* x, int64_t n);
+void silu_span_avx2(float* x, int64_t n);
+void quick_gelu_span_avx2(float* x, int64_t n);
 
 // exp(row[j] − max) in place (0 where keep[j] is 0) and their sum, AVX2 + FMA (isa/softmax_avx2.cpp).
 float softmax_exp_avx2(float* row, const uint8_t* keep, int64_t n, float max);

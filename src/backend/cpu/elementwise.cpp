@@ -16,6 +16,11 @@ void gelu_erf_span(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.f + erf_approx(x[i] * 0.70710678118654752f));
 }
 
+bool avx2() {
+  static const bool has = cpu_features().avx2 && cpu_features().fma;
+  return has;
+}
+
 template <class F>
 void map_span(float* x, int64_t n, F f) {
 #pragma omp simd
@@ -26,21 +31,20 @@ void map_span(float* x, int64_t n, F f) {
 void activation_span(float* p, int64_t n, ops::Activation act) {
   using ops::Activation;
   switch (act) {
-    case Activation::GeluErf: {  // torch.nn.functional.gelu: x·Φ(x) = x·(1 + erf(x/√2))/2
-      static void (*const span)(float*, int64_t) =
-          cpu_features().avx2 && cpu_features().fma ? gelu_erf_span_avx2 : gelu_erf_span;
-      return span(p, n);
-    }
+    case Activation::GeluErf:  // torch.nn.functional.gelu: x·Φ(x) = x·(1 + erf(x/√2))/2
+      return avx2() ? gelu_erf_span_avx2(p, n) : gelu_erf_span(p, n);
     case Activation::GeluTanh:  // gelu_new / gelu_pytorch_tanh
       return map_span(p, n, [](float v) {
         const float k = 0.7978845608028654f;  // sqrt(2/π)
         return 0.5f * v * (1.f + std::tanh(k * (v + 0.044715f * v * v * v)));
       });
     case Activation::QuickGelu:  // CLIP's x·σ(1.702x)
+      if (avx2()) return quick_gelu_span_avx2(p, n);
       return map_span(p, n, [](float v) { return v / (1.f + std::exp(-1.702f * v)); });
     case Activation::Relu:
       return map_span(p, n, [](float v) { return v > 0.f ? v : 0.f; });
     case Activation::Silu:
+      if (avx2()) return silu_span_avx2(p, n);
       return map_span(p, n, [](float v) { return v / (1.f + std::exp(-v)); });
     case Activation::Tanh:
       return map_span(p, n, [](float v) { return std::tanh(v); });
