@@ -315,6 +315,9 @@ TEST(Ops, Conv2dMatchesItsDefinition) {
       {{2, 8, 5, 6}, {3, 8, 1, 1}, 1, 0, false},    // 1×1 shortcut / quant conv, no bias
       {{1, 2, 4, 5}, {3, 2, 2, 3}, 1, 0, true},     // rectangular kernel
       {{1, 64, 130, 130}, {4, 64, 3, 3}, 1, 1, true},  // more than one im2col tile (576 × 130 × 130 floats)
+      {{2, 5, 11, 70}, {33, 5, 3, 3}, 1, 1, true},   // rows wider than a panel, 33 output channels (3 row tiles)
+      {{1, 3, 10, 10}, {7, 3, 3, 3}, 2, 0, true},    // stride 2 without padding (after pad_bottom_right)
+      {{1, 2, 1, 1}, {3, 2, 1, 1}, 1, 0, true},      // one pixel: a panel of one column
   };
   uint32_t seed = 1;
   for (const auto& c : cases) {

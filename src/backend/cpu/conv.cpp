@@ -1,7 +1,11 @@
-// Image ops for the diffusion models: 2-D convolution (im2col in bounded row tiles + the GEMM), group
-// normalisation, nearest 2× upsampling. NCHW, F32 activations; F32, F16 or BF16 convolution weights.
+// Image ops for the diffusion models: 2-D convolution (the packed GEMM reading the image's columns
+// straight into its panels, a bounded tile at a time; im2col + dnnl_sgemm without AVX2), group
+// normalisation (+ activation), nearest 2× upsampling. NCHW, F32 activations; F32, F16 or BF16 weights.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
 #include <vector>
 
 #include "backend/cpu/cpu_ops.hpp"
@@ -15,10 +19,110 @@ namespace {
 constexpr int64_t kMaxColumnFloats = int64_t(8) << 20;
 }  // namespace
 
+namespace {
+
+// Columns [px0, px0 + ncols) of the image's im2col matrix, written straight into one kernel panel
+// ([k][nr], zero past ncols): for each k = (channel, dy, dx) the panel's pixels are a few runs along
+// output rows, and with stride 1 each run is one contiguous stretch of an input row.
+void pack_conv_panel(const float* xb, int64_t h, int64_t w, int64_t wo, int64_t kh, int64_t kw, int64_t stride,
+                     int64_t padding, int64_t k, int64_t px0, int ncols, int nr, float* dst) {
+  struct Run { int64_t oy, ox; int col, len; };
+  Run runs[64];
+  int run_count = 0;
+  for (int col = 0; col < ncols;) {
+    const int64_t px = px0 + col, oy = px / wo, ox = px % wo;
+    const int len = static_cast<int>(std::min<int64_t>(ncols - col, wo - ox));
+    runs[run_count++] = {oy, ox, col, len};
+    col += len;
+  }
+  const int64_t channels = k / (kh * kw);
+  float* d = dst;
+  for (int64_t ci = 0; ci < channels; ++ci)
+    for (int64_t dy = 0; dy < kh; ++dy)
+      for (int64_t dx = 0; dx < kw; ++dx, d += nr) {  // k = (ci·kh + dy)·kw + dx, no division per step
+        for (int ri = 0; ri < run_count; ++ri) {
+          const Run& run = runs[ri];
+          float* out = d + run.col;
+          const int64_t iy = run.oy * stride - padding + dy;
+          if (iy < 0 || iy >= h) {
+            std::fill(out, out + run.len, 0.f);
+            continue;
+          }
+          const float* src = xb + (ci * h + iy) * w;
+          const int64_t ix0 = run.ox * stride - padding + dx;
+          if (stride == 1) {  // inputs ix0 … ix0 + len − 1: zeros outside [0, w), one copy inside
+            const int lo = static_cast<int>(std::clamp<int64_t>(-ix0, 0, run.len));
+            const int hi = static_cast<int>(std::clamp<int64_t>(w - ix0, lo, run.len));
+            if (lo == 0 && hi == run.len && (run.len == 32 || run.len == 16)) {  // the common case, inlined
+              if (run.len == 32) std::memcpy(out, src + ix0, 32 * sizeof(float));
+              else std::memcpy(out, src + ix0, 16 * sizeof(float));
+              continue;
+            }
+            for (int t = 0; t < lo; ++t) out[t] = 0.f;
+            for (int t = lo; t < hi; ++t) out[t] = src[ix0 + t];
+            for (int t = hi; t < run.len; ++t) out[t] = 0.f;
+          } else {
+            for (int t = 0; t < run.len; ++t) {
+              const int64_t ix = ix0 + t * stride;
+              out[t] = ix >= 0 && ix < w ? src[ix] : 0.f;
+            }
+          }
+        }
+        std::fill(d + ncols, d + nr, 0.f);
+      }
+}
+
+// Grow-only 64-byte-aligned buffer for one tile of conv panels, shared by the threads packing it.
+float* conv_panel_scratch(int64_t floats) {
+  struct Buffer {
+    std::unique_ptr<float, decltype(&std::free)> data{nullptr, &std::free};
+    int64_t capacity = 0;
+  };
+  thread_local Buffer buffer;
+  if (floats > buffer.capacity) {
+    buffer.data.reset(static_cast<float*>(std::aligned_alloc(64, (static_cast<size_t>(floats) * 4 + 63) / 64 * 64)));
+    if (!buffer.data) fail("out of memory packing a convolution tile of ", floats, " floats");
+    buffer.capacity = floats;
+  }
+  return buffer.data.get();
+}
+
+// y[o, pixels] = W[o, C·kh·kw] · im2col: the packed GEMM with W as the row operand and the image's
+// columns packed straight into the kernel's panels, a tile of at most kMaxColumnFloats at a time.
+void conv2d_packed(const GemmKernel& kernel, const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride,
+                   int64_t padding, Tensor& y) {
+  const int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3), kh = weight.dim(2), kw = weight.dim(3);
+  const int64_t o = y.dim(1), ho = y.dim(2), wo = y.dim(3), k = c * kh * kw, pixels = ho * wo;
+  const int nr = kernel.nr;
+  // The weight is packed (and widened from f16/bf16) once per call, for every image and tile.
+  float* packed_weight = weight_scratch(o * k);
+  pack_row_operand(weight.reshape({o, k}), kernel.mr, packed_weight);
+  const int64_t tile = std::min(std::max<int64_t>(1, kMaxColumnFloats / (k * nr)) * nr, (pixels + nr - 1) / nr * nr);
+  float* panels = conv_panel_scratch(tile * k);
+  GemmEpilogue epilogue;
+  epilogue.row_bias = bias.defined() ? bias.data<float>() : nullptr;
+  for (int64_t b = 0; b < n; ++b) {
+    const float* xb = x.data<float>() + b * c * h * w;
+    float* yb = y.data<float>() + b * o * pixels;
+    for (int64_t px0 = 0; px0 < pixels; px0 += tile) {
+      const int64_t count = std::min(tile, pixels - px0), panel_count = (count + nr - 1) / nr;
+#pragma omp parallel for schedule(static)
+      for (int64_t j = 0; j < panel_count; ++j)
+        pack_conv_panel(xb, h, w, wo, kh, kw, stride, padding, k, px0 + j * nr,
+                        static_cast<int>(std::min<int64_t>(nr, count - j * nr)), nr, panels + j * k * nr);
+      gemm_packed(kernel, o, count, k, nullptr, k, panels, yb + px0, pixels, epilogue, packed_weight);
+    }
+  }
+}
+
+}  // namespace
+
 void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding, Tensor& y) {
   const int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3);
   const int64_t o = weight.dim(0), kh = weight.dim(2), kw = weight.dim(3);
   const int64_t ho = y.dim(2), wo = y.dim(3), k = c * kh * kw;
+  if (const GemmKernel* kernel = gemm_kernel()) return conv2d_packed(*kernel, x, weight, bias, stride, padding, y);
+  // Without the packed kernels: im2col in row tiles + dnnl_sgemm.
   const float* xp = x.data<float>();
   // A half-precision weight is widened once per call (SDXL's largest, 1280·1280·3·3, is 59 MB).
   const float* wp = weight.dtype() == DType::F32 ? weight.data<float>() : nullptr;

@@ -53,6 +53,10 @@ void apply_epilogue(const GemmEpilogue& ep, int64_t row0, int rows, int64_t col0
     float* row = c + (row0 + r) * ldc + col0;
     if (ep.bias)
       for (int j = 0; j < ncols; ++j) row[j] += ep.bias[col0 + j];
+    if (ep.row_bias) {
+      const float add = ep.row_bias[row0 + r];
+      for (int j = 0; j < ncols; ++j) row[j] += add;
+    }
     if (ep.residual) {
       const float* res = ep.residual + (row0 + r) * ep.ld_residual + col0;
       for (int j = 0; j < ncols; ++j) row[j] += res[j];
@@ -124,8 +128,43 @@ void pack_weight_panels(const Tensor& weight, int nr, float* dst) {
   }
 }
 
+namespace {
+// K is split into k_blocks near-equal blocks of at most kMaxKBlock; block p starts at p·kc_max.
+int64_t k_block_size(int64_t k) {
+  const int64_t k_blocks = std::max<int64_t>(1, ceil_div(k, kMaxKBlock));
+  return ceil_div(k, k_blocks);
+}
+}  // namespace
+
+void pack_row_operand(const Tensor& a, int mr, float* dst) {
+  // Layout: K block after K block (block p at p0·m), micro-tile after micro-tile inside it (tile i0 at
+  // i0·kc): exactly what pack_rows would write per task, for all rows.
+  const int64_t m = a.dim(0), k = a.dim(1), kc_max = k_block_size(k), micro = ceil_div(m, mr);
+  const int64_t k_blocks = ceil_div(k, kc_max);
+  const DType dtype = a.dtype();
+#pragma omp parallel
+  {
+    std::vector<float> row(static_cast<size_t>(kc_max));
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t kb = 0; kb < k_blocks; ++kb)
+      for (int64_t t = 0; t < micro; ++t) {
+        const int64_t p0 = kb * kc_max, kc = std::min(kc_max, k - p0), i0 = t * mr;
+        const int r = static_cast<int>(std::min<int64_t>(mr, m - i0));
+        float* d = dst + p0 * m + i0 * kc;
+        for (int rr = 0; rr < r; ++rr) {
+          const int64_t offset = (i0 + rr) * k + p0;
+          const float* src = row.data();
+          if (dtype == DType::F32) src = a.data<float>() + offset;
+          else if (dtype == DType::F16) f16_to_f32(static_cast<const uint16_t*>(a.raw()) + offset, row.data(), kc);
+          else bf16_to_f32(static_cast<const uint16_t*>(a.raw()) + offset, row.data(), kc);
+          for (int64_t p = 0; p < kc; ++p) d[p * r + rr] = src[p];
+        }
+      }
+  }
+}
+
 void gemm_packed(const GemmKernel& kernel, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
-                 const float* panels, float* c, int64_t ldc, const GemmEpilogue& epilogue) {
+                 const float* panels, float* c, int64_t ldc, const GemmEpilogue& epilogue, const float* a_packed) {
   if (m == 0 || n == 0) return;
   const int mr = kernel.mr, nr = kernel.nr;
   const int64_t micro = ceil_div(m, mr), panel_count = ceil_div(n, nr);
@@ -138,7 +177,7 @@ void gemm_packed(const GemmKernel& kernel, int64_t m, int64_t n, int64_t k, cons
     if (row_tasks < 4 * threads) row_tasks = std::min(micro, ceil_div(row_tasks, threads) * threads);
     col_tasks = 1;
   }
-  const int64_t k_blocks = std::max<int64_t>(1, ceil_div(k, kMaxKBlock)), kc_max = ceil_div(k, k_blocks);
+  const int64_t kc_max = k_block_size(k);
   const int64_t tasks = row_tasks * col_tasks;
   const int64_t max_task_rows = ceil_div(micro, row_tasks) * mr;
 #pragma omp parallel for schedule(dynamic) if (tasks > 1)
@@ -147,11 +186,12 @@ void gemm_packed(const GemmKernel& kernel, int64_t m, int64_t n, int64_t k, cons
     const int64_t row0 = std::min(m, rt * micro / row_tasks * mr), row1 = std::min(m, (rt + 1) * micro / row_tasks * mr);
     const int64_t j0 = ct * panel_count / col_tasks, j1 = (ct + 1) * panel_count / col_tasks;
     if (row0 >= row1 || j0 >= j1) continue;
-    float* packed_a = thread_scratch(max_task_rows * kc_max);
+    float* scratch = a_packed ? nullptr : thread_scratch(max_task_rows * kc_max);
     for (int64_t p0 = 0; p0 < k; p0 += kc_max) {
       const int64_t kc = std::min(kc_max, k - p0);
       const bool first = p0 == 0, last = p0 + kc == k;
-      pack_rows(a, lda, row0, row1 - row0, p0, kc, mr, packed_a);
+      const float* packed_a = a_packed ? a_packed + p0 * m + row0 * kc : scratch;
+      if (!a_packed) pack_rows(a, lda, row0, row1 - row0, p0, kc, mr, scratch);
       // A micro-tile of rows stays in L1 while it sweeps a block of panels, which stays in L2 for the
       // task's next micro-tile.
       for (int64_t jb = j0; jb < j1; jb += kPanelsPerBlock) {

@@ -39,13 +39,20 @@ void pack_weight_panels(const Tensor& weight, int nr, float* dst);
 
 struct GemmEpilogue {
   const float* bias = nullptr;      // [n]
+  const float* row_bias = nullptr;  // [m] (a convolution's bias: one per output channel = row of C)
   const float* residual = nullptr;  // [m, n] with leading dimension ld_residual
   int64_t ld_residual = 0;
   ops::Activation act = ops::Activation::Identity;
 };
-// C[m, n] (ldc) = act(A[m, k] (lda) · Wᵀ + bias + residual), W as panels packed for `kernel`.
+// C[m, n] (ldc) = act(A[m, k] (lda) · Wᵀ + bias + residual), W as panels packed for `kernel`. With
+// `a_packed` (from pack_row_operand) the rows of A are read from there and `a` is not used.
 void gemm_packed(const GemmKernel& kernel, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
-                 const float* panels, float* c, int64_t ldc, const GemmEpilogue& epilogue);
+                 const float* panels, float* c, int64_t ldc, const GemmEpilogue& epilogue,
+                 const float* a_packed = nullptr);
+
+// A whole row operand [m, k] (F32, F16 or BF16, e.g. a convolution's weight) packed once for every K
+// block and micro-tile gemm_packed visits: m·k floats. Runs on all threads.
+void pack_row_operand(const Tensor& a, int mr, float* dst);
 
 // The activation over n floats on the calling thread (elementwise.cpp; the same arithmetic as activation()).
 void activation_span(float* x, int64_t n, ops::Activation act);
