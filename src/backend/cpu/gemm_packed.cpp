@@ -106,6 +106,13 @@ int64_t packed_panel_floats(int64_t n, int64_t k, int nr) { return ceil_div(n, n
 void pack_weight_panels(const Tensor& weight, int nr, float* dst) {
   const int64_t n = weight.dim(0), k = weight.dim(1), panels = ceil_div(n, nr);
   const DType dtype = weight.dtype();
+  static const bool vector = cpu_features().avx2 && cpu_features().f16c;
+  if (vector) {
+#pragma omp parallel for schedule(static)
+    for (int64_t j = 0; j < panels; ++j)
+      pack_panel_avx2(weight.raw(), dtype, k, j * nr, std::min<int64_t>(nr, n - j * nr), nr, dst + j * k * nr);
+    return;
+  }
 #pragma omp parallel
   {
     std::vector<float> row(static_cast<size_t>(k));
