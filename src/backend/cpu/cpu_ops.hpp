@@ -45,6 +45,9 @@ float softmax_exp_avx2(float* row, const uint8_t* keep, int64_t n, float max);
 // exp(row[j] − max) in place (0 where keep[j] is 0) and their sum; AVX2 when the CPU has it.
 float softmax_exp(float* row, const uint8_t* keep, int64_t n, float max);
 
+// One LayerNorm row (double sums, the scalar arithmetic otherwise), AVX2 (isa/softmax_avx2.cpp).
+void layer_norm_row_avx2(const float* row, int64_t c, const float* w, const float* b, float eps, float* out);
+
 // row[j] *= scale in place, and the largest result (AVX2 + FMA; isa/softmax_avx2.cpp).
 float scale_and_max_avx2(float* row, int64_t n, float scale);
 

@@ -1,6 +1,7 @@
 #include <cmath>
 
 #include "backend/cpu/cpu_ops.hpp"
+#include "core/cpu.hpp"
 
 namespace mmx::cpu {
 
@@ -10,9 +11,14 @@ void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float
   const float* w = weight.defined() ? weight.data<float>() : nullptr;
   const float* b = bias.defined() ? bias.data<float>() : nullptr;
   float* out = y.data<float>();
+  static const bool avx2 = cpu_features().avx2;
 #pragma omp parallel for if (rows * c > (1 << 14))
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = in + r * c;
+    if (avx2) {
+      layer_norm_row_avx2(row, c, w, b, eps, out + r * c);
+      continue;
+    }
     // Mean and variance accumulate in double: closer to the float64 truth than torch's own fp32
     // reduction, so the remaining error is the reference's, not ours.
     double sum = 0;

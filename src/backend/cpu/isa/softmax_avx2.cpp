@@ -1,4 +1,5 @@
-// The exponential pass of a masked softmax row, 8 floats at a time (AVX2 + FMA).
+// The exponential pass of a masked softmax row, 8 floats at a time (AVX2 + FMA); the row passes of
+// attention and LayerNorm.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -53,6 +54,44 @@ __attribute__((target("avx2,fma"))) float scale_and_max_avx2(float* row, int64_t
     max = std::max(max, row[j]);
   }
   return max;
+}
+
+// One LayerNorm row: mean and variance summed in double (4 lanes), then (x − mean)·rstd·w + b in float
+// with separate multiplies and adds, the scalar code's arithmetic exactly.
+__attribute__((target("avx2"))) void layer_norm_row_avx2(const float* row, int64_t c, const float* w, const float* b,
+                                                         float eps, float* out) {
+  __m256d acc = _mm256_setzero_pd();
+  int64_t i = 0;
+  for (; i + 4 <= c; i += 4) acc = _mm256_add_pd(acc, _mm256_cvtps_pd(_mm_loadu_ps(row + i)));
+  alignas(32) double lanes[4];
+  _mm256_store_pd(lanes, acc);
+  double sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+  for (; i < c; ++i) sum += row[i];
+  const double mean = sum / static_cast<double>(c);
+  const __m256d vmean = _mm256_set1_pd(mean);
+  acc = _mm256_setzero_pd();
+  for (i = 0; i + 4 <= c; i += 4) {
+    const __m256d d = _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(row + i)), vmean);
+    acc = _mm256_add_pd(acc, _mm256_mul_pd(d, d));
+  }
+  _mm256_store_pd(lanes, acc);
+  double sq = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+  for (; i < c; ++i) sq += (row[i] - mean) * (row[i] - mean);
+  const float rstd = static_cast<float>(1.0 / std::sqrt(sq / static_cast<double>(c) + eps));
+  const float fmean = static_cast<float>(mean);
+  const __m256 vm = _mm256_set1_ps(fmean), vr = _mm256_set1_ps(rstd);
+  for (i = 0; i + 8 <= c; i += 8) {
+    __m256 v = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(row + i), vm), vr);
+    if (w) v = _mm256_mul_ps(v, _mm256_loadu_ps(w + i));
+    if (b) v = _mm256_add_ps(v, _mm256_loadu_ps(b + i));
+    _mm256_storeu_ps(out + i, v);
+  }
+  for (; i < c; ++i) {
+    float v = (row[i] - fmean) * rstd;
+    if (w) v *= w[i];
+    if (b) v += b[i];
+    out[i] = v;
+  }
 }
 
 }  // namespace mmx::cpu
