@@ -69,9 +69,15 @@ void apply_epilogue(const GemmEpilogue& ep, int64_t row0, int rows, int64_t col0
 
 void pack_rows(const float* a, int64_t lda, int64_t row0, int64_t rows, int64_t p0, int64_t kc, int mr, float* dst) {
   // Each micro-tile of r ≤ mr rows becomes kc groups of r consecutive floats (the broadcast order).
+  static const bool avx2 = cpu_features().avx2;
   for (int64_t i0 = 0; i0 < rows; i0 += mr) {
     const int r = static_cast<int>(std::min<int64_t>(mr, rows - i0));
     const float* src = a + (row0 + i0) * lda + p0;
+    if (avx2) {
+      pack_tile_rows_avx2(src, lda, r, kc, dst);
+      dst += r * kc;
+      continue;
+    }
     for (int rr = 0; rr < r; ++rr) {
       const float* s = src + rr * lda;
       float* d = dst + rr;
@@ -151,21 +157,25 @@ void pack_row_operand(const Tensor& a, int mr, float* dst) {
   const DType dtype = a.dtype();
 #pragma omp parallel
   {
-    std::vector<float> row(static_cast<size_t>(kc_max));
+    std::vector<float> rows(static_cast<size_t>(mr * kc_max));  // a tile's rows widened to f32
 #pragma omp for collapse(2) schedule(static)
     for (int64_t kb = 0; kb < k_blocks; ++kb)
       for (int64_t t = 0; t < micro; ++t) {
         const int64_t p0 = kb * kc_max, kc = std::min(kc_max, k - p0), i0 = t * mr;
         const int r = static_cast<int>(std::min<int64_t>(mr, m - i0));
-        float* d = dst + p0 * m + i0 * kc;
-        for (int rr = 0; rr < r; ++rr) {
-          const int64_t offset = (i0 + rr) * k + p0;
-          const float* src = row.data();
-          if (dtype == DType::F32) src = a.data<float>() + offset;
-          else if (dtype == DType::F16) f16_to_f32(static_cast<const uint16_t*>(a.raw()) + offset, row.data(), kc);
-          else bf16_to_f32(static_cast<const uint16_t*>(a.raw()) + offset, row.data(), kc);
-          for (int64_t p = 0; p < kc; ++p) d[p * r + rr] = src[p];
+        const float* src = rows.data();
+        int64_t ld = kc;
+        if (dtype == DType::F32) {
+          src = a.data<float>() + i0 * k + p0;
+          ld = k;
+        } else {
+          for (int rr = 0; rr < r; ++rr) {
+            const uint16_t* half = static_cast<const uint16_t*>(a.raw()) + (i0 + rr) * k + p0;
+            if (dtype == DType::F16) f16_to_f32(half, rows.data() + rr * kc, kc);
+            else bf16_to_f32(half, rows.data() + rr * kc, kc);
+          }
         }
+        pack_rows(src, ld, 0, r, 0, kc, mr, dst + p0 * m + i0 * kc);
       }
   }
 }

@@ -36,6 +36,9 @@ void pack_rows(const float* a, int64_t lda, int64_t row0, int64_t rows, int64_t 
 // `rows`; AVX2 + F16C 8 × 8 transposes (isa/pack_avx2.cpp).
 void pack_panel_avx2(const void* weight, DType dtype, int64_t k, int64_t row0, int64_t rows, int nr, float* dst);
 
+// One micro-tile of r ≤ 16 rows of A (lda), kc columns → dst[kc][r] (isa/pack_avx2.cpp).
+void pack_tile_rows_avx2(const float* a, int64_t lda, int r, int64_t kc, float* dst);
+
 // Floats that pack_weight_panels writes for an [n, k] weight: ceil(n / nr) panels of k × nr.
 int64_t packed_panel_floats(int64_t n, int64_t k, int nr);
 // weight [N, K] (F32, F16 or BF16) → panels; columns past N are zero. Runs on all threads.

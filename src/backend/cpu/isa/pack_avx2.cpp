@@ -3,6 +3,7 @@
 // The UNet packs its f16 weights on every call, so this runs at copy speed, not one element at a time.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -68,6 +69,26 @@ __attribute__((target("avx2,f16c"))) void pack_panel_avx2(const void* weight, DT
     for (int64_t p = 0; p < k; ++p)  // the panel's last, partial group of rows; zeros past the weight
       for (int i = 0; i < 8; ++i)
         dst[p * nr + c0 + i] = c0 + i < rows ? scalar_at(weight, dtype, (row0 + c0 + i) * k + p) : 0.f;
+  }
+}
+
+__attribute__((target("avx2"))) void pack_tile_rows_avx2(const float* a, int64_t lda, int r, int64_t kc, float* dst) {
+  // dst[p·r + rr] = a[rr·lda + p]: groups of 8 rows, 8 × 8 transposes along p, the last group masked.
+  const int64_t k8 = kc / 8 * 8;
+  for (int rr0 = 0; rr0 < r; rr0 += 8) {
+    const int g = std::min(8, r - rr0);
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(g), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    for (int64_t p0 = 0; p0 < k8; p0 += 8) {
+      __m256 v[8];
+      for (int i = 0; i < 8; ++i) v[i] = i < g ? _mm256_loadu_ps(a + (rr0 + i) * lda + p0) : _mm256_setzero_ps();
+      transpose8x8(v);
+      if (g == 8)
+        for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + (p0 + i) * r + rr0, v[i]);
+      else
+        for (int i = 0; i < 8; ++i) _mm256_maskstore_ps(dst + (p0 + i) * r + rr0, mask, v[i]);
+    }
+    for (int64_t p = k8; p < kc; ++p)
+      for (int i = 0; i < g; ++i) dst[p * r + rr0 + i] = a[(rr0 + i) * lda + p];
   }
 }
 
