@@ -6,7 +6,9 @@
 // Heads are read in place from the [B, T, heads·D] projections (leading dimension heads·D).
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -42,34 +44,53 @@ void attention_packed(const GemmKernel& kernel, const Tensor& q, const Tensor& k
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 #pragma omp parallel if (batch * heads > 1)
   {
-    std::vector<float> k_panels(static_cast<size_t>(key_panels * d * nr)), v_panels(static_cast<size_t>(dim_panels * tk * nr));
-    std::vector<float> q_packed(static_cast<size_t>(kQueryBlock * d)), scores(static_cast<size_t>(kQueryBlock * kKeyBlock));
-    std::vector<float> p_packed(static_cast<size_t>(kQueryBlock * kKeyBlock)), acc(static_cast<size_t>(kQueryBlock * d));
-    std::vector<float> row_max(kQueryBlock), row_sum(kQueryBlock);
-    std::vector<uint8_t> keep(static_cast<size_t>(kKeyBlock));
+    // One grow-only buffer per thread, carved into the packed K and V, the query block, its scores and
+    // probabilities, outputs and row statistics (the lab's short texts call this 12 times per forward).
+    const size_t sizes[] = {size_t(key_panels * d * nr), size_t(dim_panels * tk * nr), size_t(kQueryBlock * d),
+                            size_t(kQueryBlock * kKeyBlock), size_t(kQueryBlock * kKeyBlock), size_t(kQueryBlock * d),
+                            size_t(kQueryBlock), size_t(kQueryBlock)};
+    size_t total = 0;
+    for (size_t n : sizes) total += (n + 15) / 16 * 16;
+    thread_local std::vector<float> buffer;
+    if (buffer.size() < total) buffer.resize(total);
+    float* parts[8];
+    float* next = buffer.data();
+    for (int i = 0; i < 8; ++i) {
+      parts[i] = next;
+      next += (sizes[i] + 15) / 16 * 16;
+    }
+    struct Span {
+      float* p;
+      float* data() const { return p; }
+      float& operator[](size_t i) const { return p[i]; }
+    };
+    const Span k_panels{parts[0]}, v_panels{parts[1]}, q_packed{parts[2]}, scores{parts[3]}, p_packed{parts[4]},
+        acc{parts[5]}, row_max{parts[6]}, row_sum{parts[7]};
+    thread_local std::vector<uint8_t> keep;
+    if (keep.size() < size_t(kKeyBlock)) keep.resize(kKeyBlock);
 #pragma omp for schedule(dynamic)
     for (int64_t bh = 0; bh < batch * heads; ++bh) {
       const int64_t b = bh / heads, h = bh % heads;
       const float* kh = kp + b * tk * c + h * d;
       const float* vh = vp + b * tk * c + h * d;
       const int64_t* key_mask = mask ? mask + b * tk : nullptr;
-      for (int64_t jp = 0; jp < key_panels; ++jp)  // K panel jp: [e][nr keys]
-        for (int col = 0; col < nr; ++col) {
-          const int64_t key = jp * nr + col;
-          float* dst = k_panels.data() + jp * d * nr + col;
-          for (int64_t e = 0; e < d; ++e) dst[e * nr] = key < tk ? kh[key * c + e] : 0.f;
-        }
-      for (int64_t dp = 0; dp < dim_panels; ++dp)  // V panel dp: [key][nr dims]
+      for (int64_t jp = 0; jp < key_panels; ++jp)  // K panel jp: [e][nr keys], a transpose
+        pack_panel_avx2(kh, DType::F32, d, c, jp * nr, std::min<int64_t>(nr, tk - jp * nr), nr,
+                        k_panels.data() + jp * d * nr);
+      for (int64_t dp = 0; dp < dim_panels; ++dp) {  // V panel dp: [key][nr dims], rows copied
+        const int width = static_cast<int>(std::min<int64_t>(nr, d - dp * nr));
         for (int64_t j = 0; j < tk; ++j) {
           float* dst = v_panels.data() + (dp * tk + j) * nr;
-          for (int col = 0; col < nr; ++col) dst[col] = dp * nr + col < d ? vh[j * c + dp * nr + col] : 0.f;
+          std::memcpy(dst, vh + j * c + dp * nr, sizeof(float) * width);
+          std::fill(dst + width, dst + nr, 0.f);
         }
+      }
       for (int64_t q0 = 0; q0 < tq; q0 += kQueryBlock) {
         const int64_t rows = std::min(kQueryBlock, tq - q0);
         pack_rows(qp + (b * tq + q0) * c + h * d, c, 0, rows, 0, d, mr, q_packed.data());
-        std::fill(row_max.begin(), row_max.end(), kNegInf);
-        std::fill(row_sum.begin(), row_sum.end(), 0.f);
-        std::fill(acc.begin(), acc.begin() + rows * d, 0.f);
+        std::fill(row_max.data(), row_max.data() + kQueryBlock, kNegInf);
+        std::fill(row_sum.data(), row_sum.data() + kQueryBlock, 0.f);
+        std::fill(acc.data(), acc.data() + rows * d, 0.f);
         const int64_t key_end = causal ? std::min(tk, q0 + rows) : tk;
         for (int64_t k0 = 0; k0 < key_end; k0 += kKeyBlock) {  // k0 is a multiple of nr
           const int64_t kb = std::min(kKeyBlock, key_end - k0);

@@ -116,7 +116,7 @@ void pack_weight_panels(const Tensor& weight, int nr, float* dst) {
   if (vector) {
 #pragma omp parallel for schedule(static)
     for (int64_t j = 0; j < panels; ++j)
-      pack_panel_avx2(weight.raw(), dtype, k, j * nr, std::min<int64_t>(nr, n - j * nr), nr, dst + j * k * nr);
+      pack_panel_avx2(weight.raw(), dtype, k, k, j * nr, std::min<int64_t>(nr, n - j * nr), nr, dst + j * k * nr);
     return;
   }
 #pragma omp parallel

@@ -32,9 +32,10 @@ void gemm_tile_avx2(int rows, int64_t kc, const float* ap, const float* bp, floa
 // the order the kernel reads them: rows·kc floats.
 void pack_rows(const float* a, int64_t lda, int64_t row0, int64_t rows, int64_t p0, int64_t kc, int mr, float* dst);
 
-// One panel: rows [row0, row0 + rows) of a [*, k] weight (F32, F16 or BF16) → dst[k][nr], zero past
-// `rows`; AVX2 + F16C 8 × 8 transposes (isa/pack_avx2.cpp).
-void pack_panel_avx2(const void* weight, DType dtype, int64_t k, int64_t row0, int64_t rows, int nr, float* dst);
+// One panel: rows [row0, row0 + rows) of a weight with rows of k values ld apart (F32, F16 or BF16) →
+// dst[k][nr], zero past `rows`; AVX2 + F16C 8 × 8 transposes (isa/pack_avx2.cpp).
+void pack_panel_avx2(const void* weight, DType dtype, int64_t k, int64_t ld, int64_t row0, int64_t rows, int nr,
+                     float* dst);
 
 // One micro-tile of r ≤ 16 rows of A (lda), kc columns → dst[kc][r] (isa/pack_avx2.cpp).
 void pack_tile_rows_avx2(const float* a, int64_t lda, int r, int64_t kc, float* dst);

@@ -51,24 +51,24 @@ __attribute__((target("f16c"))) float scalar_at(const void* base, DType dtype, i
 
 }  // namespace
 
-__attribute__((target("avx2,f16c"))) void pack_panel_avx2(const void* weight, DType dtype, int64_t k, int64_t row0,
-                                                          int64_t rows, int nr, float* dst) {
+__attribute__((target("avx2,f16c"))) void pack_panel_avx2(const void* weight, DType dtype, int64_t k, int64_t ld,
+                                                          int64_t row0, int64_t rows, int nr, float* dst) {
   const int64_t k8 = k / 8 * 8;
   for (int c0 = 0; c0 < nr; c0 += 8) {
     if (c0 + 8 <= rows) {  // eight real rows: 8 × 8 blocks along k
       for (int64_t p0 = 0; p0 < k8; p0 += 8) {
         __m256 r[8];
-        for (int i = 0; i < 8; ++i) r[i] = load8(weight, dtype, (row0 + c0 + i) * k + p0);
+        for (int i = 0; i < 8; ++i) r[i] = load8(weight, dtype, (row0 + c0 + i) * ld + p0);
         transpose8x8(r);
         for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + (p0 + i) * nr + c0, r[i]);
       }
       for (int64_t p = k8; p < k; ++p)
-        for (int i = 0; i < 8; ++i) dst[p * nr + c0 + i] = scalar_at(weight, dtype, (row0 + c0 + i) * k + p);
+        for (int i = 0; i < 8; ++i) dst[p * nr + c0 + i] = scalar_at(weight, dtype, (row0 + c0 + i) * ld + p);
       continue;
     }
     for (int64_t p = 0; p < k; ++p)  // the panel's last, partial group of rows; zeros past the weight
       for (int i = 0; i < 8; ++i)
-        dst[p * nr + c0 + i] = c0 + i < rows ? scalar_at(weight, dtype, (row0 + c0 + i) * k + p) : 0.f;
+        dst[p * nr + c0 + i] = c0 + i < rows ? scalar_at(weight, dtype, (row0 + c0 + i) * ld + p) : 0.f;
   }
 }
 
