@@ -20,6 +20,25 @@ namespace mmx::cpu {
 namespace {
 constexpr int64_t kQueryBlock = 64, kKeyBlock = 256;
 
+// out row i (stride c) = acc[i] / row_sum[i]. A row that kept no key is uniform over all keys instead:
+// transformers adds finfo.min to every hidden score, so softmax gives each key 1/tk.
+void finish_rows(const float* acc, const float* row_sum, int64_t rows, int64_t d, const float* vh, int64_t tk,
+                 int64_t c, float* out) {
+  for (int64_t i = 0; i < rows; ++i) {
+    float* dst = out + i * c;
+    if (row_sum[i] == 0.f) {
+      for (int64_t e = 0; e < d; ++e) {
+        double s = 0;
+        for (int64_t j = 0; j < tk; ++j) s += vh[j * c + e];
+        dst[e] = static_cast<float>(s / static_cast<double>(tk));
+      }
+      continue;
+    }
+    const float inv = 1.f / row_sum[i];
+    for (int64_t e = 0; e < d; ++e) dst[e] = acc[i * d + e] * inv;
+  }
+}
+
 // keep[j] for query row i: the key is not padding and, when causal, not after the query.
 void fill_keep(uint8_t* keep, const int64_t* key_mask, int64_t tk, bool causal, int64_t query) {
   for (int64_t j = 0; j < tk; ++j) keep[j] = (!key_mask || key_mask[j] != 0) && (!causal || j <= query);
@@ -143,19 +162,7 @@ void attention_packed(const GemmKernel& kernel, const Tensor& q, const Tensor& k
             }
           }
         }
-        for (int64_t i = 0; i < rows; ++i) {
-          float* dst = out + (b * tq + q0 + i) * c + h * d;
-          if (row_sum[i] == 0.f) {  // no key kept: uniform over all keys, as transformers' finfo.min gives
-            for (int64_t e = 0; e < d; ++e) {
-              double s = 0;
-              for (int64_t j = 0; j < tk; ++j) s += vh[j * c + e];
-              dst[e] = static_cast<float>(s / static_cast<double>(tk));
-            }
-            continue;
-          }
-          const float inv = 1.f / row_sum[i];
-          for (int64_t e = 0; e < d; ++e) dst[e] = acc[i * d + e] * inv;
-        }
+        finish_rows(acc.data(), row_sum.data(), rows, d, vh, tk, c, out + (b * tq + q0) * c + h * d);
       }
     }
   }
@@ -221,20 +228,7 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
         }
         gemm(false, false, rows, d, kb, 1.f, scores.data(), kb, vh + k0 * c, c, 1.f, acc.data(), d);
       }
-      for (int64_t i = 0; i < rows; ++i) {
-        float* dst = out + (b * tq + q0 + i) * c + h * d;
-        if (row_sum[i] == 0.f) {
-          // No key kept: transformers adds finfo.min to every score, so the row is uniform over all keys.
-          for (int64_t e = 0; e < d; ++e) {
-            double s = 0;
-            for (int64_t j = 0; j < tk; ++j) s += vh[j * c + e];
-            dst[e] = static_cast<float>(s / static_cast<double>(tk));
-          }
-          continue;
-        }
-        const float inv = 1.f / row_sum[i];
-        for (int64_t e = 0; e < d; ++e) dst[e] = acc[i * d + e] * inv;
-      }
+      finish_rows(acc.data(), row_sum.data(), rows, d, vh, tk, c, out + (b * tq + q0) * c + h * d);
     }
   }
 }

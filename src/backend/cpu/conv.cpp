@@ -72,19 +72,10 @@ void pack_conv_panel(const float* xb, int64_t h, int64_t w, int64_t wo, int64_t 
       }
 }
 
-// Grow-only 64-byte-aligned buffer for one tile of conv panels, shared by the threads packing it.
+// One tile of conv panels, filled by all threads, owned by the calling one.
 float* conv_panel_scratch(int64_t floats) {
-  struct Buffer {
-    std::unique_ptr<float, decltype(&std::free)> data{nullptr, &std::free};
-    int64_t capacity = 0;
-  };
-  thread_local Buffer buffer;
-  if (floats > buffer.capacity) {
-    buffer.data.reset(static_cast<float*>(std::aligned_alloc(64, (static_cast<size_t>(floats) * 4 + 63) / 64 * 64)));
-    if (!buffer.data) fail("out of memory packing a convolution tile of ", floats, " floats");
-    buffer.capacity = floats;
-  }
-  return buffer.data.get();
+  thread_local ScratchBuffer buffer;
+  return buffer.get(floats, "a convolution tile");
 }
 
 // y[o, pixels] = W[o, C·kh·kw] · im2col: the packed GEMM with W as the row operand and the image's

@@ -1,5 +1,8 @@
 // CPU kernels (f32). Each fast kernel has a plain reference twin (`*_ref`) used by the op tests.
 #pragma once
+#include <cstdlib>
+#include <memory>
+
 #include "backend/ops.hpp"
 
 namespace mmx::cpu {
@@ -26,6 +29,17 @@ void attention_ref(const Tensor& q, const Tensor& k, const Tensor& v, int64_t he
 void widen_to_f32(const Tensor& t, int64_t first, int64_t count, float* dst);
 // The calling thread's scratch for a widened weight, at least `floats` long (valid until its next call).
 float* weight_scratch(int64_t floats);
+
+// A grow-only, 64-byte-aligned float buffer (kept thread_local by its users): its pages stay warm across
+// calls and it never holds more than the largest request seen, unlike a cache of freed blocks.
+class ScratchBuffer {
+ public:
+  float* get(int64_t floats, const char* what);
+
+ private:
+  std::unique_ptr<float, void (*)(void*)> data_{nullptr, &std::free};
+  int64_t capacity_ = 0;
+};
 
 void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding, Tensor& y);
 void group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias, float eps, ops::Activation act,

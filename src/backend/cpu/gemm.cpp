@@ -46,21 +46,19 @@ namespace {
 constexpr int64_t kWeightPanelFloats = int64_t(16) << 20;
 }  // namespace
 
-float* weight_scratch(int64_t floats) {
-  // One grow-only buffer per thread, reused by every call: its pages stay warm, and it is never more
-  // than the largest weight seen (unlike a cache of freed blocks, which would keep one per size).
-  struct Buffer {
-    std::unique_ptr<float, decltype(&std::free)> data{nullptr, &std::free};
-    int64_t capacity = 0;
-  };
-  thread_local Buffer buffer;
-  if (floats > buffer.capacity) {
+float* ScratchBuffer::get(int64_t floats, const char* what) {
+  if (floats > capacity_) {
     const size_t bytes = (static_cast<size_t>(floats) * sizeof(float) + 63) / 64 * 64;
-    buffer.data.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
-    if (!buffer.data) fail("out of memory widening a weight of ", floats, " values");
-    buffer.capacity = floats;
+    data_.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
+    if (!data_) fail("out of memory: ", floats, " floats of scratch for ", what);
+    capacity_ = floats;
   }
-  return buffer.data.get();
+  return data_.get();
+}
+
+float* weight_scratch(int64_t floats) {
+  thread_local ScratchBuffer buffer;
+  return buffer.get(floats, "a widened weight");
 }
 
 void widen_to_f32(const Tensor& t, int64_t first, int64_t count, float* dst) {

@@ -33,19 +33,10 @@ constexpr int64_t kPanelsPerBlock = 16;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// Grow-only 64-byte-aligned scratch, one per thread (packed rows of A).
+// The calling thread's packed rows of A.
 float* thread_scratch(int64_t floats) {
-  struct Buffer {
-    std::unique_ptr<float, decltype(&std::free)> data{nullptr, &std::free};
-    int64_t capacity = 0;
-  };
-  thread_local Buffer buffer;
-  if (floats > buffer.capacity) {
-    buffer.data.reset(static_cast<float*>(std::aligned_alloc(64, (static_cast<size_t>(floats) * 4 + 63) / 64 * 64)));
-    if (!buffer.data) fail("out of memory packing a GEMM operand of ", floats, " floats");
-    buffer.capacity = floats;
-  }
-  return buffer.data.get();
+  thread_local ScratchBuffer buffer;
+  return buffer.get(floats, "packing a GEMM operand");
 }
 
 void apply_epilogue(const GemmEpilogue& ep, int64_t row0, int rows, int64_t col0, int ncols, float* c, int64_t ldc) {

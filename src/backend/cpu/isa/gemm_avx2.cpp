@@ -2,7 +2,9 @@
 // (2 panel loads + 6 broadcasts per 12 FMAs), for CPUs without AVX-512 (AMD Zen 1–3, older Intel).
 #include <immintrin.h>
 
+#include <array>
 #include <cstdint>
+#include <utility>
 
 #include "backend/cpu/gemm_packed.hpp"
 
@@ -16,7 +18,7 @@ __attribute__((target("avx2"))) inline __m256i column_mask(int ncols) {
 }
 
 template <int R>
-__attribute__((target("avx2,fma"))) void tile_avx2(int64_t kc, const float* ap, const float* bp, float* c,
+__attribute__((target("avx2,fma"))) void tile_avx2(int /*rows = R*/, int64_t kc, const float* ap, const float* bp, float* c,
                                                      int64_t ldc, int ncols, bool accumulate) {
   __m256 lo[R], hi[R];
 #pragma GCC unroll 6
@@ -62,19 +64,18 @@ __attribute__((target("avx2,fma"))) void tile_avx2(int64_t kc, const float* ap, 
   }
 }
 
+// One instantiation per tile height, so every accumulator lives in a register.
+template <size_t... H>
+constexpr std::array<GemmTileFn, sizeof...(H)> tiles_by_height(std::index_sequence<H...>) {
+  return {&tile_avx2<int(H) + 1>...};
+}
+constexpr auto kTiles = tiles_by_height(std::make_index_sequence<6>());
+
 }  // namespace
 
 void gemm_tile_avx2(int rows, int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, int ncols,
                     bool accumulate) {
-  switch (rows) {
-    case 1: return tile_avx2<1>(kc, ap, bp, c, ldc, ncols, accumulate);
-    case 2: return tile_avx2<2>(kc, ap, bp, c, ldc, ncols, accumulate);
-    case 3: return tile_avx2<3>(kc, ap, bp, c, ldc, ncols, accumulate);
-    case 4: return tile_avx2<4>(kc, ap, bp, c, ldc, ncols, accumulate);
-    case 5: return tile_avx2<5>(kc, ap, bp, c, ldc, ncols, accumulate);
-    case 6: return tile_avx2<6>(kc, ap, bp, c, ldc, ncols, accumulate);
-    default: return;
-  }
+  if (rows >= 1 && rows <= 6) kTiles[rows - 1](rows, kc, ap, bp, c, ldc, ncols, accumulate);
 }
 
 }  // namespace mmx::cpu

@@ -3,7 +3,9 @@
 // activations (2 loads + 14 broadcasts per 28 FMAs: the FMA units, not the loads, set the pace).
 #include <immintrin.h>
 
+#include <array>
 #include <cstdint>
+#include <utility>
 
 #include "backend/cpu/gemm_packed.hpp"
 
@@ -16,7 +18,7 @@ namespace {
 constexpr int kPrefetchFloats = 1024;
 
 template <int R>
-__attribute__((target("avx512f,fma"))) void tile_avx512(int64_t kc, const float* ap, const float* bp, float* c,
+__attribute__((target("avx512f,fma"))) void tile_avx512(int /*rows = R*/, int64_t kc, const float* ap, const float* bp, float* c,
                                                           int64_t ldc, int ncols, bool accumulate) {
   __m512 lo[R], hi[R];
 #pragma GCC unroll 14
@@ -54,27 +56,18 @@ __attribute__((target("avx512f,fma"))) void tile_avx512(int64_t kc, const float*
   }
 }
 
+// One instantiation per tile height, so every accumulator lives in a register.
+template <size_t... H>
+constexpr std::array<GemmTileFn, sizeof...(H)> tiles_by_height(std::index_sequence<H...>) {
+  return {&tile_avx512<int(H) + 1>...};
+}
+constexpr auto kTiles = tiles_by_height(std::make_index_sequence<14>());
+
 }  // namespace
 
 void gemm_tile_avx512(int rows, int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, int ncols,
                       bool accumulate) {
-  switch (rows) {
-    case 1: return tile_avx512<1>(kc, ap, bp, c, ldc, ncols, accumulate);
-    case 2: return tile_avx512<2>(kc, ap, bp, c, ldc, ncols, accumulate);
-    case 3: return tile_avx512<3>(kc, ap, bp, c, ldc, ncols, accumulate);
-    case 4: return tile_avx512<4>(kc, ap, bp, c, ldc, ncols, accumulate);
-    case 5: return tile_avx512<5>(kc, ap, bp, c, ldc, ncols, accumulate);
-    case 6: return tile_avx512<6>(kc, ap, bp, c, ldc, ncols, accumulate);
-    case 7: return tile_avx512<7>(kc, ap, bp, c, ldc, ncols, accumulate);
-    case 8: return tile_avx512<8>(kc, ap, bp, c, ldc, ncols, accumulate);
-    case 9: return tile_avx512<9>(kc, ap, bp, c, ldc, ncols, accumulate);
-    case 10: return tile_avx512<10>(kc, ap, bp, c, ldc, ncols, accumulate);
-    case 11: return tile_avx512<11>(kc, ap, bp, c, ldc, ncols, accumulate);
-    case 12: return tile_avx512<12>(kc, ap, bp, c, ldc, ncols, accumulate);
-    case 13: return tile_avx512<13>(kc, ap, bp, c, ldc, ncols, accumulate);
-    case 14: return tile_avx512<14>(kc, ap, bp, c, ldc, ncols, accumulate);
-    default: return;
-  }
+  if (rows >= 1 && rows <= 14) kTiles[rows - 1](rows, kc, ap, bp, c, ldc, ncols, accumulate);
 }
 
 }  // namespace mmx::cpu
