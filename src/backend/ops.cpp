@@ -1,5 +1,7 @@
 #include "backend/ops.hpp"
 
+#include <atomic>
+
 #include "backend/backend.hpp"
 #include "backend/cpu/cpu_ops.hpp"
 
@@ -21,6 +23,11 @@ const OpTable& op_table(Device device) {
 namespace ops {
 
 namespace {
+std::atomic<bool> g_counting{false};
+std::atomic<double> g_flops{0.0};
+void add_flops(double flops) {
+  if (g_counting.load(std::memory_order_relaxed)) g_flops.store(g_flops.load() + flops);  // ops run on one thread
+}
 void require_f32(const Tensor& t, const char* op, const char* what) {
   if (!t.defined()) fail(op, ": ", what, " is undefined");
   if (t.dtype() != DType::F32) fail(op, ": ", what, " must be F32, got ", dtype_name(t.dtype()));
@@ -32,6 +39,12 @@ void require_float_weight(const Tensor& t, const char* op) {
     fail(op, ": weight must be F32, F16 or BF16, got ", dtype_name(t.dtype()));
 }
 }  // namespace
+
+void count_flops(bool enable) {
+  if (enable) g_flops.store(0.0);
+  g_counting.store(enable);
+}
+double counted_flops() { return g_flops.load(); }
 
 Activation activation_from_name(const std::string& name) {
   if (name == "gelu") return Activation::GeluErf;
@@ -48,6 +61,7 @@ Activation activation_from_name(const std::string& name) {
 
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
           const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  add_flops(2.0 * double(m) * double(n) * double(k));
   cpu_op_table().gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
@@ -91,6 +105,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const PackedWeight& packed,
       fail("linear: residual ", shape_str(fusion.residual.shape()), " for output ", shape_str(shape));
   }
   Tensor y = Tensor::empty(shape);
+  add_flops(2.0 * double(x.numel()) * double(out_features));
   op_table(x.device()).linear(x, weight, packed, bias, fusion, y);
   return y;
 }
@@ -156,6 +171,7 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t head
            shape_str(score_bias.shape()));
   }
   Tensor y = Tensor::empty(q.shape());
+  add_flops(4.0 * double(q.dim(0)) * double(q.dim(1)) * double(k.dim(1)) * double(q.dim(2)));  // q·kᵀ and p·v
   op_table(q.device()).attention(q, k, v, heads, key_padding_mask, causal, score_bias, y);
   return y;
 }
@@ -172,6 +188,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t
   const int64_t wo = (x.dim(3) + 2 * padding - weight.dim(3)) / stride + 1;
   if (ho < 1 || wo < 1) fail("conv2d: input ", shape_str(x.shape()), " is smaller than the kernel ", shape_str(weight.shape()));
   Tensor y = Tensor::empty({x.dim(0), weight.dim(0), ho, wo});
+  add_flops(2.0 * double(y.numel()) * double(weight.numel() / weight.dim(0)));
   op_table(x.device()).conv2d(x, weight, bias, stride, padding, y);
   return y;
 }

@@ -12,6 +12,11 @@ enum class Activation { GeluErf, GeluTanh, QuickGelu, Relu, Silu, Tanh, Sigmoid,
 // Hugging Face's ACT2FN names: "gelu", "gelu_new", "gelu_pytorch_tanh", "quick_gelu", "relu", "silu", ...
 Activation activation_from_name(const std::string& hidden_act);
 
+// While enabled, linear, conv2d, attention and gemm add their FLOPs (2 per multiply-add) to a count:
+// how benchmarks rate models whose FLOPs have no closed form here (the UNet, the VAE). Enabling resets it.
+void count_flops(bool enable);
+double counted_flops();
+
 // C[m, n] = alpha · op(A) · op(B) + beta · C on strided row-major f32 matrices.
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);

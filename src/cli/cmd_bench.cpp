@@ -23,7 +23,9 @@ static std::string workload_help() {
   }
   return s +
          "\nEach workload runs once to warm up, then --runs times; median and min are reported with the\n"
-         "threads used, GFLOP/s (model FLOPs / median) and the fraction of the CPU's nominal peak.\n"
+         "threads used, GFLOP/s (model FLOPs / median: from the architecture for BERT, ViT and CLIP, counted\n"
+         "op by op during the warm-up for SDXL's UNet and VAE) and the fraction of the CPU's\n"
+         "nominal peak (MMX_PEAK_GFLOPS overrides it; mmx_bench_kernels measures the FMA peak).\n"
          "example:\n  mmx bench bert-lab bert-32x128 --threads 2 --runs 5\n"
          "\n--write-random-sdxl DIR writes a StableDiffusionXLPipeline folder built from SDXL base 1.0's real\n"
          "configs with random weights (fp16 variant files unless --weights f32), so the whole pipeline can be\n"

@@ -29,8 +29,14 @@ namespace {
 const std::vector<std::string> kLabTexts = {"Cat with paint",     "rock statue", "frogs on leaf",           "jellyfish",
                                             "Cats don't usually", "like water",  "but this one likes paint", "quite a lot"};
 
+// flops 0: the warm-up counts them op by op (the UNet and the VAE, whose FLOPs have no formula here).
 BenchResult time_runs(const std::string& name, int runs, double flops, const std::function<void()>& run) {
-  run();  // warm-up: first-touch of weights and buffers, GEMM library initialisation
+  if (flops == 0) ops::count_flops(true);
+  run();  // warm-up: first-touch of weights and buffers, packing, thread start
+  if (flops == 0) {
+    flops = ops::counted_flops();
+    ops::count_flops(false);
+  }
   std::vector<double> ms;
   for (int r = 0; r < runs; ++r) {
     const auto t0 = std::chrono::steady_clock::now();

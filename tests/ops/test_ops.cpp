@@ -141,6 +141,21 @@ TEST(Ops, LinearPackedAndFusedEqualsSeparateOps) {
   EXPECT_THROW(ops::linear(x, w, ops::PackedWeight(), b, {random_tensor({5, 9, 44}, 1), ops::Activation::Identity}), Error);
 }
 
+// The FLOP count benchmarks read for the UNet and the VAE: 2 per multiply-add of each counted op.
+TEST(Ops, CountsFlopsOfLinearConvAndAttention) {
+  const Tensor x = random_tensor({3, 5, 8}, 40), w = random_tensor({6, 8}, 41);
+  const Tensor image = random_tensor({2, 3, 7, 9}, 42), kernel = random_tensor({4, 3, 3, 3}, 43);
+  ops::count_flops(true);
+  ops::linear(x, w, Tensor());
+  ops::conv2d(image, kernel, Tensor(), 1, 1);
+  ops::attention(x, x, x, 2, Tensor(), false);
+  const double counted = ops::counted_flops();
+  ops::count_flops(false);
+  ops::linear(x, w, Tensor());  // not counted once disabled
+  EXPECT_EQ(counted, 2.0 * 15 * 6 * 8 + 2.0 * (2 * 4 * 7 * 9) * (3 * 3 * 3) + 4.0 * 3 * 5 * 5 * 8);
+  EXPECT_EQ(ops::counted_flops(), counted);
+}
+
 TEST(Ops, AttentionMatchesReferenceWithMasks) {
   struct Case { int64_t b, tq, tk, heads, d; bool causal; };
   for (const Case c : {Case{2, 7, 7, 4, 8, false}, Case{3, 5, 5, 2, 3, true}, Case{1, 300, 300, 2, 16, false},
