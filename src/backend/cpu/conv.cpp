@@ -17,6 +17,10 @@ namespace {
 // The im2col buffer holds at most this many floats (32 MiB), so a 1024² SDXL VAE layer never needs
 // the whole [C·k·k, H·W] matrix at once.
 constexpr int64_t kMaxColumnFloats = int64_t(8) << 20;
+// A packed convolution weight of at most this many floats (4 MiB: the VAE's 128- and 256-channel
+// 3×3 layers, the UNet's 320-channel ones) is read from cache for every panel of image columns, so the
+// panels are made one at a time per thread instead of a tile at a time in memory.
+constexpr int64_t kFusedPanelWeightFloats = int64_t(1) << 20;
 }  // namespace
 
 namespace {
@@ -24,8 +28,10 @@ namespace {
 // Columns [px0, px0 + ncols) of the image's im2col matrix, written straight into one kernel panel
 // ([k][nr], zero past ncols): for each k = (channel, dy, dx) the panel's pixels are a few runs along
 // output rows, and with stride 1 each run is one contiguous stretch of an input row.
-void pack_conv_panel(const float* xb, int64_t h, int64_t w, int64_t wo, int64_t kh, int64_t kw, int64_t stride,
-                     int64_t padding, int64_t k, int64_t px0, int ncols, int nr, float* dst) {
+// Rows [k0, k0 + kc) of the panel only (dst[0] is row k0). Only the packed kernels call it, so it may
+// use AVX2 (32-float copies in four moves).
+__attribute__((target("avx2"))) void pack_conv_panel(const float* xb, int64_t h, int64_t w, int64_t wo, int64_t kh, int64_t kw, int64_t stride,
+                     int64_t padding, int64_t k0, int64_t kc, int64_t px0, int ncols, int nr, float* dst) {
   struct Run { int64_t oy, ox; int col, len; };
   Run runs[64];
   int run_count = 0;
@@ -35,41 +41,47 @@ void pack_conv_panel(const float* xb, int64_t h, int64_t w, int64_t wo, int64_t 
     runs[run_count++] = {oy, ox, col, len};
     col += len;
   }
-  const int64_t channels = k / (kh * kw);
+  // k = (ci·kh + dy)·kw + dx, counted up from k0 without a division per step.
+  int64_t ci = k0 / (kh * kw), dy = (k0 / kw) % kh, dx = k0 % kw;
   float* d = dst;
-  for (int64_t ci = 0; ci < channels; ++ci)
-    for (int64_t dy = 0; dy < kh; ++dy)
-      for (int64_t dx = 0; dx < kw; ++dx, d += nr) {  // k = (ci·kh + dy)·kw + dx, no division per step
-        for (int ri = 0; ri < run_count; ++ri) {
-          const Run& run = runs[ri];
-          float* out = d + run.col;
-          const int64_t iy = run.oy * stride - padding + dy;
-          if (iy < 0 || iy >= h) {
-            std::fill(out, out + run.len, 0.f);
-            continue;
-          }
-          const float* src = xb + (ci * h + iy) * w;
-          const int64_t ix0 = run.ox * stride - padding + dx;
-          if (stride == 1) {  // inputs ix0 … ix0 + len − 1: zeros outside [0, w), one copy inside
-            const int lo = static_cast<int>(std::clamp<int64_t>(-ix0, 0, run.len));
-            const int hi = static_cast<int>(std::clamp<int64_t>(w - ix0, lo, run.len));
-            if (lo == 0 && hi == run.len && (run.len == 32 || run.len == 16)) {  // the common case, inlined
-              if (run.len == 32) std::memcpy(out, src + ix0, 32 * sizeof(float));
-              else std::memcpy(out, src + ix0, 16 * sizeof(float));
-              continue;
-            }
-            for (int t = 0; t < lo; ++t) out[t] = 0.f;
-            for (int t = lo; t < hi; ++t) out[t] = src[ix0 + t];
-            for (int t = hi; t < run.len; ++t) out[t] = 0.f;
-          } else {
-            for (int t = 0; t < run.len; ++t) {
-              const int64_t ix = ix0 + t * stride;
-              out[t] = ix >= 0 && ix < w ? src[ix] : 0.f;
-            }
-          }
-        }
-        std::fill(d + ncols, d + nr, 0.f);
+  for (int64_t kk = 0; kk < kc; ++kk, d += nr) {
+    if (kk > 0 && ++dx == kw) {
+      dx = 0;
+      if (++dy == kh) {
+        dy = 0;
+        ++ci;
       }
+    }
+    for (int ri = 0; ri < run_count; ++ri) {
+      const Run& run = runs[ri];
+      float* out = d + run.col;
+      const int64_t iy = run.oy * stride - padding + dy;
+      if (iy < 0 || iy >= h) {
+        std::fill(out, out + run.len, 0.f);
+        continue;
+      }
+      const float* src = xb + (ci * h + iy) * w;
+      const int64_t ix0 = run.ox * stride - padding + dx;
+      if (stride == 1) {  // inputs ix0 … ix0 + len − 1: zeros outside [0, w), one copy inside
+        const int lo = static_cast<int>(std::clamp<int64_t>(-ix0, 0, run.len));
+        const int hi = static_cast<int>(std::clamp<int64_t>(w - ix0, lo, run.len));
+        if (lo == 0 && hi == run.len && (run.len == 32 || run.len == 16)) {  // the common case, inlined
+          if (run.len == 32) std::memcpy(out, src + ix0, 32 * sizeof(float));
+          else std::memcpy(out, src + ix0, 16 * sizeof(float));
+          continue;
+        }
+        for (int t = 0; t < lo; ++t) out[t] = 0.f;
+        for (int t = lo; t < hi; ++t) out[t] = src[ix0 + t];
+        for (int t = hi; t < run.len; ++t) out[t] = 0.f;
+      } else {
+        for (int t = 0; t < run.len; ++t) {
+          const int64_t ix = ix0 + t * stride;
+          out[t] = ix >= 0 && ix < w ? src[ix] : 0.f;
+        }
+      }
+    }
+    std::fill(d + ncols, d + nr, 0.f);
+  }
 }
 
 // One tile of conv panels, filled by all threads, owned by the calling one.
@@ -92,6 +104,21 @@ void conv2d_packed(const GemmKernel& kernel, const Tensor& x, const Tensor& weig
   float* panels = conv_panel_scratch(tile * k);
   GemmEpilogue epilogue;
   epilogue.row_bias = bias.defined() ? bias.data<float>() : nullptr;
+  if (o * k <= kFusedPanelWeightFloats) {
+    // A small packed weight stays in cache while each thread fills one panel of image columns and
+    // runs every output channel over it: the panels never travel through memory.
+    for (int64_t b = 0; b < n; ++b) {
+      const float* xb = x.data<float>() + b * c * h * w;
+      gemm_packed_fill_columns(
+          kernel, o, pixels, k, packed_weight,
+          [&](int64_t j, int64_t p0, int64_t kc, float* dst) {
+            pack_conv_panel(xb, h, w, wo, kh, kw, stride, padding, p0, kc, j * nr,
+                            static_cast<int>(std::min<int64_t>(nr, pixels - j * nr)), nr, dst);
+          },
+          y.data<float>() + b * o * pixels, pixels, epilogue);
+    }
+    return;
+  }
   for (int64_t b = 0; b < n; ++b) {
     const float* xb = x.data<float>() + b * c * h * w;
     float* yb = y.data<float>() + b * o * pixels;
@@ -99,7 +126,7 @@ void conv2d_packed(const GemmKernel& kernel, const Tensor& x, const Tensor& weig
       const int64_t count = std::min(tile, pixels - px0), panel_count = (count + nr - 1) / nr;
 #pragma omp parallel for schedule(static)
       for (int64_t j = 0; j < panel_count; ++j)
-        pack_conv_panel(xb, h, w, wo, kh, kw, stride, padding, k, px0 + j * nr,
+        pack_conv_panel(xb, h, w, wo, kh, kw, stride, padding, 0, k, px0 + j * nr,
                         static_cast<int>(std::min<int64_t>(nr, count - j * nr)), nr, panels + j * k * nr);
       gemm_packed(kernel, o, count, k, nullptr, k, panels, yb + px0, pixels, epilogue, packed_weight);
     }

@@ -171,6 +171,42 @@ void pack_row_operand(const Tensor& a, int mr, float* dst) {
   }
 }
 
+void gemm_packed_fill_columns(const GemmKernel& kernel, int64_t m, int64_t n, int64_t k, const float* a_packed,
+                              const std::function<void(int64_t panel, int64_t p0, int64_t kc, float* dst)>& fill,
+                              float* c, int64_t ldc, const GemmEpilogue& epilogue) {
+  // Panels go in groups of kPanelsPerGroup: the group's C tiles (m × 4 × nr) stay in L2 across the K
+  // blocks instead of travelling to memory and back once per block, and each K block of A is read
+  // from L2 once per panel.
+  constexpr int64_t kPanelsPerGroup = 4;
+  const int mr = kernel.mr, nr = kernel.nr;
+  const int64_t panel_count = ceil_div(n, nr), kc_max = k_block_size(k);
+  const int64_t groups = ceil_div(panel_count, kPanelsPerGroup);
+#pragma omp parallel
+  {
+    thread_local ScratchBuffer buffer;
+    float* panels = buffer.get(kPanelsPerGroup * kc_max * nr, "column panels");
+#pragma omp for schedule(dynamic)
+    for (int64_t g = 0; g < groups; ++g) {
+      const int64_t j0 = g * kPanelsPerGroup, j1 = std::min(panel_count, j0 + kPanelsPerGroup);
+      for (int64_t p0 = 0; p0 < k; p0 += kc_max) {
+        const int64_t kc = std::min(kc_max, k - p0);
+        const bool first = p0 == 0, last = p0 + kc == k;
+        for (int64_t j = j0; j < j1; ++j) fill(j, p0, kc, panels + (j - j0) * kc_max * nr);
+        for (int64_t j = j0; j < j1; ++j) {
+          const int64_t col0 = j * nr;
+          const int ncols = static_cast<int>(std::min<int64_t>(nr, n - col0));
+          const float* panel = panels + (j - j0) * kc_max * nr;
+          for (int64_t i0 = 0; i0 < m; i0 += mr) {
+            const int rows = static_cast<int>(std::min<int64_t>(mr, m - i0));
+            kernel.tile(rows, kc, a_packed + p0 * m + i0 * kc, panel, c + i0 * ldc + col0, ldc, ncols, !first);
+            if (last) apply_epilogue(epilogue, i0, rows, col0, ncols, c, ldc);
+          }
+        }
+      }
+    }
+  }
+}
+
 void gemm_packed(const GemmKernel& kernel, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
                  const float* panels, float* c, int64_t ldc, const GemmEpilogue& epilogue, const float* a_packed) {
   if (m == 0 || n == 0) return;

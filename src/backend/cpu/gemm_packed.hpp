@@ -5,6 +5,7 @@
 // applied to each output tile while it is still in L1.
 #pragma once
 #include <cstdint>
+#include <functional>
 
 #include "backend/ops.hpp"
 
@@ -57,6 +58,14 @@ struct GemmEpilogue {
 void gemm_packed(const GemmKernel& kernel, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
                  const float* panels, float* c, int64_t ldc, const GemmEpilogue& epilogue,
                  const float* a_packed = nullptr);
+
+// The same product when the column panels are made on demand (a convolution's image columns): for each
+// K block, each thread fills one panel's block at a time into its own buffer with fill(j, p0, kc, dst)
+// and runs every row tile over it, so the panels never go through memory and the K block of A stays in
+// L2 for all of the thread's panels. `a_packed` from pack_row_operand.
+void gemm_packed_fill_columns(const GemmKernel& kernel, int64_t m, int64_t n, int64_t k, const float* a_packed,
+                              const std::function<void(int64_t panel, int64_t p0, int64_t kc, float* dst)>& fill,
+                              float* c, int64_t ldc, const GemmEpilogue& epilogue);
 
 // A whole row operand [m, k] (F32, F16 or BF16, e.g. a convolution's weight) packed once for every K
 // block and micro-tile gemm_packed visits: m·k floats. Runs on all threads.
