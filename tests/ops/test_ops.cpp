@@ -6,6 +6,7 @@
 #include "backend/cpu/cpu_ops.hpp"
 #include "backend/cpu/gemm_packed.hpp"
 #include "backend/ops.hpp"
+#include "core/cpu.hpp"
 #include "test_util.hpp"
 
 using namespace mmx;
@@ -243,6 +244,17 @@ TEST(Ops, GeluVectorPathMatchesExactErf) {
     ASSERT_LE(err, 2e-7 * std::max(1.0, std::fabs(v))) << "x = " << v;
   }
   std::printf("  gelu vs exact erf: max |d|/max(1,|x|) = %.3e\n", worst);
+  // Each vector path this CPU has gives the same bits as the AVX2 one (the same arithmetic, wider).
+  if (cpu_features().avx2 && cpu_features().fma) {
+    Tensor narrow = input.clone();
+    cpu::gelu_erf_span_avx2(narrow.data<float>(), n);
+    test::expect_close("gelu AVX2 path vs the dispatched one", narrow, x, 0.0);
+    if (cpu_features().avx512f) {
+      Tensor wide = input.clone();
+      cpu::gelu_erf_span_avx512(wide.data<float>(), n);
+      test::expect_close("gelu AVX-512 path vs AVX2", wide, narrow, 0.0);
+    }
+  }
 }
 
 TEST(Ops, SiluAndQuickGeluMatchDoublePrecision) {

@@ -50,6 +50,7 @@ void pad_bottom_right(const Tensor& x, Tensor& y);  // y is larger than x; the e
 // GELU (erf form), SiLU x·σ(x) and quick_gelu x·σ(1.702x) over n floats in place, AVX2 + FMA
 // (isa/gelu_avx2.cpp).
 void gelu_erf_span_avx2(float* x, int64_t n);
+void gelu_erf_span_avx512(float* x, int64_t n);  // the same arithmetic on 16 lanes
 void silu_span_avx2(float* x, int64_t n);
 void quick_gelu_span_avx2(float* x, int64_t n);
 

@@ -20,6 +20,10 @@ bool avx2() {
   static const bool has = cpu_features().avx2 && cpu_features().fma;
   return has;
 }
+bool avx512() {
+  static const bool has = cpu_features().avx512f && avx2();
+  return has;
+}
 
 template <class F>
 void map_span(float* x, int64_t n, F f) {
@@ -32,6 +36,7 @@ void activation_span(float* p, int64_t n, ops::Activation act) {
   using ops::Activation;
   switch (act) {
     case Activation::GeluErf:  // torch.nn.functional.gelu: x·Φ(x) = x·(1 + erf(x/√2))/2
+      if (avx512()) return gelu_erf_span_avx512(p, n);
       return avx2() ? gelu_erf_span_avx2(p, n) : gelu_erf_span(p, n);
     case Activation::GeluTanh:  // gelu_new / gelu_pytorch_tanh
       return map_span(p, n, [](float v) {

@@ -39,7 +39,9 @@ float* thread_scratch(int64_t floats) {
   return buffer.get(floats, "packing a GEMM operand");
 }
 
-void apply_epilogue(const GemmEpilogue& ep, int64_t row0, int rows, int64_t col0, int ncols, float* c, int64_t ldc) {
+// Only the packed kernels call it, so its adds may use AVX2.
+__attribute__((target("avx2"))) void apply_epilogue(const GemmEpilogue& ep, int64_t row0, int rows, int64_t col0,
+                                                   int ncols, float* c, int64_t ldc) {
   for (int r = 0; r < rows; ++r) {
     float* row = c + (row0 + r) * ldc + col0;
     if (ep.bias)
