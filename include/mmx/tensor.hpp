@@ -1,5 +1,7 @@
-// Tensor: a shape, a dtype and shared storage. Always contiguous, row-major, dimension 0 outermost.
-// Storage may be owned memory or a region of an mmap'd file (kept alive by a shared owner).
+// Tensor: a shape, a dtype, a device and shared storage. Always contiguous, row-major, dimension 0 outermost.
+// Storage may be owned memory, a region of an mmap'd file (kept alive by a shared owner), or GPU memory
+// from the CUDA backend's caching allocator. Host code reads elements through data<T>(), which refuses a
+// GPU tensor; kernels take the raw pointer of the device they run on through ptr<T>().
 #pragma once
 #include <cstddef>
 #include <algorithm>
@@ -14,6 +16,10 @@ namespace mmx {
 
 enum class DType : uint8_t { F32, F16, BF16, F64, I64, I32, U8, Bool };
 enum class Device : uint8_t { CPU, CUDA };
+const char* device_name(Device device);  // "cpu", "cuda"
+Device device_from_name(const std::string& name);  // "cpu" | "cuda"; anything else is an error
+// Whether this build has the CUDA backend and the process sees a CUDA device (false without one: tests skip).
+bool cuda_available();
 
 size_t dtype_size(DType dtype);
 const char* dtype_name(DType dtype);  // safetensors spelling: F32, F16, BF16, I64, ...
@@ -33,8 +39,8 @@ template <> struct dtype_of<uint16_t> { static constexpr DType value = DType::F1
 class Tensor {
  public:
   Tensor() = default;
-  static Tensor empty(Shape shape, DType dtype = DType::F32);
-  static Tensor zeros(Shape shape, DType dtype = DType::F32);
+  static Tensor empty(Shape shape, DType dtype = DType::F32, Device device = Device::CPU);
+  static Tensor zeros(Shape shape, DType dtype = DType::F32, Device device = Device::CPU);
   // Wraps memory owned by `owner` (e.g. an mmap'd file); no copy is made.
   static Tensor from_external(const void* data, Shape shape, DType dtype, std::shared_ptr<const void> owner);
   template <class T>
@@ -52,14 +58,20 @@ class Tensor {
   int64_t dim(int i) const;  // negative counts from the end
   int64_t numel() const { return shape_numel(shape_); }
   DType dtype() const { return dtype_; }
-  Device device() const { return Device::CPU; }
+  Device device() const { return device_; }
+  bool is_cuda() const { return device_ == Device::CUDA; }
   size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype_); }
 
   const void* raw() const { return data_; }
   void* raw_mutable() const { return const_cast<void*>(data_); }
   template <class T>
-  T* data() const {
+  T* data() const {  // host memory only
     check_dtype(dtype_of<T>::value);
+    check_host();
+    return static_cast<T*>(raw_mutable());
+  }
+  template <class T>
+  T* ptr() const {  // the storage on its own device, for kernels of that device's backend
     return static_cast<T*>(raw_mutable());
   }
 
@@ -67,13 +79,16 @@ class Tensor {
   Tensor narrow0(int64_t start, int64_t length) const;  // rows [start, start+length) of dim 0, a view
   Tensor clone() const;
   Tensor to(DType dtype) const;  // F16/BF16/F32/F64 conversions; returns *this when already `dtype`
+  Tensor to(Device device) const;  // a copy on `device` (synchronous); returns *this when already there
 
  private:
   void check_dtype(DType expected) const;
+  void check_host() const;
   std::shared_ptr<const void> owner_;
   const void* data_ = nullptr;
   Shape shape_;
   DType dtype_ = DType::F32;
+  Device device_ = Device::CPU;
   bool defined_ = false;
 };
 

@@ -26,6 +26,8 @@ struct OpTable {
 };
 
 const OpTable& cpu_op_table();
+// The CUDA backend's table (backend/cuda), or nullptr in a build without it.
+const OpTable* cuda_op_table();
 const OpTable& op_table(Device device);
 
 }  // namespace mmx

@@ -16,7 +16,10 @@ const OpTable& cpu_op_table() {
 }
 
 const OpTable& op_table(Device device) {
-  if (device != Device::CPU) fail("no backend for this device in this build");
+  if (device == Device::CUDA) {
+    if (const OpTable* table = cuda_op_table()) return *table;
+    fail("this build of mmx has no CUDA backend (configure with -DMMX_CUDA=ON where nvcc is installed)");
+  }
   return cpu_op_table();
 }
 
@@ -28,15 +31,39 @@ std::atomic<double> g_flops{0.0};
 void add_flops(double flops) {
   if (g_counting.load(std::memory_order_relaxed)) g_flops.store(g_flops.load() + flops);  // ops run on one thread
 }
+bool is_float(DType d) { return d == DType::F32 || d == DType::F16 || d == DType::BF16; }
+// Activations are F32 on the CPU; the CUDA backend also computes in F16 and BF16 (--dtype).
 void require_f32(const Tensor& t, const char* op, const char* what) {
   if (!t.defined()) fail(op, ": ", what, " is undefined");
+  if (t.device() == Device::CUDA ? !is_float(t.dtype()) : t.dtype() != DType::F32)
+    fail(op, ": ", what, " must be ", t.device() == Device::CUDA ? "F32, F16 or BF16" : "F32", ", got ",
+         dtype_name(t.dtype()));
+}
+// Every tensor an op is given lives on the first one's device, activations in its dtype.
+void require_like(const Tensor& t, const Tensor& first, const char* op, const char* what) {
+  if (!t.defined()) return;
+  if (t.device() != first.device())
+    fail(op, ": ", what, " is in ", device_name(t.device()), " memory, the input in ", device_name(first.device()));
+}
+void require_same_dtype(const Tensor& t, const Tensor& first, const char* op, const char* what) {
+  if (t.defined() && t.dtype() != first.dtype())
+    fail(op, ": ", what, " is ", dtype_name(t.dtype()), ", the input ", dtype_name(first.dtype()));
+}
+// Parameters of norms and biases: F32 (on CUDA also the activations' dtype is not needed: kept F32).
+void require_param(const Tensor& t, const Tensor& first, const char* op, const char* what) {
+  if (!t.defined()) return;
+  require_like(t, first, op, what);
   if (t.dtype() != DType::F32) fail(op, ": ", what, " must be F32, got ", dtype_name(t.dtype()));
 }
-// Weights of linear and conv2d may keep their stored half precision; the kernels widen them.
+// Weights of linear and conv2d may keep their stored half precision on the CPU; the kernels widen them.
+// On CUDA the weight has the activations' dtype (uploaded so, once), for tensor-core GEMMs.
 void require_float_weight(const Tensor& t, const char* op) {
   if (!t.defined()) fail(op, ": weight is undefined");
-  if (t.dtype() != DType::F32 && t.dtype() != DType::F16 && t.dtype() != DType::BF16)
-    fail(op, ": weight must be F32, F16 or BF16, got ", dtype_name(t.dtype()));
+  if (!is_float(t.dtype())) fail(op, ": weight must be F32, F16 or BF16, got ", dtype_name(t.dtype()));
+}
+void require_weight_for(const Tensor& weight, const Tensor& x, const char* op) {
+  require_like(weight, x, op, "weight");
+  if (x.device() == Device::CUDA) require_same_dtype(weight, x, op, "weight");
 }
 }  // namespace
 
@@ -61,7 +88,7 @@ Activation activation_from_name(const std::string& name) {
 
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
           const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  add_flops(2.0 * double(m) * double(n) * double(k));
+  add_flops(2.0 * double(m) * double(n) * double(k));  // host pointers: the CPU backend
   cpu_op_table().gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
@@ -93,18 +120,21 @@ Tensor linear(const Tensor& x, const Tensor& weight, const PackedWeight& packed,
          in_features, "]");
   if (x.ndim() < 1 || x.dim(-1) != in_features)
     fail("linear: input ", shape_str(x.shape()), " does not match weight [", out_features, ", ", in_features, "]");
+  if (weight.defined()) require_weight_for(weight, x, "linear");
+  if (packed.defined()) require_weight_for(packed.data, x, "linear");
   if (bias.defined()) {
-    require_f32(bias, "linear", "bias");
+    require_param(bias, x, "linear", "bias");
     if (bias.numel() != out_features) fail("linear: bias ", shape_str(bias.shape()), " for ", out_features, " outputs");
   }
   Shape shape = x.shape();
   shape.back() = out_features;
   if (fusion.residual.defined()) {
-    require_f32(fusion.residual, "linear", "residual");
+    require_like(fusion.residual, x, "linear", "residual");
+    require_same_dtype(fusion.residual, x, "linear", "residual");
     if (fusion.residual.shape() != shape)
       fail("linear: residual ", shape_str(fusion.residual.shape()), " for output ", shape_str(shape));
   }
-  Tensor y = Tensor::empty(shape);
+  Tensor y = Tensor::empty(shape, x.dtype(), x.device());
   add_flops(2.0 * double(x.numel()) * double(out_features));
   op_table(x.device()).linear(x, weight, packed, bias, fusion, y);
   return y;
@@ -112,10 +142,12 @@ Tensor linear(const Tensor& x, const Tensor& weight, const PackedWeight& packed,
 
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) {
   require_f32(x, "layer_norm", "input");
-  for (const Tensor* p : {&weight, &bias})
-    if (p->defined() && (p->dtype() != DType::F32 || p->numel() != x.dim(-1)))
+  for (const Tensor* p : {&weight, &bias}) {
+    require_param(*p, x, "layer_norm", "parameter");
+    if (p->defined() && p->numel() != x.dim(-1))
       fail("layer_norm: parameter ", shape_str(p->shape()), " for input ", shape_str(x.shape()));
-  Tensor y = Tensor::empty(x.shape());
+  }
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   op_table(x.device()).layer_norm(x, weight, bias, eps, y);
   return y;
 }
@@ -133,6 +165,8 @@ void softmax_(Tensor& x) {
 void add_(Tensor& x, const Tensor& y) {
   require_f32(x, "add", "x");
   require_f32(y, "add", "y");
+  require_like(y, x, "add", "y");
+  require_same_dtype(y, x, "add", "y");
   bool ok = y.ndim() <= x.ndim();
   for (int i = 1; ok && i <= y.ndim(); ++i) ok = y.dim(-i) == x.dim(-i);
   if (!ok) fail("add: cannot broadcast ", shape_str(y.shape()), " onto ", shape_str(x.shape()));
@@ -143,20 +177,26 @@ Tensor embedding(const Tensor& weight, const Tensor& ids) {
   require_f32(weight, "embedding", "weight");
   if (weight.ndim() != 2) fail("embedding: weight must be 2-D, got ", shape_str(weight.shape()));
   if (ids.dtype() != DType::I64) fail("embedding: ids must be I64, got ", dtype_name(ids.dtype()));
-  const int64_t* p = ids.data<int64_t>();
+  // Ids are checked on the host (token ids come from the tokenizer there); the backend copies them over.
+  const Tensor host_ids = ids.to(Device::CPU);
+  const int64_t* p = host_ids.data<int64_t>();
   for (int64_t i = 0; i < ids.numel(); ++i)
     if (p[i] < 0 || p[i] >= weight.dim(0))
       fail("embedding: index ", p[i], " at position ", i, " is outside the table of ", weight.dim(0), " rows");
   Shape shape = ids.shape();
   shape.push_back(weight.dim(1));
-  Tensor y = Tensor::empty(shape);
-  op_table(weight.device()).embedding(weight, ids, y);
+  Tensor y = Tensor::empty(shape, weight.dtype(), weight.device());
+  op_table(weight.device()).embedding(weight, host_ids, y);
   return y;
 }
 
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, const Tensor& key_padding_mask,
                  bool causal, const Tensor& score_bias) {
-  for (const Tensor* t : {&q, &k, &v}) require_f32(*t, "attention", "q/k/v");
+  for (const Tensor* t : {&q, &k, &v}) {
+    require_f32(*t, "attention", "q/k/v");
+    require_like(*t, q, "attention", "k/v");
+    require_same_dtype(*t, q, "attention", "k/v");
+  }
   if (q.ndim() != 3 || k.ndim() != 3 || k.shape() != v.shape() || q.dim(0) != k.dim(0) || q.dim(2) != k.dim(2))
     fail("attention: q ", shape_str(q.shape()), ", k ", shape_str(k.shape()), ", v ", shape_str(v.shape()));
   if (heads <= 0 || q.dim(2) % heads != 0) fail("attention: ", q.dim(2), " channels do not split into ", heads, " heads");
@@ -164,13 +204,14 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t head
       (key_padding_mask.dtype() != DType::I64 || key_padding_mask.shape() != Shape{k.dim(0), k.dim(1)}))
     fail("attention: key_padding_mask must be I64 ", shape_str({k.dim(0), k.dim(1)}), ", got ",
          dtype_name(key_padding_mask.dtype()), " ", shape_str(key_padding_mask.shape()));
+  require_like(key_padding_mask, q, "attention", "key_padding_mask");
   if (score_bias.defined()) {
-    require_f32(score_bias, "attention", "score_bias");
+    require_param(score_bias, q, "attention", "score_bias");
     if (score_bias.shape() != Shape{q.dim(0), heads, q.dim(1), k.dim(1)})
       fail("attention: score_bias must be ", shape_str({q.dim(0), heads, q.dim(1), k.dim(1)}), ", got ",
            shape_str(score_bias.shape()));
   }
-  Tensor y = Tensor::empty(q.shape());
+  Tensor y = Tensor::empty(q.shape(), q.dtype(), q.device());
   add_flops(4.0 * double(q.dim(0)) * double(q.dim(1)) * double(k.dim(1)) * double(q.dim(2)));  // q·kᵀ and p·v
   op_table(q.device()).attention(q, k, v, heads, key_padding_mask, causal, score_bias, y);
   return y;
@@ -179,15 +220,17 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t head
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding) {
   require_f32(x, "conv2d", "input");
   require_float_weight(weight, "conv2d");
+  require_weight_for(weight, x, "conv2d");
   if (x.ndim() != 4 || weight.ndim() != 4 || weight.dim(1) != x.dim(1))
     fail("conv2d: input ", shape_str(x.shape()), " does not match weight ", shape_str(weight.shape()));
-  if (bias.defined() && (bias.dtype() != DType::F32 || bias.numel() != weight.dim(0)))
+  require_param(bias, x, "conv2d", "bias");
+  if (bias.defined() && bias.numel() != weight.dim(0))
     fail("conv2d: bias ", shape_str(bias.shape()), " for weight ", shape_str(weight.shape()));
   if (stride < 1 || padding < 0) fail("conv2d: stride ", stride, ", padding ", padding);
   const int64_t ho = (x.dim(2) + 2 * padding - weight.dim(2)) / stride + 1;
   const int64_t wo = (x.dim(3) + 2 * padding - weight.dim(3)) / stride + 1;
   if (ho < 1 || wo < 1) fail("conv2d: input ", shape_str(x.shape()), " is smaller than the kernel ", shape_str(weight.shape()));
-  Tensor y = Tensor::empty({x.dim(0), weight.dim(0), ho, wo});
+  Tensor y = Tensor::empty({x.dim(0), weight.dim(0), ho, wo}, x.dtype(), x.device());
   add_flops(2.0 * double(y.numel()) * double(weight.numel() / weight.dim(0)));
   op_table(x.device()).conv2d(x, weight, bias, stride, padding, y);
   return y;
@@ -197,10 +240,12 @@ Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const T
   require_f32(x, "group_norm", "input");
   if (x.ndim() < 2 || groups < 1 || x.dim(1) % groups != 0)
     fail("group_norm: ", groups, " groups for input ", shape_str(x.shape()));
-  for (const Tensor* p : {&weight, &bias})
-    if (p->defined() && (p->dtype() != DType::F32 || p->numel() != x.dim(1)))
+  for (const Tensor* p : {&weight, &bias}) {
+    require_param(*p, x, "group_norm", "parameter");
+    if (p->defined() && p->numel() != x.dim(1))
       fail("group_norm: parameter ", shape_str(p->shape()), " for input ", shape_str(x.shape()));
-  Tensor y = Tensor::empty(x.shape());
+  }
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   op_table(x.device()).group_norm(x, groups, weight, bias, eps, act, y);
   return y;
 }
@@ -208,7 +253,7 @@ Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const T
 Tensor upsample_nearest2x(const Tensor& x) {
   require_f32(x, "upsample", "input");
   if (x.ndim() != 4) fail("upsample: input must be [N, C, H, W], got ", shape_str(x.shape()));
-  Tensor y = Tensor::empty({x.dim(0), x.dim(1), 2 * x.dim(2), 2 * x.dim(3)});
+  Tensor y = Tensor::empty({x.dim(0), x.dim(1), 2 * x.dim(2), 2 * x.dim(3)}, x.dtype(), x.device());
   op_table(x.device()).upsample_nearest2x(x, y);
   return y;
 }
@@ -216,7 +261,7 @@ Tensor upsample_nearest2x(const Tensor& x) {
 Tensor pad_bottom_right(const Tensor& x, int64_t amount) {
   require_f32(x, "pad", "input");
   if (x.ndim() != 4 || amount < 0) fail("pad: input must be [N, C, H, W] and the amount ≥ 0, got ", shape_str(x.shape()));
-  Tensor y = Tensor::empty({x.dim(0), x.dim(1), x.dim(2) + amount, x.dim(3) + amount});
+  Tensor y = Tensor::empty({x.dim(0), x.dim(1), x.dim(2) + amount, x.dim(3) + amount}, x.dtype(), x.device());
   op_table(x.device()).pad_bottom_right(x, y);
   return y;
 }

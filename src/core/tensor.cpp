@@ -6,6 +6,7 @@
 #include <unordered_map>
 #include <sstream>
 
+#include "core/device_memory.hpp"
 #include "core/half.hpp"
 
 namespace mmx {
@@ -33,6 +34,24 @@ const char* dtype_name(DType dtype) {
   }
   return "?";
 }
+
+const char* device_name(Device device) { return device == Device::CUDA ? "cuda" : "cpu"; }
+
+Device device_from_name(const std::string& name) {
+  if (name == "cpu") return Device::CPU;
+  if (name == "cuda" || name == "cuda:0" || name == "gpu") return Device::CUDA;
+  fail("unknown device '", name, "' (expected cpu or cuda)");
+}
+
+bool cuda_available() { return device::cuda_device_present(); }
+
+namespace {
+const device::Memory& cuda_memory_or_fail() {
+  const device::Memory* memory = device::cuda_memory();
+  if (!memory) fail("this build of mmx has no CUDA backend (configure with -DMMX_CUDA=ON where nvcc is installed)");
+  return *memory;
+}
+}  // namespace
 
 int64_t shape_numel(const Shape& shape) {
   int64_t n = 1;
@@ -126,13 +145,22 @@ class BlockCache {
 
 }  // namespace
 
-Tensor Tensor::empty(Shape shape, DType dtype) {
+Tensor Tensor::empty(Shape shape, DType dtype, Device device) {
   for (int64_t d : shape)
     if (d < 0) fail("Tensor::empty: negative dimension in shape ", shape_str(shape));
   Tensor t;
   t.shape_ = std::move(shape);
   t.dtype_ = dtype;
+  t.device_ = device;
   t.defined_ = true;
+  if (device == Device::CUDA) {
+    const device::Memory& memory = cuda_memory_or_fail();
+    const size_t bytes = std::max<size_t>(t.nbytes(), 1);
+    void* p = memory.allocate(bytes);
+    t.owner_ = std::shared_ptr<void>(p, [bytes, release = memory.release](void* q) { release(q, bytes); });
+    t.data_ = p;
+    return t;
+  }
   // 64-byte alignment: the GEMM and vector kernels load whole cache lines.
   size_t bytes = BlockCache::rounded(std::max<size_t>(t.nbytes(), 1));
   void* p = BlockCache::instance().allocate(bytes);  // may hand out a larger cached block: bytes says
@@ -142,9 +170,12 @@ Tensor Tensor::empty(Shape shape, DType dtype) {
   return t;
 }
 
-Tensor Tensor::zeros(Shape shape, DType dtype) {
-  Tensor t = empty(std::move(shape), dtype);
-  std::memset(t.raw_mutable(), 0, t.nbytes());
+Tensor Tensor::zeros(Shape shape, DType dtype, Device device) {
+  Tensor t = empty(std::move(shape), dtype, device);
+  if (device == Device::CUDA)
+    cuda_memory_or_fail().zero(t.raw_mutable(), t.nbytes());
+  else
+    std::memset(t.raw_mutable(), 0, t.nbytes());
   return t;
 }
 
@@ -162,6 +193,12 @@ int64_t Tensor::dim(int i) const {
   const int n = ndim();
   if (i < -n || i >= n) fail("dimension ", i, " out of range for a tensor of shape ", shape_str(shape_));
   return shape_[i < 0 ? i + n : i];
+}
+
+void Tensor::check_host() const {
+  if (device_ != Device::CPU)
+    fail("a tensor of shape ", shape_str(shape_), " in ", device_name(device_),
+         " memory was read from the host; copy it with .to(Device::CPU) first");
 }
 
 void Tensor::check_dtype(DType expected) const {
@@ -199,13 +236,33 @@ Tensor Tensor::narrow0(int64_t start, int64_t length) const {
 }
 
 Tensor Tensor::clone() const {
-  Tensor t = empty(shape_, dtype_);
-  if (nbytes()) std::memcpy(t.raw_mutable(), data_, nbytes());
+  Tensor t = empty(shape_, dtype_, device_);
+  if (!nbytes()) return t;
+  if (device_ == Device::CUDA)
+    cuda_memory_or_fail().copy(t.raw_mutable(), device_, data_, device_, nbytes());
+  else
+    std::memcpy(t.raw_mutable(), data_, nbytes());
+  return t;
+}
+
+Tensor Tensor::to(Device device) const {
+  if (device == device_) return *this;
+  const device::Memory& memory = cuda_memory_or_fail();
+  Tensor t = empty(shape_, dtype_, device);
+  if (nbytes()) memory.copy(t.raw_mutable(), device, data_, device_, nbytes());
   return t;
 }
 
 Tensor Tensor::to(DType dtype) const {
   if (dtype == dtype_) return *this;
+  if (device_ == Device::CUDA) {
+    const auto is_float = [](DType d) { return d == DType::F32 || d == DType::F16 || d == DType::BF16; };
+    if (!is_float(dtype) || !is_float(dtype_))
+      fail("no conversion from ", dtype_name(dtype_), " to ", dtype_name(dtype), " in cuda memory");
+    Tensor out = empty(shape_, dtype, device_);
+    cuda_memory_or_fail().convert(data_, dtype_, out.raw_mutable(), dtype, static_cast<size_t>(numel()));
+    return out;
+  }
   Tensor out = empty(shape_, dtype);
   const size_t n = static_cast<size_t>(numel());
   const auto* u16 = static_cast<const uint16_t*>(data_);

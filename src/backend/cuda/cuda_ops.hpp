@@ -1,0 +1,32 @@
+// The CUDA backend's ops (the entries of its OpTable). Tensors hold device memory; every kernel is queued
+// on cuda::stream(), so the host only waits where it copies a result back.
+#pragma once
+#include <cstddef>
+
+#include "backend/ops.hpp"
+
+namespace mmx::cuda {
+
+void linear(const Tensor& x, const Tensor& weight, const ops::PackedWeight& packed, const Tensor& bias,
+            const ops::LinearFusion& fusion, Tensor& y);
+ops::PackedWeight pack_linear_weight(const Tensor& weight);
+void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps, Tensor& y);
+void activation(Tensor& x, ops::Activation act);
+void softmax(Tensor& x);
+void add(Tensor& x, const Tensor& y);
+void embedding(const Tensor& weight, const Tensor& ids, Tensor& y);
+void attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, const Tensor& key_padding_mask,
+               bool causal, const Tensor& score_bias, Tensor& y);
+void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding, Tensor& y);
+void group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias, float eps, ops::Activation act,
+                Tensor& y);
+void upsample_nearest2x(const Tensor& x, Tensor& y);
+void pad_bottom_right(const Tensor& x, Tensor& y);
+
+// Peak bytes held by tensors in GPU memory since the last reset (what the benchmarks report).
+size_t peak_memory_bytes();
+void reset_peak_memory();
+// Waits until every queued op has run (for timing).
+void synchronize();
+
+}  // namespace mmx::cuda
