@@ -23,6 +23,12 @@ struct OpTable {
                      ops::Activation act, Tensor& y);
   void (*upsample_nearest2x)(const Tensor& x, Tensor& y);
   void (*pad_bottom_right)(const Tensor& x, Tensor& y);
+  void (*transpose12)(const Tensor& x, Tensor& y);
+  void (*add_channel_bias)(Tensor& x, const Tensor& v);
+  void (*concat1)(const Tensor& a, const Tensor& b, Tensor& y);
+  void (*geglu)(const Tensor& x, Tensor& y);
+  void (*select_tokens)(const Tensor& x, const std::vector<int64_t>& positions, Tensor& y);
+  void (*patchify)(const Tensor& pixels, int64_t patch_height, int64_t patch_width, Tensor& y);
 };
 
 const OpTable& cpu_op_table();

@@ -11,7 +11,8 @@ const OpTable& cpu_op_table() {
   static const OpTable table{"cpu",          cpu::gemm,    cpu::linear,    cpu::pack_linear_weight, cpu::layer_norm, cpu::activation,
                              cpu::softmax,   cpu::add,     cpu::embedding, cpu::attention,
                              cpu::conv2d,    cpu::group_norm, cpu::upsample_nearest2x,
-                             cpu::pad_bottom_right};
+                             cpu::pad_bottom_right, cpu::transpose12, cpu::add_channel_bias, cpu::concat1,
+                             cpu::geglu, cpu::select_tokens, cpu::patchify};
   return table;
 }
 
@@ -263,6 +264,73 @@ Tensor pad_bottom_right(const Tensor& x, int64_t amount) {
   if (x.ndim() != 4 || amount < 0) fail("pad: input must be [N, C, H, W] and the amount ≥ 0, got ", shape_str(x.shape()));
   Tensor y = Tensor::empty({x.dim(0), x.dim(1), x.dim(2) + amount, x.dim(3) + amount}, x.dtype(), x.device());
   op_table(x.device()).pad_bottom_right(x, y);
+  return y;
+}
+
+Tensor transpose12(const Tensor& x) {
+  require_f32(x, "transpose12", "input");
+  if (x.ndim() != 3) fail("transpose12: input must be [N, A, B], got ", shape_str(x.shape()));
+  Tensor y = Tensor::empty({x.dim(0), x.dim(2), x.dim(1)}, x.dtype(), x.device());
+  op_table(x.device()).transpose12(x, y);
+  return y;
+}
+
+void add_channel_bias_(Tensor& x, const Tensor& v) {
+  require_f32(x, "add_channel_bias", "x");
+  require_f32(v, "add_channel_bias", "v");
+  require_like(v, x, "add_channel_bias", "v");
+  require_same_dtype(v, x, "add_channel_bias", "v");
+  if (x.ndim() < 2 || v.shape() != Shape{x.dim(0), x.dim(1)})
+    fail("add_channel_bias: ", shape_str(v.shape()), " does not give one value per sample and channel of ",
+         shape_str(x.shape()));
+  op_table(x.device()).add_channel_bias(x, v);
+}
+
+Tensor concat1(const Tensor& a, const Tensor& b) {
+  require_f32(a, "concat", "a");
+  require_f32(b, "concat", "b");
+  require_like(b, a, "concat", "b");
+  require_same_dtype(b, a, "concat", "b");
+  bool ok = a.ndim() == b.ndim() && a.ndim() >= 2 && (a.dim(0) == b.dim(0) || a.dim(0) == 1);
+  for (int i = 2; ok && i < a.ndim(); ++i) ok = a.dim(i) == b.dim(i);
+  if (!ok) fail("concat: cannot join ", shape_str(a.shape()), " and ", shape_str(b.shape()), " along dimension 1");
+  Shape shape = b.shape();
+  shape[1] = a.dim(1) + b.dim(1);
+  Tensor y = Tensor::empty(shape, a.dtype(), a.device());
+  op_table(a.device()).concat1(a, b, y);
+  return y;
+}
+
+Tensor geglu(const Tensor& x) {
+  require_f32(x, "geglu", "input");
+  if (x.ndim() < 1 || x.dim(-1) % 2 != 0) fail("geglu: the last dimension of ", shape_str(x.shape()), " is not even");
+  Shape shape = x.shape();
+  shape.back() /= 2;
+  Tensor y = Tensor::empty(shape, x.dtype(), x.device());
+  op_table(x.device()).geglu(x, y);
+  return y;
+}
+
+Tensor select_tokens(const Tensor& x, const std::vector<int64_t>& positions) {
+  require_f32(x, "select_tokens", "input");
+  if (x.ndim() != 3 || static_cast<int64_t>(positions.size()) != x.dim(0))
+    fail("select_tokens: ", positions.size(), " positions for input ", shape_str(x.shape()));
+  for (size_t b = 0; b < positions.size(); ++b)
+    if (positions[b] < 0 || positions[b] >= x.dim(1))
+      fail("select_tokens: position ", positions[b], " of sample ", b, " is outside its ", x.dim(1), " tokens");
+  Tensor y = Tensor::empty({x.dim(0), x.dim(2)}, x.dtype(), x.device());
+  op_table(x.device()).select_tokens(x, positions, y);
+  return y;
+}
+
+Tensor patchify(const Tensor& pixels, int64_t patch_height, int64_t patch_width) {
+  require_f32(pixels, "patchify", "input");
+  if (pixels.ndim() != 4 || patch_height < 1 || patch_width < 1 || pixels.dim(2) < patch_height ||
+      pixels.dim(3) < patch_width)
+    fail("patchify: ", patch_height, "×", patch_width, " patches of ", shape_str(pixels.shape()));
+  const int64_t n = (pixels.dim(2) / patch_height) * (pixels.dim(3) / patch_width);
+  Tensor y = Tensor::empty({pixels.dim(0), n, pixels.dim(1) * patch_height * patch_width}, pixels.dtype(), pixels.device());
+  op_table(pixels.device()).patchify(pixels, patch_height, patch_width, y);
   return y;
 }
 

@@ -3,6 +3,7 @@
 // Conventions: row-major, dimension 0 outermost; matmul means A·B; nn.Linear weights are [out, in].
 #pragma once
 #include <string>
+#include <vector>
 
 #include "mmx/tensor.hpp"
 
@@ -76,5 +77,23 @@ Tensor upsample_nearest2x(const Tensor& x);
 // F.pad(x, (0, amount, 0, amount)): zeros after the last row and column (diffusers' Downsample2D with
 // padding 0 pads this way before its stride-2 convolution).
 Tensor pad_bottom_right(const Tensor& x, int64_t amount);
+
+// Moving data between layouts, so model code never touches elements itself (and runs on any backend).
+// [N, A, B] → [N, B, A] (x.transpose(1, 2)): between the image layout [N, C, H·W] of convolutions and
+// the token layout [N, H·W, C] of attention and linear layers.
+Tensor transpose12(const Tensor& x);
+// x[n, c, ...] += v[n, c] (per sample and channel: the ResNet block's time embedding).
+void add_channel_bias_(Tensor& x, const Tensor& v);
+// torch.cat([a, b], dim=1) of [Na, A, ...] and [N, B, ...] with equal trailing dimensions; an `a` with
+// Na = 1 is repeated over the batch (a class token before each image's patch tokens).
+Tensor concat1(const Tensor& a, const Tensor& b);
+// hidden, gate = x.chunk(2, -1); hidden · gelu(gate), erf GELU (diffusers' GEGLU).
+Tensor geglu(const Tensor& x);
+// y[b] = x[b, positions[b]] for x [B, T, C] → [B, C]: pooling by one token (BERT's CLS, CLIP's EOS).
+Tensor select_tokens(const Tensor& x, const std::vector<int64_t>& positions);
+// The ph×pw patches of images [B, C, H, W] as rows [B, (H/ph)·(W/pw), C·ph·pw], row-major over the
+// patch grid, each ordered (c, y, x) like a Conv2d(kernel = stride = patch) weight: a linear layer on
+// them is the ViT/CLIP patch embedding. Rows and columns past the last whole patch are dropped.
+Tensor patchify(const Tensor& pixels, int64_t patch_height, int64_t patch_width);
 
 }  // namespace mmx::ops

@@ -89,7 +89,7 @@ Tensor VAEAttention::forward(const Tensor& x) const {
 }
 
 AutoencoderKL::AutoencoderKL(const AutoencoderKLConfig& config, WeightLoader& weights)
-    : config_(config), act_(ops::activation_from_name(config.act_fn)) {
+    : config_(config), placement_(weights.placement()), act_(ops::activation_from_name(config.act_fn)) {
   const WeightView root(weights), d = root.sub("decoder");
   const auto& ch = config.block_out_channels;
   const int64_t g = config.norm_num_groups, top = ch.back();
@@ -147,7 +147,7 @@ LatentDistribution AutoencoderKL::encode(const Tensor& x) const {
     fail("AutoencoderKL.encode: height and width must be multiples of ", f, " (the VAE's scale factor), got ",
          x.dim(2), "×", x.dim(3));
   const Encoder& e = encoder_;
-  Tensor h = e.conv_in.forward(x);
+  Tensor h = e.conv_in.forward(placement_.in(x));
   for (const auto& block : e.down_blocks) {
     for (const auto& r : block.resnets) h = r.forward(h);
     if (block.downsampler) h = block.downsampler->forward(h);
@@ -157,6 +157,7 @@ LatentDistribution AutoencoderKL::encode(const Tensor& x) const {
   h = e.mid_resnet_1.forward(h);
   h = e.conv_out.forward(e.conv_norm_out.forward(h, act_));  // norm + activation in one pass
   if (quant_conv) h = quant_conv->forward(h);
+  h = placement_.out(h);  // the split and clamp below read the (small) moments on the host
   // torch.chunk(moments, 2, dim=1), then logvar clamped to [-30, 20]
   const int64_t n = h.dim(0), c = config_.latent_channels, plane = c * h.dim(2) * h.dim(3);
   LatentDistribution d;
@@ -190,7 +191,8 @@ Tensor LatentDistribution::sample(const Tensor& noise) const {
 Tensor AutoencoderKL::decode(const Tensor& z) const {
   if (z.ndim() != 4 || z.dim(1) != config_.latent_channels)
     fail("AutoencoderKL.decode: latents must be [N, ", config_.latent_channels, ", h, w], got ", shape_str(z.shape()));
-  Tensor x = post_quant_conv ? post_quant_conv->forward(z) : z;
+  const Tensor latents = placement_.in(z);
+  Tensor x = post_quant_conv ? post_quant_conv->forward(latents) : latents;
   x = conv_in.forward(x);
   x = mid_resnet_0.forward(x);
   if (mid_attention) x = mid_attention->forward(x);
@@ -199,7 +201,7 @@ Tensor AutoencoderKL::decode(const Tensor& z) const {
     for (const auto& r : block.resnets) x = r.forward(x);
     if (block.upsampler) x = block.upsampler->forward(ops::upsample_nearest2x(x));
   }
-  return conv_out.forward(conv_norm_out.forward(x, act_));  // norm + activation in one pass
+  return placement_.out(conv_out.forward(conv_norm_out.forward(x, act_)));  // norm + activation in one pass
 }
 
 }  // namespace mmx

@@ -69,6 +69,7 @@ class AutoencoderKL {
     GroupNorm conv_norm_out;
   };
   AutoencoderKLConfig config_;
+  Placement placement_;  // inputs move there, outputs come back as host F32
   Encoder encoder_;
   std::optional<Conv2d> quant_conv;
   std::optional<Conv2d> post_quant_conv;

@@ -40,10 +40,10 @@ BertConfig BertConfig::from_json(const JsonObject& j) {
 }
 
 BertEmbeddings::BertEmbeddings(const WeightView& w, const BertConfig& c)
-    : word_embeddings(w.sub("word_embeddings").get("weight", {c.vocab_size, c.hidden_size})),
-      position_embeddings(w.sub("position_embeddings").get("weight", {c.max_position_embeddings, c.hidden_size})),
+    : word_embeddings(w.sub("word_embeddings").get_embedding("weight", {c.vocab_size, c.hidden_size})),
+      position_embeddings(w.sub("position_embeddings").get_embedding("weight", {c.max_position_embeddings, c.hidden_size})),
       token_type_embeddings(c.type_vocab_size > 0
-                                ? w.sub("token_type_embeddings").get("weight", {c.type_vocab_size, c.hidden_size})
+                                ? w.sub("token_type_embeddings").get_embedding("weight", {c.type_vocab_size, c.hidden_size})
                                 : Tensor()),
       norm(w.sub("LayerNorm"), c.hidden_size, c.layer_norm_eps),
       absolute_positions(c.position_embedding_type == "absolute") {}
@@ -69,8 +69,8 @@ BertSelfAttention::BertSelfAttention(const WeightView& w, const BertConfig& c)
       key(w.sub("key"), c.hidden_size, c.hidden_size),
       value(w.sub("value"), c.hidden_size, c.hidden_size),
       distance_embedding(c.position_embedding_type == "relative_key" || c.position_embedding_type == "relative_key_query"
-                             ? w.sub("distance_embedding").get("weight", {2 * c.max_position_embeddings - 1,
-                                                                          c.hidden_size / c.num_attention_heads})
+                             ? w.sub("distance_embedding").get_host("weight", {2 * c.max_position_embeddings - 1,
+                                                                               c.hidden_size / c.num_attention_heads})
                              : Tensor()),
       num_attention_heads(c.num_attention_heads),
       position_embedding_type(c.position_embedding_type),
@@ -114,9 +114,14 @@ Tensor BertSelfAttention::forward(const Tensor& hidden_states, const Tensor& att
   const Tensor k = key.forward(hidden_states);
   const Tensor v = value.forward(hidden_states);
   Tensor bias;  // [B, heads, T, T] for relative position types
-  if (distance_embedding.defined())
-    bias = relative_position_bias(q, k, distance_embedding, num_attention_heads,
-                                  position_embedding_type == "relative_key_query");
+  if (distance_embedding.defined()) {
+    // Computed on the host (strided GEMMs and a diagonal gather) and moved to the device if needed.
+    const Device device = q.device();
+    const auto host = [](const Tensor& t) { return t.to(DType::F32).to(Device::CPU); };
+    bias = relative_position_bias(host(q), host(k), distance_embedding, num_attention_heads,
+                                  position_embedding_type == "relative_key_query")
+               .to(device);
+  }
   // softmax(q·kᵀ/sqrt(head_dim) + bias + mask)·v with padding keys hidden; dropout is identity
   return ops::attention(q, k, v, num_attention_heads, attention_mask, causal, bias);  // [B, T, C]
 }
@@ -152,16 +157,13 @@ Tensor BertLayer::forward(const Tensor& hidden_states, const Tensor& attention_m
 }
 
 Tensor BertPooler::forward(const Tensor& hidden_states) const {
-  const int64_t batch = hidden_states.dim(0), seq = hidden_states.dim(1), c = hidden_states.dim(2);
-  Tensor first = Tensor::empty({batch, c});  // hidden_states[:, 0]
-  for (int64_t b = 0; b < batch; ++b)
-    std::memcpy(first.data<float>() + b * c, hidden_states.data<float>() + b * seq * c, sizeof(float) * c);
-  Tensor pooled = dense.forward(first);
+  const Tensor first = ops::select_tokens(hidden_states, std::vector<int64_t>(size_t(hidden_states.dim(0)), 0));
+  Tensor pooled = dense.forward(first);  // dense(hidden_states[:, 0])
   ops::activation_(pooled, ops::Activation::Tanh);
   return pooled;
 }
 
-BertModel::BertModel(const BertConfig& config, WeightLoader& weights) : config_(config) {
+BertModel::BertModel(const BertConfig& config, WeightLoader& weights) : config_(config), placement_(weights.placement()) {
   // A checkpoint of BertFor* keeps the encoder under "bert."; transformers strips that prefix.
   const WeightView root(weights, weights.has_prefix("bert.") ? "bert." : "");
   embeddings_.emplace(root.sub("embeddings"), config_);
@@ -182,15 +184,16 @@ BertOutputs BertModel::forward(const Tensor& input_ids, const Tensor& token_type
   for (const Tensor* t : {&token_type_ids, &attention_mask})
     if (t->defined() && (t->shape() != input_ids.shape() || t->dtype() != DType::I64))
       fail("BertModel: token_type_ids / attention_mask must be I64 ", shape_str(input_ids.shape()));
+  const Tensor mask = placement_.in(attention_mask);
   Tensor hidden_states = embeddings_->forward(input_ids, token_type_ids);  // [B, T, C]
-  if (trace) trace("embeddings", hidden_states);
+  if (trace) trace("embeddings", placement_.out(hidden_states));
   for (size_t i = 0; i < layers_.size(); ++i) {
-    hidden_states = layers_[i].forward(hidden_states, attention_mask);
-    if (trace) trace(str("encoder.layer.", i), hidden_states);
+    hidden_states = layers_[i].forward(hidden_states, mask);
+    if (trace) trace(str("encoder.layer.", i), placement_.out(hidden_states));
   }
   BertOutputs out;
-  out.last_hidden_state = hidden_states;
-  if (pooler_) out.pooler_output = pooler_->forward(hidden_states);
+  out.last_hidden_state = placement_.out(hidden_states);
+  if (pooler_) out.pooler_output = placement_.out(pooler_->forward(hidden_states));
   return out;
 }
 

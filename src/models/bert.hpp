@@ -117,6 +117,7 @@ class BertModel {
 
  private:
   BertConfig config_;
+  Placement placement_;  // inputs move there, outputs come back as host F32
   std::optional<BertEmbeddings> embeddings_;
   std::vector<BertLayer> layers_;  // encoder.layer.N
   std::optional<BertPooler> pooler_;

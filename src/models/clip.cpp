@@ -27,11 +27,7 @@ JsonObject sub_config(const JsonObject& j, const std::string& key) {
 }
 
 Tensor first_token(const Tensor& hidden) {  // hidden[:, 0]
-  const int64_t batch = hidden.dim(0), t = hidden.dim(1), c = hidden.dim(2);
-  Tensor out = Tensor::empty({batch, c});
-  for (int64_t b = 0; b < batch; ++b)
-    std::memcpy(out.data<float>() + b * c, hidden.data<float>() + b * t * c, sizeof(float) * c);
-  return out;
+  return ops::select_tokens(hidden, std::vector<int64_t>(size_t(hidden.dim(0)), 0));
 }
 
 }  // namespace
@@ -127,8 +123,10 @@ Tensor CLIPEncoderLayer::forward(const Tensor& hidden_states, const Tensor& atte
 
 CLIPTextTransformer::CLIPTextTransformer(const WeightView& w, const CLIPTextConfig& c)
     : config_(c),
-      token_embedding(w.sub("embeddings").sub("token_embedding").get("weight", {c.vocab_size, c.hidden_size})),
-      position_embedding(w.sub("embeddings").sub("position_embedding").get("weight", {c.max_position_embeddings, c.hidden_size})),
+      placement_(w.placement()),
+      token_embedding(w.sub("embeddings").sub("token_embedding").get_embedding("weight", {c.vocab_size, c.hidden_size})),
+      position_embedding(
+          w.sub("embeddings").sub("position_embedding").get_embedding("weight", {c.max_position_embeddings, c.hidden_size})),
       final_layer_norm(w.sub("final_layer_norm"), c.hidden_size, c.layer_norm_eps) {
   for (int64_t i = 0; i < c.num_hidden_layers; ++i)
     layers.emplace_back(w.sub("encoder").sub("layers", i), c.hidden_size, c.intermediate_size, c.num_attention_heads,
@@ -139,24 +137,27 @@ CLIPTextOutputs CLIPTextTransformer::forward(const Tensor& input_ids, const Tens
                                              bool output_hidden_states) const {
   if (input_ids.ndim() != 2 || input_ids.dtype() != DType::I64)
     fail("CLIP text: input_ids must be I64 [batch, seq], got ", shape_str(input_ids.shape()));
-  const int64_t batch = input_ids.dim(0), seq = input_ids.dim(1), c = config_.hidden_size;
+  const int64_t batch = input_ids.dim(0), seq = input_ids.dim(1);
   if (seq > config_.max_position_embeddings)
     throw Error(ErrorKind::Runtime,
                 str("CLIP text: ", seq, " tokens exceed max_position_embeddings ", config_.max_position_embeddings),
                 "truncate the texts (CLIP reads at most 77 tokens)");
+  const Tensor mask = placement_.in(attention_mask);
   Tensor hidden = ops::embedding(token_embedding, input_ids);   // [B, T, C]
   ops::add_(hidden, position_embedding.narrow0(0, seq));        // + position_embedding(arange(T))
   CLIPTextOutputs out;
-  if (output_hidden_states) out.hidden_states.push_back(hidden);
+  if (output_hidden_states) out.hidden_states.push_back(placement_.out(hidden));
   for (const auto& layer : layers) {
-    hidden = layer.forward(hidden, attention_mask, /*causal=*/true);
-    if (output_hidden_states) out.hidden_states.push_back(hidden);
+    hidden = layer.forward(hidden, mask, /*causal=*/true);
+    if (output_hidden_states) out.hidden_states.push_back(placement_.out(hidden));
   }
-  out.last_hidden_state = final_layer_norm.forward(hidden);
+  const Tensor last = final_layer_norm.forward(hidden);
+  out.last_hidden_state = placement_.out(last);
   // Pooled at the end-of-text token. Configs with the legacy eos_token_id 2 (OpenAI's, SDXL's) pool at
   // argmax(input_ids), which is the first 49407; newer ones at the first eos_token_id.
-  out.pooler_output = Tensor::empty({batch, c});
-  const int64_t* ids = input_ids.data<int64_t>();
+  const Tensor host_ids = input_ids.to(Device::CPU);
+  const int64_t* ids = host_ids.data<int64_t>();
+  std::vector<int64_t> positions(size_t(batch), 0);
   for (int64_t b = 0; b < batch; ++b) {
     int64_t at = 0;
     for (int64_t t = 0; t < seq; ++t) {
@@ -166,21 +167,23 @@ CLIPTextOutputs CLIPTextTransformer::forward(const Tensor& input_ids, const Tens
         if (config_.eos_token_id != 2) break;
       }
     }
-    std::memcpy(out.pooler_output.data<float>() + b * c, out.last_hidden_state.data<float>() + (b * seq + at) * c,
-                sizeof(float) * c);
+    positions[size_t(b)] = at;
   }
+  out.pooler_output = placement_.out(ops::select_tokens(last, positions));
   return out;
 }
 
 CLIPVisionTransformer::CLIPVisionTransformer(const WeightView& w, const CLIPVisionConfig& c)
     : config_(c),
-      class_embedding(w.sub("embeddings").get("class_embedding", {c.hidden_size})),
-      position_embedding(w.sub("embeddings").sub("position_embedding").get("weight", {c.num_patches() + 1, c.hidden_size})),
+      placement_(w.placement()),
+      class_embedding(w.sub("embeddings").get_embedding("class_embedding", {c.hidden_size})),
+      position_embedding(
+          w.sub("embeddings").sub("position_embedding").get_embedding("weight", {c.num_patches() + 1, c.hidden_size})),
       pre_layrnorm(w.sub("pre_layrnorm"), c.hidden_size, c.layer_norm_eps),
       post_layernorm(w.sub("post_layernorm"), c.hidden_size, c.layer_norm_eps) {
   // Conv2d(channels, C, k = stride = patch, bias=False) as a Linear over flattened patches.
   patch_embedding.weight = w.sub("embeddings").sub("patch_embedding")
-                               .get("weight", {c.hidden_size, c.num_channels, c.patch_size, c.patch_size})
+                               .get_matrix("weight", {c.hidden_size, c.num_channels, c.patch_size, c.patch_size})
                                .reshape({c.hidden_size, c.num_channels * c.patch_size * c.patch_size});
   for (int64_t i = 0; i < c.num_hidden_layers; ++i)
     layers.emplace_back(w.sub("encoder").sub("layers", i), c.hidden_size, c.intermediate_size, c.num_attention_heads,
@@ -195,37 +198,19 @@ CLIPVisionOutputs CLIPVisionTransformer::forward(const Tensor& pixel_values) con
                 str("CLIP vision: pixel_values ", shape_str(pixel_values.shape()), " do not match the model's [batch, ",
                     c.num_channels, ", ", c.image_size, ", ", c.image_size, "]"),
                 "the image processor's crop size must equal the model's image_size");
-  const int64_t batch = pixel_values.dim(0), p = c.patch_size, grid = c.image_size / p, n = grid * grid;
-  const int64_t k = c.num_channels * p * p, hidden = c.hidden_size;
-  Tensor patches = Tensor::empty({batch, n, k});  // im2col, features ordered (channel, y, x) as the weight
-  const float* src = pixel_values.data<float>();
-#pragma omp parallel for collapse(2) if (batch * n > 64)
-  for (int64_t b = 0; b < batch; ++b)
-    for (int64_t q = 0; q < n; ++q) {
-      float* out = patches.data<float>() + (b * n + q) * k;
-      for (int64_t ch = 0; ch < c.num_channels; ++ch)
-        for (int64_t y = 0; y < p; ++y)
-          std::memcpy(out + (ch * p + y) * p,
-                      src + ((b * c.num_channels + ch) * c.image_size + (q / grid) * p + y) * c.image_size + (q % grid) * p,
-                      sizeof(float) * p);
-    }
-  const Tensor patch_embeds = patch_embedding.forward(patches);  // [B, N, C]
-  Tensor embeddings = Tensor::empty({batch, n + 1, hidden});     // cat(class_embedding, patches)
-  for (int64_t b = 0; b < batch; ++b) {
-    float* row = embeddings.data<float>() + b * (n + 1) * hidden;
-    std::memcpy(row, class_embedding.data<float>(), sizeof(float) * hidden);
-    std::memcpy(row + hidden, patch_embeds.data<float>() + b * n * hidden, sizeof(float) * n * hidden);
-  }
+  // The patch embedding (Conv2d with kernel = stride = patch, no bias) as one GEMM over flattened patches.
+  const Tensor patch_embeds = patch_embedding.forward(ops::patchify(placement_.in(pixel_values), c.patch_size, c.patch_size));
+  Tensor embeddings = ops::concat1(class_embedding.reshape({1, 1, c.hidden_size}), patch_embeds);  // [B, N + 1, C]
   ops::add_(embeddings, position_embedding);
   Tensor hidden_states = pre_layrnorm.forward(embeddings);
   for (const auto& layer : layers) hidden_states = layer.forward(hidden_states, Tensor(), false);
   CLIPVisionOutputs out;
-  out.last_hidden_state = hidden_states;
-  out.pooler_output = post_layernorm.forward(first_token(hidden_states));
+  out.last_hidden_state = placement_.out(hidden_states);
+  out.pooler_output = placement_.out(post_layernorm.forward(first_token(hidden_states)));
   return out;
 }
 
-CLIPModel::CLIPModel(const CLIPConfig& config, WeightLoader& weights) {
+CLIPModel::CLIPModel(const CLIPConfig& config, WeightLoader& weights) : placement_(weights.placement()) {
   const WeightView root(weights);
   if (config.text_config) {
     text_model_.emplace(root.sub("text_model"), *config.text_config);
@@ -239,7 +224,7 @@ CLIPModel::CLIPModel(const CLIPConfig& config, WeightLoader& weights) {
                                  false);
   }
   logit_scale_ = static_cast<float>(config.logit_scale_init_value);
-  if (root.has("logit_scale")) logit_scale_ = root.get("logit_scale", {}).data<float>()[0];
+  if (root.has("logit_scale")) logit_scale_ = root.get_host("logit_scale", {}).data<float>()[0];
   weights.finish("CLIPModel", {"position_ids"});
 }
 
@@ -254,11 +239,11 @@ const CLIPVisionTransformer& CLIPModel::vision_model() const {
 
 Tensor CLIPModel::project_text(const Tensor& pooled) const {
   if (!text_projection_) fail("this CLIP checkpoint has no text_projection (a CLIPTextModel): use the pooled output");
-  return text_projection_->forward(pooled);
+  return placement_.out(text_projection_->forward(placement_.in(pooled)));
 }
 Tensor CLIPModel::project_image(const Tensor& pooled) const {
   if (!visual_projection_) fail("this CLIP checkpoint has no visual_projection: use the pooled output");
-  return visual_projection_->forward(pooled);
+  return placement_.out(visual_projection_->forward(placement_.in(pooled)));
 }
 
 Tensor CLIPModel::get_text_features(const Tensor& input_ids, const Tensor& attention_mask) const {

@@ -67,6 +67,7 @@ class CLIPTextTransformer {
 
  private:
   CLIPTextConfig config_;
+  Placement placement_;  // inputs move there, outputs come back as host F32
   Tensor token_embedding, position_embedding;  // embeddings.*.weight
   std::vector<CLIPEncoderLayer> layers;        // encoder.layers.N
   LayerNorm final_layer_norm;
@@ -85,6 +86,7 @@ class CLIPVisionTransformer {
 
  private:
   CLIPVisionConfig config_;
+  Placement placement_;
   Tensor class_embedding;      // [C]
   Linear patch_embedding;      // Conv2d(k = stride = patch, bias=False) as [C, 3·p·p]
   Tensor position_embedding;   // [patches + 1, C]
@@ -113,6 +115,7 @@ class CLIPModel {
   std::optional<CLIPTextTransformer> text_model_;
   std::optional<CLIPVisionTransformer> vision_model_;
   std::optional<Linear> text_projection_, visual_projection_;
+  Placement placement_;
   float logit_scale_ = 2.6592f;
 };
 

@@ -51,13 +51,7 @@ void require_value(const JsonObject& j, const std::string& key, const std::strin
 Tensor cat_channels(const Tensor& a, const Tensor& b) {
   if (a.dim(0) != b.dim(0) || a.dim(2) != b.dim(2) || a.dim(3) != b.dim(3))
     fail("UNet: skip connection ", shape_str(b.shape()), " does not fit ", shape_str(a.shape()));
-  const int64_t n = a.dim(0), ca = a.dim(1), cb = b.dim(1), plane = a.dim(2) * a.dim(3);
-  Tensor y = Tensor::empty({n, ca + cb, a.dim(2), a.dim(3)});
-  for (int64_t i = 0; i < n; ++i) {
-    std::copy_n(a.data<float>() + i * ca * plane, ca * plane, y.data<float>() + i * (ca + cb) * plane);
-    std::copy_n(b.data<float>() + i * cb * plane, cb * plane, y.data<float>() + (i * (ca + cb) + ca) * plane);
-  }
-  return y;
+  return ops::concat1(a, b);
 }
 
 // diffusers' Attention with AttnProcessor2_0: to_q/to_k/to_v without bias, to_out.0 with bias.
@@ -92,20 +86,7 @@ struct BasicTransformerBlock {
     return ff_out.forward(geglu(ff_proj.forward(norm3.forward(x))), {x, ops::Activation::Identity});
   }
   // hidden, gate = proj(x).chunk(2, -1); hidden · gelu(gate) (erf form)
-  Tensor geglu(const Tensor& projected) const {
-    const int64_t rows = projected.numel() / (2 * inner);
-    Shape shape = projected.shape();
-    shape.back() = inner;
-    Tensor gate = Tensor::empty(shape), out = Tensor::empty(shape);
-    for (int64_t r = 0; r < rows; ++r)
-      std::copy_n(projected.data<float>() + (2 * r + 1) * inner, inner, gate.data<float>() + r * inner);
-    ops::activation_(gate, ops::Activation::GeluErf);
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t i = 0; i < inner; ++i)
-        out.data<float>()[r * inner + i] = projected.data<float>()[2 * r * inner + i] * gate.data<float>()[r * inner + i];
-    return out;
-  }
+  static Tensor geglu(const Tensor& projected) { return ops::geglu(projected); }
 };
 
 }  // namespace
@@ -222,7 +203,7 @@ Tensor timestep_embedding(const std::vector<float>& timesteps, int64_t dim, bool
 }
 
 UNet2DConditionModel::UNet2DConditionModel(const UNet2DConditionConfig& c, WeightLoader& weights)
-    : config_(c), act_(ops::activation_from_name(c.act_fn)) {
+    : config_(c), act_(ops::activation_from_name(c.act_fn)), placement_(weights.placement()) {
   const WeightView w(weights);
   const auto& ch = c.block_out_channels;
   const int64_t temb = c.time_embed_dim(), g = c.norm_num_groups, nb = static_cast<int64_t>(ch.size());
@@ -300,9 +281,10 @@ Tensor UNet2DConditionModel::forward(const Tensor& sample, float timestep, const
          " (the UNet halves them ", c.block_out_channels.size() - 1, " times)");
   if (context.ndim() != 3 || context.dim(0) != batch)
     fail("UNet: encoder_hidden_states must be [", batch, ", T, C], got ", shape_str(context.shape()));
-  Tensor emb = time_embedding(
-      timestep_embedding(std::vector<float>(size_t(batch), timestep), c.block_out_channels[0], c.flip_sin_to_cos, c.freq_shift),
-      time_linear_1, time_linear_2);
+  // The sinusoidal embeddings are computed on the host (a few KB) and moved to the device.
+  Tensor emb = time_embedding(placement_.in(timestep_embedding(std::vector<float>(size_t(batch), timestep),
+                                                               c.block_out_channels[0], c.flip_sin_to_cos, c.freq_shift)),
+                              time_linear_1, time_linear_2);
   if (c.addition_embed_type == "text_time") {
     if (!text_embeds.defined() || !time_ids.defined() || text_embeds.dim(0) != batch || time_ids.dim(0) != batch)
       fail("UNet: addition_embed_type text_time needs text_embeds and time_ids for the batch of ", batch);
@@ -317,15 +299,16 @@ Tensor UNet2DConditionModel::forward(const Tensor& sample, float timestep, const
       std::copy_n(text_embeds.data<float>() + b * p, p, add.data<float>() + b * (p + ids * d));
       std::copy_n(time_emb.data<float>() + b * ids * d, ids * d, add.data<float>() + b * (p + ids * d) + p);
     }
-    ops::add_(emb, time_embedding(add, add_linear_1, add_linear_2));
+    ops::add_(emb, time_embedding(placement_.in(add), add_linear_1, add_linear_2));
   }
 
-  Tensor x = conv_in.forward(sample);
+  const Tensor context_on_device = placement_.in(context);
+  Tensor x = conv_in.forward(placement_.in(sample));
   std::vector<Tensor> skips = {x};
   for (const auto& block : down_blocks) {
     for (size_t j = 0; j < block.resnets.size(); ++j) {
       x = block.resnets[j].forward(x, emb);
-      if (!block.attentions.empty()) x = block.attentions[j]->forward(x, context);
+      if (!block.attentions.empty()) x = block.attentions[j]->forward(x, context_on_device);
       skips.push_back(x);
     }
     if (block.downsampler) {
@@ -334,17 +317,17 @@ Tensor UNet2DConditionModel::forward(const Tensor& sample, float timestep, const
     }
   }
   x = mid_block.resnets[0].forward(x, emb);
-  x = mid_block.attentions[0]->forward(x, context);
+  x = mid_block.attentions[0]->forward(x, context_on_device);
   x = mid_block.resnets[1].forward(x, emb);
   for (const auto& block : up_blocks) {
     for (size_t j = 0; j < block.resnets.size(); ++j) {
       x = block.resnets[j].forward(cat_channels(x, skips.back()), emb);
       skips.pop_back();
-      if (!block.attentions.empty()) x = block.attentions[j]->forward(x, context);
+      if (!block.attentions.empty()) x = block.attentions[j]->forward(x, context_on_device);
     }
     if (block.upsampler) x = block.upsampler->forward(ops::upsample_nearest2x(x));
   }
-  return conv_out.forward(conv_norm_out.forward(x, act_));  // norm + activation in one pass
+  return placement_.out(conv_out.forward(conv_norm_out.forward(x, act_)));  // norm + activation in one pass
 }
 
 }  // namespace mmx

@@ -56,6 +56,7 @@ class UNet2DConditionModel {
 
   UNet2DConditionConfig config_;
   ops::Activation act_;
+  Placement placement_;  // inputs move there, the output comes back as host F32
   Conv2d conv_in, conv_out;
   Linear time_linear_1, time_linear_2, add_linear_1, add_linear_2;
   std::vector<Block> down_blocks, up_blocks;

@@ -62,14 +62,14 @@ ViTConfig ViTConfig::from_json(const JsonObject& j) {
 }
 
 ViTEmbeddings::ViTEmbeddings(const WeightView& w, const ViTConfig& c)
-    : cls_token(w.get("cls_token", {1, 1, c.hidden_size})),
-      position_embeddings(w.get("position_embeddings", {1, c.num_patches() + 1, c.hidden_size})),
+    : cls_token(w.get_embedding("cls_token", {1, 1, c.hidden_size})),
+      position_embeddings(w.get_embedding("position_embeddings", {1, c.num_patches() + 1, c.hidden_size})),
       config(&c) {
   // The Conv2d weight [C, channels, ph, pw] is, read row by row, the [C, channels·ph·pw] matrix of
   // a Linear over flattened patches: the convolution with stride = kernel is one GEMM.
   const WeightView p = w.sub("patch_embeddings").sub("projection");
   const int64_t k = c.num_channels * c.patch_height * c.patch_width;
-  patch_projection.weight = p.get("weight", {c.hidden_size, c.num_channels, c.patch_height, c.patch_width})
+  patch_projection.weight = p.get_matrix("weight", {c.hidden_size, c.num_channels, c.patch_height, c.patch_width})
                                 .reshape({c.hidden_size, k});
   patch_projection.bias = p.get("bias", {c.hidden_size}, Init::Zeros);
 }
@@ -78,36 +78,16 @@ Tensor ViTEmbeddings::forward(const Tensor& pixel_values) const {
   const ViTConfig& c = *config;
   if (pixel_values.ndim() != 4 || pixel_values.dim(1) != c.num_channels)
     fail("ViT: pixel_values must be [batch, ", c.num_channels, ", height, width], got ", shape_str(pixel_values.shape()));
-  const int64_t batch = pixel_values.dim(0), height = pixel_values.dim(2), width = pixel_values.dim(3);
+  const int64_t height = pixel_values.dim(2), width = pixel_values.dim(3);
   if (height != c.image_height || width != c.image_width)
     throw Error(ErrorKind::Runtime,
                 str("ViT: input image size (", height, "*", width, ") doesn't match model (", c.image_height, "*",
                     c.image_width, ")"),
                 "the image processor's size must equal the model's image_size");
-  const int64_t ph = c.patch_height, pw = c.patch_width, nh = height / ph, nw = width / pw, n = nh * nw;
-  const int64_t k = c.num_channels * ph * pw;
-  // im2col: patches [B, N, channels·ph·pw], patch order row-major over the grid, features (c, y, x).
-  Tensor patches = Tensor::empty({batch, n, k});
-  const float* src = pixel_values.data<float>();
-  float* dst = patches.data<float>();
-#pragma omp parallel for collapse(2) if (batch * n > 64)
-  for (int64_t b = 0; b < batch; ++b)
-    for (int64_t p = 0; p < n; ++p) {
-      const int64_t gy = p / nw, gx = p % nw;
-      float* out = dst + (b * n + p) * k;
-      for (int64_t ch = 0; ch < c.num_channels; ++ch)
-        for (int64_t y = 0; y < ph; ++y)
-          std::memcpy(out + (ch * ph + y) * pw,
-                      src + ((b * c.num_channels + ch) * height + gy * ph + y) * width + gx * pw, sizeof(float) * pw);
-    }
-  const Tensor patch_embeds = patch_projection.forward(patches);  // [B, N, C]
-  const int64_t hidden = c.hidden_size;
-  Tensor embeddings = Tensor::empty({batch, n + 1, hidden});  // cat([CLS], patches)
-  for (int64_t b = 0; b < batch; ++b) {
-    float* row = embeddings.data<float>() + b * (n + 1) * hidden;
-    std::memcpy(row, cls_token.data<float>(), sizeof(float) * hidden);
-    std::memcpy(row + hidden, patch_embeds.data<float>() + b * n * hidden, sizeof(float) * n * hidden);
-  }
+  // The patch embedding (Conv2d with kernel = stride = patch) as one GEMM over the flattened patches.
+  const Tensor patch_embeds = patch_projection.forward(ops::patchify(pixel_values, c.patch_height, c.patch_width));
+  const int64_t n = patch_embeds.dim(1), hidden = c.hidden_size;
+  Tensor embeddings = ops::concat1(cls_token, patch_embeds);  // cat([CLS], patches): [B, N + 1, C]
   ops::add_(embeddings, position_embeddings.reshape({n + 1, hidden}));  // + position_embeddings; dropout: identity
   return embeddings;
 }
@@ -135,7 +115,8 @@ Tensor ViTLayer::forward(const Tensor& hidden_states) const {
   return layer_output;
 }
 
-ViTModel::ViTModel(const ViTConfig& config, const WeightView& root, bool load_pooler) : config_(config) {
+ViTModel::ViTModel(const ViTConfig& config, const WeightView& root, bool load_pooler)
+    : config_(config), placement_(root.placement()) {
   embeddings_.emplace(root.sub("embeddings"), config_);
   for (int64_t i = 0; i < config_.num_hidden_layers; ++i) layers_.emplace_back(root.sub("encoder").sub("layer", i), config_);
   layernorm_ = LayerNorm(root.sub("layernorm"), config_.hidden_size, config_.layer_norm_eps);
@@ -154,15 +135,20 @@ ViTModel::ViTModel(const ViTConfig& config, WeightLoader& weights)
 }
 
 ViTOutputs ViTModel::forward(const Tensor& pixel_values) const {
-  Tensor hidden_states = embeddings_->forward(pixel_values);  // [B, T, C]
+  ViTOutputs out = forward_on_device(pixel_values);
+  out.last_hidden_state = placement_.out(out.last_hidden_state);
+  out.pooler_output = placement_.out(out.pooler_output);
+  return out;
+}
+
+ViTOutputs ViTModel::forward_on_device(const Tensor& pixel_values) const {
+  Tensor hidden_states = embeddings_->forward(placement_.in(pixel_values));  // [B, T, C]
   for (const auto& layer : layers_) hidden_states = layer.forward(hidden_states);
   ViTOutputs out;
   out.last_hidden_state = layernorm_.forward(hidden_states);
   if (pooler_) {
-    const int64_t batch = out.last_hidden_state.dim(0), t = out.last_hidden_state.dim(1), c = config_.hidden_size;
-    Tensor first = Tensor::empty({batch, c});  // hidden_states[:, 0]
-    for (int64_t b = 0; b < batch; ++b)
-      std::memcpy(first.data<float>() + b * c, out.last_hidden_state.data<float>() + b * t * c, sizeof(float) * c);
+    const Tensor first = ops::select_tokens(out.last_hidden_state,  // hidden_states[:, 0]
+                                            std::vector<int64_t>(size_t(out.last_hidden_state.dim(0)), 0));
     out.pooler_output = pooler_->forward(first);
     ops::activation_(out.pooler_output, pooler_act_);
   }
@@ -177,12 +163,10 @@ ViTForImageClassification::ViTForImageClassification(const ViTConfig& config, We
 }
 
 Tensor ViTForImageClassification::forward(const Tensor& pixel_values) const {
-  const ViTOutputs out = vit_.forward(pixel_values);
-  const int64_t batch = out.last_hidden_state.dim(0), t = out.last_hidden_state.dim(1), c = vit_.config().hidden_size;
-  Tensor first = Tensor::empty({batch, c});  // sequence_output[:, 0, :]
-  for (int64_t b = 0; b < batch; ++b)
-    std::memcpy(first.data<float>() + b * c, out.last_hidden_state.data<float>() + b * t * c, sizeof(float) * c);
-  return classifier.forward(first);
+  const ViTOutputs out = vit_.forward_on_device(pixel_values);
+  const Tensor first = ops::select_tokens(out.last_hidden_state,  // sequence_output[:, 0, :]
+                                          std::vector<int64_t>(size_t(out.last_hidden_state.dim(0)), 0));
+  return vit_.placement().out(classifier.forward(first));
 }
 
 }  // namespace mmx

@@ -64,12 +64,15 @@ class ViTModel {
   ViTModel(const ViTConfig& config, WeightLoader& weights);
   const ViTConfig& config() const { return config_; }
   bool has_pooler() const { return pooler_.has_value(); }
-  ViTOutputs forward(const Tensor& pixel_values) const;
+  const Placement& placement() const { return placement_; }
+  ViTOutputs forward(const Tensor& pixel_values) const;  // host F32 in, host F32 out
 
  private:
   friend class ViTForImageClassification;
   ViTModel(const ViTConfig& config, const WeightView& root, bool load_pooler);
+  ViTOutputs forward_on_device(const Tensor& pixel_values) const;  // outputs stay on the placement's device
   ViTConfig config_;
+  Placement placement_;
   std::optional<ViTEmbeddings> embeddings_;
   std::vector<ViTLayer> layers_;  // encoder.layer.N
   LayerNorm layernorm_;

@@ -47,11 +47,23 @@ bool WeightLoader::has_prefix(const std::string& prefix) const {
 }
 
 Tensor WeightLoader::get(const std::string& name, const Shape& shape, Init init) {
+  const Tensor t = fetch(name, shape, init, false);
+  return placement_.device == Device::CPU ? t : t.to(placement_.device).to(DType::F32);
+}
+
+Tensor WeightLoader::get_embedding(const std::string& name, const Shape& shape, Init init) {
+  const Tensor t = fetch(name, shape, init, placement_.device != Device::CPU);
+  return placement_.device == Device::CPU ? t : t.to(placement_.device).to(placement_.dtype);
+}
+
+Tensor WeightLoader::get_host(const std::string& name, const Shape& shape, Init init) {
   return fetch(name, shape, init, false);
 }
 
 Tensor WeightLoader::get_matrix(const std::string& name, const Shape& shape) {
-  return fetch(name, shape, Init::Normal, true);
+  // On CUDA the stored half-precision tensor crosses the bus as it is and is converted there.
+  const Tensor t = fetch(name, shape, Init::Normal, true);
+  return placement_.device == Device::CPU ? t : t.to(placement_.device).to(placement_.dtype);
 }
 
 Tensor WeightLoader::fetch(const std::string& name, const Shape& shape, Init init, bool keep_half) {
@@ -107,7 +119,8 @@ Tensor WeightLoader::fetch(const std::string& name, const Shape& shape, Init ini
     return Tensor::zeros(shape);
   }
   Tensor stored = checkpoint_->get(key);
-  if (keep_half && half_ == HalfWeights::AsStored && (info->dtype == DType::F16 || info->dtype == DType::BF16))
+  if (keep_half && (half_ == HalfWeights::AsStored || placement_.device != Device::CPU) &&
+      (info->dtype == DType::F16 || info->dtype == DType::BF16))
     return stored;
   return stored.to(DType::F32);
 }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "io/checkpoint.hpp"
+#include "mmx/runtime.hpp"
 
 namespace mmx {
 
@@ -29,10 +30,19 @@ class WeightLoader {
 
   bool has(const std::string& name) const;
   bool has_prefix(const std::string& prefix) const;  // any tensor name starts with it
-  // The tensor as F32 (F16/BF16 converted once, here; F32 used in place from the mapping).
+  // Where the tensors handed out go: the process's placement when the loader was made.
+  const Placement& placement() const { return placement_; }
+  // A parameter read by the kernels beside the activations (norm scales, biases): F32 (F16/BF16
+  // converted once, here; F32 used in place from the mapping), on the placement's device.
   Tensor get(const std::string& name, const Shape& shape, Init init = Init::Normal);
-  // A linear or convolution weight: F32 in place; F16/BF16 as HalfWeights says; F64 converted.
+  // A tensor that becomes activations (embedding tables, class tokens, position embeddings): F32 on
+  // the CPU, the placement's dtype on CUDA.
+  Tensor get_embedding(const std::string& name, const Shape& shape, Init init = Init::Normal);
+  // A linear or convolution weight: on the CPU F32 in place, F16/BF16 as HalfWeights says, F64
+  // converted; on CUDA uploaded once and converted there to the placement's dtype.
   Tensor get_matrix(const std::string& name, const Shape& shape);
+  // F32 in host memory whatever the placement (values the model reads itself, such as logit_scale).
+  Tensor get_host(const std::string& name, const Shape& shape, Init init = Init::Normal);
 
   // Random mode: every tensor handed out so far, by name, in request order (to save as a checkpoint).
   const std::vector<std::pair<std::string, Tensor>>& synthesised() const { return synthesised_; }
@@ -48,6 +58,7 @@ class WeightLoader {
   WeightLoader() = default;
   std::string resolve(const std::string& name) const;  // legacy LayerNorm.gamma/.beta names
   Tensor fetch(const std::string& name, const Shape& shape, Init init, bool keep_half);
+  Placement placement_ = mmx::placement();
   DType random_matrix_dtype_ = DType::F32;
   std::vector<std::pair<std::string, Tensor>> synthesised_;
   const Checkpoint* checkpoint_ = nullptr;
@@ -69,6 +80,13 @@ class WeightView {
     return loader_->get(prefix_ + name, shape, init);
   }
   Tensor get_matrix(const std::string& name, const Shape& shape) const { return loader_->get_matrix(prefix_ + name, shape); }
+  Tensor get_embedding(const std::string& name, const Shape& shape, Init init = Init::Normal) const {
+    return loader_->get_embedding(prefix_ + name, shape, init);
+  }
+  Tensor get_host(const std::string& name, const Shape& shape, Init init = Init::Normal) const {
+    return loader_->get_host(prefix_ + name, shape, init);
+  }
+  const Placement& placement() const { return loader_->placement(); }
   bool has(const std::string& name) const { return loader_->has(prefix_ + name); }
   const std::string& prefix() const { return prefix_; }
 

@@ -46,6 +46,12 @@ void group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Ten
                 Tensor& y);
 void upsample_nearest2x(const Tensor& x, Tensor& y);
 void pad_bottom_right(const Tensor& x, Tensor& y);  // y is larger than x; the extra rows/columns get 0
+void transpose12(const Tensor& x, Tensor& y);
+void add_channel_bias(Tensor& x, const Tensor& v);
+void concat1(const Tensor& a, const Tensor& b, Tensor& y);
+void geglu(const Tensor& x, Tensor& y);
+void select_tokens(const Tensor& x, const std::vector<int64_t>& positions, Tensor& y);
+void patchify(const Tensor& pixels, int64_t patch_height, int64_t patch_width, Tensor& y);
 
 // GELU (erf form), SiLU x·σ(x) and quick_gelu x·σ(1.702x) over n floats in place, AVX2 + FMA
 // (isa/gelu_avx2.cpp).

@@ -2,6 +2,7 @@
 // on cuda::stream(), so the host only waits where it copies a result back.
 #pragma once
 #include <cstddef>
+#include <vector>
 
 #include "backend/ops.hpp"
 
@@ -22,6 +23,12 @@ void group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Ten
                 Tensor& y);
 void upsample_nearest2x(const Tensor& x, Tensor& y);
 void pad_bottom_right(const Tensor& x, Tensor& y);
+void transpose12(const Tensor& x, Tensor& y);
+void add_channel_bias(Tensor& x, const Tensor& v);
+void concat1(const Tensor& a, const Tensor& b, Tensor& y);
+void geglu(const Tensor& x, Tensor& y);
+void select_tokens(const Tensor& x, const std::vector<int64_t>& positions, Tensor& y);
+void patchify(const Tensor& pixels, int64_t patch_height, int64_t patch_width, Tensor& y);
 
 // Peak bytes held by tensors in GPU memory since the last reset (what the benchmarks report).
 size_t peak_memory_bytes();

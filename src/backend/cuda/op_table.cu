@@ -15,7 +15,8 @@ const OpTable* cuda_op_table() {
   static const OpTable table{"cuda",          gemm_on_host_pointers, cuda::linear,     cuda::pack_linear_weight,
                              cuda::layer_norm, cuda::activation,     cuda::softmax,    cuda::add,
                              cuda::embedding,  cuda::attention,      cuda::conv2d,     cuda::group_norm,
-                             cuda::upsample_nearest2x, cuda::pad_bottom_right};
+                             cuda::upsample_nearest2x, cuda::pad_bottom_right, cuda::transpose12,
+                             cuda::add_channel_bias, cuda::concat1, cuda::geglu, cuda::select_tokens, cuda::patchify};
   return &table;
 }
 

@@ -67,22 +67,13 @@ struct ResnetBlock2D {
     if (time_emb_proj) {
       Tensor t = temb.clone();
       ops::activation_(t, act);
-      add_per_channel(h, time_emb_proj->forward(t));
+      ops::add_channel_bias_(h, time_emb_proj->forward(t));  // h + temb[:, :, None, None]
     }
     h = conv2.forward(norm2.forward(h, act));
     ops::add_(h, conv_shortcut ? conv_shortcut->forward(x) : x);
     return h;
   }
 
- private:
-  static void add_per_channel(Tensor& h, const Tensor& v) {  // h[n, c, :, :] += v[n, c]
-    const int64_t nc = h.dim(0) * h.dim(1), plane = h.dim(2) * h.dim(3);
-    for (int64_t i = 0; i < nc; ++i) {
-      float* p = h.data<float>() + i * plane;
-      const float add = v.data<float>()[i];
-      for (int64_t j = 0; j < plane; ++j) p[j] += add;
-    }
-  }
 };
 
 }  // namespace mmx
