@@ -1,0 +1,242 @@
+// The CUDA backend against the CPU backend, op by op, in f32, f16 and bf16. Skipped where no CUDA
+// device is visible (CI); scripts/gpu-check.sh runs them on a GPU machine.
+//
+// Half-precision runs feed both backends the same rounded inputs (the CPU computes on the f16/bf16
+// values widened to f32), so what differs is the GPU's own rounding: results stored in the half format
+// (relative 2⁻¹¹ for f16, 2⁻⁸ for bf16, up to twice where an epilogue rounds again) and the order of
+// f32 sums. The bounds below are those roundings with a factor 4 of headroom, relative to the largest
+// expected magnitude; f32 allows the reordering of f32 sums alone.
+#include <random>
+
+#include "backend/ops.hpp"
+#include "test_util.hpp"
+
+using namespace mmx;
+
+namespace {
+
+#define SKIP_WITHOUT_CUDA() \
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device visible"
+
+Tensor random_tensor(Shape shape, uint32_t seed, float scale = 1.f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.f, scale);
+  Tensor t = Tensor::empty(std::move(shape));
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = dist(rng);
+  return t;
+}
+
+const DType kDtypes[] = {DType::F32, DType::F16, DType::BF16};
+
+// The value a CUDA op of `dtype` is given: x rounded to dtype (host view, F32).
+Tensor rounded(const Tensor& x, DType dtype) { return x.to(dtype).to(DType::F32); }
+Tensor on_device(const Tensor& x, DType dtype) { return x.to(Device::CUDA).to(dtype); }
+Tensor on_host(const Tensor& x) { return x.to(DType::F32).to(Device::CPU); }
+
+double unit_roundoff(DType dtype) {
+  return dtype == DType::F16 ? 1.0 / 2048 : dtype == DType::BF16 ? 1.0 / 256 : 0.0;
+}
+
+double max_abs(const Tensor& t) {
+  double m = 0;
+  for (int64_t i = 0; i < t.numel(); ++i) m = std::max(m, double(std::fabs(t.data<float>()[i])));
+  return m;
+}
+
+// f32: sums reordered (terms × 2⁻²⁴ each, bounded generously by 1e-5 relative); half: 4 × two roundings.
+void expect_matches(const std::string& name, const Tensor& got_device, const Tensor& expected, DType dtype,
+                    double f32_relative = 1e-5) {
+  const Tensor got = on_host(got_device);
+  const double scale = std::max(1.0, max_abs(expected));
+  const double bound = dtype == DType::F32 ? f32_relative * scale : 8 * unit_roundoff(dtype) * scale;
+  test::expect_close(str(name, " (", dtype_name(dtype), ")"), got, expected, bound);
+}
+
+}  // namespace
+
+TEST(CudaTensor, CopiesAndConversionsAreExact) {
+  SKIP_WITHOUT_CUDA();
+  const Tensor x = random_tensor({3, 1000}, 1, 10.f);
+  test::expect_close("host → device → host", x.to(Device::CUDA).to(Device::CPU), x, 0.0);
+  for (DType d : {DType::F16, DType::BF16}) {
+    // Round to nearest even on both sides: the device conversion must equal the host's bit for bit.
+    test::expect_close(str("f32 → ", dtype_name(d), " on the device"), x.to(Device::CUDA).to(d).to(Device::CPU).to(DType::F32),
+                       x.to(d).to(DType::F32), 0.0);
+  }
+  const Tensor big = random_tensor({40 << 20 >> 2}, 2);  // 40 MiB: the pinned, chunked upload path
+  test::expect_close("40 MiB upload", big.to(Device::CUDA).to(Device::CPU), big, 0.0);
+  const Tensor zeros = Tensor::zeros({5, 7}, DType::F32, Device::CUDA).to(Device::CPU);
+  EXPECT_EQ(max_abs(zeros), 0.0);
+  EXPECT_EQ(x.to(Device::CUDA).clone().to(Device::CPU).numel(), x.numel());
+}
+
+TEST(CudaTensor, HostAccessAndMixedDevicesAreErrors) {
+  SKIP_WITHOUT_CUDA();
+  Tensor d = Tensor::zeros({4}, DType::F32, Device::CUDA);
+  EXPECT_THROW(d.data<float>(), Error);
+  EXPECT_THROW(ops::add_(d, Tensor::zeros({4})), Error);
+  EXPECT_THROW(ops::linear(Tensor::zeros({2, 4}, DType::F32, Device::CUDA), Tensor::zeros({3, 4}), Tensor()), Error);
+  EXPECT_THROW(ops::linear(Tensor::zeros({2, 4}, DType::F16, Device::CUDA), Tensor::zeros({3, 4}, DType::F32, Device::CUDA),
+                           Tensor()),
+               Error);  // the weight must be in the activations' dtype on CUDA
+}
+
+TEST(CudaTensor, FreedBlocksAreReused) {
+  SKIP_WITHOUT_CUDA();
+  const void* first = nullptr;
+  {
+    const Tensor t = Tensor::empty({3 << 20}, DType::F32, Device::CUDA);
+    first = t.raw();
+  }
+  const Tensor again = Tensor::empty({3 << 20}, DType::F32, Device::CUDA);
+  EXPECT_EQ(again.raw(), first);
+}
+
+TEST(CudaOps, LinearWithBiasResidualAndEveryActivation) {
+  SKIP_WITHOUT_CUDA();
+  const ops::Activation acts[] = {ops::Activation::Identity, ops::Activation::GeluErf, ops::Activation::GeluTanh,
+                                  ops::Activation::QuickGelu, ops::Activation::Relu,   ops::Activation::Silu,
+                                  ops::Activation::Tanh,     ops::Activation::Sigmoid};
+  for (DType dtype : kDtypes) {
+    const Tensor x = rounded(random_tensor({2, 37, 70}, 3), dtype), w = rounded(random_tensor({45, 70}, 4, 0.1f), dtype);
+    const Tensor b = random_tensor({45}, 5), res = rounded(random_tensor({2, 37, 45}, 6), dtype);
+    for (ops::Activation act : acts) {
+      const Tensor expected = ops::linear(x, w, ops::PackedWeight(), b, {res, act});
+      const Tensor got = ops::linear(on_device(x, dtype), on_device(w, dtype), ops::PackedWeight(), b.to(Device::CUDA),
+                                     {on_device(res, dtype), act});
+      expect_matches(str("linear act ", int(act)), got, expected, dtype);
+    }
+    const Tensor plain = ops::linear(on_device(x, dtype), on_device(w, dtype), Tensor());
+    expect_matches("linear without bias", plain, ops::linear(x, w, Tensor()), dtype);
+  }
+  // A BERT-base MLP shape: many tiles and a K of 768.
+  const Tensor x = random_tensor({256, 768}, 7), w = random_tensor({3072, 768}, 8, 0.02f), b = random_tensor({3072}, 9);
+  expect_matches("linear 256×3072×768", ops::linear(x.to(Device::CUDA), w.to(Device::CUDA), b.to(Device::CUDA)),
+                 ops::linear(x, w, b), DType::F32);
+}
+
+TEST(CudaOps, NormsSoftmaxActivationsAndAdd) {
+  SKIP_WITHOUT_CUDA();
+  for (DType dtype : kDtypes) {
+    const Tensor x = rounded(random_tensor({5, 300}, 10, 3.f), dtype);
+    const Tensor w = random_tensor({300}, 11), b = random_tensor({300}, 12);
+    expect_matches("layer_norm", ops::layer_norm(on_device(x, dtype), w.to(Device::CUDA), b.to(Device::CUDA), 1e-5f),
+                   ops::layer_norm(x, w, b, 1e-5f), dtype);
+
+    Tensor s = rounded(random_tensor({7, 1000}, 13, 4.f), dtype), sd = on_device(s, dtype);
+    ops::softmax_(s);
+    ops::softmax_(sd);
+    expect_matches("softmax", sd, s, dtype);
+
+    for (int a = 0; a <= int(ops::Activation::Identity); ++a) {
+      Tensor h = rounded(random_tensor({4, 257}, 14, 3.f), dtype), hd = on_device(h, dtype);
+      ops::activation_(h, ops::Activation(a));
+      ops::activation_(hd, ops::Activation(a));
+      expect_matches(str("activation ", a), hd, h, dtype);
+    }
+
+    Tensor sum = rounded(random_tensor({3, 4, 50}, 15), dtype), sumd = on_device(sum, dtype);
+    const Tensor y = rounded(random_tensor({4, 50}, 16), dtype);
+    ops::add_(sum, y);
+    ops::add_(sumd, on_device(y, dtype));
+    expect_matches("add broadcast", sumd, sum, dtype);
+
+    const Tensor gx = rounded(random_tensor({2, 64, 9, 11}, 17, 2.f), dtype);
+    const Tensor gw = random_tensor({64}, 18), gb = random_tensor({64}, 19);
+    expect_matches("group_norm + silu",
+                   ops::group_norm(on_device(gx, dtype), 32, gw.to(Device::CUDA), gb.to(Device::CUDA), 1e-6f,
+                                   ops::Activation::Silu),
+                   ops::group_norm(gx, 32, gw, gb, 1e-6f, ops::Activation::Silu), dtype);
+  }
+  // A VAE-sized group (4 channels of 256², several blocks' partial sums per group) with an offset mean.
+  Tensor big = random_tensor({1, 128, 256, 256}, 20);
+  for (int64_t i = 0; i < big.numel(); ++i) big.data<float>()[i] += 3.f;
+  expect_matches("group_norm 128×256²", ops::group_norm(big.to(Device::CUDA), 32, Tensor(), Tensor(), 1e-6f),
+                 ops::group_norm(big, 32, Tensor(), Tensor(), 1e-6f), DType::F32);
+}
+
+TEST(CudaOps, EmbeddingGathersRows) {
+  SKIP_WITHOUT_CUDA();
+  const Tensor table = random_tensor({50, 16}, 21);
+  const Tensor ids = Tensor::from_vector<int64_t>({0, 49, 3, 3, 17, 8, 1, 2, 40, 41, 42, 43, 44, 0}, {2, 7});
+  for (DType dtype : kDtypes)
+    expect_matches("embedding", ops::embedding(on_device(rounded(table, dtype), dtype), ids),
+                   ops::embedding(rounded(table, dtype), ids), dtype, 0.0);
+}
+
+TEST(CudaOps, AttentionWithMasksCausalBiasAndEveryHeadWidth) {
+  SKIP_WITHOUT_CUDA();
+  struct Case {
+    int64_t batch, tq, tk, heads, d;
+    bool mask, causal, bias;
+  };
+  const Case cases[] = {{2, 37, 45, 3, 64, false, false, false},  // cross-attention, Tq ≠ Tk
+                        {2, 40, 40, 2, 64, true, false, false},   // padding mask (and a fully hidden row)
+                        {3, 77, 77, 4, 64, true, true, false},    // CLIP text: causal + padding
+                        {2, 33, 33, 2, 80, false, false, true},   // 80-wide heads (ViT-H), a score bias
+                        {1, 20, 70, 2, 160, false, false, false}, // the 256-wide kernel
+                        {1, 5, 300, 1, 8, false, false, false}};  // narrow heads, many key tiles
+  uint32_t seed = 30;
+  for (const Case& c : cases)
+    for (DType dtype : kDtypes) {
+      const int64_t channels = c.heads * c.d;
+      const Tensor q = rounded(random_tensor({c.batch, c.tq, channels}, seed++), dtype);
+      const Tensor k = rounded(random_tensor({c.batch, c.tk, channels}, seed++), dtype);
+      const Tensor v = rounded(random_tensor({c.batch, c.tk, channels}, seed++), dtype);
+      Tensor mask;
+      if (c.mask) {
+        mask = Tensor::empty({c.batch, c.tk}, DType::I64);
+        for (int64_t b = 0; b < c.batch; ++b)
+          for (int64_t t = 0; t < c.tk; ++t) mask.data<int64_t>()[b * c.tk + t] = b == 1 ? 0 : t < c.tk - 3 * b - 2;
+      }
+      const Tensor bias = c.bias ? random_tensor({c.batch, c.heads, c.tq, c.tk}, seed++) : Tensor();
+      const Tensor expected = ops::attention(q, k, v, c.heads, mask, c.causal, bias);
+      const Tensor got = ops::attention(on_device(q, dtype), on_device(k, dtype), on_device(v, dtype), c.heads,
+                                        mask.defined() ? mask.to(Device::CUDA) : mask, c.causal,
+                                        bias.defined() ? bias.to(Device::CUDA) : bias);
+      expect_matches(str("attention ", c.batch, "×", c.tq, "×", c.tk, " heads ", c.heads, "×", c.d), got, expected, dtype);
+    }
+}
+
+TEST(CudaOps, Conv2dStridesPaddingAndPointwise) {
+  SKIP_WITHOUT_CUDA();
+  struct Case {
+    int64_t kernel, stride, padding;
+    bool bias;
+  };
+  for (const Case c : {Case{3, 1, 1, true}, Case{3, 2, 0, true}, Case{1, 1, 0, true}, Case{3, 1, 1, false}, Case{2, 2, 0, true}})
+    for (DType dtype : kDtypes) {
+      const Tensor x = rounded(random_tensor({2, 5, 13, 11}, 40), dtype);
+      const Tensor w = rounded(random_tensor({7, 5, c.kernel, c.kernel}, 41, 0.2f), dtype);
+      const Tensor b = c.bias ? random_tensor({7}, 42) : Tensor();
+      expect_matches(str("conv2d k", c.kernel, " s", c.stride, " p", c.padding),
+                     ops::conv2d(on_device(x, dtype), on_device(w, dtype), b.defined() ? b.to(Device::CUDA) : b, c.stride,
+                                 c.padding),
+                     ops::conv2d(x, w, b, c.stride, c.padding), dtype);
+    }
+}
+
+TEST(CudaOps, LayoutOpsAndResampling) {
+  SKIP_WITHOUT_CUDA();
+  for (DType dtype : kDtypes) {
+    const Tensor x = rounded(random_tensor({2, 3, 5, 7}, 50), dtype);
+    expect_matches("upsample", ops::upsample_nearest2x(on_device(x, dtype)), ops::upsample_nearest2x(x), dtype, 0.0);
+    expect_matches("pad", ops::pad_bottom_right(on_device(x, dtype), 1), ops::pad_bottom_right(x, 1), dtype, 0.0);
+    const Tensor t = rounded(random_tensor({2, 70, 45}, 51), dtype);
+    expect_matches("transpose12", ops::transpose12(on_device(t, dtype)), ops::transpose12(t), dtype, 0.0);
+    const Tensor cls = rounded(random_tensor({1, 1, 45}, 52), dtype);
+    expect_matches("concat1 (class token)", ops::concat1(on_device(cls, dtype), on_device(t, dtype)), ops::concat1(cls, t),
+                   dtype, 0.0);
+    expect_matches("concat1", ops::concat1(on_device(t, dtype), on_device(t, dtype)), ops::concat1(t, t), dtype, 0.0);
+    expect_matches("geglu", ops::geglu(on_device(t.reshape({2, 35, 90}), dtype)), ops::geglu(t.reshape({2, 35, 90})), dtype);
+    expect_matches("select_tokens", ops::select_tokens(on_device(t, dtype), {69, 0}), ops::select_tokens(t, {69, 0}), dtype,
+                   0.0);
+    const Tensor pixels = rounded(random_tensor({2, 3, 32, 32}, 53), dtype);
+    expect_matches("patchify", ops::patchify(on_device(pixels, dtype), 8, 8), ops::patchify(pixels, 8, 8), dtype, 0.0);
+    Tensor h = x.clone(), hd = on_device(x, dtype);
+    const Tensor v = rounded(random_tensor({2, 3}, 54), dtype);
+    ops::add_channel_bias_(h, v);
+    ops::add_channel_bias_(hd, on_device(v, dtype));
+    expect_matches("add_channel_bias", hd, h, dtype);
+  }
+}
