@@ -16,6 +16,10 @@ struct BenchResult {
   double peak_fraction = 0;  // gflops / cpu_peak_gflops(threads)
   double peak_rss_mb = 0;    // of the whole process so far
   int threads = 0;
+  std::string device = "cpu";  // "cpu", or "cuda f16 (NVIDIA H100 ...)"
+  int64_t items = 0;           // sequences or images per run (0: not a batch workload)
+  double items_per_s = 0;      // items / median
+  double peak_device_mb = 0;   // GPU memory the allocator held at most (CUDA only)
   std::string detail;        // shapes, for the human-readable report
 };
 
@@ -35,6 +39,7 @@ BenchResult run_benchmark(const std::string& workload, int runs, const std::stri
 void write_random_sdxl_pipeline(const std::string& configs_dir, const std::string& vocab_dir,
                                 const std::string& out_dir, DType dtype, uint64_t seed = 42);
 
+// On CUDA (--device cuda), GFLOP/s is not rated against the CPU peak (peak_fraction 0).
 // Nominal single-precision peak of `threads` cores: cores × FLOP/cycle (AVX-512: 64, AVX2+FMA: 32,
 // else 8) × base clock from /proc/cpuinfo. MMX_PEAK_GFLOPS overrides it.
 double cpu_peak_gflops(int threads);

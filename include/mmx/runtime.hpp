@@ -30,6 +30,13 @@ Placement placement();
 // "f32" | "f16" | "bf16" (also "float32", "float16", "bfloat16", "fp16").
 DType compute_dtype_from_name(const std::string& name);
 
+// The CUDA device: waits for queued work; the most memory tensors held there since the last reset, in
+// MiB; its name. Without a CUDA device: nothing, 0 and "".
+void synchronize_device();
+double peak_device_memory_mb();
+void reset_peak_device_memory();
+std::string device_label();
+
 // The most resident memory this process has held so far (getrusage's ru_maxrss), in MiB.
 double peak_rss_mb();
 

@@ -11,6 +11,8 @@ namespace mmx::cli {
 const std::vector<Option>& common_options() {
   static const std::vector<Option> options = {
       {"threads", "N", "CPU threads for every kernel (default: all cores)"},
+      {"device", "cpu|cuda", "where models run (default cpu; cuda: the first visible NVIDIA GPU)"},
+      {"dtype", "f32|f16|bf16", "activations and weights on the device (default f32; f16/bf16 need --device cuda)"},
       {"verbose", "", "log what is loaded and why (also: MMX_LOG=debug)"},
       {"quiet", "", "only errors on stderr"},
       {"help", "", "show this help"},
@@ -117,6 +119,15 @@ std::string help_text(const Command& command) {
 
 void apply_common_options(const Args& args) {
   set_num_threads(static_cast<int>(args.get_int("threads", 1).value_or(0)));
+  if (args.has("device") || args.has("dtype")) {
+    Placement p;
+    if (const auto device = args.get("device")) {
+      if (*device != "cpu" && *device != "cuda" && *device != "cuda:0") usage_error("--device must be cpu or cuda, got '", *device, "'");
+      p.device = device_from_name(*device);
+    }
+    if (const auto dtype = args.get("dtype")) p.dtype = compute_dtype_from_name(*dtype);
+    set_placement(p);
+  }
   if (args.has("verbose")) set_log_level(LogLevel::Debug);
   if (args.has("quiet")) set_log_level(LogLevel::Error);
 }

@@ -26,7 +26,10 @@ static std::string workload_help() {
          "threads used, GFLOP/s (model FLOPs / median: from the architecture for BERT, ViT and CLIP, counted\n"
          "op by op during the warm-up for SDXL's UNet and VAE) and the fraction of the CPU's\n"
          "nominal peak (MMX_PEAK_GFLOPS overrides it; mmx_bench_kernels measures the FMA peak).\n"
-         "example:\n  mmx bench bert-lab bert-32x128 --threads 2 --runs 5\n"
+         "On a GPU (--device cuda --dtype f16|bf16|f32) every workload runs there; timings include draining\n"
+         "the GPU's queue, and the GPU memory column is the most the caching allocator held.\n"
+         "examples:\n  mmx bench bert-lab bert-32x128 --threads 2 --runs 5\n"
+         "  mmx bench bert-1x128 bert-256x128 vit-256 sdxl-unet-1024 --device cuda --dtype f16\n"
          "\n--write-random-sdxl DIR writes a StableDiffusionXLPipeline folder built from SDXL base 1.0's real\n"
          "configs with random weights (fp16 variant files unless --weights f32), so the whole pipeline can be\n"
          "run and timed without the Hub:\n"
@@ -79,12 +82,18 @@ int run_bench(const Args& args) {
     if (args.has("json")) {
       list.push_back({{"workload", r.workload}, {"runs", r.runs}, {"min_ms", r.min_ms}, {"median_ms", r.median_ms},
                       {"gflops", r.gflops}, {"peak_fraction", r.peak_fraction}, {"peak_rss_mb", r.peak_rss_mb},
-                      {"threads", r.threads}});
+                      {"threads", r.threads}, {"device", r.device}, {"items", r.items}, {"items_per_s", r.items_per_s},
+                      {"peak_device_mb", r.peak_device_mb}});
     } else {
-      std::printf("%-20s median %9.2f ms  min %9.2f ms  %7.1f GFLOP/s  %5.1f%% of peak  rss %7.1f MB  threads %d  runs %d\n"
-                  "%-20s %s\n",
-                  r.workload.c_str(), r.median_ms, r.min_ms, r.gflops, 100 * r.peak_fraction, r.peak_rss_mb, r.threads,
-                  r.runs, "", r.detail.c_str());
+      if (r.device == "cpu")
+        std::printf("%-20s median %9.2f ms  min %9.2f ms  %7.1f GFLOP/s  %5.1f%% of peak  rss %7.1f MB  threads %d  runs %d\n",
+                    r.workload.c_str(), r.median_ms, r.min_ms, r.gflops, 100 * r.peak_fraction, r.peak_rss_mb, r.threads,
+                    r.runs);
+      else
+        std::printf("%-20s median %9.2f ms  min %9.2f ms  %8.1f GFLOP/s  gpu memory %8.1f MiB  runs %d  %s\n",
+                    r.workload.c_str(), r.median_ms, r.min_ms, r.gflops, r.peak_device_mb, r.runs, r.device.c_str());
+      if (r.items > 0) std::printf("%-20s %.1f items/s\n", "", r.items_per_s);
+      std::printf("%-20s %s\n", "", r.detail.c_str());
       std::fflush(stdout);
     }
   }

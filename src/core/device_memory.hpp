@@ -15,6 +15,10 @@ struct Memory {
   void (*zero)(void* p, size_t bytes);
   // Converts n elements between F32, F16 and BF16 in device memory.
   void (*convert)(const void* src, DType from, void* dst, DType to, size_t n);
+  void (*synchronize)();          // waits for every queued op
+  size_t (*peak_bytes)();         // the most memory tensors have held at once
+  void (*reset_peak)();
+  const char* (*device_label)();  // e.g. "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)"
 };
 
 // The CUDA backend's memory functions, or nullptr when this build has no CUDA backend.

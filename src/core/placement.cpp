@@ -42,4 +42,13 @@ DType compute_dtype_from_name(const std::string& name) {
   throw Error(ErrorKind::Usage, "unknown dtype '" + name + "'", "use f32, f16 or bf16");
 }
 
+void synchronize_device() {
+  if (cuda_available()) device::cuda_memory()->synchronize();
+}
+double peak_device_memory_mb() { return cuda_available() ? double(device::cuda_memory()->peak_bytes()) / (1 << 20) : 0.0; }
+void reset_peak_device_memory() {
+  if (cuda_available()) device::cuda_memory()->reset_peak();
+}
+std::string device_label() { return cuda_available() ? device::cuda_memory()->device_label() : ""; }
+
 }  // namespace mmx

@@ -31,8 +31,12 @@ const std::vector<std::string> kLabTexts = {"Cat with paint",     "rock statue",
 
 // flops 0: the warm-up counts them op by op (the UNet and the VAE, whose FLOPs have no formula here).
 BenchResult time_runs(const std::string& name, int runs, double flops, const std::function<void()>& run) {
+  const Placement where = placement();
+  const bool cuda = where.device == Device::CUDA;
   if (flops == 0) ops::count_flops(true);
-  run();  // warm-up: first-touch of weights and buffers, packing, thread start
+  reset_peak_device_memory();
+  run();  // warm-up: first-touch of weights and buffers, packing, thread start, cuBLASLt plans
+  synchronize_device();
   if (flops == 0) {
     flops = ops::counted_flops();
     ops::count_flops(false);
@@ -41,6 +45,7 @@ BenchResult time_runs(const std::string& name, int runs, double flops, const std
   for (int r = 0; r < runs; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
     run();
+    synchronize_device();  // the GPU's queue drained: its work is in the time
     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   std::sort(ms.begin(), ms.end());
@@ -51,8 +56,18 @@ BenchResult time_runs(const std::string& name, int runs, double flops, const std
   r.median_ms = ms.size() % 2 ? ms[ms.size() / 2] : 0.5 * (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]);
   r.threads = num_threads();
   r.gflops = flops / (r.median_ms * 1e6);
-  r.peak_fraction = r.gflops / cpu_peak_gflops(r.threads);
+  r.peak_fraction = cuda ? 0.0 : r.gflops / cpu_peak_gflops(r.threads);
   r.peak_rss_mb = peak_rss_mb();
+  if (cuda) {
+    r.device = str("cuda ", dtype_name(where.dtype), " (", device_label(), ")");
+    r.peak_device_mb = peak_device_memory_mb();
+  }
+  return r;
+}
+
+BenchResult with_items(BenchResult r, int64_t items) {
+  r.items = items;
+  r.items_per_s = items / (r.median_ms / 1000.0);
   return r;
 }
 
@@ -62,7 +77,8 @@ double bert_flops(const BertConfig& c, int64_t batch, int64_t seq) {
   return per_layer * double(c.num_hidden_layers) + 2 * double(batch) * h * h;  // + pooler
 }
 
-BenchResult bench_bert(const std::string& name, int runs, const std::string& data_dir, DType weights, bool lab) {
+BenchResult bench_bert(const std::string& name, int runs, const std::string& data_dir, DType weights, bool lab,
+                       int64_t batch = 32, int64_t seq = 128) {
   const std::string config_path = join_path(data_dir, "real-configs/bert-base-uncased/config.json");
   const BertConfig config = BertConfig::from_json(JsonObject::load(config_path));
   auto loader = WeightLoader::random(42, weights);
@@ -73,17 +89,17 @@ BenchResult bench_bert(const std::string& name, int runs, const std::string& dat
     const BatchEncoding batch = tokenizer->encode_batch(kLabTexts, Padding::Longest);
     input_ids = batch.input_ids();
     mask = batch.attention_mask();
-  } else {  // 32 sequences of 128 random ids, no padding
+  } else {  // `batch` sequences of `seq` random ids, no padding
     std::mt19937 rng(7);
-    std::vector<int64_t> ids(32 * 128);
+    std::vector<int64_t> ids(size_t(batch * seq));
     for (auto& id : ids) id = 1000 + static_cast<int64_t>(rng() % 20000);
-    input_ids = Tensor::from_vector(ids, {32, 128});
-    mask = Tensor::from_vector(std::vector<int64_t>(ids.size(), 1), {32, 128});
+    input_ids = Tensor::from_vector(ids, {batch, seq});
+    mask = Tensor::from_vector(std::vector<int64_t>(ids.size(), 1), {batch, seq});
   }
   BenchResult r = time_runs(name, runs, bert_flops(config, input_ids.dim(0), input_ids.dim(1)),
                             [&] { model.forward(input_ids, Tensor(), mask); });
   r.detail = str("bert-base-uncased (random weights), batch ", shape_str(input_ids.shape()));
-  return r;
+  return with_items(r, input_ids.dim(0));
 }
 
 double vit_flops(const ViTConfig& c, int64_t batch) {
@@ -104,7 +120,7 @@ BenchResult bench_vit(const std::string& name, int runs, const std::string& data
   for (int64_t i = 0; i < pixels.numel(); ++i) pixels.data<float>()[i] = normal(rng);
   BenchResult r = time_runs(name, runs, vit_flops(config, batch), [&] { model.forward(pixels); });
   r.detail = str("vit-base-patch16-224 (random weights), pixel_values ", shape_str(pixels.shape()));
-  return r;
+  return with_items(r, batch);
 }
 
 // Decode + ViTImageProcessor for the lab's four photos (PNG and JPEG), per image.
@@ -129,9 +145,11 @@ BenchResult bench_clip(const std::string& name, int runs, const std::string& dat
       CLIPConfig::from_json(JsonObject::load(join_path(data_dir, "real-configs/clip-vit-base-patch32/config.json")));
   auto loader = WeightLoader::random(42, weights);
   const CLIPModel model(config, *loader);
-  if (text) {  // the lab's 8 texts with the real CLIP vocabulary: [8, 7]
+  if (text) {  // `batch` texts, the lab's 8 in turn, with the real CLIP vocabulary: [batch, 7]
     const auto tokenizer = Tokenizer::load(join_path(data_dir, "tokenizers/clip"));
-    const BatchEncoding b = tokenizer->encode_batch(kLabTexts, Padding::Longest);
+    std::vector<std::string> texts;
+    for (int64_t i = 0; i < batch; ++i) texts.push_back(kLabTexts[size_t(i) % kLabTexts.size()]);
+    const BatchEncoding b = tokenizer->encode_batch(texts, Padding::Longest);
     const Tensor ids = b.input_ids(), mask = b.attention_mask();
     const auto& c = *config.text_config;
     const double t = double(ids.dim(1));
@@ -139,7 +157,7 @@ BenchResult bench_clip(const std::string& name, int runs, const std::string& dat
                                                    double(c.num_hidden_layers) + 2.0 * c.hidden_size * config.projection_dim);
     BenchResult r = time_runs(name, runs, flops, [&] { model.get_text_features(ids, mask); });
     r.detail = str("clip-vit-base-patch32 text tower (random weights), input_ids ", shape_str(ids.shape()));
-    return r;
+    return with_items(r, batch);
   }
   const auto& c = *config.vision_config;
   std::mt19937 rng(5);
@@ -152,7 +170,7 @@ BenchResult bench_clip(const std::string& name, int runs, const std::string& dat
                                         2.0 * c.num_patches() * 3 * c.patch_size * c.patch_size * c.hidden_size);
   BenchResult r = time_runs(name, runs, flops, [&] { model.get_image_features(pixels); });
   r.detail = str("clip-vit-base-patch32 vision tower (random weights), pixel_values ", shape_str(pixels.shape()));
-  return r;
+  return with_items(r, batch);
 }
 
 Tensor random_normal(const Shape& shape, uint32_t seed) {
@@ -227,8 +245,15 @@ BenchResult bench_gemm(const std::string& name, int runs, int64_t m, int64_t n, 
   Tensor x = Tensor::empty({m, k}), w = Tensor::empty({n, k});
   for (Tensor* t : {&x, &w})
     for (int64_t i = 0; i < t->numel(); ++i) t->data<float>()[i] = dist(rng);
-  // As the models hold it: an F32 weight packed once at load, a half-precision one as stored.
-  const Tensor stored = w.to(weights);
+  // As the models hold it: on the CPU an F32 weight packed once at load, a half-precision one as
+  // stored; on CUDA both operands in the placement's dtype.
+  const Placement where = placement();
+  if (where.device == Device::CUDA) {
+    x = where.in(x);
+    w = where.in(w);
+    weights = where.dtype;
+  }
+  const Tensor stored = where.device == Device::CUDA ? w : w.to(weights);
   const ops::PackedWeight packed = weights == DType::F32 ? ops::pack_linear_weight(stored) : ops::PackedWeight();
   BenchResult r = time_runs(name, runs, 2.0 * m * n * k,
                             [&] { ops::linear(x, stored, packed, Tensor(), ops::LinearFusion()); });
@@ -242,12 +267,14 @@ BenchResult bench_gemm(const std::string& name, int runs, int64_t m, int64_t n, 
 std::vector<std::pair<std::string, std::string>> bench_workloads() {
   return {{"bert-lab", "bert-base-uncased forward on the lab's 8 texts (batch [8, 7])"},
           {"bert-32x128", "bert-base-uncased forward on 32 × 128 tokens"},
+          {"bert-NxT", "bert-base-uncased forward on N sequences of T tokens, e.g. bert-256x128"},
           {"vit-4", "vit-base-patch16-224 forward on 4 images"},
-          {"vit-32", "vit-base-patch16-224 forward on 32 images"},
+          {"vit-32", "vit-base-patch16-224 forward on 32 images (vit-N: any N)"},
           {"vit-preprocess", "decode + ViT preprocessing, ms per image"},
           {"clip-text-8", "clip-vit-base-patch32 text features of the lab's 8 texts"},
           {"clip-image-4", "clip-vit-base-patch32 image features of 4 images"},
-          {"clip-image-32", "clip-vit-base-patch32 image features of 32 images"},
+          {"clip-image-32", "clip-vit-base-patch32 image features of 32 images (clip-image-N: any N)"},
+          {"clip-text-N", "clip-vit-base-patch32 text features of N texts (the lab's 8 in turn)"},
           {"sdxl-unet-512", "SDXL base UNet, one CFG step (batch 2) at 512×512"},
           {"sdxl-unet-1024", "SDXL base UNet, one CFG step (batch 2) at 1024×1024"},
           {"sdxl-text-encoders", "SDXL's two text encoders on a prompt and a negative prompt"},
@@ -276,6 +303,15 @@ BenchResult run_benchmark(const std::string& workload, int runs, const std::stri
   if (workload == "sdxl-vae-1024") return bench_sdxl_vae(workload, runs, data_dir, w, 1024);
   long long m = 0, n = 0, k = 0;
   int used = 0;
+  const auto whole = [&](int count) { return count >= 1 && used == static_cast<int>(workload.size()) && m > 0 && (count < 2 || n > 0); };
+  if (std::sscanf(workload.c_str(), "bert-%lldx%lld%n", &m, &n, &used) == 2 && whole(2))
+    return bench_bert(workload, runs, data_dir, w, false, m, n);
+  if (std::sscanf(workload.c_str(), "vit-%lld%n", &m, &used) == 1 && whole(1)) return bench_vit(workload, runs, data_dir, w, m);
+  if (std::sscanf(workload.c_str(), "clip-image-%lld%n", &m, &used) == 1 && whole(1))
+    return bench_clip(workload, runs, data_dir, w, false, m);
+  if (std::sscanf(workload.c_str(), "clip-text-%lld%n", &m, &used) == 1 && whole(1))
+    return bench_clip(workload, runs, data_dir, w, true, m);
+  used = 0;
   if (std::sscanf(workload.c_str(), "gemm-%lldx%lldx%lld%n", &m, &n, &k, &used) == 3 &&
       used == static_cast<int>(workload.size()) && m > 0 && n > 0 && k > 0)
     return bench_gemm(workload, runs, m, n, k, w);

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/file_util.hpp"
+#include "core/log.hpp"
 #include "io/checkpoint.hpp"
 #include "io/json_config.hpp"
 #include "mmx/error.hpp"
@@ -27,18 +28,41 @@ Tensor stack2(const Tensor& a, const Tensor& b) {  // torch.cat([a, b]) on dim 0
   return y;
 }
 
+// The VAE in `dtype` on the process's device (the placement is switched for its load only).
+AutoencoderKL load_vae(const DiffusersFolder& f, const std::string& variant, DType dtype) {
+  const Placement saved = placement();
+  set_placement({saved.device, dtype});
+  try {
+    AutoencoderKL vae = load_model<AutoencoderKL>(
+        AutoencoderKLConfig::from_json(JsonObject::load(join_path(f.component("vae"), "config.json"))),
+        Checkpoint::open(component_weights(f.component("vae"), "diffusion_pytorch_model", variant)), HalfWeights::AsStored);
+    set_placement(saved);
+    return vae;
+  } catch (...) {
+    set_placement(saved);
+    throw;
+  }
+}
+
+// diffusers upcasts the VAE to float32 for decoding when it would run in float16 and its config says
+// force_upcast (SDXL's VAE overflows in f16); bf16 has f32's range and stays.
+DType vae_dtype(const DiffusersFolder& f) {
+  const Placement p = placement();
+  if (p.dtype != DType::F16) return p.dtype;
+  const auto config = AutoencoderKLConfig::from_json(JsonObject::load(join_path(f.component("vae"), "config.json")));
+  return config.force_upcast ? DType::F32 : DType::F16;
+}
+
 class SDXLPipelineImpl final : public SDXLPipeline {
  public:
   SDXLPipelineImpl(const DiffusersFolder& f, const std::string& variant)
-      : text_(SDXLTextEncoders::load(f.path, variant)),
+      : folder_(f), variant_(variant),
+        text_(SDXLTextEncoders::load(f.path, variant)),
         unet_(load_model<UNet2DConditionModel>(
             UNet2DConditionConfig::from_json(JsonObject::load(join_path(f.component("unet"), "config.json"))),
             Checkpoint::open(component_weights(f.component("unet"), "diffusion_pytorch_model", variant)),
             HalfWeights::AsStored)),
-        vae_(load_model<AutoencoderKL>(
-            AutoencoderKLConfig::from_json(JsonObject::load(join_path(f.component("vae"), "config.json"))),
-            Checkpoint::open(component_weights(f.component("vae"), "diffusion_pytorch_model", variant)),
-            HalfWeights::AsStored)),
+        vae_(load_vae(f, variant, vae_dtype(f))),
         scheduler_config_(EulerDiscreteConfig::load(join_path(f.component("scheduler"), "scheduler_config.json"))) {
     if (vae_.config().latent_channels != unet_.config().in_channels)
       fail(f.path, ": the VAE has ", vae_.config().latent_channels, " latent channels and the UNet takes ",
@@ -116,7 +140,12 @@ class SDXLPipelineImpl final : public SDXLPipeline {
         else
           v = v / static_cast<float>(c.scaling_factor);
       }
-    const Tensor x = vae_.decode(z);
+    Tensor x = vae_.decode(z);
+    if (!all_finite(x) && placement().device == Device::CUDA && vae_dtype(folder_) != DType::F32) {
+      // A half-precision VAE overflowed: decode again in f32 rather than write a black image.
+      log_warn("the VAE's ", dtype_name(vae_dtype(folder_)), " decode gave non-finite values; decoding again in f32");
+      x = load_vae(folder_, variant_, DType::F32).decode(z);
+    }
     const int64_t channels = x.dim(1), h = x.dim(2), w = x.dim(3);
     if (channels != 3) fail("the VAE decodes ", channels, " channels; an RGB image needs 3");
     Image img;
@@ -126,8 +155,8 @@ class SDXLPipelineImpl final : public SDXLPipeline {
     for (int64_t ch = 0; ch < 3; ++ch)
       for (int64_t i = 0; i < h * w; ++i) {
         const float v = x.data<float>()[ch * h * w + i];
-        if (std::isnan(v))
-          fail("the VAE decoded NaN values: the latents went out of range (too high a guidance scale, or a model "
+        if (!std::isfinite(v))
+          fail("the VAE decoded non-finite values: the latents went out of range (too high a guidance scale, or a model "
                "that needs float32 where it ran in lower precision); no image was written");
         const float pixel = std::clamp(v / 2 + 0.5f, 0.0f, 1.0f);
         img.rgb[size_t(i * 3 + ch)] = static_cast<uint8_t>(std::lround(pixel * 255.0f));
@@ -135,6 +164,15 @@ class SDXLPipelineImpl final : public SDXLPipeline {
     return img;
   }
 
+  static bool all_finite(const Tensor& x) {
+    const float* p = x.data<float>();
+    for (int64_t i = 0; i < x.numel(); ++i)
+      if (!std::isfinite(p[i])) return false;
+    return true;
+  }
+
+  DiffusersFolder folder_;
+  std::string variant_;
   std::unique_ptr<SDXLTextEncoders> text_;
   UNet2DConditionModel unet_;
   AutoencoderKL vae_;

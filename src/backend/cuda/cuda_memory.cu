@@ -2,6 +2,7 @@
 // handle, and a caching allocator in the manner of PyTorch's: freed blocks go back to a pool by rounded
 // size and serve later requests, which are queued on the same stream, so reuse needs no synchronisation.
 #include <cstring>
+#include <string>
 #include <map>
 #include <mutex>
 #include <vector>
@@ -171,6 +172,19 @@ void convert(const void* src, DType from, void* dst, DType to, size_t n) {
 
 void* allocate_hook(size_t bytes) { return allocator().allocate(bytes); }
 void release_hook(void* p, size_t) { allocator().release(p); }
+void synchronize_hook() { MMX_CUDA_CHECK(cudaStreamSynchronize(stream())); }
+size_t peak_hook() { return allocator().peak(); }
+void reset_peak_hook() { allocator().reset_peak(); }
+const char* label_hook() {
+  static const std::string label = [] {
+    cudaDeviceProp prop{};
+    context();
+    MMX_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+    return str(prop.name, " (sm_", prop.major, prop.minor, ", ", prop.multiProcessorCount, " SMs, ",
+               prop.totalGlobalMem >> 20, " MiB)");
+  }();
+  return label.c_str();
+}
 
 }  // namespace
 
@@ -192,7 +206,9 @@ void synchronize() { MMX_CUDA_CHECK(cudaStreamSynchronize(stream())); }
 namespace mmx::device {
 
 const Memory* cuda_memory() {
-  static const Memory memory{cuda::allocate_hook, cuda::release_hook, cuda::copy, cuda::zero, cuda::convert};
+  static const Memory memory{cuda::allocate_hook, cuda::release_hook, cuda::copy,         cuda::zero,
+                             cuda::convert,       cuda::synchronize_hook, cuda::peak_hook, cuda::reset_peak_hook,
+                             cuda::label_hook};
   return &memory;
 }
 
