@@ -15,7 +15,11 @@
 
 namespace mmx::test {
 
-inline std::string data(const std::string& relative) { return std::string(MMX_TEST_DATA) + "/" + relative; }
+// MMX_TEST_DATA_DIR overrides the source tree's tests/data (a suite built on one machine, run on another).
+inline std::string data(const std::string& relative) {
+  const char* dir = std::getenv("MMX_TEST_DATA_DIR");
+  return std::string(dir && *dir ? dir : MMX_TEST_DATA) + "/" + relative;
+}
 
 struct Diff {
   double max_abs = 0, max_rel = 0;

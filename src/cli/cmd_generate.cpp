@@ -134,9 +134,12 @@ int run_generate(const Args& args) {
   write_file_atomically(output, encode_png(r.image, text));
   std::fprintf(stderr,
                "wrote %s (%lld×%lld): load %.2f s, prompt %.2f s, %lld steps at %.2f s/step, decode %.2f s; "
-               "peak RSS %.0f MiB\n",
+               "peak RSS %.0f MiB%s\n",
                output.c_str(), static_cast<long long>(r.image.width), static_cast<long long>(r.image.height), load_s,
-               prompt_s, static_cast<long long>(o.steps), total / static_cast<double>(o.steps), decode_s, peak_rss_mb());
+               prompt_s, static_cast<long long>(o.steps), total / static_cast<double>(o.steps), decode_s, peak_rss_mb(),
+               placement().device == Device::CUDA
+                   ? str(", peak GPU memory ", static_cast<long long>(peak_device_memory_mb()), " MiB on ", device_label()).c_str()
+                   : "");
   return 0;
 }
 
