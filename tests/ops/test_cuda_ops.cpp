@@ -175,10 +175,15 @@ TEST(CudaOps, AttentionWithMasksCausalBiasAndEveryHeadWidth) {
                         {3, 77, 77, 4, 64, true, true, false},    // CLIP text: causal + padding
                         {2, 33, 33, 2, 80, false, false, true},   // 80-wide heads (ViT-H), a score bias
                         {1, 20, 70, 2, 160, false, false, false}, // the 256-wide kernel
-                        {1, 5, 300, 1, 8, false, false, false}};  // narrow heads, many key tiles
+                        {1, 5, 300, 1, 8, false, false, false},   // narrow heads, many key tiles
+                        {2, 130, 200, 10, 64, false, false, false}};  // several query blocks and key tiles, partial
   uint32_t seed = 30;
+  // F16/BF16 with 64-wide heads run on the tensor-core kernel; MMX_CUDA_ATTENTION=simple checks the other too.
+  for (const char* kernel : {"default", "simple"})
   for (const Case& c : cases)
     for (DType dtype : kDtypes) {
+      const test::EnvVar force("MMX_CUDA_ATTENTION", std::string(kernel) == "simple" ? std::optional<std::string>("simple")
+                                                                                      : std::nullopt);
       const int64_t channels = c.heads * c.d;
       const Tensor q = rounded(random_tensor({c.batch, c.tq, channels}, seed++), dtype);
       const Tensor k = rounded(random_tensor({c.batch, c.tk, channels}, seed++), dtype);
@@ -194,7 +199,8 @@ TEST(CudaOps, AttentionWithMasksCausalBiasAndEveryHeadWidth) {
       const Tensor got = ops::attention(on_device(q, dtype), on_device(k, dtype), on_device(v, dtype), c.heads,
                                         mask.defined() ? mask.to(Device::CUDA) : mask, c.causal,
                                         bias.defined() ? bias.to(Device::CUDA) : bias);
-      expect_matches(str("attention ", c.batch, "×", c.tq, "×", c.tk, " heads ", c.heads, "×", c.d), got, expected, dtype);
+      expect_matches(str("attention (", kernel, ") ", c.batch, "×", c.tq, "×", c.tk, " heads ", c.heads, "×", c.d), got,
+                     expected, dtype);
     }
 }
 

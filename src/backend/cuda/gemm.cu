@@ -28,14 +28,23 @@ struct Plan {
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
   cublasLtMatmulAlgo_t algo{};
 };
-using PlanKey = std::tuple<int, bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>;
+using PlanKey = std::tuple<int, bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, uint32_t>;
+
+// The largest power of two (up to 256) dividing the address: cuBLASLt's heuristic assumes 256-byte
+// aligned operands unless told, and views such as a convolution's column tile start anywhere.
+uint32_t alignment(const void* p) {
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  return a == 0 ? 256u : static_cast<uint32_t>(std::min<uintptr_t>(256, a & (~a + 1)));
+}
 
 const Plan& plan_for(DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, int64_t lda,
-                     int64_t ldb, int64_t ldd) {
+                     int64_t ldb, int64_t ldd, uint32_t align_a, uint32_t align_b, uint32_t align_c, uint32_t align_d) {
   static std::mutex mutex;
   static std::map<PlanKey, Plan> plans;
   std::lock_guard<std::mutex> lock(mutex);
-  const PlanKey key{int(dtype), trans_a, trans_b, m, n, k, lda, ldb, ldd};
+  const auto log2 = [](uint32_t v) { return uint32_t(31 - __builtin_clz(v)); };  // each a power of two ≤ 256
+  const uint32_t aligns = log2(align_a) | log2(align_b) << 8 | log2(align_c) << 16 | log2(align_d) << 24;
+  const PlanKey key{int(dtype), trans_a, trans_b, m, n, k, lda, ldb, ldd, aligns};
   auto it = plans.find(key);
   if (it != plans.end()) return it->second;
   Plan plan;
@@ -54,6 +63,11 @@ const Plan& plan_for(DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t
   MMX_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference));
   MMX_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                         &workspace_bytes, sizeof(workspace_bytes)));
+  const std::pair<cublasLtMatmulPreferenceAttributes_t, uint32_t> minimum_alignments[] = {
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, align_a}, {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, align_b},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, align_c}, {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, align_d}};
+  for (const auto& [attribute, bytes] : minimum_alignments)
+    MMX_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, attribute, &bytes, sizeof(bytes)));
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
   MMX_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(cublaslt(), plan.op, plan.a, plan.b, plan.c, plan.c, preference, 1,
@@ -67,12 +81,14 @@ const Plan& plan_for(DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t
 // D = op(A)·op(B) + beta·C in column-major terms; C (when beta ≠ 0) has D's layout.
 void matmul(DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void* a, int64_t lda,
             const void* b, int64_t ldb, float beta, const void* c, void* d, int64_t ldd) {
-  const Plan& plan = plan_for(dtype, trans_a, trans_b, m, n, k, lda, ldb, ldd);
+  const void* c_or_d = beta != 0.f ? c : d;
+  const Plan& plan = plan_for(dtype, trans_a, trans_b, m, n, k, lda, ldb, ldd, alignment(a), alignment(b),
+                              alignment(c_or_d), alignment(d));
   const float alpha = 1.f;
   size_t workspace_bytes = 0;
   void* workspace = gemm_workspace(&workspace_bytes);
-  MMX_CUBLAS_CHECK(cublasLtMatmul(cublaslt(), plan.op, &alpha, a, plan.a, b, plan.b, &beta, beta != 0.f ? c : d, plan.c,
-                                  d, plan.c, &plan.algo, workspace, workspace_bytes, stream()));
+  MMX_CUBLAS_CHECK(cublasLtMatmul(cublaslt(), plan.op, &alpha, a, plan.a, b, plan.b, &beta, c_or_d, plan.c, d, plan.c,
+                                  &plan.algo, workspace, workspace_bytes, stream()));
 }
 
 constexpr int kThreads = 256;
@@ -145,7 +161,9 @@ void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t s
   const size_t elem = dtype_size(x.dtype());
   const bool direct = kh == 1 && kw == 1 && stride == 1 && padding == 0;  // the image is its own column matrix
   // Columns in tiles of at most 256 MiB (the VAE's 128 channels at 1024² would need 2.4 GB at once).
-  const int64_t tile = direct ? positions : std::max<int64_t>(1, std::min<int64_t>(positions, (int64_t(256) << 20) / (depth * elem)));
+  // (a multiple of 64 positions, so each tile's output starts 128-byte aligned when the image does)
+  const int64_t tile =
+      direct ? positions : std::min<int64_t>(positions, std::max<int64_t>(64, (int64_t(256) << 20) / (depth * elem) / 64 * 64));
   Tensor col = direct ? Tensor() : Tensor::empty({depth * tile}, x.dtype(), Device::CUDA);
   for (int64_t b = 0; b < batch; ++b) {
     const char* image = x.ptr<char>() + b * channels * h * w * elem;
