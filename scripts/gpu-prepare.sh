@@ -28,7 +28,7 @@ for b in .gpu/stage/bin/*; do ldd "$b"; done | awk '$3 ~ /^\// {print $3}' | sor
   grep -Ev '/(libc|libm|libpthread|libdl|librt|ld-linux-x86-64|libstdc\+\+|libgcc_s)\.so' |
   grep -Ev '/(libcudart|libcublas|libcublasLt|libcuda|libcudnn)[^/]*$' |
   while read -r lib; do cp -L "$lib" .gpu/stage/lib/; done
-tar -C .gpu/stage -cJf .gpu/bundle.tar.xz bin lib
+XZ_OPT=-9 tar -C .gpu/stage -cJf .gpu/bundle.tar.xz bin lib
 rm -rf .gpu/stage
 echo "bundle: $(du -h .gpu/bundle.tar.xz | cut -f1)"
 
@@ -39,7 +39,7 @@ fi
 
 # The tree that travels: untrack what the GPU checks never read.
 grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
-for path in tests/data/preprocess tests/data/models/bert-tiny-bin tests/data/plot; do
+for path in tests/data/preprocess tests/data/models/bert-tiny-bin tests/data/plot tests/data/rng; do
   git rm -r -q --cached "$path" 2>/dev/null || true
   grep -qx "/$path/" .git/info/exclude || echo "/$path/" >> .git/info/exclude
 done

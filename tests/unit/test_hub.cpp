@@ -305,7 +305,7 @@ TEST(HubDownload, APipelineDownloadsItsComponentsInTheAskedVariant) {
   repo.commit = kCommit;
   const fs::path root = test::data("models/sdxl-tiny");
   for (const auto& e : fs::recursive_directory_iterator(root))
-    if (e.is_regular_file()) repo.files[fs::relative(e.path(), root).string()] = read_file(e.path().string());
+    if (e.is_regular_file()) repo.files[e.path().lexically_relative(root).string()] = read_file(e.path().string());
   repo.files["sd_xl_tiny.safetensors"] = "a single-file checkpoint at the root: not fetched";
   repo.files["unused_component/config.json"] = "{}";  // a folder model_index.json does not name
   server.add("org/sdxl-tiny", repo);
