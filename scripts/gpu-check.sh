@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # On a GPU machine (the lent H100/H200), from the repository root:
-#   bash scripts/gpu-check.sh            (GPU_CHECK_QUICK=1: tests only, no benchmarks)
+#   bash scripts/gpu-check.sh     (GPU_CHECK_QUICK=1: tests only; GPU_CHECK_BUNDLE=1: skip the build, use the bundle)
 # 1. builds mmx with the CUDA backend using every core, or, where this machine lacks the build's
 #    -dev packages, unpacks the build scripts/gpu-prepare.sh made (.gpu/bundle.tar.xz);
 # 2. runs the CUDA op tests, then every golden test with the models on the GPU: in f32 against the CPU
@@ -25,12 +25,13 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=c
 # --- 1. binaries -----------------------------------------------------------------------------------------
 cuda_lib=$(dirname "$(find /usr/local/cuda*/ /usr/lib /opt -name 'libcublasLt.so.13*' 2>/dev/null | head -1)" 2>/dev/null)
 stamp "build"
-if cmake -S . -B build/gpu-here -G Ninja -DCMAKE_BUILD_TYPE=Release -DMMX_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
+if [ "${GPU_CHECK_BUNDLE:-0}" != 1 ] && cmake -S . -B build/gpu-here -G Ninja -DCMAKE_BUILD_TYPE=Release -DMMX_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
      >"$out/configure.log" 2>&1 && cmake --build build/gpu-here -j"$(nproc)" >"$out/build.log" 2>&1; then
   bin="$root/build/gpu-here"; tests="$bin/tests/mmx_tests"; mmx="$bin/mmx"; libs=""
   echo "built here with $(nproc) cores"
 elif [ -f .gpu/bundle.tar.xz ]; then
-  echo "cannot build here (see configure.log: $(grep -m1 -i 'could not\|not found\|error' "$out/configure.log")); using .gpu/bundle.tar.xz"
+  [ "${GPU_CHECK_BUNDLE:-0}" = 1 ] && echo "using .gpu/bundle.tar.xz (GPU_CHECK_BUNDLE=1)" ||
+    echo "cannot build here ($(grep -m1 -i 'could not\|not found\|error' "$out/configure.log")); using .gpu/bundle.tar.xz"
   rm -rf /tmp/mmx-bundle && mkdir -p /tmp/mmx-bundle && tar -C /tmp/mmx-bundle -xJf .gpu/bundle.tar.xz
   tests=/tmp/mmx-bundle/bin/mmx_tests; mmx=/tmp/mmx-bundle/bin/mmx; libs=/tmp/mmx-bundle/lib
 else
@@ -44,6 +45,7 @@ with_libs "$mmx" --version 2>/dev/null || with_libs "$mmx" --help | head -2
 stamp "CUDA op tests"
 with_libs "$tests" --gtest_filter='Cuda*' --gtest_brief=1 2>&1 | tee "$out/cuda-ops.log" | tail -40
 [ "${PIPESTATUS[0]}" = 0 ] || status=1
+grep -q 'no CUDA device visible' "$out/cuda-ops.log" && { echo "the tests saw no GPU: is libcuda reachable?"; status=1; }
 stamp "golden tests on CUDA, f32 (the CPU tolerances)"
 MMX_TEST_DEVICE=cuda MMX_TEST_DTYPE=f32 with_libs "$tests" --gtest_filter='*Golden*' --gtest_brief=1 2>&1 |
   tee "$out/golden-f32.log" | grep -E 'FAIL|Failure|PASSED|FAILED|error' | head -60

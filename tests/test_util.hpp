@@ -8,12 +8,22 @@
 #include <cstdlib>
 #include <filesystem>
 #include <optional>
+#include <random>
 #include <string>
 
 #include "mmx/safetensors.hpp"
 #include "mmx/tensor.hpp"
 
 namespace mmx::test {
+
+// N(0, scale²) values from a seeded mt19937: the ops tests' inputs.
+inline Tensor random_tensor(Shape shape, uint32_t seed, float scale = 1.f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.f, scale);
+  Tensor t = Tensor::empty(std::move(shape));
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = dist(rng);
+  return t;
+}
 
 // MMX_TEST_DATA_DIR overrides the source tree's tests/data (a suite built on one machine, run on another).
 inline std::string data(const std::string& relative) {

@@ -12,13 +12,7 @@
 using namespace mmx;
 
 namespace {
-Tensor random_tensor(Shape shape, uint32_t seed, float scale = 1.f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.f, scale);
-  Tensor t = Tensor::empty(std::move(shape));
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = dist(rng);
-  return t;
-}
+using test::random_tensor;
 }  // namespace
 
 TEST(Ops, GemmMatchesReferenceOnShapeSweep) {
