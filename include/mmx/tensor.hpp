@@ -80,6 +80,9 @@ class Tensor {
   Tensor clone() const;
   Tensor to(DType dtype) const;  // F16/BF16/F32/F64 conversions; returns *this when already `dtype`
   Tensor to(Device device) const;  // a copy on `device` (synchronous); returns *this when already there
+  // Overwrites this tensor's elements with `src` (same shape; any device; F32/F16/BF16 converted),
+  // keeping its storage: how new inputs reach a recorded op sequence (ops::Recording).
+  void copy_from(const Tensor& src) const;
 
  private:
   void check_dtype(DType expected) const;

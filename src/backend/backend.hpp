@@ -1,5 +1,7 @@
 // One table of ops per device. Entries receive arguments already checked by ops.cpp.
 #pragma once
+#include <functional>
+
 #include "backend/ops.hpp"
 
 namespace mmx {
@@ -29,6 +31,10 @@ struct OpTable {
   void (*geglu)(const Tensor& x, Tensor& y);
   void (*select_tokens)(const Tensor& x, const std::vector<int64_t>& positions, Tensor& y);
   void (*patchify)(const Tensor& pixels, int64_t patch_height, int64_t patch_width, Tensor& y);
+  // Recording the ops of a call to replay them later (CUDA graphs); nullptr where the backend has none.
+  void* (*record)(const std::function<void()>& body);
+  void (*replay)(void* recording);
+  void (*release_recording)(void* recording);
 };
 
 const OpTable& cpu_op_table();

@@ -1,6 +1,7 @@
 #include "backend/ops.hpp"
 
 #include <atomic>
+#include <cstdlib>
 
 #include "backend/backend.hpp"
 #include "backend/cpu/cpu_ops.hpp"
@@ -12,7 +13,8 @@ const OpTable& cpu_op_table() {
                              cpu::softmax,   cpu::add,     cpu::embedding, cpu::attention,
                              cpu::conv2d,    cpu::group_norm, cpu::upsample_nearest2x,
                              cpu::pad_bottom_right, cpu::transpose12, cpu::add_channel_bias, cpu::concat1,
-                             cpu::geglu, cpu::select_tokens, cpu::patchify};
+                             cpu::geglu, cpu::select_tokens, cpu::patchify,
+                             nullptr,    nullptr,            nullptr};  // no recordings: ops run as called
   return table;
 }
 
@@ -265,6 +267,26 @@ Tensor pad_bottom_right(const Tensor& x, int64_t amount) {
   Tensor y = Tensor::empty({x.dim(0), x.dim(1), x.dim(2) + amount, x.dim(3) + amount}, x.dtype(), x.device());
   op_table(x.device()).pad_bottom_right(x, y);
   return y;
+}
+
+bool recordings_enabled(Device device) {
+  if (device == Device::CPU || !op_table(device).record) return false;
+  const char* env = std::getenv("MMX_CUDA_GRAPHS");
+  return !(env && std::string(env) == "0");
+}
+
+Recording Recording::record(Device device, const std::function<void()>& body) {
+  if (!recordings_enabled(device)) fail("op recordings are not available on ", device_name(device));
+  const OpTable& table = op_table(device);
+  Recording r;
+  r.device_ = device;
+  r.handle_ = std::shared_ptr<void>(table.record(body), table.release_recording);
+  return r;
+}
+
+void Recording::replay() const {
+  if (!handle_) fail("replay of an empty op recording");
+  op_table(device_).replay(handle_.get());
 }
 
 Tensor transpose12(const Tensor& x) {

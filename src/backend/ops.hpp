@@ -2,6 +2,8 @@
 // the backend's table (backend.hpp) then runs the op. Models never see which backend that is.
 // Conventions: row-major, dimension 0 outermost; matmul means A·B; nn.Linear weights are [out, in].
 #pragma once
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -95,5 +97,22 @@ Tensor select_tokens(const Tensor& x, const std::vector<int64_t>& positions);
 // patch grid, each ordered (c, y, x) like a Conv2d(kernel = stride = patch) weight: a linear layer on
 // them is the ViT/CLIP patch embedding. Rows and columns past the last whole patch are dropped.
 Tensor patchify(const Tensor& pixels, int64_t patch_height, int64_t patch_width);
+
+// A recording of the ops one call of a function queues, replayed later with one launch (CUDA graphs:
+// the UNet step without launching hundreds of kernels from the host). Recording does not run the ops.
+// Tensors the function reads must stay where they are (copy new values into them with copy_from before
+// each replay); tensors it creates come from a memory pool kept for the recording, so a tensor it
+// returns (kept by the caller) is overwritten by each replay. Available on CUDA unless MMX_CUDA_GRAPHS=0.
+bool recordings_enabled(Device device);
+class Recording {
+ public:
+  static Recording record(Device device, const std::function<void()>& body);
+  void replay() const;
+  bool defined() const { return handle_ != nullptr; }
+
+ private:
+  std::shared_ptr<void> handle_;
+  Device device_ = Device::CPU;
+};
 
 }  // namespace mmx::ops

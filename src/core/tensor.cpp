@@ -253,6 +253,27 @@ Tensor Tensor::to(Device device) const {
   return t;
 }
 
+void Tensor::copy_from(const Tensor& src) const {
+  if (!defined() || !src.defined() || src.shape_ != shape_)
+    fail("copy_from: ", src.defined() ? shape_str(src.shape_) : "undefined", " into ", shape_str(shape_));
+  const Tensor here = src.to(device_);  // on this tensor's device, still in src's dtype
+  if (!nbytes()) return;
+  if (here.dtype_ == dtype_) {
+    if (device_ == Device::CUDA)
+      cuda_memory_or_fail().copy(raw_mutable(), device_, here.data_, device_, nbytes());
+    else
+      std::memcpy(raw_mutable(), here.data_, nbytes());
+  } else if (device_ == Device::CUDA) {
+    const auto is_float = [](DType d) { return d == DType::F32 || d == DType::F16 || d == DType::BF16; };
+    if (!is_float(dtype_) || !is_float(here.dtype_))
+      fail("copy_from: no conversion from ", dtype_name(here.dtype_), " to ", dtype_name(dtype_));
+    cuda_memory_or_fail().convert(here.data_, here.dtype_, raw_mutable(), dtype_, static_cast<size_t>(numel()));
+  } else {
+    const Tensor converted = here.to(dtype_);
+    std::memcpy(raw_mutable(), converted.data_, nbytes());
+  }
+}
+
 Tensor Tensor::to(DType dtype) const {
   if (dtype == dtype_) return *this;
   if (device_ == Device::CUDA) {

@@ -53,6 +53,12 @@ class UNet2DConditionModel {
     std::optional<Conv2d> upsampler;          // up blocks: a convolution after nearest 2×
   };
   Tensor time_embedding(const Tensor& t_emb, const Linear& l1, const Linear& l2) const;
+  struct StepInputs {  // on the placement's device (the host's sinusoidal features included)
+    Tensor sample, time_features, add_features, context;
+  };
+  Tensor forward_on_device(const StepInputs& in) const;  // device ops only: what a CUDA graph records
+  struct StepGraph;
+  struct StepGraphs;
 
   UNet2DConditionConfig config_;
   ops::Activation act_;
@@ -62,6 +68,7 @@ class UNet2DConditionModel {
   std::vector<Block> down_blocks, up_blocks;
   Block mid_block;
   GroupNorm conv_norm_out;
+  std::unique_ptr<StepGraphs> step_graphs_;  // mutable state of const forward()s: the recorded steps
 };
 
 // get_timestep_embedding: [N] timesteps → [N, dim] sinusoidal features in float32, as diffusers.

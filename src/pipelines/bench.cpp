@@ -34,9 +34,9 @@ BenchResult time_runs(const std::string& name, int runs, double flops, const std
   const Placement where = placement();
   const bool cuda = where.device == Device::CUDA;
   if (flops == 0) ops::count_flops(true);
-  reset_peak_device_memory();
+  if (cuda) reset_peak_device_memory();
   run();  // warm-up: first-touch of weights and buffers, packing, thread start, cuBLASLt plans
-  synchronize_device();
+  if (cuda) synchronize_device();
   if (flops == 0) {
     flops = ops::counted_flops();
     ops::count_flops(false);
@@ -45,7 +45,7 @@ BenchResult time_runs(const std::string& name, int runs, double flops, const std
   for (int r = 0; r < runs; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
     run();
-    synchronize_device();  // the GPU's queue drained: its work is in the time
+    if (cuda) synchronize_device();  // the GPU's queue drained: its work is in the time
     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   std::sort(ms.begin(), ms.end());

@@ -2,12 +2,14 @@
 // handle, and a caching allocator in the manner of PyTorch's: freed blocks go back to a pool by rounded
 // size and serve later requests, which are queued on the same stream, so reuse needs no synchronisation.
 #include <cstring>
+#include <functional>
 #include <string>
 #include <map>
 #include <mutex>
 #include <vector>
 
 #include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/cuda_ops.hpp"
 #include "core/device_memory.hpp"
 
 namespace mmx::cuda {
@@ -41,6 +43,8 @@ Context& context() {
 // Blocks under 1 MiB round to 512 bytes, larger ones to 2 MiB, so a model's repeating shapes find
 // their blocks again; a request may take a pooled block up to twice its size. On cudaMalloc failure
 // every pooled block is returned to the driver and the allocation is tried once more.
+// While a graph is recorded, allocations come from a private pool of that recording (PyTorch does the
+// same): the graph replays into those addresses later, so no tensor outside it may ever get them.
 class CachingAllocator {
  public:
   static size_t rounded(size_t bytes) {
@@ -48,15 +52,17 @@ class CachingAllocator {
   }
   void* allocate(size_t bytes) {
     const size_t size = rounded(bytes);
+    int pool = 0;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      auto it = pool_.lower_bound(size);
-      if (it != pool_.end() && it->first <= 2 * size) {
+      pool = active_pool_;
+      auto& free = pools_[pool];
+      auto it = free.lower_bound(size);
+      if (it != free.end() && it->first <= 2 * size) {
         void* p = it->second.back();
-        block_size_[p] = it->first;
+        live_[p] = {it->first, pool};
         it->second.pop_back();
-        pooled_ -= it->first;
-        if (it->second.empty()) pool_.erase(it);
+        if (it->second.empty()) free.erase(it);
         return p;
       }
     }
@@ -64,49 +70,79 @@ class CachingAllocator {
     void* p = nullptr;
     if (cudaMalloc(&p, size) != cudaSuccess) {
       (void)cudaGetLastError();
-      release_pool();
+      if (pool == 0) release_cached();  // (not while recording: that would synchronise the captured stream)
       cudaError_t status = cudaMalloc(&p, size);
       if (status != cudaSuccess) {
         size_t free_bytes = 0, total = 0;
         cudaMemGetInfo(&free_bytes, &total);
         fail("out of GPU memory allocating ", size, " bytes (", free_bytes >> 20, " MiB free of ", total >> 20,
-             " MiB; ", in_use_ >> 20, " MiB held by tensors)");
+             " MiB; ", in_use_ >> 20, " MiB held by mmx)");
       }
     }
     std::lock_guard<std::mutex> lock(mutex_);
-    block_size_[p] = size;
+    live_[p] = {size, pool};
     in_use_ += size;
     peak_ = std::max(peak_, in_use_);
     return p;
   }
   void release(void* p) {
     std::lock_guard<std::mutex> lock(mutex_);
-    auto it = block_size_.find(p);
-    if (it == block_size_.end()) return;
-    pool_[it->second].push_back(p);
-    pooled_ += it->second;
-    block_size_.erase(it);
+    auto it = live_.find(p);
+    if (it == live_.end()) return;
+    const Block block = it->second;
+    live_.erase(it);
+    if (block.pool != 0 && !pools_.count(block.pool)) {  // its recording is gone
+      cudaFree(p);
+      in_use_ -= block.size;
+      return;
+    }
+    pools_[block.pool][block.size].push_back(p);
   }
-  void release_pool() {
+  // Returns the general pool's cached blocks to the driver.
+  void release_cached() {
     MMX_CUDA_CHECK(cudaStreamSynchronize(context().stream));
     std::lock_guard<std::mutex> lock(mutex_);
-    for (auto& [size, blocks] : pool_)
-      for (void* p : blocks) {
-        cudaFree(p);
-        in_use_ -= size;
-      }
-    pool_.clear();
-    pooled_ = 0;
+    free_blocks(pools_[0]);
+  }
+  int begin_private_pool() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    active_pool_ = next_pool_++;
+    pools_[active_pool_];
+    return active_pool_;
+  }
+  void end_private_pool() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    active_pool_ = 0;
+  }
+  void free_private_pool(int pool) {  // from destructors: errors (a torn-down runtime at exit) are ignored
+    (void)cudaStreamSynchronize(context().stream);
+    std::lock_guard<std::mutex> lock(mutex_);
+    free_blocks(pools_[pool]);
+    pools_.erase(pool);
   }
   size_t peak() const { return peak_; }
   void reset_peak() { peak_ = in_use_; }
 
  private:
+  struct Block {
+    size_t size;
+    int pool;
+  };
+  using FreeBlocks = std::map<size_t, std::vector<void*>>;  // by size, for lower_bound
+  void free_blocks(FreeBlocks& free) {
+    for (auto& [size, blocks] : free)
+      for (void* p : blocks) {
+        cudaFree(p);
+        in_use_ -= size;
+      }
+    free.clear();
+  }
   static constexpr size_t kLarge = size_t(1) << 20;
   std::mutex mutex_;
-  std::map<size_t, std::vector<void*>> pool_;  // by size, for lower_bound
-  std::map<void*, size_t> block_size_;         // live blocks
-  size_t pooled_ = 0, in_use_ = 0, peak_ = 0;  // in_use_: every block cudaMalloc'd and not yet freed
+  std::map<int, FreeBlocks> pools_;  // 0: the general pool; others: one per graph recording
+  std::map<void*, Block> live_;      // blocks held by tensors
+  int active_pool_ = 0, next_pool_ = 1;
+  size_t in_use_ = 0, peak_ = 0;     // in_use_: every block cudaMalloc'd and not yet freed
 };
 CachingAllocator& allocator() {
   static CachingAllocator* a = new CachingAllocator();
@@ -196,6 +232,58 @@ void* gemm_workspace(size_t* bytes) {
 }
 void* device_alloc(size_t bytes) { return allocator().allocate(bytes); }
 void device_free(void* p, size_t) { allocator().release(p); }
+
+// CUDA graphs: the ops a call queues on the stream, recorded once and replayed with one launch.
+namespace {
+struct Recording {
+  cudaGraphExec_t exec = nullptr;
+  int pool = 0;
+};
+}  // namespace
+
+void* record_graph(const std::function<void()>& body) {
+  synchronize();
+  const int pool = allocator().begin_private_pool();
+  // Relaxed: the private pool may cudaMalloc while the stream is being captured.
+  MMX_CUDA_CHECK(cudaStreamBeginCapture(stream(), cudaStreamCaptureModeRelaxed));
+  cudaGraph_t graph = nullptr;
+  try {
+    body();
+  } catch (...) {
+    cudaStreamEndCapture(stream(), &graph);
+    if (graph) cudaGraphDestroy(graph);
+    (void)cudaGetLastError();
+    allocator().end_private_pool();
+    allocator().free_private_pool(pool);
+    throw;
+  }
+  const cudaError_t ended = cudaStreamEndCapture(stream(), &graph);
+  allocator().end_private_pool();
+  if (ended != cudaSuccess) {
+    allocator().free_private_pool(pool);
+    fail_cuda(ended, "cudaStreamEndCapture (an op synchronised or used another stream while recording)", __FILE__, __LINE__);
+  }
+  auto* r = new Recording{nullptr, pool};
+  const cudaError_t instantiated = cudaGraphInstantiate(&r->exec, graph, 0);
+  cudaGraphDestroy(graph);
+  if (instantiated != cudaSuccess) {
+    allocator().free_private_pool(pool);
+    delete r;
+    fail_cuda(instantiated, "cudaGraphInstantiate", __FILE__, __LINE__);
+  }
+  return r;
+}
+
+void replay_graph(void* recording) {
+  MMX_CUDA_CHECK(cudaGraphLaunch(static_cast<Recording*>(recording)->exec, stream()));
+}
+
+void release_graph(void* recording) {
+  auto* r = static_cast<Recording*>(recording);
+  cudaGraphExecDestroy(r->exec);
+  allocator().free_private_pool(r->pool);
+  delete r;
+}
 
 size_t peak_memory_bytes() { return allocator().peak(); }
 void reset_peak_memory() { allocator().reset_peak(); }

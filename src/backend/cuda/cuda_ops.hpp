@@ -2,6 +2,7 @@
 // on cuda::stream(), so the host only waits where it copies a result back.
 #pragma once
 #include <cstddef>
+#include <functional>
 #include <vector>
 
 #include "backend/ops.hpp"
@@ -35,5 +36,11 @@ size_t peak_memory_bytes();
 void reset_peak_memory();
 // Waits until every queued op has run (for timing).
 void synchronize();
+
+// CUDA graphs: record the ops `body` queues (not running them; intermediates from a private pool),
+// replay them with one launch, release the recording and its pool.
+void* record_graph(const std::function<void()>& body);
+void replay_graph(void* recording);
+void release_graph(void* recording);
 
 }  // namespace mmx::cuda

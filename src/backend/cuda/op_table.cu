@@ -16,7 +16,8 @@ const OpTable* cuda_op_table() {
                              cuda::layer_norm, cuda::activation,     cuda::softmax,    cuda::add,
                              cuda::embedding,  cuda::attention,      cuda::conv2d,     cuda::group_norm,
                              cuda::upsample_nearest2x, cuda::pad_bottom_right, cuda::transpose12,
-                             cuda::add_channel_bias, cuda::concat1, cuda::geglu, cuda::select_tokens, cuda::patchify};
+                             cuda::add_channel_bias, cuda::concat1, cuda::geglu, cuda::select_tokens, cuda::patchify,
+                             cuda::record_graph,      cuda::replay_graph, cuda::release_graph};
   return &table;
 }
 
