@@ -42,7 +42,22 @@ with_libs() { LD_LIBRARY_PATH="${libs:+$libs:}${cuda_lib:+$cuda_lib:}${LD_LIBRAR
 with_libs "$mmx" --version 2>/dev/null || with_libs "$mmx" --help | head -2
 
 # --- 2. tests ---------------------------------------------------------------------------------------------
-stamp "CUDA op tests"
+stamp "CUDA op tests (and torch's CUDA randn as the reference for --rng cuda)"
+python3 - "$out/torch-cuda-randn.safetensors" <<'PY' || echo "(torch could not write its CUDA randn reference)"
+import sys, torch
+from safetensors.torch import save_file
+t = {}
+for seed in (0, 42):
+    for dt, name in ((torch.float32, "f32"), (torch.float16, "f16"), (torch.bfloat16, "bf16")):
+        t[f"s{seed}_{name}_1x4x128x128"] = torch.randn(1, 4, 128, 128, generator=torch.Generator("cuda").manual_seed(seed), device="cuda", dtype=dt).cpu()
+for shape in ((3, 5, 7), (1, 4, 64, 64), (700001,)):
+    g = torch.Generator("cuda").manual_seed(7)
+    key = "s7_f32_" + "x".join(map(str, shape))
+    t[key] = torch.randn(*shape, generator=g, device="cuda").cpu()
+    t[key + "_second"] = torch.randn(*shape, generator=g, device="cuda").cpu()
+save_file(t, sys.argv[1])
+PY
+[ -f "$out/torch-cuda-randn.safetensors" ] && export MMX_TORCH_CUDA_RANDN="$out/torch-cuda-randn.safetensors"
 with_libs "$tests" --gtest_filter='Cuda*' --gtest_brief=1 2>&1 | tee "$out/cuda-ops.log" | tail -40
 [ "${PIPESTATUS[0]}" = 0 ] || status=1
 grep -q 'no CUDA device visible' "$out/cuda-ops.log" && { echo "the tests saw no GPU: is libcuda reachable?"; status=1; }

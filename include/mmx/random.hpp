@@ -25,4 +25,20 @@ class TorchGenerator {
   std::optional<double> next_normal_;  // Box–Muller's second value, kept for the next call
 };
 
+// torch.Generator("cuda").manual_seed(seed): torch.randn on the CUDA device, computed there as torch
+// computes it (curand's Philox4x32-10 and Box–Muller, torch's launch grid and offsets; see
+// backend/cuda/random.cu), so `--rng cuda --seed S` gives the latents diffusers gets with a CUDA
+// generator. `dtype` is the dtype torch draws in (diffusers: the pipeline's, F16 under
+// torch_dtype=float16); the values come back as host F32. Needs a CUDA device; depends on its SM count
+// exactly as torch's values do.
+class TorchCudaGenerator {
+ public:
+  explicit TorchCudaGenerator(uint64_t seed) : seed_(seed) {}
+  Tensor randn(const Shape& shape, DType dtype = DType::F32);
+
+ private:
+  uint64_t seed_;
+  uint64_t offset_ = 0;  // philox_offset_per_thread
+};
+
 }  // namespace mmx

@@ -57,6 +57,7 @@ struct GenerateOptions {
   std::optional<int64_t> width, height;  // default: the UNet's sample_size × the VAE's scale factor
   Tensor latents;  // initial latents [1, C, h, w] (before init_noise_sigma); undefined: drawn from `seed`
   uint64_t seed = 0;  // torch.Generator().manual_seed(seed), as diffusers' generator=
+  bool cuda_rng = false;  // torch.Generator("cuda").manual_seed(seed) instead (TorchCudaGenerator, in the run's dtype)
   bool keep_step_latents = false;
   // Called after each step with (step, steps, seconds the step took).
   std::function<void(int64_t, int64_t, double)> on_step;

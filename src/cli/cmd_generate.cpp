@@ -32,6 +32,7 @@ const Command kGenerateCommand{
         {"height", "H", "image height in pixels (same default)"},
         {"variant", "fp16", "load the *.fp16.safetensors weight files (computed in float32)"},
         {"seed", "S", "the initial noise of generator=torch.Generator().manual_seed(S), value for value (default: a random seed, printed)"},
+        {"rng", "cpu|cuda", "cpu (default): torch.Generator().manual_seed(S); cuda: torch.Generator(\"cuda\").manual_seed(S), drawn on the GPU in --dtype as diffusers does (needs --device cuda)"},
         {"latents", "FILE", "initial latents instead: a .safetensors file with key 'latents' [1, 4, H/8, W/8] (diffusers' latents=)"},
         {"save-latents", "FILE", "also write init_latents and step_latents (every step, stacked) to a .safetensors file"},
         {"output", "FILE", "the PNG to write (default out.png); an existing file is kept unless --force"},
@@ -79,6 +80,11 @@ int run_generate(const Args& args) {
   if (find_invalid_utf8(*prompt) != std::string::npos) usage_error("--prompt is not valid UTF-8");
   const auto latents_file = args.get("latents");
   if (latents_file && args.has("seed")) usage_error("give --seed or --latents, not both");
+  const std::string rng = args.get("rng").value_or("cpu");
+  if (rng != "cpu" && rng != "cuda") usage_error("--rng must be cpu or cuda, got '", rng, "'");
+  if (rng == "cuda" && placement().device != Device::CUDA)
+    usage_error("--rng cuda draws the noise on the GPU: add --device cuda");
+  if (rng == "cuda" && latents_file) usage_error("--rng chooses how the seed's noise is drawn; --latents gives it");
   const std::string output = args.get("output").value_or("out.png");
   if (extension_of(output) != ".png") usage_error("--output '", output, "': the image is written as .png");
   check_output_path(output);
@@ -103,6 +109,7 @@ int run_generate(const Args& args) {
     o.latents = file.get("latents").to(DType::F32).clone();
   } else {
     o.seed = args.has("seed") ? static_cast<uint64_t>(*args.get_int("seed", 0)) : std::random_device{}();
+    o.cuda_rng = rng == "cuda";
     if (!args.has("seed") && log_level() >= LogLevel::Warn) std::fprintf(stderr, "seed %llu\n", static_cast<unsigned long long>(o.seed));
   }
   o.keep_step_latents = save_latents.has_value();

@@ -19,6 +19,8 @@ struct Memory {
   size_t (*peak_bytes)();         // the most memory tensors have held at once
   void (*reset_peak)();
   const char* (*device_label)();  // e.g. "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)"
+  // torch.randn on a CUDA generator at (seed, offset) into a device tensor; returns the offset's advance.
+  uint64_t (*torch_randn)(uint64_t seed, uint64_t offset, Tensor& out);
 };
 
 // The CUDA backend's memory functions, or nullptr when this build has no CUDA backend.

@@ -81,7 +81,9 @@ class SDXLPipelineImpl final : public SDXLPipeline {
                   vae_scale_factor(), "), got ", width, "×", height);
     if (o.steps < 1) usage_error("steps must be at least 1, got ", o.steps);
     const Shape latent_shape{1, latent_channels(), height / vae_scale_factor(), width / vae_scale_factor()};
-    const Tensor initial = o.latents.defined() ? o.latents : TorchGenerator(o.seed).randn(latent_shape);
+    const Tensor initial = o.latents.defined() ? o.latents
+                           : o.cuda_rng       ? TorchCudaGenerator(o.seed).randn(latent_shape, placement().dtype)
+                                              : TorchGenerator(o.seed).randn(latent_shape);
     if (initial.shape() != latent_shape || initial.dtype() != DType::F32)
       usage_error("initial latents must be F32 ", shape_str(latent_shape), " for ", width, "×", height, ", got ",
                   dtype_name(initial.dtype()), " ", shape_str(initial.shape()));

@@ -10,6 +10,7 @@
 
 #include "backend/ops.hpp"
 #include "io/checkpoint.hpp"
+#include "mmx/random.hpp"
 #include "mmx/runtime.hpp"
 #include "mmx/sdxl.hpp"
 #include "models/unet2d_condition.hpp"
@@ -274,4 +275,36 @@ TEST(CudaGraphs, ReplayedUNetStepsEqualTheEagerOnes) {
     test::expect_close(str("graph vs eager, call ", i), replayed, direct, 0.0);
     test::expect_close(str("graph vs CPU, call ", i), replayed, cpu.forward(sample, t, context, text, ids), 1e-5);
   }
+}
+
+// torch.randn on a CUDA generator: MMX_TORCH_CUDA_RANDN names a safetensors file torch wrote on this GPU
+// (scripts/gpu-check.sh makes it): keys "s{seed}_{f32|f16|bf16}_{d0}x{d1}..." hold a first draw of a
+// fresh generator, a "_second" suffix the next draw of the same generator. Bit for bit.
+TEST(CudaRandom, TorchCudaRandnBitForBit) {
+  SKIP_WITHOUT_CUDA();
+  const char* path = std::getenv("MMX_TORCH_CUDA_RANDN");
+  if (!path) GTEST_SKIP() << "MMX_TORCH_CUDA_RANDN is not set (torch's own draws on this GPU are the reference)";
+  const auto file = SafetensorsFile::open(path);
+  int compared = 0;
+  for (const TensorInfo& info : file.tensors()) {
+    const std::string& key = info.name;
+    if (key.size() > 7 && key.compare(key.size() - 7, 7, "_second") == 0) continue;
+    unsigned long long seed = 0;
+    char dtype_text[8] = {};
+    int used = 0;
+    ASSERT_EQ(std::sscanf(key.c_str(), "s%llu_%7[a-z0-9]_%n", &seed, dtype_text, &used), 2) << key;
+    Shape shape;
+    for (const char* p = key.c_str() + used; *p;) {
+      char* end = nullptr;
+      shape.push_back(std::strtoll(p, &end, 10));
+      p = *end == 'x' ? end + 1 : end;
+    }
+    TorchCudaGenerator generator(seed);
+    const DType dtype = compute_dtype_from_name(dtype_text);
+    test::expect_close(key, generator.randn(shape, dtype), file.get(key).to(DType::F32), 0.0);
+    if (file.find(key + "_second"))
+      test::expect_close(key + "_second", generator.randn(shape, dtype), file.get(key + "_second").to(DType::F32), 0.0);
+    ++compared;
+  }
+  EXPECT_GT(compared, 0);
 }

@@ -296,7 +296,7 @@ namespace mmx::device {
 const Memory* cuda_memory() {
   static const Memory memory{cuda::allocate_hook, cuda::release_hook, cuda::copy,         cuda::zero,
                              cuda::convert,       cuda::synchronize_hook, cuda::peak_hook, cuda::reset_peak_hook,
-                             cuda::label_hook};
+                             cuda::label_hook,    cuda::torch_randn};
   return &memory;
 }
 

@@ -37,6 +37,10 @@ void reset_peak_memory();
 // Waits until every queued op has run (for timing).
 void synchronize();
 
+// torch.randn on a CUDA generator in its state (seed, Philox offset) into `out` (F32/F16/BF16, on the
+// device); returns how far the generator's offset advances (random.cu).
+uint64_t torch_randn(uint64_t seed, uint64_t offset, Tensor& out);
+
 // CUDA graphs: record the ops `body` queues (not running them; intermediates from a private pool),
 // replay them with one launch, release the recording and its pool.
 void* record_graph(const std::function<void()>& body);
