@@ -23,7 +23,9 @@ status=0
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader || { echo "no GPU"; exit 1; }
 
 # --- 1. binaries -----------------------------------------------------------------------------------------
-cuda_lib=$(dirname "$(find /usr/local/cuda*/ /usr/lib /opt -name 'libcublasLt.so.13*' 2>/dev/null | head -1)" 2>/dev/null)
+# CUDA's libraries as this machine has them (the toolkit's, or the PyTorch wheels' under /opt).
+lib_dir() { local f; f=$(find /usr/local/cuda*/ /usr/lib /opt -name "$1" 2>/dev/null | head -1); [ -n "$f" ] && dirname "$f"; }
+cuda_lib="$(lib_dir 'libcublasLt.so.13*'):$(lib_dir 'libcudart.so.13*'):$(lib_dir 'libcudnn.so.9*')"
 stamp "build"
 if [ "${GPU_CHECK_BUNDLE:-0}" != 1 ] && cmake -S . -B build/gpu-here -G Ninja -DCMAKE_BUILD_TYPE=Release -DMMX_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
      >"$out/configure.log" 2>&1 && cmake --build build/gpu-here -j"$(nproc)" >"$out/build.log" 2>&1; then

@@ -209,12 +209,16 @@ TEST(CudaOps, Conv2dStridesPaddingAndPointwise) {
     int64_t kernel, stride, padding;
     bool bias;
   };
+  // cuDNN where the build has it, and the im2col + cuBLASLt path (MMX_CUDA_CONV=im2col).
+  for (const char* path : {"default", "im2col"})
   for (const Case c : {Case{3, 1, 1, true}, Case{3, 2, 0, true}, Case{1, 1, 0, true}, Case{3, 1, 1, false}, Case{2, 2, 0, true}})
     for (DType dtype : kDtypes) {
+      const test::EnvVar force("MMX_CUDA_CONV", std::string(path) == "im2col" ? std::optional<std::string>("im2col")
+                                                                                : std::nullopt);
       const Tensor x = rounded(random_tensor({2, 5, 13, 11}, 40), dtype);
       const Tensor w = rounded(random_tensor({7, 5, c.kernel, c.kernel}, 41, 0.2f), dtype);
       const Tensor b = c.bias ? random_tensor({7}, 42) : Tensor();
-      expect_matches(str("conv2d k", c.kernel, " s", c.stride, " p", c.padding),
+      expect_matches(str("conv2d (", path, ") k", c.kernel, " s", c.stride, " p", c.padding),
                      ops::conv2d(on_device(x, dtype), on_device(w, dtype), b.defined() ? b.to(Device::CUDA) : b, c.stride,
                                  c.padding),
                      ops::conv2d(x, w, b, c.stride, c.padding), dtype);

@@ -20,6 +20,8 @@ void embedding(const Tensor& weight, const Tensor& ids, Tensor& y);
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, const Tensor& key_padding_mask,
                bool causal, const Tensor& score_bias, Tensor& y);
 void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding, Tensor& y);
+void conv2d_im2col(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding, Tensor& y);
+void add_conv_bias(Tensor& y, const Tensor& bias);  // y[n, o, :, :] += bias[o]
 void group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias, float eps, ops::Activation act,
                 Tensor& y);
 void upsample_nearest2x(const Tensor& x, Tensor& y);

@@ -1,4 +1,5 @@
-// Matrix products on cuBLASLt: nn.Linear, and convolution as a GEMM over image columns (im2col).
+// Matrix products on cuBLASLt: nn.Linear, and convolution as a GEMM over image columns (im2col: the
+// fallback of conv.cu's cuDNN path, and MMX_CUDA_CONV=im2col).
 // F16/BF16 run on tensor cores with f32 accumulation; F32 computes in true f32 (no TF32), so an f32
 // run matches the CPU within its tolerances.
 #include <map>
@@ -153,7 +154,7 @@ void linear(const Tensor& x, const Tensor& weight, const ops::PackedWeight& pack
 
 ops::PackedWeight pack_linear_weight(const Tensor&) { return {}; }  // cuBLASLt reads [out, in] as stored
 
-void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding, Tensor& y) {
+void conv2d_im2col(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding, Tensor& y) {
   const int64_t batch = x.dim(0), channels = x.dim(1), h = x.dim(2), w = x.dim(3);
   const int64_t out = weight.dim(0), kh = weight.dim(2), kw = weight.dim(3), ho = y.dim(2), wo = y.dim(3);
   const int64_t positions = ho * wo, depth = channels * kh * kw;
@@ -185,10 +186,14 @@ void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t s
              nullptr, result + p0 * elem, positions);
     }
   }
-  if (!bias.defined()) return;
+  if (bias.defined()) add_conv_bias(y, bias);
+}
+
+void add_conv_bias(Tensor& y, const Tensor& bias) {
+  const int64_t channels = y.dim(1), positions = y.dim(2) * y.dim(3);
   dispatch_float(y.dtype(), "conv2d", [&]<class T>() {
-    channel_bias_kernel<T><<<grid_for(y.numel()), kThreads, 0, stream()>>>(y.ptr<T>(), bias.ptr<float>(), y.numel(), out,
-                                                                           positions);
+    channel_bias_kernel<T><<<grid_for(y.numel()), kThreads, 0, stream()>>>(y.ptr<T>(), bias.ptr<float>(), y.numel(),
+                                                                           channels, positions);
   });
   MMX_CUDA_LAUNCH_CHECK();
 }
