@@ -1,6 +1,7 @@
 // Shared by the CUDA backend's files: error checks, the stream every op runs on, element types.
 #pragma once
 #include <cublasLt.h>
+#include <algorithm>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -32,11 +33,6 @@ cublasLtHandle_t cublaslt();
 // Scratch device memory for cuBLASLt (its workspace) that lives as long as the process.
 void* gemm_workspace(size_t* bytes);
 
-// Device memory from the caching allocator (cuda_memory.cu): blocks freed go back to a per-size pool
-// and are reused by later requests in stream order, so a forward pass allocates nothing after its first.
-void* device_alloc(size_t bytes);
-void device_free(void* p, size_t bytes);
-
 // Element types by dtype; kernels load through to_float and store through from_float, computing in f32.
 template <class T> __device__ __forceinline__ float to_float(T v);
 template <> __device__ __forceinline__ float to_float<float>(float v) { return v; }
@@ -58,7 +54,11 @@ void dispatch_float(DType dtype, const char* op, F&& f) {
   }
 }
 
-inline unsigned blocks_for(int64_t n, int threads) { return static_cast<unsigned>((n + threads - 1) / threads); }
+// Grid-stride kernels: 256 threads a block, at most 2²⁰ blocks (each thread then loops over the rest).
+constexpr int kThreads = 256;
+inline unsigned grid_for(int64_t n) {
+  return static_cast<unsigned>(std::min<int64_t>((n + kThreads - 1) / kThreads, int64_t(1) << 20));
+}
 
 // Block-wide sum of one float per thread (blockDim.x a multiple of 32, at most 1024).
 __device__ __forceinline__ float warp_sum(float v) {

@@ -230,8 +230,6 @@ void* gemm_workspace(size_t* bytes) {
   *bytes = context().workspace_bytes;
   return context().workspace;
 }
-void* device_alloc(size_t bytes) { return allocator().allocate(bytes); }
-void device_free(void* p, size_t) { allocator().release(p); }
 
 // CUDA graphs: the ops a call queues on the stream, recorded once and replayed with one launch.
 namespace {

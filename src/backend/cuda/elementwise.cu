@@ -10,8 +10,6 @@ namespace mmx::cuda {
 
 namespace {
 
-constexpr int kThreads = 256;
-unsigned grid_for(int64_t n) { return static_cast<unsigned>(std::min<int64_t>((n + kThreads - 1) / kThreads, 1 << 20)); }
 
 template <class T>
 __global__ void activation_kernel(T* x, int64_t n, int act) {

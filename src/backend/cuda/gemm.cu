@@ -92,8 +92,6 @@ void matmul(DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64
                                   &plan.algo, workspace, workspace_bytes, stream()));
 }
 
-constexpr int kThreads = 256;
-unsigned grid_for(int64_t n) { return static_cast<unsigned>(std::min<int64_t>((n + kThreads - 1) / kThreads, 1 << 20)); }
 
 // y[r, c] = act(y[r, c] + bias[c]) over rows of `cols` (the linear's epilogue; the residual came in as C).
 template <class T>

@@ -8,8 +8,6 @@ namespace mmx::cuda {
 
 namespace {
 
-constexpr int kThreads = 256;
-unsigned grid_for(int64_t n) { return static_cast<unsigned>(std::min<int64_t>((n + kThreads - 1) / kThreads, 1 << 20)); }
 
 // 32×32 tiles staged in shared memory so that both the reads and the writes are coalesced.
 template <class T>
