@@ -208,9 +208,6 @@ void convert(const void* src, DType from, void* dst, DType to, size_t n) {
 
 void* allocate_hook(size_t bytes) { return allocator().allocate(bytes); }
 void release_hook(void* p, size_t) { allocator().release(p); }
-void synchronize_hook() { MMX_CUDA_CHECK(cudaStreamSynchronize(stream())); }
-size_t peak_hook() { return allocator().peak(); }
-void reset_peak_hook() { allocator().reset_peak(); }
 const char* label_hook() {
   static const std::string label = [] {
     cudaDeviceProp prop{};
@@ -293,7 +290,7 @@ namespace mmx::device {
 
 const Memory* cuda_memory() {
   static const Memory memory{cuda::allocate_hook, cuda::release_hook, cuda::copy,         cuda::zero,
-                             cuda::convert,       cuda::synchronize_hook, cuda::peak_hook, cuda::reset_peak_hook,
+                             cuda::convert,       cuda::synchronize,  cuda::peak_memory_bytes, cuda::reset_peak_memory,
                              cuda::label_hook,    cuda::torch_randn};
   return &memory;
 }
