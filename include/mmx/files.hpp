@@ -1,5 +1,4 @@
 // Whole-file reads, UTF-8 validation and atomic writes (temporary name in the same folder, then rename).
-// Public so that the CLI and other programs share the same checks.
 #pragma once
 #include <functional>
 #include <string>
@@ -15,10 +14,6 @@ std::string join_path(const std::string& dir, const std::string& name);
 
 // Byte offset of the first invalid UTF-8 sequence, or npos when `text` is valid.
 size_t find_invalid_utf8(std::string_view text);
-
-// A UTF-8 text file as lines (a leading BOM, "\r\n" endings and empty lines dropped); invalid UTF-8
-// is an error naming the line and byte.
-std::vector<std::string> read_text_lines(const std::string& path);
 
 // Fails (usage error) when the folder that would hold `path` does not exist, so a command
 // can refuse a bad output path before doing any work.

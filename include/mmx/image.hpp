@@ -1,12 +1,10 @@
-// Images: decoding to RGB exactly as Pillow's Image.open(path).convert("RGB"), Pillow-exact resizing,
-// and Hugging Face's image processors (ViTImageProcessor, CLIPImageProcessor) → pixel_values.
+// Images (src/io/image.cpp): decoding to RGB exactly as Pillow's Image.open(path).convert("RGB"), and
+// RGB images encoded as PNG.
 #pragma once
 #include <cstdint>
-#include <utility>
 #include <string>
+#include <utility>
 #include <vector>
-
-#include "mmx/tensor.hpp"
 
 namespace mmx {
 
@@ -24,17 +22,6 @@ Image load_image(const std::string& path);
 Image decode_image(const std::string& bytes, const std::string& name);
 // An RGB image as PNG bytes, with UTF-8 text chunks (key, text) such as the prompt of a generated image.
 std::string encode_png(const Image& image, const std::vector<std::pair<std::string, std::string>>& text = {});
-
-// Pillow's resampling filters, with Pillow's codes (PIL.Image.Resampling).
-enum class Resample { Nearest = 0, Lanczos = 1, Bilinear = 2, Bicubic = 3, Box = 4, Hamming = 5 };
-Resample resample_from_code(int64_t code);
-
-// Image.resize((width, height), resample, reducing_gap=None) on an RGB image, to the bit.
-Image resize(const Image& image, int64_t width, int64_t height, Resample resample);
-
-// Command-line image arguments → files: a folder gives its .png/.jpg/.jpeg files (sorted), a pattern
-// with * ? [ is expanded (sorted), anything else is taken as a path. No match is an error.
-std::vector<std::string> expand_image_paths(const std::vector<std::string>& args);
 
 constexpr int64_t kMaxImagePixels = 178956970;  // Pillow: 2 × MAX_IMAGE_PIXELS raises DecompressionBombError
 

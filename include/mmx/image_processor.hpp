@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "mmx/image.hpp"
+#include "mmx/pil_resize.hpp"
+#include "mmx/tensor.hpp"
 
 namespace mmx {
 

@@ -3,7 +3,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
-#include "mmx/bench.hpp"
+#include "bench/bench.hpp"
+#include "bench/random_pipeline.hpp"
 #include "mmx/error.hpp"
 #include "mmx/files.hpp"
 #include "mmx/runtime.hpp"

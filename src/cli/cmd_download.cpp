@@ -3,7 +3,7 @@
 
 #include "cli/commands.hpp"
 #include "mmx/error.hpp"
-#include "mmx/hub.hpp"
+#include "mmx/hub_download.hpp"
 
 namespace mmx::cli {
 

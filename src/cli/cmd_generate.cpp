@@ -13,7 +13,7 @@
 #include "mmx/image.hpp"
 #include "mmx/runtime.hpp"
 #include "mmx/safetensors.hpp"
-#include "mmx/sdxl.hpp"
+#include "mmx/text_to_image.hpp"
 
 namespace mmx::cli {
 

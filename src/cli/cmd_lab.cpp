@@ -10,9 +10,10 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "cli/plot_args.hpp"
 #include "mmx/error.hpp"
 #include "mmx/files.hpp"
-#include "mmx/lab.hpp"
+#include "lab/lab.hpp"
 #include "mmx/runtime.hpp"
 
 namespace mmx::cli {

@@ -5,9 +5,10 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "cli/plot_args.hpp"
 #include "mmx/embed.hpp"
 #include "mmx/files.hpp"
-#include "mmx/lab.hpp"
+#include "lab/lab.hpp"
 #include "mmx/safetensors.hpp"
 #include "mmx/similarity.hpp"
 

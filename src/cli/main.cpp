@@ -7,6 +7,7 @@
 
 #include "cli/commands.hpp"
 #include "mmx/error.hpp"
+#include "mmx/hub_download.hpp"
 
 namespace {
 
@@ -36,6 +37,7 @@ void print_main_help() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  mmx::enable_hub_downloads();  // --model takes Hub ids: what is not cached is downloaded once
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     print_main_help();

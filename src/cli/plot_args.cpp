@@ -2,9 +2,10 @@
 #include <cmath>
 #include <map>
 
-#include "cli/commands.hpp"
+#include "cli/plot_args.hpp"
 #include "mmx/error.hpp"
 #include "mmx/files.hpp"
+#include "mmx/plot/render.hpp"
 
 namespace mmx::cli {
 

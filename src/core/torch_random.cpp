@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "mmx/error.hpp"
-#include "mmx/random.hpp"
+#include "mmx/torch_random.hpp"
 
 #include "core/device_memory.hpp"
 

@@ -4,12 +4,12 @@
 // its symlinks is all a model load needs.
 #include <cstdlib>
 #include <filesystem>
+#include <mutex>
 
-#include "core/file_util.hpp"
+#include "mmx/files.hpp"
 #include "core/log.hpp"
 #include "mmx/error.hpp"
-#include "mmx/files.hpp"
-#include "mmx/hub.hpp"
+#include "mmx/hub_cache.hpp"
 
 namespace mmx {
 namespace fs = std::filesystem;
@@ -102,6 +102,16 @@ std::optional<std::string> find_cached_snapshot(const HubModelId& id, const std:
   return snapshot.string();
 }
 
+namespace {
+std::mutex g_downloader_mutex;
+ModelDownloader g_downloader;  // installed by the hub component (enable_hub_downloads), or none
+}  // namespace
+
+void set_model_downloader(ModelDownloader downloader) {
+  std::lock_guard<std::mutex> lock(g_downloader_mutex);
+  g_downloader = std::move(downloader);
+}
+
 std::string resolve_model_path(const std::string& model, const std::string& variant) {
   if (dir_exists(model)) return model;
   const auto id = parse_hub_model_id(model);
@@ -116,9 +126,18 @@ std::string resolve_model_path(const std::string& model, const std::string& vari
   if (hub_offline())
     throw Error(ErrorKind::Runtime, not_cached + "; HF_HUB_OFFLINE is set, so it is not downloaded)",
                 "unset HF_HUB_OFFLINE to download it once into that cache, or give a folder saved by save_pretrained");
+  ModelDownloader download;
+  {
+    std::lock_guard<std::mutex> lock(g_downloader_mutex);
+    download = g_downloader;
+  }
+  if (!download)
+    throw Error(ErrorKind::Runtime, not_cached + ")",
+                "fill the cache with `mmx download " + id->repo_id +
+                    "`, or link mmx::hub and call mmx::enable_hub_downloads() to download from this program");
   log_warn(model, " is not in the Hugging Face cache (", cache, "); downloading it");
   try {
-    return download_model(*id, variant);
+    return download(*id, variant);
   } catch (const Error& e) {
     throw Error(ErrorKind::Runtime, not_cached + "), and downloading it failed: " + e.what(), e.hint());
   }

@@ -19,11 +19,10 @@
 #include <set>
 #include <thread>
 
-#include "core/file_util.hpp"
+#include "mmx/files.hpp"
 #include "core/log.hpp"
 #include "mmx/error.hpp"
-#include "mmx/files.hpp"
-#include "mmx/hub.hpp"
+#include "mmx/hub_download.hpp"
 #include "mmx/runtime.hpp"
 
 namespace mmx {
@@ -372,5 +371,7 @@ std::string download_model(const HubModelId& id, const std::string& variant) {
   }
   return (repo / "snapshots" / commit).string();
 }
+
+void enable_hub_downloads() { set_model_downloader(download_model); }
 
 }  // namespace mmx

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "core/file_util.hpp"
+#include "mmx/files.hpp"
 #include "core/log.hpp"
 #include "io/json_config.hpp"
 #include "io/torch_checkpoint.hpp"

@@ -1,6 +1,6 @@
 #include "io/json_config.hpp"
 
-#include "core/file_util.hpp"
+#include "mmx/files.hpp"
 #include "mmx/error.hpp"
 
 namespace mmx {

@@ -9,7 +9,8 @@
 #include <cmath>
 #include <cstring>
 
-#include "mmx/image.hpp"
+#include "mmx/error.hpp"
+#include "mmx/pil_resize.hpp"
 
 namespace mmx {
 

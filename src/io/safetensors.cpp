@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "core/file_util.hpp"
+#include "mmx/files.hpp"
 #include "io/json_config.hpp"
 
 namespace mmx {

@@ -2,11 +2,11 @@
 
 #include <algorithm>
 
-#include "core/file_util.hpp"
+#include "mmx/files.hpp"
 #include "core/log.hpp"
 #include "mmx/image_processor.hpp"
 #include "mmx/error.hpp"
-#include "mmx/hub.hpp"
+#include "mmx/hub_cache.hpp"
 
 namespace mmx {
 

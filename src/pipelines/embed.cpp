@@ -5,10 +5,10 @@
 #include <cmath>
 #include <cstring>
 
-#include "core/file_util.hpp"
+#include "mmx/files.hpp"
 #include "core/log.hpp"
 #include "io/checkpoint.hpp"
-#include "mmx/hub.hpp"
+#include "mmx/hub_cache.hpp"
 #include "models/bert.hpp"
 #include "models/vit.hpp"
 #include "pipelines/pooling.hpp"

@@ -5,7 +5,7 @@
 #include <cstring>
 #include <memory>
 
-#include "core/file_util.hpp"
+#include "mmx/files.hpp"
 #include "core/log.hpp"
 #include "io/checkpoint.hpp"
 #include "models/clip.hpp"

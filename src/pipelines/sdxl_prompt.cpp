@@ -5,94 +5,20 @@
 #include <algorithm>
 #include <filesystem>
 
-#include "core/file_util.hpp"
+#include "mmx/files.hpp"
 #include "core/log.hpp"
 #include "io/checkpoint.hpp"
 #include "io/json_config.hpp"
 #include "mmx/error.hpp"
-#include "mmx/hub.hpp"
-#include "mmx/sdxl.hpp"
+#include "mmx/hub_cache.hpp"
+#include "mmx/sdxl_prompt.hpp"
+#include "pipelines/sdxl_folder.hpp"
 #include "mmx/tokenizer.hpp"
 #include "models/clip.hpp"
 #include "models/model_folder.hpp"
 #include "models/weights.hpp"
 
 namespace mmx {
-namespace {
-
-// The components StableDiffusionXLPipeline needs and the classes this mmx implements for each
-// (diffusers loads either CLIP tokenizer class into the same tokenizer).
-struct ComponentClasses {
-  const char* name;
-  std::vector<std::string> classes;
-};
-const ComponentClasses kComponents[] = {
-    {"tokenizer", {"CLIPTokenizer", "CLIPTokenizerFast"}},
-    {"tokenizer_2", {"CLIPTokenizer", "CLIPTokenizerFast"}},
-    {"text_encoder", {"CLIPTextModel"}},
-    {"text_encoder_2", {"CLIPTextModelWithProjection"}},
-    {"unet", {"UNet2DConditionModel"}},
-    {"vae", {"AutoencoderKL"}},
-    {"scheduler", {"EulerDiscreteScheduler"}},
-};
-
-}  // namespace
-
-DiffusersFolder DiffusersFolder::open(const std::string& model, const std::string& variant) {
-  const std::string path = resolve_model_path(model, variant);  // a folder, or a Hub id (the repo root) in the cache
-  const std::string index_path = join_path(path, "model_index.json");
-  if (!file_exists(index_path))
-    throw Error(ErrorKind::Runtime, path + ": no model_index.json (not a diffusers pipeline folder)",
-                "a pipeline folder is what DiffusionPipeline.save_pretrained writes: model_index.json + one folder per component");
-  const JsonObject index = JsonObject::load(index_path);
-  DiffusersFolder f;
-  f.path = path;
-  f.class_name = index.require_string("_class_name");
-  if (f.class_name != "StableDiffusionXLPipeline")
-    fail(index_path, ": _class_name '", f.class_name, "' is not supported (this mmx runs StableDiffusionXLPipeline)");
-  f.force_zeros_for_empty_prompt = index.get_bool("force_zeros_for_empty_prompt", true);
-  for (const auto& [name, classes] : kComponents) {
-    const auto& j = index.json();
-    if (!j.contains(name) || !j.at(name).is_array() || j.at(name).size() != 2 || !j.at(name)[1].is_string())
-      fail(index_path, ": no component '", name, "' (a [library, class] pair)");
-    const std::string cls = j.at(name)[1].get<std::string>();
-    if (std::find(classes.begin(), classes.end(), cls) == classes.end()) {
-      std::string known;
-      for (const auto& c : classes) known += (known.empty() ? "" : " or ") + c;
-      fail(index_path, ": ", name, " is a ", cls, "; this mmx implements ", known, " there");
-    }
-  }
-  for (const auto& [name, classes] : kComponents)  // after the classes: a wrong pipeline is the first thing to say
-    if (!dir_exists(join_path(path, name))) fail(path, ": the component folder '", name, "' is missing");
-  return f;
-}
-
-std::string DiffusersFolder::component(const std::string& name) const { return join_path(path, name); }
-
-std::string component_weights(const std::string& folder, const std::string& stem, const std::string& variant) {
-  if (!variant.empty() && variant != "fp16") usage_error("unknown weight variant '", variant, "' (use fp16, or none)");
-  const std::string plain = join_path(folder, stem + ".safetensors"), index = plain + ".index.json";
-  const std::string fp16 = join_path(folder, stem + ".fp16.safetensors");
-  // PyTorch pickles only when there are no safetensors (as diffusers prefers them): transformers names
-  // them pytorch_model.bin, diffusers diffusion_pytorch_model.bin.
-  const std::string bin_stem = stem == "model" ? "pytorch_model" : stem;
-  const std::string bin = join_path(folder, bin_stem + ".bin"), bin_index = bin + ".index.json";
-  const std::string bin16 = join_path(folder, bin_stem + ".fp16.bin");
-  if (variant == "fp16") {
-    if (file_exists(fp16)) return fp16;
-    if (file_exists(bin16)) return bin16;
-    fail(folder, ": no ", stem, ".fp16.safetensors (or ", bin_stem, ".fp16.bin) for the fp16 variant");
-  }
-  for (const std::string& candidate : {plain, index, fp16, bin, bin_index, bin16})
-    if (file_exists(candidate)) return candidate;  // only the variant there: used, as diffusers does with a warning
-  std::string found;
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(folder, ec))
-    if (e.path().extension() == ".safetensors" || e.path().extension() == ".bin")
-      found += (found.empty() ? "" : ", ") + e.path().filename().string();
-  fail(folder, ": no ", stem, ".safetensors or ", stem, ".fp16.safetensors (found: ", found.empty() ? "none" : found, ")");
-}
-
 namespace {
 
 struct TextEncoder {
@@ -168,10 +94,10 @@ class SDXLTextEncodersImpl final : public SDXLTextEncoders {
 }  // namespace
 
 std::unique_ptr<SDXLTextEncoders> SDXLTextEncoders::load(const std::string& pipeline_folder, const std::string& variant) {
-  const DiffusersFolder f = DiffusersFolder::open(pipeline_folder, variant);
+  const DiffusersFolder f = open_sdxl_folder(pipeline_folder, variant);
   return std::make_unique<SDXLTextEncodersImpl>(load_encoder(f, "tokenizer", "text_encoder", variant),
                                                 load_encoder(f, "tokenizer_2", "text_encoder_2", variant),
-                                                f.force_zeros_for_empty_prompt);
+                                                f.index.get_bool("force_zeros_for_empty_prompt", true));
 }
 
 Tensor sdxl_add_time_ids(int64_t original_height, int64_t original_width, int64_t crop_top, int64_t crop_left,

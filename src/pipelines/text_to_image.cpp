@@ -4,14 +4,16 @@
 #include <chrono>
 #include <cmath>
 
-#include "core/file_util.hpp"
+#include "mmx/files.hpp"
 #include "core/log.hpp"
 #include "io/checkpoint.hpp"
 #include "io/json_config.hpp"
 #include "mmx/error.hpp"
-#include "mmx/random.hpp"
+#include "mmx/torch_random.hpp"
 #include "mmx/scheduler.hpp"
-#include "mmx/sdxl.hpp"
+#include "mmx/sdxl_prompt.hpp"
+#include "mmx/text_to_image.hpp"
+#include "pipelines/sdxl_folder.hpp"
 #include "models/autoencoder_kl.hpp"
 #include "models/unet2d_condition.hpp"
 #include "models/weights.hpp"
@@ -184,7 +186,7 @@ class SDXLPipelineImpl final : public SDXLPipeline {
 }  // namespace
 
 std::unique_ptr<SDXLPipeline> SDXLPipeline::load(const std::string& folder, const std::string& variant) {
-  const DiffusersFolder f = DiffusersFolder::open(folder, variant);
+  const DiffusersFolder f = open_sdxl_folder(folder, variant);
   return std::make_unique<SDXLPipelineImpl>(f, variant);
 }
 

@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <numbers>
 
-#include "mmx/plot.hpp"
+#include "mmx/plot/colormap.hpp"
 
 namespace mmx::plot {
 namespace {

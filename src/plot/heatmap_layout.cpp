@@ -7,7 +7,7 @@
 #include <cstdio>
 
 #include "mmx/error.hpp"
-#include "mmx/plot.hpp"
+#include "mmx/plot/heatmap_layout.hpp"
 #include "plot/font.hpp"
 
 namespace mmx::plot {

@@ -11,7 +11,7 @@
 
 #include "mmx/error.hpp"
 #include "mmx/files.hpp"
-#include "mmx/plot.hpp"
+#include "mmx/plot/render.hpp"
 #include "plot/font.hpp"
 
 namespace mmx::plot {

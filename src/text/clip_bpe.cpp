@@ -5,7 +5,7 @@
 #include <cstring>
 #include <limits>
 
-#include "core/file_util.hpp"
+#include "mmx/files.hpp"
 #include "io/json_config.hpp"
 #include "text/basic_tokenizer.hpp"
 #include "text/unicode.hpp"

@@ -1,5 +1,5 @@
-#include "core/file_util.hpp"
-#include "mmx/hub.hpp"
+#include "mmx/files.hpp"
+#include "mmx/hub_cache.hpp"
 #include "mmx/tokenizer.hpp"
 #include "text/clip_bpe.hpp"
 #include "text/wordpiece.hpp"

@@ -4,7 +4,7 @@
 
 #include <cstdlib>
 
-#include "core/file_util.hpp"
+#include "mmx/files.hpp"
 #include "mmx/error.hpp"
 
 namespace mmx::text {

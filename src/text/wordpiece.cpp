@@ -4,7 +4,7 @@
 #include <cstring>
 #include <limits>
 
-#include "core/file_util.hpp"
+#include "mmx/files.hpp"
 #include "core/log.hpp"
 #include "io/json_config.hpp"
 #include "text/basic_tokenizer.hpp"

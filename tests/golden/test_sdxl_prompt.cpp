@@ -7,7 +7,8 @@
 
 #include "mmx/error.hpp"
 #include "mmx/files.hpp"
-#include "mmx/sdxl.hpp"
+#include "io/diffusers_folder.hpp"
+#include "mmx/sdxl_prompt.hpp"
 #include "test_util.hpp"
 
 using namespace mmx;

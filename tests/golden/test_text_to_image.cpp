@@ -4,11 +4,12 @@
 #include <map>
 
 
-#include "mmx/bench.hpp"
+#include "bench/random_pipeline.hpp"
 #include "mmx/error.hpp"
 #include "mmx/image.hpp"
 #include "mmx/safetensors.hpp"
-#include "mmx/sdxl.hpp"
+#include "mmx/sdxl_prompt.hpp"
+#include "mmx/text_to_image.hpp"
 #include "test_util.hpp"
 
 using namespace mmx;

@@ -1,7 +1,7 @@
 // UNet2DConditionModel against diffusers 0.30.3 (expected/sdxl-tiny.safetensors): the three recorded
 // forwards of the 3-step run (CFG batch of 2: unconditional, conditional), from the fp32 files.
 #include "io/checkpoint.hpp"
-#include "mmx/sdxl.hpp"
+#include "io/diffusers_folder.hpp"
 #include "models/unet2d_condition.hpp"
 #include "test_util.hpp"
 

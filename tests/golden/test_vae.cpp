@@ -4,8 +4,8 @@
 #include <cmath>
 
 #include "io/checkpoint.hpp"
-#include "mmx/random.hpp"
-#include "mmx/sdxl.hpp"
+#include "mmx/torch_random.hpp"
+#include "io/diffusers_folder.hpp"
 #include "models/autoencoder_kl.hpp"
 #include "models/model_folder.hpp"
 #include "test_util.hpp"

@@ -10,9 +10,9 @@
 
 #include "backend/ops.hpp"
 #include "io/checkpoint.hpp"
-#include "mmx/random.hpp"
+#include "mmx/torch_random.hpp"
 #include "mmx/runtime.hpp"
-#include "mmx/sdxl.hpp"
+#include "io/diffusers_folder.hpp"
 #include "models/unet2d_condition.hpp"
 #include "test_util.hpp"
 

@@ -9,8 +9,8 @@
 #include "mmx/error.hpp"
 #include "mmx/files.hpp"
 #include "mmx/image.hpp"
-#include "mmx/lab.hpp"
-#include "mmx/plot.hpp"
+#include "lab/lab.hpp"
+#include "mmx/plot/render.hpp"
 #include "test_util.hpp"
 
 using namespace mmx;

@@ -11,9 +11,9 @@
 #include "mmx/embed.hpp"
 #include "mmx/error.hpp"
 #include "mmx/files.hpp"
-#include "mmx/hub.hpp"
+#include "mmx/hub_download.hpp"
 #include "mmx/safetensors.hpp"
-#include "mmx/sdxl.hpp"
+#include "mmx/text_to_image.hpp"
 #include "test_util.hpp"
 
 using namespace mmx;

@@ -2,7 +2,7 @@
 // (rng/torch_randn.safetensors: seeds 0, 42, 1234; both samplers, the 16-value blocks and the recomputed tail).
 #include <cstring>
 
-#include "mmx/random.hpp"
+#include "mmx/torch_random.hpp"
 #include "test_util.hpp"
 
 using namespace mmx;

@@ -3,12 +3,11 @@
 // variant names, model_index.json checks), without downloading 7 GB of weights.
 #include <filesystem>
 
-#include "core/file_util.hpp"
+#include "mmx/files.hpp"
 #include "core/log.hpp"
 #include "io/json_config.hpp"
-#include "mmx/bench.hpp"
+#include "bench/random_pipeline.hpp"
 #include "mmx/error.hpp"
-#include "mmx/files.hpp"
 #include "mmx/safetensors.hpp"
 #include "models/autoencoder_kl.hpp"
 #include "models/clip.hpp"

@@ -1,4 +1,4 @@
-#include "mmx/bench.hpp"
+#include "bench/bench.hpp"
 
 
 #include <algorithm>
@@ -11,7 +11,7 @@
 
 #include "backend/ops.hpp"
 #include "core/cpu.hpp"
-#include "core/file_util.hpp"
+#include "mmx/files.hpp"
 #include "models/bert.hpp"
 #include "models/clip.hpp"
 #include "models/autoencoder_kl.hpp"

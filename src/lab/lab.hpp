@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "mmx/embed.hpp"
-#include "mmx/plot.hpp"
+#include "mmx/plot/render.hpp"
 #include "mmx/tensor.hpp"
 
 namespace mmx {

@@ -1,4 +1,4 @@
-#include "core/file_util.hpp"
+#include "mmx/files.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -62,25 +62,6 @@ size_t find_invalid_utf8(std::string_view s) {
     i += len;
   }
   return std::string_view::npos;
-}
-
-std::vector<std::string> read_text_lines(const std::string& path) {
-  std::string text = read_file(path);
-  if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) text.erase(0, 3);
-  std::vector<std::string> lines;
-  size_t start = 0, line_no = 1;
-  while (start <= text.size()) {
-    size_t end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    std::string line = text.substr(start, end - start);
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (const size_t bad = find_invalid_utf8(line); bad != std::string::npos)
-      fail(path, ": line ", line_no, " is not valid UTF-8 (byte ", bad + 1, " of the line)");
-    if (!line.empty()) lines.push_back(std::move(line));
-    start = end + 1;
-    ++line_no;
-  }
-  return lines;
 }
 
 void check_output_path(const std::string& path) {

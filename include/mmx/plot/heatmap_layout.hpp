@@ -1,27 +1,14 @@
-// Annotated heatmaps (seaborn's `heatmap(annot=True, cmap='coolwarm')`) composed into a figure grid,
-// written as PNG, SVG or PDF by the file extension.
+// Annotated heatmaps composed into a figure grid, laid out as seaborn and matplotlib place them
+// (src/plot/heatmap_layout.cpp): what the renderers draw and what tests inspect.
 #pragma once
-#include <array>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "mmx/plot/colormap.hpp"
+
 namespace mmx::plot {
-
-struct Rgb {
-  double r = 0, g = 0, b = 0;  // 0..1
-};
-
-// matplotlib's `coolwarm`: the 256-entry table (Moreland's diverging map sampled at 33 points, then
-// interpolated linearly, as matplotlib's LinearSegmentedColormap does).
-const std::array<Rgb, 256>& coolwarm_table();
-// A value in [0, 1] → its table entry, the way a matplotlib Colormap indexes: floor(t × 256), clamped.
-Rgb coolwarm(double t);
-
-// Python's format(value, ".2g"): seaborn's default annotation (0.76, 0.0048, 3.2e-10, 1e+02).
-std::string format_g2(double value);
-// seaborn's annotation colour: dark grey (".15") on light cells, white on dark ones (luminance > 0.408).
-Rgb annotation_color(const Rgb& cell);
 
 struct Heatmap {
   int rows = 0, cols = 0;
@@ -83,12 +70,5 @@ struct Scene {
 // Lays out every panel: labels wrapped or rotated so none is clipped or overlaps the cells.
 // Errors (mmx::Error) for empty matrices, label counts that do not match, sizes that are not positive.
 Scene layout_figure(const Figure& figure);
-
-// Writes the figure to `path` (.png, .svg or .pdf; anything else is a usage error), atomically.
-void save_figure(const Figure& figure, const std::string& path);
-// The same for a figure already laid out (lay out first to fail before writing anything).
-void save_scene(const Scene& scene, const std::string& path);
-// The extensions save_figure accepts.
-bool is_plot_extension(const std::string& path);
 
 }  // namespace mmx::plot

@@ -1,6 +1,8 @@
 // Hugging Face Hub model ids and the local cache huggingface_hub keeps (~/.cache/huggingface/hub), so
-// `--model bert-base-uncased` finds the copy the Python lab already downloaded, offline.
+// `--model bert-base-uncased` finds the copy the Python lab already downloaded, offline
+// (src/hub/hub_cache.cpp; no network code: downloads are the optional hub component, mmx/hub_download.hpp).
 #pragma once
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -32,15 +34,14 @@ std::string hub_repo_dir(const std::string& repo_id, const std::string& cache_di
 // commit hash present there, or a name whose refs/<revision> file holds one. nullopt when not cached.
 std::optional<std::string> find_cached_snapshot(const HubModelId& id, const std::string& cache_dir);
 
-// Downloads what loading the model needs (configs, tokenizer files, the weights in one format: safetensors,
-// the `variant`'s when asked, else .bin; for a diffusers pipeline model_index.json and the components it
-// names) from HF_ENDPOINT (default https://huggingface.co) into the cache, as huggingface_hub lays it out,
-// with HF_TOKEN (or the token file in HF_HOME). Returns the snapshot folder.
-std::string download_model(const HubModelId& id, const std::string& variant = "");
-
-// What every command does with --model: an existing folder is used as it is; otherwise a Hub id is looked
-// up in the cache and, unless HF_HUB_OFFLINE is set, downloaded into it once. Anything else is an error
-// that says where mmx looked and what to do.
+// What every loader does with a model argument: an existing folder is used as it is; otherwise a Hub id is
+// looked up in the cache and, when a downloader is installed and HF_HUB_OFFLINE is not set, downloaded
+// into it once. Anything else is an error that says where mmx looked and what to do.
 std::string resolve_model_path(const std::string& model, const std::string& variant = "");
+
+// Fetches a model missing from the cache into it and returns its snapshot folder (download_model of the
+// hub component). None is installed by default: a program without network code only reads the cache.
+using ModelDownloader = std::function<std::string(const HubModelId& id, const std::string& variant)>;
+void set_model_downloader(ModelDownloader downloader);
 
 }  // namespace mmx

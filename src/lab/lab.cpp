@@ -1,4 +1,4 @@
-#include "mmx/lab.hpp"
+#include "lab/lab.hpp"
 
 #include <algorithm>
 

@@ -1,4 +1,5 @@
-// Workload benchmarks: full-size architectures from their real configs with random weights.
+// Workload benchmarks (src/bench/bench.cpp): full-size architectures from their real configs with random
+// weights, timed whole.
 #pragma once
 #include <optional>
 #include <string>
@@ -31,13 +32,6 @@ std::vector<std::pair<std::string, std::string>> bench_workloads();
 // and loaded by the lab (F16 for SDXL's fp16 variant, F32 for BERT, ViT and CLIP).
 BenchResult run_benchmark(const std::string& workload, int runs, const std::string& data_dir,
                           std::optional<DType> weights = std::nullopt);
-
-// Writes a diffusers StableDiffusionXLPipeline folder with random weights (N(0, 0.02), norms 1 and 0)
-// built from the configs in `configs_dir` (model_index.json and each component's config files, as the
-// Hub has them), every tensor stored as `dtype` (F16: under the fp16 variant's *.fp16.safetensors
-// names). Tokenizer folders without vocab.json / merges.txt take them from `vocab_dir`.
-void write_random_sdxl_pipeline(const std::string& configs_dir, const std::string& vocab_dir,
-                                const std::string& out_dir, DType dtype, uint64_t seed = 42);
 
 // On CUDA (--device cuda), GFLOP/s is not rated against the CPU peak (peak_fraction 0).
 // Nominal single-precision peak of `threads` cores: cores × FLOP/cycle (AVX-512: 64, AVX2+FMA: 32,

@@ -1,0 +1,16 @@
+// Pillow's resampling filters, reproduced bit for bit (src/io/pil_resize.cpp).
+#pragma once
+#include <cstdint>
+
+#include "mmx/image.hpp"
+
+namespace mmx {
+
+// Pillow's resampling filters, with Pillow's codes (PIL.Image.Resampling).
+enum class Resample { Nearest = 0, Lanczos = 1, Bilinear = 2, Bicubic = 3, Box = 4, Hamming = 5 };
+Resample resample_from_code(int64_t code);
+
+// Image.resize((width, height), resample, reducing_gap=None) on an RGB image, to the bit.
+Image resize(const Image& image, int64_t width, int64_t height, Resample resample);
+
+}  // namespace mmx

@@ -1,0 +1,24 @@
+// Colours of seaborn's `heatmap(annot=True, cmap='coolwarm')` (src/plot/colormap.cpp): matplotlib's
+// coolwarm table, the annotation format and the annotation colour rule.
+#pragma once
+#include <array>
+#include <string>
+
+namespace mmx::plot {
+
+struct Rgb {
+  double r = 0, g = 0, b = 0;  // 0..1
+};
+
+// matplotlib's `coolwarm`: the 256-entry table (Moreland's diverging map sampled at 33 points, then
+// interpolated linearly, as matplotlib's LinearSegmentedColormap does).
+const std::array<Rgb, 256>& coolwarm_table();
+// A value in [0, 1] → its table entry, the way a matplotlib Colormap indexes: floor(t × 256), clamped.
+Rgb coolwarm(double t);
+
+// Python's format(value, ".2g"): seaborn's default annotation (0.76, 0.0048, 3.2e-10, 1e+02).
+std::string format_g2(double value);
+// seaborn's annotation colour: dark grey (".15") on light cells, white on dark ones (luminance > 0.408).
+Rgb annotation_color(const Rgb& cell);
+
+}  // namespace mmx::plot

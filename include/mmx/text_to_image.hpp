@@ -1,0 +1,50 @@
+// Text-to-image, as diffusers' StableDiffusionXLPipeline.__call__ (src/pipelines/text_to_image.cpp): a
+// pipeline folder (model_index.json and its components, weight variants) loaded once, then prompt
+// encoding, the denoising loop and the VAE decode per call.
+#pragma once
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "mmx/image.hpp"
+#include "mmx/tensor.hpp"
+
+namespace mmx {
+
+struct GenerateOptions {
+  std::string prompt;
+  std::optional<std::string> negative_prompt;  // none: zeros (force_zeros_for_empty_prompt), "" is encoded
+  int64_t steps = 50;
+  float guidance_scale = 5.0f;  // > 1: classifier-free guidance
+  std::optional<int64_t> width, height;  // default: the UNet's sample_size × the VAE's scale factor
+  Tensor latents;  // initial latents [1, C, h, w] (before init_noise_sigma); undefined: drawn from `seed`
+  uint64_t seed = 0;  // torch.Generator().manual_seed(seed), as diffusers' generator=
+  bool cuda_rng = false;  // torch.Generator("cuda").manual_seed(seed) instead (TorchCudaGenerator, in the run's dtype)
+  bool keep_step_latents = false;
+  // Called after each step with (step, steps, seconds the step took).
+  std::function<void(int64_t, int64_t, double)> on_step;
+  // Called after the stages around the loop: ("prompt", seconds) once the prompt is encoded,
+  // ("decode", seconds) once the VAE has decoded the image.
+  std::function<void(const char*, double)> on_stage;
+};
+
+struct GenerateResult {
+  Image image;
+  Tensor init_latents;  // as given (before the init_noise_sigma scaling)
+  Tensor step_latents;  // [steps, 1, C, h, w] after each scheduler step (keep_step_latents)
+  std::string scheduler;
+};
+
+// StableDiffusionXLPipeline.__call__ on CPU: prompt encoding, the Euler loop with guidance, VAE decode.
+class SDXLPipeline {
+ public:
+  static std::unique_ptr<SDXLPipeline> load(const std::string& folder, const std::string& variant = "");
+  virtual ~SDXLPipeline() = default;
+  virtual GenerateResult generate(const GenerateOptions& options) const = 0;
+  virtual int64_t default_size() const = 0;        // pixels
+  virtual int64_t latent_channels() const = 0;
+  virtual int64_t vae_scale_factor() const = 0;
+};
+
+}  // namespace mmx

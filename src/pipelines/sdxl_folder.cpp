@@ -1,0 +1,46 @@
+#include "pipelines/sdxl_folder.hpp"
+
+#include <algorithm>
+#include <vector>
+
+#include "mmx/error.hpp"
+#include "mmx/files.hpp"
+
+namespace mmx {
+namespace {
+
+// The components StableDiffusionXLPipeline needs and the classes this mmx implements for each
+// (diffusers loads either CLIP tokenizer class into the same tokenizer).
+struct ComponentClasses {
+  const char* name;
+  std::vector<std::string> classes;
+};
+const ComponentClasses kComponents[] = {
+    {"tokenizer", {"CLIPTokenizer", "CLIPTokenizerFast"}},
+    {"tokenizer_2", {"CLIPTokenizer", "CLIPTokenizerFast"}},
+    {"text_encoder", {"CLIPTextModel"}},
+    {"text_encoder_2", {"CLIPTextModelWithProjection"}},
+    {"unet", {"UNet2DConditionModel"}},
+    {"vae", {"AutoencoderKL"}},
+    {"scheduler", {"EulerDiscreteScheduler"}},
+};
+
+}  // namespace
+
+DiffusersFolder open_sdxl_folder(const std::string& path, const std::string& variant) {
+  DiffusersFolder f = DiffusersFolder::open(path, variant);
+  if (f.class_name != "StableDiffusionXLPipeline")
+    fail(f.index.source(), ": _class_name '", f.class_name, "' is not supported (this mmx runs StableDiffusionXLPipeline)");
+  for (const auto& [name, classes] : kComponents) {
+    const std::string& cls = f.component_class(name);
+    if (std::find(classes.begin(), classes.end(), cls) == classes.end()) {
+      std::string known;
+      for (const auto& c : classes) known += (known.empty() ? "" : " or ") + c;
+      fail(f.index.source(), ": ", name, " is a ", cls, "; this mmx implements ", known, " there");
+    }
+  }
+  for (const auto& c : kComponents) f.component(c.name);  // after the classes: a wrong pipeline is the first thing to say
+  return f;
+}
+
+}  // namespace mmx
