@@ -11,10 +11,26 @@
 #include <random>
 #include <string>
 
+#include "mmx/placement.hpp"
 #include "mmx/safetensors.hpp"
 #include "mmx/tensor.hpp"
 
 namespace mmx::test {
+
+// The placement the suite loads its models at: the CPU in F32, or MMX_TEST_DEVICE (and MMX_TEST_DTYPE)
+// when set, so that scripts/gpu-check.sh runs every golden test against the same references on a GPU.
+inline Placement placement() {
+  Placement p;
+  if (const char* device = std::getenv("MMX_TEST_DEVICE")) p.device = Device::parse(device);
+  if (const char* dtype = std::getenv("MMX_TEST_DTYPE")) p.dtype = dtype_from_name(dtype);
+  return p;
+}
+
+// The first CUDA device, when this build has the backend and the machine a GPU (tests of it skip otherwise).
+inline std::optional<Device> cuda_device() {
+  const Device d = Device::parse("cuda");
+  return device_available(d) ? std::optional<Device>(d) : std::nullopt;
+}
 
 // N(0, scale²) values from a seeded mt19937: the ops tests' inputs.
 inline Tensor random_tensor(Shape shape, uint32_t seed, float scale = 1.f) {

@@ -1,5 +1,5 @@
-// Hugging Face image processors (ViTImageProcessor / ViTFeatureExtractor, CLIPImageProcessor /
-// CLIPFeatureExtractor) from preprocessor_config.json: resize (Pillow-exact), center crop, rescale,
+// Hugging Face image processors (src/io/image_processor.cpp: ViTImageProcessor / ViTFeatureExtractor,
+// CLIPImageProcessor / CLIPFeatureExtractor) from preprocessor_config.json: resize (Pillow-exact), center crop, rescale,
 // normalize → pixel_values [N, 3, H, W] F32, the same bits transformers produces.
 #pragma once
 #include <optional>
@@ -23,10 +23,11 @@ struct ImageProcessorConfig {
   std::vector<double> image_mean = {0.5, 0.5, 0.5}, image_std = {0.5, 0.5, 0.5};
 
   // Defaults of the processor class named in the file (image_processor_type / feature_extractor_type),
-  // or of `model_type`'s processor when the file names none; then the file's values.
-  static ImageProcessorConfig load(const std::string& path, const std::string& model_type);
-  // The class defaults of "ViTImageProcessor" or "CLIPImageProcessor" (224, as transformers').
-  static ImageProcessorConfig defaults(const std::string& kind);
+  // or of `default_kind` (the model's, from the registry; "" means ViTImageProcessor) when the file names
+  // none; then the file's values.
+  static ImageProcessorConfig load(const std::string& path, const std::string& default_kind = "");
+  // The class defaults of "ViTImageProcessor" or "CLIPImageProcessor" at `size` (224, as transformers').
+  static ImageProcessorConfig defaults(const std::string& kind, int64_t size = 224);
 };
 
 // One image through resize → center crop → rescale → normalize: [3, H, W] F32.

@@ -1,8 +1,10 @@
-// diffusers' EulerDiscreteScheduler (the SDXL default), reproduced in the reference's own dtypes:
-// betas and sigmas in float32 as torch computes them, the timestep grid and interpolation in float64
-// as numpy does, and every per-step operation in float32 in torch's order.
+// Diffusion schedulers (src/pipelines/schedulers/scheduler.cpp), in the shape diffusers' SchedulerMixin
+// and candle's Scheduler have: set_timesteps, timesteps, init_noise_sigma, scale_model_input, step,
+// add_noise. Steps are named by their index in timesteps() (diffusers' step_index), which stays
+// unambiguous where a schedule repeats a timestep. One file per diffusers class under schedulers/, chosen
+// by scheduler_config.json's _class_name.
 #pragma once
-#include <optional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -10,47 +12,26 @@
 
 namespace mmx {
 
-struct EulerDiscreteConfig {  // defaults are diffusers 0.30's
-  int64_t num_train_timesteps = 1000;
-  double beta_start = 0.0001, beta_end = 0.02;
-  std::string beta_schedule = "linear";  // linear | scaled_linear | squaredcos_cap_v2
-  std::vector<double> trained_betas;     // non-empty: used instead of the schedule
-  std::string prediction_type = "epsilon";  // epsilon | v_prediction | sample
-  std::string interpolation_type = "linear";  // linear | log_linear
-  bool use_karras_sigmas = false;
-  std::optional<double> sigma_min, sigma_max;  // Karras range (default: the schedule's ends)
-  std::string timestep_spacing = "linspace";   // linspace | leading | trailing
-  std::string timestep_type = "discrete";      // discrete | continuous
-  int64_t steps_offset = 0;
-  bool rescale_betas_zero_snr = false;
-  std::string final_sigmas_type = "zero";  // zero | sigma_min
-
-  // scheduler_config.json; unknown values are errors naming the key, unknown keys are ignored
-  // (diffusers' configs carry keys of other schedulers, e.g. clip_sample).
-  static EulerDiscreteConfig load(const std::string& path);
-};
-
-class EulerDiscreteScheduler {
+class Scheduler {
  public:
-  explicit EulerDiscreteScheduler(EulerDiscreteConfig config);
-  const EulerDiscreteConfig& config() const { return config_; }
+  virtual ~Scheduler() = default;
+  // The scheduler a scheduler_config.json describes, by its _class_name; an unknown class is an error
+  // naming the ones this mmx implements.
+  static std::unique_ptr<Scheduler> load(const std::string& scheduler_config_path);
+  static std::vector<std::string> known_classes();  // "EulerDiscreteScheduler", ...
 
-  void set_timesteps(int64_t num_inference_steps);
-  const std::vector<float>& timesteps() const { return timesteps_; }  // one per step
-  const std::vector<float>& sigmas() const { return sigmas_; }        // steps + 1 (the last is the final sigma)
+  virtual std::string class_name() const = 0;
+  virtual void set_timesteps(int64_t num_inference_steps) = 0;
+  virtual const std::vector<float>& timesteps() const = 0;  // one per step, after set_timesteps
   // The standard deviation the initial noise is scaled by (diffusers' init_noise_sigma).
-  float init_noise_sigma() const;
-
-  // sample / sqrt(sigma² + 1) for the step_index-th step.
-  Tensor scale_model_input(const Tensor& sample, int64_t step_index) const;
-  // One Euler step from step_index to step_index + 1 (no churn: the pipelines' s_churn = 0).
-  Tensor step(const Tensor& model_output, int64_t step_index, const Tensor& sample) const;
-
-  const std::vector<float>& alphas_cumprod() const { return alphas_cumprod_; }
-
- private:
-  EulerDiscreteConfig config_;
-  std::vector<float> alphas_cumprod_, sigmas_, timesteps_;
+  virtual float init_noise_sigma() const = 0;
+  // The UNet's input at step step_index, from the sample (host F32).
+  virtual Tensor scale_model_input(const Tensor& sample, int64_t step_index) const = 0;
+  // The sample of the next step from the model's output at this one. Not const: multistep schedulers
+  // keep the outputs of earlier steps.
+  virtual Tensor step(const Tensor& model_output, int64_t step_index, const Tensor& sample) = 0;
+  // Clean samples noised to the level of step step_index (image-to-image starts there).
+  virtual Tensor add_noise(const Tensor& original_samples, const Tensor& noise, int64_t step_index) const = 0;
 };
 
 // Classifier-free guidance on a model output batch [uncond; cond] (first dim 2·N):

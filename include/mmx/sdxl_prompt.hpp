@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 
+#include "mmx/placement.hpp"
 #include "mmx/tensor.hpp"
 
 namespace mmx {
@@ -18,8 +19,9 @@ struct SDXLPromptEmbeds {
 
 class SDXLTextEncoders {
  public:
-  // The two tokenizers and text encoders of an SDXL pipeline folder ("" or "fp16" variant).
-  static std::unique_ptr<SDXLTextEncoders> load(const std::string& pipeline_folder, const std::string& variant = "");
+  // The two tokenizers and text encoders of an SDXL pipeline folder ("" or "fp16" variant), at a placement.
+  static std::unique_ptr<SDXLTextEncoders> load(const std::string& pipeline_folder, const std::string& variant = "",
+                                                const Placement& placement = {});
   virtual ~SDXLTextEncoders() = default;
   // encode_prompt with one image per prompt and classifier-free guidance: with no negative prompt and
   // force_zeros_for_empty_prompt the negative embeddings are zeros; an explicit "" is encoded.

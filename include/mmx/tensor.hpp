@@ -1,7 +1,8 @@
-// Tensor: a shape, a dtype, a device and shared storage. Always contiguous, row-major, dimension 0 outermost.
-// Storage may be owned memory, a region of an mmap'd file (kept alive by a shared owner), or GPU memory
-// from the CUDA backend's caching allocator. Host code reads elements through data<T>(), which refuses a
-// GPU tensor; kernels take the raw pointer of the device they run on through ptr<T>().
+// Tensor (src/core/tensor.cpp): a shape, a dtype, a device and shared storage. Always contiguous,
+// row-major, dimension 0 outermost. Storage may be owned memory, a region of an mmap'd file (kept alive
+// by a shared owner), or a device's memory from its backend's allocator. Host code reads elements
+// through data<T>(), which refuses a device tensor; kernels take the raw pointer of the device they run
+// on through ptr<T>().
 #pragma once
 #include <cstddef>
 #include <algorithm>
@@ -10,17 +11,12 @@
 #include <string>
 #include <vector>
 
+#include "mmx/device.hpp"
 #include "mmx/error.hpp"
 
 namespace mmx {
 
 enum class DType : uint8_t { F32, F16, BF16, F64, I64, I32, U8, Bool };
-enum class Device : uint8_t { CPU, CUDA };
-const char* device_name(Device device);  // "cpu", "cuda"
-Device device_from_name(const std::string& name);  // "cpu" | "cuda"; anything else is an error
-// Whether this build has the CUDA backend and the process sees a CUDA device (false without one: tests skip).
-bool cuda_available();
-
 size_t dtype_size(DType dtype);
 const char* dtype_name(DType dtype);  // safetensors spelling: F32, F16, BF16, I64, ...
 
@@ -39,8 +35,8 @@ template <> struct dtype_of<uint16_t> { static constexpr DType value = DType::F1
 class Tensor {
  public:
   Tensor() = default;
-  static Tensor empty(Shape shape, DType dtype = DType::F32, Device device = Device::CPU);
-  static Tensor zeros(Shape shape, DType dtype = DType::F32, Device device = Device::CPU);
+  static Tensor empty(Shape shape, DType dtype = DType::F32, Device device = Device::cpu());
+  static Tensor zeros(Shape shape, DType dtype = DType::F32, Device device = Device::cpu());
   // Wraps memory owned by `owner` (e.g. an mmap'd file); no copy is made.
   static Tensor from_external(const void* data, Shape shape, DType dtype, std::shared_ptr<const void> owner);
   template <class T>
@@ -59,7 +55,6 @@ class Tensor {
   int64_t numel() const { return shape_numel(shape_); }
   DType dtype() const { return dtype_; }
   Device device() const { return device_; }
-  bool is_cuda() const { return device_ == Device::CUDA; }
   size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype_); }
 
   const void* raw() const { return data_; }
@@ -91,7 +86,7 @@ class Tensor {
   const void* data_ = nullptr;
   Shape shape_;
   DType dtype_ = DType::F32;
-  Device device_ = Device::CPU;
+  Device device_;
   bool defined_ = false;
 };
 

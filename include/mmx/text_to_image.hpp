@@ -8,6 +8,7 @@
 #include <string>
 
 #include "mmx/image.hpp"
+#include "mmx/placement.hpp"
 #include "mmx/tensor.hpp"
 
 namespace mmx {
@@ -20,7 +21,9 @@ struct GenerateOptions {
   std::optional<int64_t> width, height;  // default: the UNet's sample_size × the VAE's scale factor
   Tensor latents;  // initial latents [1, C, h, w] (before init_noise_sigma); undefined: drawn from `seed`
   uint64_t seed = 0;  // torch.Generator().manual_seed(seed), as diffusers' generator=
-  bool cuda_rng = false;  // torch.Generator("cuda").manual_seed(seed) instead (TorchCudaGenerator, in the run's dtype)
+  // torch.Generator(device).manual_seed(seed) on the pipeline's device instead of the CPU's (`--rng cuda`:
+  // torch's CUDA generator, drawn in the run's dtype as diffusers draws it).
+  bool device_rng = false;
   bool keep_step_latents = false;
   // Called after each step with (step, steps, seconds the step took).
   std::function<void(int64_t, int64_t, double)> on_step;
@@ -36,10 +39,12 @@ struct GenerateResult {
   std::string scheduler;
 };
 
-// StableDiffusionXLPipeline.__call__ on CPU: prompt encoding, the Euler loop with guidance, VAE decode.
+// StableDiffusionXLPipeline.__call__: prompt encoding, the scheduler's loop with guidance, VAE decode.
 class SDXLPipeline {
  public:
-  static std::unique_ptr<SDXLPipeline> load(const std::string& folder, const std::string& variant = "");
+  // The pipeline folder (or Hub id) at a placement; the VAE runs at its own dtype where diffusers upcasts it.
+  static std::unique_ptr<SDXLPipeline> load(const std::string& folder, const std::string& variant = "",
+                                            const Placement& placement = {});
   virtual ~SDXLPipeline() = default;
   virtual GenerateResult generate(const GenerateOptions& options) const = 0;
   virtual int64_t default_size() const = 0;        // pixels

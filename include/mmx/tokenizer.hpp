@@ -1,4 +1,5 @@
-// Tokenizers that reproduce transformers' slow tokenizers id for id.
+// Tokenizers that reproduce transformers' slow tokenizers id for id (src/text/tokenizer.cpp; the
+// algorithms in src/text/: WordPiece, CLIP's byte-level BPE).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -16,6 +17,13 @@ struct Encoding {
 
 enum class Padding { None, Longest, MaxLength };
 
+enum class TokenizerKind {
+  WordPiece,  // BertTokenizer: vocab.txt
+  ClipBpe,    // CLIPTokenizer: vocab.json + merges.txt
+};
+// The kind of a tokenizer_config.json "tokenizer_class" (BertTokenizer[Fast], CLIPTokenizer[Fast]), or none.
+std::optional<TokenizerKind> tokenizer_kind_from_class(const std::string& tokenizer_class);
+
 struct BatchEncoding {
   std::vector<Encoding> rows;  // padded as requested; with Padding::None rows may differ in length
   int64_t length() const;      // the common length (fails when rows differ)
@@ -27,8 +35,11 @@ struct BatchEncoding {
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
-  // Loads the tokenizer stored in a model (or tokenizer-only) folder.
-  static std::unique_ptr<Tokenizer> load(const std::string& model);  // a folder, or a Hub id in the cache
+  // Loads the tokenizer of a model (or tokenizer-only) folder, or of a Hub id in the cache, of the kind
+  // its tokenizer_config.json names ("tokenizer_class"), as AutoTokenizer does first. A folder that names
+  // none is loaded through its model (mmx/model.hpp: load_tokenizer), whose config.json says.
+  static std::unique_ptr<Tokenizer> load(const std::string& model);
+  static std::unique_ptr<Tokenizer> load(const std::string& model, TokenizerKind kind);
 
   // tokenizer.tokenize(text): the pieces, without special tokens.
   virtual std::vector<std::string> tokenize(const std::string& text) const = 0;

@@ -2,7 +2,8 @@
 // 1.13's normal samplers (double Box–Muller below 16 values; above, its AVX2 kernel's float Box–Muller
 // over blocks of 16 with the cephes log and sincos it vectorises, recomputing the last 16 values when the
 // size is not a multiple of 16). `--seed S` therefore gives the latents diffusers gets from
-// generator=torch.Generator().manual_seed(S).
+// generator=torch.Generator().manual_seed(S) (src/core/torch_random.cpp; a device's own generator, such as
+// torch.Generator("cuda"), is drawn by that device's backend: pipelines/torch_device_random.hpp).
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -23,22 +24,6 @@ class TorchGenerator {
   double uniform_double();  // 53 of two draws (high word first) / 2^53
   std::mt19937 engine_;
   std::optional<double> next_normal_;  // Box–Muller's second value, kept for the next call
-};
-
-// torch.Generator("cuda").manual_seed(seed): torch.randn on the CUDA device, computed there as torch
-// computes it (curand's Philox4x32-10 and Box–Muller, torch's launch grid and offsets; see
-// backend/cuda/random.cu), so `--rng cuda --seed S` gives the latents diffusers gets with a CUDA
-// generator. `dtype` is the dtype torch draws in (diffusers: the pipeline's, F16 under
-// torch_dtype=float16); the values come back as host F32. Needs a CUDA device; depends on its SM count
-// exactly as torch's values do.
-class TorchCudaGenerator {
- public:
-  explicit TorchCudaGenerator(uint64_t seed) : seed_(seed) {}
-  Tensor randn(const Shape& shape, DType dtype = DType::F32);
-
- private:
-  uint64_t seed_;
-  uint64_t offset_ = 0;  // philox_offset_per_thread
 };
 
 }  // namespace mmx

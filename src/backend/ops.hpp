@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "mmx/device.hpp"
 #include "mmx/tensor.hpp"
 
 namespace mmx::ops {
@@ -98,6 +99,12 @@ Tensor select_tokens(const Tensor& x, const std::vector<int64_t>& positions);
 // them is the ViT/CLIP patch embedding. Rows and columns past the last whole patch are dropped.
 Tensor patchify(const Tensor& pixels, int64_t patch_height, int64_t patch_width);
 
+// torch.randn of a torch.Generator on out's device at (seed, Philox offset), drawn as torch draws it there,
+// into `out` (F32/F16/BF16); returns how far the generator's offset advances. Backends that reproduce
+// their device's generator have it (CUDA: curand's Philox in torch's launch grid); the CPU's is
+// TorchGenerator (mmx/torch_random.hpp).
+uint64_t torch_randn(uint64_t seed, uint64_t offset, Tensor& out);
+
 // A recording of the ops one call of a function queues, replayed later with one launch (CUDA graphs:
 // the UNet step without launching hundreds of kernels from the host). Recording does not run the ops.
 // Tensors the function reads must stay where they are (copy new values into them with copy_from before
@@ -112,7 +119,7 @@ class Recording {
 
  private:
   std::shared_ptr<void> handle_;
-  Device device_ = Device::CPU;
+  Device device_;
 };
 
 }  // namespace mmx::ops

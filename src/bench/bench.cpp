@@ -19,6 +19,7 @@
 #include "models/vit.hpp"
 #include "mmx/image_processor.hpp"
 #include "mmx/runtime.hpp"
+#include "mmx/placement.hpp"
 #include "mmx/tokenizer.hpp"
 
 namespace mmx {
@@ -30,13 +31,13 @@ const std::vector<std::string> kLabTexts = {"Cat with paint",     "rock statue",
                                             "Cats don't usually", "like water",  "but this one likes paint", "quite a lot"};
 
 // flops 0: the warm-up counts them op by op (the UNet and the VAE, whose FLOPs have no formula here).
-BenchResult time_runs(const std::string& name, int runs, double flops, const std::function<void()>& run) {
-  const Placement where = placement();
-  const bool cuda = where.device == Device::CUDA;
+BenchResult time_runs(const std::string& name, int runs, double flops, const Placement& where,
+                      const std::function<void()>& run) {
+  const bool device = !where.device.is_cpu();
   if (flops == 0) ops::count_flops(true);
-  if (cuda) reset_peak_device_memory();
+  if (device) reset_peak_memory(where.device);
   run();  // warm-up: first-touch of weights and buffers, packing, thread start, cuBLASLt plans
-  if (cuda) synchronize_device();
+  if (device) synchronize(where.device);
   if (flops == 0) {
     flops = ops::counted_flops();
     ops::count_flops(false);
@@ -45,7 +46,7 @@ BenchResult time_runs(const std::string& name, int runs, double flops, const std
   for (int r = 0; r < runs; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
     run();
-    if (cuda) synchronize_device();  // the GPU's queue drained: its work is in the time
+    if (device) synchronize(where.device);  // the device's queue drained: its work is in the time
     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   std::sort(ms.begin(), ms.end());
@@ -56,11 +57,11 @@ BenchResult time_runs(const std::string& name, int runs, double flops, const std
   r.median_ms = ms.size() % 2 ? ms[ms.size() / 2] : 0.5 * (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]);
   r.threads = num_threads();
   r.gflops = flops / (r.median_ms * 1e6);
-  r.peak_fraction = cuda ? 0.0 : r.gflops / cpu_peak_gflops(r.threads);
+  r.peak_fraction = device ? 0.0 : r.gflops / cpu_peak_gflops(r.threads);
   r.peak_rss_mb = peak_rss_mb();
-  if (cuda) {
-    r.device = str("cuda ", dtype_name(where.dtype), " (", device_label(), ")");
-    r.peak_device_mb = peak_device_memory_mb();
+  if (device) {
+    r.device = str(where.str(), " (", device_description(where.device), ")");
+    r.peak_device_mb = peak_memory_mb(where.device);
   }
   return r;
 }
@@ -77,11 +78,11 @@ double bert_flops(const BertConfig& c, int64_t batch, int64_t seq) {
   return per_layer * double(c.num_hidden_layers) + 2 * double(batch) * h * h;  // + pooler
 }
 
-BenchResult bench_bert(const std::string& name, int runs, const std::string& data_dir, DType weights, bool lab,
+BenchResult bench_bert(const Placement& where, const std::string& name, int runs, const std::string& data_dir, DType weights, bool lab,
                        int64_t batch = 32, int64_t seq = 128) {
   const std::string config_path = join_path(data_dir, "real-configs/bert-base-uncased/config.json");
   const BertConfig config = BertConfig::from_json(JsonObject::load(config_path));
-  auto loader = WeightLoader::random(42, weights);
+  auto loader = WeightLoader::random(42, where, weights);
   const BertModel model(config, *loader);
   Tensor input_ids, mask;
   if (lab) {  // the lab's batch, tokenised with the real vocabulary: [8, 7]
@@ -96,7 +97,7 @@ BenchResult bench_bert(const std::string& name, int runs, const std::string& dat
     input_ids = Tensor::from_vector(ids, {batch, seq});
     mask = Tensor::from_vector(std::vector<int64_t>(ids.size(), 1), {batch, seq});
   }
-  BenchResult r = time_runs(name, runs, bert_flops(config, input_ids.dim(0), input_ids.dim(1)),
+  BenchResult r = time_runs(name, runs, bert_flops(config, input_ids.dim(0), input_ids.dim(1)), where,
                             [&] { model.forward(input_ids, Tensor(), mask); });
   r.detail = str("bert-base-uncased (random weights), batch ", shape_str(input_ids.shape()));
   return with_items(r, input_ids.dim(0));
@@ -109,27 +110,27 @@ double vit_flops(const ViTConfig& c, int64_t batch) {
   return double(batch) * (per_layer * double(c.num_hidden_layers) + patch + 2 * h * h);
 }
 
-BenchResult bench_vit(const std::string& name, int runs, const std::string& data_dir, DType weights, int64_t batch) {
+BenchResult bench_vit(const Placement& where, const std::string& name, int runs, const std::string& data_dir, DType weights, int64_t batch) {
   const ViTConfig config =
       ViTConfig::from_json(JsonObject::load(join_path(data_dir, "real-configs/vit-base-patch16-224/config.json")));
-  auto loader = WeightLoader::random(42, weights);
+  auto loader = WeightLoader::random(42, where, weights);
   const ViTModel model(config, *loader);
   std::mt19937 rng(11);
   std::normal_distribution<float> normal(0.f, 1.f);
   Tensor pixels = Tensor::empty({batch, config.num_channels, config.image_height, config.image_width});
   for (int64_t i = 0; i < pixels.numel(); ++i) pixels.data<float>()[i] = normal(rng);
-  BenchResult r = time_runs(name, runs, vit_flops(config, batch), [&] { model.forward(pixels); });
+  BenchResult r = time_runs(name, runs, vit_flops(config, batch), where, [&] { model.forward(pixels); });
   r.detail = str("vit-base-patch16-224 (random weights), pixel_values ", shape_str(pixels.shape()));
   return with_items(r, batch);
 }
 
 // Decode + ViTImageProcessor for the lab's four photos (PNG and JPEG), per image.
 BenchResult bench_vit_preprocess(const std::string& name, int runs, const std::string& data_dir) {
-  const auto config = ImageProcessorConfig::load(join_path(data_dir, "preprocess/vit/preprocessor_config.json"), "vit");
+  const auto config = ImageProcessorConfig::load(join_path(data_dir, "preprocess/vit/preprocessor_config.json"));
   std::vector<std::string> bytes;
   for (const char* f : {"astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg"})
     bytes.push_back(read_file(join_path(data_dir, std::string("images/") + f)));
-  BenchResult r = time_runs(name, runs, 0, [&] {
+  BenchResult r = time_runs(name, runs, 0, Placement(), [&] {
     for (const auto& b : bytes) preprocess_image(decode_image(b, "bench"), config);
   });
   r.min_ms /= 4;
@@ -140,10 +141,10 @@ BenchResult bench_vit_preprocess(const std::string& name, int runs, const std::s
 
 double clip_layer_flops(double tokens, double h, double i) { return 2 * tokens * (4 * h * h + 2 * h * i) + 4 * tokens * tokens * h; }
 
-BenchResult bench_clip(const std::string& name, int runs, const std::string& data_dir, DType weights, bool text, int64_t batch) {
+BenchResult bench_clip(const Placement& where, const std::string& name, int runs, const std::string& data_dir, DType weights, bool text, int64_t batch) {
   const CLIPConfig config =
       CLIPConfig::from_json(JsonObject::load(join_path(data_dir, "real-configs/clip-vit-base-patch32/config.json")));
-  auto loader = WeightLoader::random(42, weights);
+  auto loader = WeightLoader::random(42, where, weights);
   const CLIPModel model(config, *loader);
   if (text) {  // `batch` texts, the lab's 8 in turn, with the real CLIP vocabulary: [batch, 7]
     const auto tokenizer = Tokenizer::load(join_path(data_dir, "tokenizers/clip"));
@@ -155,7 +156,7 @@ BenchResult bench_clip(const std::string& name, int runs, const std::string& dat
     const double t = double(ids.dim(1));
     const double flops = double(ids.dim(0)) * (clip_layer_flops(t, double(c.hidden_size), double(c.intermediate_size)) *
                                                    double(c.num_hidden_layers) + 2.0 * c.hidden_size * config.projection_dim);
-    BenchResult r = time_runs(name, runs, flops, [&] { model.get_text_features(ids, mask); });
+    BenchResult r = time_runs(name, runs, flops, where, [&] { model.get_text_features(ids, mask); });
     r.detail = str("clip-vit-base-patch32 text tower (random weights), input_ids ", shape_str(ids.shape()));
     return with_items(r, batch);
   }
@@ -168,7 +169,7 @@ BenchResult bench_clip(const std::string& name, int runs, const std::string& dat
   const double flops = double(batch) * (clip_layer_flops(t, double(c.hidden_size), double(c.intermediate_size)) *
                                             double(c.num_hidden_layers) +
                                         2.0 * c.num_patches() * 3 * c.patch_size * c.patch_size * c.hidden_size);
-  BenchResult r = time_runs(name, runs, flops, [&] { model.get_image_features(pixels); });
+  BenchResult r = time_runs(name, runs, flops, where, [&] { model.get_image_features(pixels); });
   r.detail = str("clip-vit-base-patch32 vision tower (random weights), pixel_values ", shape_str(pixels.shape()));
   return with_items(r, batch);
 }
@@ -182,10 +183,10 @@ Tensor random_normal(const Shape& shape, uint32_t seed) {
 }
 
 // One denoising step of SDXL base: the UNet on the CFG batch of 2 at `size`² pixels (latents size/8).
-BenchResult bench_sdxl_unet(const std::string& name, int runs, const std::string& data_dir, DType weights, int64_t size) {
+BenchResult bench_sdxl_unet(const Placement& where, const std::string& name, int runs, const std::string& data_dir, DType weights, int64_t size) {
   const auto config = UNet2DConditionConfig::from_json(
       JsonObject::load(join_path(data_dir, "real-configs/stable-diffusion-xl-base-1.0/unet/config.json")));
-  auto loader = WeightLoader::random(42, weights);
+  auto loader = WeightLoader::random(42, where, weights);
   const UNet2DConditionModel unet(config, *loader);
   const Tensor sample = random_normal({2, config.in_channels, size / 8, size / 8}, 1);
   const Tensor context = random_normal({2, 77, config.cross_attention_dim.front()}, 2);
@@ -193,28 +194,28 @@ BenchResult bench_sdxl_unet(const std::string& name, int runs, const std::string
   const Tensor time_ids = Tensor::from_vector(std::vector<float>{float(size), float(size), 0, 0, float(size), float(size),
                                                                  float(size), float(size), 0, 0, float(size), float(size)},
                                               {2, 6});
-  BenchResult r = time_runs(name, runs, 0, [&] { unet.forward(sample, 500.0f, context, text_embeds, time_ids); });
+  BenchResult r = time_runs(name, runs, 0, where, [&] { unet.forward(sample, 500.0f, context, text_embeds, time_ids); });
   r.detail = str("SDXL base UNet (random ", dtype_name(weights), " weights from the real config), CFG batch 2, latents ", shape_str(sample.shape()),
                  ": one denoising step");
   return r;
 }
 
-BenchResult bench_sdxl_vae(const std::string& name, int runs, const std::string& data_dir, DType weights, int64_t size) {
+BenchResult bench_sdxl_vae(const Placement& where, const std::string& name, int runs, const std::string& data_dir, DType weights, int64_t size) {
   const auto config = AutoencoderKLConfig::from_json(
       JsonObject::load(join_path(data_dir, "real-configs/stable-diffusion-xl-base-1.0/vae/config.json")));
-  auto loader = WeightLoader::random(42, weights);
+  auto loader = WeightLoader::random(42, where, weights);
   const AutoencoderKL vae(config, *loader);
   const Tensor z = random_normal({1, config.latent_channels, size / 8, size / 8}, 4);
-  BenchResult r = time_runs(name, runs, 0, [&] { vae.decode(z); });
+  BenchResult r = time_runs(name, runs, 0, where, [&] { vae.decode(z); });
   r.detail = str("SDXL VAE decoder (random ", dtype_name(weights), " weights from the real config), latents ", shape_str(z.shape()), " → ", size, "²");
   return r;
 }
 
 // SDXL's prompt encoding: the prompt and the negative prompt, each [1, 77] through both text
 // encoders with every hidden state kept, and text_encoder_2's projection (as encode_prompt runs them).
-BenchResult bench_sdxl_text_encoders(const std::string& name, int runs, const std::string& data_dir, DType weights) {
+BenchResult bench_sdxl_text_encoders(const Placement& where, const std::string& name, int runs, const std::string& data_dir, DType weights) {
   const std::string root = join_path(data_dir, "real-configs/stable-diffusion-xl-base-1.0");
-  auto loader = WeightLoader::random(42, weights);
+  auto loader = WeightLoader::random(42, where, weights);
   WeightLoader& l = *loader;
   const CLIPModel one(CLIPConfig::from_json(JsonObject::load(join_path(root, "text_encoder/config.json"))), l);
   const CLIPModel two(CLIPConfig::from_json(JsonObject::load(join_path(root, "text_encoder_2/config.json"))), l);
@@ -227,7 +228,7 @@ BenchResult bench_sdxl_text_encoders(const std::string& name, int runs, const st
     const auto& c = m->text_model().config();
     flops += 2 * (clip_layer_flops(77, double(c.hidden_size), double(c.intermediate_size)) * double(c.num_hidden_layers));
   }
-  BenchResult r = time_runs(name, runs, flops, [&] {
+  BenchResult r = time_runs(name, runs, flops, where, [&] {
     for (int text = 0; text < 2; ++text) {
       one.text_model().forward(input_ids, Tensor(), true);
       const CLIPTextOutputs o = two.text_model().forward(input_ids, Tensor(), true);
@@ -239,23 +240,22 @@ BenchResult bench_sdxl_text_encoders(const std::string& name, int runs, const st
   return r;
 }
 
-BenchResult bench_gemm(const std::string& name, int runs, int64_t m, int64_t n, int64_t k, DType weights) {
+BenchResult bench_gemm(const Placement& where, const std::string& name, int runs, int64_t m, int64_t n, int64_t k, DType weights) {
   std::mt19937 rng(3);
   std::uniform_real_distribution<float> dist(-1.f, 1.f);
   Tensor x = Tensor::empty({m, k}), w = Tensor::empty({n, k});
   for (Tensor* t : {&x, &w})
     for (int64_t i = 0; i < t->numel(); ++i) t->data<float>()[i] = dist(rng);
   // As the models hold it: on the CPU an F32 weight packed once at load, a half-precision one as
-  // stored; on CUDA both operands in the placement's dtype.
-  const Placement where = placement();
-  if (where.device == Device::CUDA) {
+  // stored; on other devices both operands in the placement's activation dtype.
+  if (!where.device.is_cpu()) {
     x = where.in(x);
     w = where.in(w);
-    weights = where.dtype;
+    weights = where.activation_dtype();
   }
-  const Tensor stored = where.device == Device::CUDA ? w : w.to(weights);
+  const Tensor stored = !where.device.is_cpu() ? w : w.to(weights);
   const ops::PackedWeight packed = weights == DType::F32 ? ops::pack_linear_weight(stored) : ops::PackedWeight();
-  BenchResult r = time_runs(name, runs, 2.0 * m * n * k,
+  BenchResult r = time_runs(name, runs, 2.0 * m * n * k, where,
                             [&] { ops::linear(x, stored, packed, Tensor(), ops::LinearFusion()); });
   r.detail = str("x[", m, ", ", k, "] · w[", n, ", ", k, "]ᵀ (nn.Linear layout, ", dtype_name(weights), " weight",
                  packed.defined() ? ", packed at load)" : ", as stored)");
@@ -284,37 +284,38 @@ std::vector<std::pair<std::string, std::string>> bench_workloads() {
 }
 
 BenchResult run_benchmark(const std::string& workload, int runs, const std::string& data_dir,
-                          std::optional<DType> weights) {
+                          std::optional<DType> weights, const Placement& where) {
+  where.check();
   if (runs < 1) usage_error("--runs must be at least 1");
   const bool sdxl = workload.rfind("sdxl-", 0) == 0 || workload == "vae-decode-512";
   const DType w = weights.value_or(sdxl ? DType::F16 : DType::F32);
-  if (workload == "bert-lab") return bench_bert(workload, runs, data_dir, w, true);
-  if (workload == "bert-32x128") return bench_bert(workload, runs, data_dir, w, false);
-  if (workload == "vit-4") return bench_vit(workload, runs, data_dir, w, 4);
-  if (workload == "vit-32") return bench_vit(workload, runs, data_dir, w, 32);
+  if (workload == "bert-lab") return bench_bert(where, workload, runs, data_dir, w, true);
+  if (workload == "bert-32x128") return bench_bert(where, workload, runs, data_dir, w, false);
+  if (workload == "vit-4") return bench_vit(where, workload, runs, data_dir, w, 4);
+  if (workload == "vit-32") return bench_vit(where, workload, runs, data_dir, w, 32);
   if (workload == "vit-preprocess") return bench_vit_preprocess(workload, runs, data_dir);
-  if (workload == "clip-text-8") return bench_clip(workload, runs, data_dir, w, true, 8);
-  if (workload == "clip-image-4") return bench_clip(workload, runs, data_dir, w, false, 4);
-  if (workload == "clip-image-32") return bench_clip(workload, runs, data_dir, w, false, 32);
-  if (workload == "sdxl-unet-512") return bench_sdxl_unet(workload, runs, data_dir, w, 512);
-  if (workload == "sdxl-unet-1024") return bench_sdxl_unet(workload, runs, data_dir, w, 1024);
-  if (workload == "sdxl-text-encoders") return bench_sdxl_text_encoders(workload, runs, data_dir, w);
-  if (workload == "sdxl-vae-512" || workload == "vae-decode-512") return bench_sdxl_vae(workload, runs, data_dir, w, 512);
-  if (workload == "sdxl-vae-1024") return bench_sdxl_vae(workload, runs, data_dir, w, 1024);
+  if (workload == "clip-text-8") return bench_clip(where, workload, runs, data_dir, w, true, 8);
+  if (workload == "clip-image-4") return bench_clip(where, workload, runs, data_dir, w, false, 4);
+  if (workload == "clip-image-32") return bench_clip(where, workload, runs, data_dir, w, false, 32);
+  if (workload == "sdxl-unet-512") return bench_sdxl_unet(where, workload, runs, data_dir, w, 512);
+  if (workload == "sdxl-unet-1024") return bench_sdxl_unet(where, workload, runs, data_dir, w, 1024);
+  if (workload == "sdxl-text-encoders") return bench_sdxl_text_encoders(where, workload, runs, data_dir, w);
+  if (workload == "sdxl-vae-512" || workload == "vae-decode-512") return bench_sdxl_vae(where, workload, runs, data_dir, w, 512);
+  if (workload == "sdxl-vae-1024") return bench_sdxl_vae(where, workload, runs, data_dir, w, 1024);
   long long m = 0, n = 0, k = 0;
   int used = 0;
   const auto whole = [&](int count) { return count >= 1 && used == static_cast<int>(workload.size()) && m > 0 && (count < 2 || n > 0); };
   if (std::sscanf(workload.c_str(), "bert-%lldx%lld%n", &m, &n, &used) == 2 && whole(2))
-    return bench_bert(workload, runs, data_dir, w, false, m, n);
-  if (std::sscanf(workload.c_str(), "vit-%lld%n", &m, &used) == 1 && whole(1)) return bench_vit(workload, runs, data_dir, w, m);
+    return bench_bert(where, workload, runs, data_dir, w, false, m, n);
+  if (std::sscanf(workload.c_str(), "vit-%lld%n", &m, &used) == 1 && whole(1)) return bench_vit(where, workload, runs, data_dir, w, m);
   if (std::sscanf(workload.c_str(), "clip-image-%lld%n", &m, &used) == 1 && whole(1))
-    return bench_clip(workload, runs, data_dir, w, false, m);
+    return bench_clip(where, workload, runs, data_dir, w, false, m);
   if (std::sscanf(workload.c_str(), "clip-text-%lld%n", &m, &used) == 1 && whole(1))
-    return bench_clip(workload, runs, data_dir, w, true, m);
+    return bench_clip(where, workload, runs, data_dir, w, true, m);
   used = 0;
   if (std::sscanf(workload.c_str(), "gemm-%lldx%lldx%lld%n", &m, &n, &k, &used) == 3 &&
       used == static_cast<int>(workload.size()) && m > 0 && n > 0 && k > 0)
-    return bench_gemm(workload, runs, m, n, k, w);
+    return bench_gemm(where, workload, runs, m, n, k, w);
   usage_error("unknown workload '", workload, "' (see mmx bench --help)");
 }
 

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "mmx/placement.hpp"
 #include "mmx/tensor.hpp"
 
 namespace mmx {
@@ -30,8 +31,9 @@ std::vector<std::pair<std::string, std::string>> bench_workloads();
 // data_dir holds real-configs/ and tokenizers/ (tests/data in the source tree). `weights`: the dtype
 // the random linear and convolution weights are stored in; by default as the models are published
 // and loaded by the lab (F16 for SDXL's fp16 variant, F32 for BERT, ViT and CLIP).
+// `where`: the device the models run on and their precision (CPU F32 by default).
 BenchResult run_benchmark(const std::string& workload, int runs, const std::string& data_dir,
-                          std::optional<DType> weights = std::nullopt);
+                          std::optional<DType> weights = std::nullopt, const Placement& where = {});
 
 // On CUDA (--device cuda), GFLOP/s is not rated against the CPU peak (peak_fraction 0).
 // Nominal single-precision peak of `threads` cores: cores × FLOP/cycle (AVX-512: 64, AVX2+FMA: 32,

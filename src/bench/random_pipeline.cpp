@@ -63,7 +63,7 @@ void write_random_sdxl_pipeline(const std::string& configs_dir, const std::strin
   // Each component in its own scope: one model's weights in memory at a time.
   for (const char* enc : {"text_encoder", "text_encoder_2"}) {
     copy_files(in / enc, out / enc);
-    const auto loader = WeightLoader::random(seed++, dtype);
+    const auto loader = WeightLoader::random(seed++, Placement(), dtype);
     const CLIPModel model(CLIPConfig::from_json(JsonObject::load((in / enc / "config.json").string())), *loader);
     // CLIPTextModel holds text_model.*; CLIPTextModelWithProjection also text_projection.
     std::vector<std::string> keep = {"text_model."};
@@ -72,14 +72,14 @@ void write_random_sdxl_pipeline(const std::string& configs_dir, const std::strin
   }
   {
     copy_files(in / "unet", out / "unet");
-    const auto loader = WeightLoader::random(seed++, dtype);
+    const auto loader = WeightLoader::random(seed++, Placement(), dtype);
     const UNet2DConditionModel unet(
         UNet2DConditionConfig::from_json(JsonObject::load((in / "unet" / "config.json").string())), *loader);
     save_synthesised(*loader, {}, dtype, (out / "unet" / ("diffusion_pytorch_model" + suffix)).string());
   }
   {
     copy_files(in / "vae", out / "vae");
-    const auto loader = WeightLoader::random(seed++, dtype);
+    const auto loader = WeightLoader::random(seed++, Placement(), dtype);
     const AutoencoderKL vae(AutoencoderKLConfig::from_json(JsonObject::load((in / "vae" / "config.json").string())),
                             *loader);
     save_synthesised(*loader, {}, dtype, (out / "vae" / ("diffusion_pytorch_model" + suffix)).string());

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "mmx/error.hpp"
+#include "mmx/placement.hpp"
 #include "mmx/runtime.hpp"
 
 namespace mmx::cli {
@@ -11,8 +12,9 @@ namespace mmx::cli {
 const std::vector<Option>& common_options() {
   static const std::vector<Option> options = {
       {"threads", "N", "CPU threads for every kernel (default: all cores)"},
-      {"device", "cpu|cuda", "where models run (default cpu; cuda: the first visible NVIDIA GPU)"},
-      {"dtype", "f32|f16|bf16", "activations and weights on the device (default f32; f16/bf16 need --device cuda)"},
+      {"device", "cpu|cuda[:N]", "where models run (default cpu; cuda: the first visible NVIDIA GPU, cuda:N another)"},
+      {"dtype", "f32|f16|bf16", "the weights' precision (default f32); a GPU computes in it too, the CPU keeps\n"
+                                "                          f16/bf16 weights at half the memory and computes in f32"},
       {"verbose", "", "log what is loaded and why (also: MMX_LOG=debug)"},
       {"quiet", "", "only errors on stderr"},
       {"help", "", "show this help"},
@@ -117,19 +119,18 @@ std::string help_text(const Command& command) {
   return out.str();
 }
 
+Placement placement_of(const Args& args) {
+  Placement p;
+  if (const auto device = args.get("device")) p.device = Device::parse(*device);
+  if (const auto dtype = args.get("dtype")) p.dtype = dtype_from_name(*dtype);
+  return p;
+}
+
 void apply_common_options(const Args& args) {
   set_num_threads(static_cast<int>(args.get_int("threads", 1).value_or(0)));
-  if (args.has("device") || args.has("dtype")) {
-    Placement p;
-    if (const auto device = args.get("device")) {
-      if (*device != "cpu" && *device != "cuda" && *device != "cuda:0") usage_error("--device must be cpu or cuda, got '", *device, "'");
-      p.device = device_from_name(*device);
-    }
-    if (const auto dtype = args.get("dtype")) p.dtype = compute_dtype_from_name(*dtype);
-    set_placement(p);
-  }
   if (args.has("verbose")) set_log_level(LogLevel::Debug);
   if (args.has("quiet")) set_log_level(LogLevel::Error);
+  if (args.has("device") || args.has("dtype")) placement_of(args).check();  // before any work: a device that is not there
 }
 
 }  // namespace mmx::cli

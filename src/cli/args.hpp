@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "mmx/placement.hpp"
+
 namespace mmx::cli {
 
 struct Option {
@@ -39,7 +41,9 @@ class Args {
 const std::vector<Option>& common_options();
 Args parse_args(const Command& command, const std::vector<std::string>& argv);  // usage errors on bad input
 std::string help_text(const Command& command);
-// Applies --threads / --verbose / --quiet.
+// Applies --threads / --verbose / --quiet, and checks --device / --dtype.
 void apply_common_options(const Args& args);
+// --device and --dtype as the placement every model of the command is loaded at.
+Placement placement_of(const Args& args);
 
 }  // namespace mmx::cli

@@ -79,7 +79,7 @@ int run_bench(const Args& args) {
   }
   nlohmann::ordered_json list = nlohmann::json::array();
   for (const auto& workload : args.positionals()) {
-    const BenchResult r = run_benchmark(workload, runs, data, weights);
+    const BenchResult r = run_benchmark(workload, runs, data, weights, placement_of(args));
     if (args.has("json")) {
       list.push_back({{"workload", r.workload}, {"runs", r.runs}, {"min_ms", r.min_ms}, {"median_ms", r.median_ms},
                       {"gflops", r.gflops}, {"peak_fraction", r.peak_fraction}, {"peak_rss_mb", r.peak_rss_mb},

@@ -3,7 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
-#include "mmx/embed.hpp"
+#include "mmx/classify.hpp"
 
 namespace mmx::cli {
 
@@ -36,7 +36,8 @@ int run_classify(const Args& args) {
   const int64_t top_k = args.get_int("top-k", 1).value_or(5);
   std::vector<std::string> paths = collect_image_paths(args);
   std::vector<std::vector<Prediction>> results;
-  if (args.has("labels") || model_type_of(*model).rfind("clip", 0) == 0) {
+  const std::shared_ptr<const Model> loaded = Model::load(*model, placement_of(args));
+  if (args.has("labels") || (!loaded->has_classifier() && loaded->logit_scale())) {
     std::vector<std::string> labels;
     const std::string list = args.get("labels").value_or("");
     for (size_t start = 0; start <= list.size();) {  // comma-separated, surrounding spaces trimmed
@@ -49,10 +50,10 @@ int run_classify(const Args& args) {
       start = end + 1;
     }
     const std::vector<Image> images = load_images(paths, args.has("skip-bad-images"));
-    results = zero_shot_classify(*model, images, labels, args.get("template").value_or("a photo of a {}."), top_k);
+    results = zero_shot_classify(loaded, images, labels, args.get("template").value_or("a photo of a {}."), top_k);
   } else {
-    const auto classifier = ImageClassifier::load(*model);
-    results = classifier->classify(load_images(paths, args.has("skip-bad-images")), top_k);
+    const ImageClassifier classifier(loaded);
+    results = classifier.classify(load_images(paths, args.has("skip-bad-images")), top_k);
   }
   if (args.has("json")) {
     nlohmann::ordered_json out = nlohmann::ordered_json::array();

@@ -109,10 +109,15 @@ int run_embed(const Args& args) {
       usage_error("several arrays to write (--token-embeddings, or texts and images): use .safetensors or .json, not .npy");
     check_output_path(*output);  // refuse a bad path before any work
   }
+  const Placement placement = placement_of(args);
   std::vector<EmbeddedSet> sets;
+  // Both embedders live to the end: while one holds the model, the other gets the same (one load).
+  std::unique_ptr<TextEmbedder> text_embedder;
+  std::unique_ptr<ImageEmbedder> image_embedder;
   if (want_texts || !want_images) {
     EmbeddedSet set{false, collect_texts(args), {}, {}};
-    const auto embedder = TextEmbedder::load(*model);
+    text_embedder = TextEmbedder::load(*model, placement);
+    const auto& embedder = text_embedder;
     set.description = embedder->description();
     set.result = embedder->embed(set.names, options);
     sets.push_back(std::move(set));
@@ -120,7 +125,8 @@ int run_embed(const Args& args) {
   if (want_images) {
     EmbeddedSet set{true, collect_image_paths(args), {}, {}};
     const std::vector<Image> decoded = load_images(set.names, args.has("skip-bad-images"));
-    const auto embedder = ImageEmbedder::load(*model);
+    image_embedder = ImageEmbedder::load(*model, placement);
+    const auto& embedder = image_embedder;
     set.description = embedder->description();
     set.result = embedder->embed(decoded, options);
     sets.push_back(std::move(set));

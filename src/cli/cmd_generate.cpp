@@ -80,10 +80,10 @@ int run_generate(const Args& args) {
   if (find_invalid_utf8(*prompt) != std::string::npos) usage_error("--prompt is not valid UTF-8");
   const auto latents_file = args.get("latents");
   if (latents_file && args.has("seed")) usage_error("give --seed or --latents, not both");
+  const Placement placement = placement_of(args);
   const std::string rng = args.get("rng").value_or("cpu");
   if (rng != "cpu" && rng != "cuda") usage_error("--rng must be cpu or cuda, got '", rng, "'");
-  if (rng == "cuda" && placement().device != Device::CUDA)
-    usage_error("--rng cuda draws the noise on the GPU: add --device cuda");
+  if (rng == "cuda" && placement.device.is_cpu()) usage_error("--rng cuda draws the noise on the GPU: add --device cuda");
   if (rng == "cuda" && latents_file) usage_error("--rng chooses how the seed's noise is drawn; --latents gives it");
   const std::string output = args.get("output").value_or("out.png");
   if (extension_of(output) != ".png") usage_error("--output '", output, "': the image is written as .png");
@@ -109,7 +109,7 @@ int run_generate(const Args& args) {
     o.latents = file.get("latents").to(DType::F32).clone();
   } else {
     o.seed = args.has("seed") ? static_cast<uint64_t>(*args.get_int("seed", 0)) : std::random_device{}();
-    o.cuda_rng = rng == "cuda";
+    o.device_rng = rng == "cuda";
     if (!args.has("seed") && log_level() >= LogLevel::Warn) std::fprintf(stderr, "seed %llu\n", static_cast<unsigned long long>(o.seed));
   }
   o.keep_step_latents = save_latents.has_value();
@@ -123,7 +123,7 @@ int run_generate(const Args& args) {
   };
 
   const auto load_start = std::chrono::steady_clock::now();
-  const auto pipe = SDXLPipeline::load(*model, variant);
+  const auto pipe = SDXLPipeline::load(*model, variant, placement);
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
   if (log_level() >= LogLevel::Warn) std::fprintf(stderr, "loaded the pipeline in %.2f s\n", load_s);
   const GenerateResult r = pipe->generate(o);
@@ -144,8 +144,9 @@ int run_generate(const Args& args) {
                "peak RSS %.0f MiB%s\n",
                output.c_str(), static_cast<long long>(r.image.width), static_cast<long long>(r.image.height), load_s,
                prompt_s, static_cast<long long>(o.steps), total / static_cast<double>(o.steps), decode_s, peak_rss_mb(),
-               placement().device == Device::CUDA
-                   ? str(", peak GPU memory ", static_cast<long long>(peak_device_memory_mb()), " MiB on ", device_label()).c_str()
+               !placement.device.is_cpu()
+                   ? str(", peak device memory ", static_cast<long long>(peak_memory_mb(placement.device)), " MiB on ",
+                         device_description(placement.device)).c_str()
                    : "");
   return 0;
 }

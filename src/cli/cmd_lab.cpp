@@ -124,6 +124,7 @@ int run_lab(const Args& args) {
     usage_error("--pooling-text '", pooling_text, "': choose lab (the lab's formula) or mean-no-cls");
 
   LabInputs in;
+  in.placement = placement_of(args);
   in.captions = texts_of(args, "caption", "captions-file", lab_default_captions());
   in.dialogue = texts_of(args, "dialogue", "dialogue-file", lab_default_dialogue());
   in.text_model = args.get("text-model").value_or("bert-base-uncased");

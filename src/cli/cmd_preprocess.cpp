@@ -2,7 +2,7 @@
 #include <cstdio>
 
 #include "cli/commands.hpp"
-#include "mmx/embed.hpp"
+#include "mmx/model.hpp"
 #include "mmx/files.hpp"
 #include "mmx/image_processor.hpp"
 #include "mmx/safetensors.hpp"
@@ -37,12 +37,12 @@ int run_preprocess(const Args& args) {
   if (ext != ".safetensors" && ext != ".npy") usage_error("--output '", *output, "': use .safetensors or .npy");
   check_output_path(*output);
   std::vector<std::string> paths = collect_image_paths(args);
-  const ModelProcessor processor = load_model_processor(*model);
-  const Tensor pixel_values = preprocess_images(load_images(paths, args.has("skip-bad-images")), processor.config);
+  const ImageProcessorConfig processor = load_image_processor(*model);
+  const Tensor pixel_values = preprocess_images(load_images(paths, args.has("skip-bad-images")), processor);
   if (ext == ".npy") write_npy(*output, pixel_values);
   else write_safetensors(*output, {{"pixel_values", pixel_values}}, {{"model", *model}, {"images", str(paths.size())}});
   std::fprintf(stderr, "wrote %s: pixel_values %s (%s)\n", output->c_str(), shape_str(pixel_values.shape()).c_str(),
-               processor.config.kind.c_str());
+               processor.kind.c_str());
   return 0;
 }
 

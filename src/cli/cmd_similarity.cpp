@@ -132,17 +132,21 @@ int run_similarity(const Args& args) {
   if (auto p = args.get("text-pooling")) text_options.pooling = pooling_from_name(*p);
   if (auto p = args.get("image-pooling")) image_options.pooling = pooling_from_name(*p);
   std::optional<float> logit_scale;
+  const Placement placement = placement_of(args);
+  // Loaded once and kept: with one model for both (CLIP), the second embedder gets the first's model.
+  std::unique_ptr<TextEmbedder> text_embedder;
+  std::unique_ptr<ImageEmbedder> image_embedder;
   auto embed_texts = [&](const std::vector<std::string>& names) {
     if (text_model.empty()) usage_error("texts need --text-model (or --model)");
-    const auto embedder = TextEmbedder::load(text_model);
-    if (!logit_scale) logit_scale = embedder->logit_scale();
-    return embedder->embed(names, text_options).embeddings;
+    if (!text_embedder) text_embedder = TextEmbedder::load(text_model, placement);
+    if (!logit_scale) logit_scale = text_embedder->logit_scale();
+    return text_embedder->embed(names, text_options).embeddings;
   };
   auto embed_images = [&](Set& s) {
     if (image_model.empty()) usage_error("images need --image-model (or --model)");
-    const auto embedder = ImageEmbedder::load(image_model);
-    if (!logit_scale) logit_scale = embedder->logit_scale();
-    s.embeddings = embedder->embed(load_images(s.names, args.has("skip-bad-images")), image_options).embeddings;
+    if (!image_embedder) image_embedder = ImageEmbedder::load(image_model, placement);
+    if (!logit_scale) logit_scale = image_embedder->logit_scale();
+    s.embeddings = image_embedder->embed(load_images(s.names, args.has("skip-bad-images")), image_options).embeddings;
   };
   if (!rows.images && !cols.images) {  // one padded batch for both text sets, as the lab embeds its texts
     std::vector<std::string> all = rows.names;

@@ -3,7 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
-#include "mmx/tokenizer.hpp"
+#include "mmx/model.hpp"
 
 namespace mmx::cli {
 
@@ -38,7 +38,7 @@ int run_tokenize(const Args& args) {
   }
   const auto max_length = args.get_int("max-length", 1);
   const std::vector<std::string> texts = collect_texts(args);
-  const auto tokenizer = Tokenizer::load(*model);
+  const auto tokenizer = load_tokenizer(*model);  // tokenizer_config.json's class, else config.json's architecture
   if (padding == Padding::MaxLength && !max_length && tokenizer->model_max_length() > (int64_t(1) << 20))
     usage_error("--padding max_length needs --max-length: this tokenizer sets no model_max_length");
   const BatchEncoding batch = tokenizer->encode_batch(texts, padding, max_length);

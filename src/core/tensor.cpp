@@ -35,22 +35,8 @@ const char* dtype_name(DType dtype) {
   return "?";
 }
 
-const char* device_name(Device device) { return device == Device::CUDA ? "cuda" : "cpu"; }
-
-Device device_from_name(const std::string& name) {
-  if (name == "cpu") return Device::CPU;
-  if (name == "cuda" || name == "cuda:0" || name == "gpu") return Device::CUDA;
-  fail("unknown device '", name, "' (expected cpu or cuda)");
-}
-
-bool cuda_available() { return device::cuda_device_present(); }
-
 namespace {
-const device::Memory& cuda_memory_or_fail() {
-  const device::Memory* memory = device::cuda_memory();
-  if (!memory) fail("this build of mmx has no CUDA backend (configure with -DMMX_CUDA=ON where nvcc is installed)");
-  return *memory;
-}
+bool is_float(DType d) { return d == DType::F32 || d == DType::F16 || d == DType::BF16; }
 }  // namespace
 
 int64_t shape_numel(const Shape& shape) {
@@ -153,11 +139,11 @@ Tensor Tensor::empty(Shape shape, DType dtype, Device device) {
   t.dtype_ = dtype;
   t.device_ = device;
   t.defined_ = true;
-  if (device == Device::CUDA) {
-    const device::Memory& memory = cuda_memory_or_fail();
+  if (!device.is_cpu()) {
+    DeviceMemory* memory = &device_registry::memory(device);  // backends live as long as the process
     const size_t bytes = std::max<size_t>(t.nbytes(), 1);
-    void* p = memory.allocate(bytes);
-    t.owner_ = std::shared_ptr<void>(p, [bytes, release = memory.release](void* q) { release(q, bytes); });
+    void* p = memory->allocate(bytes);
+    t.owner_ = std::shared_ptr<void>(p, [bytes, memory](void* q) { memory->release(q, bytes); });
     t.data_ = p;
     return t;
   }
@@ -172,8 +158,8 @@ Tensor Tensor::empty(Shape shape, DType dtype, Device device) {
 
 Tensor Tensor::zeros(Shape shape, DType dtype, Device device) {
   Tensor t = empty(std::move(shape), dtype, device);
-  if (device == Device::CUDA)
-    cuda_memory_or_fail().zero(t.raw_mutable(), t.nbytes());
+  if (!device.is_cpu())
+    device_registry::memory(device).zero(t.raw_mutable(), t.nbytes());
   else
     std::memset(t.raw_mutable(), 0, t.nbytes());
   return t;
@@ -196,9 +182,9 @@ int64_t Tensor::dim(int i) const {
 }
 
 void Tensor::check_host() const {
-  if (device_ != Device::CPU)
-    fail("a tensor of shape ", shape_str(shape_), " in ", device_name(device_),
-         " memory was read from the host; copy it with .to(Device::CPU) first");
+  if (!device_.is_cpu())
+    fail("a tensor of shape ", shape_str(shape_), " in ", device_.name(),
+         " memory was read from the host; copy it with .to(Device::cpu()) first");
 }
 
 void Tensor::check_dtype(DType expected) const {
@@ -238,8 +224,8 @@ Tensor Tensor::narrow0(int64_t start, int64_t length) const {
 Tensor Tensor::clone() const {
   Tensor t = empty(shape_, dtype_, device_);
   if (!nbytes()) return t;
-  if (device_ == Device::CUDA)
-    cuda_memory_or_fail().copy(t.raw_mutable(), device_, data_, device_, nbytes());
+  if (!device_.is_cpu())
+    device_registry::memory(device_).copy(t.raw_mutable(), device_, data_, device_, nbytes());
   else
     std::memcpy(t.raw_mutable(), data_, nbytes());
   return t;
@@ -247,9 +233,9 @@ Tensor Tensor::clone() const {
 
 Tensor Tensor::to(Device device) const {
   if (device == device_) return *this;
-  const device::Memory& memory = cuda_memory_or_fail();
+  if (!device.is_cpu() && !device_.is_cpu()) return to(Device::cpu()).to(device);  // between two devices: through the host
   Tensor t = empty(shape_, dtype_, device);
-  if (nbytes()) memory.copy(t.raw_mutable(), device, data_, device_, nbytes());
+  if (nbytes()) device_registry::memory(device.is_cpu() ? device_ : device).copy(t.raw_mutable(), device, data_, device_, nbytes());
   return t;
 }
 
@@ -259,15 +245,14 @@ void Tensor::copy_from(const Tensor& src) const {
   const Tensor here = src.to(device_);  // on this tensor's device, still in src's dtype
   if (!nbytes()) return;
   if (here.dtype_ == dtype_) {
-    if (device_ == Device::CUDA)
-      cuda_memory_or_fail().copy(raw_mutable(), device_, here.data_, device_, nbytes());
+    if (!device_.is_cpu())
+      device_registry::memory(device_).copy(raw_mutable(), device_, here.data_, device_, nbytes());
     else
       std::memcpy(raw_mutable(), here.data_, nbytes());
-  } else if (device_ == Device::CUDA) {
-    const auto is_float = [](DType d) { return d == DType::F32 || d == DType::F16 || d == DType::BF16; };
+  } else if (!device_.is_cpu()) {
     if (!is_float(dtype_) || !is_float(here.dtype_))
       fail("copy_from: no conversion from ", dtype_name(here.dtype_), " to ", dtype_name(dtype_));
-    cuda_memory_or_fail().convert(here.data_, here.dtype_, raw_mutable(), dtype_, static_cast<size_t>(numel()));
+    device_registry::memory(device_).convert(here.data_, here.dtype_, raw_mutable(), dtype_, static_cast<size_t>(numel()));
   } else {
     const Tensor converted = here.to(dtype_);
     std::memcpy(raw_mutable(), converted.data_, nbytes());
@@ -276,12 +261,11 @@ void Tensor::copy_from(const Tensor& src) const {
 
 Tensor Tensor::to(DType dtype) const {
   if (dtype == dtype_) return *this;
-  if (device_ == Device::CUDA) {
-    const auto is_float = [](DType d) { return d == DType::F32 || d == DType::F16 || d == DType::BF16; };
+  if (!device_.is_cpu()) {
     if (!is_float(dtype) || !is_float(dtype_))
-      fail("no conversion from ", dtype_name(dtype_), " to ", dtype_name(dtype), " in cuda memory");
+      fail("no conversion from ", dtype_name(dtype_), " to ", dtype_name(dtype), " in ", device_.name(), " memory");
     Tensor out = empty(shape_, dtype, device_);
-    cuda_memory_or_fail().convert(data_, dtype_, out.raw_mutable(), dtype, static_cast<size_t>(numel()));
+    device_registry::memory(device_).convert(data_, dtype_, out.raw_mutable(), dtype, static_cast<size_t>(numel()));
     return out;
   }
   Tensor out = empty(shape_, dtype);

@@ -11,7 +11,6 @@
 #include "mmx/error.hpp"
 #include "mmx/torch_random.hpp"
 
-#include "core/device_memory.hpp"
 
 namespace mmx {
 namespace {
@@ -118,13 +117,6 @@ Tensor TorchGenerator::randn(const Shape& shape) {
     normal_fill_16(tail);
   }
   return t;
-}
-
-Tensor TorchCudaGenerator::randn(const Shape& shape, DType dtype) {
-  if (!cuda_available()) fail("--rng cuda draws torch's CUDA random numbers on the GPU: no CUDA device is visible");
-  Tensor out = Tensor::empty(shape, dtype, Device::CUDA);
-  offset_ += device::cuda_memory()->torch_randn(seed_, offset_, out);
-  return out.to(DType::F32).to(Device::CPU);
 }
 
 }  // namespace mmx

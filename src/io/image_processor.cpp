@@ -116,25 +116,26 @@ Image center_crop(const Image& in, int64_t crop_h, int64_t crop_w) {
 
 }  // namespace
 
-ImageProcessorConfig ImageProcessorConfig::defaults(const std::string& kind) {
+ImageProcessorConfig ImageProcessorConfig::defaults(const std::string& kind, int64_t size) {
   ImageProcessorConfig c;
   c.kind = kind;
   if (kind == "CLIPImageProcessor") {
-    c.shortest_edge = 224;
+    c.shortest_edge = size;
+    c.crop_height = c.crop_width = size;
     c.do_center_crop = true;
     c.resample = Resample::Bicubic;
     c.image_mean = {0.48145466, 0.4578275, 0.40821073};  // OPENAI_CLIP_MEAN
     c.image_std = {0.26862954, 0.26130258, 0.27577711};  // OPENAI_CLIP_STD
   } else {
-    c.height = c.width = 224;
+    c.height = c.width = size;
   }
   return c;
 }
 
-ImageProcessorConfig ImageProcessorConfig::load(const std::string& path, const std::string& model_type) {
+ImageProcessorConfig ImageProcessorConfig::load(const std::string& path, const std::string& default_kind) {
   const JsonObject json = JsonObject::load(path);
   std::string kind = json.get_string("image_processor_type", json.get_string("feature_extractor_type", ""));
-  if (kind.empty()) kind = model_type == "clip" ? "CLIPImageProcessor" : "ViTImageProcessor";
+  if (kind.empty()) kind = default_kind.empty() ? "ViTImageProcessor" : default_kind;
   const bool vit_kind = kind == "ViTImageProcessor" || kind == "ViTFeatureExtractor" || kind == "ViTImageProcessorFast";
   const bool clip_kind = kind == "CLIPImageProcessor" || kind == "CLIPFeatureExtractor";
   if (!vit_kind && !clip_kind)

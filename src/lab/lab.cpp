@@ -49,14 +49,14 @@ LabResult run_lab(const LabInputs& in, void (*progress)(const std::string&)) {
   LabResult r;
   {
     tell(progress, "BERT × ViT: loading " + in.text_model);
-    const auto text_embedder = TextEmbedder::load(in.text_model);
+    const auto text_embedder = TextEmbedder::load(in.text_model, in.placement);
     EmbedOptions options;
     options.pooling = in.text_pooling;
     tell(progress, "BERT × ViT: embedding " + std::to_string(texts.size()) + " texts in one batch (" +
                        pooling_name(in.text_pooling) + " pooling)");
     const Tensor t = text_embedder->embed(texts, options).embeddings;
     tell(progress, "BERT × ViT: loading " + in.image_model);
-    const auto image_embedder = ImageEmbedder::load(in.image_model);
+    const auto image_embedder = ImageEmbedder::load(in.image_model, in.placement);
     tell(progress, "BERT × ViT: embedding " + std::to_string(in.images.size()) + " images");
     EmbedOptions image_options;
     image_options.pooling = Pooling::MeanNoCls;  // the lab's image_avg_embeds: mean of the patch tokens
@@ -72,14 +72,15 @@ LabResult run_lab(const LabInputs& in, void (*progress)(const std::string&)) {
   }
   {
     tell(progress, "CLIP: loading " + in.clip_model);
-    const auto clip_text = TextEmbedder::load(in.clip_model);
-    const auto clip_image = ImageEmbedder::load(in.clip_model);
+    const std::shared_ptr<const Model> clip = Model::load(in.clip_model, in.placement);  // read once, both towers
+    const TextEmbedder clip_text(clip);
+    const ImageEmbedder clip_image(clip);
     EmbedOptions projection;
     projection.pooling = Pooling::Projection;  // get_text_features / get_image_features
     tell(progress, "CLIP: embedding " + std::to_string(texts.size()) + " texts and " +
                        std::to_string(in.images.size()) + " images");
-    const Tensor t = clip_text->embed(texts, projection).embeddings;
-    const Tensor img = clip_image->embed(in.images, projection).embeddings;
+    const Tensor t = clip_text.embed(texts, projection).embeddings;
+    const Tensor img = clip_image.embed(in.images, projection).embeddings;
     const Tensor cap = rows_of(t, 0, nc), dia = rows_of(t, nc, nd);
     r.clip_captions_image = lab_matrix(cap, img);
     r.clip_dialogue_image = lab_matrix(dia, img);

@@ -1,4 +1,4 @@
-// The lab's whole study in one call: unaligned BERT × ViT embeddings versus CLIP's joint space,
+// The lab's whole study in one call (src/lab/lab.cpp): unaligned BERT × ViT embeddings versus CLIP's joint space,
 // as similarity matrices (A @ B.T then softmax over dim 0) and the figures that show them.
 #pragma once
 #include <optional>
@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "mmx/embed.hpp"
+#include "mmx/placement.hpp"
 #include "mmx/plot/render.hpp"
 #include "mmx/tensor.hpp"
 
@@ -21,6 +22,7 @@ struct LabInputs {
   std::vector<std::string> captions, dialogue;
   std::string text_model, image_model, clip_model;  // model folders (BERT, ViT, CLIP in the lab)
   Pooling text_pooling = Pooling::Lab;  // the lab's formula (or mean-no-cls, the masked mean)
+  Placement placement;                   // where the three models run
 };
 
 struct LabResult {

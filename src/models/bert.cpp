@@ -117,7 +117,7 @@ Tensor BertSelfAttention::forward(const Tensor& hidden_states, const Tensor& att
   if (distance_embedding.defined()) {
     // Computed on the host (strided GEMMs and a diagonal gather) and moved to the device if needed.
     const Device device = q.device();
-    const auto host = [](const Tensor& t) { return t.to(DType::F32).to(Device::CPU); };
+    const auto host = [](const Tensor& t) { return t.to(DType::F32).to(Device::cpu()); };
     bias = relative_position_bias(host(q), host(k), distance_embedding, num_attention_heads,
                                   position_embedding_type == "relative_key_query")
                .to(device);
@@ -195,6 +195,43 @@ BertOutputs BertModel::forward(const Tensor& input_ids, const Tensor& token_type
   out.last_hidden_state = placement_.out(hidden_states);
   if (pooler_) out.pooler_output = placement_.out(pooler_->forward(hidden_states));
   return out;
+}
+
+namespace {
+
+class BertParts final : public ModelParts, public TextEncoder {
+ public:
+  BertParts(const BertConfig& config, WeightLoader& weights) : model_(config, weights) {}
+  const TextEncoder* text() const override { return this; }
+  std::string description() const override {
+    const auto& c = model_.config();
+    return str("bert: ", c.num_hidden_layers, " layers, hidden ", c.hidden_size, ", ", c.num_attention_heads,
+               " heads, intermediate ", c.intermediate_size, ", ", c.hidden_act);
+  }
+  EncoderOutputs forward(const Tensor& input_ids, const Tensor& token_type_ids, const Tensor& attention_mask,
+                         bool output_hidden_states) const override {
+    EncoderOutputs out;
+    TraceFn trace;  // embeddings, then every layer's output: transformers' hidden_states
+    if (output_hidden_states) trace = [&out](const std::string&, const Tensor& t) { out.hidden_states.push_back(t); };
+    BertOutputs o = model_.forward(input_ids, token_type_ids, attention_mask, trace);
+    out.last_hidden_state = o.last_hidden_state;
+    out.pooler_output = o.pooler_output;
+    return out;
+  }
+  int64_t max_positions() const override { return model_.config().max_position_embeddings; }
+  bool has_pooler() const override { return model_.has_pooler(); }
+
+ private:
+  BertModel model_;
+};
+
+}  // namespace
+
+std::unique_ptr<ModelParts> load_bert(const JsonObject& config, const Checkpoint& checkpoint, const Placement& placement,
+                                      HalfWeights half) {
+  const BertConfig c = BertConfig::from_json(config);
+  WeightLoader loader(checkpoint, placement, half);
+  return std::make_unique<BertParts>(c, loader);
 }
 
 }  // namespace mmx

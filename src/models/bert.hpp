@@ -8,6 +8,7 @@
 #include "backend/ops.hpp"
 #include "io/json_config.hpp"
 #include "models/blocks/linear.hpp"
+#include "models/encoder.hpp"
 
 namespace mmx {
 
@@ -122,5 +123,9 @@ class BertModel {
   std::vector<BertLayer> layers_;  // encoder.layer.N
   std::optional<BertPooler> pooler_;
 };
+
+// The registry's factory (models/registry.cpp): a BertModel folder as a text encoder.
+std::unique_ptr<ModelParts> load_bert(const JsonObject& config, const Checkpoint& checkpoint, const Placement& placement,
+                                      HalfWeights half);
 
 }  // namespace mmx

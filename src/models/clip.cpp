@@ -155,7 +155,7 @@ CLIPTextOutputs CLIPTextTransformer::forward(const Tensor& input_ids, const Tens
   out.last_hidden_state = placement_.out(last);
   // Pooled at the end-of-text token. Configs with the legacy eos_token_id 2 (OpenAI's, SDXL's) pool at
   // argmax(input_ids), which is the first 49407; newer ones at the first eos_token_id.
-  const Tensor host_ids = input_ids.to(Device::CPU);
+  const Tensor host_ids = input_ids.to(Device::cpu());
   const int64_t* ids = host_ids.data<int64_t>();
   std::vector<int64_t> positions(size_t(batch), 0);
   for (int64_t b = 0; b < batch; ++b) {
@@ -251,6 +251,83 @@ Tensor CLIPModel::get_text_features(const Tensor& input_ids, const Tensor& atten
 }
 Tensor CLIPModel::get_image_features(const Tensor& pixel_values) const {
   return project_image(vision_model().forward(pixel_values).pooler_output);
+}
+
+namespace {
+
+class ClipText final : public TextEncoder {
+ public:
+  explicit ClipText(const CLIPModel& model) : model_(model) {}
+  EncoderOutputs forward(const Tensor& input_ids, const Tensor&, const Tensor& attention_mask,
+                         bool output_hidden_states) const override {
+    CLIPTextOutputs o = model_.text_model().forward(input_ids, attention_mask, output_hidden_states);
+    return {o.last_hidden_state, o.pooler_output, std::move(o.hidden_states)};
+  }
+  int64_t max_positions() const override { return model_.text_model().config().max_position_embeddings; }
+  bool has_pooler() const override { return true; }
+  bool has_projection() const override { return model_.has_text_projection(); }
+  Tensor project(const Tensor& pooled) const override { return model_.project_text(pooled); }
+
+ private:
+  const CLIPModel& model_;
+};
+
+class ClipVision final : public VisionEncoder {
+ public:
+  explicit ClipVision(const CLIPModel& model) : model_(model) {}
+  EncoderOutputs forward(const Tensor& pixel_values) const override {
+    CLIPVisionOutputs o = model_.vision_model().forward(pixel_values);
+    return {o.last_hidden_state, o.pooler_output, {}};
+  }
+  int64_t tokens() const override { return model_.vision_model().config().num_patches() + 1; }
+  int64_t image_size() const override { return model_.vision_model().config().image_size; }
+  bool has_pooler() const override { return true; }
+  bool has_projection() const override { return model_.has_visual_projection(); }
+  Tensor project(const Tensor& pooled) const override { return model_.project_image(pooled); }
+
+ private:
+  const CLIPModel& model_;
+};
+
+class ClipParts final : public ModelParts {
+ public:
+  ClipParts(const CLIPConfig& config, WeightLoader& weights) : model_(config, weights), text_(model_), vision_(model_) {}
+  const TextEncoder* text() const override { return model_.has_text() ? &text_ : nullptr; }
+  const VisionEncoder* vision() const override { return model_.has_vision() ? &vision_ : nullptr; }
+  std::optional<float> logit_scale() const override { return model_.logit_scale(); }
+  std::string description() const override {
+    std::string s = "clip:";
+    if (model_.has_text()) {
+      const auto& c = model_.text_model().config();
+      s += str(" text ", c.num_hidden_layers, " layers × ", c.hidden_size, " (", c.hidden_act, ")");
+    }
+    if (model_.has_vision()) {
+      const auto& c = model_.vision_model().config();
+      s += str(model_.has_text() ? "," : "", " vision ", c.num_hidden_layers, " layers × ", c.hidden_size, ", patch ",
+               c.patch_size);
+    }
+    return s;
+  }
+
+ private:
+  CLIPModel model_;
+  ClipText text_;
+  ClipVision vision_;
+};
+
+}  // namespace
+
+std::unique_ptr<ModelParts> load_clip(const JsonObject& config, const Checkpoint& checkpoint, const Placement& placement,
+                                      HalfWeights half) {
+  const CLIPConfig c = CLIPConfig::from_json(config);
+  WeightLoader loader(checkpoint, placement, half);
+  return std::make_unique<ClipParts>(c, loader);
+}
+
+int64_t clip_image_size(const JsonObject& config) {
+  const CLIPConfig c = CLIPConfig::from_json(config);
+  if (!c.vision_config) fail(config.source(), ": a CLIP text model has no image size");
+  return c.vision_config->image_size;
 }
 
 }  // namespace mmx

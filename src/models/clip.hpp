@@ -10,6 +10,7 @@
 #include "backend/ops.hpp"
 #include "io/json_config.hpp"
 #include "models/blocks/linear.hpp"
+#include "models/encoder.hpp"
 
 namespace mmx {
 
@@ -118,5 +119,11 @@ class CLIPModel {
   Placement placement_;
   float logit_scale_ = 2.6592f;
 };
+
+// The registry's factory (models/registry.cpp): a CLIPModel, CLIPTextModel(WithProjection) or
+// CLIPVisionModel(WithProjection) folder as text and/or vision encoders with their projections.
+std::unique_ptr<ModelParts> load_clip(const JsonObject& config, const Checkpoint& checkpoint, const Placement& placement,
+                                      HalfWeights half);
+int64_t clip_image_size(const JsonObject& config);  // the vision tower's image_size
 
 }  // namespace mmx

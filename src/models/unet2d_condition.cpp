@@ -204,8 +204,7 @@ Tensor timestep_embedding(const std::vector<float>& timesteps, int64_t dim, bool
 }
 
 UNet2DConditionModel::UNet2DConditionModel(const UNet2DConditionConfig& c, WeightLoader& weights)
-    : config_(c), act_(ops::activation_from_name(c.act_fn)), placement_(weights.placement()),
-      step_graphs_(std::make_unique<StepGraphs>()) {
+    : config_(c), act_(ops::activation_from_name(c.act_fn)), placement_(weights.placement()) {
   const WeightView w(weights);
   const auto& ch = c.block_out_channels;
   const int64_t temb = c.time_embed_dim(), g = c.norm_num_groups, nb = static_cast<int64_t>(ch.size());
@@ -263,17 +262,6 @@ UNet2DConditionModel::UNet2DConditionModel(const UNet2DConditionConfig& c, Weigh
   weights.finish("UNet2DConditionModel");
 }
 
-// The recorded steps by input shapes (CUDA graphs), with the fixed tensors they read and write.
-struct UNet2DConditionModel::StepGraph {
-  StepInputs inputs;
-  Tensor output;
-  ops::Recording recording;
-  int64_t calls = 0;
-};
-struct UNet2DConditionModel::StepGraphs {
-  std::map<std::vector<int64_t>, StepGraph> by_shape;
-};
-
 UNet2DConditionModel::~UNet2DConditionModel() = default;
 UNet2DConditionModel::UNet2DConditionModel(UNet2DConditionModel&&) noexcept = default;
 
@@ -283,8 +271,8 @@ Tensor UNet2DConditionModel::time_embedding(const Tensor& t_emb, const Linear& l
   return l2.forward(h);
 }
 
-Tensor UNet2DConditionModel::forward(const Tensor& sample, float timestep, const Tensor& context,
-                                     const Tensor& text_embeds, const Tensor& time_ids) const {
+UNet2DConditionModel::Inputs UNet2DConditionModel::prepare(const Tensor& sample, float timestep, const Tensor& context,
+                                                           const Tensor& text_embeds, const Tensor& time_ids) const {
   const auto& c = config_;
   if (sample.ndim() != 4 || sample.dim(1) != c.in_channels)
     fail("UNet: sample must be [B, ", c.in_channels, ", h, w], got ", shape_str(sample.shape()));
@@ -295,7 +283,7 @@ Tensor UNet2DConditionModel::forward(const Tensor& sample, float timestep, const
   if (context.ndim() != 3 || context.dim(0) != batch)
     fail("UNet: encoder_hidden_states must be [", batch, ", T, C], got ", shape_str(context.shape()));
   // The sinusoidal embeddings are computed on the host (a few KB) and moved to the device.
-  StepInputs host;
+  Inputs host;
   host.sample = sample;
   host.context = context;
   host.time_features = timestep_embedding(std::vector<float>(size_t(batch), timestep), c.block_out_channels[0],
@@ -316,35 +304,17 @@ Tensor UNet2DConditionModel::forward(const Tensor& sample, float timestep, const
     }
     host.add_features = add;
   }
-  if (!ops::recordings_enabled(placement_.device)) {
-    const StepInputs on_device{placement_.in(host.sample), placement_.in(host.time_features),
-                               placement_.in(host.add_features), placement_.in(host.context)};
-    return placement_.out(forward_on_device(on_device));
-  }
-  // CUDA: the step is recorded once per shape and replayed (one graph launch instead of ~1,500 kernel
-  // launches); its inputs are copied into fixed device tensors first. The first call per shape runs
-  // eagerly (cuBLASLt plans, the memory pool), the second records.
-  std::vector<int64_t> key;
-  for (const Tensor* t : {&host.sample, &host.time_features, &host.add_features, &host.context}) {
-    key.push_back(t->ndim());
-    for (int i = 0; i < t->ndim(); ++i) key.push_back(t->dim(i));
-  }
-  StepGraph& g = step_graphs_->by_shape[key];
-  if (!g.inputs.sample.defined())
-    for (auto [from, to] : {std::pair{&host.sample, &g.inputs.sample}, {&host.time_features, &g.inputs.time_features},
-                            {&host.add_features, &g.inputs.add_features}, {&host.context, &g.inputs.context}})
-      if (from->defined()) *to = Tensor::empty(from->shape(), placement_.dtype, placement_.device);
-  for (auto [from, to] : {std::pair{&host.sample, &g.inputs.sample}, {&host.time_features, &g.inputs.time_features},
-                          {&host.add_features, &g.inputs.add_features}, {&host.context, &g.inputs.context}})
-    if (from->defined()) to->copy_from(*from);
-  if (g.calls++ == 0) return placement_.out(forward_on_device(g.inputs));
-  if (!g.recording.defined())
-    g.recording = ops::Recording::record(placement_.device, [&g, this] { g.output = forward_on_device(g.inputs); });
-  g.recording.replay();
-  return placement_.out(g.output);
+  return host;
 }
 
-Tensor UNet2DConditionModel::forward_on_device(const StepInputs& in) const {
+Tensor UNet2DConditionModel::forward(const Tensor& sample, float timestep, const Tensor& context,
+                                     const Tensor& text_embeds, const Tensor& time_ids) const {
+  const Inputs host = prepare(sample, timestep, context, text_embeds, time_ids);
+  return placement_.out(forward({placement_.in(host.sample), placement_.in(host.time_features),
+                                 placement_.in(host.add_features), placement_.in(host.context)}));
+}
+
+Tensor UNet2DConditionModel::forward(const Inputs& in) const {
   Tensor emb = time_embedding(in.time_features, time_linear_1, time_linear_2);
   if (in.add_features.defined()) ops::add_(emb, time_embedding(in.add_features, add_linear_1, add_linear_2));
   const Tensor& context_on_device = in.context;

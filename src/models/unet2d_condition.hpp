@@ -40,8 +40,21 @@ class UNet2DConditionModel {
   UNet2DConditionModel(UNet2DConditionModel&&) noexcept;
   const UNet2DConditionConfig& config() const { return config_; }
 
+  const Placement& placement() const { return placement_; }
+
+  // What one call reads: the sample, the sinusoidal time features (computed on the host, a few KB), the
+  // text_time features (pooled text embeddings and time-id features), encoder_hidden_states.
+  struct Inputs {
+    Tensor sample, time_features, add_features, context;
+  };
   // sample [B, C, h, w], one timestep for the batch, encoder_hidden_states [B, T, cross_attention_dim];
-  // for "text_time": text_embeds [B, P] and time_ids [B, 6]. → [B, out_channels, h, w].
+  // for "text_time": text_embeds [B, P] and time_ids [B, 6]. Checked, as host F32 tensors.
+  Inputs prepare(const Tensor& sample, float timestep, const Tensor& encoder_hidden_states,
+                 const Tensor& text_embeds = Tensor(), const Tensor& time_ids = Tensor()) const;
+  // The forward pass on inputs already on the placement's device (in its activation dtype), with device
+  // ops only, so that it can be recorded and replayed (pipelines/step_runner.hpp). → [B, out_channels, h, w].
+  Tensor forward(const Inputs& on_device) const;
+  // prepare, then forward on the device: host F32 in, host F32 out.
   Tensor forward(const Tensor& sample, float timestep, const Tensor& encoder_hidden_states,
                  const Tensor& text_embeds = Tensor(), const Tensor& time_ids = Tensor()) const;
 
@@ -53,12 +66,6 @@ class UNet2DConditionModel {
     std::optional<Conv2d> upsampler;          // up blocks: a convolution after nearest 2×
   };
   Tensor time_embedding(const Tensor& t_emb, const Linear& l1, const Linear& l2) const;
-  struct StepInputs {  // on the placement's device (the host's sinusoidal features included)
-    Tensor sample, time_features, add_features, context;
-  };
-  Tensor forward_on_device(const StepInputs& in) const;  // device ops only: what a CUDA graph records
-  struct StepGraph;
-  struct StepGraphs;
 
   UNet2DConditionConfig config_;
   ops::Activation act_;
@@ -68,7 +75,6 @@ class UNet2DConditionModel {
   std::vector<Block> down_blocks, up_blocks;
   Block mid_block;
   GroupNorm conv_norm_out;
-  std::unique_ptr<StepGraphs> step_graphs_;  // mutable state of const forward()s: the recorded steps
 };
 
 // get_timestep_embedding: [N] timesteps → [N, dim] sinusoidal features in float32, as diffusers.

@@ -156,10 +156,10 @@ ViTOutputs ViTModel::forward_on_device(const Tensor& pixel_values) const {
 }
 
 ViTForImageClassification::ViTForImageClassification(const ViTConfig& config, WeightLoader& weights)
-    : vit_(config, WeightView(weights, "vit."), false),
+    : vit_(config, WeightView(weights, "vit."), true),
       classifier(WeightView(weights, "classifier."), config.hidden_size,
                  config.id2label.empty() ? 2 : static_cast<int64_t>(config.id2label.size())) {
-  weights.finish("ViTForImageClassification", {}, {"vit.pooler."});
+  weights.finish("ViTForImageClassification");
 }
 
 Tensor ViTForImageClassification::forward(const Tensor& pixel_values) const {
@@ -168,5 +168,56 @@ Tensor ViTForImageClassification::forward(const Tensor& pixel_values) const {
                                           std::vector<int64_t>(size_t(out.last_hidden_state.dim(0)), 0));
   return vit_.placement().out(classifier.forward(first));
 }
+
+namespace {
+
+std::string describe(const ViTConfig& c) {
+  return str("vit: ", c.num_hidden_layers, " layers, hidden ", c.hidden_size, ", ", c.num_attention_heads, " heads, image ",
+             c.image_height, "×", c.image_width, ", patch ", c.patch_height, "×", c.patch_width);
+}
+
+class ViTVision : public VisionEncoder {
+ public:
+  const ViTModel& vit() const { return classifier_ ? classifier_->vit() : *model_; }
+  EncoderOutputs forward(const Tensor& pixel_values) const override {
+    ViTOutputs o = vit().forward(pixel_values);
+    return {o.last_hidden_state, o.pooler_output, {}};
+  }
+  int64_t tokens() const override { return vit().config().num_patches() + 1; }
+  int64_t image_size() const override { return vit().config().image_height; }
+  bool has_pooler() const override { return vit().has_pooler(); }
+
+ protected:
+  std::optional<ViTModel> model_;
+  std::optional<ViTForImageClassification> classifier_;
+};
+
+class ViTParts final : public ModelParts, public ViTVision, public ImageClassifierHead {
+ public:
+  ViTParts(const ViTConfig& config, WeightLoader& weights, bool with_classifier) {
+    if (with_classifier) classifier_.emplace(config, weights);
+    else model_.emplace(config, weights);
+  }
+  const VisionEncoder* vision() const override { return this; }
+  const ImageClassifierHead* classifier() const override { return classifier_ ? this : nullptr; }
+  std::string description() const override { return describe(vit().config()) + (classifier_ ? ", classifier" : ""); }
+  Tensor logits(const Tensor& pixel_values) const override { return classifier_->forward(pixel_values); }
+  std::string label(int64_t id) const override {
+    const auto& names = vit().config().id2label;
+    auto it = names.find(id);
+    return it == names.end() ? str("LABEL_", id) : it->second;  // transformers' default names
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<ModelParts> load_vit(const JsonObject& config, const Checkpoint& checkpoint, const Placement& placement,
+                                     HalfWeights half) {
+  const ViTConfig c = ViTConfig::from_json(config);
+  WeightLoader loader(checkpoint, placement, half);
+  return std::make_unique<ViTParts>(c, loader, loader.has("classifier.weight"));
+}
+
+int64_t vit_image_size(const JsonObject& config) { return ViTConfig::from_json(config).image_height; }
 
 }  // namespace mmx

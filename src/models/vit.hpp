@@ -10,6 +10,7 @@
 #include "backend/ops.hpp"
 #include "io/json_config.hpp"
 #include "models/blocks/linear.hpp"
+#include "models/encoder.hpp"
 
 namespace mmx {
 
@@ -82,13 +83,21 @@ class ViTModel {
 
 class ViTForImageClassification {
  public:
+  // Binds the backbone under "vit." (with its pooler, when the checkpoint has one) and the classifier.
   ViTForImageClassification(const ViTConfig& config, WeightLoader& weights);
   const ViTConfig& config() const { return vit_.config(); }
+  const ViTModel& vit() const { return vit_; }
   Tensor forward(const Tensor& pixel_values) const;  // logits [B, num_labels]
 
  private:
   ViTModel vit_;
   Linear classifier;
 };
+
+// The registry's factory (models/registry.cpp): a ViTModel folder as a vision encoder, and a
+// ViTForImageClassification folder as a classifier too.
+std::unique_ptr<ModelParts> load_vit(const JsonObject& config, const Checkpoint& checkpoint, const Placement& placement,
+                                     HalfWeights half);
+int64_t vit_image_size(const JsonObject& config);  // the square size the default processor resizes to
 
 }  // namespace mmx

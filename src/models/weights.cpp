@@ -8,12 +8,20 @@
 
 namespace mmx {
 
-WeightLoader::WeightLoader(const Checkpoint& checkpoint, HalfWeights half) : checkpoint_(&checkpoint), half_(half) {}
+namespace {
+bool is_half(DType d) { return d == DType::F16 || d == DType::BF16; }
+}  // namespace
 
-std::unique_ptr<WeightLoader> WeightLoader::random(uint64_t seed, DType matrix_dtype) {
+WeightLoader::WeightLoader(const Checkpoint& checkpoint, const Placement& placement, HalfWeights half)
+    : placement_(placement), checkpoint_(&checkpoint), half_(half) {
+  placement_.check();
+}
+
+std::unique_ptr<WeightLoader> WeightLoader::random(uint64_t seed, const Placement& placement, DType matrix_dtype) {
   if (matrix_dtype != DType::F32 && matrix_dtype != DType::F16 && matrix_dtype != DType::BF16)
     fail("random weights: matrix dtype must be F32, F16 or BF16, got ", dtype_name(matrix_dtype));
-  std::unique_ptr<WeightLoader> loader(new WeightLoader());
+  placement.check();
+  std::unique_ptr<WeightLoader> loader(new WeightLoader(placement));
   loader->rng_ = std::make_unique<std::mt19937_64>(seed);
   loader->random_matrix_dtype_ = matrix_dtype;
   return loader;
@@ -46,27 +54,39 @@ bool WeightLoader::has_prefix(const std::string& prefix) const {
   return false;
 }
 
+Tensor WeightLoader::at_precision(const Tensor& t) const {
+  const Tensor f32 = t.to(DType::F32);
+  const DType d = placement_.dtype;
+  return d == DType::F32 || t.dtype() == d ? f32 : f32.to(d).to(DType::F32);
+}
+
 Tensor WeightLoader::get(const std::string& name, const Shape& shape, Init init) {
-  const Tensor t = fetch(name, shape, init, false);
-  return placement_.device == Device::CPU ? t : t.to(placement_.device).to(DType::F32);
+  const Tensor t = at_precision(stored(name, shape, init, false));
+  return placement_.device.is_cpu() ? t : t.to(placement_.device);
 }
 
 Tensor WeightLoader::get_embedding(const std::string& name, const Shape& shape, Init init) {
-  const Tensor t = fetch(name, shape, init, placement_.device != Device::CPU);
-  return placement_.device == Device::CPU ? t : t.to(placement_.device).to(placement_.dtype);
+  if (placement_.device.is_cpu()) return at_precision(stored(name, shape, init, false)).to(placement_.activation_dtype());
+  // The stored half-precision tensor crosses the bus as it is and is converted there.
+  const Tensor t = stored(name, shape, init, true);
+  return (is_half(t.dtype()) ? t : t.to(DType::F32)).to(placement_.device).to(placement_.activation_dtype());
 }
 
 Tensor WeightLoader::get_host(const std::string& name, const Shape& shape, Init init) {
-  return fetch(name, shape, init, false);
+  return at_precision(stored(name, shape, init, false));
 }
 
 Tensor WeightLoader::get_matrix(const std::string& name, const Shape& shape) {
-  // On CUDA the stored half-precision tensor crosses the bus as it is and is converted there.
-  const Tensor t = fetch(name, shape, Init::Normal, true);
-  return placement_.device == Device::CPU ? t : t.to(placement_.device).to(placement_.dtype);
+  const Tensor t = stored(name, shape, Init::Normal, true);
+  if (!placement_.device.is_cpu())
+    return (is_half(t.dtype()) ? t : t.to(DType::F32)).to(placement_.device).to(placement_.activation_dtype());
+  const DType want = placement_.dtype;
+  if (want != DType::F32) return t.dtype() == want ? t : t.to(DType::F32).to(want);  // kept half; kernels widen it
+  if (is_half(t.dtype()) && (half_ == HalfWeights::AsStored || !checkpoint_)) return t;
+  return t.to(DType::F32);
 }
 
-Tensor WeightLoader::fetch(const std::string& name, const Shape& shape, Init init, bool keep_half) {
+Tensor WeightLoader::stored(const std::string& name, const Shape& shape, Init init, bool matrix) {
   if (!checkpoint_) {
     Tensor t = Tensor::empty(shape);
     float* p = t.data<float>();
@@ -96,7 +116,7 @@ Tensor WeightLoader::fetch(const std::string& name, const Shape& shape, Init ini
         }
       }
     }
-    if (keep_half) t = t.to(random_matrix_dtype_);
+    if (matrix) t = t.to(random_matrix_dtype_);
     synthesised_.emplace_back(name, t);
     return t;
   }
@@ -118,11 +138,7 @@ Tensor WeightLoader::fetch(const std::string& name, const Shape& shape, Init ini
                               ", expected a floating-point dtype (F32, F16, BF16)"));
     return Tensor::zeros(shape);
   }
-  Tensor stored = checkpoint_->get(key);
-  if (keep_half && (half_ == HalfWeights::AsStored || placement_.device != Device::CPU) &&
-      (info->dtype == DType::F16 || info->dtype == DType::BF16))
-    return stored;
-  return stored.to(DType::F32);
+  return checkpoint_->get(key);
 }
 
 void WeightLoader::finish(const std::string& model_name, const std::vector<std::string>& ignorable_suffixes,

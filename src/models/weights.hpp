@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "io/checkpoint.hpp"
-#include "mmx/runtime.hpp"
+#include "mmx/placement.hpp"
 
 namespace mmx {
 
@@ -23,23 +23,27 @@ enum class HalfWeights { Widen, AsStored };
 
 class WeightLoader {
  public:
-  explicit WeightLoader(const Checkpoint& checkpoint, HalfWeights half = HalfWeights::Widen);
+  // Binds the checkpoint's tensors for a model placed at `placement`: on its device, every weight at
+  // its precision (rounded as model.to(dtype) rounds).
+  WeightLoader(const Checkpoint& checkpoint, const Placement& placement, HalfWeights half = HalfWeights::Widen);
   // No file: every requested tensor is synthesised (≈ N(0, 0.02), or ones/zeros for norms); matrices
   // (get_matrix) are stored as `matrix_dtype`, as an fp16 checkpoint would hold them.
-  static std::unique_ptr<WeightLoader> random(uint64_t seed, DType matrix_dtype = DType::F32);
+  static std::unique_ptr<WeightLoader> random(uint64_t seed, const Placement& placement = {},
+                                              DType matrix_dtype = DType::F32);
 
   bool has(const std::string& name) const;
   bool has_prefix(const std::string& prefix) const;  // any tensor name starts with it
-  // Where the tensors handed out go: the process's placement when the loader was made.
+  // Where the tensors handed out go.
   const Placement& placement() const { return placement_; }
   // A parameter read by the kernels beside the activations (norm scales, biases): F32 (F16/BF16
   // converted once, here; F32 used in place from the mapping), on the placement's device.
   Tensor get(const std::string& name, const Shape& shape, Init init = Init::Normal);
-  // A tensor that becomes activations (embedding tables, class tokens, position embeddings): F32 on
-  // the CPU, the placement's dtype on CUDA.
+  // A tensor that becomes activations (embedding tables, class tokens, position embeddings): in the
+  // placement's activation dtype, on its device.
   Tensor get_embedding(const std::string& name, const Shape& shape, Init init = Init::Normal);
-  // A linear or convolution weight: on the CPU F32 in place, F16/BF16 as HalfWeights says, F64
-  // converted; on CUDA uploaded once and converted there to the placement's dtype.
+  // A linear or convolution weight. On the CPU at an F32 placement: F32 in place, F16/BF16 as
+  // HalfWeights says, F64 converted; at an F16/BF16 placement in that dtype (the kernels widen it).
+  // On other devices uploaded once and converted there to the activation dtype.
   Tensor get_matrix(const std::string& name, const Shape& shape);
   // F32 in host memory whatever the placement (values the model reads itself, such as logit_scale).
   Tensor get_host(const std::string& name, const Shape& shape, Init init = Init::Normal);
@@ -55,10 +59,14 @@ class WeightLoader {
               const std::vector<std::string>& head_prefixes = {});
 
  private:
-  WeightLoader() = default;
+  explicit WeightLoader(const Placement& placement) : placement_(placement) {}
   std::string resolve(const std::string& name) const;  // legacy LayerNorm.gamma/.beta names
-  Tensor fetch(const std::string& name, const Shape& shape, Init init, bool keep_half);
-  Placement placement_ = mmx::placement();
+  // The tensor as stored (zero-copy from the mapping where it can be), or synthesised: F32, F16, BF16
+  // or F64. Synthesised matrices (`matrix`) come in the random loader's matrix dtype.
+  Tensor stored(const std::string& name, const Shape& shape, Init init, bool matrix);
+  // F32 host values of a weight at the placement's precision (rounded through its dtype).
+  Tensor at_precision(const Tensor& t) const;
+  Placement placement_;
   DType random_matrix_dtype_ = DType::F32;
   std::vector<std::pair<std::string, Tensor>> synthesised_;
   const Checkpoint* checkpoint_ = nullptr;
@@ -97,8 +105,9 @@ class WeightView {
 
 // A model bound to a checkpoint's tensors (missing and mis-shaped ones reported together on failure).
 template <class Model, class Config>
-Model load_model(const Config& config, const Checkpoint& checkpoint, HalfWeights half = HalfWeights::Widen) {
-  WeightLoader loader(checkpoint, half);
+Model load_model(const Config& config, const Checkpoint& checkpoint, const Placement& placement,
+                 HalfWeights half = HalfWeights::Widen) {
+  WeightLoader loader(checkpoint, placement, half);
   return Model(config, loader);
 }
 

@@ -1,37 +1,18 @@
-// Image classification: ViTForImageClassification logits → softmax → the top-k labels.
+// Image classification: a classifier head's logits → softmax → the top-k labels; or zero-shot, the
+// softmax over labels of a joint model's logits_per_image.
+#include "mmx/classify.hpp"
+
 #include <algorithm>
 #include <functional>
 
-#include "io/checkpoint.hpp"
+#include "backend/ops.hpp"
 #include "mmx/embed.hpp"
-#include "models/model_folder.hpp"
-#include "models/vit.hpp"
 #include "mmx/similarity.hpp"
+#include "models/registry.hpp"
 
 namespace mmx {
 
 namespace {
-
-class VitClassifier : public ImageClassifier {
- public:
-  VitClassifier(const ModelFolder& folder, const Checkpoint& checkpoint)
-      : model_(load_model<ViTForImageClassification>(ViTConfig::from_json(folder.config), checkpoint)),
-        processor_(load_processor(folder)) {}
-
-  Tensor logits(const std::vector<Image>& images) const override {
-    if (images.empty()) usage_error("no images to classify");
-    return model_.forward(preprocess_images(images, processor_));
-  }
-
-  std::string label(int64_t id) const override {
-    auto it = model_.config().id2label.find(id);
-    return it == model_.config().id2label.end() ? str("LABEL_", id) : it->second;  // transformers' default names
-  }
-
- private:
-  ViTForImageClassification model_;
-  ImageProcessorConfig processor_;
-};
 
 // The top_k entries of each row of probs [N, labels], most probable first (ties keep label order).
 std::vector<std::vector<Prediction>> top_k_predictions(const Tensor& probs, int64_t top_k,
@@ -50,13 +31,22 @@ std::vector<std::vector<Prediction>> top_k_predictions(const Tensor& probs, int6
 
 }  // namespace
 
-std::unique_ptr<ImageClassifier> ImageClassifier::load(const std::string& model_dir) {
-  const ModelFolder folder = open_model_folder(model_dir);
-  if (folder.model_type != "vit")
-    usage_error(model_dir, ": model_type '", folder.model_type, "' is not an image classifier (a ViT folder is)");
-  const Checkpoint checkpoint = Checkpoint::open(folder.path);
-  return std::make_unique<VitClassifier>(folder, checkpoint);
+ImageClassifier::ImageClassifier(std::shared_ptr<const Model> model) : model_(std::move(model)) {
+  if (!model_->has_classifier())
+    usage_error(model_->path(), ": a ", model_->architecture(), " model without a classifier head is not an image classifier",
+                model_->logit_scale() ? " (it classifies zero-shot: give --labels)" : " (a ViTForImageClassification folder is)");
 }
+
+std::unique_ptr<ImageClassifier> ImageClassifier::load(const std::string& model, const Placement& placement) {
+  return std::make_unique<ImageClassifier>(Model::load(model, placement));
+}
+
+Tensor ImageClassifier::logits(const std::vector<Image>& images) const {
+  if (images.empty()) usage_error("no images to classify");
+  return model_->parts().classifier()->logits(preprocess_images(images, model_->image_processor()));
+}
+
+std::string ImageClassifier::label(int64_t id) const { return model_->parts().classifier()->label(id); }
 
 std::vector<std::vector<Prediction>> ImageClassifier::classify(const std::vector<Image>& images, int64_t top_k) const {
   Tensor probs = logits(images);
@@ -64,7 +54,8 @@ std::vector<std::vector<Prediction>> ImageClassifier::classify(const std::vector
   return top_k_predictions(probs, top_k, [&](int64_t id) { return label(id); });
 }
 
-std::vector<std::vector<Prediction>> zero_shot_classify(const std::string& model_dir, const std::vector<Image>& images,
+std::vector<std::vector<Prediction>> zero_shot_classify(const std::shared_ptr<const Model>& shared,
+                                                        const std::vector<Image>& images,
                                                         const std::vector<std::string>& labels,
                                                         const std::string& prompt_template, int64_t top_k) {
   if (labels.empty()) usage_error("no labels: give --labels \"cat,dog,...\"");
@@ -72,15 +63,16 @@ std::vector<std::vector<Prediction>> zero_shot_classify(const std::string& model
     if (l.empty()) usage_error("--labels holds an empty label");
   const size_t slot = prompt_template.find("{}");
   if (slot == std::string::npos) usage_error("--template '", prompt_template, "' has no {} for the label");
+  const Model& model = *shared;
+  if (!model.logit_scale() || !model.has_text() || !model.has_vision())
+    usage_error(model.path(), ": zero-shot classification needs a model whose texts and images share one space (CLIP)");
   std::vector<std::string> prompts;
   for (const auto& l : labels) prompts.push_back(prompt_template.substr(0, slot) + l + prompt_template.substr(slot + 2));
-  const auto text = TextEmbedder::load(model_dir);
-  const auto vision = ImageEmbedder::load(model_dir);
-  if (!text->logit_scale()) usage_error(model_dir, ": zero-shot classification needs a CLIP model");
-  EmbedOptions options;
-  options.pooling = Pooling::Projection;
-  Tensor probs = similarity_matrix(vision->embed(images, options).embeddings, text->embed(prompts, options).embeddings,
-                                   Score::ClipLogits, text->logit_scale());  // logits_per_image [N, labels]
+  const TextEmbedder text(shared);  // both sides share the one loaded model
+  const ImageEmbedder vision(shared);
+  EmbedOptions options;  // the joint space: the model's default pooling (CLIP: the projections)
+  Tensor probs = similarity_matrix(vision.embed(images, options).embeddings, text.embed(prompts, options).embeddings,
+                                   model.default_score(), model.logit_scale());  // logits_per_image [N, labels]
   softmax_(probs, SoftmaxDim::Dim1);
   return top_k_predictions(probs, top_k, [&](int64_t id) { return labels[size_t(id)]; });
 }

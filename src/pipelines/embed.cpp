@@ -1,211 +1,226 @@
-// The embed pipeline: tokenise every text into one padded batch (as the lab does), run the encoder
-// in slices of at most max_batch_tokens, pool.
+// The embedder: texts through the model's tokenizer and text encoder, images through its image processor
+// and vision encoder, then pooling. One path for every architecture of the registry, with one batching
+// rule: texts are cut into forward passes of at most max_batch_tokens, length-sorted so that each pass pads
+// little, unless the result shows padding (the lab's pooling, token embeddings), where every pass keeps the
+// whole batch's padded length as the lab's one padded batch does.
 #include "mmx/embed.hpp"
 
-#include <cmath>
+#include <algorithm>
 #include <cstring>
+#include <numeric>
 
-#include "mmx/files.hpp"
 #include "core/log.hpp"
-#include "io/checkpoint.hpp"
-#include "mmx/hub_cache.hpp"
-#include "models/bert.hpp"
-#include "models/vit.hpp"
+#include "models/registry.hpp"
 #include "pipelines/pooling.hpp"
-#include "models/model_folder.hpp"
 
 namespace mmx {
-
-Pooling pooling_from_name(const std::string& name) {
-  if (name == "cls") return Pooling::Cls;
-  if (name == "pooler") return Pooling::Pooler;
-  if (name == "mean") return Pooling::Mean;
-  if (name == "mean-no-cls") return Pooling::MeanNoCls;
-  if (name == "lab") return Pooling::Lab;
-  if (name == "projection") return Pooling::Projection;
-  if (name == "pooled") return Pooling::Pooled;
-  usage_error("unknown pooling '", name, "' (choose cls, pooler, mean, mean-no-cls or lab; projection or pooled for CLIP)");
-}
-
-const char* pooling_name(Pooling p) {
-  switch (p) {
-    case Pooling::Projection: return "projection";
-    case Pooling::Pooled: return "pooled";
-    case Pooling::Cls: return "cls";
-    case Pooling::Pooler: return "pooler";
-    case Pooling::Mean: return "mean";
-    case Pooling::MeanNoCls: return "mean-no-cls";
-    case Pooling::Lab: return "lab";
-  }
-  return "?";
-}
-
 namespace {
 
 using detail::l2_normalize;
-using detail::load_clip_image_embedder;
-using detail::load_clip_text_embedder;
 using detail::pool;
 
-class BertEmbedder : public TextEmbedder {
- public:
-  BertEmbedder(const ModelFolder& folder, std::unique_ptr<Tokenizer> tokenizer, const Checkpoint& checkpoint)
-      : tokenizer_(std::move(tokenizer)),
-        model_(load_model<BertModel>(BertConfig::from_json(folder.config), checkpoint)) {}
+std::string pooling_list(const std::vector<Pooling>& poolings) {
+  std::string s;
+  for (size_t i = 0; i < poolings.size(); ++i)
+    s += std::string(i == 0 ? "" : i + 1 == poolings.size() ? " or " : ", ") + pooling_name(poolings[i]);
+  return s;
+}
 
-  const Tokenizer& tokenizer() const override { return *tokenizer_; }
+Pooling choose_pooling(const std::vector<Pooling>& allowed, const std::optional<Pooling>& asked, const std::string& name) {
+  const Pooling p = asked.value_or(allowed.front());
+  if (std::find(allowed.begin(), allowed.end(), p) == allowed.end())
+    usage_error("--pooling ", pooling_name(p), " is not a ", name, " pooling (", name, " takes ", pooling_list(allowed), ")");
+  return p;
+}
 
-  std::string description() const override {
-    const auto& c = model_.config();
-    return str("bert: ", c.num_hidden_layers, " layers, hidden ", c.hidden_size, ", ", c.num_attention_heads,
-               " heads, intermediate ", c.intermediate_size, ", ", c.hidden_act);
+// What a pooling needs of the checkpoint, asked before any work.
+template <class Encoder>
+void check_available(Pooling pooling, const Encoder& encoder, const char* projection_name) {
+  if ((pooling == Pooling::Pooler || pooling == Pooling::Pooled) && !encoder.has_pooler())
+    throw Error(ErrorKind::Runtime,
+                str("this checkpoint has no pooler weights (pooler.dense.*), so --pooling ", pooling_name(pooling),
+                    " is unavailable (transformers would use a randomly initialised pooler)"),
+                "use --pooling cls, mean or mean-no-cls");
+  if (pooling == Pooling::Projection && !encoder.has_projection())
+    throw Error(ErrorKind::Runtime, str("this checkpoint has no ", projection_name, ", so --pooling projection is unavailable"),
+                "use --pooling pooled (the pooled output before the projection)");
+}
+
+// One embedding per row of an encoder's outputs.
+template <class Encoder>
+Tensor pooled_rows(Pooling pooling, const Encoder& encoder, const EncoderOutputs& out, const Tensor& mask) {
+  switch (pooling) {
+    case Pooling::Projection: return encoder.project(out.pooler_output);
+    case Pooling::Pooler:
+    case Pooling::Pooled: return out.pooler_output;
+    default: return pool(pooling, out.last_hidden_state, mask);
   }
+}
 
-  EmbedResult embed(const std::vector<std::string>& texts, const EmbedOptions& options) const override {
-    if (texts.empty()) usage_error("no texts to embed");
-    const Pooling pooling = options.pooling.value_or(Pooling::MeanNoCls);
-    if (pooling == Pooling::Projection || pooling == Pooling::Pooled)
-      usage_error("--pooling ", pooling_name(pooling), " is for CLIP models; BERT takes cls, pooler, mean, mean-no-cls or lab");
-    if (pooling == Pooling::Pooler && !model_.has_pooler())
-      throw Error(ErrorKind::Runtime, "this checkpoint has no pooler weights (pooler.dense.*), so --pooling pooler is unavailable",
-                  "use --pooling cls, mean or mean-no-cls");
-    const int64_t limit = std::min(tokenizer_->model_max_length(), model_.config().max_position_embeddings);
-    const int64_t max_length = options.max_length.value_or(limit);
-    if (max_length > model_.config().max_position_embeddings)
-      usage_error("--max-length ", max_length, " exceeds the model's max_position_embeddings ",
-                  model_.config().max_position_embeddings);
-    // Truncation at the model's limit: transformers would fail on longer inputs; mmx warns instead.
-    BatchEncoding batch = tokenizer_->encode_batch(texts, Padding::None);
-    bool truncated = false;
-    for (const auto& r : batch.rows) truncated |= static_cast<int64_t>(r.input_ids.size()) > max_length;
-    if (truncated) {
-      log_warn("some texts are longer than ", max_length, " tokens and were truncated");
-      batch = tokenizer_->encode_batch(texts, Padding::Longest, max_length);
-    } else {
-      batch = tokenizer_->encode_batch(texts, Padding::Longest);
-    }
-    const Tensor input_ids = batch.input_ids(), token_type_ids = batch.token_type_ids(),
-                 attention_mask = batch.attention_mask();
-    const int64_t n = input_ids.dim(0), seq = input_ids.dim(1), d = model_.config().hidden_size;
+// Rows of `part` into rows `at[i]` of `whole` (same trailing shape).
+void scatter_rows(const Tensor& part, const std::vector<size_t>& at, Tensor& whole) {
+  const size_t row_bytes = part.dim(0) ? part.nbytes() / size_t(part.dim(0)) : 0;
+  for (size_t i = 0; i < at.size(); ++i)
+    std::memcpy(static_cast<char*>(whole.raw_mutable()) + at[i] * row_bytes, static_cast<const char*>(part.raw()) + i * row_bytes,
+                row_bytes);
+}
 
-    EmbedResult result;
-    result.pooling = pooling;
-    result.embeddings = Tensor::empty({n, d});
-    if (options.token_embeddings) result.last_hidden_state = Tensor::empty({n, seq, d});
-    // Every slice keeps the full batch's padded length, so each row's numbers are those of one batch.
-    const int64_t rows_per_slice = std::max<int64_t>(1, options.max_batch_tokens / std::max<int64_t>(seq, 1));
-    for (int64_t row0 = 0; row0 < n; row0 += rows_per_slice) {
-      const int64_t rows = std::min(rows_per_slice, n - row0);
-      const Tensor mask = attention_mask.narrow0(row0, rows).clone();
-      const BertOutputs out = model_.forward(input_ids.narrow0(row0, rows).clone(),
-                                             token_type_ids.narrow0(row0, rows).clone(), mask);
-      pool(pooling, out.last_hidden_state, mask, out.pooler_output, result.embeddings, row0);
-      if (options.token_embeddings)
-        std::memcpy(result.last_hidden_state.data<float>() + row0 * seq * d, out.last_hidden_state.data<float>(),
-                    out.last_hidden_state.nbytes());
-    }
-    if (options.normalize) l2_normalize(result.embeddings);
-    result.input_ids = input_ids;
-    result.attention_mask = attention_mask;
-    return result;
+// The rows `which` of an unpadded encoding as one batch padded to `length`, as tokenizer(padding=...) pads.
+BatchEncoding padded(const BatchEncoding& all, const std::vector<size_t>& which, size_t length, int64_t pad_id) {
+  BatchEncoding b;
+  for (size_t i : which) {
+    Encoding e = all.rows[i];
+    e.input_ids.resize(length, pad_id);
+    e.token_type_ids.resize(length, 0);
+    e.attention_mask.resize(length, 0);
+    b.rows.push_back(std::move(e));
   }
+  return b;
+}
 
- private:
-  std::unique_ptr<Tokenizer> tokenizer_;
-  BertModel model_;
+struct Pass {
+  std::vector<size_t> rows;  // indices into the inputs, ascending
+  size_t length = 0;         // the padded length of this pass
 };
 
-class VitEmbedder : public ImageEmbedder {
- public:
-  VitEmbedder(const ModelFolder& folder, const Checkpoint& checkpoint)
-      : model_(load_model<ViTModel>(ViTConfig::from_json(folder.config), checkpoint)),
-        processor_(load_processor(folder)) {}
-
-  const ImageProcessorConfig& processor() const override { return processor_; }
-  std::string description() const override {
-    const auto& c = model_.config();
-    return str("vit: ", c.num_hidden_layers, " layers, hidden ", c.hidden_size, ", ", c.num_attention_heads,
-               " heads, image ", c.image_height, "×", c.image_width, ", patch ", c.patch_height, "×", c.patch_width);
-  }
-
-  EmbedResult embed(const std::vector<Image>& images, const EmbedOptions& options) const override {
-    if (images.empty()) usage_error("no images to embed");
-    const Pooling pooling = options.pooling.value_or(Pooling::MeanNoCls);
-    if (pooling == Pooling::Projection || pooling == Pooling::Pooled)
-      usage_error("--pooling ", pooling_name(pooling), " is for CLIP models; ViT takes cls, pooler, mean or mean-no-cls");
-    if (pooling == Pooling::Pooler && !model_.has_pooler())
-      throw Error(ErrorKind::Runtime,
-                  "this checkpoint has no pooler weights (pooler.dense.*), so --pooling pooler is unavailable "
-                  "(transformers would use a randomly initialised pooler)",
-                  "use --pooling cls, mean or mean-no-cls");
-    const Tensor pixel_values = preprocess_images(images, processor_);  // [N, 3, H, W]
-    const auto& c = model_.config();
-    const int64_t n = pixel_values.dim(0), tokens = c.num_patches() + 1, d = c.hidden_size;
-    const int64_t d_out = pooling == Pooling::Pooler ? c.pooler_output_size : d;
-    EmbedResult result;
-    result.pooling = pooling;
-    result.embeddings = Tensor::empty({n, d_out});
-    if (options.token_embeddings) result.last_hidden_state = Tensor::empty({n, tokens, d});
-    const int64_t per_slice = std::max<int64_t>(1, options.max_batch_tokens / tokens);
-    for (int64_t row0 = 0; row0 < n; row0 += per_slice) {
-      const int64_t rows = std::min(per_slice, n - row0);
-      const ViTOutputs out = model_.forward(pixel_values.narrow0(row0, rows).clone());
-      const Tensor mask = Tensor::from_vector(std::vector<int64_t>(size_t(rows * tokens), 1), {rows, tokens});
-      if (pooling == Pooling::Pooler) {
-        std::memcpy(result.embeddings.data<float>() + row0 * d_out, out.pooler_output.raw(), out.pooler_output.nbytes());
-      } else {  // with no padding, the lab's formula is the mean over the patches
-        pool(pooling == Pooling::Lab ? Pooling::MeanNoCls : pooling, out.last_hidden_state, mask,
-             out.pooler_output, result.embeddings, row0);
-      }
-      if (options.token_embeddings)
-        std::memcpy(result.last_hidden_state.data<float>() + row0 * tokens * d, out.last_hidden_state.raw(),
-                    out.last_hidden_state.nbytes());
+// The forward passes for texts of these token counts under a budget of rows × padded length.
+std::vector<Pass> plan_passes(const std::vector<size_t>& lengths, int64_t budget, bool fixed_length) {
+  const size_t longest = *std::max_element(lengths.begin(), lengths.end());
+  std::vector<Pass> passes;
+  if (fixed_length) {  // padding shows in the result: every pass at the batch's length, in order
+    const size_t per_pass = size_t(std::max<int64_t>(1, budget / int64_t(std::max<size_t>(longest, 1))));
+    for (size_t r0 = 0; r0 < lengths.size(); r0 += per_pass) {
+      Pass p{{}, longest};
+      for (size_t i = r0; i < std::min(lengths.size(), r0 + per_pass); ++i) p.rows.push_back(i);
+      passes.push_back(std::move(p));
     }
-    if (options.normalize) l2_normalize(result.embeddings);
-    if (options.token_embeddings) result.pixel_values = pixel_values;
-    return result;
+    return passes;
   }
-
- private:
-  ViTModel model_;
-  ImageProcessorConfig processor_;
-};
+  std::vector<size_t> order(lengths.size());
+  std::iota(order.begin(), order.end(), size_t(0));
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return lengths[a] < lengths[b]; });
+  for (size_t i : order) {  // shortest first; a pass closes when one more text would exceed the budget
+    if (passes.empty() ||
+        int64_t(passes.back().rows.size() + 1) * int64_t(std::max(passes.back().length, lengths[i])) > budget)
+      passes.push_back({});
+    passes.back().rows.push_back(i);
+    passes.back().length = std::max(passes.back().length, lengths[i]);
+  }
+  for (Pass& p : passes) std::sort(p.rows.begin(), p.rows.end());  // one pass holding every text is the plain batch
+  return passes;
+}
 
 }  // namespace
 
-ModelProcessor load_model_processor(const std::string& model) {
-  // A folder holding only preprocessor_config.json (or a model mmx cannot run yet) still preprocesses.
-  const std::string model_dir = resolve_model_path(model);
-  const std::string path = join_path(model_dir, "preprocessor_config.json");
-  if (file_exists(path)) {
-    std::string model_type;
-    const std::string config = join_path(model_dir, "config.json");
-    if (file_exists(config)) model_type = JsonObject::load(config).get_string("model_type", "");
-    return {model_type, ImageProcessorConfig::load(path, model_type)};
+TextEmbedder::TextEmbedder(std::shared_ptr<const Model> model) : model_(std::move(model)) {
+  if (!model_->has_text())
+    usage_error(model_->path(), ": a ", model_->architecture(), " model embeds images, not texts (use --image)");
+}
+
+std::unique_ptr<TextEmbedder> TextEmbedder::load(const std::string& model, const Placement& placement) {
+  const ModelFolder folder = open_model_folder(model);  // refused before any weight is read
+  if (!folder.architecture->tokenizer)
+    usage_error(folder.path, ": a ", folder.architecture->display_name, " model embeds images, not texts (use --image)");
+  return std::make_unique<TextEmbedder>(Model::load(folder.path, placement));
+}
+
+EmbedResult TextEmbedder::embed(const std::vector<std::string>& texts, const EmbedOptions& options) const {
+  if (texts.empty()) usage_error("no texts to embed");
+  const Architecture& a = model_->registry_entry();
+  const TextEncoder& encoder = *model_->parts().text();
+  const Pooling pooling = choose_pooling(a.text_poolings, options.pooling, a.display_name);
+  check_available(pooling, encoder, "text_projection (a CLIPTextModel)");
+  if (options.max_batch_tokens < 1) usage_error("max_batch_tokens must be at least 1");
+  const Tokenizer& tokenizer = model_->tokenizer();
+  const int64_t limit = std::min(tokenizer.model_max_length(), encoder.max_positions());
+  const int64_t max_length = options.max_length.value_or(limit);
+  if (max_length > encoder.max_positions())
+    usage_error("--max-length ", max_length, " exceeds the model's max_position_embeddings ", encoder.max_positions());
+  // Texts over the limit are cut (transformers would fail on them), and named.
+  BatchEncoding batch = tokenizer.encode_batch(texts, Padding::None);
+  std::string cut;
+  for (size_t i = 0; i < texts.size(); ++i)
+    if (static_cast<int64_t>(batch.rows[i].input_ids.size()) > max_length)
+      cut += str(cut.empty() ? "" : ", ", "text ", i + 1, " (", batch.rows[i].input_ids.size(), " tokens)");
+  if (!cut.empty()) {
+    log_warn(a.display_name, " reads at most ", max_length, " tokens; truncated: ", cut);
+    batch = tokenizer.encode_batch(texts, Padding::None, max_length);
   }
-  const ModelFolder folder = open_model_folder(model_dir);
-  return {folder.model_type, load_processor(folder)};
+  std::vector<size_t> lengths;
+  for (const auto& r : batch.rows) lengths.push_back(r.input_ids.size());
+  const size_t longest = *std::max_element(lengths.begin(), lengths.end());
+  std::vector<size_t> everyone(texts.size());
+  std::iota(everyone.begin(), everyone.end(), size_t(0));
+  const BatchEncoding whole = padded(batch, everyone, longest, tokenizer.pad_token_id());
+
+  EmbedResult result;
+  result.pooling = pooling;
+  result.input_ids = whole.input_ids();
+  result.attention_mask = whole.attention_mask();
+  const bool fixed_length = pooling == Pooling::Lab || options.token_embeddings;
+  for (const Pass& pass : plan_passes(lengths, options.max_batch_tokens, fixed_length)) {
+    const BatchEncoding b = padded(batch, pass.rows, pass.length, tokenizer.pad_token_id());
+    const Tensor mask = b.attention_mask();
+    const EncoderOutputs out = encoder.forward(b.input_ids(), b.token_type_ids(), mask);
+    const Tensor e = pooled_rows(pooling, encoder, out, mask);
+    if (!result.embeddings.defined()) result.embeddings = Tensor::empty({int64_t(texts.size()), e.dim(1)});
+    scatter_rows(e, pass.rows, result.embeddings);
+    if (options.token_embeddings) {
+      const Tensor& h = out.last_hidden_state;
+      if (!result.last_hidden_state.defined())
+        result.last_hidden_state = Tensor::empty({int64_t(texts.size()), h.dim(1), h.dim(2)});
+      scatter_rows(h, pass.rows, result.last_hidden_state);
+    }
+  }
+  if (options.normalize) l2_normalize(result.embeddings);
+  return result;
 }
 
-std::string model_type_of(const std::string& model_dir) { return open_model_folder(model_dir).model_type; }
-
-std::unique_ptr<ImageEmbedder> ImageEmbedder::load(const std::string& model_dir) {
-  const ModelFolder folder = open_model_folder(model_dir);
-  if (folder.model_type == "clip" || folder.model_type == "clip_vision_model") return load_clip_image_embedder(folder);
-  if (folder.model_type != "vit")
-    usage_error(model_dir, ": a '", folder.model_type, "' model embeds texts, not images (use --text)");
-  const Checkpoint checkpoint = Checkpoint::open(folder.path);
-  return std::make_unique<VitEmbedder>(folder, checkpoint);
+ImageEmbedder::ImageEmbedder(std::shared_ptr<const Model> model) : model_(std::move(model)) {
+  if (!model_->has_vision())
+    usage_error(model_->path(), ": a ", model_->architecture(), " model embeds texts, not images (use --text)");
 }
 
-std::unique_ptr<TextEmbedder> TextEmbedder::load(const std::string& model_dir) {
-  const ModelFolder folder = open_model_folder(model_dir);
-  if (folder.model_type == "clip" || folder.model_type == "clip_text_model") return load_clip_text_embedder(folder);
-  if (folder.model_type != "bert")
-    usage_error(model_dir, ": a '", folder.model_type, "' model embeds images, not texts (use --image)");
-  std::unique_ptr<Tokenizer> tokenizer = Tokenizer::load(folder.path);
-  const Checkpoint checkpoint = Checkpoint::open(folder.path);
-  return std::make_unique<BertEmbedder>(folder, std::move(tokenizer), checkpoint);
+std::unique_ptr<ImageEmbedder> ImageEmbedder::load(const std::string& model, const Placement& placement) {
+  const ModelFolder folder = open_model_folder(model);
+  if (folder.architecture->image_processor.empty())
+    usage_error(folder.path, ": a ", folder.architecture->display_name, " model embeds texts, not images (use --text)");
+  return std::make_unique<ImageEmbedder>(Model::load(folder.path, placement));
+}
+
+EmbedResult ImageEmbedder::embed(const std::vector<Image>& images, const EmbedOptions& options) const {
+  if (images.empty()) usage_error("no images to embed");
+  const Architecture& a = model_->registry_entry();
+  const VisionEncoder& encoder = *model_->parts().vision();
+  const Pooling pooling = choose_pooling(a.image_poolings, options.pooling, a.display_name);
+  check_available(pooling, encoder, "visual_projection");
+  if (options.max_batch_tokens < 1) usage_error("max_batch_tokens must be at least 1");
+  // With no padding, the lab's formula is the mean over the patches.
+  const Pooling applied = pooling == Pooling::Lab ? Pooling::MeanNoCls : pooling;
+  const Tensor pixel_values = preprocess_images(images, model_->image_processor());  // [N, 3, H, W]
+  const int64_t n = pixel_values.dim(0), tokens = encoder.tokens();
+  const int64_t per_pass = std::max<int64_t>(1, options.max_batch_tokens / tokens);
+  EmbedResult result;
+  result.pooling = pooling;
+  for (int64_t row0 = 0; row0 < n; row0 += per_pass) {
+    const int64_t rows = std::min(per_pass, n - row0);
+    const EncoderOutputs out = encoder.forward(pixel_values.narrow0(row0, rows).clone());
+    const Tensor mask = Tensor::from_vector(std::vector<int64_t>(size_t(rows * out.last_hidden_state.dim(1)), 1),
+                                            {rows, out.last_hidden_state.dim(1)});
+    const Tensor e = pooled_rows(applied, encoder, out, mask);
+    std::vector<size_t> at(static_cast<size_t>(rows));
+    std::iota(at.begin(), at.end(), size_t(row0));
+    if (!result.embeddings.defined()) result.embeddings = Tensor::empty({n, e.dim(1)});
+    scatter_rows(e, at, result.embeddings);
+    if (options.token_embeddings) {
+      const Tensor& h = out.last_hidden_state;
+      if (!result.last_hidden_state.defined()) result.last_hidden_state = Tensor::empty({n, h.dim(1), h.dim(2)});
+      scatter_rows(h, at, result.last_hidden_state);
+    }
+  }
+  if (options.normalize) l2_normalize(result.embeddings);
+  if (options.token_embeddings) result.pixel_values = pixel_values;
+  return result;
 }
 
 }  // namespace mmx

@@ -1,19 +1,48 @@
 #include "pipelines/pooling.hpp"
 
+#include "mmx/error.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
 
-namespace mmx::detail {
+namespace mmx {
 
-// Pools rows of last_hidden_state [B, L, D] into out rows (row offset `row0`).
-void pool(Pooling pooling, const Tensor& hidden, const Tensor& mask, const Tensor& pooler_output, Tensor& out,
-          int64_t row0) {
+Pooling pooling_from_name(const std::string& name) {
+  if (name == "cls") return Pooling::Cls;
+  if (name == "pooler") return Pooling::Pooler;
+  if (name == "mean") return Pooling::Mean;
+  if (name == "mean-no-cls") return Pooling::MeanNoCls;
+  if (name == "lab") return Pooling::Lab;
+  if (name == "projection") return Pooling::Projection;
+  if (name == "pooled") return Pooling::Pooled;
+  usage_error("unknown pooling '", name, "' (choose cls, pooler, mean, mean-no-cls or lab; projection or pooled for CLIP)");
+}
+
+const char* pooling_name(Pooling p) {
+  switch (p) {
+    case Pooling::Projection: return "projection";
+    case Pooling::Pooled: return "pooled";
+    case Pooling::Cls: return "cls";
+    case Pooling::Pooler: return "pooler";
+    case Pooling::Mean: return "mean";
+    case Pooling::MeanNoCls: return "mean-no-cls";
+    case Pooling::Lab: return "lab";
+  }
+  return "?";
+}
+
+namespace detail {
+
+Tensor pool(Pooling pooling, const Tensor& hidden, const Tensor& mask) {
   const int64_t batch = hidden.dim(0), seq = hidden.dim(1), d = hidden.dim(2);
+  if (pooling != Pooling::Cls && pooling != Pooling::Mean && pooling != Pooling::MeanNoCls && pooling != Pooling::Lab)
+    fail("pooling ", pooling_name(pooling), " does not pool token states");
+  Tensor out = Tensor::empty({batch, d});
   const float* h = hidden.data<float>();
   const int64_t* m = mask.data<int64_t>();
-  float* o = out.data<float>() + row0 * d;
+  float* o = out.data<float>();
   std::vector<double> sum(static_cast<size_t>(d));
   for (int64_t b = 0; b < batch; ++b) {
     const float* hb = h + b * seq * d;
@@ -21,10 +50,6 @@ void pool(Pooling pooling, const Tensor& hidden, const Tensor& mask, const Tenso
     float* ob = o + b * d;
     if (pooling == Pooling::Cls) {
       std::memcpy(ob, hb, sizeof(float) * d);
-      continue;
-    }
-    if (pooling == Pooling::Pooler) {
-      std::memcpy(ob, pooler_output.data<float>() + b * d, sizeof(float) * d);
       continue;
     }
     std::fill(sum.begin(), sum.end(), 0.0);
@@ -39,6 +64,7 @@ void pool(Pooling pooling, const Tensor& hidden, const Tensor& mask, const Tenso
     const double divisor = static_cast<double>(pooling == Pooling::Mean ? count : count - 1);
     for (int64_t i = 0; i < d; ++i) ob[i] = static_cast<float>(sum[i] / divisor);
   }
+  return out;
 }
 
 void l2_normalize(Tensor& x) {
@@ -51,6 +77,5 @@ void l2_normalize(Tensor& x) {
     for (int64_t i = 0; i < d; ++i) p[r * d + i] = static_cast<float>(p[r * d + i] / norm);
   }
 }
-
-
-}  // namespace mmx::detail
+}  // namespace detail
+}  // namespace mmx

@@ -5,25 +5,31 @@
 
 #include "mmx/error.hpp"
 #include "mmx/files.hpp"
+#include "mmx/scheduler.hpp"
+#include "models/registry.hpp"
 
 namespace mmx {
 namespace {
 
-// The components StableDiffusionXLPipeline needs and the classes this mmx implements for each
-// (diffusers loads either CLIP tokenizer class into the same tokenizer).
+// The components StableDiffusionXLPipeline needs and the classes this mmx implements for each: the
+// pipeline's own signature for its tokenizers and text encoders (diffusers loads either CLIP tokenizer
+// class into the same tokenizer), the registry's denoisers and autoencoders, the scheduler factory's
+// classes.
 struct ComponentClasses {
   const char* name;
   std::vector<std::string> classes;
 };
-const ComponentClasses kComponents[] = {
-    {"tokenizer", {"CLIPTokenizer", "CLIPTokenizerFast"}},
-    {"tokenizer_2", {"CLIPTokenizer", "CLIPTokenizerFast"}},
-    {"text_encoder", {"CLIPTextModel"}},
-    {"text_encoder_2", {"CLIPTextModelWithProjection"}},
-    {"unet", {"UNet2DConditionModel"}},
-    {"vae", {"AutoencoderKL"}},
-    {"scheduler", {"EulerDiscreteScheduler"}},
-};
+std::vector<ComponentClasses> components() {
+  return {
+      {"tokenizer", {"CLIPTokenizer", "CLIPTokenizerFast"}},
+      {"tokenizer_2", {"CLIPTokenizer", "CLIPTokenizerFast"}},
+      {"text_encoder", {"CLIPTextModel"}},
+      {"text_encoder_2", {"CLIPTextModelWithProjection"}},
+      {"unet", classes_for(ModelRole::Denoiser)},
+      {"vae", classes_for(ModelRole::Autoencoder)},
+      {"scheduler", Scheduler::known_classes()},
+  };
+}
 
 }  // namespace
 
@@ -31,7 +37,8 @@ DiffusersFolder open_sdxl_folder(const std::string& path, const std::string& var
   DiffusersFolder f = DiffusersFolder::open(path, variant);
   if (f.class_name != "StableDiffusionXLPipeline")
     fail(f.index.source(), ": _class_name '", f.class_name, "' is not supported (this mmx runs StableDiffusionXLPipeline)");
-  for (const auto& [name, classes] : kComponents) {
+  const std::vector<ComponentClasses> needed = components();
+  for (const auto& [name, classes] : needed) {
     const std::string& cls = f.component_class(name);
     if (std::find(classes.begin(), classes.end(), cls) == classes.end()) {
       std::string known;
@@ -39,7 +46,7 @@ DiffusersFolder open_sdxl_folder(const std::string& path, const std::string& var
       fail(f.index.source(), ": ", name, " is a ", cls, "; this mmx implements ", known, " there");
     }
   }
-  for (const auto& c : kComponents) f.component(c.name);  // after the classes: a wrong pipeline is the first thing to say
+  for (const auto& c : needed) f.component(c.name);  // after the classes: a wrong pipeline is the first thing to say
   return f;
 }
 

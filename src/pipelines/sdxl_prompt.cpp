@@ -14,36 +14,37 @@
 #include "mmx/sdxl_prompt.hpp"
 #include "pipelines/sdxl_folder.hpp"
 #include "mmx/tokenizer.hpp"
-#include "models/clip.hpp"
-#include "models/model_folder.hpp"
-#include "models/weights.hpp"
+#include "models/registry.hpp"
 
 namespace mmx {
 namespace {
 
-struct TextEncoder {
+// One of the pipeline's tokenizer + text encoder pairs.
+struct PromptEncoder {
   std::unique_ptr<Tokenizer> tokenizer;
-  std::shared_ptr<const CLIPModel> model;
+  std::unique_ptr<ModelParts> model;
+  const TextEncoder* text = nullptr;
 };
 
-TextEncoder load_encoder(const DiffusersFolder& f, const std::string& tokenizer, const std::string& encoder,
-                         const std::string& variant) {
+PromptEncoder load_encoder(const DiffusersFolder& f, const std::string& tokenizer, const std::string& encoder,
+                           const std::string& variant, const Placement& placement) {
   const ModelFolder folder = open_model_folder(f.component(encoder));
-  if (folder.model_type != "clip_text_model")
-    fail(folder.path, ": model_type '", folder.model_type, "', expected clip_text_model");
-  TextEncoder e;
+  const Architecture& a = *folder.architecture;
+  PromptEncoder e;
   e.tokenizer = Tokenizer::load(f.component(tokenizer));
-  e.model = std::make_shared<const CLIPModel>(load_model<CLIPModel>(
-      CLIPConfig::from_json(folder.config), Checkpoint::open(component_weights(folder.path, "model", variant)),
-      HalfWeights::AsStored));
+  if (a.load)
+    e.model = a.load(folder.config, Checkpoint::open(component_weights(folder.path, "model", variant)), placement,
+                     HalfWeights::AsStored);
+  e.text = e.model ? e.model->text() : nullptr;
+  if (!e.text) fail(folder.path, ": a ", a.display_name, " model without a text encoder cannot encode prompts");
   return e;
 }
 
 class SDXLTextEncodersImpl final : public SDXLTextEncoders {
  public:
-  SDXLTextEncodersImpl(TextEncoder one, TextEncoder two, bool force_zeros)
+  SDXLTextEncodersImpl(PromptEncoder one, PromptEncoder two, bool force_zeros)
       : one_(std::move(one)), two_(std::move(two)), force_zeros_(force_zeros) {
-    if (!two_.model->has_text_projection())
+    if (!two_.text->has_projection())
       fail("text_encoder_2 has no text_projection (SDXL's second encoder is a CLIPTextModelWithProjection)");
   }
 
@@ -64,7 +65,7 @@ class SDXLTextEncodersImpl final : public SDXLTextEncoders {
   // One text through both encoders: [1, 77, C1 + C2], with text_encoder_2's projected pooled output.
   Tensor encode_one(const std::string& text, Tensor* ids_1, Tensor* ids_2, Tensor* pooled) const {
     Tensor states[2];
-    const TextEncoder* encoders[2] = {&one_, &two_};
+    const PromptEncoder* encoders[2] = {&one_, &two_};
     for (int k = 0; k < 2; ++k) {
       const Tokenizer& tok = *encoders[k]->tokenizer;
       const int64_t max_length = tok.model_max_length();
@@ -73,9 +74,9 @@ class SDXLTextEncodersImpl final : public SDXLTextEncoders {
         log_warn("the prompt is ", full, " tokens; CLIP reads ", max_length, ", so the rest was cut (as diffusers does)");
       const Tensor ids = tok.encode_batch({text}, Padding::MaxLength, max_length).input_ids();
       *(k == 0 ? ids_1 : ids_2) = ids;
-      const CLIPTextOutputs o = encoders[k]->model->text_model().forward(ids, Tensor(), /*output_hidden_states=*/true);
+      const EncoderOutputs o = encoders[k]->text->forward(ids, Tensor(), Tensor(), /*output_hidden_states=*/true);
       states[k] = o.hidden_states[o.hidden_states.size() - 2];  // hidden_states[-2]
-      if (k == 1) *pooled = encoders[k]->model->project_text(o.pooler_output);
+      if (k == 1) *pooled = encoders[k]->text->project(o.pooler_output);
     }
     const int64_t t = states[0].dim(1), c1 = states[0].dim(2), c2 = states[1].dim(2);
     if (states[1].dim(1) != t) fail("the two tokenizers give ", t, " and ", states[1].dim(1), " tokens");
@@ -87,16 +88,18 @@ class SDXLTextEncodersImpl final : public SDXLTextEncoders {
     return cat;
   }
 
-  TextEncoder one_, two_;
+  PromptEncoder one_, two_;
   bool force_zeros_;
 };
 
 }  // namespace
 
-std::unique_ptr<SDXLTextEncoders> SDXLTextEncoders::load(const std::string& pipeline_folder, const std::string& variant) {
+std::unique_ptr<SDXLTextEncoders> SDXLTextEncoders::load(const std::string& pipeline_folder, const std::string& variant,
+                                                         const Placement& placement) {
+  placement.check();
   const DiffusersFolder f = open_sdxl_folder(pipeline_folder, variant);
-  return std::make_unique<SDXLTextEncodersImpl>(load_encoder(f, "tokenizer", "text_encoder", variant),
-                                                load_encoder(f, "tokenizer_2", "text_encoder_2", variant),
+  return std::make_unique<SDXLTextEncodersImpl>(load_encoder(f, "tokenizer", "text_encoder", variant, placement),
+                                                load_encoder(f, "tokenizer_2", "text_encoder_2", variant, placement),
                                                 f.index.get_bool("force_zeros_for_empty_prompt", true));
 }
 

@@ -1,4 +1,4 @@
-// StableDiffusionXLPipeline.__call__ (diffusers 0.30) on CPU: encode_prompt, the Euler denoising loop
+// StableDiffusionXLPipeline.__call__ (diffusers 0.30): encode_prompt, the scheduler's denoising loop
 // with classifier-free guidance over a batch of [unconditional, conditional], then the VAE decode and
 // the image processor's postprocessing ((x / 2 + 0.5).clamp(0, 1), rounded to 8 bits).
 #include <chrono>
@@ -9,14 +9,16 @@
 #include "io/checkpoint.hpp"
 #include "io/json_config.hpp"
 #include "mmx/error.hpp"
-#include "mmx/torch_random.hpp"
 #include "mmx/scheduler.hpp"
+#include "mmx/torch_random.hpp"
 #include "mmx/sdxl_prompt.hpp"
 #include "mmx/text_to_image.hpp"
 #include "pipelines/sdxl_folder.hpp"
 #include "models/autoencoder_kl.hpp"
 #include "models/unet2d_condition.hpp"
 #include "models/weights.hpp"
+#include "pipelines/step_runner.hpp"
+#include "pipelines/torch_device_random.hpp"
 
 namespace mmx {
 namespace {
@@ -30,42 +32,35 @@ Tensor stack2(const Tensor& a, const Tensor& b) {  // torch.cat([a, b]) on dim 0
   return y;
 }
 
-// The VAE in `dtype` on the process's device (the placement is switched for its load only).
-AutoencoderKL load_vae(const DiffusersFolder& f, const std::string& variant, DType dtype) {
-  const Placement saved = placement();
-  set_placement({saved.device, dtype});
-  try {
-    AutoencoderKL vae = load_model<AutoencoderKL>(
-        AutoencoderKLConfig::from_json(JsonObject::load(join_path(f.component("vae"), "config.json"))),
-        Checkpoint::open(component_weights(f.component("vae"), "diffusion_pytorch_model", variant)), HalfWeights::AsStored);
-    set_placement(saved);
-    return vae;
-  } catch (...) {
-    set_placement(saved);
-    throw;
-  }
+// The VAE at its own placement: the pipeline's device, its own dtype.
+AutoencoderKL load_vae(const DiffusersFolder& f, const std::string& variant, const Placement& placement) {
+  return load_model<AutoencoderKL>(
+      AutoencoderKLConfig::from_json(JsonObject::load(join_path(f.component("vae"), "config.json"))),
+      Checkpoint::open(component_weights(f.component("vae"), "diffusion_pytorch_model", variant)), placement,
+      HalfWeights::AsStored);
 }
 
 // diffusers upcasts the VAE to float32 for decoding when it would run in float16 and its config says
 // force_upcast (SDXL's VAE overflows in f16); bf16 has f32's range and stays.
-DType vae_dtype(const DiffusersFolder& f) {
-  const Placement p = placement();
-  if (p.dtype != DType::F16) return p.dtype;
+Placement vae_placement(const DiffusersFolder& f, const Placement& pipeline) {
+  if (pipeline.dtype != DType::F16) return pipeline;
   const auto config = AutoencoderKLConfig::from_json(JsonObject::load(join_path(f.component("vae"), "config.json")));
-  return config.force_upcast ? DType::F32 : DType::F16;
+  return {pipeline.device, config.force_upcast ? DType::F32 : DType::F16};
 }
 
 class SDXLPipelineImpl final : public SDXLPipeline {
  public:
-  SDXLPipelineImpl(const DiffusersFolder& f, const std::string& variant)
-      : folder_(f), variant_(variant),
-        text_(SDXLTextEncoders::load(f.path, variant)),
+  SDXLPipelineImpl(const DiffusersFolder& f, const std::string& variant, const Placement& placement)
+      : folder_(f), variant_(variant), placement_(placement),
+        text_(SDXLTextEncoders::load(f.path, variant, placement)),
         unet_(load_model<UNet2DConditionModel>(
             UNet2DConditionConfig::from_json(JsonObject::load(join_path(f.component("unet"), "config.json"))),
-            Checkpoint::open(component_weights(f.component("unet"), "diffusion_pytorch_model", variant)),
+            Checkpoint::open(component_weights(f.component("unet"), "diffusion_pytorch_model", variant)), placement,
             HalfWeights::AsStored)),
-        vae_(load_vae(f, variant, vae_dtype(f))),
-        scheduler_config_(EulerDiscreteConfig::load(join_path(f.component("scheduler"), "scheduler_config.json"))) {
+        vae_placement_(vae_placement(f, placement)),
+        vae_(load_vae(f, variant, vae_placement_)),
+        scheduler_config_(join_path(f.component("scheduler"), "scheduler_config.json")) {
+    Scheduler::load(scheduler_config_);  // a scheduler this mmx lacks is an error now, not at the first image
     if (vae_.config().latent_channels != unet_.config().in_channels)
       fail(f.path, ": the VAE has ", vae_.config().latent_channels, " latent channels and the UNet takes ",
            unet_.config().in_channels);
@@ -84,7 +79,7 @@ class SDXLPipelineImpl final : public SDXLPipeline {
     if (o.steps < 1) usage_error("steps must be at least 1, got ", o.steps);
     const Shape latent_shape{1, latent_channels(), height / vae_scale_factor(), width / vae_scale_factor()};
     const Tensor initial = o.latents.defined() ? o.latents
-                           : o.cuda_rng       ? TorchCudaGenerator(o.seed).randn(latent_shape, placement().dtype)
+                           : o.device_rng     ? TorchDeviceGenerator(o.seed, placement_.device).randn(latent_shape, placement_.dtype)
                                               : TorchGenerator(o.seed).randn(latent_shape);
     if (initial.shape() != latent_shape || initial.dtype() != DType::F32)
       usage_error("initial latents must be F32 ", shape_str(latent_shape), " for ", width, "×", height, ", got ",
@@ -102,13 +97,13 @@ class SDXLPipelineImpl final : public SDXLPipeline {
     const Tensor text_embeds = cfg ? stack2(p.negative_pooled_prompt_embeds, p.pooled_prompt_embeds) : p.pooled_prompt_embeds;
     const Tensor ids = cfg ? stack2(time_ids, time_ids) : time_ids;
 
-    EulerDiscreteScheduler scheduler(scheduler_config_);
-    scheduler.set_timesteps(o.steps);
+    const std::unique_ptr<Scheduler> scheduler = Scheduler::load(scheduler_config_);
+    scheduler->set_timesteps(o.steps);
     GenerateResult r;
-    r.scheduler = "EulerDiscreteScheduler";
+    r.scheduler = scheduler->class_name();
     r.init_latents = initial;
     Tensor latents = initial.clone();
-    const float sigma0 = scheduler.init_noise_sigma();
+    const float sigma0 = scheduler->init_noise_sigma();
     for (int64_t i = 0; i < latents.numel(); ++i) latents.data<float>()[i] *= sigma0;
     if (o.keep_step_latents) {
       Shape s = latent_shape;
@@ -117,9 +112,11 @@ class SDXLPipelineImpl final : public SDXLPipeline {
     }
     for (int64_t i = 0; i < o.steps; ++i) {
       const auto start = std::chrono::steady_clock::now();
-      const Tensor scaled = scheduler.scale_model_input(cfg ? stack2(latents, latents) : latents, i);
-      const Tensor out = unet_.forward(scaled, scheduler.timesteps()[size_t(i)], context, text_embeds, ids);
-      latents = scheduler.step(cfg ? classifier_free_guidance(out, o.guidance_scale) : out, i, latents);
+      const Tensor scaled = scheduler->scale_model_input(cfg ? stack2(latents, latents) : latents, i);
+      const UNet2DConditionModel::Inputs in = unet_.prepare(scaled, scheduler->timesteps()[size_t(i)], context, text_embeds, ids);
+      const Tensor out = steps_.run({in.sample, in.time_features, in.add_features, in.context},
+                                    [this](const std::vector<Tensor>& d) { return unet_.forward({d[0], d[1], d[2], d[3]}); });
+      latents = scheduler->step(cfg ? classifier_free_guidance(out, o.guidance_scale) : out, i, latents);
       if (o.keep_step_latents)
         std::copy_n(latents.data<float>(), latents.numel(), r.step_latents.data<float>() + i * latents.numel());
       if (o.on_step) o.on_step(i + 1, o.steps, since(start));
@@ -145,10 +142,10 @@ class SDXLPipelineImpl final : public SDXLPipeline {
           v = v / static_cast<float>(c.scaling_factor);
       }
     Tensor x = vae_.decode(z);
-    if (!all_finite(x) && placement().device == Device::CUDA && vae_dtype(folder_) != DType::F32) {
+    if (!all_finite(x) && vae_placement_.dtype != DType::F32) {
       // A half-precision VAE overflowed: decode again in f32 rather than write a black image.
-      log_warn("the VAE's ", dtype_name(vae_dtype(folder_)), " decode gave non-finite values; decoding again in f32");
-      x = load_vae(folder_, variant_, DType::F32).decode(z);
+      log_warn("the VAE's ", dtype_name(vae_placement_.dtype), " decode gave non-finite values; decoding again in f32");
+      x = load_vae(folder_, variant_, {placement_.device, DType::F32}).decode(z);
     }
     const int64_t channels = x.dim(1), h = x.dim(2), w = x.dim(3);
     if (channels != 3) fail("the VAE decodes ", channels, " channels; an RGB image needs 3");
@@ -177,17 +174,22 @@ class SDXLPipelineImpl final : public SDXLPipeline {
 
   DiffusersFolder folder_;
   std::string variant_;
+  Placement placement_;
   std::unique_ptr<SDXLTextEncoders> text_;
   UNet2DConditionModel unet_;
+  Placement vae_placement_;
   AutoencoderKL vae_;
-  EulerDiscreteConfig scheduler_config_;
+  std::string scheduler_config_;  // a fresh scheduler per image: multistep schedulers keep state
+  mutable StepRunner steps_{placement_};  // the UNet's calls, recorded and replayed where the device can
 };
 
 }  // namespace
 
-std::unique_ptr<SDXLPipeline> SDXLPipeline::load(const std::string& folder, const std::string& variant) {
+std::unique_ptr<SDXLPipeline> SDXLPipeline::load(const std::string& folder, const std::string& variant,
+                                                 const Placement& placement) {
+  placement.check();
   const DiffusersFolder f = open_sdxl_folder(folder, variant);
-  return std::make_unique<SDXLPipelineImpl>(f, variant);
+  return std::make_unique<SDXLPipelineImpl>(f, variant, placement);
 }
 
 }  // namespace mmx

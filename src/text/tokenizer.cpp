@@ -1,3 +1,4 @@
+#include "io/json_config.hpp"
 #include "mmx/files.hpp"
 #include "mmx/hub_cache.hpp"
 #include "mmx/tokenizer.hpp"
@@ -6,12 +7,34 @@
 
 namespace mmx {
 
-std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& model) {
+std::optional<TokenizerKind> tokenizer_kind_from_class(const std::string& tokenizer_class) {
+  if (tokenizer_class == "BertTokenizer" || tokenizer_class == "BertTokenizerFast") return TokenizerKind::WordPiece;
+  if (tokenizer_class == "CLIPTokenizer" || tokenizer_class == "CLIPTokenizerFast") return TokenizerKind::ClipBpe;
+  return std::nullopt;
+}
+
+std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& model, TokenizerKind kind) {
   const std::string folder = resolve_model_path(model);  // a folder, or a Hub id found in the cache
-  if (file_exists(join_path(folder, "vocab.txt"))) return text::BertTokenizer::load(folder);
-  if (file_exists(join_path(folder, "vocab.json")) && file_exists(join_path(folder, "merges.txt")))
-    return text::ClipTokenizer::load(folder);
-  fail(folder, ": no tokenizer files found (vocab.txt for BERT's WordPiece, vocab.json + merges.txt for CLIP's BPE)");
+  switch (kind) {
+    case TokenizerKind::WordPiece: return text::BertTokenizer::load(folder);
+    case TokenizerKind::ClipBpe: return text::ClipTokenizer::load(folder);
+  }
+  fail(folder, ": unknown tokenizer kind");
+}
+
+std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& model) {
+  const std::string folder = resolve_model_path(model);
+  const std::string config = join_path(folder, "tokenizer_config.json");
+  const auto cls = file_exists(config) ? JsonObject::load(config).get_optional_string("tokenizer_class") : std::nullopt;
+  if (!cls)
+    throw Error(ErrorKind::Runtime,
+                str(folder, ": ", file_exists(config) ? "tokenizer_config.json names no tokenizer_class" : "no tokenizer_config.json",
+                    ", so the tokenizer's kind is not known here"),
+                "load it through its model folder, whose config.json says (mmx tokenize --model MODEL_DIR does)");
+  const auto kind = tokenizer_kind_from_class(*cls);
+  if (!kind)
+    fail(config, ": tokenizer_class '", *cls, "' is not supported (supported: BertTokenizer, CLIPTokenizer and their Fast twins)");
+  return load(folder, *kind);
 }
 
 BatchEncoding Tokenizer::encode_batch(const std::vector<std::string>& texts, Padding padding,

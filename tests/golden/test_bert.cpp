@@ -22,7 +22,7 @@ const std::vector<std::string> kLabTexts = {"Cat with paint",     "rock statue",
 
 BertOutputs run_model(const std::string& folder, const SafetensorsFile& expected) {
   const Checkpoint checkpoint = Checkpoint::open(folder);
-  WeightLoader loader(checkpoint);
+  WeightLoader loader(checkpoint, test::placement());
   const BertModel model(BertConfig::from_json(JsonObject::load(folder + "/config.json")), loader);
   return model.forward(expected.get("input_ids"), expected.get("token_type_ids"), expected.get("attention_mask"));
 }
@@ -38,7 +38,7 @@ TEST(BertGolden, LastHiddenStateAndPooler) {
 
 TEST(BertGolden, EveryPoolingModeThroughTheEmbedPipeline) {
   const auto expected = SafetensorsFile::open(test::data("expected/bert-tiny.safetensors"));
-  const auto embedder = TextEmbedder::load(test::data("models/bert-tiny"));
+  const auto embedder = TextEmbedder::load(test::data("models/bert-tiny"), test::placement());
   const std::pair<Pooling, const char*> modes[] = {{Pooling::Lab, "seed_avg_embeds"},
                                                    {Pooling::MeanNoCls, "masked_mean_no_cls"},
                                                    {Pooling::Mean, "masked_mean"},
@@ -57,7 +57,7 @@ TEST(BertGolden, EveryPoolingModeThroughTheEmbedPipeline) {
 }
 
 TEST(BertGolden, SplitBatchesGiveTheSameNumbers) {
-  const auto embedder = TextEmbedder::load(test::data("models/bert-tiny"));
+  const auto embedder = TextEmbedder::load(test::data("models/bert-tiny"), test::placement());
   EmbedOptions whole, split;
   whole.pooling = split.pooling = Pooling::Lab;  // the mode most sensitive to padding
   split.max_batch_tokens = 7 * 3;                // 3 rows per slice
@@ -72,7 +72,7 @@ TEST(BertGolden, SplitBatchesGiveTheSameNumbers) {
 }
 
 TEST(BertGolden, NormalizeGivesUnitVectors) {
-  const auto embedder = TextEmbedder::load(test::data("models/bert-tiny"));
+  const auto embedder = TextEmbedder::load(test::data("models/bert-tiny"), test::placement());
   EmbedOptions options;
   options.normalize = true;
   const Tensor e = embedder->embed(kLabTexts, options).embeddings;
@@ -99,7 +99,7 @@ TEST(BertGolden, F16WeightsMatchTheirOwnReference) {
                      expected.get("f16_weights_last_hidden_state"), kBertF32Bound);
   test::expect_close("f16_weights_pooler_output", out.pooler_output, expected.get("f16_weights_pooler_output"),
                      kBertF32Bound);
-  const auto embedder = TextEmbedder::load(test::data("models/bert-tiny-f16"));
+  const auto embedder = TextEmbedder::load(test::data("models/bert-tiny-f16"), test::placement());
   for (auto [pooling, key] : {std::pair{Pooling::Lab, "f16_weights_seed_avg_embeds"},
                               {Pooling::MeanNoCls, "f16_weights_masked_mean_no_cls"},
                               {Pooling::Mean, "f16_weights_masked_mean"}, {Pooling::Cls, "f16_weights_cls"}}) {
@@ -239,7 +239,7 @@ static void check_other_shape(const std::string& position_embedding_type) {
   write_safetensors(dir.file("model.safetensors"), tensors);
 
   const Checkpoint checkpoint = Checkpoint::open(dir.path.string());
-  WeightLoader loader(checkpoint);
+  WeightLoader loader(checkpoint, test::placement());
   const BertModel model(c, loader);
   EXPECT_FALSE(model.has_pooler());
   const std::vector<std::vector<int64_t>> ids = {{1, 5, 9, 99, 3, 2, 0, 0, 0}, {1, 42, 43, 44, 45, 46, 47, 48, 2}};
@@ -270,7 +270,7 @@ TEST(BertGolden, MisShapedAndMissingWeightsAreAllReported) {
   std::ofstream(dir.file("config.json")) << R"({"model_type": "bert", "vocab_size": 30522, "hidden_size": 32,
     "num_hidden_layers": 3, "num_attention_heads": 4, "intermediate_size": 37})";
   const Checkpoint checkpoint = Checkpoint::open(test::data("models/bert-tiny"));
-  WeightLoader loader(checkpoint);
+  WeightLoader loader(checkpoint, test::placement());
   try {
     BertModel(BertConfig::from_json(JsonObject::load(dir.file("config.json"))), loader);
     ADD_FAILURE() << "a 3-layer config loaded a 2-layer checkpoint";

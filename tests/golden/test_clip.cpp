@@ -19,12 +19,12 @@ constexpr double kClipF32Bound = 1e-5;  // reference fp32 vs fp64: 7.7e-7 text, 
 
 struct Tiny {
   Checkpoint checkpoint = Checkpoint::open(test::data("models/clip-tiny"));
-  WeightLoader loader{checkpoint};
+  WeightLoader loader{checkpoint, test::placement()};
   CLIPModel model{CLIPConfig::from_json(JsonObject::load(test::data("models/clip-tiny/config.json"))), loader};
 };
 
 Tensor pixel_values() {
-  const auto config = ImageProcessorConfig::load(test::data("models/clip-tiny/preprocessor_config.json"), "clip");
+  const auto config = ImageProcessorConfig::load(test::data("models/clip-tiny/preprocessor_config.json"), "CLIPImageProcessor");
   std::vector<Image> images;
   for (const char* f : {"astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg"})
     images.push_back(load_image(test::data(std::string("images/") + f)));
@@ -184,7 +184,7 @@ TEST(ClipGolden, TextModelWithProjectionOfAnotherShape) {
   r.add("text_projection.weight", {12, 24});
   write_safetensors(dir.file("model.safetensors"), std::vector<std::pair<std::string, Tensor>>(r.w.begin(), r.w.end()));
   const Checkpoint checkpoint = Checkpoint::open(dir.path.string());
-  WeightLoader loader(checkpoint);
+  WeightLoader loader(checkpoint, test::placement());
   const CLIPModel model(CLIPConfig::from_json(JsonObject::load(dir.file("config.json"))), loader);
   EXPECT_FALSE(model.has_vision());
   const std::vector<std::vector<int64_t>> ids = {{3, 9, 7, 40, 7, 7}, {3, 1, 2, 4, 49, 7}};
@@ -231,7 +231,7 @@ TEST(ClipGolden, VisionModelWithProjectionOfAnotherShape) {
   r.add("visual_projection.weight", {6, 20});
   write_safetensors(dir.file("model.safetensors"), std::vector<std::pair<std::string, Tensor>>(r.w.begin(), r.w.end()));
   const Checkpoint checkpoint = Checkpoint::open(dir.path.string());
-  WeightLoader loader(checkpoint);
+  WeightLoader loader(checkpoint, test::placement());
   const CLIPModel model(CLIPConfig::from_json(JsonObject::load(dir.file("config.json"))), loader);
   EXPECT_FALSE(model.has_text());
   Tensor pixels = Tensor::empty({2, 3, 48, 48});

@@ -6,6 +6,7 @@
 
 #include "mmx/error.hpp"
 #include "mmx/scheduler.hpp"
+#include "pipelines/schedulers/euler_discrete.hpp"
 #include "test_util.hpp"
 
 using namespace mmx;

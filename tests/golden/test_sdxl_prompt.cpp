@@ -20,7 +20,7 @@ std::string sdxl() { return test::data("models/sdxl-tiny"); }
 
 TEST(SDXLPrompt, EmbeddingsAreDiffusers) {
   const auto expected = SafetensorsFile::open(test::data("expected/sdxl-tiny.safetensors"));
-  const auto encoders = SDXLTextEncoders::load(sdxl());
+  const auto encoders = SDXLTextEncoders::load(sdxl(), "", test::placement());
   const SDXLPromptEmbeds e = encoders->encode(kPrompt, std::nullopt);
   test::expect_equal_i64("prompt_input_ids", e.input_ids, expected.get("prompt_input_ids"));
   test::expect_equal_i64("prompt_input_ids_2", e.input_ids_2, expected.get("prompt_input_ids_2"));
@@ -40,7 +40,7 @@ TEST(SDXLPrompt, EmbeddingsAreDiffusers) {
 
 TEST(SDXLPrompt, Fp16VariantMatchesTheFixturesFp16Run) {
   const auto expected = SafetensorsFile::open(test::data("expected/sdxl-tiny.safetensors"));
-  const SDXLPromptEmbeds e = SDXLTextEncoders::load(sdxl(), "fp16")->encode(kPrompt, std::nullopt);
+  const SDXLPromptEmbeds e = SDXLTextEncoders::load(sdxl(), "fp16", test::placement())->encode(kPrompt, std::nullopt);
   test::expect_close("fp16_weights_prompt_embeds", e.prompt_embeds, expected.get("fp16_weights_prompt_embeds"), 1e-5);
   test::expect_close("fp16_weights_pooled_prompt_embeds", e.pooled_prompt_embeds,
                      expected.get("fp16_weights_pooled_prompt_embeds"), 1e-5);
@@ -49,7 +49,7 @@ TEST(SDXLPrompt, Fp16VariantMatchesTheFixturesFp16Run) {
 TEST(SDXLPrompt, BadFoldersAreClearErrors) {
   auto message = [](const std::string& folder, const std::string& variant = "") {
     try {
-      SDXLTextEncoders::load(folder, variant);
+      SDXLTextEncoders::load(folder, variant, test::placement());
     } catch (const Error& e) {
       return std::string(e.what());
     }

@@ -2,6 +2,7 @@
 // (expected/clip-tiny.safetensors seed_*), with the lab's formulas: dot products, softmax(dim=0).
 #include <cmath>
 
+#include "mmx/classify.hpp"
 #include "mmx/embed.hpp"
 #include "mmx/similarity.hpp"
 #include "test_util.hpp"
@@ -33,9 +34,9 @@ TEST(SimilarityGolden, BertTimesVitWithTheLabsFormulas) {
   texts.insert(texts.end(), kDialogue.begin(), kDialogue.end());
   EmbedOptions lab;
   lab.pooling = Pooling::Lab;
-  const Tensor text_embeds = TextEmbedder::load(test::data("models/bert-tiny"))->embed(texts, lab).embeddings;
+  const Tensor text_embeds = TextEmbedder::load(test::data("models/bert-tiny"), test::placement())->embed(texts, lab).embeddings;
   const Tensor captions = text_embeds.narrow0(0, 4).clone(), dialogue = text_embeds.narrow0(4, 4).clone();
-  const Tensor images = ImageEmbedder::load(test::data("models/vit-tiny"))->embed(lab_images(), EmbedOptions{}).embeddings;
+  const Tensor images = ImageEmbedder::load(test::data("models/vit-tiny"), test::placement())->embed(lab_images(), EmbedOptions{}).embeddings;
   test::expect_close("captions_avg_embeds", captions, expected.get("captions_avg_embeds"), 1e-5);
   test::expect_close("image_avg_embeds", images, expected.get("image_avg_embeds"), 1e-5);
   test::expect_close("image_image", lab_matrix(images, images), expected.get("image_image"), 1e-5);
@@ -46,8 +47,8 @@ TEST(SimilarityGolden, BertTimesVitWithTheLabsFormulas) {
 
 TEST(SimilarityGolden, ClipEmbeddingsAndTheLabsMatrices) {
   const auto expected = SafetensorsFile::open(test::data("expected/clip-tiny.safetensors"));
-  const auto text = TextEmbedder::load(test::data("models/clip-tiny"));
-  const auto vision = ImageEmbedder::load(test::data("models/clip-tiny"));
+  const auto text = TextEmbedder::load(test::data("models/clip-tiny"), test::placement());
+  const auto vision = ImageEmbedder::load(test::data("models/clip-tiny"), test::placement());
   std::vector<std::string> texts = kCaptions;
   texts.insert(texts.end(), kDialogue.begin(), kDialogue.end());
   const EmbedResult t = text->embed(texts, EmbedOptions{});
@@ -77,15 +78,15 @@ TEST(SimilarityGolden, ZeroShotIsSoftmaxOfLogitsPerImage) {
   const auto expected = SafetensorsFile::open(test::data("expected/clip-tiny.safetensors"));
   std::vector<std::string> labels = kCaptions;
   labels.insert(labels.end(), kDialogue.begin(), kDialogue.end());
-  const auto predictions = zero_shot_classify(test::data("models/clip-tiny"), lab_images(), labels, "{}", 8);
+  const auto predictions = zero_shot_classify(Model::load(test::data("models/clip-tiny"), test::placement()), lab_images(), labels, "{}", 8);
   Tensor want = expected.get("logits_per_image").clone();  // [4, 8]
   softmax_(want, SoftmaxDim::Dim1);
   Tensor got = Tensor::empty({4, 8});
   for (int i = 0; i < 4; ++i)
     for (const auto& p : predictions[i]) got.data<float>()[i * 8 + p.id] = p.probability;
   test::expect_close("zero-shot probabilities", got, want, 1e-6);
-  EXPECT_THROW(zero_shot_classify(test::data("models/clip-tiny"), lab_images(), {}, "{}", 3), Error);
-  EXPECT_THROW(zero_shot_classify(test::data("models/clip-tiny"), lab_images(), {"cat"}, "a photo", 3), Error);
+  EXPECT_THROW(zero_shot_classify(Model::load(test::data("models/clip-tiny"), test::placement()), lab_images(), {}, "{}", 3), Error);
+  EXPECT_THROW(zero_shot_classify(Model::load(test::data("models/clip-tiny"), test::placement()), lab_images(), {"cat"}, "a photo", 3), Error);
 }
 
 TEST(Similarity, ScoresSoftmaxAndMismatchedDimensions) {

@@ -50,7 +50,7 @@ TEST(TextToImage, ThreeStepRunReproducesEveryStepAndTheImage) {
     EXPECT_EQ(steps, 3);
     EXPECT_EQ(step, calls);
   };
-  const auto pipe = SDXLPipeline::load(test::data("models/sdxl-tiny"));
+  const auto pipe = SDXLPipeline::load(test::data("models/sdxl-tiny"), "", test::placement());
   EXPECT_EQ(pipe->default_size(), 64);
   const GenerateResult r = pipe->generate(o);
   EXPECT_EQ(calls, 3);
@@ -58,13 +58,13 @@ TEST(TextToImage, ThreeStepRunReproducesEveryStepAndTheImage) {
   expect_pixels(r.image, expected.get("image_uint8"), "image_uint8");
 
   o.on_step = nullptr;
-  const GenerateResult r16 = SDXLPipeline::load(test::data("models/sdxl-tiny"), "fp16")->generate(o);
+  const GenerateResult r16 = SDXLPipeline::load(test::data("models/sdxl-tiny"), "fp16", test::placement())->generate(o);
   test::expect_close("fp16_weights_step_latents", r16.step_latents, expected.get("fp16_weights_step_latents"), 5e-5);
   expect_pixels(r16.image, to_u8(expected.get("fp16_weights_image")), "fp16_weights_image (rounded)");
 }
 
 TEST(TextToImage, BadSizesAndLatentsAreClearErrors) {
-  const auto pipe = SDXLPipeline::load(test::data("models/sdxl-tiny"));
+  const auto pipe = SDXLPipeline::load(test::data("models/sdxl-tiny"), "", test::placement());
   GenerateOptions o;
   o.prompt = "a horse";
   o.steps = 1;
@@ -111,7 +111,7 @@ TEST(TextToImage, ARandomPipelineFolderHasDiffusersLayoutAndRuns) {
   o.prompt = "a horse";
   o.steps = 2;
   o.seed = 3;
-  const Image image = SDXLPipeline::load(out, "fp16")->generate(o).image;
+  const Image image = SDXLPipeline::load(out, "fp16", test::placement())->generate(o).image;
   EXPECT_EQ(image.width, 64);
   EXPECT_EQ(image.height, 64);
   EXPECT_THROW(write_random_sdxl_pipeline(test::data("models/sdxl-tiny"), test::data("tokenizers/clip"), out,

@@ -20,7 +20,7 @@ TEST(UNet, EveryForwardOfTheThreeStepRunIsDiffusers) {
   const auto config = UNet2DConditionConfig::from_json(JsonObject::load(dir + "/config.json"));
   EXPECT_EQ(config.num_attention_heads, (std::vector<int64_t>{2, 4}));  // from attention_head_dim, as diffusers
   const auto unet = load_model<UNet2DConditionModel>(
-      config, Checkpoint::open(component_weights(dir, "diffusion_pytorch_model", "")));
+      config, Checkpoint::open(component_weights(dir, "diffusion_pytorch_model", "")), test::placement());
   const Tensor samples = expected.get("unet_in_sample"), outs = expected.get("unet_out");
   const Tensor timesteps = expected.get("unet_in_timestep");
   for (int64_t i = 0; i < 3; ++i) {

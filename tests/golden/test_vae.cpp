@@ -7,7 +7,6 @@
 #include "mmx/torch_random.hpp"
 #include "io/diffusers_folder.hpp"
 #include "models/autoencoder_kl.hpp"
-#include "models/model_folder.hpp"
 #include "test_util.hpp"
 
 using namespace mmx;
@@ -18,7 +17,7 @@ AutoencoderKL load_vae(const std::string& variant) {
   const std::string dir = test::data("models/sdxl-tiny/vae");
   const auto config = AutoencoderKLConfig::from_json(JsonObject::load(dir + "/config.json"));
   return load_model<AutoencoderKL>(config, Checkpoint::open(component_weights(dir, "diffusion_pytorch_model", variant)),
-                                   HalfWeights::AsStored);  // as the pipeline loads it
+                                   test::placement(), HalfWeights::AsStored);  // as the pipeline loads it
 }
 
 Tensor divided(const Tensor& x, float by) {  // torch: tensor / python float, in float32

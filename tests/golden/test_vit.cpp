@@ -7,6 +7,7 @@
 #include <random>
 
 #include "io/checkpoint.hpp"
+#include "mmx/classify.hpp"
 #include "mmx/embed.hpp"
 #include "models/vit.hpp"
 #include "test_util.hpp"
@@ -28,7 +29,7 @@ std::vector<Image> lab_images() {
 
 TEST(VitGolden, HiddenStatesPoolerAndTheLabsMean) {
   const auto expected = SafetensorsFile::open(test::data("expected/vit-tiny.safetensors"));
-  const auto embedder = ImageEmbedder::load(test::data("models/vit-tiny"));
+  const auto embedder = ImageEmbedder::load(test::data("models/vit-tiny"), test::placement());
   const auto images = lab_images();
   for (auto [pooling, key] : {std::pair{Pooling::MeanNoCls, "image_avg_embeds"}, {Pooling::Lab, "image_avg_embeds"},
                               {Pooling::Pooler, "pooler_output"}}) {
@@ -43,7 +44,7 @@ TEST(VitGolden, HiddenStatesPoolerAndTheLabsMean) {
 
 TEST(VitGolden, ClassifierLogitsAndProbabilities) {
   const auto expected = SafetensorsFile::open(test::data("expected/vit-tiny-classifier.safetensors"));
-  const auto classifier = ImageClassifier::load(test::data("models/vit-tiny-classifier"));
+  const auto classifier = ImageClassifier::load(test::data("models/vit-tiny-classifier"), test::placement());
   const auto images = lab_images();
   test::expect_close("classifier logits", classifier->logits(images), expected.get("logits"), kVitF32Bound);
   const auto top = classifier->classify(images, 10);
@@ -57,7 +58,7 @@ TEST(VitGolden, ClassifierLogitsAndProbabilities) {
 }
 
 TEST(VitGolden, ClassifierCheckpointLoadsAsBackboneWithoutPooler) {
-  const auto embedder = ImageEmbedder::load(test::data("models/vit-tiny-classifier"));
+  const auto embedder = ImageEmbedder::load(test::data("models/vit-tiny-classifier"), test::placement());
   EmbedOptions options;
   options.pooling = Pooling::Pooler;
   try {
@@ -71,7 +72,7 @@ TEST(VitGolden, ClassifierCheckpointLoadsAsBackboneWithoutPooler) {
 }
 
 TEST(VitGolden, NoImageDependsOnTheOthersInItsBatch) {
-  const auto embedder = ImageEmbedder::load(test::data("models/vit-tiny"));
+  const auto embedder = ImageEmbedder::load(test::data("models/vit-tiny"), test::placement());
   const auto images = lab_images();
   const Tensor together = embedder->embed(images, EmbedOptions{}).embeddings;
   for (size_t i = 0; i < images.size(); ++i) {
@@ -150,7 +151,7 @@ TEST(VitGolden, AnotherShapeAgainstFloat64) {
   add("pooler.dense.bias", {10});
   write_safetensors(dir.file("model.safetensors"), std::vector<std::pair<std::string, Tensor>>(w.begin(), w.end()));
   const Checkpoint checkpoint = Checkpoint::open(dir.path.string());
-  WeightLoader loader(checkpoint);
+  WeightLoader loader(checkpoint, test::placement());
   const ViTModel model(c, loader);
 
   const int64_t batch = 2, T = 16, C = 24, D = 8;

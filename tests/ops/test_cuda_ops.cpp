@@ -10,10 +10,11 @@
 
 #include "backend/ops.hpp"
 #include "io/checkpoint.hpp"
-#include "mmx/torch_random.hpp"
 #include "mmx/runtime.hpp"
 #include "io/diffusers_folder.hpp"
 #include "models/unet2d_condition.hpp"
+#include "pipelines/step_runner.hpp"
+#include "pipelines/torch_device_random.hpp"
 #include "test_util.hpp"
 
 using namespace mmx;
@@ -21,7 +22,9 @@ using namespace mmx;
 namespace {
 
 #define SKIP_WITHOUT_CUDA() \
-  if (!cuda_available()) GTEST_SKIP() << "no CUDA device visible"
+  if (!test::cuda_device()) GTEST_SKIP() << "no CUDA device visible"
+
+Device gpu() { return *test::cuda_device(); }
 
 using test::random_tensor;
 
@@ -29,8 +32,8 @@ const DType kDtypes[] = {DType::F32, DType::F16, DType::BF16};
 
 // The value a CUDA op of `dtype` is given: x rounded to dtype (host view, F32).
 Tensor rounded(const Tensor& x, DType dtype) { return x.to(dtype).to(DType::F32); }
-Tensor on_device(const Tensor& x, DType dtype) { return x.to(Device::CUDA).to(dtype); }
-Tensor on_host(const Tensor& x) { return x.to(DType::F32).to(Device::CPU); }
+Tensor on_device(const Tensor& x, DType dtype) { return x.to(gpu()).to(dtype); }
+Tensor on_host(const Tensor& x) { return x.to(DType::F32).to(Device::cpu()); }
 
 double unit_roundoff(DType dtype) {
   return dtype == DType::F16 ? 1.0 / 2048 : dtype == DType::BF16 ? 1.0 / 256 : 0.0;
@@ -56,26 +59,26 @@ void expect_matches(const std::string& name, const Tensor& got_device, const Ten
 TEST(CudaTensor, CopiesAndConversionsAreExact) {
   SKIP_WITHOUT_CUDA();
   const Tensor x = random_tensor({3, 1000}, 1, 10.f);
-  test::expect_close("host → device → host", x.to(Device::CUDA).to(Device::CPU), x, 0.0);
+  test::expect_close("host → device → host", x.to(gpu()).to(Device::cpu()), x, 0.0);
   for (DType d : {DType::F16, DType::BF16}) {
     // Round to nearest even on both sides: the device conversion must equal the host's bit for bit.
-    test::expect_close(str("f32 → ", dtype_name(d), " on the device"), x.to(Device::CUDA).to(d).to(Device::CPU).to(DType::F32),
+    test::expect_close(str("f32 → ", dtype_name(d), " on the device"), x.to(gpu()).to(d).to(Device::cpu()).to(DType::F32),
                        x.to(d).to(DType::F32), 0.0);
   }
   const Tensor big = random_tensor({40 << 20 >> 2}, 2);  // 40 MiB: the pinned, chunked upload path
-  test::expect_close("40 MiB upload", big.to(Device::CUDA).to(Device::CPU), big, 0.0);
-  const Tensor zeros = Tensor::zeros({5, 7}, DType::F32, Device::CUDA).to(Device::CPU);
+  test::expect_close("40 MiB upload", big.to(gpu()).to(Device::cpu()), big, 0.0);
+  const Tensor zeros = Tensor::zeros({5, 7}, DType::F32, gpu()).to(Device::cpu());
   EXPECT_EQ(max_abs(zeros), 0.0);
-  EXPECT_EQ(x.to(Device::CUDA).clone().to(Device::CPU).numel(), x.numel());
+  EXPECT_EQ(x.to(gpu()).clone().to(Device::cpu()).numel(), x.numel());
 }
 
 TEST(CudaTensor, HostAccessAndMixedDevicesAreErrors) {
   SKIP_WITHOUT_CUDA();
-  Tensor d = Tensor::zeros({4}, DType::F32, Device::CUDA);
+  Tensor d = Tensor::zeros({4}, DType::F32, gpu());
   EXPECT_THROW(d.data<float>(), Error);
   EXPECT_THROW(ops::add_(d, Tensor::zeros({4})), Error);
-  EXPECT_THROW(ops::linear(Tensor::zeros({2, 4}, DType::F32, Device::CUDA), Tensor::zeros({3, 4}), Tensor()), Error);
-  EXPECT_THROW(ops::linear(Tensor::zeros({2, 4}, DType::F16, Device::CUDA), Tensor::zeros({3, 4}, DType::F32, Device::CUDA),
+  EXPECT_THROW(ops::linear(Tensor::zeros({2, 4}, DType::F32, gpu()), Tensor::zeros({3, 4}), Tensor()), Error);
+  EXPECT_THROW(ops::linear(Tensor::zeros({2, 4}, DType::F16, gpu()), Tensor::zeros({3, 4}, DType::F32, gpu()),
                            Tensor()),
                Error);  // the weight must be in the activations' dtype on CUDA
 }
@@ -84,10 +87,10 @@ TEST(CudaTensor, FreedBlocksAreReused) {
   SKIP_WITHOUT_CUDA();
   const void* first = nullptr;
   {
-    const Tensor t = Tensor::empty({3 << 20}, DType::F32, Device::CUDA);
+    const Tensor t = Tensor::empty({3 << 20}, DType::F32, gpu());
     first = t.raw();
   }
-  const Tensor again = Tensor::empty({3 << 20}, DType::F32, Device::CUDA);
+  const Tensor again = Tensor::empty({3 << 20}, DType::F32, gpu());
   EXPECT_EQ(again.raw(), first);
 }
 
@@ -101,7 +104,7 @@ TEST(CudaOps, LinearWithBiasResidualAndEveryActivation) {
     const Tensor b = random_tensor({45}, 5), res = rounded(random_tensor({2, 37, 45}, 6), dtype);
     for (ops::Activation act : acts) {
       const Tensor expected = ops::linear(x, w, ops::PackedWeight(), b, {res, act});
-      const Tensor got = ops::linear(on_device(x, dtype), on_device(w, dtype), ops::PackedWeight(), b.to(Device::CUDA),
+      const Tensor got = ops::linear(on_device(x, dtype), on_device(w, dtype), ops::PackedWeight(), b.to(gpu()),
                                      {on_device(res, dtype), act});
       expect_matches(str("linear act ", int(act)), got, expected, dtype);
     }
@@ -110,7 +113,7 @@ TEST(CudaOps, LinearWithBiasResidualAndEveryActivation) {
   }
   // A BERT-base MLP shape: many tiles and a K of 768.
   const Tensor x = random_tensor({256, 768}, 7), w = random_tensor({3072, 768}, 8, 0.02f), b = random_tensor({3072}, 9);
-  expect_matches("linear 256×3072×768", ops::linear(x.to(Device::CUDA), w.to(Device::CUDA), b.to(Device::CUDA)),
+  expect_matches("linear 256×3072×768", ops::linear(x.to(gpu()), w.to(gpu()), b.to(gpu())),
                  ops::linear(x, w, b), DType::F32);
 }
 
@@ -119,7 +122,7 @@ TEST(CudaOps, NormsSoftmaxActivationsAndAdd) {
   for (DType dtype : kDtypes) {
     const Tensor x = rounded(random_tensor({5, 300}, 10, 3.f), dtype);
     const Tensor w = random_tensor({300}, 11), b = random_tensor({300}, 12);
-    expect_matches("layer_norm", ops::layer_norm(on_device(x, dtype), w.to(Device::CUDA), b.to(Device::CUDA), 1e-5f),
+    expect_matches("layer_norm", ops::layer_norm(on_device(x, dtype), w.to(gpu()), b.to(gpu()), 1e-5f),
                    ops::layer_norm(x, w, b, 1e-5f), dtype);
 
     Tensor s = rounded(random_tensor({7, 1000}, 13, 4.f), dtype), sd = on_device(s, dtype);
@@ -143,14 +146,14 @@ TEST(CudaOps, NormsSoftmaxActivationsAndAdd) {
     const Tensor gx = rounded(random_tensor({2, 64, 9, 11}, 17, 2.f), dtype);
     const Tensor gw = random_tensor({64}, 18), gb = random_tensor({64}, 19);
     expect_matches("group_norm + silu",
-                   ops::group_norm(on_device(gx, dtype), 32, gw.to(Device::CUDA), gb.to(Device::CUDA), 1e-6f,
+                   ops::group_norm(on_device(gx, dtype), 32, gw.to(gpu()), gb.to(gpu()), 1e-6f,
                                    ops::Activation::Silu),
                    ops::group_norm(gx, 32, gw, gb, 1e-6f, ops::Activation::Silu), dtype);
   }
   // A VAE-sized group (4 channels of 256², several blocks' partial sums per group) with an offset mean.
   Tensor big = random_tensor({1, 128, 256, 256}, 20);
   for (int64_t i = 0; i < big.numel(); ++i) big.data<float>()[i] += 3.f;
-  expect_matches("group_norm 128×256²", ops::group_norm(big.to(Device::CUDA), 32, Tensor(), Tensor(), 1e-6f),
+  expect_matches("group_norm 128×256²", ops::group_norm(big.to(gpu()), 32, Tensor(), Tensor(), 1e-6f),
                  ops::group_norm(big, 32, Tensor(), Tensor(), 1e-6f), DType::F32);
 }
 
@@ -196,8 +199,8 @@ TEST(CudaOps, AttentionWithMasksCausalBiasAndEveryHeadWidth) {
       const Tensor bias = c.bias ? random_tensor({c.batch, c.heads, c.tq, c.tk}, seed++) : Tensor();
       const Tensor expected = ops::attention(q, k, v, c.heads, mask, c.causal, bias);
       const Tensor got = ops::attention(on_device(q, dtype), on_device(k, dtype), on_device(v, dtype), c.heads,
-                                        mask.defined() ? mask.to(Device::CUDA) : mask, c.causal,
-                                        bias.defined() ? bias.to(Device::CUDA) : bias);
+                                        mask.defined() ? mask.to(gpu()) : mask, c.causal,
+                                        bias.defined() ? bias.to(gpu()) : bias);
       expect_matches(str("attention (", kernel, ") ", c.batch, "×", c.tq, "×", c.tk, " heads ", c.heads, "×", c.d), got,
                      expected, dtype);
     }
@@ -219,7 +222,7 @@ TEST(CudaOps, Conv2dStridesPaddingAndPointwise) {
       const Tensor w = rounded(random_tensor({7, 5, c.kernel, c.kernel}, 41, 0.2f), dtype);
       const Tensor b = c.bias ? random_tensor({7}, 42) : Tensor();
       expect_matches(str("conv2d (", path, ") k", c.kernel, " s", c.stride, " p", c.padding),
-                     ops::conv2d(on_device(x, dtype), on_device(w, dtype), b.defined() ? b.to(Device::CUDA) : b, c.stride,
+                     ops::conv2d(on_device(x, dtype), on_device(w, dtype), b.defined() ? b.to(gpu()) : b, c.stride,
                                  c.padding),
                      ops::conv2d(x, w, b, c.stride, c.padding), dtype);
     }
@@ -258,27 +261,24 @@ TEST(CudaGraphs, ReplayedUNetStepsEqualTheEagerOnes) {
   const std::string dir = test::data("models/sdxl-tiny/unet");
   const auto config = UNet2DConditionConfig::from_json(JsonObject::load(dir + "/config.json"));
   const Checkpoint checkpoint = Checkpoint::open(component_weights(dir, "diffusion_pytorch_model", ""));
-  const Placement saved = placement();
-  set_placement({Device::CUDA, DType::F32});
-  const auto graphs = load_model<UNet2DConditionModel>(config, checkpoint);
-  const auto eager = load_model<UNet2DConditionModel>(config, checkpoint);
-  set_placement(saved);
-  const auto cpu = load_model<UNet2DConditionModel>(config, checkpoint);
+  const Placement on_gpu{gpu(), DType::F32};
+  const auto unet = load_model<UNet2DConditionModel>(config, checkpoint, on_gpu);
+  const auto cpu = load_model<UNet2DConditionModel>(config, checkpoint, Placement());
+  StepRunner runner(on_gpu);
   const Tensor samples = expected.get("unet_in_sample"), timesteps = expected.get("unet_in_timestep");
   const Tensor context = expected.get("unet_in_encoder_hidden_states"), text = expected.get("unet_in_text_embeds");
   const Tensor ids = expected.get("unet_in_time_ids");
   for (int64_t i = 0; i < 3; ++i) {  // call 1 eager, call 2 records and replays, call 3 replays
     const Tensor sample = samples.narrow0(i, 1).clone().reshape({samples.dim(1), samples.dim(2), samples.dim(3), samples.dim(4)});
     const float t = timesteps.data<float>()[i];
-    const Tensor replayed = graphs.forward(sample, t, context, text, ids);
-    Tensor direct;
-    {
-      const test::EnvVar off("MMX_CUDA_GRAPHS", std::string("0"));
-      direct = eager.forward(sample, t, context, text, ids);
-    }
+    const UNet2DConditionModel::Inputs in = unet.prepare(sample, t, context, text, ids);
+    const Tensor replayed = runner.run({in.sample, in.time_features, in.add_features, in.context},
+                                       [&](const std::vector<Tensor>& d) { return unet.forward({d[0], d[1], d[2], d[3]}); });
+    const Tensor direct = unet.forward(sample, t, context, text, ids);  // eager, without the runner
     test::expect_close(str("graph vs eager, call ", i), replayed, direct, 0.0);
     test::expect_close(str("graph vs CPU, call ", i), replayed, cpu.forward(sample, t, context, text, ids), 1e-5);
   }
+  EXPECT_EQ(runner.replays(), 2);  // calls 2 and 3
 }
 
 // torch.randn on a CUDA generator: MMX_TORCH_CUDA_RANDN names a safetensors file torch wrote on this GPU
@@ -303,8 +303,8 @@ TEST(CudaRandom, TorchCudaRandnBitForBit) {
       shape.push_back(std::strtoll(p, &end, 10));
       p = *end == 'x' ? end + 1 : end;
     }
-    TorchCudaGenerator generator(seed);
-    const DType dtype = compute_dtype_from_name(dtype_text);
+    TorchDeviceGenerator generator(seed, gpu());
+    const DType dtype = dtype_from_name(dtype_text);
     test::expect_close(key, generator.randn(shape, dtype), file.get(key).to(DType::F32), 0.0);
     if (file.find(key + "_second"))
       test::expect_close(key + "_second", generator.randn(shape, dtype), file.get(key + "_second").to(DType::F32), 0.0);

@@ -114,18 +114,18 @@ TEST(Hub, AModelRunsFromTheCacheWithTheSameOutputsAsFromItsFolder) {
   test::TempDir dir;
   EnvVar cache("HF_HUB_CACHE", make_cache(dir)), offline("HF_HUB_OFFLINE", "1");
   EmbedOptions options;
-  const EmbedResult want = TextEmbedder::load(test::data("models/bert-tiny"))->embed({"hello world"}, options);
-  const EmbedResult got = TextEmbedder::load("org/bert-tiny")->embed({"hello world"}, options);
+  const EmbedResult want = TextEmbedder::load(test::data("models/bert-tiny"), test::placement())->embed({"hello world"}, options);
+  const EmbedResult got = TextEmbedder::load("org/bert-tiny", test::placement())->embed({"hello world"}, options);
   test::expect_close("embedding from the cache", got.embeddings, want.embeddings, 0.0);
   // The tagged snapshot has no weights: the error names the snapshot folder it looked in.
   try {
-    TextEmbedder::load("org/bert-tiny@v0");
+    TextEmbedder::load("org/bert-tiny@v0", test::placement());
     FAIL() << "loaded a snapshot without weights";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(kOldCommit), std::string::npos) << e.what();
   }
   try {
-    TextEmbedder::load("org/missing");
+    TextEmbedder::load("org/missing", test::placement());
     FAIL() << "loaded a model that is not cached";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("neither a folder nor a model in the Hugging Face cache"), std::string::npos)
@@ -194,8 +194,8 @@ TEST(HubDownload, DownloadsIntoTheCacheAsHuggingfaceHubDoesAndRunsOfflineAfter) 
   const int before = server.requests();
   EnvVar off("HF_HUB_OFFLINE", "1");
   EmbedOptions options;
-  const EmbedResult want = TextEmbedder::load(test::data("models/bert-tiny"))->embed({"hi"}, options);
-  test::expect_close("embedding after download", TextEmbedder::load("org/bert-tiny")->embed({"hi"}, options).embeddings,
+  const EmbedResult want = TextEmbedder::load(test::data("models/bert-tiny"), test::placement())->embed({"hi"}, options);
+  test::expect_close("embedding after download", TextEmbedder::load("org/bert-tiny", test::placement())->embed({"hi"}, options).embeddings,
                      want.embeddings, 0.0);
   EXPECT_EQ(server.requests(), before);
 }
@@ -331,7 +331,7 @@ TEST(HubDownload, APipelineDownloadsItsComponentsInTheAskedVariant) {
   o.steps = 1;
   o.latents = SafetensorsFile::open(test::data("models/sdxl-tiny-latents.safetensors")).get("latents");
   EnvVar off("HF_HUB_OFFLINE", "1");
-  const Image from_hub = SDXLPipeline::load("org/sdxl-tiny", "fp16")->generate(o).image;
-  const Image from_folder = SDXLPipeline::load(test::data("models/sdxl-tiny"), "fp16")->generate(o).image;
+  const Image from_hub = SDXLPipeline::load("org/sdxl-tiny", "fp16", test::placement())->generate(o).image;
+  const Image from_folder = SDXLPipeline::load(test::data("models/sdxl-tiny"), "fp16", test::placement())->generate(o).image;
   EXPECT_EQ(from_hub.rgb, from_folder.rgb);
 }

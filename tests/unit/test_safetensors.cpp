@@ -208,7 +208,7 @@ TEST(WeightLoader, HalfPrecisionMatricesWidenedOrKeptAsStored) {
   const Checkpoint checkpoint = Checkpoint::open(dir.file("m.safetensors"));
   const Tensor stored = SafetensorsFile::open(dir.file("m.safetensors")).get("w");
   for (HalfWeights half : {HalfWeights::Widen, HalfWeights::AsStored}) {
-    WeightLoader loader(checkpoint, half);
+    WeightLoader loader(checkpoint, test::placement(), half);
     const Tensor m = loader.get_matrix("w", {2, 3});
     EXPECT_EQ(m.dtype(), half == HalfWeights::AsStored ? DType::F16 : DType::F32);
     test::expect_close("matrix", m.to(DType::F32), stored.to(DType::F32), 0.0);

@@ -38,8 +38,8 @@ TEST(TorchCheckpoint, EveryStorageTypeAndViewIsTorchsValue) {
 
 TEST(TorchCheckpoint, AModelSavedAsBinRunsLikeItsSafetensorsTwin) {
   EmbedOptions options;
-  const EmbedResult want = TextEmbedder::load(test::data("models/bert-tiny"))->embed({"hello world", "a cat"}, options);
-  const EmbedResult got = TextEmbedder::load(test::data("models/bert-tiny-bin"))->embed({"hello world", "a cat"}, options);
+  const EmbedResult want = TextEmbedder::load(test::data("models/bert-tiny"), test::placement())->embed({"hello world", "a cat"}, options);
+  const EmbedResult got = TextEmbedder::load(test::data("models/bert-tiny-bin"), test::placement())->embed({"hello world", "a cat"}, options);
   test::expect_close("bert-tiny from pytorch_model.bin", got.embeddings, want.embeddings, 0.0);
 }
 
@@ -70,7 +70,7 @@ TEST(TorchCheckpoint, CodeInAPickleAndDamagedArchivesAreRefused) {
   const std::string weights = read_file(test::data("models/bert-tiny-bin/pytorch_model.bin"));
   write_file_atomically(dir.file("model/pytorch_model.bin"), weights.substr(0, weights.size() - 100));
   try {
-    TextEmbedder::load(dir.file("model"));
+    TextEmbedder::load(dir.file("model"), test::placement());
     FAIL() << "loaded a truncated pytorch_model.bin";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("pytorch_model.bin"), std::string::npos) << e.what();

@@ -261,4 +261,8 @@ void attention_ref(const Tensor& q, const Tensor& k, const Tensor& v, int64_t he
       }
 }
 
+void add_attention_ops(OpTable& ops) {
+  ops.attention = attention;
+}
+
 }  // namespace mmx::cpu

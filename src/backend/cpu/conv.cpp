@@ -257,4 +257,11 @@ void pad_bottom_right(const Tensor& x, Tensor& y) {
   }
 }
 
+void add_conv_ops(OpTable& ops) {
+  ops.conv2d = conv2d;
+  ops.group_norm = group_norm;
+  ops.upsample_nearest2x = upsample_nearest2x;
+  ops.pad_bottom_right = pad_bottom_right;
+}
+
 }  // namespace mmx::cpu

@@ -1,26 +1,32 @@
-// CPU kernels (f32). Each fast kernel has a plain reference twin (`*_ref`) used by the op tests.
+// CPU kernels (f32). Each op-family file fills its entries of the CPU backend's op table (add_*_ops);
+// what is declared here is shared between those files, or is a plain reference twin (`*_ref`) of a fast
+// kernel that the op tests compare with.
 #pragma once
 #include <cstdlib>
 #include <memory>
 
-#include "backend/ops.hpp"
+#include "backend/backend.hpp"
 
 namespace mmx::cpu {
 
+// The op families (gemm.cpp: gemm, linear, pack_linear_weight; norm.cpp: layer_norm; softmax.cpp;
+// attention.cpp; elementwise.cpp: activation, add, embedding; conv.cpp: conv2d, group_norm, upsample, pad;
+// layout.cpp: transpose12, add_channel_bias, concat1, geglu, select_tokens, patchify).
+void add_gemm_ops(OpTable& ops);
+void add_norm_ops(OpTable& ops);
+void add_softmax_ops(OpTable& ops);
+void add_attention_ops(OpTable& ops);
+void add_elementwise_ops(OpTable& ops);
+void add_conv_ops(OpTable& ops);
+void add_layout_ops(OpTable& ops);
+
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
           const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+// activation and add (elementwise.cpp) also finish the unfused paths of linear and geglu.
+void activation(Tensor& x, ops::Activation act);
+void add(Tensor& x, const Tensor& y);
 void gemm_ref(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
               int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
-void linear(const Tensor& x, const Tensor& weight, const ops::PackedWeight& packed, const Tensor& bias,
-            const ops::LinearFusion& fusion, Tensor& y);
-ops::PackedWeight pack_linear_weight(const Tensor& weight);
-void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps, Tensor& y);
-void activation(Tensor& x, ops::Activation act);
-void softmax(Tensor& x);
-void add(Tensor& x, const Tensor& y);
-void embedding(const Tensor& weight, const Tensor& ids, Tensor& y);
-void attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, const Tensor& key_padding_mask,
-               bool causal, const Tensor& score_bias, Tensor& y);
 void attention_ref(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
                    const Tensor& key_padding_mask, bool causal, const Tensor& score_bias, Tensor& y);
 
@@ -41,17 +47,6 @@ class ScratchBuffer {
   int64_t capacity_ = 0;
 };
 
-void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding, Tensor& y);
-void group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias, float eps, ops::Activation act,
-                Tensor& y);
-void upsample_nearest2x(const Tensor& x, Tensor& y);
-void pad_bottom_right(const Tensor& x, Tensor& y);  // y is larger than x; the extra rows/columns get 0
-void transpose12(const Tensor& x, Tensor& y);
-void add_channel_bias(Tensor& x, const Tensor& v);
-void concat1(const Tensor& a, const Tensor& b, Tensor& y);
-void geglu(const Tensor& x, Tensor& y);
-void select_tokens(const Tensor& x, const std::vector<int64_t>& positions, Tensor& y);
-void patchify(const Tensor& pixels, int64_t patch_height, int64_t patch_width, Tensor& y);
 
 // GELU (erf form), SiLU x·σ(x) and quick_gelu x·σ(1.702x) over n floats in place, AVX2 + FMA
 // (isa/gelu_avx2.cpp).

@@ -92,4 +92,10 @@ void embedding(const Tensor& weight, const Tensor& ids, Tensor& y) {
   for (int64_t i = 0; i < n; ++i) std::memcpy(out + i * c, table + index[i] * c, sizeof(float) * c);
 }
 
+void add_elementwise_ops(OpTable& ops) {
+  ops.activation = activation;
+  ops.add = add;
+  ops.embedding = embedding;
+}
+
 }  // namespace mmx::cpu

@@ -148,4 +148,10 @@ void linear(const Tensor& x, const Tensor& weight, const ops::PackedWeight& pack
   gemm_packed(*kernel, rows, n, k, x.data<float>(), k, panels, y.data<float>(), n, epilogue);
 }
 
+void add_gemm_ops(OpTable& ops) {
+  ops.gemm = gemm;
+  ops.linear = linear;
+  ops.pack_linear_weight = pack_linear_weight;
+}
+
 }  // namespace mmx::cpu

@@ -74,4 +74,13 @@ void patchify(const Tensor& pixels, int64_t ph, int64_t pw, Tensor& y) {
     }
 }
 
+void add_layout_ops(OpTable& ops) {
+  ops.transpose12 = transpose12;
+  ops.add_channel_bias = add_channel_bias;
+  ops.concat1 = concat1;
+  ops.geglu = geglu;
+  ops.select_tokens = select_tokens;
+  ops.patchify = patchify;
+}
+
 }  // namespace mmx::cpu

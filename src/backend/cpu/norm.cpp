@@ -38,4 +38,8 @@ void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float
   }
 }
 
+void add_norm_ops(OpTable& ops) {
+  ops.layer_norm = layer_norm;
+}
+
 }  // namespace mmx::cpu

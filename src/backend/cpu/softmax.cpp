@@ -43,4 +43,8 @@ void softmax(Tensor& x) {
   for (int64_t r = 0; r < rows; ++r) softmax_row_masked(data + r * n, nullptr, n);
 }
 
+void add_softmax_ops(OpTable& ops) {
+  ops.softmax = softmax;
+}
+
 }  // namespace mmx::cpu

@@ -15,6 +15,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include <mutex>
+
 #include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/cuda_ops.hpp"
 
@@ -199,31 +201,36 @@ bool simple_attention_forced() {  // read on every call, so a test can compare b
   return e && std::strcmp(e, "simple") == 0;
 }
 
+// Whether the tensor-core kernel of element type T may use its shared memory on a device (an attribute
+// each device's context holds).
 template <class T>
-void launch_tensor_cores(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, const Tensor& mask, bool causal,
-                         const Tensor& score_bias, Tensor& y) {
-  static const bool configured = [] {
+struct TensorCoreKernelConfigured {
+  std::once_flag once;
+};
+
+template <class T>
+void launch_tensor_cores(CudaBackend& cuda, const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
+                         const Tensor& mask, bool causal, const Tensor& score_bias, Tensor& y) {
+  std::call_once(cuda.cache<TensorCoreKernelConfigured<T>>().once, [] {
     MMX_CUDA_CHECK(cudaFuncSetAttribute(attention_tc_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         int(kTcSharedBytes)));
-    return true;
-  }();
-  (void)configured;
+  });
   const int64_t batch = q.dim(0), tq = q.dim(1), tk = k.dim(1);
   const dim3 grid(static_cast<unsigned>((tq + kTcRows - 1) / kTcRows), static_cast<unsigned>(heads),
                   static_cast<unsigned>(batch));
-  attention_tc_kernel<T><<<grid, 128, kTcSharedBytes, stream()>>>(
+  attention_tc_kernel<T><<<grid, 128, kTcSharedBytes, cuda.stream()>>>(
       q.ptr<T>(), k.ptr<T>(), v.ptr<T>(), y.ptr<T>(), tq, tk, int(heads),
       mask.defined() ? mask.ptr<int64_t>() : nullptr, causal, score_bias.defined() ? score_bias.ptr<float>() : nullptr,
       1.f / sqrtf(float(kTcD)));
 }
 
 template <class T, int DMAX, int KEYS>
-void launch(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, const Tensor& mask, bool causal,
+void launch(CudaBackend& cuda, const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, const Tensor& mask, bool causal,
             const Tensor& score_bias, Tensor& y) {
   const int64_t batch = q.dim(0), tq = q.dim(1), tk = k.dim(1), d = q.dim(2) / heads;
   const dim3 grid(static_cast<unsigned>((tq + kRowsPerBlock - 1) / kRowsPerBlock), static_cast<unsigned>(heads),
                   static_cast<unsigned>(batch));
-  attention_kernel<T, DMAX, KEYS><<<grid, kRowsPerBlock * 32, 0, stream()>>>(
+  attention_kernel<T, DMAX, KEYS><<<grid, kRowsPerBlock * 32, 0, cuda.stream()>>>(
       q.ptr<T>(), k.ptr<T>(), v.ptr<T>(), y.ptr<T>(), tq, tk, int(heads), int(d),
       mask.defined() ? mask.ptr<int64_t>() : nullptr, causal, score_bias.defined() ? score_bias.ptr<float>() : nullptr,
       1.f / sqrtf(float(d)));
@@ -235,6 +242,7 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
                bool causal, const Tensor& score_bias, Tensor& y) {
   const int64_t d = q.dim(2) / heads;
   if (y.numel() == 0) return;
+  CudaBackend& cuda = CudaBackend::of(y.device());
   if (k.dim(1) == 0) fail("attention: no keys");
   if (d > 256) fail("attention: the CUDA kernel handles heads of up to 256 channels, got ", d);
   if (q.dim(0) > 65535 || heads > 65535) fail("attention: batch ", q.dim(0), " × heads ", heads, " exceeds the grid");
@@ -242,21 +250,23 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
   const auto aligned = [](const Tensor& t) { return reinterpret_cast<uintptr_t>(t.raw()) % 16 == 0; };
   if (d == kTcD && q.dtype() != DType::F32 && aligned(q) && aligned(k) && aligned(v) && !simple_attention_forced()) {
     if (q.dtype() == DType::F16)
-      launch_tensor_cores<__half>(q, k, v, heads, key_padding_mask, causal, score_bias, y);
+      launch_tensor_cores<__half>(cuda, q, k, v, heads, key_padding_mask, causal, score_bias, y);
     else
-      launch_tensor_cores<__nv_bfloat16>(q, k, v, heads, key_padding_mask, causal, score_bias, y);
+      launch_tensor_cores<__nv_bfloat16>(cuda, q, k, v, heads, key_padding_mask, causal, score_bias, y);
     MMX_CUDA_LAUNCH_CHECK();
     return;
   }
   dispatch_float(q.dtype(), "attention", [&]<class T>() {
     if (d <= 64)
-      launch<T, 64, 32>(q, k, v, heads, key_padding_mask, causal, score_bias, y);
+      launch<T, 64, 32>(cuda, q, k, v, heads, key_padding_mask, causal, score_bias, y);
     else if (d <= 128)
-      launch<T, 128, 32>(q, k, v, heads, key_padding_mask, causal, score_bias, y);
+      launch<T, 128, 32>(cuda, q, k, v, heads, key_padding_mask, causal, score_bias, y);
     else
-      launch<T, 256, 16>(q, k, v, heads, key_padding_mask, causal, score_bias, y);
+      launch<T, 256, 16>(cuda, q, k, v, heads, key_padding_mask, causal, score_bias, y);
   });
   MMX_CUDA_LAUNCH_CHECK();
 }
+
+void add_attention_ops(OpTable& ops) { ops.attention = attention; }
 
 }  // namespace mmx::cuda

@@ -29,16 +29,6 @@ cudnnDataType_t cudnn_type(DType dtype) {
   return dtype == DType::F16 ? CUDNN_DATA_HALF : dtype == DType::BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
 }
 
-cudnnHandle_t handle() {
-  static cudnnHandle_t h = [] {
-    cudnnHandle_t created = nullptr;
-    if (cudnnCreate(&created) != CUDNN_STATUS_SUCCESS) return static_cast<cudnnHandle_t>(nullptr);
-    cudnnSetStream(created, stream());
-    return created;
-  }();
-  return h;
-}
-
 // Descriptors and the heuristic's algorithm per shape, found once (shapes repeat every step).
 struct ConvPlan {
   bool usable = false;
@@ -50,10 +40,29 @@ struct ConvPlan {
 };
 using ConvKey = std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>;
 
-const ConvPlan& plan_for(const Tensor& x, const Tensor& weight, int64_t stride, int64_t padding, const Tensor& y) {
-  static std::mutex mutex;
-  static std::map<ConvKey, ConvPlan> plans;
-  std::lock_guard<std::mutex> lock(mutex);
+// The device's cuDNN handle (on its stream) and plans, kept as long as its backend.
+struct Cudnn {
+  std::mutex mutex;
+  std::once_flag created;
+  cudnnHandle_t handle = nullptr;  // null when cuDNN cannot be initialised: im2col is used
+  std::map<ConvKey, ConvPlan> plans;
+};
+
+cudnnHandle_t handle(CudaBackend& cuda) {
+  Cudnn& c = cuda.cache<Cudnn>();
+  std::call_once(c.created, [&] {
+    if (cudnnCreate(&c.handle) != CUDNN_STATUS_SUCCESS) c.handle = nullptr;
+    else cudnnSetStream(c.handle, cuda.stream());
+  });
+  return c.handle;
+}
+
+const ConvPlan& plan_for(CudaBackend& cuda, const Tensor& x, const Tensor& weight, int64_t stride, int64_t padding,
+                         const Tensor& y) {
+  cudnnHandle_t dnn = handle(cuda);
+  Cudnn& cache = cuda.cache<Cudnn>();
+  std::lock_guard<std::mutex> lock(cache.mutex);
+  std::map<ConvKey, ConvPlan>& plans = cache.plans;
   const ConvKey key{int(x.dtype()), x.dim(0), x.dim(1), x.dim(2), x.dim(3), weight.dim(0), weight.dim(2), weight.dim(3),
                     stride, padding};
   auto it = plans.find(key);
@@ -61,7 +70,7 @@ const ConvPlan& plan_for(const Tensor& x, const Tensor& weight, int64_t stride, 
   ConvPlan plan;
   const cudnnDataType_t type = cudnn_type(x.dtype());
   const auto i32 = [](int64_t v) { return static_cast<int>(v); };
-  bool ok = handle() != nullptr && cudnnCreateTensorDescriptor(&plan.x) == CUDNN_STATUS_SUCCESS &&
+  bool ok = dnn != nullptr && cudnnCreateTensorDescriptor(&plan.x) == CUDNN_STATUS_SUCCESS &&
             cudnnCreateTensorDescriptor(&plan.y) == CUDNN_STATUS_SUCCESS &&
             cudnnCreateFilterDescriptor(&plan.w) == CUDNN_STATUS_SUCCESS &&
             cudnnCreateConvolutionDescriptor(&plan.conv) == CUDNN_STATUS_SUCCESS;
@@ -78,7 +87,7 @@ const ConvPlan& plan_for(const Tensor& x, const Tensor& weight, int64_t stride, 
   if (ok) {
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int found = 0;
-    ok = cudnnGetConvolutionForwardAlgorithm_v7(handle(), plan.x, plan.w, plan.conv, plan.y,
+    ok = cudnnGetConvolutionForwardAlgorithm_v7(dnn, plan.x, plan.w, plan.conv, plan.y,
                                                 CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &found, perf) == CUDNN_STATUS_SUCCESS;
     constexpr size_t kMaxWorkspace = size_t(512) << 20;
     bool chosen = false;
@@ -103,12 +112,13 @@ void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t s
 #if defined(MMX_HAS_CUDNN)
   const bool int_sized = x.numel() < (int64_t(1) << 31) && y.numel() < (int64_t(1) << 31);
   if (!im2col_forced() && int_sized) {
-    const ConvPlan& plan = plan_for(x, weight, stride, padding, y);
+    CudaBackend& cuda = CudaBackend::of(y.device());
+    const ConvPlan& plan = plan_for(cuda, x, weight, stride, padding, y);
     if (plan.usable) {
-      Tensor workspace = plan.workspace ? Tensor::empty({int64_t(plan.workspace)}, DType::U8, Device::CUDA) : Tensor();
+      Tensor workspace = plan.workspace ? Tensor::empty({int64_t(plan.workspace)}, DType::U8, y.device()) : Tensor();
       const float alpha = 1.f, beta = 0.f;
       const cudnnStatus_t status =
-          cudnnConvolutionForward(handle(), &alpha, plan.x, x.raw(), plan.w, weight.raw(), plan.conv, plan.algo,
+          cudnnConvolutionForward(handle(cuda), &alpha, plan.x, x.raw(), plan.w, weight.raw(), plan.conv, plan.algo,
                                   workspace.defined() ? workspace.raw_mutable() : nullptr, plan.workspace, &beta, plan.y,
                                   y.raw_mutable());
       if (status != CUDNN_STATUS_SUCCESS)
@@ -121,5 +131,7 @@ void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t s
 #endif
   conv2d_im2col(x, weight, bias, stride, padding, y);
 }
+
+void add_conv_ops(OpTable& ops) { ops.conv2d = conv2d; }
 
 }  // namespace mmx::cuda

@@ -1,4 +1,4 @@
-// Shared by the CUDA backend's files: error checks, the stream every op runs on, element types.
+// Shared by the CUDA backend's files: error checks, the device's backend (its stream), element types.
 #pragma once
 #include <cublasLt.h>
 #include <algorithm>
@@ -6,6 +6,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include "backend/cuda/cuda_backend.cuh"
 #include "mmx/error.hpp"
 #include "mmx/tensor.hpp"
 
@@ -26,12 +27,6 @@ namespace mmx::cuda {
   } while (0)
 // After a kernel launch: launch errors (bad configuration) surface here, not at a later op.
 #define MMX_CUDA_LAUNCH_CHECK() MMX_CUDA_CHECK(cudaGetLastError())
-
-// The one stream all ops are queued on, in program order, so no op waits for the host between ops.
-cudaStream_t stream();
-cublasLtHandle_t cublaslt();
-// Scratch device memory for cuBLASLt (its workspace) that lives as long as the process.
-void* gemm_workspace(size_t* bytes);
 
 // Element types by dtype; kernels load through to_float and store through from_float, computing in f32.
 template <class T> __device__ __forceinline__ float to_float(T v);

@@ -130,45 +130,50 @@ const float* param(const Tensor& t) { return t.defined() ? t.ptr<float>() : null
 }  // namespace
 
 void activation(Tensor& x, ops::Activation act) {
+  CudaBackend& cuda = CudaBackend::of(x.device());
   if (act == ops::Activation::Identity || x.numel() == 0) return;
   dispatch_float(x.dtype(), "activation", [&]<class T>() {
-    activation_kernel<T><<<grid_for(x.numel()), kThreads, 0, stream()>>>(x.ptr<T>(), x.numel(), int(act));
+    activation_kernel<T><<<grid_for(x.numel()), kThreads, 0, cuda.stream()>>>(x.ptr<T>(), x.numel(), int(act));
   });
   MMX_CUDA_LAUNCH_CHECK();
 }
 
 void add(Tensor& x, const Tensor& y) {
+  CudaBackend& cuda = CudaBackend::of(x.device());
   if (x.numel() == 0) return;
   dispatch_float(x.dtype(), "add", [&]<class T>() {
-    add_kernel<T><<<grid_for(x.numel()), kThreads, 0, stream()>>>(x.ptr<T>(), y.ptr<T>(), x.numel(), y.numel());
+    add_kernel<T><<<grid_for(x.numel()), kThreads, 0, cuda.stream()>>>(x.ptr<T>(), y.ptr<T>(), x.numel(), y.numel());
   });
   MMX_CUDA_LAUNCH_CHECK();
 }
 
 void embedding(const Tensor& weight, const Tensor& ids, Tensor& y) {
+  CudaBackend& cuda = CudaBackend::of(y.device());
   if (y.numel() == 0) return;
-  const Tensor device_ids = ids.to(Device::CUDA);
+  const Tensor device_ids = ids.to(y.device());
   dispatch_float(weight.dtype(), "embedding", [&]<class T>() {
-    embedding_kernel<T><<<grid_for(y.numel()), kThreads, 0, stream()>>>(weight.ptr<T>(), device_ids.ptr<int64_t>(),
+    embedding_kernel<T><<<grid_for(y.numel()), kThreads, 0, cuda.stream()>>>(weight.ptr<T>(), device_ids.ptr<int64_t>(),
                                                                            y.ptr<T>(), ids.numel(), weight.dim(1));
   });
   MMX_CUDA_LAUNCH_CHECK();
 }
 
 void softmax(Tensor& x) {
+  CudaBackend& cuda = CudaBackend::of(x.device());
   const int64_t cols = x.dim(-1), rows = cols ? x.numel() / cols : 0;
   if (rows == 0) return;
   dispatch_float(x.dtype(), "softmax", [&]<class T>() {
-    softmax_kernel<T><<<static_cast<unsigned>(rows), kThreads, 0, stream()>>>(x.ptr<T>(), cols);
+    softmax_kernel<T><<<static_cast<unsigned>(rows), kThreads, 0, cuda.stream()>>>(x.ptr<T>(), cols);
   });
   MMX_CUDA_LAUNCH_CHECK();
 }
 
 void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps, Tensor& y) {
+  CudaBackend& cuda = CudaBackend::of(y.device());
   const int64_t cols = x.dim(-1), rows = cols ? x.numel() / cols : 0;
   if (rows == 0) return;
   dispatch_float(x.dtype(), "layer_norm", [&]<class T>() {
-    layer_norm_kernel<T><<<static_cast<unsigned>(rows), kThreads, 0, stream()>>>(x.ptr<T>(), param(weight), param(bias),
+    layer_norm_kernel<T><<<static_cast<unsigned>(rows), kThreads, 0, cuda.stream()>>>(x.ptr<T>(), param(weight), param(bias),
                                                                                  eps, y.ptr<T>(), cols);
   });
   MMX_CUDA_LAUNCH_CHECK();
@@ -176,16 +181,17 @@ void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float
 
 void group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias, float eps,
                 ops::Activation act, Tensor& y) {
+  CudaBackend& cuda = CudaBackend::of(y.device());
   if (x.numel() == 0) return;
   const int64_t batch = x.dim(0), channels = x.dim(1), plane = x.numel() / (batch * channels);
   const int64_t group_size = channels / groups * plane;
   const int64_t chunk = 16384;
-  Tensor stats = Tensor::zeros({batch * groups, 2}, DType::F64, Device::CUDA);
+  Tensor stats = Tensor::zeros({batch * groups, 2}, DType::F64, y.device());
   dispatch_float(x.dtype(), "group_norm", [&]<class T>() {
     const dim3 grid(static_cast<unsigned>((group_size + chunk - 1) / chunk), static_cast<unsigned>(batch * groups));
-    group_stats_kernel<T><<<grid, kThreads, 0, stream()>>>(x.ptr<T>(), group_size, chunk, stats.ptr<double>());
+    group_stats_kernel<T><<<grid, kThreads, 0, cuda.stream()>>>(x.ptr<T>(), group_size, chunk, stats.ptr<double>());
     MMX_CUDA_LAUNCH_CHECK();
-    group_apply_kernel<T><<<grid_for(x.numel()), kThreads, 0, stream()>>>(
+    group_apply_kernel<T><<<grid_for(x.numel()), kThreads, 0, cuda.stream()>>>(
         x.ptr<T>(), stats.ptr<double>(), param(weight), param(bias), eps, int(act), y.ptr<T>(), x.numel(), channels,
         plane, channels / groups);
   });
@@ -193,21 +199,34 @@ void group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Ten
 }
 
 void upsample_nearest2x(const Tensor& x, Tensor& y) {
+  CudaBackend& cuda = CudaBackend::of(y.device());
   if (y.numel() == 0) return;
   dispatch_float(x.dtype(), "upsample", [&]<class T>() {
-    upsample_kernel<T><<<grid_for(y.numel()), kThreads, 0, stream()>>>(x.ptr<T>(), y.ptr<T>(), x.dim(0) * x.dim(1),
+    upsample_kernel<T><<<grid_for(y.numel()), kThreads, 0, cuda.stream()>>>(x.ptr<T>(), y.ptr<T>(), x.dim(0) * x.dim(1),
                                                                        x.dim(2), x.dim(3));
   });
   MMX_CUDA_LAUNCH_CHECK();
 }
 
 void pad_bottom_right(const Tensor& x, Tensor& y) {
+  CudaBackend& cuda = CudaBackend::of(y.device());
   if (y.numel() == 0) return;
   dispatch_float(x.dtype(), "pad", [&]<class T>() {
-    pad_kernel<T><<<grid_for(y.numel()), kThreads, 0, stream()>>>(x.ptr<T>(), y.ptr<T>(), x.dim(0) * x.dim(1), x.dim(2),
+    pad_kernel<T><<<grid_for(y.numel()), kThreads, 0, cuda.stream()>>>(x.ptr<T>(), y.ptr<T>(), x.dim(0) * x.dim(1), x.dim(2),
                                                                   x.dim(3), y.dim(2), y.dim(3));
   });
   MMX_CUDA_LAUNCH_CHECK();
+}
+
+void add_elementwise_ops(OpTable& ops) {
+  ops.activation = activation;
+  ops.add = add;
+  ops.embedding = embedding;
+  ops.softmax = softmax;
+  ops.layer_norm = layer_norm;
+  ops.group_norm = group_norm;
+  ops.upsample_nearest2x = upsample_nearest2x;
+  ops.pad_bottom_right = pad_bottom_right;
 }
 
 }  // namespace mmx::cuda

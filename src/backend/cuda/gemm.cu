@@ -38,11 +38,18 @@ uint32_t alignment(const void* p) {
   return a == 0 ? 256u : static_cast<uint32_t>(std::min<uintptr_t>(256, a & (~a + 1)));
 }
 
-const Plan& plan_for(DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, int64_t lda,
-                     int64_t ldb, int64_t ldd, uint32_t align_a, uint32_t align_b, uint32_t align_c, uint32_t align_d) {
-  static std::mutex mutex;
-  static std::map<PlanKey, Plan> plans;
-  std::lock_guard<std::mutex> lock(mutex);
+// The device's plans, kept as long as its backend.
+struct Plans {
+  std::mutex mutex;
+  std::map<PlanKey, Plan> by_key;
+};
+
+const Plan& plan_for(CudaBackend& cuda, DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                     int64_t lda, int64_t ldb, int64_t ldd, uint32_t align_a, uint32_t align_b, uint32_t align_c,
+                     uint32_t align_d) {
+  Plans& cache = cuda.cache<Plans>();
+  std::lock_guard<std::mutex> lock(cache.mutex);
+  std::map<PlanKey, Plan>& plans = cache.by_key;
   const auto log2 = [](uint32_t v) { return uint32_t(31 - __builtin_clz(v)); };  // each a power of two ≤ 256
   const uint32_t aligns = log2(align_a) | log2(align_b) << 8 | log2(align_c) << 16 | log2(align_d) << 24;
   const PlanKey key{int(dtype), trans_a, trans_b, m, n, k, lda, ldb, ldd, aligns};
@@ -59,7 +66,7 @@ const Plan& plan_for(DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t
   MMX_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.b, type, trans_b ? n : k, trans_b ? k : n, ldb));
   MMX_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.c, type, m, n, ldd));
   size_t workspace_bytes = 0;
-  gemm_workspace(&workspace_bytes);
+  cuda.workspace(&workspace_bytes);
   cublasLtMatmulPreference_t preference = nullptr;
   MMX_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference));
   MMX_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
@@ -71,7 +78,7 @@ const Plan& plan_for(DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t
     MMX_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, attribute, &bytes, sizeof(bytes)));
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
-  MMX_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(cublaslt(), plan.op, plan.a, plan.b, plan.c, plan.c, preference, 1,
+  MMX_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(cuda.cublaslt(), plan.op, plan.a, plan.b, plan.c, plan.c, preference, 1,
                                                   &result, &found));
   cublasLtMatmulPreferenceDestroy(preference);
   if (found == 0) fail("cuBLASLt has no algorithm for a ", dtype_name(dtype), " ", m, "×", n, "×", k, " product");
@@ -80,16 +87,16 @@ const Plan& plan_for(DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t
 }
 
 // D = op(A)·op(B) + beta·C in column-major terms; C (when beta ≠ 0) has D's layout.
-void matmul(DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void* a, int64_t lda,
-            const void* b, int64_t ldb, float beta, const void* c, void* d, int64_t ldd) {
+void matmul(CudaBackend& cuda, DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void* a,
+            int64_t lda, const void* b, int64_t ldb, float beta, const void* c, void* d, int64_t ldd) {
   const void* c_or_d = beta != 0.f ? c : d;
-  const Plan& plan = plan_for(dtype, trans_a, trans_b, m, n, k, lda, ldb, ldd, alignment(a), alignment(b),
+  const Plan& plan = plan_for(cuda, dtype, trans_a, trans_b, m, n, k, lda, ldb, ldd, alignment(a), alignment(b),
                               alignment(c_or_d), alignment(d));
   const float alpha = 1.f;
   size_t workspace_bytes = 0;
-  void* workspace = gemm_workspace(&workspace_bytes);
-  MMX_CUBLAS_CHECK(cublasLtMatmul(cublaslt(), plan.op, &alpha, a, plan.a, b, plan.b, &beta, c_or_d, plan.c, d, plan.c,
-                                  &plan.algo, workspace, workspace_bytes, stream()));
+  void* workspace = cuda.workspace(&workspace_bytes);
+  MMX_CUBLAS_CHECK(cublasLtMatmul(cuda.cublaslt(), plan.op, &alpha, a, plan.a, b, plan.b, &beta, c_or_d, plan.c, d, plan.c,
+                                  &plan.algo, workspace, workspace_bytes, cuda.stream()));
 }
 
 
@@ -128,6 +135,7 @@ __global__ void im2col_kernel(const T* x, T* col, int64_t channels, int64_t h, i
 
 void linear(const Tensor& x, const Tensor& weight, const ops::PackedWeight& packed, const Tensor& bias,
             const ops::LinearFusion& fusion, Tensor& y) {
+  CudaBackend& cuda = CudaBackend::of(y.device());
   const Tensor& w = packed.defined() ? packed.data : weight;
   const int64_t out = y.dim(-1), in = x.dim(-1), rows = in ? x.numel() / in : y.numel() / std::max<int64_t>(out, 1);
   if (y.numel() == 0) return;
@@ -135,16 +143,16 @@ void linear(const Tensor& x, const Tensor& weight, const ops::PackedWeight& pack
   const bool residual = fusion.residual.defined();
   if (in == 0) {
     if (residual)
-      MMX_CUDA_CHECK(cudaMemcpyAsync(y.raw_mutable(), fusion.residual.raw(), y.nbytes(), cudaMemcpyDeviceToDevice, stream()));
+      MMX_CUDA_CHECK(cudaMemcpyAsync(y.raw_mutable(), fusion.residual.raw(), y.nbytes(), cudaMemcpyDeviceToDevice, cuda.stream()));
     else
-      MMX_CUDA_CHECK(cudaMemsetAsync(y.raw_mutable(), 0, y.nbytes(), stream()));
+      MMX_CUDA_CHECK(cudaMemsetAsync(y.raw_mutable(), 0, y.nbytes(), cuda.stream()));
   } else {
-    matmul(x.dtype(), true, false, out, rows, in, w.raw(), in, x.raw(), in, residual ? 1.f : 0.f,
+    matmul(cuda, x.dtype(), true, false, out, rows, in, w.raw(), in, x.raw(), in, residual ? 1.f : 0.f,
            residual ? fusion.residual.raw() : nullptr, y.raw_mutable(), out);
   }
   if (!bias.defined() && fusion.act == ops::Activation::Identity) return;
   dispatch_float(y.dtype(), "linear", [&]<class T>() {
-    bias_act_kernel<T><<<grid_for(y.numel()), kThreads, 0, stream()>>>(
+    bias_act_kernel<T><<<grid_for(y.numel()), kThreads, 0, cuda.stream()>>>(
         y.ptr<T>(), bias.defined() ? bias.ptr<float>() : nullptr, y.numel(), out, int(fusion.act));
   });
   MMX_CUDA_LAUNCH_CHECK();
@@ -153,6 +161,7 @@ void linear(const Tensor& x, const Tensor& weight, const ops::PackedWeight& pack
 ops::PackedWeight pack_linear_weight(const Tensor&) { return {}; }  // cuBLASLt reads [out, in] as stored
 
 void conv2d_im2col(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding, Tensor& y) {
+  CudaBackend& cuda = CudaBackend::of(y.device());
   const int64_t batch = x.dim(0), channels = x.dim(1), h = x.dim(2), w = x.dim(3);
   const int64_t out = weight.dim(0), kh = weight.dim(2), kw = weight.dim(3), ho = y.dim(2), wo = y.dim(3);
   const int64_t positions = ho * wo, depth = channels * kh * kw;
@@ -163,7 +172,7 @@ void conv2d_im2col(const Tensor& x, const Tensor& weight, const Tensor& bias, in
   // (a multiple of 64 positions, so each tile's output starts 128-byte aligned when the image does)
   const int64_t tile =
       direct ? positions : std::min<int64_t>(positions, std::max<int64_t>(64, (int64_t(256) << 20) / (depth * elem) / 64 * 64));
-  Tensor col = direct ? Tensor() : Tensor::empty({depth * tile}, x.dtype(), Device::CUDA);
+  Tensor col = direct ? Tensor() : Tensor::empty({depth * tile}, x.dtype(), x.device());
   for (int64_t b = 0; b < batch; ++b) {
     const char* image = x.ptr<char>() + b * channels * h * w * elem;
     char* result = y.ptr<char>() + b * out * positions * elem;
@@ -172,7 +181,7 @@ void conv2d_im2col(const Tensor& x, const Tensor& weight, const Tensor& bias, in
       const void* columns = image;
       if (!direct) {
         dispatch_float(x.dtype(), "conv2d", [&]<class T>() {
-          im2col_kernel<T><<<grid_for(depth * count), kThreads, 0, stream()>>>(
+          im2col_kernel<T><<<grid_for(depth * count), kThreads, 0, cuda.stream()>>>(
               reinterpret_cast<const T*>(image), col.ptr<T>(), channels, h, w, kh, kw, stride, padding, wo, p0, count);
         });
         MMX_CUDA_LAUNCH_CHECK();
@@ -180,7 +189,7 @@ void conv2d_im2col(const Tensor& x, const Tensor& weight, const Tensor& bias, in
       }
       // Row-major y[out, positions] = weight[out, depth] · col[depth, count]: column-major
       // yᵀ[count, out] = colᵀ · weightᵀ, with col read as a count×depth matrix (ld count).
-      matmul(x.dtype(), false, false, count, out, depth, columns, direct ? positions : count, weight.raw(), depth, 0.f,
+      matmul(cuda, x.dtype(), false, false, count, out, depth, columns, direct ? positions : count, weight.raw(), depth, 0.f,
              nullptr, result + p0 * elem, positions);
     }
   }
@@ -188,12 +197,18 @@ void conv2d_im2col(const Tensor& x, const Tensor& weight, const Tensor& bias, in
 }
 
 void add_conv_bias(Tensor& y, const Tensor& bias) {
+  CudaBackend& cuda = CudaBackend::of(y.device());
   const int64_t channels = y.dim(1), positions = y.dim(2) * y.dim(3);
   dispatch_float(y.dtype(), "conv2d", [&]<class T>() {
-    channel_bias_kernel<T><<<grid_for(y.numel()), kThreads, 0, stream()>>>(y.ptr<T>(), bias.ptr<float>(), y.numel(),
+    channel_bias_kernel<T><<<grid_for(y.numel()), kThreads, 0, cuda.stream()>>>(y.ptr<T>(), bias.ptr<float>(), y.numel(),
                                                                            channels, positions);
   });
   MMX_CUDA_LAUNCH_CHECK();
+}
+
+void add_gemm_ops(OpTable& ops) {
+  ops.linear = linear;
+  ops.pack_linear_weight = pack_linear_weight;
 }
 
 }  // namespace mmx::cuda

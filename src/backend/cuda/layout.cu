@@ -70,62 +70,77 @@ __global__ void patchify_kernel(const T* src, T* dst, int64_t n, int64_t channel
 }  // namespace
 
 void transpose12(const Tensor& x, Tensor& y) {
+  CudaBackend& cuda = CudaBackend::of(y.device());
   const int64_t n = x.dim(0), a = x.dim(1), b = x.dim(2);
   if (x.numel() == 0) return;
   if (n > 65535 || (a + 31) / 32 > 65535) fail("transpose12: ", shape_str(x.shape()), " exceeds the grid");
   const dim3 grid(static_cast<unsigned>((b + 31) / 32), static_cast<unsigned>((a + 31) / 32), static_cast<unsigned>(n));
   dispatch_float(x.dtype(), "transpose12", [&]<class T>() {
-    transpose_kernel<T><<<grid, dim3(32, 8), 0, stream()>>>(x.ptr<T>(), y.ptr<T>(), a, b);
+    transpose_kernel<T><<<grid, dim3(32, 8), 0, cuda.stream()>>>(x.ptr<T>(), y.ptr<T>(), a, b);
   });
   MMX_CUDA_LAUNCH_CHECK();
 }
 
 void add_channel_bias(Tensor& x, const Tensor& v) {
+  CudaBackend& cuda = CudaBackend::of(x.device());
   if (x.numel() == 0) return;
   const int64_t plane = x.numel() / (x.dim(0) * x.dim(1));
   dispatch_float(x.dtype(), "add_channel_bias", [&]<class T>() {
-    channel_bias_kernel<T><<<grid_for(x.numel()), kThreads, 0, stream()>>>(x.ptr<T>(), v.ptr<T>(), x.numel(), plane);
+    channel_bias_kernel<T><<<grid_for(x.numel()), kThreads, 0, cuda.stream()>>>(x.ptr<T>(), v.ptr<T>(), x.numel(), plane);
   });
   MMX_CUDA_LAUNCH_CHECK();
 }
 
 void concat1(const Tensor& a, const Tensor& b, Tensor& y) {
+  CudaBackend& cuda = CudaBackend::of(y.device());
   if (y.numel() == 0) return;
   const int64_t sa = a.numel() / a.dim(0), sb = b.numel() / b.dim(0);
   dispatch_float(y.dtype(), "concat", [&]<class T>() {
-    concat_kernel<T><<<grid_for(y.numel()), kThreads, 0, stream()>>>(a.ptr<T>(), b.ptr<T>(), y.ptr<T>(), y.numel(), sa,
+    concat_kernel<T><<<grid_for(y.numel()), kThreads, 0, cuda.stream()>>>(a.ptr<T>(), b.ptr<T>(), y.ptr<T>(), y.numel(), sa,
                                                                      sb, a.dim(0) == 1 && b.dim(0) != 1);
   });
   MMX_CUDA_LAUNCH_CHECK();
 }
 
 void geglu(const Tensor& x, Tensor& y) {
+  CudaBackend& cuda = CudaBackend::of(y.device());
   if (y.numel() == 0) return;
   dispatch_float(y.dtype(), "geglu", [&]<class T>() {
-    geglu_kernel<T><<<grid_for(y.numel()), kThreads, 0, stream()>>>(x.ptr<T>(), y.ptr<T>(), y.numel(), y.dim(-1));
+    geglu_kernel<T><<<grid_for(y.numel()), kThreads, 0, cuda.stream()>>>(x.ptr<T>(), y.ptr<T>(), y.numel(), y.dim(-1));
   });
   MMX_CUDA_LAUNCH_CHECK();
 }
 
 void select_tokens(const Tensor& x, const std::vector<int64_t>& positions, Tensor& y) {
+  CudaBackend& cuda = CudaBackend::of(y.device());
   if (y.numel() == 0) return;
   const Tensor device_positions =
-      Tensor::from_vector(positions, {static_cast<int64_t>(positions.size())}).to(Device::CUDA);
+      Tensor::from_vector(positions, {static_cast<int64_t>(positions.size())}).to(y.device());
   dispatch_float(y.dtype(), "select_tokens", [&]<class T>() {
-    select_kernel<T><<<grid_for(y.numel()), kThreads, 0, stream()>>>(x.ptr<T>(), device_positions.ptr<int64_t>(),
+    select_kernel<T><<<grid_for(y.numel()), kThreads, 0, cuda.stream()>>>(x.ptr<T>(), device_positions.ptr<int64_t>(),
                                                                      y.ptr<T>(), y.numel(), x.dim(1), x.dim(2));
   });
   MMX_CUDA_LAUNCH_CHECK();
 }
 
 void patchify(const Tensor& pixels, int64_t ph, int64_t pw, Tensor& y) {
+  CudaBackend& cuda = CudaBackend::of(y.device());
   if (y.numel() == 0) return;
   dispatch_float(y.dtype(), "patchify", [&]<class T>() {
-    patchify_kernel<T><<<grid_for(y.numel()), kThreads, 0, stream()>>>(pixels.ptr<T>(), y.ptr<T>(), y.numel(),
+    patchify_kernel<T><<<grid_for(y.numel()), kThreads, 0, cuda.stream()>>>(pixels.ptr<T>(), y.ptr<T>(), y.numel(),
                                                                        pixels.dim(1), pixels.dim(2), pixels.dim(3), ph,
                                                                        pw, y.dim(1));
   });
   MMX_CUDA_LAUNCH_CHECK();
+}
+
+void add_layout_ops(OpTable& ops) {
+  ops.transpose12 = transpose12;
+  ops.add_channel_bias = add_channel_bias;
+  ops.concat1 = concat1;
+  ops.geglu = geglu;
+  ops.select_tokens = select_tokens;
+  ops.patchify = patchify;
 }
 
 }  // namespace mmx::cuda

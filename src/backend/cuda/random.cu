@@ -36,6 +36,7 @@ __global__ void __launch_bounds__(256) torch_normal_kernel(int64_t numel, uint64
 }  // namespace
 
 uint64_t torch_randn(uint64_t seed, uint64_t offset, Tensor& out) {
+  CudaBackend& cuda = CudaBackend::of(out.device());
   const int64_t numel = out.numel();
   if (numel == 0) return 0;
   if (numel >= (int64_t(1) << 31)) fail("torch_randn: ", numel, " values need torch's split launches, not reproduced");
@@ -47,11 +48,15 @@ uint64_t torch_randn(uint64_t seed, uint64_t offset, Tensor& out) {
   const uint32_t grid = std::min<uint32_t>(uint32_t(prop.multiProcessorCount) * blocks_per_sm,
                                            static_cast<uint32_t>((numel + block - 1) / block));
   dispatch_float(out.dtype(), "torch_randn", [&]<class T>() {
-    torch_normal_kernel<T><<<grid, block, 0, stream()>>>(numel, seed, offset, 0.f, 1.f, out.ptr<T>());
+    torch_normal_kernel<T><<<grid, block, 0, cuda.stream()>>>(numel, seed, offset, 0.f, 1.f, out.ptr<T>());
   });
   MMX_CUDA_LAUNCH_CHECK();
   // calc_execution_policy's counter_offset: curand calls per thread × 4, the generator's advance.
   return ((uint64_t(numel) - 1) / (uint64_t(block) * grid * 4) + 1) * 4;
+}
+
+void add_random_ops(OpTable& ops) {
+  ops.torch_randn = torch_randn;
 }
 
 }  // namespace mmx::cuda

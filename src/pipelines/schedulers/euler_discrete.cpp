@@ -7,7 +7,7 @@
 
 #include "io/json_config.hpp"
 #include "mmx/error.hpp"
-#include "mmx/scheduler.hpp"
+#include "pipelines/schedulers/euler_discrete.hpp"
 
 namespace mmx {
 namespace {
@@ -140,8 +140,12 @@ void require_one_of(const std::string& key, const std::string& value, std::initi
 EulerDiscreteConfig EulerDiscreteConfig::load(const std::string& path) {
   const JsonObject j = JsonObject::load(path);
   const std::string cls = j.get_string("_class_name", "EulerDiscreteScheduler");
-  if (cls != "EulerDiscreteScheduler")
-    fail(path, ": _class_name '", cls, "': this mmx runs EulerDiscreteScheduler (SDXL's default)");
+  if (cls != "EulerDiscreteScheduler") fail(path, ": _class_name '", cls, "' is not an EulerDiscreteScheduler");
+  return from_json(j);
+}
+
+EulerDiscreteConfig EulerDiscreteConfig::from_json(const JsonObject& j) {
+  const std::string& path = j.source();
   EulerDiscreteConfig c;
   c.num_train_timesteps = j.get_int("num_train_timesteps", c.num_train_timesteps);
   c.beta_start = j.get_float("beta_start", c.beta_start);
@@ -260,7 +264,7 @@ Tensor EulerDiscreteScheduler::scale_model_input(const Tensor& sample, int64_t s
   return out;
 }
 
-Tensor EulerDiscreteScheduler::step(const Tensor& model_output, int64_t step_index, const Tensor& sample) const {
+Tensor EulerDiscreteScheduler::step(const Tensor& model_output, int64_t step_index, const Tensor& sample) {
   if (step_index < 0 || step_index + 1 >= static_cast<int64_t>(sigmas_.size()))
     fail("EulerDiscreteScheduler: step ", step_index, " is outside the ", timesteps_.size(), " steps set");
   if (model_output.shape() != sample.shape())
@@ -287,18 +291,23 @@ Tensor EulerDiscreteScheduler::step(const Tensor& model_output, int64_t step_ind
   return out;
 }
 
-Tensor classifier_free_guidance(const Tensor& model_output, float guidance_scale) {
-  if (model_output.ndim() < 1 || model_output.dim(0) % 2 != 0)
-    fail("classifier-free guidance needs a batch of [uncond; cond], got ", shape_str(model_output.shape()));
-  Shape shape = model_output.shape();
-  shape[0] /= 2;
-  Tensor out = Tensor::empty(shape);
-  const int64_t n = out.numel();
-  const float* uncond = f32_data(model_output, "model output");
-  const float* cond = uncond + n;
+Tensor EulerDiscreteScheduler::add_noise(const Tensor& original_samples, const Tensor& noise, int64_t step_index) const {
+  if (step_index < 0 || step_index + 1 >= static_cast<int64_t>(sigmas_.size()))
+    fail("EulerDiscreteScheduler: step ", step_index, " is outside the ", timesteps_.size(), " steps set");
+  if (noise.shape() != original_samples.shape())
+    fail("EulerDiscreteScheduler: noise ", shape_str(noise.shape()), " and samples ", shape_str(original_samples.shape()),
+         " differ");
+  const float sigma = sigmas_[size_t(step_index)];
+  const float* x = f32_data(original_samples, "original samples");
+  const float* e = f32_data(noise, "noise");
+  Tensor out = Tensor::empty(original_samples.shape());
   float* y = out.data<float>();
-  for (int64_t i = 0; i < n; ++i) y[i] = uncond[i] + guidance_scale * (cond[i] - uncond[i]);
+  for (int64_t i = 0; i < out.numel(); ++i) y[i] = x[i] + e[i] * sigma;  // original_samples + noise * sigma
   return out;
+}
+
+std::unique_ptr<Scheduler> load_euler_discrete(const JsonObject& config) {
+  return std::make_unique<EulerDiscreteScheduler>(EulerDiscreteConfig::from_json(config));
 }
 
 }  // namespace mmx

@@ -1,0 +1,69 @@
+// A model folder opened once (src/pipelines/model.cpp): config.json's architecture looked up in the
+// registry, the weights of every part its checkpoint holds (text and/or vision towers, projections, a
+// classifier head) bound at one placement, its tokenizer and image processor. Embedders, classifiers and
+// similarity are built on a Model, so a CLIP folder is read and loaded once however many of its sides are
+// used: Model::load hands out the model already loaded for the same folder and placement as long as
+// someone holds it.
+#pragma once
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "mmx/image_processor.hpp"
+#include "mmx/placement.hpp"
+#include "mmx/pooling.hpp"
+#include "mmx/similarity.hpp"
+#include "mmx/tokenizer.hpp"
+
+namespace mmx {
+
+class ModelParts;
+struct Architecture;
+
+class Model {
+ public:
+  // A folder written by save_pretrained, or a Hub id (found in the Hugging Face cache; downloaded once
+  // where downloads are enabled, mmx/hub_download.hpp).
+  static std::shared_ptr<const Model> load(const std::string& model, const Placement& placement = {});
+  ~Model();
+
+  const std::string& path() const { return path_; }  // the folder (a Hub id's cached snapshot)
+  const Placement& placement() const { return placement_; }
+  std::string architecture() const;  // the display name of its architecture: "BERT", "CLIP"
+  std::string description() const;   // "bert: 2 layers, hidden 32, ..."
+  bool has_text() const;
+  bool has_vision() const;
+  bool has_classifier() const;
+  // The stored log-scale of a model whose texts and images share one space (CLIP): it can compare
+  // texts with images and classify images by labels it was never trained on.
+  std::optional<float> logit_scale() const;
+  Pooling default_text_pooling() const;   // a usage error when the model has no text side
+  Pooling default_image_pooling() const;  // ... no vision side
+  Score default_score() const;            // how its embeddings are compared: dot, or CLIP's logits
+
+  const Tokenizer& tokenizer() const;                    // a usage error when the model has no text side
+  const ImageProcessorConfig& image_processor() const;   // ... no vision side
+
+  // For the pipelines (pipelines/*.cpp): the registry entry and the loaded parts.
+  const Architecture& registry_entry() const { return *architecture_; }
+  const ModelParts& parts() const { return *parts_; }
+
+ private:
+  Model() = default;
+  std::string path_;
+  Placement placement_;
+  const Architecture* architecture_ = nullptr;
+  std::unique_ptr<ModelParts> parts_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::optional<ImageProcessorConfig> image_processor_;
+};
+
+// The tokenizer of a model or tokenizer folder as AutoTokenizer finds it: tokenizer_config.json's
+// tokenizer_class, else the tokenizer of config.json's architecture. Loads no weights.
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model);
+// The image processor of a model folder: its preprocessor_config.json (a folder holding only that file,
+// or a model mmx cannot run, still preprocesses), else the default processor of its architecture at the
+// model's image size. Loads no weights.
+ImageProcessorConfig load_image_processor(const std::string& model);
+
+}  // namespace mmx

@@ -1,0 +1,20 @@
+// How token (or patch) states become one embedding per input (src/pipelines/pooling.cpp).
+#pragma once
+#include <string>
+
+namespace mmx {
+
+enum class Pooling {
+  Cls,        // last_hidden_state[:, 0]
+  Pooler,     // pooler_output (dense + tanh on [CLS])
+  Mean,       // masked mean over all real tokens
+  MeanNoCls,  // masked mean over real tokens except [CLS]: what the lab means
+  Lab,        // the lab verbatim: sum(h[:, 1:], 1) / (mask.sum(1) − 1), padding rows included in the sum
+  Projection, // CLIP: get_text_features / get_image_features (pooled output through the projection)
+  Pooled,     // CLIP: the pooled output before the projection
+};
+// "cls", "pooler", "mean", "mean-no-cls", "lab", "projection", "pooled"; anything else is a usage error.
+Pooling pooling_from_name(const std::string& name);
+const char* pooling_name(Pooling pooling);
+
+}  // namespace mmx

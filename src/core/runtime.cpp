@@ -1,0 +1,52 @@
+// Process-wide settings: CPU threads, log verbosity (MMX_LOG), and the process's peak memory.
+#include <omp.h>
+#include <sys/resource.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include "core/log.hpp"
+#include "mmx/runtime.hpp"
+
+namespace mmx {
+
+// One policy for every kernel: OpenMP's thread count. The GEMM library (oneDNN, OpenMP runtime)
+// reads the same setting, so there is no second pool to oversubscribe the cores.
+void set_num_threads(int n) {
+  if (n <= 0 && std::getenv("OMP_NUM_THREADS")) return;  // the environment already chose
+  if (n <= 0) n = static_cast<int>(std::thread::hardware_concurrency());
+  if (n <= 0) n = 1;
+  omp_set_num_threads(n);
+}
+
+int num_threads() { return omp_get_max_threads(); }
+
+double peak_rss_mb() {
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // Linux reports KiB
+}
+
+static LogLevel initial_level() {
+  const char* env = std::getenv("MMX_LOG");
+  if (!env) return LogLevel::Warn;
+  if (!std::strcmp(env, "debug")) return LogLevel::Debug;
+  if (!std::strcmp(env, "info")) return LogLevel::Info;
+  if (!std::strcmp(env, "error")) return LogLevel::Error;
+  return LogLevel::Warn;
+}
+
+static std::atomic<LogLevel> g_level{initial_level()};
+
+void set_log_level(LogLevel level) { g_level = level; }
+LogLevel log_level() { return g_level; }
+
+void log_line(LogLevel level, const std::string& message) {
+  static const char* names[] = {"error", "warning", "info", "debug"};
+  std::fprintf(stderr, "mmx: %s: %s\n", names[static_cast<int>(level)], message.c_str());
+}
+
+}  // namespace mmx

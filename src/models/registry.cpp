@@ -1,0 +1,89 @@
+#include "models/registry.hpp"
+
+#include "core/log.hpp"
+#include "mmx/files.hpp"
+#include "mmx/hub_cache.hpp"
+#include "models/bert.hpp"
+#include "models/clip.hpp"
+#include "models/vit.hpp"
+
+namespace mmx {
+namespace {
+
+// Every architecture this mmx implements. A new model family is its file under models/ and a line here.
+const std::vector<Architecture>& architectures() {
+  using enum Pooling;
+  static const std::vector<Architecture> table = {
+      {"bert", "BERT", {"BertModel", "BertForMaskedLM", "BertForPreTraining", "BertForSequenceClassification"},
+       ModelRole::Encoder, load_bert, TokenizerKind::WordPiece, "", nullptr,
+       {MeanNoCls, Cls, Pooler, Mean, Lab}, {}, Score::Dot},
+      {"vit", "ViT", {"ViTModel", "ViTForImageClassification"},
+       ModelRole::Encoder, load_vit, std::nullopt, "ViTImageProcessor", vit_image_size,
+       {}, {MeanNoCls, Cls, Pooler, Mean, Lab}, Score::Dot},
+      {"clip", "CLIP", {"CLIPModel"},
+       ModelRole::Encoder, load_clip, TokenizerKind::ClipBpe, "CLIPImageProcessor", clip_image_size,
+       {Projection, Pooled}, {Projection, Pooled}, Score::ClipLogits},
+      {"clip_text_model", "CLIP", {"CLIPTextModel", "CLIPTextModelWithProjection"},
+       ModelRole::Encoder, load_clip, TokenizerKind::ClipBpe, "", nullptr,
+       {Projection, Pooled}, {}, Score::ClipLogits},
+      {"clip_vision_model", "CLIP", {"CLIPVisionModel", "CLIPVisionModelWithProjection"},
+       ModelRole::Encoder, load_clip, std::nullopt, "CLIPImageProcessor", clip_image_size,
+       {}, {Projection, Pooled}, Score::ClipLogits},
+      // diffusers components (src/models/unet2d_condition.cpp, autoencoder_kl.cpp; the pipelines build them)
+      {"", "UNet", {"UNet2DConditionModel"}, ModelRole::Denoiser},
+      {"", "VAE", {"AutoencoderKL"}, ModelRole::Autoencoder},
+  };
+  return table;
+}
+
+std::string known_model_types() {
+  std::string known;
+  for (const auto& a : architectures())
+    if (!a.model_type.empty()) known += (known.empty() ? "" : ", ") + a.model_type;
+  return known;
+}
+
+}  // namespace
+
+const Architecture* architecture_by_class(const std::string& class_name) {
+  for (const auto& a : architectures())
+    for (const auto& c : a.classes)
+      if (c == class_name) return &a;
+  return nullptr;
+}
+
+std::vector<std::string> classes_for(ModelRole role) {
+  std::vector<std::string> out;
+  for (const auto& a : architectures())
+    if (a.role == role) out.insert(out.end(), a.classes.begin(), a.classes.end());
+  return out;
+}
+
+const Architecture& architecture_of(const JsonObject& config) {
+  if (const auto type = config.get_optional_string("model_type")) {
+    for (const auto& a : architectures())
+      if (!a.model_type.empty() && a.model_type == *type) return a;
+    fail(config.source(), ": model_type '", *type, "' is not supported by this mmx (supported: ", known_model_types(), ")");
+  }
+  // Configs from before model_type named only the class they were saved from.
+  if (config.has("architectures") && config.json().at("architectures").is_array())
+    for (const auto& name : config.json().at("architectures"))
+      if (name.is_string())
+        if (const Architecture* a = architecture_by_class(name.get<std::string>()); a && a->role == ModelRole::Encoder)
+          return *a;
+  fail(config.source(), ": no model_type (and no \"architectures\" entry this mmx implements; supported model types: ",
+       known_model_types(), ")");
+}
+
+ModelFolder open_model_folder(const std::string& model) {
+  const std::string path = resolve_model_path(model);  // a folder, or a Hub id found in the cache
+  const std::string config_path = join_path(path, "config.json");
+  if (!file_exists(config_path))
+    throw Error(ErrorKind::Runtime, path + ": no config.json (not a Hugging Face model folder)",
+                "a model folder holds config.json and model.safetensors, as written by save_pretrained");
+  JsonObject config = JsonObject::load(config_path);
+  const Architecture& architecture = architecture_of(config);
+  return ModelFolder{path, std::move(config), &architecture};
+}
+
+}  // namespace mmx

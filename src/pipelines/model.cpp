@@ -1,0 +1,141 @@
+#include "mmx/model.hpp"
+
+#include <filesystem>
+#include <map>
+#include <mutex>
+
+#include "core/log.hpp"
+#include "io/checkpoint.hpp"
+#include "mmx/files.hpp"
+#include "mmx/hub_cache.hpp"
+#include "models/registry.hpp"
+
+namespace mmx {
+namespace {
+
+// The models loaded in this process, by folder and placement, for as long as someone holds them.
+struct LoadedModels {
+  std::mutex mutex;
+  std::map<std::string, std::weak_ptr<const Model>> by_key;
+};
+LoadedModels& loaded_models() {
+  static LoadedModels* models = new LoadedModels();  // never destroyed: models may outlive static teardown
+  return *models;
+}
+
+// tokenizer_config.json's tokenizer_class, else the architecture's tokenizer (AutoTokenizer's order).
+std::optional<TokenizerKind> tokenizer_kind(const std::string& folder, const Architecture* architecture) {
+  const std::string config = join_path(folder, "tokenizer_config.json");
+  if (file_exists(config))
+    if (const auto cls = JsonObject::load(config).get_optional_string("tokenizer_class")) {
+      if (const auto kind = tokenizer_kind_from_class(*cls)) return kind;
+      fail(config, ": tokenizer_class '", *cls, "' is not supported (supported: BertTokenizer, CLIPTokenizer and their Fast twins)");
+    }
+  return architecture ? architecture->tokenizer : std::nullopt;
+}
+
+ImageProcessorConfig processor_of(const ModelFolder& folder, int64_t image_size) {
+  const Architecture& a = *folder.architecture;
+  const std::string path = join_path(folder.path, "preprocessor_config.json");
+  if (file_exists(path)) return ImageProcessorConfig::load(path, a.image_processor);
+  ImageProcessorConfig c = ImageProcessorConfig::defaults(a.image_processor, image_size);
+  log_warn(folder.path, ": no preprocessor_config.json; using ", c.kind, "'s defaults at ", image_size, "×", image_size);
+  return c;
+}
+
+}  // namespace
+
+Model::~Model() = default;
+
+std::shared_ptr<const Model> Model::load(const std::string& model, const Placement& placement) {
+  placement.check();
+  const ModelFolder folder = open_model_folder(model);
+  const Architecture& a = *folder.architecture;
+  if (a.role != ModelRole::Encoder || !a.load)
+    usage_error(folder.path, ": a ", a.display_name, " is a diffusion pipeline's component, not a model to embed with");
+  std::error_code ec;
+  const std::string canonical = std::filesystem::weakly_canonical(folder.path, ec).string();
+  const std::string key = (ec ? folder.path : canonical) + "\n" + placement.str();
+  LoadedModels& models = loaded_models();
+  std::lock_guard<std::mutex> lock(models.mutex);  // one load at a time: two callers never load one folder twice
+  if (auto existing = models.by_key[key].lock()) {
+    log_debug("reusing ", folder.path, " (", placement.str(), "), already loaded");
+    return existing;
+  }
+  log_info("loading ", folder.path, " (", a.display_name, ", ", placement.str(), ")");
+  std::shared_ptr<Model> m(new Model());
+  m->path_ = folder.path;
+  m->placement_ = placement;
+  m->architecture_ = &a;
+  if (a.tokenizer) {  // tokenizer first: a folder without tokenizer files fails before its weights are read
+    const auto kind = tokenizer_kind(folder.path, &a);
+    m->tokenizer_ = Tokenizer::load(folder.path, *kind);
+  }
+  m->parts_ = a.load(folder.config, Checkpoint::open(folder.path), placement, HalfWeights::Widen);
+  if (!m->parts_->text()) m->tokenizer_.reset();
+  if (const VisionEncoder* vision = m->parts_->vision()) m->image_processor_ = processor_of(folder, vision->image_size());
+  models.by_key[key] = m;
+  return m;
+}
+
+std::string Model::architecture() const { return architecture_->display_name; }
+std::string Model::description() const { return parts_->description(); }
+bool Model::has_text() const { return parts_->text() != nullptr && tokenizer_ != nullptr; }
+bool Model::has_vision() const { return parts_->vision() != nullptr; }
+bool Model::has_classifier() const { return parts_->classifier() != nullptr; }
+std::optional<float> Model::logit_scale() const { return parts_->logit_scale(); }
+Score Model::default_score() const { return architecture_->score; }
+
+Pooling Model::default_text_pooling() const {
+  if (!has_text() || architecture_->text_poolings.empty()) usage_error(path_, ": a ", architecture(), " model embeds no texts");
+  return architecture_->text_poolings.front();
+}
+
+Pooling Model::default_image_pooling() const {
+  if (!has_vision() || architecture_->image_poolings.empty())
+    usage_error(path_, ": a ", architecture(), " model embeds no images");
+  return architecture_->image_poolings.front();
+}
+
+const Tokenizer& Model::tokenizer() const {
+  if (!tokenizer_) usage_error(path_, ": a ", architecture(), " model has no tokenizer: it embeds images, not texts (use --image)");
+  return *tokenizer_;
+}
+
+const ImageProcessorConfig& Model::image_processor() const {
+  if (!image_processor_) usage_error(path_, ": a ", architecture(), " model embeds texts, not images (use --text)");
+  return *image_processor_;
+}
+
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model) {
+  const std::string folder = resolve_model_path(model);
+  const Architecture* architecture = nullptr;
+  if (file_exists(join_path(folder, "config.json"))) architecture = open_model_folder(folder).architecture;
+  const auto kind = tokenizer_kind(folder, architecture);
+  if (!kind)
+    fail(folder, ": no tokenizer: neither tokenizer_config.json's tokenizer_class nor config.json's architecture names one");
+  return Tokenizer::load(folder, *kind);
+}
+
+ImageProcessorConfig load_image_processor(const std::string& model) {
+  const std::string folder = resolve_model_path(model);
+  const std::string path = join_path(folder, "preprocessor_config.json");
+  const bool has_config = file_exists(join_path(folder, "config.json"));
+  if (file_exists(path)) {
+    // A folder holding only preprocessor_config.json, or a model mmx cannot run yet, still preprocesses.
+    std::string kind;
+    if (has_config) {
+      try {
+        kind = open_model_folder(folder).architecture->image_processor;
+      } catch (const Error&) {
+      }
+    }
+    return ImageProcessorConfig::load(path, kind);
+  }
+  const ModelFolder f = open_model_folder(folder);
+  if (f.architecture->image_processor.empty() || !f.architecture->image_size)
+    usage_error(folder, ": a ", f.architecture->display_name, " model has no image processor (it takes no images)");
+  return processor_of(f, f.architecture->image_size(f.config));
+}
+
+}  // namespace mmx
