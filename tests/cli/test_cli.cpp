@@ -359,3 +359,51 @@ TEST(CliClip, TokenizeWorksOnTokenizerOnlyFolders) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(json::parse(r.out)["input_ids"][0], corpus["cases"][0]["sdxl_tokenizer_2_max_length_77_input_ids"]);
 }
+
+// --device and --dtype: the placement of every model a command loads.
+TEST(CliPlacement, HalfWeightsOnTheCpuMatchTheirReference) {
+  const auto expected = SafetensorsFile::open(test::data("expected/bert-tiny-f16.safetensors"));
+  test::TempDir dir;
+  const Result r = run(embed_args(test::data("models/bert-tiny"),
+                                  {"--dtype", "f16", "--pooling", "lab", "--output", dir.file("e.safetensors")}));
+  ASSERT_EQ(r.code, 0) << r.err;
+  test::expect_close("cli --dtype f16 (cpu)", SafetensorsFile::open(dir.file("e.safetensors")).get("embeddings"),
+                     expected.get("f16_weights_seed_avg_embeds"), 1e-5);
+}
+
+TEST(CliPlacement, DevicesThatAreNotThereAreRefusedBeforeAnyWork) {
+  test::TempDir dir;
+  Result r = run(embed_args(test::data("models/bert-tiny"), {"--device", "tpu", "--output", dir.file("e.json")}));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("unknown device 'tpu'"), std::string::npos) << r.err;
+  r = run(embed_args(test::data("models/bert-tiny"), {"--dtype", "f8", "--output", dir.file("e.json")}));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("unknown dtype 'f8'"), std::string::npos) << r.err;
+  // No GPU number 200 anywhere: refused, exit 1 (no such device) or 2 (this build has no CUDA backend).
+  r = run(embed_args(test::data("models/bert-tiny"), {"--device", "cuda:200", "--output", dir.file("e.json")}));
+  EXPECT_TRUE(r.code == 1 || r.code == 2) << r.code;
+  EXPECT_NE(r.err.find("cuda:200"), std::string::npos) << r.err;
+  EXPECT_TRUE(folder_has_only(dir, 0));
+}
+
+// Backends other than the CPU are loaded only when a device of theirs is asked for.
+TEST(CliPlacement, TheCpuPathLoadsNoOtherBackend) {
+  const test::EnvVar log("MMX_LOG", std::string("debug"));
+  Result r = run({"--version"});
+  EXPECT_EQ(r.code, 0);
+  r = run({"embed", "--model", test::data("models/bert-tiny"), "--text", "hi"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err.find("backend from"), std::string::npos) << r.err;
+  r = run({"embed", "--model", test::data("models/bert-tiny"), "--text", "hi", "--device", "cuda:200"});
+  const bool built = r.code == 1;  // the module loaded and saw no such device
+  EXPECT_EQ(r.err.find("backend from") != std::string::npos, built) << r.err;
+}
+
+TEST(CliClip, TextsAndImagesOfOneFolderLoadItOnce) {
+  const Result r = run({"embed", "--model", test::data("models/clip-tiny"), "--text", "a cat", "--image",
+                        test::data("images/chelsea.png"), "--verbose"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  size_t loads = 0;
+  for (size_t at = r.err.find("info: loading "); at != std::string::npos; at = r.err.find("info: loading ", at + 1)) ++loads;
+  EXPECT_EQ(loads, 1u) << r.err;
+}
