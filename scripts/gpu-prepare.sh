@@ -28,6 +28,8 @@ for b in .gpu/stage/bin/*; do ldd "$b"; done | awk '$3 ~ /^\// {print $3}' | sor
   grep -Ev '/(libc|libm|libpthread|libdl|librt|ld-linux-x86-64|libstdc\+\+|libgcc_s)\.so' |
   grep -Ev '/(libcudart|libcublas|libcublasLt|libcuda|libcudnn)[^/]*$' |
   while read -r lib; do cp -L "$lib" .gpu/stage/lib/; done
+# The CUDA backend is a module the registry loads from libmmx's folder, not a dependency ldd lists.
+cp build/gpu/libmmx-cuda.so .gpu/stage/lib/
 XZ_OPT=-9 tar -C .gpu/stage -cJf .gpu/bundle.tar.xz bin lib
 rm -rf .gpu/stage
 echo "bundle: $(du -h .gpu/bundle.tar.xz | cut -f1)"
