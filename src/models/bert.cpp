@@ -229,9 +229,7 @@ class BertParts final : public ModelParts, public TextEncoder {
 
 std::unique_ptr<ModelParts> load_bert(const JsonObject& config, const Checkpoint& checkpoint, const Placement& placement,
                                       HalfWeights half) {
-  const BertConfig c = BertConfig::from_json(config);
-  WeightLoader loader(checkpoint, placement, half);
-  return std::make_unique<BertParts>(c, loader);
+  return load_parts<BertParts, BertConfig>(config, checkpoint, placement, half);
 }
 
 }  // namespace mmx

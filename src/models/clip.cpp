@@ -319,9 +319,7 @@ class ClipParts final : public ModelParts {
 
 std::unique_ptr<ModelParts> load_clip(const JsonObject& config, const Checkpoint& checkpoint, const Placement& placement,
                                       HalfWeights half) {
-  const CLIPConfig c = CLIPConfig::from_json(config);
-  WeightLoader loader(checkpoint, placement, half);
-  return std::make_unique<ClipParts>(c, loader);
+  return load_parts<ClipParts, CLIPConfig>(config, checkpoint, placement, half);
 }
 
 int64_t clip_image_size(const JsonObject& config) {

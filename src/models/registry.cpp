@@ -14,24 +14,27 @@ namespace {
 const std::vector<Architecture>& architectures() {
   using enum Pooling;
   static const std::vector<Architecture> table = {
-      {"bert", "BERT", {"BertModel", "BertForMaskedLM", "BertForPreTraining", "BertForSequenceClassification"},
-       ModelRole::Encoder, load_bert, TokenizerKind::WordPiece, "", nullptr,
-       {MeanNoCls, Cls, Pooler, Mean, Lab}, {}, Score::Dot},
-      {"vit", "ViT", {"ViTModel", "ViTForImageClassification"},
-       ModelRole::Encoder, load_vit, std::nullopt, "ViTImageProcessor", vit_image_size,
-       {}, {MeanNoCls, Cls, Pooler, Mean, Lab}, Score::Dot},
-      {"clip", "CLIP", {"CLIPModel"},
-       ModelRole::Encoder, load_clip, TokenizerKind::ClipBpe, "CLIPImageProcessor", clip_image_size,
-       {Projection, Pooled}, {Projection, Pooled}, Score::ClipLogits},
-      {"clip_text_model", "CLIP", {"CLIPTextModel", "CLIPTextModelWithProjection"},
-       ModelRole::Encoder, load_clip, TokenizerKind::ClipBpe, "", nullptr,
-       {Projection, Pooled}, {}, Score::ClipLogits},
-      {"clip_vision_model", "CLIP", {"CLIPVisionModel", "CLIPVisionModelWithProjection"},
-       ModelRole::Encoder, load_clip, std::nullopt, "CLIPImageProcessor", clip_image_size,
-       {}, {Projection, Pooled}, Score::ClipLogits},
-      // diffusers components (src/models/unet2d_condition.cpp, autoencoder_kl.cpp; the pipelines build them)
-      {"", "UNet", {"UNet2DConditionModel"}, ModelRole::Denoiser},
-      {"", "VAE", {"AutoencoderKL"}, ModelRole::Autoencoder},
+      {.model_type = "bert", .display_name = "BERT",
+       .classes = {"BertModel", "BertForMaskedLM", "BertForPreTraining", "BertForSequenceClassification"},
+       .load = load_bert, .tokenizer = TokenizerKind::WordPiece,
+       .text_poolings = {MeanNoCls, Cls, Pooler, Mean, Lab}, .score = Score::Dot},
+      {.model_type = "vit", .display_name = "ViT", .classes = {"ViTModel", "ViTForImageClassification"},
+       .load = load_vit, .image_processor = "ViTImageProcessor", .image_size = vit_image_size,
+       .image_poolings = {MeanNoCls, Cls, Pooler, Mean, Lab}, .score = Score::Dot},
+      {.model_type = "clip", .display_name = "CLIP", .classes = {"CLIPModel"},
+       .load = load_clip, .tokenizer = TokenizerKind::ClipBpe, .image_processor = "CLIPImageProcessor",
+       .image_size = clip_image_size, .text_poolings = {Projection, Pooled}, .image_poolings = {Projection, Pooled},
+       .score = Score::ClipLogits},
+      {.model_type = "clip_text_model", .display_name = "CLIP", .classes = {"CLIPTextModel", "CLIPTextModelWithProjection"},
+       .load = load_clip, .tokenizer = TokenizerKind::ClipBpe, .text_poolings = {Projection, Pooled},
+       .score = Score::ClipLogits},
+      {.model_type = "clip_vision_model", .display_name = "CLIP",
+       .classes = {"CLIPVisionModel", "CLIPVisionModelWithProjection"},
+       .load = load_clip, .image_processor = "CLIPImageProcessor", .image_size = clip_image_size,
+       .image_poolings = {Projection, Pooled}, .score = Score::ClipLogits},
+      // diffusers components (unet2d_condition.cpp, autoencoder_kl.cpp), built by the diffusion pipelines
+      {.display_name = "UNet", .classes = {"UNet2DConditionModel"}, .role = ModelRole::Denoiser},
+      {.display_name = "VAE", .classes = {"AutoencoderKL"}, .role = ModelRole::Autoencoder},
   };
   return table;
 }

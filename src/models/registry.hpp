@@ -28,17 +28,17 @@ enum class ModelRole {
 };
 
 struct Architecture {
-  std::string model_type;    // config.json's model_type ("" for diffusers classes)
-  std::string display_name;  // for messages: "BERT", "CLIP"
-  std::vector<std::string> classes;  // "architectures" entries and diffusers component classes it answers to
+  std::string model_type{};    // config.json's model_type ("" for diffusers classes)
+  std::string display_name{};  // for messages: "BERT", "CLIP"
+  std::vector<std::string> classes{};  // "architectures" entries and diffusers component classes it answers to
   ModelRole role = ModelRole::Encoder;
   // The model file's factory: the parts its checkpoint holds, bound once at a placement.
   std::unique_ptr<ModelParts> (*load)(const JsonObject& config, const Checkpoint& checkpoint, const Placement& placement,
                                       HalfWeights half) = nullptr;
-  std::optional<TokenizerKind> tokenizer;  // the tokenizer its folders hold (texts)
-  std::string image_processor;             // the processor class its folders default to ("": no images)
+  std::optional<TokenizerKind> tokenizer{};  // the tokenizer its folders hold (texts)
+  std::string image_processor{};             // the processor class its folders default to ("": no images)
   int64_t (*image_size)(const JsonObject& config) = nullptr;  // the size that processor resizes to
-  std::vector<Pooling> text_poolings, image_poolings;  // what it embeds with, the first by default
+  std::vector<Pooling> text_poolings{}, image_poolings{};  // what it embeds with, the first by default
   Score score = Score::Dot;  // how its embeddings are compared by default
 };
 

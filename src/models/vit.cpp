@@ -194,8 +194,8 @@ class ViTVision : public VisionEncoder {
 
 class ViTParts final : public ModelParts, public ViTVision, public ImageClassifierHead {
  public:
-  ViTParts(const ViTConfig& config, WeightLoader& weights, bool with_classifier) {
-    if (with_classifier) classifier_.emplace(config, weights);
+  ViTParts(const ViTConfig& config, WeightLoader& weights) {
+    if (weights.has("classifier.weight")) classifier_.emplace(config, weights);
     else model_.emplace(config, weights);
   }
   const VisionEncoder* vision() const override { return this; }
@@ -213,9 +213,7 @@ class ViTParts final : public ModelParts, public ViTVision, public ImageClassifi
 
 std::unique_ptr<ModelParts> load_vit(const JsonObject& config, const Checkpoint& checkpoint, const Placement& placement,
                                      HalfWeights half) {
-  const ViTConfig c = ViTConfig::from_json(config);
-  WeightLoader loader(checkpoint, placement, half);
-  return std::make_unique<ViTParts>(c, loader, loader.has("classifier.weight"));
+  return load_parts<ViTParts, ViTConfig>(config, checkpoint, placement, half);
 }
 
 int64_t vit_image_size(const JsonObject& config) { return ViTConfig::from_json(config).image_height; }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "io/checkpoint.hpp"
+#include "io/json_config.hpp"
 #include "mmx/placement.hpp"
 
 namespace mmx {
@@ -109,6 +110,16 @@ Model load_model(const Config& config, const Checkpoint& checkpoint, const Place
                  HalfWeights half = HalfWeights::Widen) {
   WeightLoader loader(checkpoint, placement, half);
   return Model(config, loader);
+}
+
+// The registry's factory of a model file (models/registry.cpp): the config parsed from config.json, the
+// model's parts bound to the checkpoint at the placement.
+template <class Parts, class Config>
+std::unique_ptr<Parts> load_parts(const JsonObject& json, const Checkpoint& checkpoint, const Placement& placement,
+                                  HalfWeights half) {
+  const Config config = Config::from_json(json);
+  WeightLoader loader(checkpoint, placement, half);
+  return std::make_unique<Parts>(config, loader);
 }
 
 }  // namespace mmx

@@ -21,7 +21,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     try { mmx::BertConfig::from_json(json); } catch (const mmx::Error&) {}
     try { mmx::ViTConfig::from_json(json); } catch (const mmx::Error&) {}
     try { mmx::CLIPConfig::from_json(json); } catch (const mmx::Error&) {}
-    try { mmx::ImageProcessorConfig::load(path, "vit"); } catch (const mmx::Error&) {}
+    try { mmx::ImageProcessorConfig::load(path, "ViTImageProcessor"); } catch (const mmx::Error&) {}
   } catch (const mmx::Error&) {
   }
   return 0;
