@@ -63,7 +63,7 @@ bool in_table(const OpTable& t, Op op) {
 bool Backend::supports(Op op, std::initializer_list<DType> dtypes) const {
   if (!in_table(ops_, op)) return false;
   if (dtypes.size() == 0) return true;
-  const std::vector<DType> computes = activation_dtypes();
+  const std::vector<DType>& computes = activation_dtypes();
   const DType first = *dtypes.begin();
   if (std::find(computes.begin(), computes.end(), first) == computes.end()) return false;
   return std::all_of(dtypes.begin(), dtypes.end(), [first](DType d) { return d == first; });

@@ -28,7 +28,7 @@ class DeviceMemory {
   virtual void reset_peak() = 0;
   virtual std::string description() const = 0;
   // The dtypes the device's ops compute in (the CPU: F32; CUDA: F32, F16, BF16).
-  virtual std::vector<DType> activation_dtypes() const = 0;
+  virtual const std::vector<DType>& activation_dtypes() const = 0;
 };
 
 namespace device_registry {

@@ -11,7 +11,7 @@ bool is_float(DType d) { return d == DType::F32 || d == DType::F16 || d == DType
 }  // namespace
 
 DType Placement::activation_dtype() const {
-  const std::vector<DType> computes = device_registry::memory(device).activation_dtypes();
+  const std::vector<DType>& computes = device_registry::memory(device).activation_dtypes();
   return std::find(computes.begin(), computes.end(), dtype) != computes.end() ? dtype : DType::F32;
 }
 

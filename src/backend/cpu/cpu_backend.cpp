@@ -56,7 +56,10 @@ class CpuBackend final : public Backend {
     return model + (f.avx512f ? " (AVX-512)" : f.avx2 && f.fma ? " (AVX2 + FMA)" : "");
   }
 
-  std::vector<DType> activation_dtypes() const override { return {DType::F32}; }
+  const std::vector<DType>& activation_dtypes() const override {
+    static const std::vector<DType> dtypes = {DType::F32};
+    return dtypes;
+  }
   bool supports(Op op, std::initializer_list<DType> dtypes) const override {
     const DType* d = dtypes.begin();
     // Weights of linear layers and convolutions may stay in their stored half precision.

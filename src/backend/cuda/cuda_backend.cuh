@@ -51,7 +51,10 @@ class CudaBackend final : public Backend {
   std::string description() const override;
 
   // Backend: F32, F16 and BF16 activations; recordings (CUDA graphs) unless MMX_CUDA_GRAPHS=0.
-  std::vector<DType> activation_dtypes() const override { return {DType::F32, DType::F16, DType::BF16}; }
+  const std::vector<DType>& activation_dtypes() const override {
+    static const std::vector<DType> dtypes = {DType::F32, DType::F16, DType::BF16};
+    return dtypes;
+  }
   bool supports(Op op, std::initializer_list<DType> dtypes) const override;
 
  private:
