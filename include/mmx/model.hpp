@@ -9,10 +9,9 @@
 #include <optional>
 #include <string>
 
+#include "mmx/embedding_space.hpp"
 #include "mmx/image_processor.hpp"
 #include "mmx/placement.hpp"
-#include "mmx/pooling.hpp"
-#include "mmx/similarity.hpp"
 #include "mmx/tokenizer.hpp"
 
 namespace mmx {

@@ -1,19 +1,13 @@
-// Similarity matrices between two embedding sets, rows × columns, with the lab's softmax.
+// Similarity matrices between two embedding sets, rows × columns, with the lab's softmax
+// (src/pipelines/similarity.cpp).
 #pragma once
 #include <optional>
 #include <string>
 
+#include "mmx/embedding_space.hpp"
 #include "mmx/tensor.hpp"
 
 namespace mmx {
-
-enum class Score {
-  Dot,         // rows · colsᵀ (the lab)
-  Cosine,      // normalised rows · normalised colsᵀ
-  ClipLogits,  // cosine × exp(logit_scale): CLIP's logits_per_text when rows are texts
-};
-Score score_from_name(const std::string& name);  // "dot", "cosine", "clip-logits"
-const char* score_name(Score score);
 
 // torch's meaning: dim0 normalises down each column (the lab's .softmax(dim=0)), dim1 along each row.
 enum class SoftmaxDim { None, Dim0, Dim1 };

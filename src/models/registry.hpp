@@ -11,9 +11,8 @@
 
 #include "io/checkpoint.hpp"
 #include "io/json_config.hpp"
+#include "mmx/embedding_space.hpp"
 #include "mmx/placement.hpp"
-#include "mmx/pooling.hpp"
-#include "mmx/similarity.hpp"
 #include "mmx/tokenizer.hpp"
 #include "models/encoder.hpp"
 #include "models/weights.hpp"

@@ -1,39 +1,13 @@
 #include "pipelines/pooling.hpp"
 
-#include "mmx/error.hpp"
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
 
-namespace mmx {
+#include "mmx/error.hpp"
 
-Pooling pooling_from_name(const std::string& name) {
-  if (name == "cls") return Pooling::Cls;
-  if (name == "pooler") return Pooling::Pooler;
-  if (name == "mean") return Pooling::Mean;
-  if (name == "mean-no-cls") return Pooling::MeanNoCls;
-  if (name == "lab") return Pooling::Lab;
-  if (name == "projection") return Pooling::Projection;
-  if (name == "pooled") return Pooling::Pooled;
-  usage_error("unknown pooling '", name, "' (choose cls, pooler, mean, mean-no-cls or lab; projection or pooled for CLIP)");
-}
-
-const char* pooling_name(Pooling p) {
-  switch (p) {
-    case Pooling::Projection: return "projection";
-    case Pooling::Pooled: return "pooled";
-    case Pooling::Cls: return "cls";
-    case Pooling::Pooler: return "pooler";
-    case Pooling::Mean: return "mean";
-    case Pooling::MeanNoCls: return "mean-no-cls";
-    case Pooling::Lab: return "lab";
-  }
-  return "?";
-}
-
-namespace detail {
+namespace mmx::detail {
 
 Tensor pool(Pooling pooling, const Tensor& hidden, const Tensor& mask) {
   const int64_t batch = hidden.dim(0), seq = hidden.dim(1), d = hidden.dim(2);
@@ -77,5 +51,4 @@ void l2_normalize(Tensor& x) {
     for (int64_t i = 0; i < d; ++i) p[r * d + i] = static_cast<float>(p[r * d + i] / norm);
   }
 }
-}  // namespace detail
-}  // namespace mmx
+}  // namespace mmx::detail

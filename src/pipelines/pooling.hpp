@@ -1,6 +1,6 @@
 // Pooling of hidden states and L2 normalisation (pooling.cpp), shared by the embedder and classifiers.
 #pragma once
-#include "mmx/pooling.hpp"
+#include "mmx/embedding_space.hpp"
 #include "mmx/tensor.hpp"
 
 namespace mmx::detail {

@@ -6,22 +6,6 @@
 
 namespace mmx {
 
-Score score_from_name(const std::string& name) {
-  if (name == "dot") return Score::Dot;
-  if (name == "cosine") return Score::Cosine;
-  if (name == "clip-logits") return Score::ClipLogits;
-  usage_error("unknown score '", name, "' (choose dot, cosine or clip-logits)");
-}
-
-const char* score_name(Score s) {
-  switch (s) {
-    case Score::Dot: return "dot";
-    case Score::Cosine: return "cosine";
-    case Score::ClipLogits: return "clip-logits";
-  }
-  return "?";
-}
-
 SoftmaxDim softmax_dim_from_name(const std::string& name) {
   if (name == "dim0" || name == "0") return SoftmaxDim::Dim0;
   if (name == "dim1" || name == "1") return SoftmaxDim::Dim1;

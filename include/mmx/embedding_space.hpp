@@ -1,4 +1,6 @@
-// How token (or patch) states become one embedding per input (src/pipelines/pooling.cpp).
+// The embedding space a model defines (src/models/embedding_space.cpp): how its token or patch states
+// become one embedding per input (the pooling) and how two embeddings are compared (the score). Both are
+// facts of the model, which the registry records for each architecture.
 #pragma once
 #include <string>
 
@@ -16,5 +18,13 @@ enum class Pooling {
 // "cls", "pooler", "mean", "mean-no-cls", "lab", "projection", "pooled"; anything else is a usage error.
 Pooling pooling_from_name(const std::string& name);
 const char* pooling_name(Pooling pooling);
+
+enum class Score {
+  Dot,         // rows · colsᵀ (the lab)
+  Cosine,      // normalised rows · normalised colsᵀ
+  ClipLogits,  // cosine × exp(logit_scale): CLIP's logits_per_text when rows are texts
+};
+Score score_from_name(const std::string& name);  // "dot", "cosine", "clip-logits"
+const char* score_name(Score score);
 
 }  // namespace mmx
