@@ -29,6 +29,9 @@ class Device {
 
 // The device kinds this build knows, "cpu" first (whether their modules load or not).
 std::vector<std::string> device_kinds();
+// How a kind is provided, without loading it: "built in", "module PATH, loaded when ...", or "not in this
+// build (no MODULE)".
+std::string device_kind_status(const std::string& kind);
 // Whether the device can be used: its backend is built and loads, and sees a device at that index.
 bool device_available(Device device);
 // Fails (mmx::Error) saying why the device cannot be used: no backend module, or no such device.

@@ -139,6 +139,19 @@ Backend& backend(Device device) {
 
 namespace device_registry {
 
+std::string status(const std::string& name) {
+  for (const Kind& k : kKinds) {
+    if (name != k.name) continue;
+    if (k.create) return "built in";
+    for (const std::string& folder : module_folders()) {  // found, not loaded: loading costs what it saves
+      const std::string path = folder + "/" + k.module;
+      if (std::filesystem::exists(path)) return "module " + path + ", loaded when a " + name + " device is asked for";
+    }
+    return std::string("not in this build (no ") + k.module + ")";
+  }
+  return "unknown";
+}
+
 std::vector<std::string> kinds() {
   std::vector<std::string> names;
   for (const Kind& k : kKinds) names.push_back(k.name);

@@ -1,5 +1,6 @@
 #include "cli/args.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -63,6 +64,29 @@ std::optional<double> Args::get_double(const std::string& name, double min_value
   return d;
 }
 
+std::string closest(const std::string& word, const std::vector<std::string>& candidates) {
+  // Optimal string alignment distance: edits, and a swap of two neighbours, count one each.
+  auto distance = [](const std::string& a, const std::string& b) {
+    std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+    for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+    for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+    for (size_t i = 1; i <= a.size(); ++i)
+      for (size_t j = 1; j <= b.size(); ++j) {
+        d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1])});
+        if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    return d[a.size()][b.size()];
+  };
+  std::string best;
+  size_t best_distance = std::max<size_t>(1, std::min<size_t>(2, word.size() / 3));  // at most 2 edits, 1 for short words
+  for (const auto& c : candidates) {
+    const size_t d = distance(word, c);
+    if (d <= best_distance && (best.empty() || d < distance(word, best))) best = c;
+    if (!word.empty() && c.size() > word.size() && c.compare(0, word.size(), word) == 0 && best.empty()) best = c;
+  }
+  return best;
+}
+
 Args parse_args(const Command& command, const std::vector<std::string>& argv) {
   std::vector<const Option*> options;
   for (const auto& o : command.options) options.push_back(&o);
@@ -70,6 +94,10 @@ Args parse_args(const Command& command, const std::vector<std::string>& argv) {
   Args args;
   for (size_t i = 0; i < argv.size(); ++i) {
     const std::string& a = argv[i];
+    if (a == "-h") {  // the one short option, as every command line has it
+      args.values_["help"].push_back("");
+      continue;
+    }
     if (a.size() < 2 || a.compare(0, 2, "--") != 0 || a == "--") {
       if (a.size() > 1 && a[0] == '-' && a != "-") usage_error("unknown option '", a, "' (options start with --)");
       if (!command.positionals) usage_error("unexpected argument '", a, "' (see mmx ", command.name, " --help)");
@@ -86,7 +114,13 @@ Args parse_args(const Command& command, const std::vector<std::string>& argv) {
     const Option* option = nullptr;
     for (const Option* o : options)
       if (o->name == name) option = o;
-    if (!option) usage_error("unknown option '--", name, "' for mmx ", command.name, " (see mmx ", command.name, " --help)");
+    if (!option) {
+      std::vector<std::string> names;
+      for (const Option* o : options) names.push_back(o->name);
+      const std::string guess = closest(name, names);
+      usage_error("unknown option '--", name, "' for mmx ", command.name,
+                  guess.empty() ? std::string() : str("; did you mean --", guess, "?"));
+    }
     if (option->metavar.empty()) {
       if (inline_value) usage_error("--", name, " takes no value");
     } else if (!inline_value) {

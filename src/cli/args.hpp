@@ -37,6 +37,9 @@ class Args {
   std::vector<std::string> positionals_;
 };
 
+// The candidate nearest to a mistyped word (at most two edits, or one it begins), or "" when none is near.
+std::string closest(const std::string& word, const std::vector<std::string>& candidates);
+
 // Options every command takes (--threads, --verbose, --quiet, --help).
 const std::vector<Option>& common_options();
 Args parse_args(const Command& command, const std::vector<std::string>& argv);  // usage errors on bad input

@@ -9,11 +9,10 @@ namespace mmx::cli {
 
 const Command kClassifyCommand{
     "classify",
-    "mmx classify --model DIR (--image PATH)... [--labels \"cat,dog,...\" [--template T]] [--top-k K] [--json]",
-    "Classify images with a ViTForImageClassification folder (labels from config.json's id2label), or\n"
-    "zero-shot with a CLIP folder and your labels.",
+    "mmx classify --model MODEL (--image PATH)... [--labels \"cat,dog,...\" [--template T]] [--top-k K] [--json]",
+    "Classify images with a classifier's labels (ViT), or zero-shot with your labels (CLIP).",
     {
-        {"model", "DIR", "ViTForImageClassification folder (e.g. google/vit-base-patch16-224)"},
+        {"model", "MODEL", "a ViTForImageClassification (google/vit-base-patch16-224) or CLIP folder, or its Hub id"},
         {"image", "PATH", "a PNG/JPEG image, a folder of them, or a quoted pattern", true},
         skip_bad_images_option(),
         {"labels", "L1,L2,...", "CLIP zero-shot: the candidate labels, comma-separated"},
@@ -32,7 +31,7 @@ example:
 
 int run_classify(const Args& args) {
   const auto model = args.get("model");
-  if (!model) usage_error("--model DIR is required");
+  if (!model) usage_error("--model MODEL is required");
   const int64_t top_k = args.get_int("top-k", 1).value_or(5);
   std::vector<std::string> paths = collect_image_paths(args);
   std::vector<std::vector<Prediction>> results;

@@ -14,12 +14,11 @@ namespace mmx::cli {
 
 const Command kEmbedCommand{
     "embed",
-    "mmx embed --model DIR ((--text T)... [--texts-file FILE] | (--image PATH)...) [--pooling MODE] [--normalize]\n"
+    "mmx embed --model MODEL ((--text T)... [--texts-file FILE] | (--image PATH)...) [--pooling MODE] [--normalize]\n"
     "                 [--output FILE] [--token-embeddings]",
-    "Embed texts with a BERT folder, images with a ViT folder, or both with a CLIP folder (config.json,\n"
-    "model.safetensors, and the tokenizer files or preprocessor_config.json).",
+    "Embed texts (BERT), images (ViT), or both in one space (CLIP), as Hugging Face computes them.",
     {
-        {"model", "DIR", "model folder as written by save_pretrained"},
+        {"model", "MODEL", "a folder written by save_pretrained, or a Hub id (bert-base-uncased, org/name[@revision])"},
         {"text", "T", "a text to embed", true},
         {"texts-file", "FILE", "UTF-8 file, one text per line (empty lines skipped)"},
         {"image", "PATH", "a PNG/JPEG image, a folder of them, or a quoted pattern ('photos/*.jpg')", true},
@@ -92,7 +91,7 @@ void print_summary(const std::string& model, const EmbeddedSet& set, bool normal
 
 int run_embed(const Args& args) {
   const auto model = args.get("model");
-  if (!model) usage_error("--model DIR is required");
+  if (!model) usage_error("--model MODEL is required");
   EmbedOptions options;
   if (auto p = args.get("pooling")) options.pooling = pooling_from_name(*p);
   options.normalize = args.has("normalize");
@@ -181,7 +180,7 @@ int run_embed(const Args& args) {
     write_file_atomically(*output, json_text(j) + "\n");
   }
   for (const auto& set : sets)
-    std::fprintf(stderr, "wrote %s: %s [%lld, %lld]\n", output->c_str(), key(set, "embeddings").c_str(),
+    if (chatty()) std::fprintf(stderr, "wrote %s: %s [%lld, %lld]\n", output->c_str(), key(set, "embeddings").c_str(),
                  static_cast<long long>(set.result.embeddings.dim(0)), static_cast<long long>(set.result.embeddings.dim(1)));
   return 0;
 }

@@ -19,11 +19,11 @@ namespace mmx::cli {
 
 const Command kGenerateCommand{
     "generate",
-    "mmx generate --model DIR --prompt P [--negative-prompt N] [--steps N] [--guidance G] [--seed S | --latents FILE]\n"
+    "mmx generate --model MODEL --prompt P [--negative-prompt N] [--steps N] [--guidance G] [--seed S | --latents FILE]\n"
     "                    [--width W --height H] [--variant fp16] [--save-latents FILE] [--output out.png] [--force]",
     "Generate an image with a Stable Diffusion XL pipeline folder (diffusers' StableDiffusionXLPipeline).",
     {
-        {"model", "DIR", "a diffusers pipeline folder (model_index.json, unet/, vae/, text_encoder*/, tokenizer*/, scheduler/)"},
+        {"model", "MODEL", "a diffusers pipeline folder (model_index.json, unet/, vae/, ...) or its Hub id (stabilityai/stable-diffusion-xl-base-1.0)"},
         {"prompt", "P", "what to draw"},
         {"negative-prompt", "N", "what to steer away from; none given: zero embeddings (SDXL's default), \"\" is encoded"},
         {"steps", "N", "denoising steps (default 50, diffusers' default)"},
@@ -74,7 +74,7 @@ std::string number_text(double v) {
 
 int run_generate(const Args& args) {
   const auto model = args.get("model");
-  if (!model) usage_error("--model DIR is required (a diffusers StableDiffusionXLPipeline folder)");
+  if (!model) usage_error("--model MODEL is required (a diffusers StableDiffusionXLPipeline folder)");
   const auto prompt = args.get("prompt");
   if (!prompt) usage_error("--prompt is required");
   if (find_invalid_utf8(*prompt) != std::string::npos) usage_error("--prompt is not valid UTF-8");
@@ -139,7 +139,7 @@ int run_generate(const Args& args) {
   };
   if (save_latents) write_safetensors(*save_latents, {{"init_latents", r.init_latents}, {"step_latents", r.step_latents}});
   write_file_atomically(output, encode_png(r.image, text));
-  std::fprintf(stderr,
+  if (chatty()) std::fprintf(stderr,
                "wrote %s (%lld×%lld): load %.2f s, prompt %.2f s, %lld steps at %.2f s/step, decode %.2f s; "
                "peak RSS %.0f MiB%s\n",
                output.c_str(), static_cast<long long>(r.image.width), static_cast<long long>(r.image.height), load_s,

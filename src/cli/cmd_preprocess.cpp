@@ -11,10 +11,10 @@ namespace mmx::cli {
 
 const Command kPreprocessCommand{
     "preprocess",
-    "mmx preprocess --model DIR (--image PATH)... --output FILE",
+    "mmx preprocess --model MODEL (--image PATH)... --output FILE",
     "Write pixel_values [N, 3, H, W] F32 exactly as the folder's Hugging Face image processor makes them.",
     {
-        {"model", "DIR", "model folder with preprocessor_config.json (ViT or CLIP image processor)"},
+        {"model", "MODEL", "a model folder with preprocessor_config.json (ViT or CLIP image processor), or its Hub id"},
         {"image", "PATH", "a PNG/JPEG image, a folder of them, or a quoted pattern", true},
         skip_bad_images_option(),
         {"output", "FILE", ".safetensors (pixel_values) or .npy"},
@@ -30,7 +30,7 @@ example:
 
 int run_preprocess(const Args& args) {
   const auto model = args.get("model");
-  if (!model) usage_error("--model DIR is required");
+  if (!model) usage_error("--model MODEL is required");
   const auto output = args.get("output");
   if (!output) usage_error("--output FILE is required (.safetensors or .npy)");
   const std::string ext = extension_of(*output);
@@ -41,7 +41,7 @@ int run_preprocess(const Args& args) {
   const Tensor pixel_values = preprocess_images(load_images(paths, args.has("skip-bad-images")), processor);
   if (ext == ".npy") write_npy(*output, pixel_values);
   else write_safetensors(*output, {{"pixel_values", pixel_values}}, {{"model", *model}, {"images", str(paths.size())}});
-  std::fprintf(stderr, "wrote %s: pixel_values %s (%s)\n", output->c_str(), shape_str(pixel_values.shape()).c_str(),
+  if (chatty()) std::fprintf(stderr, "wrote %s: pixel_values %s (%s)\n", output->c_str(), shape_str(pixel_values.shape()).c_str(),
                processor.kind.c_str());
   return 0;
 }

@@ -16,13 +16,13 @@ namespace mmx::cli {
 
 const Command kSimilarityCommand{
     "similarity",
-    "mmx similarity (--model DIR | --text-model DIR --image-model DIR) ROWS COLS [--score S] [--softmax D]\n"
+    "mmx similarity (--model MODEL | --text-model MODEL --image-model MODEL) ROWS COLS [--score S] [--softmax D]\n"
     "                      [--json] [--output FILE.safetensors] [--plot FILE.png|svg|pdf]",
     "Score every row against every column: texts or images, each embedded by its encoder.",
     {
-        {"model", "DIR", "one model for both sets (CLIP; or BERT for texts × texts, ViT for images × images)"},
-        {"text-model", "DIR", "the encoder of texts (the lab: a BERT folder)"},
-        {"image-model", "DIR", "the encoder of images (the lab: a ViT folder)"},
+        {"model", "MODEL", "one model (folder or Hub id) for both sets (CLIP; or BERT for texts × texts, ViT for images × images)"},
+        {"text-model", "MODEL", "the encoder of texts (the lab: a BERT folder)"},
+        {"image-model", "MODEL", "the encoder of images (the lab: a ViT folder)"},
         {"text", "T", "shorthand: a text of the rows", true},
         {"texts-file", "FILE", "shorthand: rows from a UTF-8 file, one text per line"},
         {"image", "PATH", "shorthand: an image of the columns (file, folder or quoted pattern)", true},
@@ -99,7 +99,7 @@ int run_similarity(const Args& args) {
   const auto model = args.get("model");
   const auto text_model = args.get("text-model").value_or(model.value_or(""));
   const auto image_model = args.get("image-model").value_or(model.value_or(""));
-  if (text_model.empty() && image_model.empty()) usage_error("give --model DIR, or --text-model and --image-model");
+  if (text_model.empty() && image_model.empty()) usage_error("give --model MODEL, or --text-model and --image-model");
   const Score score = score_from_name(args.get("score").value_or("dot"));
   const SoftmaxDim softmax = softmax_dim_from_name(args.get("softmax").value_or("dim0"));
   const auto output = args.get("output");
@@ -177,7 +177,7 @@ int run_similarity(const Args& args) {
         size.value_or(plot::default_panel_size(static_cast<int>(matrix.dim(0)), static_cast<int>(matrix.dim(1))));
     figure.dpi = dpi;
     plot::save_figure(figure, *plot_path);
-    std::fprintf(stderr, "wrote %s\n", plot_path->c_str());
+    if (chatty()) std::fprintf(stderr, "wrote %s\n", plot_path->c_str());
   }
   const int64_t r = matrix.dim(0), c = matrix.dim(1);
   if (args.has("json")) {

@@ -9,10 +9,10 @@ namespace mmx::cli {
 
 const Command kTokenizeCommand{
     "tokenize",
-    "mmx tokenize --model DIR (--text T)... [--texts-file FILE] [--padding longest|max_length|none] [--max-length N]",
+    "mmx tokenize --model MODEL (--text T)... [--texts-file FILE] [--padding longest|max_length|none] [--max-length N]",
     "Print input_ids, attention_mask, token_type_ids and tokens as JSON, one inner list per text.",
     {
-        {"model", "DIR", "model folder, or a folder holding only tokenizer files"},
+        {"model", "MODEL", "a model folder, a folder holding only tokenizer files, or a Hub id"},
         {"text", "T", "a text to tokenize", true},
         {"texts-file", "FILE", "UTF-8 file, one text per line (empty lines skipped)"},
         {"padding", "MODE", "longest (default, as padding=True) | max_length | none"},
@@ -28,7 +28,7 @@ example:
 
 int run_tokenize(const Args& args) {
   const auto model = args.get("model");
-  if (!model) usage_error("--model DIR is required");
+  if (!model) usage_error("--model MODEL is required");
   Padding padding = Padding::Longest;
   if (auto p = args.get("padding")) {
     if (*p == "longest") padding = Padding::Longest;

@@ -10,6 +10,7 @@
 
 #include "mmx/error.hpp"
 #include "mmx/files.hpp"
+#include "mmx/runtime.hpp"
 
 namespace mmx::cli {
 
@@ -95,13 +96,15 @@ std::vector<Image> load_images(std::vector<std::string>& paths, bool skip_bad) {
       kept.push_back(p);
     } catch (const Error& e) {
       if (!skip_bad) throw;
-      std::fprintf(stderr, "mmx: warning: skipping %s\n", e.what());
+      if (chatty()) std::fprintf(stderr, "mmx: warning: skipping %s\n", e.what());
     }
   }
   if (images.empty()) fail("none of the ", paths.size(), " images could be decoded");
   paths = std::move(kept);
   return images;
 }
+
+bool chatty() { return log_level() >= LogLevel::Warn; }
 
 std::string json_text(const nlohmann::ordered_json& value, int indent) {
   return value.dump(indent, ' ', false, nlohmann::ordered_json::error_handler_t::replace);

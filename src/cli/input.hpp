@@ -28,6 +28,9 @@ std::vector<std::string> collect_image_paths(const Args& args);
 std::vector<Image> load_images(std::vector<std::string>& paths, bool skip_bad);
 const Option& skip_bad_images_option();  // --skip-bad-images
 
+// Whether status lines (what was written, progress) go to stderr: not with --quiet.
+bool chatty();
+
 std::string extension_of(const std::string& path);  // ".safetensors", "" when none
 // A tensor as nested JSON lists: [N, D] → rows; [N, L, D] → per row, its L lists (I64 or F32).
 nlohmann::json tensor_to_json(const Tensor& t);

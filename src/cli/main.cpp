@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "cli/commands.hpp"
+#include "cli/build_info.hpp"
+#include "mmx/device.hpp"
 #include "mmx/error.hpp"
 #include "mmx/hub_download.hpp"
 
@@ -23,15 +25,41 @@ const mmx::cli::Subcommand kSubcommands[] = {
     {&mmx::cli::kBenchCommand, mmx::cli::run_bench},
 };
 
-void print_main_help() {
-  std::printf(
-      "usage: mmx <command> [options]\n\n"
-      "mmx runs Hugging Face multimodal models natively: the same checkpoints, the same numbers.\n\n"
-      "commands:\n");
-  for (const auto& s : kSubcommands) std::printf("  %-10s %s\n", s.command->name.c_str(), s.command->summary.c_str());
-  std::printf(
-      "\n`mmx <command> --help` explains each command. Exit codes: 0 ok, 1 runtime failure, 2 usage error.\n"
-      "example:\n  mmx embed --model tests/data/models/bert-tiny --text \"Cat with paint\" --text \"rock statue\"\n");
+void print_main_help(std::FILE* out) {
+  std::fprintf(out,
+               "usage: mmx <command> [options]\n\n"
+               "mmx runs Hugging Face multimodal models natively: the same checkpoints, the same numbers.\n\n"
+               "commands:\n");
+  for (const auto& s : kSubcommands) {
+    const std::string& summary = s.command->summary;
+    std::fprintf(out, "  %-10s %s\n", s.command->name.c_str(), summary.substr(0, summary.find('\n')).c_str());
+  }
+  std::fprintf(out,
+               "\n`mmx <command> --help` explains each command; `mmx --version` says what this build has.\n"
+               "A model is a folder written by save_pretrained or a Hub id (org/name), read from the Hugging Face\n"
+               "cache and downloaded into it once. Exit codes: 0 ok, 1 runtime failure, 2 usage error.\n"
+               "example:\n  mmx embed --model tests/data/models/bert-tiny --text \"Cat with paint\" --text \"rock statue\"\n");
+}
+
+// The build and what it can run here, without loading any backend module.
+void print_version() {
+  std::printf("mmx %s (commit %s, %s build, %s)\n", mmx::cli::kVersion, mmx::cli::kCommit, mmx::cli::kBuildType,
+              mmx::cli::kCompiler);
+  std::printf("cpu: %s\n", mmx::device_description(mmx::Device::cpu()).c_str());
+  for (const auto& kind : mmx::device_kinds())
+    if (kind != "cpu") std::printf("%s: %s\n", kind.c_str(), mmx::device_kind_status(kind).c_str());
+}
+
+const mmx::cli::Subcommand* find_command(const std::string& name) {
+  for (const auto& s : kSubcommands)
+    if (s.command->name == name) return &s;
+  return nullptr;
+}
+
+std::vector<std::string> command_names() {
+  std::vector<std::string> names;
+  for (const auto& s : kSubcommands) names.push_back(s.command->name);
+  return names;
 }
 
 }  // namespace
@@ -39,12 +67,20 @@ void print_main_help() {
 int main(int argc, char** argv) {
   mmx::enable_hub_downloads();  // --model takes Hub ids: what is not cached is downloaded once
   std::vector<std::string> args(argv + 1, argv + argc);
-  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
-    print_main_help();
-    return args.empty() ? 2 : 0;
+  if (args.empty()) {  // a usage error: the help goes where errors go
+    print_main_help(stderr);
+    return 2;
   }
-  if (args[0] == "--version") {
-    std::printf("mmx 0.1.0\n");
+  if (args[0] == "--help" || args[0] == "-h" || (args[0] == "help" && args.size() == 1)) {
+    print_main_help(stdout);
+    return 0;
+  }
+  if (args[0] == "help" && find_command(args[1])) {  // mmx help embed
+    std::fputs(mmx::cli::help_text(*find_command(args[1])->command).c_str(), stdout);
+    return 0;
+  }
+  if (args[0] == "--version" || args[0] == "-V" || args[0] == "version") {
+    print_version();
     return 0;
   }
   for (const auto& s : kSubcommands) {
@@ -71,7 +107,9 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  std::fprintf(stderr, "mmx: error: unknown command '%s'\n", args[0].c_str());
-  print_main_help();
+  const std::string guess = mmx::cli::closest(args[0] == "help" ? args[1] : args[0], command_names());
+  std::fprintf(stderr, "mmx: error: unknown command '%s'%s\n", (args[0] == "help" ? args[1] : args[0]).c_str(),
+               guess.empty() ? "" : ("; did you mean '" + guess + "'?").c_str());
+  std::fprintf(stderr, "see: mmx --help\n");
   return 2;
 }

@@ -35,6 +35,7 @@ std::string Device::name() const {
 }
 
 std::vector<std::string> device_kinds() { return device_registry::kinds(); }
+std::string device_kind_status(const std::string& kind) { return device_registry::status(kind); }
 bool device_available(Device device) { return device_registry::available(device); }
 void require_device(Device device) { device_registry::require(device); }
 std::string device_description(Device device) { return device_registry::memory(device).description(); }

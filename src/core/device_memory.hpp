@@ -36,6 +36,7 @@ std::vector<std::string> kinds();        // "cpu" first
 DeviceMemory& memory(Device device);     // the device's backend, created (its module loaded) on first use
 bool available(Device device);
 void require(Device device);             // fails saying why the device cannot be used
+std::string status(const std::string& kind);  // "built in", "module PATH, ...", "not in this build (...)"
 }  // namespace device_registry
 
 }  // namespace mmx

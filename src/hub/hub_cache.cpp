@@ -121,8 +121,8 @@ std::string resolve_model_path(const std::string& model, const std::string& vari
     log_info("using ", id->repo_id, "@", id->revision, " from the Hugging Face cache: ", *snapshot);
     return *snapshot;
   }
-  const std::string not_cached = model + ": neither a folder nor a model in the Hugging Face cache (looked for " +
-                                 id->repo_id + " at " + id->revision + " in " + cache;
+  const std::string not_cached =
+      model + ": neither a folder nor a model in the Hugging Face cache (revision " + id->revision + ", looked in " + cache;
   if (hub_offline())
     throw Error(ErrorKind::Runtime, not_cached + "; HF_HUB_OFFLINE is set, so it is not downloaded)",
                 "unset HF_HUB_OFFLINE to download it once into that cache, or give a folder saved by save_pretrained");
@@ -135,11 +135,13 @@ std::string resolve_model_path(const std::string& model, const std::string& vari
     throw Error(ErrorKind::Runtime, not_cached + ")",
                 "fill the cache with `mmx download " + id->repo_id +
                     "`, or link mmx::hub and call mmx::enable_hub_downloads() to download from this program");
-  log_warn(model, " is not in the Hugging Face cache (", cache, "); downloading it");
+  log_warn("not in the Hugging Face cache yet (", cache, "): downloading it");
   try {
     return download(*id, variant);
   } catch (const Error& e) {
-    throw Error(ErrorKind::Runtime, not_cached + "), and downloading it failed: " + e.what(), e.hint());
+    std::string why = e.what();  // said once: the model is named at the front already
+    if (why.rfind(id->repo_id + ": ", 0) == 0) why = why.substr(id->repo_id.size() + 2);
+    throw Error(ErrorKind::Runtime, not_cached + "), and downloading it failed: " + why, e.hint());
   }
 }
 

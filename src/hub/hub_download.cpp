@@ -96,6 +96,18 @@ size_t on_body(char* data, size_t size, size_t n, void* user) {
   return size * n;
 }
 
+// Seconds a transfer may go without receiving a byte before it is given up (huggingface_hub's
+// HF_HUB_DOWNLOAD_TIMEOUT; 30 here by default, as large files start slowly on busy CDNs). Connecting may
+// take at most 10 s of it.
+long stall_seconds() {
+  const std::string v = env("HF_HUB_DOWNLOAD_TIMEOUT");
+  char* end = nullptr;
+  const double seconds = v.empty() ? 30.0 : std::strtod(v.c_str(), &end);
+  if (!v.empty() && (*end != '\0' || !(seconds >= 1) || seconds > 86400))
+    usage_error("HF_HUB_DOWNLOAD_TIMEOUT='", v, "': give a number of seconds from 1 to 86400");
+  return static_cast<long>(seconds);
+}
+
 // One request. `sink` (optional) receives the body instead of Response::body.
 Response request(const std::string& url, bool head, bool follow, FILE* sink = nullptr, uint64_t resume_from = 0,
                  curl_xferinfo_callback progress = nullptr, void* progress_data = nullptr) {
@@ -113,9 +125,10 @@ Response request(const std::string& url, bool head, bool follow, FILE* sink = nu
   curl_easy_setopt(c, CURLOPT_NOBODY, head ? 1L : 0L);
   curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, follow ? 1L : 0L);
   curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);  // a stalled transfer (no byte for 30 s) is a dropped one
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 30L);
+  const long stall = stall_seconds();
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, std::min(10L, stall));
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);  // a stalled transfer (no byte for `stall` s) is a failed one
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, stall);
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, error);
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &r.headers);
@@ -151,16 +164,29 @@ Response request(const std::string& url, bool head, bool follow, FILE* sink = nu
   fail(repo, ": ", what, ": HTTP ", r.status);
 }
 
+// What another try can change soon: a refused or dropped connection, a server error, a rate limit. Not a
+// name that does not resolve, a certificate that does not verify, or a stall (it already waited its time).
 bool transient(const Response& r) {
-  return r.code != CURLE_OK || r.status >= 500 || r.status == 429;
+  switch (r.code) {
+    case CURLE_OK: return r.status >= 500 || r.status == 429;
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_RANGE_ERROR:  // a resume the server refused: the partial file is gone, the next try starts over
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM: return true;
+    default: return false;
+  }
 }
 
-// GET/HEAD with retries and exponential backoff on dropped connections and 5xx.
+// GET/HEAD with two more tries after 0.5 and 1 s where a failure is transient (see above).
 Response with_retries(const std::function<Response()>& attempt, const std::string& what) {
   double wait = 0.5;
   for (int tries = 1;; ++tries) {
     Response r = attempt();
-    if (!transient(r) || tries == 5) return r;
+    if (!transient(r) || tries == 3) return r;
     log_warn(what, ": ", r.code != CURLE_OK ? r.error : "HTTP " + std::to_string(r.status), "; retrying in ", wait, " s");
     std::this_thread::sleep_for(std::chrono::duration<double>(wait));
     wait = std::min(wait * 2, 8.0);
@@ -254,7 +280,10 @@ std::string download_model(const HubModelId& id, const std::string& variant) {
                        false, true);
       },
       id.repo_id);
-  if (info.code != CURLE_OK) fail(id.repo_id, ": cannot reach ", base, ": ", info.error);
+  if (info.code != CURLE_OK)
+    throw Error(ErrorKind::Runtime, str("cannot reach ", base, ": ", info.error),
+                "without network, give a local folder written by save_pretrained, or set HF_HUB_OFFLINE=1 to use only "
+                "what the Hugging Face cache holds; behind a mirror, set HF_ENDPOINT");
   if (info.status != 200) http_error(info, id.repo_id, what);
   nlohmann::json listing;
   try {

@@ -1,6 +1,7 @@
 // Hub model ids and huggingface_hub's cache: ids parsed as the Hub allows them, the cache folder found from
 // the same environment variables, snapshots resolved through refs/, and a model run from a cache laid out
 // the way huggingface_hub lays it out (blobs, relative symlinks, refs) with the same outputs as its folder.
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <optional>
@@ -334,4 +335,60 @@ TEST(HubDownload, APipelineDownloadsItsComponentsInTheAskedVariant) {
   const Image from_hub = SDXLPipeline::load("org/sdxl-tiny", "fp16", test::placement())->generate(o).image;
   const Image from_folder = SDXLPipeline::load(test::data("models/sdxl-tiny"), "fp16", test::placement())->generate(o).image;
   EXPECT_EQ(from_hub.rgb, from_folder.rgb);
+}
+
+// Without a working network a command fails in seconds and says what to do: a refused connection is
+// tried three times within about 1.5 s, a server that accepts and never answers is given up after
+// HF_HUB_DOWNLOAD_TIMEOUT seconds without a byte (30 by default; 2 here) and not tried again, and a
+// name that does not resolve is not retried at all.
+TEST(HubDownload, UnreachableSilentAndUnknownServersFailFastWithAHint) {
+  test::TempDir dir;
+  EnvVar cache("HF_HUB_CACHE", dir.file("hub")), offline("HF_HUB_OFFLINE", std::nullopt), timeout("HF_HUB_DOWNLOAD_TIMEOUT", "2");
+  // A port nobody listens on: bound, then closed.
+  int probe = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(probe, reinterpret_cast<sockaddr*>(&addr), &len);
+  const int closed_port = ntohs(addr.sin_port);
+  ::close(probe);
+  // A server that completes the TCP handshake (the kernel does, from the backlog) and never answers.
+  int silent = ::socket(AF_INET, SOCK_STREAM, 0);
+  addr.sin_port = 0;
+  ::bind(silent, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  ::listen(silent, 8);
+  ::getsockname(silent, reinterpret_cast<sockaddr*>(&addr), &len);
+  const int silent_port = ntohs(addr.sin_port);
+
+  const struct {
+    std::string endpoint;
+    double most_seconds;
+    bool retried;
+  } cases[] = {
+      {"http://127.0.0.1:" + std::to_string(closed_port), 5.0, true},
+      {"http://127.0.0.1:" + std::to_string(silent_port), 6.0, false},
+      {"http://mmx-no-such-host.invalid", 15.0, false},  // the resolver's time; never a retry
+  };
+  for (const auto& c : cases) {
+    EnvVar endpoint("HF_ENDPOINT", c.endpoint);
+    const auto start = std::chrono::steady_clock::now();
+    const test::Result r = test::run({"embed", "--model", "org/bert-tiny", "--text", "hi"});
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    EXPECT_EQ(r.code, 1) << c.endpoint;
+    EXPECT_LT(seconds, c.most_seconds) << c.endpoint << "\n" << r.err;
+    EXPECT_NE(r.err.find("cannot reach " + c.endpoint), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("HF_HUB_OFFLINE=1"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("HF_ENDPOINT"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("retrying") != std::string::npos, c.retried) << r.err;
+    // The error names the model once, at its front.
+    const size_t at = r.err.find("error: ");
+    ASSERT_NE(at, std::string::npos) << r.err;
+    const std::string error = r.err.substr(at, r.err.find('\n', at) - at);
+    size_t named = 0;
+    for (size_t p = error.find("org/bert-tiny"); p != std::string::npos; p = error.find("org/bert-tiny", p + 1)) ++named;
+    EXPECT_EQ(named, 1u) << error;
+  }
+  ::close(silent);
 }

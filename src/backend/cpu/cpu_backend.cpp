@@ -7,7 +7,7 @@
 #include <fstream>
 
 #include "backend/cpu/cpu_ops.hpp"
-#include "core/cpu.hpp"
+#include "backend/cpu/gemm_packed.hpp"
 
 namespace mmx {
 namespace {
@@ -52,8 +52,8 @@ class CpuBackend final : public Backend {
         model = line.substr(line.find(':') + 2);
         break;
       }
-    const CpuFeatures& f = cpu_features();
-    return model + (f.avx512f ? " (AVX-512)" : f.avx2 && f.fma ? " (AVX2 + FMA)" : "");
+    const cpu::GemmKernel* k = cpu::gemm_kernel();  // as this process runs it (MMX_GEMM can narrow it)
+    return model + ", GEMM on " + (k ? std::string(k->name) + " micro-kernels" : std::string("oneDNN's sgemm"));
   }
 
   const std::vector<DType>& activation_dtypes() const override {
