@@ -57,6 +57,16 @@ class Model {
   std::optional<ImageProcessorConfig> image_processor_;
 };
 
+// What a model folder can do, from its config.json alone (no weight read): for checks before any work.
+struct ModelInfo {
+  std::string path;          // the folder (a Hub id's cached snapshot)
+  std::string architecture;  // "BERT", "CLIP"
+  bool texts = false, images = false;  // what it embeds
+  bool joint = false;        // texts and images in one space (zero-shot, cross-modal similarity)
+  bool classifier = false;   // config.json names a classification head (…ForImageClassification)
+};
+ModelInfo inspect_model(const std::string& model);
+
 // The tokenizer of a model or tokenizer folder as AutoTokenizer finds it: tokenizer_config.json's
 // tokenizer_class, else the tokenizer of config.json's architecture. Loads no weights.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model);

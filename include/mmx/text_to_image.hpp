@@ -45,6 +45,9 @@ class SDXLPipeline {
   // The pipeline folder (or Hub id) at a placement; the VAE runs at its own dtype where diffusers upcasts it.
   static std::unique_ptr<SDXLPipeline> load(const std::string& folder, const std::string& variant = "",
                                             const Placement& placement = {});
+  // What generate() would refuse, found from the folder's configs alone (no weight read): the folder, the
+  // image size, the steps, given latents' shape, the scheduler, the weight files' presence.
+  static void check(const std::string& folder, const GenerateOptions& options, const std::string& variant = "");
   virtual ~SDXLPipeline() = default;
   virtual GenerateResult generate(const GenerateOptions& options) const = 0;
   virtual int64_t default_size() const = 0;        // pixels

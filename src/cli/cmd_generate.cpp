@@ -33,7 +33,7 @@ const Command kGenerateCommand{
         {"variant", "fp16", "load the *.fp16.safetensors weight files (computed in float32)"},
         {"seed", "S", "the initial noise of generator=torch.Generator().manual_seed(S), value for value (default: a random seed, printed)"},
         {"rng", "cpu|cuda", "cpu (default): torch.Generator().manual_seed(S); cuda: torch.Generator(\"cuda\").manual_seed(S), drawn on the GPU in --dtype as diffusers does (needs --device cuda)"},
-        {"latents", "FILE", "initial latents instead: a .safetensors file with key 'latents' [1, 4, H/8, W/8] (diffusers' latents=)"},
+        {"latents", "FILE", "initial latents instead: a .safetensors file with key 'latents' [1, 4, H/8, W/8] (diffusers' latents=), or a --save-latents file (its init_latents)"},
         {"save-latents", "FILE", "also write init_latents and step_latents (every step, stacked) to a .safetensors file"},
         {"output", "FILE", "the PNG to write (default out.png); an existing file is kept unless --force"},
         {"force", "", "overwrite an existing output file"},
@@ -105,8 +105,9 @@ int run_generate(const Args& args) {
   const std::string variant = args.get("variant").value_or("");
   if (latents_file) {
     const auto file = SafetensorsFile::open(*latents_file);
-    if (!file.find("latents")) fail(*latents_file, ": no tensor 'latents'");
-    o.latents = file.get("latents").to(DType::F32).clone();
+    const char* key = file.find("latents") ? "latents" : file.find("init_latents") ? "init_latents" : nullptr;
+    if (!key) fail(*latents_file, ": no tensor 'latents' (or 'init_latents', as --save-latents writes it)");
+    o.latents = file.get(key).to(DType::F32).clone();
   } else {
     o.seed = args.has("seed") ? static_cast<uint64_t>(*args.get_int("seed", 0)) : std::random_device{}();
     o.device_rng = rng == "cuda";
@@ -122,6 +123,7 @@ int run_generate(const Args& args) {
       std::fprintf(stderr, "%s in %.2f s\n", prompt_stage ? "encoded the prompt" : "decoded the image", seconds);
   };
 
+  SDXLPipeline::check(*model, o, variant);  // sizes, steps, latents: refused before gigabytes of weights are read
   const auto load_start = std::chrono::steady_clock::now();
   const auto pipe = SDXLPipeline::load(*model, variant, placement);
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();

@@ -20,18 +20,19 @@ namespace mmx::cli {
 
 const Command kLabCommand{
     "lab",
-    "mmx lab (--image PATH)... [--caption T]... [--dialogue T]... [--text-model M] [--image-model M]\n"
-    "               [--clip-model M] [--pooling-text lab|mean-no-cls] --out DIR",
+    "mmx lab (--image PATH)... [--caption T]... [--dialogue T]... [--text-model MODEL] [--image-model MODEL]\n"
+    "               [--clip-model MODEL] [--pooling-text lab|mean-no-cls] --out DIR",
     "The whole lab: unaligned BERT × ViT versus CLIP, as matrices, figures and a diagonal check.",
     {
         {"image", "PATH", "an image (file, folder or quoted pattern); at least two. Caption i describes image i", true},
-        {"caption", "T", "a caption (default: the lab's four: Cat with paint, rock statue, ...)", true},
+        {"caption", "T", "a caption (default: four that describe tests/data/images' astronaut, chelsea, coffee, rocket)", true},
         {"captions-file", "FILE", "captions from a UTF-8 file, one per line"},
         {"dialogue", "T", "a dialogue text (default: the lab's four: Cats don't usually, like water, ...)", true},
+        {"lab-texts", "", "the lab's own captions (Cat with paint, rock statue, frogs on leaf, jellyfish), as its figures have them"},
         {"dialogue-file", "FILE", "dialogue texts from a UTF-8 file, one per line"},
-        {"text-model", "M", "the text encoder folder (default: bert-base-uncased)"},
-        {"image-model", "M", "the image encoder folder (default: google/vit-base-patch16-224)"},
-        {"clip-model", "M", "the CLIP folder (default: openai/clip-vit-base-patch32)"},
+        {"text-model", "MODEL", "the text encoder, a folder or Hub id (default: bert-base-uncased)"},
+        {"image-model", "MODEL", "the image encoder (default: google/vit-base-patch16-224)"},
+        {"clip-model", "MODEL", "the model of texts and images in one space (default: openai/clip-vit-base-patch32)"},
         {"pooling-text", "MODE", "lab (default: the lab's formula, padding summed) | mean-no-cls (the masked mean)"},
         {"out", "DIR", "where lab_bert_vit.png, lab_clip.png and matrices.json go (created if missing)"},
         {"format", "EXT", "png (default) | svg | pdf: the figures' format"},
@@ -49,7 +50,9 @@ const Command kLabCommand{
   5. prints, per figure, how many captions have their own image (caption i ↔ image i) as the
      highest entry of their row of captions×image, as drawn.
 The figures label rows with the rows' set and columns with the columns' (the lab's own plots swap
-the two axis labels). Model arguments are folders as written by save_pretrained.
+the two axis labels). Model arguments are folders as written by save_pretrained, or Hub ids. The three
+models are checked from their configs before any work; lab_bert_vit and matrices.json are written as
+soon as the first half is done, so a failure of the CLIP half keeps them (and says so).
 
 example (the fixture models of this repository, offline):
   mmx lab --image tests/data/images/astronaut.png --image tests/data/images/chelsea.png \
@@ -125,7 +128,9 @@ int run_lab(const Args& args) {
 
   LabInputs in;
   in.placement = placement_of(args);
-  in.captions = texts_of(args, "caption", "captions-file", lab_default_captions());
+  in.captions = texts_of(args, "caption", "captions-file", args.has("lab-texts") ? lab_original_captions() : lab_default_captions());
+  if (args.has("lab-texts") && (args.has("caption") || args.has("captions-file")))
+    usage_error("--lab-texts gives the lab's own captions; --caption gives yours: use one");
   in.dialogue = texts_of(args, "dialogue", "dialogue-file", lab_default_dialogue());
   in.text_model = args.get("text-model").value_or("bert-base-uncased");
   in.image_model = args.get("image-model").value_or("google/vit-base-patch16-224");
@@ -139,33 +144,46 @@ int run_lab(const Args& args) {
   if (in.images.size() < 2) usage_error("fewer than two images were readable");
   in.image_labels = image_labels(paths);
 
-  const LabResult r = run_lab(in, progress);
-  // Both figures are laid out before anything is written, so a figure that cannot be drawn leaves no files.
-  const plot::Scene bert_vit = plot::layout_figure(lab_bert_vit_figure(in, r, dpi));
-  const plot::Scene clip = plot::layout_figure(lab_clip_figure(in, r, dpi));
-
-  nlohmann::ordered_json j;
-  j["image_image"] = tensor_to_json(r.image_image);
-  j["captions_image"] = tensor_to_json(r.captions_image);
-  j["dialogue_captions"] = tensor_to_json(r.dialogue_captions);
-  j["dialogue_image"] = tensor_to_json(r.dialogue_image);
-  j["clip_captions_image"] = tensor_to_json(r.clip_captions_image);
-  j["clip_dialogue_image"] = tensor_to_json(r.clip_dialogue_image);
-  j["images"] = paths;
-  j["captions"] = in.captions;
-  j["dialogue"] = in.dialogue;
-  j["text_pooling"] = pooling_text;
-  j["softmax"] = "dim0";
-  create_out_dir(*out);
+  check_lab_models(in);  // every model fits its part, before any weight is read
   const std::string bert_vit_path = join_path(*out, "lab_bert_vit." + format);
   const std::string clip_path = join_path(*out, "lab_clip." + format);
   const std::string json_path = join_path(*out, "matrices.json");
+  // matrices.json holds what has been computed so far; it is written again when the CLIP half is done.
+  auto write_matrices = [&](const LabResult& r, bool with_clip) {
+    nlohmann::ordered_json j;
+    j["image_image"] = tensor_to_json(r.image_image);
+    j["captions_image"] = tensor_to_json(r.captions_image);
+    j["dialogue_captions"] = tensor_to_json(r.dialogue_captions);
+    j["dialogue_image"] = tensor_to_json(r.dialogue_image);
+    if (with_clip) {
+      j["clip_captions_image"] = tensor_to_json(r.clip_captions_image);
+      j["clip_dialogue_image"] = tensor_to_json(r.clip_dialogue_image);
+    }
+    j["images"] = paths;
+    j["captions"] = in.captions;
+    j["dialogue"] = in.dialogue;
+    j["text_pooling"] = pooling_text;
+    j["softmax"] = "dim0";
+    write_file_atomically(json_path, json_text(j, 1) + "\n");
+  };
+  LabResult r;
+  run_lab_bert_vit(in, r, progress);
+  const plot::Scene bert_vit = plot::layout_figure(lab_bert_vit_figure(in, r, dpi));  // laid out before any file
+  create_out_dir(*out);
   plot::save_scene(bert_vit, bert_vit_path);
-  plot::save_scene(clip, clip_path);
-  write_file_atomically(json_path, json_text(j, 1) + "\n");
-
+  write_matrices(r, false);
+  progress("wrote " + bert_vit_path + " and " + json_path + " (BERT × ViT)");
   const DiagonalMatch bert_vit_match = diagonal_match(r.captions_image);
   std::printf("%s\n", diagonal_line("BERT × ViT (" + bert_vit_path + ")", bert_vit_match, in.captions, in.image_labels).c_str());
+  std::fflush(stdout);
+  try {
+    run_lab_clip(in, r, progress);
+    plot::save_scene(plot::layout_figure(lab_clip_figure(in, r, dpi)), clip_path);
+    write_matrices(r, true);
+  } catch (const Error& e) {
+    throw Error(e.kind(), str(e.what(), "\n(kept ", bert_vit_path, " and ", json_path, " of the BERT × ViT half)"), e.hint());
+  }
+
   std::printf("%s\n", diagonal_line("CLIP (" + clip_path + ")", diagonal_match(r.clip_captions_image),
                                     in.captions, in.image_labels).c_str());
   if (in.captions.size() != in.images.size())

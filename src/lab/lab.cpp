@@ -8,6 +8,12 @@
 namespace mmx {
 
 const std::vector<std::string>& lab_default_captions() {
+  static const std::vector<std::string> texts = {"An astronaut in an orange space suit", "A tabby cat",
+                                                 "A cup of espresso on a saucer", "A rocket on the launch pad"};
+  return texts;
+}
+
+const std::vector<std::string>& lab_original_captions() {
   static const std::vector<std::string> texts = {"Cat with paint", "rock statue", "frogs on leaf", "jellyfish"};
   return texts;
 }
@@ -30,13 +36,36 @@ Tensor lab_matrix(const Tensor& a, const Tensor& b) {  // (a @ b.T).softmax(dim=
   return m;
 }
 
-void tell(void (*progress)(const std::string&), const std::string& step) {
+void tell(LabProgress progress, const std::string& step) {
   if (progress) progress(step);
 }
 
 }  // namespace
 
-LabResult run_lab(const LabInputs& in, void (*progress)(const std::string&)) {
+void check_lab_models(const LabInputs& in) {
+  const struct {
+    const char* option;
+    const std::string& model;
+    bool (*fits)(const ModelInfo&);
+    const char* part;
+  } parts[] = {
+      {"--text-model", in.text_model, [](const ModelInfo& m) { return m.texts; }, "embeds no texts"},
+      {"--image-model", in.image_model, [](const ModelInfo& m) { return m.images; }, "embeds no images"},
+      {"--clip-model", in.clip_model, [](const ModelInfo& m) { return m.joint; },
+       "does not embed texts and images in one space, as CLIP does"},
+  };
+  for (const auto& p : parts) {
+    ModelInfo info;
+    try {
+      info = inspect_model(p.model);
+    } catch (const Error& e) {
+      throw Error(e.kind(), str(p.option, " ", e.what()), e.hint());
+    }
+    if (!p.fits(info)) usage_error(p.option, " ", p.model, ": a ", info.architecture, " model ", p.part);
+  }
+}
+
+void run_lab_bert_vit(const LabInputs& in, LabResult& r, LabProgress progress) {
   if (in.images.size() < 2)
     usage_error("the lab compares images with each other: give at least two images (got ", in.images.size(), ")");
   if (in.image_labels.size() != in.images.size()) fail("lab: ", in.image_labels.size(), " labels for ", in.images.size(), " images");
@@ -45,46 +74,53 @@ LabResult run_lab(const LabInputs& in, void (*progress)(const std::string&)) {
   std::vector<std::string> texts = in.captions;
   texts.insert(texts.end(), in.dialogue.begin(), in.dialogue.end());
   const size_t nc = in.captions.size(), nd = in.dialogue.size();
+  tell(progress, "BERT × ViT: loading " + in.text_model);
+  const auto text_embedder = TextEmbedder::load(in.text_model, in.placement);
+  EmbedOptions options;
+  options.pooling = in.text_pooling;
+  tell(progress, "BERT × ViT: embedding " + std::to_string(texts.size()) + " texts in one batch (" +
+                     pooling_name(in.text_pooling) + " pooling)");
+  const Tensor t = text_embedder->embed(texts, options).embeddings;
+  tell(progress, "BERT × ViT: loading " + in.image_model);
+  const auto image_embedder = ImageEmbedder::load(in.image_model, in.placement);
+  tell(progress, "BERT × ViT: embedding " + std::to_string(in.images.size()) + " images");
+  EmbedOptions image_options;
+  image_options.pooling = Pooling::MeanNoCls;  // the lab's image_avg_embeds: mean of the patch tokens
+  const Tensor img = image_embedder->embed(in.images, image_options).embeddings;
+  const Tensor cap = rows_of(t, 0, nc), dia = rows_of(t, nc, nd);
+  if (cap.dim(1) != img.dim(1))
+    usage_error("the text model's embeddings have ", cap.dim(1), " dimensions and the image model's ", img.dim(1),
+                ": the lab's dot products need equal sizes (bert-base and vit-base both have 768)");
+  r.image_image = lab_matrix(img, img);
+  r.captions_image = lab_matrix(cap, img);
+  r.dialogue_captions = lab_matrix(dia, cap);
+  r.dialogue_image = lab_matrix(dia, img);
+}
 
+void run_lab_clip(const LabInputs& in, LabResult& r, LabProgress progress) {
+  std::vector<std::string> texts = in.captions;
+  texts.insert(texts.end(), in.dialogue.begin(), in.dialogue.end());
+  const size_t nc = in.captions.size(), nd = in.dialogue.size();
+  tell(progress, "CLIP: loading " + in.clip_model);
+  const std::shared_ptr<const Model> clip = Model::load(in.clip_model, in.placement);  // read once, both towers
+  const TextEmbedder clip_text(clip);
+  const ImageEmbedder clip_image(clip);
+  EmbedOptions projection;
+  projection.pooling = Pooling::Projection;  // get_text_features / get_image_features
+  tell(progress, "CLIP: embedding " + std::to_string(texts.size()) + " texts and " + std::to_string(in.images.size()) +
+                     " images");
+  const Tensor t = clip_text.embed(texts, projection).embeddings;
+  const Tensor img = clip_image.embed(in.images, projection).embeddings;
+  const Tensor cap = rows_of(t, 0, nc), dia = rows_of(t, nc, nd);
+  r.clip_captions_image = lab_matrix(cap, img);
+  r.clip_dialogue_image = lab_matrix(dia, img);
+}
+
+LabResult run_lab(const LabInputs& in, LabProgress progress) {
+  check_lab_models(in);
   LabResult r;
-  {
-    tell(progress, "BERT × ViT: loading " + in.text_model);
-    const auto text_embedder = TextEmbedder::load(in.text_model, in.placement);
-    EmbedOptions options;
-    options.pooling = in.text_pooling;
-    tell(progress, "BERT × ViT: embedding " + std::to_string(texts.size()) + " texts in one batch (" +
-                       pooling_name(in.text_pooling) + " pooling)");
-    const Tensor t = text_embedder->embed(texts, options).embeddings;
-    tell(progress, "BERT × ViT: loading " + in.image_model);
-    const auto image_embedder = ImageEmbedder::load(in.image_model, in.placement);
-    tell(progress, "BERT × ViT: embedding " + std::to_string(in.images.size()) + " images");
-    EmbedOptions image_options;
-    image_options.pooling = Pooling::MeanNoCls;  // the lab's image_avg_embeds: mean of the patch tokens
-    const Tensor img = image_embedder->embed(in.images, image_options).embeddings;
-    const Tensor cap = rows_of(t, 0, nc), dia = rows_of(t, nc, nd);
-    if (cap.dim(1) != img.dim(1))
-      usage_error("the text model's embeddings have ", cap.dim(1), " dimensions and the image model's ", img.dim(1),
-                  ": the lab's dot products need equal sizes (bert-base and vit-base both have 768)");
-    r.image_image = lab_matrix(img, img);
-    r.captions_image = lab_matrix(cap, img);
-    r.dialogue_captions = lab_matrix(dia, cap);
-    r.dialogue_image = lab_matrix(dia, img);
-  }
-  {
-    tell(progress, "CLIP: loading " + in.clip_model);
-    const std::shared_ptr<const Model> clip = Model::load(in.clip_model, in.placement);  // read once, both towers
-    const TextEmbedder clip_text(clip);
-    const ImageEmbedder clip_image(clip);
-    EmbedOptions projection;
-    projection.pooling = Pooling::Projection;  // get_text_features / get_image_features
-    tell(progress, "CLIP: embedding " + std::to_string(texts.size()) + " texts and " +
-                       std::to_string(in.images.size()) + " images");
-    const Tensor t = clip_text.embed(texts, projection).embeddings;
-    const Tensor img = clip_image.embed(in.images, projection).embeddings;
-    const Tensor cap = rows_of(t, 0, nc), dia = rows_of(t, nc, nd);
-    r.clip_captions_image = lab_matrix(cap, img);
-    r.clip_dialogue_image = lab_matrix(dia, img);
-  }
+  run_lab_bert_vit(in, r, progress);
+  run_lab_clip(in, r, progress);
   return r;
 }
 

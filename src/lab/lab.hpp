@@ -12,9 +12,13 @@
 
 namespace mmx {
 
-// The lab's own texts, used when none are given.
-const std::vector<std::string>& lab_default_captions();  // Cat with paint, rock statue, frogs on leaf, jellyfish
+// The texts used when none are given: captions that describe the repository's four photos in order
+// (tests/data/images: astronaut.png, chelsea.png, coffee.png, rocket.jpg), so the diagonal check means
+// something on them, and the lab's own dialogue.
+const std::vector<std::string>& lab_default_captions();  // An astronaut in an orange space suit, ...
 const std::vector<std::string>& lab_default_dialogue();  // Cats don't usually, like water, ...
+// The lab's own captions, which describe the lab's photos (not in this repository): what its figures show.
+const std::vector<std::string>& lab_original_captions();  // Cat with paint, rock statue, frogs on leaf, jellyfish
 
 struct LabInputs {
   std::vector<std::string> image_labels;  // one per image, for the figures
@@ -30,10 +34,19 @@ struct LabResult {
   Tensor image_image, captions_image, dialogue_captions, dialogue_image, clip_captions_image, clip_dialogue_image;
 };
 
-// Embeds captions and dialogue in one padded batch (as the lab does, which matters for its pooling),
-// the images with the image model (mean of the patch tokens) and everything again with CLIP.
+using LabProgress = void (*)(const std::string& step);
+
+// Checks from the folders' configs alone (no weight read) that each model can play its part: the text
+// model embeds texts, the image model images, the CLIP model both in one space. Errors name the option.
+void check_lab_models(const LabInputs& inputs);
+// The lab's first half: captions and dialogue in one padded batch (as the lab does, which matters for its
+// pooling) and the images (mean of the patch tokens) → image_image, captions_image, dialogue_captions,
+// dialogue_image. The second: everything again with CLIP → clip_captions_image, clip_dialogue_image.
 // `progress` (may be null) is told each step.
-LabResult run_lab(const LabInputs& inputs, void (*progress)(const std::string& step) = nullptr);
+void run_lab_bert_vit(const LabInputs& inputs, LabResult& result, LabProgress progress = nullptr);
+void run_lab_clip(const LabInputs& inputs, LabResult& result, LabProgress progress = nullptr);
+// Both, after check_lab_models.
+LabResult run_lab(const LabInputs& inputs, LabProgress progress = nullptr);
 
 // Is caption i's best image image i? "Best" is the highest entry of row i of the matrix as drawn
 // (captions × images, softmax over dim 0), so the check reads the way the figure does.

@@ -107,6 +107,21 @@ const ImageProcessorConfig& Model::image_processor() const {
   return *image_processor_;
 }
 
+ModelInfo inspect_model(const std::string& model) {
+  const ModelFolder folder = open_model_folder(model);
+  const Architecture& a = *folder.architecture;
+  ModelInfo info;
+  info.path = folder.path;
+  info.architecture = a.display_name;
+  info.texts = a.tokenizer.has_value();
+  info.images = !a.image_processor.empty();
+  info.joint = info.texts && info.images && a.score == Score::ClipLogits;
+  if (folder.config.has("architectures") && folder.config.json().at("architectures").is_array())
+    for (const auto& name : folder.config.json().at("architectures"))
+      info.classifier |= name.is_string() && name.get<std::string>().find("ForImageClassification") != std::string::npos;
+  return info;
+}
+
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model) {
   const std::string folder = resolve_model_path(model);
   const Architecture* architecture = nullptr;

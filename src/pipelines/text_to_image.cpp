@@ -48,6 +48,43 @@ Placement vae_placement(const DiffusersFolder& f, const Placement& pipeline) {
   return {pipeline.device, config.force_upcast ? DType::F32 : DType::F16};
 }
 
+// The sizes a pipeline's UNet and VAE configs allow, known before any weight is read.
+struct Geometry {
+  int64_t vae_scale_factor, default_size, latent_channels;
+};
+
+Geometry geometry_of(const UNet2DConditionConfig& unet, const AutoencoderKLConfig& vae) {
+  const int64_t factor = int64_t(1) << (vae.block_out_channels.size() - 1);
+  return {factor, unet.sample_size * factor, unet.in_channels};
+}
+
+// The largest side accepted: SDXL is trained at 1024²; beyond 4096² the attention of a single step holds
+// hundreds of GB and would run for hours (or fail to allocate) where a usage error is what helps.
+constexpr int64_t kMaxSide = 4096;
+
+// Checks what the options ask against the geometry: sizes, steps, given latents. Returns the image size.
+std::pair<int64_t, int64_t> checked_size(const GenerateOptions& o, const Geometry& g) {
+  const int64_t width = o.width.value_or(g.default_size), height = o.height.value_or(g.default_size);
+  const int64_t multiple = 8 * g.vae_scale_factor;
+  if (width <= 0 || height <= 0 || width % multiple != 0 || height % multiple != 0)
+    usage_error("width and height must be positive multiples of ", multiple, " (8 × the VAE's scale factor ",
+                g.vae_scale_factor, "), got ", width, "×", height);
+  if (width > kMaxSide || height > kMaxSide)
+    usage_error("width and height are at most ", kMaxSide, " (this model is trained at ", g.default_size, "), got ", width,
+                "×", height);
+  if (o.steps < 1) usage_error("steps must be at least 1, got ", o.steps);
+  const Shape latent_shape{1, g.latent_channels, height / g.vae_scale_factor, width / g.vae_scale_factor};
+  if (o.latents.defined() && (o.latents.shape() != latent_shape || o.latents.dtype() != DType::F32))
+    usage_error("initial latents must be F32 ", shape_str(latent_shape), " for ", width, "×", height, ", got ",
+                dtype_name(o.latents.dtype()), " ", shape_str(o.latents.shape()));
+  return {width, height};
+}
+
+Geometry folder_geometry(const DiffusersFolder& f) {
+  return geometry_of(UNet2DConditionConfig::from_json(JsonObject::load(join_path(f.component("unet"), "config.json"))),
+                     AutoencoderKLConfig::from_json(JsonObject::load(join_path(f.component("vae"), "config.json"))));
+}
+
 class SDXLPipelineImpl final : public SDXLPipeline {
  public:
   SDXLPipelineImpl(const DiffusersFolder& f, const std::string& variant, const Placement& placement)
@@ -71,12 +108,7 @@ class SDXLPipelineImpl final : public SDXLPipeline {
   int64_t latent_channels() const override { return unet_.config().in_channels; }
 
   GenerateResult generate(const GenerateOptions& o) const override {
-    const int64_t width = o.width.value_or(default_size()), height = o.height.value_or(default_size());
-    const int64_t multiple = 8 * vae_scale_factor();
-    if (width <= 0 || height <= 0 || width % multiple != 0 || height % multiple != 0)
-      usage_error("width and height must be positive multiples of ", multiple, " (8 × the VAE's scale factor ",
-                  vae_scale_factor(), "), got ", width, "×", height);
-    if (o.steps < 1) usage_error("steps must be at least 1, got ", o.steps);
+    const auto [width, height] = checked_size(o, geometry_of(unet_.config(), vae_.config()));
     const Shape latent_shape{1, latent_channels(), height / vae_scale_factor(), width / vae_scale_factor()};
     const Tensor initial = o.latents.defined() ? o.latents
                            : o.device_rng     ? TorchDeviceGenerator(o.seed, placement_.device).randn(latent_shape, placement_.dtype)
@@ -184,6 +216,15 @@ class SDXLPipelineImpl final : public SDXLPipeline {
 };
 
 }  // namespace
+
+void SDXLPipeline::check(const std::string& folder, const GenerateOptions& options, const std::string& variant) {
+  const DiffusersFolder f = open_sdxl_folder(folder, variant);
+  checked_size(options, folder_geometry(f));
+  const std::unique_ptr<Scheduler> scheduler = Scheduler::load(join_path(f.component("scheduler"), "scheduler_config.json"));
+  scheduler->set_timesteps(options.steps);  // refuses more steps than the schedule has
+  component_weights(f.component("unet"), "diffusion_pytorch_model", variant);  // the weights are there
+  component_weights(f.component("vae"), "diffusion_pytorch_model", variant);
+}
 
 std::unique_ptr<SDXLPipeline> SDXLPipeline::load(const std::string& folder, const std::string& variant,
                                                  const Placement& placement) {

@@ -2,6 +2,7 @@
 // exit code (1 runtime, 2 usage) and no output file.
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <filesystem>
@@ -406,4 +407,57 @@ TEST(CliClip, TextsAndImagesOfOneFolderLoadItOnce) {
   size_t loads = 0;
   for (size_t at = r.err.find("info: loading "); at != std::string::npos; at = r.err.find("info: loading ", at + 1)) ++loads;
   EXPECT_EQ(loads, 1u) << r.err;
+}
+
+// The message fits the command: a ViT without a classifier head, zero-shot labels for a model that has
+// no texts.
+TEST(CliImages, ClassifyExplainsWhatTheModelLacks) {
+  const std::string image = test::data("images/chelsea.png");
+  Result r = run({"classify", "--model", test::data("models/vit-tiny"), "--image", image});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("without a classifier head is not an image classifier"), std::string::npos) << r.err;
+  EXPECT_LT(std::count(r.err.begin(), r.err.end(), '\n'), 5) << r.err;
+  r = run({"classify", "--model", test::data("models/vit-tiny-classifier"), "--image", image, "--labels", "cat,dog"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("zero-shot classification needs a model whose texts and images share one space"), std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.err.find("use --image"), std::string::npos) << r.err;
+}
+
+TEST(Cli, TyposAreAnsweredWithTheNearestName) {
+  Result r = run({"embd", "--model", "x"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("did you mean 'embed'?"), std::string::npos) << r.err;
+  r = run({"embed", "--modle", "x"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("did you mean --model?"), std::string::npos) << r.err;
+  r = run({"similarity", "--scor", "dot"});
+  EXPECT_NE(r.err.find("did you mean --score?"), std::string::npos) << r.err;
+  r = run({"frobnicate"});
+  EXPECT_EQ(r.err.find("did you mean"), std::string::npos) << r.err;  // nothing near: no guess
+  r = run({});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(r.out.empty());  // a usage error: the help goes to stderr
+  EXPECT_NE(r.err.find("usage: mmx"), std::string::npos);
+  EXPECT_EQ(run({"-h"}).code, 0);
+  EXPECT_NE(run({"help", "embed"}).out.find("pooling modes"), std::string::npos);
+  EXPECT_NE(run({"embed", "-h"}).out.find("pooling modes"), std::string::npos);
+}
+
+TEST(Cli, VersionSaysWhatThisBuildHas) {
+  for (const char* flag : {"--version", "-V"}) {
+    const Result r = run({flag});
+    EXPECT_EQ(r.code, 0);
+    EXPECT_EQ(r.out.rfind("mmx 0.1.0 (commit ", 0), 0u) << r.out;
+    EXPECT_NE(r.out.find("cpu: "), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("GEMM on"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("cuda: "), std::string::npos) << r.out;  // built as a module, or not in this build
+  }
+}
+
+TEST(Cli, QuietIsQuiet) {
+  test::TempDir dir;
+  const Result r = run(embed_args(test::data("models/bert-tiny"), {"--output", dir.file("e.json"), "--quiet"}));
+  ASSERT_EQ(r.code, 0);
+  EXPECT_TRUE(r.err.empty()) << r.err;
 }

@@ -112,3 +112,33 @@ TEST(CliGenerate, NaNInTheDecodedImageIsAnErrorAndNoFile) {
   EXPECT_NE(r.err.find("the VAE decoded non-finite values"), std::string::npos) << r.err;
   EXPECT_FALSE(std::filesystem::exists(dir.file("a.png")));
 }
+
+// Everything the configs can say is checked before a weight is read: a size that is not a multiple of
+// 64, or too large to mean anything, is refused without loading the pipeline (the logs say so).
+TEST(CliGenerate, SizesAndStepsAreRefusedBeforeLoading) {
+  test::TempDir dir;
+  for (const std::vector<std::string>& bad : {std::vector<std::string>{"--width", "100", "--height", "64"},
+                                              {"--width", "100000", "--height", "64"},
+                                              {"--width", "8192", "--height", "8192"},
+                                              {"--steps", "5000"}}) {
+    std::vector<std::string> args = {"generate", "--model", test::data("models/sdxl-tiny"), "--prompt", "x",
+                                     "--seed", "0", "--output", dir.file("x.png"), "--verbose"};
+    args.insert(args.end(), bad.begin(), bad.end());
+    const Result r = run(args);
+    EXPECT_EQ(r.code, 2) << bad[0] << " " << bad[1] << "\n" << r.err;
+    EXPECT_EQ(r.err.find("loaded the pipeline"), std::string::npos) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(dir.file("x.png")));
+  }
+}
+
+// What --save-latents writes, --latents takes back: the same image again.
+TEST(CliGenerate, SavedLatentsReproduceTheImage) {
+  test::TempDir dir;
+  Result r = run({"generate", "--model", test::data("models/sdxl-tiny"), "--prompt", "a horse", "--steps", "2",
+                  "--seed", "5", "--output", dir.file("a.png"), "--save-latents", dir.file("l.safetensors")});
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = run({"generate", "--model", test::data("models/sdxl-tiny"), "--prompt", "a horse", "--steps", "2", "--latents",
+           dir.file("l.safetensors"), "--output", dir.file("b.png")});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(load_image(dir.file("a.png")).rgb, load_image(dir.file("b.png")).rgb);
+}

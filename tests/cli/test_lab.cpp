@@ -1,5 +1,6 @@
 // mmx lab and mmx similarity --plot end to end on the fixture models: every matrix of matrices.json
 // against the fixtures, both figures written and decodable, the diagonal lines, and bad input.
+#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -23,6 +24,9 @@ std::vector<std::string> lab_args(const std::string& out, const std::vector<std:
                                 "--clip-model", test::data("models/clip-tiny"),
                                 "--out", out};
   a.insert(a.end(), extra.begin(), extra.end());
+  if (std::find(extra.begin(), extra.end(), "--caption") == extra.end() &&
+      std::find(extra.begin(), extra.end(), "--captions-file") == extra.end())
+    a.push_back("--lab-texts");  // the fixtures' texts
   return a;
 }
 
@@ -186,4 +190,34 @@ TEST(CliLab, SimilarityPlotLabelsRowsAndColumnsWithTheirOwnSets) {
   EXPECT_EQ(bad.code, 2);
   EXPECT_NE(bad.err.find("WIDTHxHEIGHT"), std::string::npos) << bad.err;
   EXPECT_EQ(files_in(dir.path.string()), 1u);  // only m.svg
+}
+
+// A model that cannot play its part is named before any work, with its option; a CLIP half that fails
+// after the BERT × ViT half keeps what the first half wrote, and says so.
+TEST(CliLab, ModelsAreCheckedFirstAndTheFirstHalfIsKept) {
+  test::TempDir dir;
+  std::vector<std::string> args = {"lab", "--text-model", test::data("models/bert-tiny"), "--image-model",
+                                   test::data("models/vit-tiny"), "--clip-model", test::data("models/bert-tiny"),
+                                   "--out", dir.file("a")};
+  const auto images = lab_images();
+  args.insert(args.end(), images.begin(), images.end());
+  Result r = run(args);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--clip-model"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("a BERT model does not embed texts and images in one space"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("loading"), std::string::npos) << r.err;  // nothing was loaded
+  EXPECT_EQ(files_in(dir.file("a")), 0u);
+  // A CLIP folder whose weights are cut short: its config passes, its load fails in the second half.
+  const std::string broken = dir.file("clip-broken");
+  std::filesystem::copy(test::data("models/clip-tiny"), broken, std::filesystem::copy_options::recursive);
+  std::filesystem::resize_file(broken + "/model.safetensors", 1000);
+  args[6] = broken;
+  args[8] = dir.file("b");
+  r = run(args);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("kept " + dir.file("b") + "/lab_bert_vit.png"), std::string::npos) << r.err;
+  EXPECT_TRUE(std::filesystem::exists(dir.file("b") + "/lab_bert_vit.png"));
+  EXPECT_TRUE(std::filesystem::exists(dir.file("b") + "/matrices.json"));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("b") + "/lab_clip.png"));
+  EXPECT_NE(r.out.find("BERT × ViT ("), std::string::npos) << r.out;  // its line was printed
 }

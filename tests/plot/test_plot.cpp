@@ -48,7 +48,7 @@ plot::Figure one_panel(plot::Heatmap h, double w = 6, double ht = 6, double dpi 
 plot::Figure lab_clip_fixture_figure() {
   const auto expected = SafetensorsFile::open(test::data("expected/clip-tiny.safetensors"));
   LabInputs in;
-  in.captions = lab_default_captions();
+  in.captions = lab_original_captions();
   in.dialogue = lab_default_dialogue();
   in.image_labels = {"astronaut", "chelsea", "coffee", "rocket"};
   LabResult r;
