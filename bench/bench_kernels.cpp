@@ -8,6 +8,7 @@
 #include <random>
 
 #include "backend/ops.hpp"
+#include "bench/fma_peak.hpp"
 #include "mmx/runtime.hpp"
 
 using namespace mmx;
@@ -106,55 +107,17 @@ void BM_GeluErf(benchmark::State& state) {
 }
 BENCHMARK(BM_GeluErf)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-// The machine's measured FMA peak, the ceiling the GEMM numbers are read against: 24 (AVX-512) or 12
-// (AVX2) independent FMA chains per thread, all threads. range 0: 512 = AVX-512, 256 = AVX2.
-__attribute__((target("avx512f,fma"))) float fma_chains_avx512(int64_t iterations) {
-  __m512 acc[24];
-  for (int i = 0; i < 24; ++i) acc[i] = _mm512_set1_ps(0.001f * i);
-  const __m512 a = _mm512_set1_ps(0.9999f), b = _mm512_set1_ps(1e-4f);
-  for (int64_t it = 0; it < iterations; ++it) {
-#pragma GCC unroll 24
-    for (int i = 0; i < 24; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
-  }
-  float lanes[16], sum = 0;  // (not _mm512_reduce_add_ps: GCC 12's header warns inside it)
-  for (int i = 0; i < 24; ++i) {
-    _mm512_storeu_ps(lanes, acc[i]);
-    for (float l : lanes) sum += l;
-  }
-  return sum;
-}
-__attribute__((target("avx2,fma"))) float fma_chains_avx2(int64_t iterations) {
-  __m256 acc[12];
-  for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_ps(0.001f * i);
-  const __m256 a = _mm256_set1_ps(0.9999f), b = _mm256_set1_ps(1e-4f);
-  for (int64_t it = 0; it < iterations; ++it) {
-#pragma GCC unroll 12
-    for (int i = 0; i < 12; ++i) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
-  }
-  float lanes[8], sum = 0;
-  for (int i = 0; i < 12; ++i) {
-    _mm256_storeu_ps(lanes, acc[i]);
-    for (float l : lanes) sum += l;
-  }
-  return sum;
-}
+// The machine's measured FMA peak (src/bench/fma_peak.cpp), the ceiling the GEMM numbers are read against.
 void BM_FmaPeak(benchmark::State& state) {
   const bool avx512 = state.range(0) == 512;
   if (avx512 ? !__builtin_cpu_supports("avx512f") : !__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) {
     state.SkipWithError("this CPU lacks the ISA");
     return;
   }
-  constexpr int64_t kIterations = 1 << 22;
-  const int threads = num_threads();
-  float sink = 0;
-  for (auto _ : state) {
-#pragma omp parallel num_threads(threads) reduction(+ : sink)
-    sink += avx512 ? fma_chains_avx512(kIterations) : fma_chains_avx2(kIterations);
-  }
-  benchmark::DoNotOptimize(sink);
-  const double flops = 2.0 * kIterations * threads * (avx512 ? 24 * 16 : 12 * 8);
-  state.counters["GFLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
-  state.counters["threads"] = threads;
+  double gflops = 0;
+  for (auto _ : state) gflops = mmx::measure_fma_peak_gflops(num_threads(), avx512 ? 512 : 256);
+  state.counters["GFLOP/s"] = gflops;
+  state.counters["threads"] = num_threads();
 }
 BENCHMARK(BM_FmaPeak)->Arg(512)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime();
 

@@ -1,16 +1,15 @@
 #include "bench/bench.hpp"
+#include "bench/fma_peak.hpp"
 
 
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
-#include <fstream>
 #include <functional>
 #include <random>
 #include <cstdio>
 
 #include "backend/ops.hpp"
-#include "core/cpu.hpp"
 #include "mmx/files.hpp"
 #include "models/bert.hpp"
 #include "models/clip.hpp"
@@ -57,7 +56,8 @@ BenchResult time_runs(const std::string& name, int runs, double flops, const Pla
   r.median_ms = ms.size() % 2 ? ms[ms.size() / 2] : 0.5 * (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]);
   r.threads = num_threads();
   r.gflops = flops / (r.median_ms * 1e6);
-  r.peak_fraction = device ? 0.0 : r.gflops / cpu_peak_gflops(r.threads);
+  r.peak_gflops = device ? 0.0 : cpu_peak_gflops(r.threads, r.gflops);
+  r.peak_fraction = device ? 0.0 : r.gflops / r.peak_gflops;
   r.peak_rss_mb = peak_rss_mb();
   if (device) {
     r.device = str(where.str(), " (", device_description(where.device), ")");
@@ -317,21 +317,6 @@ BenchResult run_benchmark(const std::string& workload, int runs, const std::stri
       used == static_cast<int>(workload.size()) && m > 0 && n > 0 && k > 0)
     return bench_gemm(where, workload, runs, m, n, k, w);
   usage_error("unknown workload '", workload, "' (see mmx bench --help)");
-}
-
-double cpu_peak_gflops(int threads) {
-  if (const char* env = std::getenv("MMX_PEAK_GFLOPS")) return std::atof(env) * threads / std::max(1, num_threads());
-  double ghz = 0;
-  std::ifstream cpuinfo("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(cpuinfo, line))
-    if (line.rfind("cpu MHz", 0) == 0) {
-      ghz = std::atof(line.substr(line.find(':') + 1).c_str()) / 1000.0;
-      break;
-    }
-  if (ghz <= 0) ghz = 2.5;
-  const double flops_per_cycle = cpu_features().avx512f ? 64 : cpu_features().fma ? 32 : 8;
-  return threads * flops_per_cycle * ghz;
 }
 
 }  // namespace mmx

@@ -15,7 +15,8 @@ struct BenchResult {
   int runs = 0;
   double min_ms = 0, median_ms = 0;
   double gflops = 0;         // model FLOPs (2·M·N·K per GEMM) / median time
-  double peak_fraction = 0;  // gflops / cpu_peak_gflops(threads)
+  double peak_gflops = 0;    // this machine's measured FMA peak at `threads` (bench/fma_peak.hpp)
+  double peak_fraction = 0;  // gflops / peak_gflops
   double peak_rss_mb = 0;    // of the whole process so far
   int threads = 0;
   std::string device = "cpu";  // "cpu", or "cuda f16 (NVIDIA H100 ...)"
@@ -35,9 +36,7 @@ std::vector<std::pair<std::string, std::string>> bench_workloads();
 BenchResult run_benchmark(const std::string& workload, int runs, const std::string& data_dir,
                           std::optional<DType> weights = std::nullopt, const Placement& where = {});
 
-// On CUDA (--device cuda), GFLOP/s is not rated against the CPU peak (peak_fraction 0).
-// Nominal single-precision peak of `threads` cores: cores × FLOP/cycle (AVX-512: 64, AVX2+FMA: 32,
-// else 8) × base clock from /proc/cpuinfo. MMX_PEAK_GFLOPS overrides it.
-double cpu_peak_gflops(int threads);
+// On a device other than the CPU, GFLOP/s is not rated against the CPU's peak (peak_fraction 0); the
+// CPU's peak is measured on the machine (bench/fma_peak.hpp).
 
 }  // namespace mmx

@@ -25,8 +25,9 @@ static std::string workload_help() {
   return s +
          "\nEach workload runs once to warm up, then --runs times; median and min are reported with the\n"
          "threads used, GFLOP/s (model FLOPs / median: from the architecture for BERT, ViT and CLIP, counted\n"
-         "op by op during the warm-up for SDXL's UNet and VAE) and the fraction of the CPU's\n"
-         "nominal peak (MMX_PEAK_GFLOPS overrides it; mmx_bench_kernels measures the FMA peak).\n"
+         "op by op during the warm-up for SDXL's UNet and VAE) and the fraction of this CPU's peak, measured\n"
+         "here with independent FMA chains on the same threads and vector width as the GEMM (measured again\n"
+         "should a workload outrun it; MMX_PEAK_GFLOPS=<all cores> overrides it; --json gives peak_gflops).\n"
          "On a GPU (--device cuda --dtype f16|bf16|f32) every workload runs there; timings include draining\n"
          "the GPU's queue, and the GPU memory column is the most the caching allocator held.\n"
          "examples:\n  mmx bench bert-lab bert-32x128 --threads 2 --runs 5\n"
@@ -82,7 +83,7 @@ int run_bench(const Args& args) {
     const BenchResult r = run_benchmark(workload, runs, data, weights, placement_of(args));
     if (args.has("json")) {
       list.push_back({{"workload", r.workload}, {"runs", r.runs}, {"min_ms", r.min_ms}, {"median_ms", r.median_ms},
-                      {"gflops", r.gflops}, {"peak_fraction", r.peak_fraction}, {"peak_rss_mb", r.peak_rss_mb},
+                      {"gflops", r.gflops}, {"peak_gflops", r.peak_gflops}, {"peak_fraction", r.peak_fraction}, {"peak_rss_mb", r.peak_rss_mb},
                       {"threads", r.threads}, {"device", r.device}, {"items", r.items}, {"items_per_s", r.items_per_s},
                       {"peak_device_mb", r.peak_device_mb}});
     } else {

@@ -461,3 +461,16 @@ TEST(Cli, QuietIsQuiet) {
   ASSERT_EQ(r.code, 0);
   EXPECT_TRUE(r.err.empty()) << r.err;
 }
+
+// "% of peak" is read against this machine's measured FMA peak (the same threads and vector width as the
+// GEMM), so a GEMM never shows more than 100 %.
+TEST(Cli, BenchRatesAgainstTheMeasuredPeak) {
+  const Result r = run({"bench", "gemm-512x512x512", "gemm-96x96x96", "--runs", "3", "--threads", "1", "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const auto& w : json::parse(r.out)) {
+    EXPECT_GT(w["peak_gflops"].get<double>(), 1.0) << w;
+    EXPECT_GT(w["peak_fraction"].get<double>(), 0.0) << w;
+    EXPECT_LE(w["peak_fraction"].get<double>(), 1.0) << w;
+    EXPECT_NEAR(w["peak_fraction"].get<double>(), w["gflops"].get<double>() / w["peak_gflops"].get<double>(), 1e-9) << w;
+  }
+}
