@@ -30,7 +30,7 @@ static std::string workload_help() {
          "should a workload outrun it; MMX_PEAK_GFLOPS=<all cores> overrides it; --json gives peak_gflops).\n"
          "On a GPU (--device cuda --dtype f16|bf16|f32) every workload runs there; timings include draining\n"
          "the GPU's queue, and the GPU memory column is the most the caching allocator held.\n"
-         "examples:\n  mmx bench bert-lab bert-32x128 --threads 2 --runs 5\n"
+         "examples:\n  mmx bench bert-lab clip-text-8 --threads 2 --runs 5\n"
          "  mmx bench bert-1x128 bert-256x128 vit-256 sdxl-unet-1024 --device cuda --dtype f16\n"
          "\n--write-random-sdxl DIR writes a StableDiffusionXLPipeline folder built from SDXL base 1.0's real\n"
          "configs with random weights (fp16 variant files unless --weights f32), so the whole pipeline can be\n"

@@ -51,7 +51,8 @@ outputs). Files are written atomically.
 example:
   mmx embed --model tests/data/models/bert-tiny --text "Cat with paint" --text "rock statue" \
             --pooling lab --output lab.safetensors
-  mmx embed --model tests/data/models/vit-tiny --image tests/data/images/chelsea.png --image photos/
+  mmx embed --model tests/data/models/vit-tiny --image tests/data/images/chelsea.png --image 'tests/data/images/*.png'
+  mmx embed --model tests/data/models/clip-tiny --text "A tabby cat" --image tests/data/images/chelsea.png
 )",
 };
 

@@ -24,7 +24,8 @@ filter (BILINEAR for ViT, BICUBIC for CLIP, or the config's `resample`), center 
 by 1/255 in float64 stored as float32, normalise with the config's mean and std in float32.
 
 example:
-  mmx preprocess --model tests/data/models/vit-tiny --image tests/data/images/ --output pixels.safetensors
+  mmx preprocess --model tests/data/models/vit-tiny --image tests/data/images/ --skip-bad-images \
+                 --output pixels.safetensors
 )",
 };
 

@@ -32,8 +32,9 @@ const Command kSimilarityCommand{
         {"col-text", "T", "a text of the columns", true},
         {"col-texts-file", "FILE", "columns from a UTF-8 file, one text per line"},
         {"col-image", "PATH", "an image of the columns", true},
-        {"score", "S", "dot (default, the lab) | cosine | clip-logits (cosine × exp(logit_scale))"},
-        {"softmax", "D", "dim0 (default: the lab's .softmax(dim=0), each column sums to 1) | dim1 | none"},
+        {"score", "S", "cosine (default) | dot (the lab) | clip-logits (cosine × exp(logit_scale))"},
+        {"softmax", "D", "none (default) | dim0 (the lab's .softmax(dim=0): each column sums to 1) | dim1"},
+        {"lab", "", "the lab's matrices: --score dot --softmax dim0 (explicit --score/--softmax still win)"},
         {"text-pooling", "MODE", "pooling of the text encoder (see mmx embed --help; the lab: lab or mean-no-cls)"},
         {"image-pooling", "MODE", "pooling of the image encoder (default: mean-no-cls for ViT, projection for CLIP)"},
         {"json", "", "print {\"rows\", \"cols\", \"matrix\", \"score\", \"softmax\"} instead of a table"},
@@ -49,13 +50,16 @@ with only --text (or only --image) the set is compared with itself. --row-* / --
 --plot draws rows down and columns across, each labelled with its own set (images by file name).
 Texts of rows and columns that share an encoder are embedded in one padded batch, as the lab does.
 
+By default each pair is scored by the cosine of its embeddings, without a softmax (what a search or a
+deduplication wants); --lab gives the lab's matrices: dot products, then a softmax down each column.
+
 examples:
-  mmx similarity --model tests/data/models/clip-tiny --text "Cat with paint" --text "rock statue" \
+  mmx similarity --model tests/data/models/clip-tiny --text "A tabby cat" --text "A rocket on the launch pad" \
                  --image tests/data/images/chelsea.png --image tests/data/images/rocket.jpg
-  mmx similarity --model tests/data/models/clip-tiny --text "Cat with paint" --text "jellyfish" \
-                 --image tests/data/images/ --plot similarity.png
-  mmx similarity --text-model tests/data/models/bert-tiny --image-model tests/data/models/vit-tiny \
-                 --text-pooling lab --text "Cat with paint" --image tests/data/images/
+  mmx similarity --model tests/data/models/clip-tiny --lab --text "A tabby cat" --text "A cup of espresso" \
+                 --image 'tests/data/images/c*.png' --plot similarity.png
+  mmx similarity --text-model tests/data/models/bert-tiny --image-model tests/data/models/vit-tiny --lab \
+                 --text-pooling lab --text "A tabby cat" --image tests/data/images/chelsea.png --image tests/data/images/coffee.png
 )",
 };
 
@@ -100,8 +104,9 @@ int run_similarity(const Args& args) {
   const auto text_model = args.get("text-model").value_or(model.value_or(""));
   const auto image_model = args.get("image-model").value_or(model.value_or(""));
   if (text_model.empty() && image_model.empty()) usage_error("give --model MODEL, or --text-model and --image-model");
-  const Score score = score_from_name(args.get("score").value_or("dot"));
-  const SoftmaxDim softmax = softmax_dim_from_name(args.get("softmax").value_or("dim0"));
+  const bool lab = args.has("lab");
+  const Score score = score_from_name(args.get("score").value_or(lab ? "dot" : "cosine"));
+  const SoftmaxDim softmax = softmax_dim_from_name(args.get("softmax").value_or(lab ? "dim0" : "none"));
   const auto output = args.get("output");
   if (output) {
     if (extension_of(*output) != ".safetensors") usage_error("--output '", *output, "': use .safetensors");

@@ -95,7 +95,8 @@ std::vector<Image> load_images(std::vector<std::string>& paths, bool skip_bad) {
       images.push_back(load_image(p));
       kept.push_back(p);
     } catch (const Error& e) {
-      if (!skip_bad) throw;
+      if (!skip_bad)
+        throw Error(e.kind(), e.what(), e.hint().empty() ? "--skip-bad-images leaves out the files that cannot be decoded" : e.hint());
       if (chatty()) std::fprintf(stderr, "mmx: warning: skipping %s\n", e.what());
     }
   }

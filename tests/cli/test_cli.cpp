@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "mmx/files.hpp"
@@ -312,7 +313,7 @@ TEST(CliClip, SimilarityReproducesTheLabsMatrices) {
       {"seed_captions_image", {"Cat with paint", "rock statue", "frogs on leaf", "jellyfish"}},
       {"seed_dialogue_image", {"Cats don't usually", "like water", "but this one likes paint", "quite a lot"}}};
   for (const auto& [key, texts] : sets) {
-    std::vector<std::string> args = {"similarity", "--model", test::data("models/clip-tiny"), "--json"};
+    std::vector<std::string> args = {"similarity", "--model", test::data("models/clip-tiny"), "--json", "--lab"};
     for (const auto& t : texts) {
       args.push_back("--text");
       args.push_back(t);
@@ -473,4 +474,76 @@ TEST(Cli, BenchRatesAgainstTheMeasuredPeak) {
     EXPECT_LE(w["peak_fraction"].get<double>(), 1.0) << w;
     EXPECT_NEAR(w["peak_fraction"].get<double>(), w["gflops"].get<double>() / w["peak_gflops"].get<double>(), 1e-9) << w;
   }
+}
+
+// By default a pair is scored by its cosine, without a softmax; --lab gives the lab's dot + softmax(dim 0).
+TEST(CliClip, SimilarityDefaultsToCosineAndLabGivesTheLabsChoice) {
+  const std::vector<std::string> args = {"similarity", "--model", test::data("models/clip-tiny"), "--json", "--text", "a cat",
+                                         "--text", "a rocket", "--image", test::data("images/chelsea.png"), "--image",
+                                         test::data("images/rocket.jpg")};
+  const Result plain = run(args);
+  ASSERT_EQ(plain.code, 0) << plain.err;
+  std::vector<std::string> explicit_args = args;
+  explicit_args.insert(explicit_args.end(), {"--score", "cosine", "--softmax", "none"});
+  const Result cosine = run(explicit_args);
+  const json p = json::parse(plain.out), c = json::parse(cosine.out);
+  EXPECT_EQ(p["score"], "cosine");
+  EXPECT_EQ(p["softmax"], "none");
+  EXPECT_EQ(p["matrix"], c["matrix"]);
+  for (const auto& row : p["matrix"])
+    for (const auto& v : row) EXPECT_LE(std::fabs(v.get<double>()), 1.0 + 1e-6);
+  std::vector<std::string> lab_args = args;
+  lab_args.push_back("--lab");
+  const json l = json::parse(run(lab_args).out);
+  EXPECT_EQ(l["score"], "dot");
+  EXPECT_EQ(l["softmax"], "dim0");
+  for (size_t j = 0; j < 2; ++j)  // each column sums to 1
+    EXPECT_NEAR(l["matrix"][0][j].get<double>() + l["matrix"][1][j].get<double>(), 1.0, 1e-6);
+}
+
+// Every example of every command's --help runs as printed (from the repository's root, here a scratch
+// folder that sees tests/ through a link), except those that need what CI has not: a GPU, the network,
+// or 7 GB of disk.
+TEST(Cli, EveryHelpExampleRunsAsPrinted) {
+  test::TempDir dir;
+  std::filesystem::create_directory_symlink(std::filesystem::path(MMX_TEST_DATA).parent_path(), dir.file("tests"));
+  const std::string help = run({"--help"}).out;
+  std::vector<std::string> commands;  // the list under "commands:", up to the blank line
+  const size_t list = help.find("commands:\n") + 10;
+  std::istringstream listed(help.substr(list, help.find("\n\n", list) - list));
+  for (std::string line; std::getline(listed, line);) commands.push_back(line.substr(2, line.find(' ', 2) - 2));
+  ASSERT_GE(commands.size(), 9u) << help;
+  int ran = 0;
+  for (const std::string& command : commands) {
+    const std::string text = run({command, "--help"}).out;
+    const size_t examples = text.find("\nexample");
+    ASSERT_NE(examples, std::string::npos) << command << " has no example";
+    std::vector<std::string> lines;
+    std::string pending;
+    size_t at = text.find('\n', examples + 1);
+    while (at != std::string::npos && at + 1 < text.size()) {
+      const size_t end = text.find('\n', at + 1);
+      std::string line = text.substr(at + 1, end == std::string::npos ? std::string::npos : end - at - 1);
+      at = end;
+      if (pending.empty() && line.rfind("  mmx ", 0) != 0) continue;
+      const bool continued = !line.empty() && line.back() == '\\';
+      if (continued) line.pop_back();
+      pending += line;
+      if (!continued) {
+        lines.push_back(pending);
+        pending.clear();
+      }
+    }
+    for (const std::string& example : lines) {
+      if (example.find("--device cuda") != std::string::npos || example.find("mmx download") != std::string::npos ||
+          example.find("sdxl-random") != std::string::npos)
+        continue;
+      const std::string shell = "cd " + test::quote(dir.path.string()) + " && " + test::quote(MMX_BINARY) + " " +
+                                example.substr(example.find("mmx ") + 4) + " >/dev/null 2>" + test::quote(dir.file("err"));
+      const int status = std::system(shell.c_str());
+      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << example << "\n" << read_file(dir.file("err"));
+      ++ran;
+    }
+  }
+  EXPECT_GE(ran, 12);
 }
