@@ -5,6 +5,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   cmake g++ make pkg-config \
-  libdnnl-dev nlohmann-json3-dev libutf8proc-dev libpng-dev libjpeg62-turbo-dev \
+  libdnnl-dev nlohmann-json3-dev libutf8proc-dev zlib1g-dev libpng-dev libjpeg62-turbo-dev \
   libcairo2-dev fonts-dejavu-core libcurl4-openssl-dev libssl-dev \
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libgtest-dev libgmock-dev libbenchmark-dev \
+  python3-numpy

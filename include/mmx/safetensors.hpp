@@ -47,7 +47,4 @@ class SafetensorsFile {
 void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
 
-// NumPy .npy (version 1.0) of one F32/F64/I64/I32/U8 tensor, atomically.
-void write_npy(const std::string& path, const Tensor& tensor);
-
 }  // namespace mmx

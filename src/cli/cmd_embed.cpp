@@ -8,6 +8,7 @@
 #include "mmx/embed.hpp"
 #include "mmx/files.hpp"
 #include "mmx/image.hpp"
+#include "mmx/npy.hpp"
 #include "mmx/safetensors.hpp"
 
 namespace mmx::cli {
@@ -20,13 +21,14 @@ const Command kEmbedCommand{
     {
         {"model", "MODEL", "a folder written by save_pretrained, or a Hub id (bert-base-uncased, org/name[@revision])"},
         {"text", "T", "a text to embed", true},
-        {"texts-file", "FILE", "UTF-8 file, one text per line (empty lines skipped)"},
+        {"texts-file", "FILE", "UTF-8 file, one text per line (empty lines skipped); - reads standard input"},
         {"image", "PATH", "a PNG/JPEG image, a folder of them, or a quoted pattern ('photos/*.jpg')", true},
         skip_bad_images_option(),
         {"pooling", "MODE", "cls | pooler | mean | mean-no-cls | lab (default: mean-no-cls); CLIP: projection (default) | pooled"},
         {"normalize", "", "L2-normalise each embedding"},
         {"max-length", "N", "truncate texts to N tokens (default: the model's limit)"},
-        {"output", "FILE", ".safetensors, .npy or .json; without it a summary is printed"},
+        {"output", "FILE", ".safetensors, .npz, .npy or .json; - prints the JSON; without it a summary is printed"},
+        {"json", "", "print the JSON document to standard output (as --output -)"},
         {"token-embeddings", "", "also write last_hidden_state, input_ids, attention_mask"},
     },
     R"(pooling modes:
@@ -45,8 +47,9 @@ and preprocessed exactly as the folder's Hugging Face image processor.
 
 outputs: .safetensors holds `embeddings` [N, D] F32 (+ with --token-embeddings: `last_hidden_state`
 [N, L, D], and `input_ids`, `attention_mask` [N, L] I64 for texts or `pixel_values` [N, 3, H, W]
-for images); .npy holds the embeddings; .json holds the inputs' names, the embeddings (and token
-outputs). Files are written atomically.
+for images); .npz the same arrays for numpy.load; .npy the embeddings alone; .json (or --json, or
+--output - to standard output) the inputs' names, the embeddings (and token outputs). Texts and
+images of one CLIP folder: `text_embeddings` and `image_embeddings`. Files are written atomically.
 
 example:
   mmx embed --model tests/data/models/bert-tiny --text "Cat with paint" --text "rock statue" \
@@ -98,15 +101,20 @@ int run_embed(const Args& args) {
   options.normalize = args.has("normalize");
   options.token_embeddings = args.has("token-embeddings");
   options.max_length = args.get_int("max-length", 2);
-  const auto output = args.get("output");
-  std::string ext;
+  std::optional<std::string> output = args.get("output");
+  if (args.has("json")) {
+    if (output && *output != "-") usage_error("--json prints the JSON; --output writes a file: use one");
+    output = "-";
+  }
+  const bool to_stdout = output && *output == "-";
+  std::string ext = to_stdout ? ".json" : "";
   const bool want_images = args.has("image"), want_texts = args.has("text") || args.has("texts-file");
-  if (output) {
+  if (output && !to_stdout) {
     ext = extension_of(*output);
-    if (ext != ".safetensors" && ext != ".npy" && ext != ".json")
-      usage_error("--output '", *output, "': unknown extension (use .safetensors, .npy or .json)");
+    if (ext != ".safetensors" && ext != ".npz" && ext != ".npy" && ext != ".json")
+      usage_error("--output '", *output, "': unknown extension (use .safetensors, .npz, .npy or .json, or - for standard output)");
     if (ext == ".npy" && (options.token_embeddings || (want_images && want_texts)))
-      usage_error("several arrays to write (--token-embeddings, or texts and images): use .safetensors or .json, not .npy");
+      usage_error("several arrays to write (--token-embeddings, or texts and images): use .safetensors, .npz or .json, not .npy");
     check_output_path(*output);  // refuse a bad path before any work
   }
   const Placement placement = placement_of(args);
@@ -144,7 +152,7 @@ int run_embed(const Args& args) {
   auto key = [&](const EmbeddedSet& set, const std::string& name) {
     return both ? std::string(set.images ? "image_" : "text_") + name : name;
   };
-  if (ext == ".safetensors") {
+  if (ext == ".safetensors" || ext == ".npz") {
     std::vector<std::pair<std::string, Tensor>> tensors;
     std::map<std::string, std::string> metadata = {{"model", *model}, {"normalize", options.normalize ? "true" : "false"}};
     for (const auto& set : sets) {
@@ -161,7 +169,8 @@ int run_embed(const Args& args) {
       metadata[set.images ? "images" : "texts"] = json_text(set.names);
       metadata[key(set, "pooling")] = pooling_name(set.result.pooling);
     }
-    write_safetensors(*output, tensors, metadata);
+    if (ext == ".npz") write_npz(*output, tensors);
+    else write_safetensors(*output, tensors, metadata);
   } else if (ext == ".npy") {
     write_npy(*output, sets[0].result.embeddings);
   } else {
@@ -177,6 +186,10 @@ int run_embed(const Args& args) {
         j["attention_mask"] = tensor_to_json(set.result.attention_mask);
       }
       if (options.token_embeddings) j[key(set, "last_hidden_state")] = tensor_to_json(set.result.last_hidden_state);
+    }
+    if (to_stdout) {
+      std::fputs((json_text(j) + "\n").c_str(), stdout);
+      return 0;
     }
     write_file_atomically(*output, json_text(j) + "\n");
   }

@@ -5,6 +5,7 @@
 #include "mmx/model.hpp"
 #include "mmx/files.hpp"
 #include "mmx/image_processor.hpp"
+#include "mmx/npy.hpp"
 #include "mmx/safetensors.hpp"
 
 namespace mmx::cli {

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <iostream>
+#include <sstream>
 
 #include "mmx/error.hpp"
 #include "mmx/files.hpp"
@@ -15,7 +17,14 @@
 namespace mmx::cli {
 
 std::vector<std::string> read_text_lines(const std::string& path) {
-  std::string text = read_file(path);
+  std::string text;
+  if (path == "-") {  // standard input
+    std::ostringstream in;
+    in << std::cin.rdbuf();
+    text = in.str();
+  } else {
+    text = read_file(path);
+  }
   if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) text.erase(0, 3);
   std::vector<std::string> lines;
   size_t start = 0, line_no = 1;

@@ -13,7 +13,7 @@
 namespace mmx::cli {
 
 // A UTF-8 text file as lines (a leading BOM, "\r\n" endings and empty lines dropped); invalid UTF-8
-// is an error naming the line and byte.
+// is an error naming the line and byte. "-" reads standard input.
 std::vector<std::string> read_text_lines(const std::string& path);
 // Texts from --text (in order) then --texts-file lines; an empty result is a usage error.
 std::vector<std::string> collect_texts(const Args& args);

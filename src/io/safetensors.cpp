@@ -221,31 +221,4 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
   });
 }
 
-void write_npy(const std::string& path, const Tensor& t) {
-  const char* descr = nullptr;
-  switch (t.dtype()) {
-    case DType::F32: descr = "<f4"; break;
-    case DType::F64: descr = "<f8"; break;
-    case DType::I64: descr = "<i8"; break;
-    case DType::I32: descr = "<i4"; break;
-    case DType::U8: descr = "|u1"; break;
-    default: fail("write_npy: dtype ", dtype_name(t.dtype()), " has no .npy form here");
-  }
-  std::string shape = "(";  // Python's tuple repr: (), (8,), (8, 32)
-  for (size_t i = 0; i < t.shape().size(); ++i) shape += (i ? ", " : "") + std::to_string(t.shape()[i]);
-  shape += t.ndim() == 1 ? ",)" : ")";
-  std::string header = str("{'descr': '", descr, "', 'fortran_order': False, 'shape': ", shape, ", }");
-  const size_t total = 10 + header.size() + 1;
-  header.append((64 - total % 64) % 64, ' ');
-  header += '\n';
-  std::string bytes = "\x93NUMPY";
-  bytes += '\x01';
-  bytes += '\x00';
-  bytes += static_cast<char>(header.size() & 0xff);
-  bytes += static_cast<char>((header.size() >> 8) & 0xff);
-  bytes += header;
-  bytes.append(static_cast<const char*>(t.raw()), t.nbytes());
-  write_file_atomically(path, bytes);
-}
-
 }  // namespace mmx

@@ -547,3 +547,38 @@ TEST(Cli, EveryHelpExampleRunsAsPrinted) {
   }
   EXPECT_GE(ran, 12);
 }
+
+// Texts from standard input, the JSON document to standard output, and .npz that numpy.load reads
+// (checked with Debian's numpy where it is installed; scripts/install-deps.sh installs it).
+TEST(Cli, EmbedReadsStdinWritesStdoutAndNpz) {
+  test::TempDir dir;
+  write_file_atomically(dir.file("texts.txt"), "Cat with paint\nrock statue\n");
+  const std::string model = test::data("models/bert-tiny");
+  const std::string piped = "cd " + test::quote(dir.path.string()) + " && " + test::quote(MMX_BINARY) + " embed --model " +
+                            test::quote(model) + " --texts-file - --json < texts.txt > out.json";
+  ASSERT_EQ(std::system(piped.c_str()), 0);
+  const Result file = run({"embed", "--model", model, "--texts-file", dir.file("texts.txt"), "--output", dir.file("f.json")});
+  ASSERT_EQ(file.code, 0) << file.err;
+  EXPECT_EQ(json::parse(read_file(dir.file("out.json"))), json::parse(read_file(dir.file("f.json"))));
+  EXPECT_EQ(run({"embed", "--model", model, "--text", "x", "--output", "-"}).out,
+            run({"embed", "--model", model, "--text", "x", "--json"}).out);
+  EXPECT_EQ(run({"embed", "--model", model, "--text", "x", "--json", "--output", dir.file("a.json")}).code, 2);
+
+  const Result npz = run({"embed", "--model", test::data("models/clip-tiny"), "--text", "a cat", "--image",
+                          test::data("images/chelsea.png"), "--token-embeddings", "--output", dir.file("e.npz")});
+  ASSERT_EQ(npz.code, 0) << npz.err;
+  if (std::system("/usr/bin/python3 -c 'import numpy' 2>/dev/null") != 0) GTEST_SKIP() << "no numpy to read the .npz";
+  const Result js = run({"embed", "--model", test::data("models/clip-tiny"), "--text", "a cat", "--image",
+                         test::data("images/chelsea.png"), "--output", dir.file("e.json")});
+  ASSERT_EQ(js.code, 0);
+  const std::string check = "/usr/bin/python3 -c '\n"
+                            "import json, sys, numpy as np\n"
+                            "z = np.load(sys.argv[1]); j = json.load(open(sys.argv[2]))\n"
+                            "assert sorted(z.files) == [\"attention_mask\", \"image_embeddings\", \"image_last_hidden_state\", "
+                            "\"input_ids\", \"pixel_values\", \"text_embeddings\", \"text_last_hidden_state\"], z.files\n"
+                            "assert z[\"input_ids\"].dtype == np.int64 and z[\"pixel_values\"].shape == (1, 3, 224, 224)\n"
+                            "for k in (\"text_embeddings\", \"image_embeddings\"):\n"
+                            "  assert (z[k] == np.array(j[k], dtype=np.float32)).all(), k\n"
+                            "' " + test::quote(dir.file("e.npz")) + " " + test::quote(dir.file("e.json"));
+  EXPECT_EQ(std::system(check.c_str()), 0);
+}
