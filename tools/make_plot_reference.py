@@ -39,6 +39,13 @@ out = {
     "python_format_2g": {repr(v): format(v, ".2g") for v in
                          [0.76, 0.0048, 3.2e-10, 1e2, 123.0, -0.25, 1.0, 0.063, 0.0, -0.0, 0.99999, 4.6e-07, 0.33333,
                           0.995, 9.96, 99.5, 1e16, 0.0001, 0.00001, 12345.678, -1e-5]},
+    # the other colour maps mmx draws (--cmap) and seaborn fmt= specs (--fmt)
+    "colormaps_256": {name: matplotlib.colormaps[name](np.arange(256))[:, :3].tolist()
+                      for name in ["bwr", "bwr_r", "gray", "gray_r", "coolwarm_r"]},
+    "python_formats": {spec: {repr(v): format(v, spec) for v in
+                              [0.76, 0.0048, -0.25, 123.456, 0.0, 1.0, 0.33333, 2.5, 3.5, -7.0, 1e-7]}
+                       for spec in [".3f", ".1e", ".0%", ".1%", ".4g", ".0f"]},
+    "python_format_d": {repr(v): format(int(v), "d") for v in [0.0, 1.0, -7.0, 123.0, 2.0]},
 }
 path = pathlib.Path(__file__).resolve().parent.parent / "tests/data/plot/seaborn-heatmap-reference.json"
 path.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")

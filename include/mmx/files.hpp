@@ -23,4 +23,22 @@ void check_output_path(const std::string& path);
 void write_atomically(const std::string& path, const std::function<void(const std::string& tmp_path)>& write);
 void write_file_atomically(const std::string& path, std::string_view bytes);
 
+// Several outputs of one command, written together or not at all: each is written to a temporary name
+// beside its target (temporary_for), and commit() renames them all into place; an object destroyed
+// without commit (an error on the way) removes what was written.
+class StagedOutputs {
+ public:
+  StagedOutputs() = default;
+  StagedOutputs(const StagedOutputs&) = delete;
+  StagedOutputs& operator=(const StagedOutputs&) = delete;
+  ~StagedOutputs();
+  // Where to write `path` for now: its folder, its name with ".tmp-<pid>" before the extension.
+  std::string temporary_for(const std::string& path);
+  void commit();
+
+ private:
+  std::vector<std::pair<std::string, std::string>> staged_;  // (temporary, target)
+  bool committed_ = false;
+};
+
 }  // namespace mmx

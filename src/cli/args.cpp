@@ -23,6 +23,11 @@ const std::vector<Option>& common_options() {
   return options;
 }
 
+std::vector<Option> with_options(std::vector<Option> own, const std::vector<Option>& shared) {
+  own.insert(own.end(), shared.begin(), shared.end());
+  return own;
+}
+
 std::optional<std::string> Args::get(const std::string& name) const {
   auto it = values_.find(name);
   if (it == values_.end() || it->second.empty()) return std::nullopt;

@@ -40,6 +40,9 @@ class Args {
 // The candidate nearest to a mistyped word (at most two edits, or one it begins), or "" when none is near.
 std::string closest(const std::string& word, const std::vector<std::string>& candidates);
 
+// A command's own options followed by a shared group (e.g. heatmap_options()).
+std::vector<Option> with_options(std::vector<Option> own, const std::vector<Option>& shared);
+
 // Options every command takes (--threads, --verbose, --quiet, --help).
 const std::vector<Option>& common_options();
 Args parse_args(const Command& command, const std::vector<std::string>& argv);  // usage errors on bad input

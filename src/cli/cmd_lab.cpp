@@ -23,7 +23,7 @@ const Command kLabCommand{
     "mmx lab (--image PATH)... [--caption T]... [--dialogue T]... [--text-model MODEL] [--image-model MODEL]\n"
     "               [--clip-model MODEL] [--pooling-text lab|mean-no-cls] --out DIR",
     "The whole lab: unaligned BERT × ViT versus CLIP, as matrices, figures and a diagonal check.",
-    {
+    with_options({
         {"image", "PATH", "an image (file, folder or quoted pattern); at least two. Caption i describes image i", true},
         {"caption", "T", "a caption (default: four that describe tests/data/images' astronaut, chelsea, coffee, rocket)", true},
         {"captions-file", "FILE", "captions from a UTF-8 file, one per line"},
@@ -38,7 +38,7 @@ const Command kLabCommand{
         {"format", "EXT", "png (default) | svg | pdf: the figures' format"},
         {"dpi", "N", "pixels per inch of the PNG figures (default 100)"},
         skip_bad_images_option(),
-    },
+    }, heatmap_options(false)),
     R"(What it does, as the lab does it:
   1. captions + dialogue in one padded batch through the text model, pooled with the lab's formula
      sum(h[:, 1:]) / (mask.sum(1) − 1); images through the image model, the mean of the patch tokens;
@@ -122,6 +122,14 @@ int run_lab(const Args& args) {
   const std::string format = args.get("format").value_or("png");
   if (format != "png" && format != "svg" && format != "pdf") usage_error("--format '", format, "': choose png, svg or pdf");
   const double dpi = plot_dpi(args);
+  auto styled = [&args](plot::Figure figure) {  // --cmap, --fmt, --vmin, --vmax on every panel
+    for (auto& panel : figure.panels) apply_heatmap_options(args, panel);
+    return figure;
+  };
+  {
+    plot::Heatmap probe;  // checked before any work
+    apply_heatmap_options(args, probe);
+  }
   std::string pooling_text = args.get("pooling-text").value_or("lab");
   if (pooling_text != "lab" && pooling_text != "mean-no-cls")
     usage_error("--pooling-text '", pooling_text, "': choose lab (the lab's formula) or mean-no-cls");
@@ -168,7 +176,7 @@ int run_lab(const Args& args) {
   };
   LabResult r;
   run_lab_bert_vit(in, r, progress);
-  const plot::Scene bert_vit = plot::layout_figure(lab_bert_vit_figure(in, r, dpi));  // laid out before any file
+  const plot::Scene bert_vit = plot::layout_figure(styled(lab_bert_vit_figure(in, r, dpi)));  // laid out before any file
   create_out_dir(*out);
   plot::save_scene(bert_vit, bert_vit_path);
   write_matrices(r, false);
@@ -178,7 +186,7 @@ int run_lab(const Args& args) {
   std::fflush(stdout);
   try {
     run_lab_clip(in, r, progress);
-    plot::save_scene(plot::layout_figure(lab_clip_figure(in, r, dpi)), clip_path);
+    plot::save_scene(plot::layout_figure(styled(lab_clip_figure(in, r, dpi))), clip_path);
     write_matrices(r, true);
   } catch (const Error& e) {
     throw Error(e.kind(), str(e.what(), "\n(kept ", bert_vit_path, " and ", json_path, " of the BERT × ViT half)"), e.hint());

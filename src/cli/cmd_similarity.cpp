@@ -19,7 +19,7 @@ const Command kSimilarityCommand{
     "mmx similarity (--model MODEL | --text-model MODEL --image-model MODEL) ROWS COLS [--score S] [--softmax D]\n"
     "                      [--json] [--output FILE.safetensors] [--plot FILE.png|svg|pdf]",
     "Score every row against every column: texts or images, each embedded by its encoder.",
-    {
+    with_options({
         {"model", "MODEL", "one model (folder or Hub id) for both sets (CLIP; or BERT for texts × texts, ViT for images × images)"},
         {"text-model", "MODEL", "the encoder of texts (the lab: a BERT folder)"},
         {"image-model", "MODEL", "the encoder of images (the lab: a ViT folder)"},
@@ -44,7 +44,7 @@ const Command kSimilarityCommand{
         {"dpi", "N", "pixels per inch of a PNG plot (default 100)"},
         {"title", "T", "the plot's title (default: Similarity between Text and Image Embeddings)"},
         skip_bad_images_option(),
-    },
+    }, heatmap_options(true)),
     R"(Rows and columns: --text gives rows and --image columns (texts × images, as the lab's matrices);
 with only --text (or only --image) the set is compared with itself. --row-* / --col-* choose freely.
 --plot draws rows down and columns across, each labelled with its own set (images by file name).
@@ -116,6 +116,10 @@ int run_similarity(const Args& args) {
   if (plot_path) check_plot_path(*plot_path, "plot");
   const auto size = plot_size(args, "plot-size");
   const double dpi = plot_dpi(args);
+  {
+    plot::Heatmap style;  // --cmap, --fmt, --vmin, --vmax checked before any work
+    apply_heatmap_options(args, style);
+  }
   // Sets: explicit --row-* / --col-*, else --text as rows and --image as columns, else one set twice.
   Set rows = gather(args, "row-", true), cols = gather(args, "col-", false);
   const bool explicit_rows = !rows.names.empty();
@@ -168,8 +172,10 @@ int run_similarity(const Args& args) {
   Tensor matrix = similarity_matrix(rows.embeddings, cols.embeddings, score, logit_scale);
   softmax_(matrix, softmax);
 
+  StagedOutputs outputs;  // the matrix file and the figure: both, or neither
   if (output)
-    write_safetensors(*output, {{"matrix", matrix}, {"row_embeddings", rows.embeddings}, {"col_embeddings", cols.embeddings}},
+    write_safetensors(outputs.temporary_for(*output),
+                      {{"matrix", matrix}, {"row_embeddings", rows.embeddings}, {"col_embeddings", cols.embeddings}},
                       {{"rows", json_text(rows.names)}, {"cols", json_text(cols.names)},
                        {"score", score_name(score)}, {"softmax", softmax_dim_name(softmax)}});
   if (plot_path) {
@@ -178,12 +184,14 @@ int run_similarity(const Args& args) {
     figure.panels.push_back(similarity_heatmap(matrix, labels(rows), labels(cols), rows.images ? "Image" : "Text",
                                                cols.images ? "Image" : "Text"));
     if (auto t = args.get("title")) figure.panels[0].title = *t;
+    apply_heatmap_options(args, figure.panels[0]);
     std::tie(figure.width_in, figure.height_in) =
         size.value_or(plot::default_panel_size(static_cast<int>(matrix.dim(0)), static_cast<int>(matrix.dim(1))));
     figure.dpi = dpi;
-    plot::save_figure(figure, *plot_path);
-    if (chatty()) std::fprintf(stderr, "wrote %s\n", plot_path->c_str());
+    plot::save_figure(figure, outputs.temporary_for(*plot_path));
   }
+  outputs.commit();
+  if (plot_path && chatty()) std::fprintf(stderr, "wrote %s\n", plot_path->c_str());
   const int64_t r = matrix.dim(0), c = matrix.dim(1);
   if (args.has("json")) {
     nlohmann::ordered_json j;

@@ -1,10 +1,12 @@
 // Options shared by the commands that draw: figure size, dpi, and short labels for image files.
 #include <cmath>
+#include <cstdlib>
 #include <map>
 
 #include "cli/plot_args.hpp"
 #include "mmx/error.hpp"
 #include "mmx/files.hpp"
+#include "mmx/plot/colormap.hpp"
 #include "mmx/plot/render.hpp"
 
 namespace mmx::cli {
@@ -68,6 +70,40 @@ void check_plot_path(const std::string& path, const std::string& option) {
   if (!plot::is_plot_extension(path))
     usage_error("--", option, " '", path, "': unknown extension; a figure is written as .png, .svg or .pdf");
   check_output_path(path);
+}
+
+std::vector<Option> heatmap_options(bool axes) {
+  std::vector<Option> options = {
+      {"cmap", "NAME", "colour map: coolwarm (default, as the lab), bwr, gray; _r reverses (coolwarm_r)"},
+      {"fmt", "SPEC", "annotation format, as seaborn's fmt=: .2g (default), .3f, .1e, .0%, d"},
+      {"vmin", "X", "the value at the bottom of the colour scale (default: the matrix's least)"},
+      {"vmax", "X", "the value at the top (default: the matrix's greatest)"},
+      {"no-annot", "", "leave the cells without their values"},
+  };
+  if (axes) {
+    options.push_back({"xlabel", "T", "the columns' axis name (default: Text or Image)"});
+    options.push_back({"ylabel", "T", "the rows' axis name"});
+  }
+  return options;
+}
+
+void apply_heatmap_options(const Args& args, plot::Heatmap& panel) {
+  if (auto v = args.get("cmap")) panel.cmap = *v;
+  if (auto v = args.get("fmt")) panel.fmt = *v;
+  if (auto v = args.get("xlabel")) panel.x_label = *v;
+  if (auto v = args.get("ylabel")) panel.y_label = *v;
+  if (args.has("no-annot")) panel.annotate = false;
+  for (const char* name : {"vmin", "vmax"})
+    if (auto v = args.get(name)) {
+      char* end = nullptr;
+      const double x = std::strtod(v->c_str(), &end);
+      if (v->empty() || *end != '\0' || !std::isfinite(x)) usage_error("--", name, " expects a number, got '", *v, "'");
+      (std::string(name) == "vmin" ? panel.vmin : panel.vmax) = x;
+    }
+  if (panel.vmin && panel.vmax && *panel.vmax < *panel.vmin)
+    usage_error("--vmax ", *panel.vmax, " is below --vmin ", *panel.vmin);
+  plot::colormap_table(panel.cmap);
+  plot::format_number(0.0, panel.fmt);
 }
 
 }  // namespace mmx::cli

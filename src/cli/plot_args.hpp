@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cli/args.hpp"
+#include "mmx/plot/heatmap_layout.hpp"
 
 namespace mmx::cli {
 
@@ -18,5 +19,10 @@ std::vector<std::string> image_labels(const std::vector<std::string>& paths);
 std::optional<std::pair<double, double>> plot_size(const Args& args, const std::string& option);
 double plot_dpi(const Args& args);
 void check_plot_path(const std::string& path, const std::string& option);
+
+// The options that style a heatmap (--cmap, --fmt, --vmin, --vmax, --no-annot; with `axes` also --xlabel
+// and --ylabel), and what they set on a panel; checked when read, before any work.
+std::vector<Option> heatmap_options(bool axes);
+void apply_heatmap_options(const Args& args, plot::Heatmap& panel);
 
 }  // namespace mmx::cli

@@ -99,4 +99,25 @@ void write_file_atomically(const std::string& path, std::string_view bytes) {
   });
 }
 
+std::string StagedOutputs::temporary_for(const std::string& path) {
+  check_output_path(path);
+  const size_t slash = path.find_last_of('/'), dot = path.find_last_of('.');
+  const bool has_ext = dot != std::string::npos && (slash == std::string::npos || dot > slash + 1);
+  const std::string tmp = (has_ext ? path.substr(0, dot) : path) + ".tmp-" + std::to_string(::getpid()) +
+                          (has_ext ? path.substr(dot) : "");
+  staged_.emplace_back(tmp, path);
+  return tmp;
+}
+
+void StagedOutputs::commit() {
+  for (const auto& [tmp, path] : staged_)
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) fail(path, ": cannot write: ", std::strerror(errno));
+  committed_ = true;
+}
+
+StagedOutputs::~StagedOutputs() {
+  if (!committed_)
+    for (const auto& [tmp, path] : staged_) std::remove(tmp.c_str());
+}
+
 }  // namespace mmx

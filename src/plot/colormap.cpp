@@ -3,10 +3,14 @@
 // Msh(80, 1.08, 0.5) through white, sampled at 33 points and interpolated linearly to 256 entries.
 // tests/data/plot holds matplotlib 3.6.3's own table; the two agree within 0.03/255.
 #include <algorithm>
+#include <cctype>
+#include <cstdlib>
 #include <cmath>
 #include <cstdio>
 #include <numbers>
+#include <vector>
 
+#include "mmx/error.hpp"
 #include "mmx/plot/colormap.hpp"
 
 namespace mmx::plot {
@@ -85,6 +89,68 @@ Rgb coolwarm(double t) {
   if (std::isnan(t)) t = 0;
   const int i = t >= 1 ? 255 : t <= 0 ? 0 : std::min(255, static_cast<int>(t * 256));
   return coolwarm_table()[size_t(i)];
+}
+
+namespace {
+std::array<Rgb, 256> linear_segments(const std::vector<Rgb>& colours) {  // equally spaced, as from_list
+  std::array<Rgb, 256> t;
+  const double segments = double(colours.size() - 1);
+  for (int i = 0; i < 256; ++i) {
+    const double x = i / 255.0 * segments;
+    const size_t k = std::min(colours.size() - 2, static_cast<size_t>(x));
+    const double f = x - double(k);
+    const Rgb& a = colours[k];
+    const Rgb& b = colours[k + 1];
+    t[size_t(i)] = {a.r + (b.r - a.r) * f, a.g + (b.g - a.g) * f, a.b + (b.b - a.b) * f};
+  }
+  return t;
+}
+std::array<Rgb, 256> reversed(std::array<Rgb, 256> t) {
+  std::reverse(t.begin(), t.end());
+  return t;
+}
+}  // namespace
+
+const std::array<Rgb, 256>& colormap_table(const std::string& name) {
+  static const std::array<Rgb, 256> bwr = linear_segments({{0, 0, 1}, {1, 1, 1}, {1, 0, 0}});
+  static const std::array<Rgb, 256> gray = linear_segments({{0, 0, 0}, {1, 1, 1}});
+  static const std::array<Rgb, 256> coolwarm_r = reversed(coolwarm_table()), bwr_r = reversed(bwr),
+                                    gray_r = reversed(gray);
+  if (name == "coolwarm") return coolwarm_table();
+  if (name == "coolwarm_r") return coolwarm_r;
+  if (name == "bwr") return bwr;
+  if (name == "bwr_r") return bwr_r;
+  if (name == "gray" || name == "grey") return gray;
+  if (name == "gray_r" || name == "grey_r") return gray_r;
+  usage_error("colour map '", name, "' is not one mmx draws (coolwarm, bwr, gray; each reversed with _r)");
+}
+
+Rgb colormap(const std::array<Rgb, 256>& table, double t) {
+  if (std::isnan(t)) t = 0;
+  const int i = t >= 1 ? 255 : t <= 0 ? 0 : std::min(255, static_cast<int>(t * 256));
+  return table[size_t(i)];
+}
+
+std::string format_number(double value, const std::string& spec) {
+  if (spec == ".2g") return format_g2(value);
+  char type = 0;
+  int digits = -1;
+  if (spec == "d") {
+    type = 'd';
+  } else if (spec.size() >= 3 && spec.size() <= 4 && spec[0] == '.' && std::isdigit(static_cast<unsigned char>(spec[1])) &&
+             (spec.size() == 3 || std::isdigit(static_cast<unsigned char>(spec[2])))) {
+    digits = std::atoi(spec.c_str() + 1);
+    type = spec.back();
+  }
+  if (!(type == 'g' || type == 'f' || type == 'e' || type == '%' || type == 'd') || digits > 17)
+    usage_error("number format '", spec, "' is not one mmx writes (.Ng, .Nf, .Ne, .N% with N up to 17, or d)");
+  if (std::isnan(value)) return "nan";
+  if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
+  char buf[64];
+  if (type == 'd') std::snprintf(buf, sizeof buf, "%.0f", std::nearbyint(value));  // Python: d needs whole numbers
+  else if (type == '%') std::snprintf(buf, sizeof buf, "%.*f%%", digits, value * 100);
+  else std::snprintf(buf, sizeof buf, type == 'g' ? "%.*g" : type == 'f' ? "%.*f" : "%.*e", digits, value);
+  return buf;
 }
 
 std::string format_g2(double value) {

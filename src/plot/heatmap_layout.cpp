@@ -188,13 +188,14 @@ void lay_out_panel(const Heatmap& h, int panel, const Box& area, const Sizes& sz
   auto row_edge = [&](int i) { return std::round(heat.y0 + i * cell_h); };
 
   // Cells, coloured as matplotlib's Normalize + Colormap do (vmin == vmax maps everything to 0).
+  const std::array<Rgb, 256>& table = colormap_table(h.cmap);
   std::vector<Rgb> fills(h.values.size());
   for (int i = 0; i < h.rows; ++i)
     for (int j = 0; j < h.cols; ++j) {
       const double v = h.values[size_t(i) * size_t(h.cols) + size_t(j)];
       if (std::isnan(v)) continue;
       const double t = hi > lo ? (v - lo) / (hi - lo) : 0.0;
-      const Rgb c = coolwarm(t);
+      const Rgb c = colormap(table, t);
       fills[size_t(i) * size_t(h.cols) + size_t(j)] = c;
       const Box b{col_edge(j), row_edge(i), col_edge(j + 1), row_edge(i + 1)};
       scene.rects.push_back({b, c});
@@ -205,7 +206,7 @@ void lay_out_panel(const Heatmap& h, int panel, const Box& area, const Sizes& sz
   if (h.annotate) {
     std::vector<std::string> texts(h.values.size());
     for (size_t k = 0; k < texts.size(); ++k)
-      if (!std::isnan(h.values[k])) texts[k] = format_g2(h.values[k]);
+      if (!std::isnan(h.values[k])) texts[k] = format_number(h.values[k], h.fmt);
     double size = sz.text;
     for (; size >= 5 * sz.px_per_pt; size *= 0.9) {
       double w = 0;
@@ -287,7 +288,6 @@ void lay_out_panel(const Heatmap& h, int panel, const Box& area, const Sizes& sz
 
   // Colour bar: the 256 table entries bottom to top, with ticks on its right.
   const double bx0 = std::round(heat.x1 + cbar_gap), bx1 = std::round(heat.x1 + cbar_gap + cbar_w);
-  const auto& table = coolwarm_table();
   for (int e = 0; e < 256; ++e) {
     const double y0 = std::round(heat.y1 - (e + 1) * hh / 256), y1 = std::round(heat.y1 - e * hh / 256);
     if (y1 > y0) scene.rects.push_back({{bx0, y0, bx1, y1}, table[size_t(e)]});
@@ -310,6 +310,8 @@ void check_panel(const Heatmap& h, size_t index) {
   if (!h.col_labels.empty() && h.col_labels.size() != size_t(h.cols))
     fail(where, ": ", h.col_labels.size(), " column labels for ", h.cols, " columns");
   if (h.vmin && h.vmax && !(*h.vmax >= *h.vmin)) fail(where, ": vmax ", *h.vmax, " is below vmin ", *h.vmin);
+  colormap_table(h.cmap);      // a usage error for a name mmx does not draw
+  format_number(0.0, h.fmt);   // ... and for a format it does not write
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 // numbers and labels to stay text (searchable, selectable, checkable by tests).
 #include <cairo-pdf.h>
 #include <cairo.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cmath>
@@ -70,6 +71,25 @@ cairo_status_t append_bytes(void* closure, const unsigned char* data, unsigned i
   return CAIRO_STATUS_SUCCESS;
 }
 
+// A pHYs chunk right after IHDR: the figure's dpi as pixels per metre (what matplotlib's savefig writes),
+// so viewers and word processors show it at its size in inches.
+std::string with_resolution(const std::string& png, double dpi) {
+  const size_t after_ihdr = 8 + 4 + 4 + 13 + 4;  // signature, then IHDR: length, type, 13 bytes, CRC
+  if (png.size() < after_ihdr || png.compare(12, 4, "IHDR") != 0) return png;
+  const uint32_t per_metre = static_cast<uint32_t>(std::lround(dpi / 0.0254));
+  std::string chunk = "pHYs";
+  for (int i = 0; i < 2; ++i)
+    for (int shift = 24; shift >= 0; shift -= 8) chunk += static_cast<char>((per_metre >> shift) & 0xff);
+  chunk += '\x01';  // the unit: the metre
+  const uint32_t crc = static_cast<uint32_t>(crc32(0L, reinterpret_cast<const Bytef*>(chunk.data()), static_cast<uInt>(chunk.size())));
+  std::string out = png.substr(0, after_ihdr);
+  out += std::string("\x00\x00\x00\x09", 4);  // the data's length: 9
+  out += chunk;
+  for (int shift = 24; shift >= 0; shift -= 8) out += static_cast<char>((crc >> shift) & 0xff);
+  out += png.substr(after_ihdr);
+  return out;
+}
+
 std::string render_png(const Scene& scene, const std::string& path) {
   cairo_surface_t* surface = cairo_image_surface_create(CAIRO_FORMAT_RGB24, scene.width, scene.height);
   check(cairo_surface_status(surface), path);
@@ -81,7 +101,7 @@ std::string render_png(const Scene& scene, const std::string& path) {
   const cairo_status_t written = drawn == CAIRO_STATUS_SUCCESS ? cairo_surface_write_to_png_stream(surface, append_bytes, &bytes) : drawn;
   cairo_surface_destroy(surface);
   check(written, path);
-  return bytes;
+  return with_resolution(bytes, scene.dpi);
 }
 
 std::string render_pdf(const Scene& scene, const std::string& path) {

@@ -221,3 +221,41 @@ TEST(CliLab, ModelsAreCheckedFirstAndTheFirstHalfIsKept) {
   EXPECT_FALSE(std::filesystem::exists(dir.file("b") + "/lab_clip.png"));
   EXPECT_NE(r.out.find("BERT × ViT ("), std::string::npos) << r.out;  // its line was printed
 }
+
+// --cmap, --fmt, --vmin/--vmax and axis names reach the figure; a bad one is refused before any work;
+// a command with two outputs writes both or neither.
+TEST(CliLab, SimilarityPlotStyleAndBothOutputsOrNeither) {
+  test::TempDir dir;
+  std::vector<std::string> args = {"similarity", "--model", test::data("models/clip-tiny"), "--text", "a cat",
+                                   "--image", test::data("images/chelsea.png"), "--plot", dir.file("m.svg"),
+                                   "--cmap", "gray", "--fmt", ".4f", "--vmin", "-1", "--vmax", "1",
+                                   "--xlabel", "Photos", "--ylabel", "Captions", "--json"};
+  Result r = run(args);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const double value = json::parse(r.out)["matrix"][0][0].get<double>();
+  char want[32];
+  std::snprintf(want, sizeof want, ">%.4f</text>", value);
+  const std::string svg = read_file(dir.file("m.svg"));
+  EXPECT_NE(svg.find(want), std::string::npos) << want;
+  EXPECT_NE(svg.find(">Photos</text>"), std::string::npos);
+  EXPECT_NE(svg.find(">Captions</text>"), std::string::npos);
+  const int grey = std::min(255, static_cast<int>((value + 1) / 2 * 256));  // gray's entry floor(t·256), t on −1…1
+  char fill[16];
+  std::snprintf(fill, sizeof fill, "#%02x%02x%02x", grey, grey, grey);
+  EXPECT_NE(svg.find(fill), std::string::npos) << fill;
+  for (const std::vector<std::string>& bad : {std::vector<std::string>{"--cmap", "viridis"}, {"--fmt", "%.2f"},
+                                              {"--vmin", "2", "--vmax", "1"}}) {
+    std::vector<std::string> a = {"similarity", "--model", test::data("models/clip-tiny"), "--text", "a cat",
+                                  "--plot", dir.file("bad.png")};
+    a.insert(a.end(), bad.begin(), bad.end());
+    r = run(a);
+    EXPECT_EQ(r.code, 2) << bad[0] << "\n" << r.err;
+    EXPECT_FALSE(std::filesystem::exists(dir.file("bad.png")));
+  }
+  // The figure cannot be written (/proc takes no new files): the matrix file is not left behind either.
+  r = run({"similarity", "--model", test::data("models/clip-tiny"), "--text", "a cat", "--output",
+           dir.file("m.safetensors"), "--plot", "/proc/mmx-cannot-write.png"});
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("m.safetensors")));
+  EXPECT_EQ(files_in(dir.path.string()), 1u);  // m.svg only: no temporary left
+}

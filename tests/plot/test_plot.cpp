@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <png.h>
+
 #include <nlohmann/json.hpp>
 
 #include "mmx/error.hpp"
@@ -135,6 +137,32 @@ TEST(Plot, NumbersAreFormattedAsPythons2g) {
     EXPECT_EQ(plot::format_g2(std::stod(value)), text.get<std::string>()) << value;
   EXPECT_EQ(plot::format_g2(NAN), "nan");
   EXPECT_EQ(plot::format_g2(-INFINITY), "-inf");
+}
+
+// --cmap: the other tables against matplotlib's own (tools/make_plot_reference.py), indexed alike.
+TEST(Plot, OtherColourMapsAreMatplotlibs) {
+  const json ref = reference();
+  for (const auto& [name, entries] : ref["colormaps_256"].items()) {
+    const auto& table = plot::colormap_table(name);
+    ASSERT_EQ(entries.size(), 256u) << name;
+    double worst = 0;
+    for (size_t i = 0; i < 256; ++i) worst = std::max(worst, channel_diff(table[i], entries[i]));
+    std::printf("  %s vs matplotlib 3.6.3: max |d| = %.3g (%.3f/255)\n", name.c_str(), worst, worst * 255);
+    EXPECT_LE(worst, 0.1 / 255) << name;
+  }
+  EXPECT_THROW(plot::colormap_table("viridis"), Error);
+  EXPECT_EQ(byte(plot::colormap(plot::colormap_table("gray"), 1.0).r), 255);
+}
+
+// --fmt: seaborn's fmt= specs as Python's format() writes them.
+TEST(Plot, NumberFormatsAreFormattedAsPythons) {
+  const json ref = reference();
+  for (const auto& [spec, cases] : ref["python_formats"].items())
+    for (const auto& [value, text] : cases.items())
+      EXPECT_EQ(plot::format_number(std::stod(value), spec), text.get<std::string>()) << spec << " " << value;
+  for (const auto& [value, text] : ref["python_format_d"].items())
+    EXPECT_EQ(plot::format_number(std::stod(value), "d"), text.get<std::string>()) << value;
+  for (const char* bad : {"", ".2x", "2g", ".g", ".123f", ".18g", "{:.2f}"}) EXPECT_THROW(plot::format_number(1.0, bad), Error) << bad;
 }
 
 TEST(Plot, SeabornsReferenceFigureHasOurCellColours) {
@@ -301,5 +329,32 @@ TEST(Plot, BadInputIsAClearError) {
     plot::save_figure(good, dir.file("f.bmp"));
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(".png, .svg or .pdf"), std::string::npos) << e.what();
+  }
+}
+
+// The PNG carries its dpi (a pHYs chunk in pixels per metre, as matplotlib's savefig writes), checked
+// here against libpng's own reading of the chunk.
+TEST(Plot, PngCarriesItsResolution) {
+  test::TempDir dir;
+  plot::Figure figure = one_panel(reference_heatmap(reference()));
+  for (double dpi : {72.0, 100.0, 150.0}) {
+    figure.dpi = dpi;
+    const std::string path = dir.file("f" + std::to_string(int(dpi)) + ".png");
+    plot::save_figure(figure, path);
+    FILE* f = std::fopen(path.c_str(), "rb");
+    ASSERT_NE(f, nullptr);
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
+    png_infop info = png_create_info_struct(png);
+    png_init_io(png, f);
+    png_read_info(png, info);  // a chunk with a bad CRC would be an error here
+    png_uint_32 x = 0, y = 0;
+    int unit = -1;
+    ASSERT_TRUE(png_get_pHYs(png, info, &x, &y, &unit)) << dpi;
+    EXPECT_EQ(unit, PNG_RESOLUTION_METER);
+    EXPECT_EQ(x, static_cast<png_uint_32>(std::lround(dpi / 0.0254)));
+    EXPECT_EQ(y, x);
+    png_destroy_read_struct(&png, &info, nullptr);
+    std::fclose(f);
+    EXPECT_EQ(load_image(path).width, std::lround(figure.width_in * dpi));
   }
 }

@@ -16,6 +16,8 @@ struct Heatmap {
   std::vector<std::string> row_labels, col_labels;  // empty: numbered 0, 1, …
   std::string title, x_label, y_label;              // x = columns, y = rows
   bool annotate = true;
+  std::string fmt = ".2g";       // the annotations' format (seaborn's fmt=, format_number)
+  std::string cmap = "coolwarm";  // the colour table (colormap_table)
   std::optional<double> vmin, vmax;  // default: the data's range
 };
 
