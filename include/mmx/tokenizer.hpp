@@ -49,6 +49,9 @@ class Tokenizer {
   virtual std::string id_to_token(int64_t id) const = 0;
   virtual int64_t pad_token_id() const = 0;
   virtual int64_t model_max_length() const = 0;
+  // What the model takes, as transformers' model_input_names: BERT input_ids, token_type_ids and
+  // attention_mask; CLIP input_ids and attention_mask (it has no token types).
+  virtual std::vector<std::string> model_input_names() const = 0;
 
   // tokenizer(texts, padding=..., truncation=bool(max_length), max_length=...). With
   // Padding::MaxLength and no max_length, pads to model_max_length() as transformers does.

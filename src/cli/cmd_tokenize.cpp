@@ -10,7 +10,7 @@ namespace mmx::cli {
 const Command kTokenizeCommand{
     "tokenize",
     "mmx tokenize --model MODEL (--text T)... [--texts-file FILE] [--padding longest|max_length|none] [--max-length N]",
-    "Print input_ids, attention_mask, token_type_ids and tokens as JSON, one inner list per text.",
+    "Print the token ids, masks (and BERT's token_type_ids) and tokens as JSON, one list per text.",
     {
         {"model", "MODEL", "a model folder, a folder holding only tokenizer files, or a Hub id"},
         {"text", "T", "a text to tokenize", true},
@@ -42,12 +42,13 @@ int run_tokenize(const Args& args) {
   if (padding == Padding::MaxLength && !max_length && tokenizer->model_max_length() > (int64_t(1) << 20))
     usage_error("--padding max_length needs --max-length: this tokenizer sets no model_max_length");
   const BatchEncoding batch = tokenizer->encode_batch(texts, padding, max_length);
-  nlohmann::ordered_json out;
-  for (const char* key : {"input_ids", "attention_mask", "token_type_ids", "tokens"}) out[key] = nlohmann::json::array();
+  nlohmann::ordered_json out;  // the tokenizer's model_input_names, in its order, then the tokens
+  const std::vector<std::string> names = tokenizer->model_input_names();
+  for (const auto& name : names) out[name] = nlohmann::json::array();
+  out["tokens"] = nlohmann::json::array();
   for (const auto& row : batch.rows) {
-    out["input_ids"].push_back(row.input_ids);
-    out["attention_mask"].push_back(row.attention_mask);
-    out["token_type_ids"].push_back(row.token_type_ids);
+    for (const auto& name : names)
+      out[name].push_back(name == "input_ids" ? row.input_ids : name == "attention_mask" ? row.attention_mask : row.token_type_ids);
     nlohmann::ordered_json tokens = nlohmann::ordered_json::array();
     for (int64_t id : row.input_ids) tokens.push_back(tokenizer->id_to_token(id));
     out["tokens"].push_back(std::move(tokens));

@@ -21,6 +21,7 @@ class ClipTokenizer : public Tokenizer {
   std::string id_to_token(int64_t id) const override;
   int64_t pad_token_id() const override { return pad_id_; }
   int64_t model_max_length() const override { return model_max_length_; }
+  std::vector<std::string> model_input_names() const override { return {"input_ids", "attention_mask"}; }
 
  private:
   void bpe(const std::string& token, std::vector<std::string>& out) const;

@@ -34,6 +34,7 @@ class BertTokenizer : public Tokenizer {
   std::string id_to_token(int64_t id) const override;
   int64_t pad_token_id() const override { return pad_id_; }
   int64_t model_max_length() const override { return config_.model_max_length; }
+  std::vector<std::string> model_input_names() const override { return {"input_ids", "token_type_ids", "attention_mask"}; }
   int64_t token_to_id(const std::string& token) const;  // unk id when absent
 
  private:

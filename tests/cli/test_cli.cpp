@@ -582,3 +582,13 @@ TEST(Cli, EmbedReadsStdinWritesStdoutAndNpz) {
                             "' " + test::quote(dir.file("e.npz")) + " " + test::quote(dir.file("e.json"));
   EXPECT_EQ(std::system(check.c_str()), 0);
 }
+
+// tokenize prints what the model takes, as transformers' tokenizer(...) returns it: CLIP has no token_type_ids.
+TEST(CliClip, TokenizePrintsTheModelsInputNames) {
+  const json clip = json::parse(run({"tokenize", "--model", test::data("models/clip-tiny"), "--text", "a cat"}).out);
+  EXPECT_FALSE(clip.contains("token_type_ids")) << clip;
+  EXPECT_TRUE(clip.contains("input_ids") && clip.contains("attention_mask") && clip.contains("tokens")) << clip;
+  const auto bert = nlohmann::ordered_json::parse(run({"tokenize", "--model", test::data("models/bert-tiny"), "--text", "a cat"}).out);
+  EXPECT_TRUE(bert.contains("token_type_ids")) << bert;
+  EXPECT_EQ(bert.begin().key(), "input_ids");
+}
