@@ -2,7 +2,8 @@
 # Installs the release build into a temporary prefix and builds examples/ against it, as a program using
 # the library would be built: with CMake (find_package(mmx)) and with pkg-config. Then runs them on the
 # test models and checks that they link neither Cairo nor libcurl and that zero_shot prints the
-# probabilities `mmx classify` prints. Usage: scripts/check-examples.sh [BUILD_DIR]  (default build/release)
+# probabilities `mmx classify` prints; and that the man page and the bash completion are installed where
+# man and bash look. Usage: scripts/check-examples.sh [BUILD_DIR]  (default build/release)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build/release}
@@ -11,6 +12,10 @@ trap 'rm -rf "$work"' EXIT
 prefix=$work/prefix
 
 cmake --install "$build" --prefix "$prefix" > "$work/install.log"
+# The man page and the completions land where man and the shells look under a prefix, and work from there.
+test -s "$prefix/share/man/man1/mmx.1"
+bash -c "source '$prefix/share/bash-completion/completions/mmx'; COMP_WORDS=(mmx emb); COMP_CWORD=1; _mmx
+         [ \"\${COMPREPLY[*]}\" = embed ]"
 cmake -S examples -B "$work/cmake" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release > "$work/configure.log"
 cmake --build "$work/cmake" -j"$(nproc)" > "$work/build.log"
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig

@@ -7,5 +7,6 @@ apt-get install -y -qq --no-install-recommends \
   cmake g++ make pkg-config \
   libdnnl-dev nlohmann-json3-dev libutf8proc-dev zlib1g-dev libpng-dev libjpeg62-turbo-dev \
   libcairo2-dev fonts-dejavu-core libcurl4-openssl-dev libssl-dev \
+  zsh fish groff-base \
   libgtest-dev libgmock-dev libbenchmark-dev \
   python3-numpy

@@ -280,7 +280,7 @@ std::vector<std::pair<std::string, std::string>> bench_workloads() {
           {"sdxl-text-encoders", "SDXL's two text encoders on a prompt and a negative prompt"},
           {"sdxl-vae-512", "SDXL VAE decode to 512×512 (also: vae-decode-512)"},
           {"sdxl-vae-1024", "SDXL VAE decode to 1024×1024"},
-          {"gemm-MxNxK", "one GEMM, e.g. gemm-4096x3072x768 (x[M,K]·w[N,K]ᵀ)"}};
+          {"gemm-MxNxK", "one GEMM, e.g. gemm-4096x3072x768 (x[M,K]·w[N,K]^T)"}};
 }
 
 BenchResult run_benchmark(const std::string& workload, int runs, const std::string& data_dir,

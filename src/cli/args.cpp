@@ -4,11 +4,20 @@
 #include <cmath>
 #include <sstream>
 
+#include "mmx/embedding_space.hpp"
 #include "mmx/error.hpp"
 #include "mmx/placement.hpp"
 #include "mmx/runtime.hpp"
 
 namespace mmx::cli {
+
+std::vector<std::string> pooling_names() {
+  std::vector<std::string> names;
+  for (Pooling p : {Pooling::Cls, Pooling::Pooler, Pooling::Mean, Pooling::MeanNoCls, Pooling::Lab, Pooling::Projection,
+                    Pooling::Pooled})
+    names.push_back(pooling_name(p));
+  return names;
+}
 
 const std::vector<Option>& common_options() {
   static const std::vector<Option> options = {

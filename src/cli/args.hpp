@@ -15,7 +15,11 @@ struct Option {
   std::string metavar;  // empty: a flag without a value
   std::string help;
   bool repeatable = false;
+  std::vector<std::string> choices = {};  // the values it takes, when they are few: shell completion offers them
 };
+
+// The poolings an embedding command accepts, as mmx/embedding_space.hpp names them.
+std::vector<std::string> pooling_names();
 
 struct Command {
   std::string name, usage, summary;

@@ -46,7 +46,8 @@ const Command kBenchCommand{
     "Benchmark workloads on full-size architectures with random weights.",
     {
         {"runs", "N", "timed runs per workload (default 5)"},
-        {"weights", "DTYPE", "dtype of the random weight matrices (default: f16 for sdxl-*, f32 otherwise)"},
+        {"weights", "DTYPE", "dtype of the random weight matrices (default: f16 for sdxl-*, f32 otherwise)",
+         false, {"f32", "f16", "bf16"}},
         {"json", "", "print a JSON list instead of a table"},
         {"data", "DIR", "folder with real-configs/ and tokenizers/ (default: tests/data)"},
         {"write-random-sdxl", "DIR", "write SDXL base's pipeline folder, random weights (7 GB in f16), and exit"},

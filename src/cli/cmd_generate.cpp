@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <random>
 
+#include "cli/build_info.hpp"
 #include "cli/commands.hpp"
 #include "mmx/error.hpp"
 #include "mmx/files.hpp"
@@ -137,7 +138,7 @@ int run_generate(const Args& args) {
       {"guidance_scale", number_text(o.guidance_scale)},
       {"scheduler", r.scheduler},
       {"model", *model + (variant.empty() ? "" : " (" + variant + ")")},
-      {"software", "mmx 0.1.0"},
+      {"software", std::string("mmx ") + kVersion},
   };
   if (save_latents) write_safetensors(*save_latents, {{"init_latents", r.init_latents}, {"step_latents", r.step_latents}});
   write_file_atomically(output, encode_png(r.image, text));

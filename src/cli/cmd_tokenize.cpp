@@ -15,7 +15,7 @@ const Command kTokenizeCommand{
         {"model", "MODEL", "a model folder, a folder holding only tokenizer files, or a Hub id"},
         {"text", "T", "a text to tokenize", true},
         {"texts-file", "FILE", "UTF-8 file, one text per line (empty lines skipped)"},
-        {"padding", "MODE", "longest (default, as padding=True) | max_length | none"},
+        {"padding", "MODE", "longest (default, as padding=True) | max_length | none", false, {"longest", "max_length", "none"}},
         {"max-length", "N", "truncate to N tokens; with --padding max_length, pad to N"},
     },
     R"(`tokens` are the vocabulary entries of input_ids (special and padding tokens included), so the

@@ -14,7 +14,9 @@ struct Subcommand {
 };
 
 extern const Command kEmbedCommand, kTokenizeCommand, kBenchCommand, kPreprocessCommand, kClassifyCommand,
-    kSimilarityCommand, kLabCommand, kGenerateCommand, kDownloadCommand;
+    kSimilarityCommand, kLabCommand, kGenerateCommand, kDownloadCommand, kCompletionCommand, kManpageCommand;
+int run_completion(const Args& args);
+int run_manpage(const Args& args);
 int run_download(const Args& args);
 int run_generate(const Args& args);
 int run_similarity(const Args& args);
@@ -24,5 +26,8 @@ int run_preprocess(const Args& args);
 int run_classify(const Args& args);
 int run_tokenize(const Args& args);
 int run_bench(const Args& args);
+
+// Every subcommand, in the order `mmx --help` lists them (main.cpp).
+const std::vector<Subcommand>& subcommands();
 
 }  // namespace mmx::cli

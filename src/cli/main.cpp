@@ -13,7 +13,7 @@
 
 namespace {
 
-const mmx::cli::Subcommand kSubcommands[] = {
+const std::vector<mmx::cli::Subcommand> kSubcommands = {
     {&mmx::cli::kEmbedCommand, mmx::cli::run_embed},
     {&mmx::cli::kTokenizeCommand, mmx::cli::run_tokenize},
     {&mmx::cli::kPreprocessCommand, mmx::cli::run_preprocess},
@@ -23,6 +23,8 @@ const mmx::cli::Subcommand kSubcommands[] = {
     {&mmx::cli::kGenerateCommand, mmx::cli::run_generate},
     {&mmx::cli::kDownloadCommand, mmx::cli::run_download},
     {&mmx::cli::kBenchCommand, mmx::cli::run_bench},
+    {&mmx::cli::kCompletionCommand, mmx::cli::run_completion},
+    {&mmx::cli::kManpageCommand, mmx::cli::run_manpage},
 };
 
 void print_main_help(std::FILE* out) {
@@ -63,6 +65,8 @@ std::vector<std::string> command_names() {
 }
 
 }  // namespace
+
+const std::vector<mmx::cli::Subcommand>& mmx::cli::subcommands() { return kSubcommands; }
 
 int main(int argc, char** argv) {
   mmx::enable_hub_downloads();  // --model takes Hub ids: what is not cached is downloaded once

@@ -74,7 +74,8 @@ void check_plot_path(const std::string& path, const std::string& option) {
 
 std::vector<Option> heatmap_options(bool axes) {
   std::vector<Option> options = {
-      {"cmap", "NAME", "colour map: coolwarm (default, as the lab), bwr, gray; _r reverses (coolwarm_r)"},
+      {"cmap", "NAME", "colour map: coolwarm (default, as the lab), bwr, gray; _r reverses (coolwarm_r)",
+       false, {"coolwarm", "coolwarm_r", "bwr", "bwr_r", "gray", "gray_r"}},
       {"fmt", "SPEC", "annotation format, as seaborn's fmt=: .2g (default), .3f, .1e, .0%, d"},
       {"vmin", "X", "the value at the bottom of the colour scale (default: the matrix's least)"},
       {"vmax", "X", "the value at the top (default: the matrix's greatest)"},

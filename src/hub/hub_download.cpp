@@ -118,7 +118,7 @@ Response request(const std::string& url, bool head, bool follow, FILE* sink = nu
   curl_slist* headers = nullptr;
   const std::string t = token();
   if (!t.empty()) headers = curl_slist_append(headers, ("Authorization: Bearer " + t).c_str());
-  headers = curl_slist_append(headers, "User-Agent: mmx/0.1.0");
+  headers = curl_slist_append(headers, "User-Agent: mmx/" MMX_VERSION);
   char error[CURL_ERROR_SIZE] = {0};
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);

@@ -10,7 +10,9 @@
 #include <sstream>
 #include <nlohmann/json.hpp>
 
+#include "mmx/embedding_space.hpp"
 #include "mmx/files.hpp"
+#include "mmx/plot/colormap.hpp"
 #include "cli/run_mmx.hpp"
 #include "test_util.hpp"
 
@@ -591,4 +593,101 @@ TEST(CliClip, TokenizePrintsTheModelsInputNames) {
   const auto bert = nlohmann::ordered_json::parse(run({"tokenize", "--model", test::data("models/bert-tiny"), "--text", "a cat"}).out);
   EXPECT_TRUE(bert.contains("token_type_ids")) << bert;
   EXPECT_EQ(bert.begin().key(), "input_ids");
+}
+
+namespace {
+
+// What bash completes for the words typed so far (the last one being completed), from `mmx completion bash`.
+std::vector<std::string> bash_completes(const std::string& script, const std::string& typed) {
+  test::TempDir dir;
+  write_file_atomically(dir.file("mmx.bash"), script);
+  const std::string shell = "bash -c " + test::quote("source " + test::quote(dir.file("mmx.bash")) + "; COMP_WORDS=(" +
+                                                     typed + "); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _mmx; " +
+                                                     "printf '%s\\n' \"${COMPREPLY[@]}\"") +
+                            " >" + test::quote(dir.file("out"));
+  EXPECT_EQ(std::system(shell.c_str()), 0) << typed;
+  std::vector<std::string> words;
+  std::istringstream in(read_file(dir.file("out")));
+  for (std::string w; std::getline(in, w);)
+    if (!w.empty()) words.push_back(w);
+  return words;
+}
+
+bool have(const char* program) {
+  return std::system((std::string("command -v ") + program + " >/dev/null 2>&1").c_str()) == 0;
+}
+
+}  // namespace
+
+TEST(Cli, BashCompletesCommandsOptionsAndTheValuesTheParserTakes) {
+  const Result r = run({"completion", "bash"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  using Words = std::vector<std::string>;
+  EXPECT_EQ(bash_completes(r.out, "mmx emb"), Words{"embed"});
+  EXPECT_EQ(bash_completes(r.out, "mmx similarity --cm"), Words{"--cmap"});
+  EXPECT_EQ(bash_completes(r.out, "mmx generate --dev"), Words{"--device"});
+  EXPECT_EQ(bash_completes(r.out, "mmx embed --device ''"), (Words{"cpu", "cuda"}));
+  // Every command `mmx --help` lists is offered first.
+  const Words commands = bash_completes(r.out, "mmx ''");
+  for (const char* c : {"embed", "tokenize", "preprocess", "classify", "similarity", "lab", "generate", "download",
+                        "bench", "completion", "manpage"})
+    EXPECT_NE(std::find(commands.begin(), commands.end(), c), commands.end()) << c;
+  // The values offered are exactly what the parser accepts: each is taken, none is missing.
+  const Words poolings = bash_completes(r.out, "mmx embed --pooling ''");
+  EXPECT_EQ(poolings.size(), 7u);
+  for (const auto& p : poolings) EXPECT_EQ(pooling_name(pooling_from_name(p)), p);
+  const Words scores = bash_completes(r.out, "mmx similarity --score ''");
+  EXPECT_EQ(scores.size(), 3u);
+  for (const auto& s : scores) EXPECT_EQ(score_name(score_from_name(s)), s);
+  const Words cmaps = bash_completes(r.out, "mmx lab --cmap ''");
+  EXPECT_EQ(cmaps.size(), 6u);
+  for (const auto& c : cmaps) EXPECT_NO_THROW(plot::colormap_table(c)) << c;
+  EXPECT_EQ(bash_completes(r.out, "mmx lab --format ''"), (Words{"png", "svg", "pdf"}));
+  // A file argument completes file names.
+  const Words files = bash_completes(r.out, "mmx embed --texts-file " + test::quote(test::data("tokenizers/")));
+  EXPECT_FALSE(files.empty());
+}
+
+TEST(Cli, ZshAndFishCompletionsParseAndFishCompletes) {
+  const Result zsh = run({"completion", "zsh"}), fish = run({"completion", "fish"});
+  ASSERT_EQ(zsh.code, 0) << zsh.err;
+  ASSERT_EQ(fish.code, 0) << fish.err;
+  EXPECT_EQ(zsh.out.rfind("#compdef mmx\n", 0), 0u);
+  if (!have("zsh") || !have("fish")) GTEST_SKIP() << "zsh or fish is not installed (scripts/install-deps.sh installs both)";
+  test::TempDir dir;
+  write_file_atomically(dir.file("_mmx"), zsh.out);
+  write_file_atomically(dir.file("mmx.fish"), fish.out);
+  EXPECT_EQ(std::system(("zsh -n " + test::quote(dir.file("_mmx"))).c_str()), 0);
+  EXPECT_EQ(std::system(("fish -n " + test::quote(dir.file("mmx.fish"))).c_str()), 0);
+  // fish answers `complete -C`: what it would offer on the command line.
+  const std::string ask = "fish -c " + test::quote("source " + test::quote(dir.file("mmx.fish")) +
+                                                   "; complete -C 'mmx similarity --sc'; complete -C 'mmx embed --dtype '") +
+                          " >" + test::quote(dir.file("out"));
+  ASSERT_EQ(std::system(ask.c_str()), 0);
+  const std::string offered = read_file(dir.file("out"));
+  EXPECT_NE(offered.find("--score\t"), std::string::npos) << offered;
+  for (const char* dtype : {"\nf32\t", "\nf16\t", "\nbf16\t"}) EXPECT_NE(offered.find(dtype), std::string::npos) << offered;
+}
+
+TEST(Cli, ManPageRendersWithoutWarningsAndNamesEveryCommand) {
+  const Result r = run({"manpage"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* c : {"embed", "similarity", "lab", "generate", "download", "completion"})
+    EXPECT_NE(r.out.find(std::string(".SS ") + c + "\n"), std::string::npos) << c;
+  EXPECT_NE(r.out.find("\\-\\-texts\\-file"), std::string::npos);
+  EXPECT_EQ(r.out.find("\xE2"), std::string::npos) << "non-ASCII reaches troff unescaped";
+  if (!have("groff")) GTEST_SKIP() << "groff is not installed (scripts/install-deps.sh installs groff-base)";
+  test::TempDir dir;
+  write_file_atomically(dir.file("mmx.1"), r.out);
+  const std::string render = "groff -man -Tutf8 -P-cbou -ww " + test::quote(dir.file("mmx.1")) + " >" +
+                             test::quote(dir.file("page")) + " 2>" + test::quote(dir.file("warnings"));
+  ASSERT_EQ(std::system(render.c_str()), 0);
+  EXPECT_EQ(read_file(dir.file("warnings")), "");
+  EXPECT_NE(read_file(dir.file("page")).find("EXIT STATUS"), std::string::npos);
+}
+
+TEST(Cli, CompletionForAnUnknownShellIsAUsageError) {
+  const Result r = run({"completion", "powershell"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("bash, zsh or fish"), std::string::npos) << r.err;
 }
