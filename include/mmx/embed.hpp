@@ -3,6 +3,7 @@
 // the registry; texts are batched by one rule (a token budget over length-sorted texts).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -24,6 +25,8 @@ struct EmbedOptions {
   // embedding: padding is masked. Where padding shows in the result (the lab's pooling sums the padding
   // positions; token embeddings return them) every pass keeps the whole batch's padded length instead.
   int64_t max_batch_tokens = 16384;
+  // Called after each forward pass with the inputs embedded so far and their number (progress lines).
+  std::function<void(int64_t done, int64_t total)> progress;
 };
 
 struct EmbedResult {

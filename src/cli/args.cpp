@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <sstream>
 
 #include "mmx/embedding_space.hpp"
@@ -179,6 +181,11 @@ void apply_common_options(const Args& args) {
   if (args.has("verbose")) set_log_level(LogLevel::Debug);
   if (args.has("quiet")) set_log_level(LogLevel::Error);
   if (args.has("device") || args.has("dtype")) placement_of(args).check();  // before any work: a device that is not there
+  const Placement placement = placement_of(args);
+  if (log_level() >= LogLevel::Info)
+    std::fprintf(stderr, "mmx: info: running on %s: %s; %d CPU threads%s\n", placement.str().c_str(),
+                 device_description(placement.device).c_str(), num_threads(),
+                 args.has("threads") ? " (--threads)" : std::getenv("OMP_NUM_THREADS") ? " (OMP_NUM_THREADS)" : " (all cores)");
 }
 
 }  // namespace mmx::cli

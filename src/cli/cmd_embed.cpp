@@ -1,10 +1,14 @@
-// mmx embed: text embeddings from a model folder, written as safetensors, .npy or JSON.
+// mmx embed: text and image embeddings from a model folder, printed or written as safetensors, .npz, .npy or JSON.
+#include <algorithm>
 #include <cmath>
-#include <map>
 #include <cstdio>
+#include <cstring>
+#include <map>
+
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "cli/progress.hpp"
 #include "mmx/embed.hpp"
 #include "mmx/files.hpp"
 #include "mmx/image.hpp"
@@ -31,6 +35,8 @@ const Command kEmbedCommand{
         {"output", "FILE", ".safetensors, .npz, .npy or .json; - prints the JSON; without it a summary is printed"},
         {"json", "", "print the JSON document to standard output (as --output -)"},
         {"token-embeddings", "", "also write last_hidden_state, input_ids, attention_mask"},
+        {"batch-tokens", "N", "the most tokens one forward pass takes (default 16384); fewer use less memory"},
+        {"progress", "", "a progress line also when stderr is not a terminal (a log); on one it shows by itself"},
     },
     R"(pooling modes:
   cls          last_hidden_state[:, 0]
@@ -44,7 +50,9 @@ const Command kEmbedCommand{
   pooled       CLIP: the pooled output before the projection (end-of-text token / post-normed class token)
 All texts form one padded batch, as in the lab (tokenizer(texts, padding=True)); large batches are
 split internally without changing any number. Images are decoded as Pillow does (no EXIF rotation)
-and preprocessed exactly as the folder's Hugging Face image processor.
+and preprocessed exactly as the folder's Hugging Face image processor, a few dozen at a time, so a
+folder of thousands of photos needs the memory of a few dozen. A run that takes more than half a
+second shows its progress on a terminal.
 
 outputs: .safetensors holds `embeddings` [N, D] F32 (+ with --token-embeddings: `last_hidden_state`
 [N, L, D], and `input_ids`, `attention_mask` [N, L] I64 for texts or `pixel_values` [N, 3, H, W]
@@ -92,6 +100,54 @@ void print_summary(const std::string& model, const EmbeddedSet& set, bool normal
   }
 }
 
+// Rows of `part` into `whole` from row `at` on; `whole` is made by the first part, with room for `rows`.
+void put_rows(Tensor& whole, const Tensor& part, int64_t at, int64_t rows) {
+  if (!part.defined()) return;
+  if (!whole.defined()) {
+    Shape shape = part.shape();
+    shape[0] = rows;
+    whole = Tensor::empty(shape, part.dtype());
+  }
+  std::memcpy(whole.narrow0(at, part.dim(0)).raw_mutable(), part.raw(), part.nbytes());
+}
+
+// Images a chunk at a time: decoded, preprocessed and embedded, then let go, so memory holds a chunk of
+// decoded photos, not a whole folder. Each image's result is its own (ImageEmbedder), so chunking changes
+// no number. The model loads after the first chunk decodes: a bad first file fails before the load.
+constexpr int64_t kImagesPerChunk = 64;
+EmbedResult embed_images(const std::string& model, const Placement& placement, std::vector<std::string>& paths,
+                         const EmbedOptions& options, bool skip_bad, bool show_progress,
+                         std::unique_ptr<ImageEmbedder>& embedder) {
+  const int64_t total = static_cast<int64_t>(paths.size());
+  ProgressLine progress("embedding images", total, show_progress);
+  std::vector<std::string> kept;
+  EmbedResult result;
+  int64_t rows = 0;
+  for (int64_t start = 0; start < total; start += kImagesPerChunk) {
+    std::vector<std::string> chunk(paths.begin() + start, paths.begin() + std::min(total, start + kImagesPerChunk));
+    const std::vector<Image> images = decode_images(chunk, skip_bad);
+    if (!embedder) embedder = ImageEmbedder::load(model, placement);
+    if (!images.empty()) {
+      EmbedOptions chunk_options = options;
+      chunk_options.progress = [&](int64_t done, int64_t) { progress.update(start + done); };
+      const EmbedResult part = embedder->embed(images, chunk_options);
+      result.pooling = part.pooling;
+      put_rows(result.embeddings, part.embeddings, rows, total);
+      put_rows(result.last_hidden_state, part.last_hidden_state, rows, total);
+      put_rows(result.pixel_values, part.pixel_values, rows, total);
+      rows += static_cast<int64_t>(images.size());
+      kept.insert(kept.end(), chunk.begin(), chunk.end());
+    }
+    progress.update(std::min(total, start + kImagesPerChunk));
+  }
+  progress.finish();
+  if (rows == 0) fail("none of the ", total, " images could be decoded");
+  for (Tensor* t : {&result.embeddings, &result.last_hidden_state, &result.pixel_values})
+    if (t->defined() && rows < total) *t = t->narrow0(0, rows).clone();
+  paths = std::move(kept);
+  return result;
+}
+
 }  // namespace
 
 int run_embed(const Args& args) {
@@ -102,6 +158,8 @@ int run_embed(const Args& args) {
   options.normalize = args.has("normalize");
   options.token_embeddings = args.has("token-embeddings");
   options.max_length = args.get_int("max-length", 2);
+  options.max_batch_tokens = args.get_int("batch-tokens", 1).value_or(options.max_batch_tokens);
+  const bool show_progress = args.has("progress");
   std::optional<std::string> output = args.get("output");
   if (args.has("json")) {
     if (output && *output != "-") usage_error("--json prints the JSON; --output writes a file: use one");
@@ -126,18 +184,19 @@ int run_embed(const Args& args) {
   if (want_texts || !want_images) {
     EmbeddedSet set{false, collect_texts(args), {}, {}};
     text_embedder = TextEmbedder::load(*model, placement);
-    const auto& embedder = text_embedder;
-    set.description = embedder->description();
-    set.result = embedder->embed(set.names, options);
+    set.description = text_embedder->description();
+    ProgressLine progress("embedding texts", static_cast<int64_t>(set.names.size()), show_progress);
+    EmbedOptions text_options = options;
+    text_options.progress = [&](int64_t done, int64_t) { progress.update(done); };
+    set.result = text_embedder->embed(set.names, text_options);
+    progress.finish();
     sets.push_back(std::move(set));
   }
   if (want_images) {
     EmbeddedSet set{true, collect_image_paths(args), {}, {}};
-    const std::vector<Image> decoded = load_images(set.names, args.has("skip-bad-images"));
-    image_embedder = ImageEmbedder::load(*model, placement);
-    const auto& embedder = image_embedder;
-    set.description = embedder->description();
-    set.result = embedder->embed(decoded, options);
+    set.result = embed_images(*model, placement, set.names, options, args.has("skip-bad-images"), show_progress,
+                              image_embedder);
+    set.description = image_embedder->description();
     sets.push_back(std::move(set));
   }
 

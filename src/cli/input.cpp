@@ -97,6 +97,13 @@ const Option& skip_bad_images_option() {
 }
 
 std::vector<Image> load_images(std::vector<std::string>& paths, bool skip_bad) {
+  const size_t given = paths.size();
+  std::vector<Image> images = decode_images(paths, skip_bad);
+  if (images.empty()) fail("none of the ", given, " images could be decoded");
+  return images;
+}
+
+std::vector<Image> decode_images(std::vector<std::string>& paths, bool skip_bad) {
   std::vector<Image> images;
   std::vector<std::string> kept;
   for (const auto& p : paths) {
@@ -109,12 +116,15 @@ std::vector<Image> load_images(std::vector<std::string>& paths, bool skip_bad) {
       if (chatty()) std::fprintf(stderr, "mmx: warning: skipping %s\n", e.what());
     }
   }
-  if (images.empty()) fail("none of the ", paths.size(), " images could be decoded");
   paths = std::move(kept);
   return images;
 }
 
 bool chatty() { return log_level() >= LogLevel::Warn; }
+
+void verbose_line(const std::string& message) {
+  if (log_level() >= LogLevel::Info) std::fprintf(stderr, "mmx: info: %s\n", message.c_str());
+}
 
 std::string json_text(const nlohmann::ordered_json& value, int indent) {
   return value.dump(indent, ' ', false, nlohmann::ordered_json::error_handler_t::replace);

@@ -26,10 +26,14 @@ std::vector<std::string> collect_image_paths(const Args& args);
 // Decodes every path; a bad file is an error naming it, or, with --skip-bad-images, a warning that
 // drops it from `paths` (the other images' results do not change: each is processed on its own).
 std::vector<Image> load_images(std::vector<std::string>& paths, bool skip_bad);
+// The same for a part of a longer list: none decoded is no error here (the caller counts).
+std::vector<Image> decode_images(std::vector<std::string>& paths, bool skip_bad);
 const Option& skip_bad_images_option();  // --skip-bad-images
 
 // Whether status lines (what was written, progress) go to stderr: not with --quiet.
 bool chatty();
+// A line on stderr with --verbose (or MMX_LOG=info): what the command resolved and chose, and why.
+void verbose_line(const std::string& message);
 
 std::string extension_of(const std::string& path);  // ".safetensors", "" when none
 // A tensor as nested JSON lists: [N, D] → rows; [N, L, D] → per row, its L lists (I64 or F32).

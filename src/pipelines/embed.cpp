@@ -158,6 +158,7 @@ EmbedResult TextEmbedder::embed(const std::vector<std::string>& texts, const Emb
   result.input_ids = whole.input_ids();
   result.attention_mask = whole.attention_mask();
   const bool fixed_length = pooling == Pooling::Lab || options.token_embeddings;
+  int64_t done = 0;
   for (const Pass& pass : plan_passes(lengths, options.max_batch_tokens, fixed_length)) {
     const BatchEncoding b = padded(batch, pass.rows, pass.length, tokenizer.pad_token_id());
     const Tensor mask = b.attention_mask();
@@ -171,6 +172,8 @@ EmbedResult TextEmbedder::embed(const std::vector<std::string>& texts, const Emb
         result.last_hidden_state = Tensor::empty({int64_t(texts.size()), h.dim(1), h.dim(2)});
       scatter_rows(h, pass.rows, result.last_hidden_state);
     }
+    done += int64_t(pass.rows.size());
+    if (options.progress) options.progress(done, int64_t(texts.size()));
   }
   if (options.normalize) l2_normalize(result.embeddings);
   return result;
@@ -217,6 +220,7 @@ EmbedResult ImageEmbedder::embed(const std::vector<Image>& images, const EmbedOp
       if (!result.last_hidden_state.defined()) result.last_hidden_state = Tensor::empty({n, h.dim(1), h.dim(2)});
       scatter_rows(h, at, result.last_hidden_state);
     }
+    if (options.progress) options.progress(row0 + rows, n);
   }
   if (options.normalize) l2_normalize(result.embeddings);
   if (options.token_embeddings) result.pixel_values = pixel_values;

@@ -1,5 +1,6 @@
 #include "mmx/model.hpp"
 
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -43,6 +44,25 @@ ImageProcessorConfig processor_of(const ModelFolder& folder, int64_t image_size)
   return c;
 }
 
+// What --verbose says a model resolved to: the processor's steps as preprocessor_config.json set them.
+std::string describe(const ImageProcessorConfig& c) {
+  static const char* const kResample[] = {"nearest", "lanczos", "bilinear", "bicubic", "box", "hamming"};
+  std::string s = c.kind + ":";
+  if (c.do_resize) {
+    s += " resize to ";
+    if (c.shortest_edge) s += "shortest edge " + std::to_string(*c.shortest_edge);
+    else s += std::to_string(c.height.value_or(0)) + "×" + std::to_string(c.width.value_or(0));
+    s += str(" (", kResample[static_cast<int>(c.resample)], "),");
+  }
+  if (c.do_center_crop) s += str(" center crop ", c.crop_height, "×", c.crop_width, ",");
+  if (c.do_rescale) s += std::abs(c.rescale_factor - 1.0 / 255) < 1e-12 ? " rescale ×1/255," : str(" rescale ×", c.rescale_factor, ",");
+  if (c.do_normalize)
+    s += str(" normalize mean (", c.image_mean[0], ", ", c.image_mean[1], ", ", c.image_mean[2], ") std (", c.image_std[0],
+             ", ", c.image_std[1], ", ", c.image_std[2], ")");
+  if (s.back() == ',') s.pop_back();
+  return s;
+}
+
 }  // namespace
 
 Model::~Model() = default;
@@ -67,13 +87,19 @@ std::shared_ptr<const Model> Model::load(const std::string& model, const Placeme
   m->path_ = folder.path;
   m->placement_ = placement;
   m->architecture_ = &a;
+  std::optional<TokenizerKind> kind;
   if (a.tokenizer) {  // tokenizer first: a folder without tokenizer files fails before its weights are read
-    const auto kind = tokenizer_kind(folder.path, &a);
+    kind = tokenizer_kind(folder.path, &a);
     m->tokenizer_ = Tokenizer::load(folder.path, *kind);
   }
   m->parts_ = a.load(folder.config, Checkpoint::open(folder.path), placement, HalfWeights::Widen);
   if (!m->parts_->text()) m->tokenizer_.reset();
   if (const VisionEncoder* vision = m->parts_->vision()) m->image_processor_ = processor_of(folder, vision->image_size());
+  log_info(folder.path, ": ", m->description());
+  if (m->tokenizer_)
+    log_info("tokenizer: ", *kind == TokenizerKind::WordPiece ? "BertTokenizer (WordPiece)" : "CLIPTokenizer (byte-level BPE)",
+             ", at most ", m->tokenizer_->model_max_length(), " tokens");
+  if (m->image_processor_) log_info("image processor: ", describe(*m->image_processor_));
   models.by_key[key] = m;
   return m;
 }

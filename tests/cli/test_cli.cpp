@@ -691,3 +691,68 @@ TEST(Cli, CompletionForAnUnknownShellIsAUsageError) {
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("bash, zsh or fish"), std::string::npos) << r.err;
 }
+
+// Many files: images go through in chunks and texts in token-budget passes, with a progress line (forced
+// into the test's file by --progress), and no number differs from embedding each input on its own.
+TEST(CliImages, LongEmbedRunsShowProgressAndChunkingChangesNoNumber) {
+  test::TempDir dir;
+  std::filesystem::create_directory(dir.file("photos"));
+  const char* sources[] = {"chelsea.png", "coffee.png", "astronaut.png"};
+  const int count = 70;  // more than one chunk of decoded images
+  for (int i = 0; i < count; ++i) {
+    char name[32];
+    std::snprintf(name, sizeof name, "photos/%03d.png", i);
+    std::filesystem::copy_file(test::data(std::string("images/") + sources[i % 3]), dir.file(name));
+  }
+  const std::string model = test::data("models/vit-tiny");
+  const Result all = run({"embed", "--model", model, "--image", dir.file("photos"), "--progress", "--batch-tokens", "500",
+                          "--output", dir.file("all.json")});
+  ASSERT_EQ(all.code, 0) << all.err;
+  EXPECT_NE(all.err.find("embedding images: 70/70  100 %"), std::string::npos) << all.err;
+  EXPECT_EQ(all.err.find('\r'), std::string::npos) << "a log gets lines, not a redrawn line";
+  const json rows = json::parse(read_file(dir.file("all.json")))["embeddings"];
+  ASSERT_EQ(rows.size(), size_t(count));
+  for (int s = 0; s < 3; ++s) {
+    const Result one = run({"embed", "--model", model, "--image", test::data(std::string("images/") + sources[s]), "--json"});
+    ASSERT_EQ(one.code, 0) << one.err;
+    const json alone = json::parse(one.out)["embeddings"][0];
+    for (int i = s; i < count; i += 3)
+      for (size_t k = 0; k < alone.size(); ++k)
+        ASSERT_NEAR(rows[size_t(i)][k].get<double>(), alone[k].get<double>(), 1e-6) << "image " << i << " value " << k;
+  }
+  // Without --progress, and not on a terminal, nothing but the status line.
+  const Result plain = run({"embed", "--model", model, "--image", dir.file("photos"), "--output", dir.file("plain.json")});
+  EXPECT_EQ(plain.err.find("embedding images"), std::string::npos) << plain.err;
+  EXPECT_EQ(read_file(dir.file("plain.json")), read_file(dir.file("all.json")));
+
+  std::string texts;
+  for (int i = 0; i < 300; ++i) texts += "text number " + std::to_string(i * 7919) + (i % 5 ? "" : " with a longer tail") + "\n";
+  write_file_atomically(dir.file("texts.txt"), texts);
+  const std::string bert = test::data("models/bert-tiny");
+  const Result passes = run({"embed", "--model", bert, "--texts-file", dir.file("texts.txt"), "--progress",
+                             "--batch-tokens", "64", "--output", dir.file("passes.json")});
+  ASSERT_EQ(passes.code, 0) << passes.err;
+  EXPECT_NE(passes.err.find("embedding texts: 300/300  100 %"), std::string::npos) << passes.err;
+  ASSERT_EQ(run({"embed", "--model", bert, "--texts-file", dir.file("texts.txt"), "--output", dir.file("one.json")}).code, 0);
+  const json a = json::parse(read_file(dir.file("passes.json")))["embeddings"],
+             b = json::parse(read_file(dir.file("one.json")))["embeddings"];
+  ASSERT_EQ(a.size(), 300u);
+  for (size_t r = 0; r < a.size(); ++r)
+    for (size_t k = 0; k < a[r].size(); ++k) ASSERT_NEAR(a[r][k].get<double>(), b[r][k].get<double>(), 1e-6) << r;
+  const Result quiet = run({"embed", "--model", bert, "--texts-file", dir.file("texts.txt"), "--progress", "--quiet",
+                            "--output", dir.file("q.json")});
+  EXPECT_EQ(quiet.err, "");
+}
+
+// --verbose says what was resolved: the device and threads, the model, its tokenizer and image processor.
+TEST(CliClip, VerboseSaysWhatItResolved) {
+  const Result r = run({"embed", "--model", test::data("models/clip-tiny"), "--text", "a cat", "--image",
+                        test::data("images/chelsea.png"), "--threads", "1", "--verbose"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* said : {"running on cpu f32", "1 CPU threads (--threads)", "loading ", "(CLIP, cpu f32)",
+                           "tokenizer: CLIPTokenizer (byte-level BPE), at most ", "image processor: CLIPImageProcessor: resize to shortest edge",
+                           "(bicubic), center crop", "rescale ×1/255"})
+    EXPECT_NE(r.err.find(said), std::string::npos) << said << "\n" << r.err;
+  const Result plain = run({"embed", "--model", test::data("models/clip-tiny"), "--text", "a cat"});
+  EXPECT_EQ(plain.err.find("info:"), std::string::npos) << plain.err;
+}
