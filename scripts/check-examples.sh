@@ -2,7 +2,7 @@
 # Installs the release build into a temporary prefix and builds examples/ against it, as a program using
 # the library would be built: with CMake (find_package(mmx)) and with pkg-config. Then runs them on the
 # test models and checks that they link neither Cairo nor libcurl and that zero_shot prints the
-# probabilities `mmx classify` prints; and that the man page and the bash completion are installed where
+# probabilities `mmx classify` prints; that the README's C++ program builds and runs; and that the man page and the bash completion are installed where
 # man and bash look. Usage: scripts/check-examples.sh [BUILD_DIR]  (default build/release)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +22,13 @@ export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 # shellcheck disable=SC2046
 g++ -O2 examples/embed.cpp -o "$work/embed-pkgconfig" $(pkg-config --cflags --libs mmx) -Wl,-rpath,"$prefix/lib"
 
+# The README's C++ program, as printed there.
+awk '/^```cpp$/ {on = 1; next} /^```$/ {on = 0} on' README.md > "$work/clip_features.cpp"
+# shellcheck disable=SC2046
+g++ -O2 "$work/clip_features.cpp" -o "$work/clip_features" $(pkg-config --cflags --libs mmx) -Wl,-rpath,"$prefix/lib"
+
 data=tests/data
+"$work/clip_features" "$data/models/clip-tiny" "A tabby cat" "$data/images/chelsea.png" | grep -qx 'text \[1, 16\], image \[1, 16\]'
 for exe in "$work/cmake/embed" "$work/cmake/similarity" "$work/cmake/zero_shot" "$work/embed-pkgconfig"; do
   if ldd "$exe" | grep -Eq 'libcairo|libcurl'; then
     echo "$exe links Cairo or libcurl:" >&2

@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
-# System packages mmx builds against (Debian 12). Run as root (or through sudo).
+# System packages mmx builds against, on Debian 12 or Ubuntu 24.04 (apt). Run it as yourself: it asks
+# sudo for root when it is not root already (a container's root needs no sudo).
 set -euo pipefail
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo > /dev/null || { echo "install-deps: run as root, or install sudo" >&2; exit 1; }
+  exec sudo -- "$0" "$@"
+fi
 export DEBIAN_FRONTEND=noninteractive
+. /etc/os-release
+# libjpeg-turbo's development package is named after its ABI, which differs between the two.
+case "${ID:-debian}" in
+  ubuntu) jpeg=libjpeg-turbo8-dev ;;
+  *) jpeg=libjpeg62-turbo-dev ;;
+esac
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   cmake g++ make pkg-config \
-  libdnnl-dev nlohmann-json3-dev libutf8proc-dev zlib1g-dev libpng-dev libjpeg62-turbo-dev \
-  libcairo2-dev fonts-dejavu-core libcurl4-openssl-dev libssl-dev \
+  libdnnl-dev nlohmann-json3-dev libutf8proc-dev zlib1g-dev libpng-dev "$jpeg" \
+  libcairo2-dev fonts-dejavu-core libcurl4-openssl-dev libssl-dev ca-certificates \
   zsh fish groff-base \
   libgtest-dev libgmock-dev libbenchmark-dev \
   python3-numpy
