@@ -15,14 +15,17 @@
 #include "mmx/files.hpp"
 #include "mmx/image.hpp"
 
+#include "core/checked.hpp"
+
 namespace mmx {
 
 namespace {
 
 void check_size(const std::string& name, uint64_t width, uint64_t height) {
   if (width == 0 || height == 0) fail(name, ": image has zero size (", width, "×", height, ")");
-  if (width * height > static_cast<uint64_t>(kMaxImagePixels))
-    fail(name, ": image of ", width, "×", height, " = ", width * height, " pixels exceeds the limit of ",
+  const uint64_t pixels = checked_mul(width, height, name + ": pixel count");
+  if (pixels > static_cast<uint64_t>(kMaxImagePixels))
+    fail(name, ": image of ", width, "×", height, " = ", pixels, " pixels exceeds the limit of ",
          kMaxImagePixels, " (a possible decompression bomb, refused as Pillow refuses it)");
 }
 

@@ -25,6 +25,7 @@ SizeDict parse_size(const JsonObject& json, const std::string& key, bool default
   auto positive = [&](const nlohmann::json& x, const std::string& what) {
     if (!x.is_number_integer() || x.get<int64_t>() <= 0)
       fail(json.source(), ": key '", key, "': ", what, " must be a positive integer, found ", x.dump());
+    json.check(key + "." + what, x.get<int64_t>(), limits::kImageSide);
     return x.get<int64_t>();
   };
   if (v.is_number()) {
@@ -146,7 +147,7 @@ ImageProcessorConfig ImageProcessorConfig::load(const std::string& path, const s
   c.do_center_crop = json.get_bool("do_center_crop", c.do_center_crop);
   c.do_rescale = json.get_bool("do_rescale", c.do_rescale);
   c.do_normalize = json.get_bool("do_normalize", c.do_normalize);
-  c.rescale_factor = json.get_float("rescale_factor", c.rescale_factor);
+  c.rescale_factor = json.get_float("rescale_factor", c.rescale_factor, limits::kPositiveScale);
   if (json.has("resample")) {
     try {
       c.resample = resample_from_code(json.get_int("resample", 0));
@@ -169,8 +170,9 @@ ImageProcessorConfig ImageProcessorConfig::load(const std::string& path, const s
   }
   c.image_mean = parse_triple(json, "image_mean", c.image_mean);
   c.image_std = parse_triple(json, "image_std", c.image_std);
-  for (double s : c.image_std)
-    if (s == 0.0) fail(path, ": image_std holds a zero");
+  for (double m : c.image_mean) json.check("image_mean", m, limits::kFinite);
+  // A standard deviation divides every pixel: below 1e-6 (a zero, a denormal) the pixels are no longer finite.
+  for (double s : c.image_std) json.check("image_std", s, {1e-6, 1e6, false, "a standard deviation of pixel values"});
   return c;
 }
 
@@ -184,6 +186,9 @@ Tensor preprocess_image(const Image& image, const ImageProcessorConfig& c) {
     } else {
       std::tie(h, w) = shortest_edge_size(x.height, x.width, *c.shortest_edge, c.longest_edge);
     }
+    if (h * w > kMaxImagePixels)  // a 1 × 10⁸ strip scaled to a shortest edge of 224
+      fail("an image of ", x.width, "×", x.height, " would be resized to ", w, "×", h, ", more than ", kMaxImagePixels,
+           " pixels");
     x = resize(x, w, h, c.resample);
   }
   if (c.do_center_crop) x = center_crop(x, c.crop_height, c.crop_width);

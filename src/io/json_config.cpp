@@ -1,5 +1,7 @@
 #include "io/json_config.hpp"
 
+#include <cmath>
+
 #include "mmx/files.hpp"
 #include "mmx/error.hpp"
 
@@ -47,6 +49,8 @@ int64_t JsonObject::get_int(const std::string& key, int64_t fallback) const {
   const auto* v = find(key);
   if (!v) return fallback;
   if (!v->is_number_integer()) type_error(key, "an integer");
+  if (v->is_number_unsigned() && v->get<uint64_t>() > uint64_t(INT64_MAX))
+    fail(source_, ": key '", key, "' is ", v->get<uint64_t>(), ", beyond a 64-bit integer");
   return v->get<int64_t>();
 }
 
@@ -89,6 +93,37 @@ int64_t JsonObject::require_int(const std::string& key) const {
 std::string JsonObject::require_string(const std::string& key) const {
   if (!has(key)) fail(source_, ": required key '", key, "' is missing");
   return get_string(key, "");
+}
+
+void JsonObject::check(const std::string& key, int64_t value, IntLimits limits) const {
+  if (value < limits.min || value > limits.max)
+    fail(source_, ": key '", key, "' is ", value, ", outside [", limits.min, ", ", limits.max, "]: ", limits.why);
+}
+
+void JsonObject::check(const std::string& key, double value, FloatLimits limits) const {
+  if (!std::isfinite(value) || value < limits.min || value > limits.max || (limits.above_min && value == limits.min))
+    fail(source_, ": key '", key, "' is ", value, ", outside ", limits.above_min ? "(" : "[", limits.min, ", ",
+         limits.max, "]: ", limits.why);
+}
+
+int64_t JsonObject::get_int(const std::string& key, int64_t fallback, IntLimits limits) const {
+  if (!has(key)) return fallback;
+  const int64_t v = get_int(key, fallback);
+  check(key, v, limits);
+  return v;
+}
+
+int64_t JsonObject::require_int(const std::string& key, IntLimits limits) const {
+  const int64_t v = require_int(key);
+  check(key, v, limits);
+  return v;
+}
+
+double JsonObject::get_float(const std::string& key, double fallback, FloatLimits limits) const {
+  if (!has(key)) return fallback;
+  const double v = get_float(key, fallback);
+  check(key, v, limits);
+  return v;
 }
 
 }  // namespace mmx

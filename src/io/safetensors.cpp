@@ -13,6 +13,7 @@
 #include <set>
 
 #include "mmx/files.hpp"
+#include "core/checked.hpp"
 #include "io/json_config.hpp"
 
 namespace mmx {
@@ -134,8 +135,8 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
     for (const auto& d : shape) {
       if (!d.is_number_unsigned()) fail(where, ": shape ", shape.dump(), " must hold non-negative integers");
       const uint64_t v = d.get<uint64_t>();
-      if (v != 0 && numel > (uint64_t(1) << 62) / v) fail(where, ": shape ", shape.dump(), " is too large");
-      numel *= v;
+      numel = checked_mul(numel, v, where + ": shape " + shape.dump());
+      if (numel > uint64_t(INT64_MAX) || v > uint64_t(INT64_MAX)) fail(where, ": shape ", shape.dump(), " is too large");
       info.shape.push_back(static_cast<int64_t>(v));
     }
     if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() ||
@@ -146,9 +147,10 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
     if (end > data_size)
       fail(where, ": data_offsets [", begin, ", ", end, "] run past the data section (", data_size,
            " bytes): the file is truncated or the header is corrupt");
-    if (end - begin != numel * type->size)
+    const uint64_t bytes = checked_mul<uint64_t>(numel, type->size, where + ": bytes of its shape");
+    if (end - begin != bytes)
       fail(where, ": ", end - begin, " bytes for shape ", shape_str(info.shape), " of ", type->name, " (expected ",
-           numel * type->size, ")");
+           bytes, ")");
     info.begin = begin;
     info.end = end;
     file.tensors_.push_back(std::move(info));

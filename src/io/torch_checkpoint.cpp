@@ -14,6 +14,7 @@
 #include <memory>
 #include <set>
 
+#include "core/checked.hpp"
 #include "core/log.hpp"
 
 namespace mmx {
@@ -33,62 +34,89 @@ uint64_t le(const unsigned char* p, int bytes) {
   return v;
 }
 
+// The archive's bytes. Offsets come from the archive itself (zip64 fields are 64-bit and can hold
+// anything), so every range is checked against the size without computing an end that could wrap.
+struct ZipBytes {
+  const unsigned char* d;
+  uint64_t n;
+  bool fits(uint64_t at, uint64_t len) const { return at <= n && len <= n - at; }
+};
+
 // The stored (uncompressed) entries of a zip archive, with zip64 sizes and offsets: name → [begin, end).
 std::map<std::string, std::pair<uint64_t, uint64_t>> zip_entries(const std::string& path, const Mapping& m) {
-  const unsigned char* d = m.data;
-  const size_t n = m.size;
+  const ZipBytes z{m.data, m.size};
+  const uint64_t n = m.size;
   if (n < 22) fail(path, ": not a zip archive (", n, " bytes)");
-  size_t eocd = std::string::npos;
-  for (size_t i = n - 22 + 1; i-- > (n > 22 + 65535 ? n - 22 - 65535 : 0);)
-    if (le(d + i, 4) == 0x06054b50) {
+  uint64_t eocd = UINT64_MAX;
+  for (uint64_t i = n - 22 + 1; i-- > (n > 22 + 65535 ? n - 22 - 65535 : 0);)
+    if (le(z.d + i, 4) == 0x06054b50) {
       eocd = i;
       break;
     }
-  if (eocd == std::string::npos) {
-    if (n >= 2 && d[0] == 0x80) fail(path, ": a torch.save file of the legacy (pre-1.6, non-zip) format; re-save it with a current torch");
+  if (eocd == UINT64_MAX) {
+    if (n >= 2 && z.d[0] == 0x80) fail(path, ": a torch.save file of the legacy (pre-1.6, non-zip) format; re-save it with a current torch");
     fail(path, ": not a zip archive (no end-of-central-directory record): not a torch.save file, or truncated");
   }
-  uint64_t count = le(d + eocd + 10, 2), cd_size = le(d + eocd + 12, 4), cd_offset = le(d + eocd + 16, 4);
-  if (eocd >= 20 && le(d + eocd - 20, 4) == 0x07064b50) {  // zip64 locator → zip64 end record
-    const uint64_t z = le(d + eocd - 20 + 8, 8);
-    if (z + 56 > n || le(d + z, 4) != 0x06064b50) fail(path, ": damaged zip64 end record");
-    count = le(d + z + 32, 8);
-    cd_size = le(d + z + 40, 8);
-    cd_offset = le(d + z + 48, 8);
+  uint64_t count = le(z.d + eocd + 10, 2), cd_size = le(z.d + eocd + 12, 4), cd_offset = le(z.d + eocd + 16, 4);
+  if (eocd >= 20 && le(z.d + eocd - 20, 4) == 0x07064b50) {  // zip64 locator → zip64 end record
+    const uint64_t record = le(z.d + eocd - 20 + 8, 8);
+    if (!z.fits(record, 56) || le(z.d + record, 4) != 0x06064b50) fail(path, ": damaged zip64 end record");
+    count = le(z.d + record + 32, 8);
+    cd_size = le(z.d + record + 40, 8);
+    cd_offset = le(z.d + record + 48, 8);
   }
-  if (cd_offset + cd_size > n) fail(path, ": the zip directory runs past the end of the file: truncated?");
+  if (!z.fits(cd_offset, cd_size)) fail(path, ": the zip directory runs past the end of the file: truncated?");
+  // Each directory entry takes at least 46 bytes: a count larger than the directory can hold is a lie.
+  if (count > cd_size / 46) fail(path, ": the zip directory claims ", count, " entries in ", cd_size, " bytes");
   std::map<std::string, std::pair<uint64_t, uint64_t>> entries;
   uint64_t p = cd_offset;
   for (uint64_t e = 0; e < count; ++e) {
-    if (p + 46 > n || le(d + p, 4) != 0x02014b50) fail(path, ": damaged zip directory entry ", e);
-    const uint64_t method = le(d + p + 10, 2), name_len = le(d + p + 28, 2), extra_len = le(d + p + 30, 2),
-                   comment_len = le(d + p + 32, 2);
-    uint64_t size = le(d + p + 20, 4), compressed = le(d + p + 24, 4), local = le(d + p + 42, 4);
-    if (p + 46 + name_len + extra_len > n) fail(path, ": damaged zip directory entry ", e);
-    const std::string name(reinterpret_cast<const char*>(d + p + 46), name_len);
-    for (uint64_t x = p + 46 + name_len; x + 4 <= p + 46 + name_len + extra_len;) {  // zip64 extra field
-      const uint64_t id = le(d + x, 2), len = le(d + x + 2, 2);
+    if (!z.fits(p, 46) || le(z.d + p, 4) != 0x02014b50) fail(path, ": damaged zip directory entry ", e);
+    const uint64_t method = le(z.d + p + 10, 2), name_len = le(z.d + p + 28, 2), extra_len = le(z.d + p + 30, 2),
+                   comment_len = le(z.d + p + 32, 2);
+    uint64_t size = le(z.d + p + 20, 4), compressed = le(z.d + p + 24, 4), local = le(z.d + p + 42, 4);
+    if (!z.fits(p + 46, name_len + extra_len + comment_len)) fail(path, ": damaged zip directory entry ", e);
+    const std::string name(reinterpret_cast<const char*>(z.d + p + 46), name_len);
+    const uint64_t extra_end = p + 46 + name_len + extra_len;
+    for (uint64_t x = p + 46 + name_len; x + 4 <= extra_end;) {  // zip64 extra field
+      const uint64_t id = le(z.d + x, 2), len = le(z.d + x + 2, 2);
+      if (len > extra_end - x - 4) fail(path, ": zip entry '", name, "': an extra field runs past its entry");
       if (id == 0x0001) {
         uint64_t q = x + 4;
-        if (size == 0xffffffff) size = le(d + q, 8), q += 8;
-        if (compressed == 0xffffffff) compressed = le(d + q, 8), q += 8;
-        if (local == 0xffffffff) local = le(d + q, 8);
+        const uint64_t field_end = q + len;
+        auto next = [&](const char* what) {
+          if (field_end - q < 8) fail(path, ": zip entry '", name, "': the zip64 field has no ", what);
+          const uint64_t v = le(z.d + q, 8);
+          q += 8;
+          return v;
+        };
+        if (size == 0xffffffff) size = next("size");
+        if (compressed == 0xffffffff) compressed = next("compressed size");
+        if (local == 0xffffffff) local = next("header offset");
       }
       x += 4 + len;
     }
     if (method != 0) fail(path, ": zip entry '", name, "' is compressed (method ", method, "); torch.save stores entries");
-    if (local + 30 > n || le(d + local, 4) != 0x04034b50) fail(path, ": damaged local header of '", name, "'");
-    const uint64_t begin = local + 30 + le(d + local + 26, 2) + le(d + local + 28, 2);
-    if (begin + size > n) fail(path, ": zip entry '", name, "' runs past the end of the file: truncated?");
+    if (!z.fits(local, 30) || le(z.d + local, 4) != 0x04034b50) fail(path, ": damaged local header of '", name, "'");
+    const uint64_t begin = local + 30 + le(z.d + local + 26, 2) + le(z.d + local + 28, 2);  // ≤ n + 2¹⁷: no wrap
+    if (!z.fits(begin, size)) fail(path, ": zip entry '", name, "' runs past the end of the file: truncated?");
     entries[name] = {begin, begin + size};
     p += 46 + name_len + extra_len + comment_len;
   }
   return entries;
 }
 
-// A value of the restricted pickle machine.
+// Limits of the pickle machine. A state dict nests four deep (dict → tuple of arguments → tuple of
+// sizes) and needs a handful of values and memo slots per tensor; the limits leave room for a million
+// tensors and turn a hostile pickle (300 000 nested tuples, a billion MARKs) into an error, not a crash.
+constexpr size_t kMaxPickleDepth = 64;
+constexpr size_t kMaxPickleValues = size_t(1) << 24;
+constexpr size_t kMaxPickleMemo = size_t(1) << 22;
+
+// A value of the restricted pickle machine. Values live in the machine's arena and refer to each other
+// by plain pointers: a cycle built through the memo leaks nothing, and freeing a deep nest recurses nowhere.
 struct Value;
-using Ref = std::shared_ptr<Value>;
+using Ref = Value*;
 struct Value {
   enum Kind { None, Bool, Int, Float, Str, Tuple, List, Dict, Global, Storage, TensorValue } kind = None;
   int64_t i = 0;
@@ -99,13 +127,8 @@ struct Value {
   DType dtype = DType::F32;                // Storage
   int64_t numel = 0;                       // Storage
   Tensor tensor;
+  size_t depth = 0;                        // containers: 1 + the deepest item's depth
 };
-
-Ref make(Value::Kind k) {
-  auto v = std::make_shared<Value>();
-  v->kind = k;
-  return v;
-}
 
 const std::map<std::string, DType>& storage_types() {
   static const std::map<std::string, DType> types = {
@@ -129,7 +152,10 @@ class Unpickler {
         case 0x80: byte(); break;                         // PROTO
         case 0x95: take(8); break;                        // FRAME
         case '.': return pop();                           // STOP
-        case '(': marks_.push_back(stack_.size()); break; // MARK
+        case '(':                                         // MARK
+          if (marks_.size() == kMaxPickleDepth) bad("MARKs nested deeper than " + std::to_string(kMaxPickleDepth));
+          marks_.push_back(stack_.size());
+          break;
         case 'N': stack_.push_back(make(Value::None)); break;
         case 0x88: case 0x89: { auto v = make(Value::Bool); v->i = op == 0x88; stack_.push_back(v); break; }
         case 'K': push_int(le(take(1), 1)); break;        // BININT1
@@ -158,26 +184,35 @@ class Unpickler {
         case ')': stack_.push_back(make(Value::Tuple)); break;
         case ']': stack_.push_back(make(Value::List)); break;
         case '}': stack_.push_back(make(Value::Dict)); break;
-        case 't': { auto v = make(Value::Tuple); v->items = pop_to_mark(); stack_.push_back(v); break; }
+        case 't': { auto v = make(Value::Tuple); v->items = pop_to_mark(); nest(v, v->items); stack_.push_back(v); break; }
         case 0x85: case 0x86: case 0x87: {                // TUPLE1..3
           auto v = make(Value::Tuple);
           v->items.resize(op - 0x84);
           for (size_t k = v->items.size(); k-- > 0;) v->items[k] = pop();
+          nest(v, v->items);
           stack_.push_back(v);
           break;
         }
-        case 'a': { Ref x = pop(); list_of(top())->items.push_back(x); break; }  // APPEND
-        case 'e': { auto xs = pop_to_mark(); auto& l = list_of(top())->items; l.insert(l.end(), xs.begin(), xs.end()); break; }
-        case 's': { Ref v = pop(), k = pop(); dict_of(top())->dict.emplace_back(k, v); break; }  // SETITEM
+        case 'a': { Ref x = pop(); nest(list_of(top()), {x}); list_of(top())->items.push_back(x); break; }  // APPEND
+        case 'e': {                                       // APPENDS
+          auto xs = pop_to_mark();
+          Value* l = list_of(top());
+          nest(l, xs);
+          l->items.insert(l->items.end(), xs.begin(), xs.end());
+          break;
+        }
+        case 's': { Ref v = pop(), k = pop(); nest(dict_of(top()), {k, v}); dict_of(top())->dict.emplace_back(k, v); break; }  // SETITEM
         case 'u': {                                       // SETITEMS
           auto xs = pop_to_mark();
           if (xs.size() % 2) bad("SETITEMS with an odd number of values");
-          for (size_t k = 0; k < xs.size(); k += 2) dict_of(top())->dict.emplace_back(xs[k], xs[k + 1]);
+          Value* d = dict_of(top());
+          nest(d, xs);
+          for (size_t k = 0; k < xs.size(); k += 2) d->dict.emplace_back(xs[k], xs[k + 1]);
           break;
         }
-        case 'q': memo_[byte()] = top(); break;           // BINPUT
-        case 'r': memo_[le(take(4), 4)] = top(); break;   // LONG_BINPUT
-        case 0x94: memo_[memo_.size()] = top(); break;    // MEMOIZE
+        case 'q': put(byte()); break;                     // BINPUT
+        case 'r': put(le(take(4), 4)); break;             // LONG_BINPUT
+        case 0x94: put(memo_.size()); break;              // MEMOIZE
         case 'h': stack_.push_back(memo(byte())); break;  // BINGET
         case 'j': stack_.push_back(memo(le(take(4), 4))); break;
         case 'c': {                                       // GLOBAL "module\nname\n"
@@ -228,6 +263,22 @@ class Unpickler {
     for (char c; (c = static_cast<char>(byte())) != '\n';) s += c;
     return s;
   }
+  Ref make(Value::Kind k) {
+    if (values_.size() == kMaxPickleValues) bad("more than " + std::to_string(kMaxPickleValues) + " values");
+    values_.push_back(std::make_unique<Value>());
+    values_.back()->kind = k;
+    return values_.back().get();
+  }
+  // `container` now holds `items`: its depth grows past theirs (a cycle through the memo grows it on
+  // every turn, so it ends at the limit too).
+  void nest(Value* container, const std::vector<Ref>& items) {
+    for (const Ref& x : items) container->depth = std::max(container->depth, x->depth + 1);
+    if (container->depth > kMaxPickleDepth) bad("values nested deeper than " + std::to_string(kMaxPickleDepth));
+  }
+  void put(uint64_t key) {
+    if (memo_.size() == kMaxPickleMemo && !memo_.count(key)) bad("more than " + std::to_string(kMaxPickleMemo) + " memo slots");
+    memo_[key] = top();
+  }
   void push_int(int64_t v) { auto x = make(Value::Int); x->i = v; stack_.push_back(x); }
   void push_str(uint64_t len) {
     auto x = make(Value::Str);
@@ -259,14 +310,14 @@ class Unpickler {
   }
   Value* list_of(const Ref& r) const {
     if (r->kind != Value::List) bad("APPEND to something that is not a list");
-    return r.get();
+    return r;
   }
   Value* dict_of(const Ref& r) const {
     if (r->kind != Value::Dict) bad("SETITEM on something that is not a dict");
-    return r.get();
+    return r;
   }
 
-  Ref global(const std::string& name) const {
+  Ref global(const std::string& name) {
     static const std::set<std::string> allowed = {"collections.OrderedDict", "torch._utils._rebuild_tensor_v2",
                                                   "torch._utils._rebuild_parameter"};
     if (!allowed.count(name) && !storage_types().count(name))
@@ -277,7 +328,7 @@ class Unpickler {
   }
 
   // ('storage', torch.<Type>Storage, key, location, numel) → the bytes of <prefix>data/<key>.
-  Ref persistent(const Ref& pid) const {
+  Ref persistent(const Ref& pid) {
     if (pid->kind != Value::Tuple || pid->items.size() != 5 || pid->items[0]->kind != Value::Str ||
         pid->items[0]->s != "storage" || pid->items[1]->kind != Value::Global || pid->items[2]->kind != Value::Str ||
         pid->items[4]->kind != Value::Int)
@@ -288,9 +339,11 @@ class Unpickler {
     v->numel = pid->items[4]->i;
     auto it = entries_.find(prefix_ + "data/" + v->s);
     if (it == entries_.end()) fail(path_, ": storage '", v->s, "' has no data/", v->s, " entry in the archive");
-    if (v->numel < 0 || it->second.second - it->second.first < static_cast<uint64_t>(v->numel) * dtype_size(v->dtype))
-      fail(path_, ": storage '", v->s, "' holds ", it->second.second - it->second.first, " bytes, fewer than its ",
-           v->numel, " values");
+    const uint64_t have = it->second.second - it->second.first;
+    if (v->numel < 0) fail(path_, ": storage '", v->s, "' has a negative size ", v->numel);
+    const uint64_t need = checked_mul<uint64_t>(static_cast<uint64_t>(v->numel), dtype_size(v->dtype),
+                                                path_ + ": storage '" + v->s + "' in bytes");
+    if (have < need) fail(path_, ": storage '", v->s, "' holds ", have, " bytes, fewer than its ", v->numel, " values");
     return v;
   }
 
@@ -304,7 +357,7 @@ class Unpickler {
     return out;
   }
 
-  Ref call(const Ref& fn, const Ref& args) const {
+  Ref call(const Ref& fn, const Ref& args) {
     if (fn->kind != Value::Global || args->kind != Value::Tuple) bad("REDUCE of something that is not an allowed global");
     if (fn->s == "collections.OrderedDict") {
       if (!args->items.empty()) bad("OrderedDict built from arguments");
@@ -322,17 +375,22 @@ class Unpickler {
     const int64_t offset = args->items[1]->i;
     const std::vector<int64_t> size = ints(args->items[2], "size", path_), stride = ints(args->items[3], "stride", path_);
     if (size.size() != stride.size()) fail(path_, ": tensor size and stride differ in length");
-    int64_t last = offset, numel = 1;
+    const std::string what = path_ + ": a tensor of storage '" + storage.s + "'";
+    const int64_t numel = checked_numel(size.begin(), size.end(), what + ": element count");
+    int64_t last = offset;
     bool contiguous = true;
     int64_t expected = 1;
     for (size_t k = size.size(); k-- > 0;) {
-      numel *= size[k];
-      if (size[k] > 0) last += (size[k] - 1) * stride[k];
+      if (size[k] > 0) last = checked_add(last, checked_mul(size[k] - 1, stride[k], what), what);
       if (size[k] != 1 && stride[k] != expected) contiguous = false;
-      expected *= size[k];
+      expected = checked_mul(expected, size[k], what);
     }
     if (offset < 0 || (numel > 0 && last >= storage.numel))
       fail(path_, ": a tensor reaches past the end of its storage '", storage.s, "'");
+    // A view is copied out element by element below; more elements than its storage holds would be an
+    // expanded (broadcast) tensor, which save_pretrained never writes and which could ask for any memory.
+    if (!contiguous && numel > storage.numel)
+      fail(what, " has ", numel, " elements, more than its storage's ", storage.numel, " (an expanded view)");
     const auto& range = entries_.at(prefix_ + "data/" + storage.s);
     const size_t item = dtype_size(storage.dtype);
     const unsigned char* base = mapping_->data + range.first;
@@ -364,6 +422,7 @@ class Unpickler {
   std::shared_ptr<Mapping> mapping_;
   const std::map<std::string, std::pair<uint64_t, uint64_t>>& entries_;
   std::string prefix_;
+  std::vector<std::unique_ptr<Value>> values_;  // the arena every Ref points into
   std::vector<Ref> stack_;
   std::vector<size_t> marks_;
   std::map<uint64_t, Ref> memo_;

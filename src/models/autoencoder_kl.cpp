@@ -35,18 +35,18 @@ std::vector<T> list_of(const JsonObject& j, const std::string& key, std::vector<
 
 AutoencoderKLConfig AutoencoderKLConfig::from_json(const JsonObject& j) {
   AutoencoderKLConfig c;
-  c.in_channels = j.get_int("in_channels", c.in_channels);
-  c.out_channels = j.get_int("out_channels", c.out_channels);
-  c.latent_channels = j.get_int("latent_channels", c.latent_channels);
-  c.layers_per_block = j.get_int("layers_per_block", c.layers_per_block);
-  c.norm_num_groups = j.get_int("norm_num_groups", c.norm_num_groups);
-  c.sample_size = j.get_int("sample_size", c.sample_size);
+  c.in_channels = j.get_int("in_channels", c.in_channels, limits::kWidth);
+  c.out_channels = j.get_int("out_channels", c.out_channels, limits::kWidth);
+  c.latent_channels = j.get_int("latent_channels", c.latent_channels, limits::kWidth);
+  c.layers_per_block = j.get_int("layers_per_block", c.layers_per_block, limits::kLayers);
+  c.norm_num_groups = j.get_int("norm_num_groups", c.norm_num_groups, limits::kGroups);
+  c.sample_size = j.get_int("sample_size", c.sample_size, limits::kImageSide);
   c.block_out_channels = list_of<int64_t>(j, "block_out_channels", c.block_out_channels);
   c.down_block_types = list_of<std::string>(j, "down_block_types", c.down_block_types);
   c.up_block_types = list_of<std::string>(j, "up_block_types", c.up_block_types);
   c.act_fn = j.get_string("act_fn", c.act_fn);
-  c.scaling_factor = j.get_float("scaling_factor", c.scaling_factor);
-  if (j.has("shift_factor")) c.shift_factor = j.get_float("shift_factor", 0);
+  c.scaling_factor = j.get_float("scaling_factor", c.scaling_factor, limits::kPositiveScale);
+  if (j.has("shift_factor")) c.shift_factor = j.get_float("shift_factor", 0, limits::kFinite);
   c.latents_mean = list_of<double>(j, "latents_mean", {});
   c.latents_std = list_of<double>(j, "latents_std", {});
   c.force_upcast = j.get_bool("force_upcast", c.force_upcast);
@@ -64,6 +64,10 @@ AutoencoderKLConfig AutoencoderKLConfig::from_json(const JsonObject& j) {
   for (int64_t ch : c.block_out_channels)
     if (ch <= 0 || ch % c.norm_num_groups != 0)
       fail(j.source(), ": block_out_channels ", ch, " do not split into norm_num_groups ", c.norm_num_groups);
+  if (c.block_out_channels.size() > 16) fail(j.source(), ": block_out_channels must list 1 to 16 widths, one per resolution");
+  for (int64_t ch : c.block_out_channels) j.check("block_out_channels", ch, limits::kWidth);
+  for (double m : c.latents_mean) j.check("latents_mean", m, limits::kFinite);
+  for (double s : c.latents_std) j.check("latents_std", s, limits::kPositiveScale);
   if (c.latents_mean.size() != c.latents_std.size())
     fail(j.source(), ": latents_mean and latents_std differ in length");
   return c;

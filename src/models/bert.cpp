@@ -9,15 +9,15 @@ namespace mmx {
 
 BertConfig BertConfig::from_json(const JsonObject& j) {
   BertConfig c;
-  c.vocab_size = j.get_int("vocab_size", c.vocab_size);
-  c.hidden_size = j.get_int("hidden_size", c.hidden_size);
-  c.num_hidden_layers = j.get_int("num_hidden_layers", c.num_hidden_layers);
-  c.num_attention_heads = j.get_int("num_attention_heads", c.num_attention_heads);
-  c.intermediate_size = j.get_int("intermediate_size", c.intermediate_size);
+  c.vocab_size = j.get_int("vocab_size", c.vocab_size, limits::kWidth);
+  c.hidden_size = j.get_int("hidden_size", c.hidden_size, limits::kWidth);
+  c.num_hidden_layers = j.get_int("num_hidden_layers", c.num_hidden_layers, limits::kLayers);
+  c.num_attention_heads = j.get_int("num_attention_heads", c.num_attention_heads, limits::kHeads);
+  c.intermediate_size = j.get_int("intermediate_size", c.intermediate_size, limits::kWidth);
   c.hidden_act = j.get_string("hidden_act", c.hidden_act);
-  c.max_position_embeddings = j.get_int("max_position_embeddings", c.max_position_embeddings);
-  c.type_vocab_size = j.get_int("type_vocab_size", c.type_vocab_size);
-  c.layer_norm_eps = j.get_float("layer_norm_eps", c.layer_norm_eps);
+  c.max_position_embeddings = j.get_int("max_position_embeddings", c.max_position_embeddings, limits::kWidth);
+  c.type_vocab_size = j.get_int("type_vocab_size", c.type_vocab_size, {0, 1 << 16, "a handful of token types (two for BERT)"});
+  c.layer_norm_eps = j.get_float("layer_norm_eps", c.layer_norm_eps, limits::kEpsilon);
   c.pad_token_id = j.get_int("pad_token_id", c.pad_token_id);
   c.position_embedding_type = j.get_string("position_embedding_type", c.position_embedding_type);
   c.is_decoder = j.get_bool("is_decoder", c.is_decoder);

@@ -34,15 +34,15 @@ Tensor first_token(const Tensor& hidden) {  // hidden[:, 0]
 
 CLIPTextConfig CLIPTextConfig::from_json(const JsonObject& j) {
   CLIPTextConfig c;
-  c.vocab_size = j.get_int("vocab_size", c.vocab_size);
-  c.hidden_size = j.get_int("hidden_size", c.hidden_size);
-  c.intermediate_size = j.get_int("intermediate_size", c.intermediate_size);
-  c.projection_dim = j.get_int("projection_dim", c.projection_dim);
-  c.num_hidden_layers = j.get_int("num_hidden_layers", c.num_hidden_layers);
-  c.num_attention_heads = j.get_int("num_attention_heads", c.num_attention_heads);
-  c.max_position_embeddings = j.get_int("max_position_embeddings", c.max_position_embeddings);
+  c.vocab_size = j.get_int("vocab_size", c.vocab_size, limits::kWidth);
+  c.hidden_size = j.get_int("hidden_size", c.hidden_size, limits::kWidth);
+  c.intermediate_size = j.get_int("intermediate_size", c.intermediate_size, limits::kWidth);
+  c.projection_dim = j.get_int("projection_dim", c.projection_dim, limits::kWidth);
+  c.num_hidden_layers = j.get_int("num_hidden_layers", c.num_hidden_layers, limits::kLayers);
+  c.num_attention_heads = j.get_int("num_attention_heads", c.num_attention_heads, limits::kHeads);
+  c.max_position_embeddings = j.get_int("max_position_embeddings", c.max_position_embeddings, limits::kWidth);
   c.hidden_act = j.get_string("hidden_act", c.hidden_act);
-  c.layer_norm_eps = j.get_float("layer_norm_eps", c.layer_norm_eps);
+  c.layer_norm_eps = j.get_float("layer_norm_eps", c.layer_norm_eps, limits::kEpsilon);
   c.pad_token_id = j.get_int("pad_token_id", c.pad_token_id);
   c.bos_token_id = j.get_int("bos_token_id", c.bos_token_id);
   c.eos_token_id = j.get_int("eos_token_id", c.eos_token_id);
@@ -57,16 +57,16 @@ CLIPTextConfig CLIPTextConfig::from_json(const JsonObject& j) {
 
 CLIPVisionConfig CLIPVisionConfig::from_json(const JsonObject& j) {
   CLIPVisionConfig c;
-  c.hidden_size = j.get_int("hidden_size", c.hidden_size);
-  c.intermediate_size = j.get_int("intermediate_size", c.intermediate_size);
-  c.projection_dim = j.get_int("projection_dim", c.projection_dim);
-  c.num_hidden_layers = j.get_int("num_hidden_layers", c.num_hidden_layers);
-  c.num_attention_heads = j.get_int("num_attention_heads", c.num_attention_heads);
-  c.num_channels = j.get_int("num_channels", c.num_channels);
-  c.image_size = j.get_int("image_size", c.image_size);
-  c.patch_size = j.get_int("patch_size", c.patch_size);
+  c.hidden_size = j.get_int("hidden_size", c.hidden_size, limits::kWidth);
+  c.intermediate_size = j.get_int("intermediate_size", c.intermediate_size, limits::kWidth);
+  c.projection_dim = j.get_int("projection_dim", c.projection_dim, limits::kWidth);
+  c.num_hidden_layers = j.get_int("num_hidden_layers", c.num_hidden_layers, limits::kLayers);
+  c.num_attention_heads = j.get_int("num_attention_heads", c.num_attention_heads, limits::kHeads);
+  c.num_channels = j.get_int("num_channels", c.num_channels, limits::kImageChannels);
+  c.image_size = j.get_int("image_size", c.image_size, limits::kImageSide);
+  c.patch_size = j.get_int("patch_size", c.patch_size, limits::kImageSide);
   c.hidden_act = j.get_string("hidden_act", c.hidden_act);
-  c.layer_norm_eps = j.get_float("layer_norm_eps", c.layer_norm_eps);
+  c.layer_norm_eps = j.get_float("layer_norm_eps", c.layer_norm_eps, limits::kEpsilon);
   check_positive(j, {{"hidden_size", c.hidden_size}, {"intermediate_size", c.intermediate_size},
                      {"projection_dim", c.projection_dim}, {"num_attention_heads", c.num_attention_heads},
                      {"num_channels", c.num_channels}, {"image_size", c.image_size}, {"patch_size", c.patch_size}});
@@ -83,8 +83,8 @@ CLIPConfig CLIPConfig::from_json(const JsonObject& j) {
   if (type == "clip") {
     c.text_config = CLIPTextConfig::from_json(sub_config(j, "text_config"));
     c.vision_config = CLIPVisionConfig::from_json(sub_config(j, "vision_config"));
-    c.projection_dim = j.get_int("projection_dim", c.projection_dim);
-    c.logit_scale_init_value = j.get_float("logit_scale_init_value", c.logit_scale_init_value);
+    c.projection_dim = j.get_int("projection_dim", c.projection_dim, limits::kWidth);
+    c.logit_scale_init_value = j.get_float("logit_scale_init_value", c.logit_scale_init_value, limits::kFinite);
   } else if (type == "clip_text_model") {
     c.text_config = CLIPTextConfig::from_json(j);
     c.projection_dim = c.text_config->projection_dim;

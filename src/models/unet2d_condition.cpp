@@ -14,15 +14,18 @@ namespace mmx {
 
 namespace {
 
-std::vector<int64_t> per_block(const JsonObject& j, const std::string& key, int64_t fallback, size_t blocks) {
+std::vector<int64_t> per_block(const JsonObject& j, const std::string& key, int64_t fallback, size_t blocks,
+                               IntLimits limits) {
   if (!j.has(key)) return std::vector<int64_t>(blocks, fallback);
   const auto& v = j.json().at(key);
-  if (v.is_number_integer()) return std::vector<int64_t>(blocks, v.get<int64_t>());
+  if (v.is_number_integer()) return std::vector<int64_t>(blocks, j.get_int(key, fallback, limits));
   if (!v.is_array() || v.size() != blocks) fail(j.source(), ": ", key, " must be an integer or a list of ", blocks);
   std::vector<int64_t> out;
   for (const auto& e : v) {
-    if (!e.is_number_integer()) fail(j.source(), ": ", key, " must hold integers (nested lists are not supported)");
+    if (!e.is_number_integer() || (e.is_number_unsigned() && e.get<uint64_t>() > uint64_t(INT64_MAX)))
+      fail(j.source(), ": ", key, " must hold integers (nested lists are not supported)");
     out.push_back(e.get<int64_t>());
+    j.check(key, out.back(), limits);
   }
   return out;
 }
@@ -129,10 +132,14 @@ class SpatialTransformer {
 
 UNet2DConditionConfig UNet2DConditionConfig::from_json(const JsonObject& j) {
   UNet2DConditionConfig c;
-  c.in_channels = j.get_int("in_channels", c.in_channels);
-  c.out_channels = j.get_int("out_channels", c.out_channels);
-  c.sample_size = j.get_int("sample_size", c.sample_size);
-  if (j.has("block_out_channels")) c.block_out_channels = per_block(j, "block_out_channels", 0, j.json().at("block_out_channels").size());
+  c.in_channels = j.get_int("in_channels", c.in_channels, limits::kWidth);
+  c.out_channels = j.get_int("out_channels", c.out_channels, limits::kWidth);
+  c.sample_size = j.get_int("sample_size", c.sample_size, limits::kImageSide);
+  if (j.has("block_out_channels")) {
+    const size_t blocks = j.json().at("block_out_channels").is_array() ? j.json().at("block_out_channels").size() : 0;
+    if (blocks == 0 || blocks > 16) fail(j.source(), ": block_out_channels must list 1 to 16 widths, one per resolution");
+    c.block_out_channels = per_block(j, "block_out_channels", 0, blocks, limits::kWidth);
+  }
   const size_t n = c.block_out_channels.size();
   c.down_block_types = strings(j, "down_block_types", {"CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"});
   c.up_block_types = strings(j, "up_block_types", {"UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"});
@@ -145,29 +152,30 @@ UNet2DConditionConfig UNet2DConditionConfig::from_json(const JsonObject& j) {
     if (t != "UpBlock2D" && t != "CrossAttnUpBlock2D") fail(j.source(), ": up block type '", t, "' is not supported");
   c.mid_block_type = j.get_string("mid_block_type", c.mid_block_type);
   if (c.mid_block_type != "UNetMidBlock2DCrossAttn") fail(j.source(), ": mid_block_type '", c.mid_block_type, "' is not supported");
-  c.layers_per_block = per_block(j, "layers_per_block", 2, n);
-  c.transformer_layers_per_block = per_block(j, "transformer_layers_per_block", 1, n);
+  c.layers_per_block = per_block(j, "layers_per_block", 2, n, limits::kLayers);
+  c.transformer_layers_per_block = per_block(j, "transformer_layers_per_block", 1, n, limits::kLayers);
   if (j.has("reverse_transformer_layers_per_block"))
     fail(j.source(), ": reverse_transformer_layers_per_block is not supported");
   // diffusers: num_attention_heads = num_attention_heads or attention_head_dim (the config's historical name).
-  c.num_attention_heads = j.has("num_attention_heads") ? per_block(j, "num_attention_heads", 8, n) : per_block(j, "attention_head_dim", 8, n);
-  c.cross_attention_dim = per_block(j, "cross_attention_dim", 1280, n);
-  c.norm_num_groups = j.get_int("norm_num_groups", c.norm_num_groups);
-  c.norm_eps = j.get_float("norm_eps", c.norm_eps);
-  c.conv_in_kernel = j.get_int("conv_in_kernel", c.conv_in_kernel);
-  c.conv_out_kernel = j.get_int("conv_out_kernel", c.conv_out_kernel);
-  c.downsample_padding = j.get_int("downsample_padding", c.downsample_padding);
-  c.mid_block_scale_factor = j.get_float("mid_block_scale_factor", c.mid_block_scale_factor);
+  c.num_attention_heads = j.has("num_attention_heads") ? per_block(j, "num_attention_heads", 8, n, limits::kHeads)
+                                                      : per_block(j, "attention_head_dim", 8, n, limits::kHeads);
+  c.cross_attention_dim = per_block(j, "cross_attention_dim", 1280, n, limits::kWidth);
+  c.norm_num_groups = j.get_int("norm_num_groups", c.norm_num_groups, limits::kGroups);
+  c.norm_eps = j.get_float("norm_eps", c.norm_eps, limits::kEpsilon);
+  c.conv_in_kernel = j.get_int("conv_in_kernel", c.conv_in_kernel, limits::kKernel);
+  c.conv_out_kernel = j.get_int("conv_out_kernel", c.conv_out_kernel, limits::kKernel);
+  c.downsample_padding = j.get_int("downsample_padding", c.downsample_padding, {0, 7, "padding of a stride-2 convolution is 0 to 7"});
+  c.mid_block_scale_factor = j.get_float("mid_block_scale_factor", c.mid_block_scale_factor, limits::kPositiveScale);
   c.act_fn = j.get_string("act_fn", c.act_fn);
   c.flip_sin_to_cos = j.get_bool("flip_sin_to_cos", c.flip_sin_to_cos);
-  c.freq_shift = j.get_float("freq_shift", c.freq_shift);
+  c.freq_shift = j.get_float("freq_shift", c.freq_shift, {0, 1, false, "diffusers shifts the timestep frequencies by 0 or 1"});
   c.use_linear_projection = j.get_bool("use_linear_projection", c.use_linear_projection);
   c.addition_embed_type = j.get_string("addition_embed_type", "");
   if (!c.addition_embed_type.empty() && c.addition_embed_type != "text_time")
     fail(j.source(), ": addition_embed_type '", c.addition_embed_type, "' is not supported (text_time)");
   if (c.addition_embed_type == "text_time") {
-    c.addition_time_embed_dim = j.require_int("addition_time_embed_dim");
-    c.projection_class_embeddings_input_dim = j.require_int("projection_class_embeddings_input_dim");
+    c.addition_time_embed_dim = j.require_int("addition_time_embed_dim", limits::kWidth);
+    c.projection_class_embeddings_input_dim = j.require_int("projection_class_embeddings_input_dim", limits::kWidth);
   }
   for (const char* key : {"class_embed_type", "encoder_hid_dim_type", "time_cond_proj_dim", "time_embedding_dim",
                           "time_embedding_act_fn", "timestep_post_act", "cross_attention_norm", "num_class_embeds"})
@@ -179,7 +187,7 @@ UNet2DConditionConfig UNet2DConditionConfig::from_json(const JsonObject& j) {
                           "mid_block_only_cross_attention", "class_embeddings_concat"})
     if (j.has(key) && (!j.json().at(key).is_boolean() || j.json().at(key).get<bool>()))
       fail(j.source(), ": ", key, " is set; this mmx implements UNet2DConditionModel without it");
-  if (j.get_float("resnet_out_scale_factor", 1.0) != 1.0 || c.mid_block_scale_factor != 1.0)
+  if (j.get_float("resnet_out_scale_factor", 1.0, limits::kPositiveScale) != 1.0 || c.mid_block_scale_factor != 1.0)
     fail(j.source(), ": output scale factors other than 1 are not supported");
   for (int64_t ch : c.block_out_channels)
     if (ch <= 0 || ch % c.norm_num_groups != 0)

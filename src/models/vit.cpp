@@ -19,23 +19,24 @@ void read_pair(const JsonObject& j, const std::string& key, int64_t& h, int64_t&
   } else {
     fail(j.source(), ": key '", key, "': expected an integer or [height, width], found ", v.dump());
   }
-  if (h <= 0 || w <= 0) fail(j.source(), ": key '", key, "' must be positive");
+  j.check(key, h, limits::kImageSide);
+  j.check(key, w, limits::kImageSide);
 }
 }  // namespace
 
 ViTConfig ViTConfig::from_json(const JsonObject& j) {
   ViTConfig c;
-  c.hidden_size = j.get_int("hidden_size", c.hidden_size);
-  c.num_hidden_layers = j.get_int("num_hidden_layers", c.num_hidden_layers);
-  c.num_attention_heads = j.get_int("num_attention_heads", c.num_attention_heads);
-  c.intermediate_size = j.get_int("intermediate_size", c.intermediate_size);
+  c.hidden_size = j.get_int("hidden_size", c.hidden_size, limits::kWidth);
+  c.num_hidden_layers = j.get_int("num_hidden_layers", c.num_hidden_layers, limits::kLayers);
+  c.num_attention_heads = j.get_int("num_attention_heads", c.num_attention_heads, limits::kHeads);
+  c.intermediate_size = j.get_int("intermediate_size", c.intermediate_size, limits::kWidth);
   c.hidden_act = j.get_string("hidden_act", c.hidden_act);
-  c.layer_norm_eps = j.get_float("layer_norm_eps", c.layer_norm_eps);
+  c.layer_norm_eps = j.get_float("layer_norm_eps", c.layer_norm_eps, limits::kEpsilon);
   read_pair(j, "image_size", c.image_height, c.image_width);
   read_pair(j, "patch_size", c.patch_height, c.patch_width);
-  c.num_channels = j.get_int("num_channels", c.num_channels);
+  c.num_channels = j.get_int("num_channels", c.num_channels, limits::kImageChannels);
   c.qkv_bias = j.get_bool("qkv_bias", c.qkv_bias);
-  c.pooler_output_size = j.get_int("pooler_output_size", c.hidden_size);
+  c.pooler_output_size = j.get_int("pooler_output_size", c.hidden_size, limits::kWidth);
   c.pooler_act = j.get_string("pooler_act", c.pooler_act);
   for (auto [key, value] : {std::pair{"hidden_size", c.hidden_size}, {"num_attention_heads", c.num_attention_heads},
                             {"intermediate_size", c.intermediate_size}, {"num_channels", c.num_channels},

@@ -10,6 +10,7 @@
 #include "mmx/error.hpp"
 #include "mmx/files.hpp"
 #include "test_util.hpp"
+#include "unit/torch_zip.hpp"
 
 using namespace mmx;
 
@@ -96,4 +97,93 @@ TEST(TorchCheckpoint, CorruptedArchivesNeverCrash) {
   }
   std::printf("  %d of 300 damaged archives refused with an error, the rest read\n", refused);
   EXPECT_GT(refused, 0);
+}
+
+// The hostile archives of the bad-input campaign, one per class, made here (torch_zip.hpp): each is an
+// error naming the file, never a crash, a wrapped size read as another tensor, or a stack overflow.
+namespace {
+std::string refusal(const std::string& path) {
+  try {
+    read_torch_state_dict(path);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+std::string floats(int n) { return std::string(size_t(n) * 4, '\0'); }
+}  // namespace
+
+TEST(TorchCheckpoint, AHandMadeArchiveReadsBack) {  // the helper itself: what the cases below bend
+  test::TempDir dir;
+  std::string data;
+  for (float v : {1.f, 2.f, 3.f, 4.f}) data.append(reinterpret_cast<const char*>(&v), 4);
+  write_file_atomically(dir.file("ok.bin"), test::torch_archive(test::Pickle::state_dict("w", "FloatStorage", 4, 0, {2, 2}, {1, 2}), data));
+  const auto got = read_torch_state_dict(dir.file("ok.bin"));
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].first, "w");
+  ASSERT_EQ(got[0].second.shape(), (Shape{2, 2}));
+  EXPECT_EQ(got[0].second.data<float>()[1], 3.f);  // the transposed view, gathered: [[1, 3], [2, 4]]
+}
+
+TEST(TorchCheckpoint, Zip64FieldsThatWrapAreRefused) {
+  test::TempDir dir;
+  const std::string pickle = test::Pickle::state_dict("w", "FloatStorage", 4, 0, {4}, {1}).bytes;
+  struct Case { const char* name; std::string archive; const char* says; };
+  const std::vector<Case> cases = {
+      {"size.bin", test::zip_archive({{"archive/data.pkl", pickle, {}, {}}, {"archive/data/0", floats(4), ~uint64_t(0) - 7, {}}}),
+       "runs past the end"},
+      {"offset.bin", test::zip_archive({{"archive/data.pkl", pickle, {}, {}}, {"archive/data/0", floats(4), {}, ~uint64_t(0) - 20}}),
+       "damaged local header"},
+      {"end.bin", test::zip_archive({{"archive/data.pkl", pickle, {}, {}}}, ~uint64_t(0) - 30), "damaged zip64 end record"},
+  };
+  for (const auto& c : cases) {
+    write_file_atomically(dir.file(c.name), c.archive);
+    const std::string why = refusal(dir.file(c.name));
+    EXPECT_NE(why.find(c.says), std::string::npos) << c.name << ": " << why;
+  }
+}
+
+TEST(TorchCheckpoint, StorageAndViewSizesThatOverflowAreRefused) {
+  test::TempDir dir;
+  // numel × 4 bytes wraps to 0: the storage would look empty and pass as another tensor.
+  write_file_atomically(dir.file("wrap.bin"), test::torch_archive(test::Pickle::state_dict("w", "FloatStorage", int64_t(1) << 62, 0, {0}, {1}), ""));
+  EXPECT_NE(refusal(dir.file("wrap.bin")).find("overflows"), std::string::npos) << refusal(dir.file("wrap.bin"));
+  // 2³¹ × 2³¹ elements of stride 0 over a 32-value storage: an expanded view asking for 2⁶⁴ bytes.
+  write_file_atomically(dir.file("expand.bin"), test::torch_archive(test::Pickle::state_dict("w", "FloatStorage", 32, 0, {int64_t(1) << 31, int64_t(1) << 31}, {0, 0}), floats(32)));
+  EXPECT_NE(refusal(dir.file("expand.bin")).find("more than its storage"), std::string::npos) << refusal(dir.file("expand.bin"));
+  // Sizes whose product overflows int64, and a stride that carries the last element past 2⁶³.
+  write_file_atomically(dir.file("numel.bin"), test::torch_archive(test::Pickle::state_dict("w", "FloatStorage", 32, 0, {int64_t(1) << 40, int64_t(1) << 40}, {1, 1}), floats(32)));
+  EXPECT_NE(refusal(dir.file("numel.bin")).find("overflows"), std::string::npos) << refusal(dir.file("numel.bin"));
+  write_file_atomically(dir.file("stride.bin"), test::torch_archive(test::Pickle::state_dict("w", "FloatStorage", 32, 0, {3}, {int64_t(1) << 62}), floats(32)));
+  EXPECT_NE(refusal(dir.file("stride.bin")).find("overflows"), std::string::npos) << refusal(dir.file("stride.bin"));
+}
+
+TEST(TorchCheckpoint, DeepAndHugePicklesAreRefusedNotOverflowed) {
+  test::TempDir dir;
+  auto nested = [](char open, char close_op, int depth) {  // 300 000 nested tuples / lists
+    test::Pickle p;
+    for (int i = 0; i < depth; ++i) p.op(open);
+    if (close_op) for (int i = 0; i < depth; ++i) p.op(close_op);
+    return p.op('.');
+  };
+  test::Pickle tuples;
+  tuples.op(')');
+  for (int i = 0; i < 300000; ++i) tuples.op('\x85');  // TUPLE1 around the previous one
+  tuples.op('.');
+  test::Pickle lists;
+  lists.op(']');
+  for (int i = 0; i < 300000; ++i) lists.op(']').op('\x94').op('q').op('\x00');  // new lists, each memoised
+  lists.op('.');
+  test::Pickle cycle;  // a list appended to itself again and again through the memo
+  cycle.op(']').op('q').op('\x01');
+  for (int i = 0; i < 1000; ++i) cycle.op('h').op('\x01').op('a');
+  cycle.op('.');
+  const std::vector<std::pair<std::string, test::Pickle>> cases = {
+      {"tuples.bin", tuples}, {"marks.bin", nested('(', 0, 300000)}, {"lists.bin", lists}, {"cycle.bin", cycle}};
+  for (const auto& [name, pickle] : cases) {
+    write_file_atomically(dir.file(name), test::torch_archive(pickle, ""));
+    const std::string why = refusal(dir.file(name));
+    EXPECT_TRUE(why.find("deeper than") != std::string::npos || why.find("holds no dict") != std::string::npos)
+        << name << ": " << why;
+  }
 }

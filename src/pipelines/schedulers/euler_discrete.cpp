@@ -145,11 +145,12 @@ EulerDiscreteConfig EulerDiscreteConfig::load(const std::string& path) {
 }
 
 EulerDiscreteConfig EulerDiscreteConfig::from_json(const JsonObject& j) {
+  static constexpr FloatLimits kBeta{0, 1, true, "a noise variance per step is in (0, 1]"};
   const std::string& path = j.source();
   EulerDiscreteConfig c;
-  c.num_train_timesteps = j.get_int("num_train_timesteps", c.num_train_timesteps);
-  c.beta_start = j.get_float("beta_start", c.beta_start);
-  c.beta_end = j.get_float("beta_end", c.beta_end);
+  c.num_train_timesteps = j.get_int("num_train_timesteps", c.num_train_timesteps, {1, 1000000, "a schedule trains on 1 to 10^6 timesteps"});
+  c.beta_start = j.get_float("beta_start", c.beta_start, kBeta);
+  c.beta_end = j.get_float("beta_end", c.beta_end, kBeta);
   c.beta_schedule = j.get_string("beta_schedule", c.beta_schedule);
   if (j.has("trained_betas")) {
     const auto& tb = j.json().at("trained_betas");
@@ -157,16 +158,17 @@ EulerDiscreteConfig EulerDiscreteConfig::from_json(const JsonObject& j) {
     for (const auto& b : tb) {
       if (!b.is_number()) fail(path, ": trained_betas must be a list of numbers");
       c.trained_betas.push_back(b.get<double>());
+      j.check("trained_betas", c.trained_betas.back(), kBeta);
     }
   }
   c.prediction_type = j.get_string("prediction_type", c.prediction_type);
   c.interpolation_type = j.get_string("interpolation_type", c.interpolation_type);
   c.use_karras_sigmas = j.get_bool("use_karras_sigmas", c.use_karras_sigmas);
-  if (j.has("sigma_min")) c.sigma_min = j.get_float("sigma_min", 0);
-  if (j.has("sigma_max")) c.sigma_max = j.get_float("sigma_max", 0);
+  if (j.has("sigma_min")) c.sigma_min = j.get_float("sigma_min", 0, limits::kPositiveScale);
+  if (j.has("sigma_max")) c.sigma_max = j.get_float("sigma_max", 0, limits::kPositiveScale);
   c.timestep_spacing = j.get_string("timestep_spacing", c.timestep_spacing);
   c.timestep_type = j.get_string("timestep_type", c.timestep_type);
-  c.steps_offset = j.get_int("steps_offset", c.steps_offset);
+  c.steps_offset = j.get_int("steps_offset", c.steps_offset, {0, 1000000, "an offset within the training timesteps"});
   c.rescale_betas_zero_snr = j.get_bool("rescale_betas_zero_snr", c.rescale_betas_zero_snr);
   c.final_sigmas_type = j.get_string("final_sigmas_type", c.final_sigmas_type);
   return c;
