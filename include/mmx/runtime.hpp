@@ -4,6 +4,7 @@
 namespace mmx {
 
 // Threads used by every CPU kernel (OpenMP and the GEMM library). n <= 0 means all cores.
+constexpr int kMaxThreads = 1024;  // more than any CPU has; an OpenMP runtime crashes past what it can start
 void set_num_threads(int n);
 int num_threads();
 

@@ -90,4 +90,8 @@ class Tensor {
   bool defined_ = false;
 };
 
+// True when every value of a host tensor is finite (integer tensors always are): the check a model's
+// output gets before it is written as numbers.
+bool all_finite(const Tensor& t);
+
 }  // namespace mmx

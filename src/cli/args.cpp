@@ -177,7 +177,9 @@ Placement placement_of(const Args& args) {
 }
 
 void apply_common_options(const Args& args) {
-  set_num_threads(static_cast<int>(args.get_int("threads", 1).value_or(0)));
+  const int64_t threads = args.get_int("threads", 1).value_or(0);
+  if (threads > kMaxThreads) usage_error("--threads ", threads, ": at most ", kMaxThreads);
+  set_num_threads(static_cast<int>(threads));
   if (args.has("verbose")) set_log_level(LogLevel::Debug);
   if (args.has("quiet")) set_log_level(LogLevel::Error);
   if (args.has("device") || args.has("dtype")) placement_of(args).check();  // before any work: a device that is not there

@@ -101,6 +101,7 @@ int run_generate(const Args& args) {
   if (args.has("negative-prompt")) o.negative_prompt = args.all("negative-prompt").back();
   o.steps = args.get_int("steps", 1).value_or(50);
   o.guidance_scale = static_cast<float>(args.get_double("guidance", 0).value_or(5.0));
+  if (o.guidance_scale > 100) usage_error("--guidance ", o.guidance_scale, ": a guidance scale is 0 to 100 (SDXL works at 5 to 9)");
   o.width = args.get_int("width", 1);
   o.height = args.get_int("height", 1);
   const std::string variant = args.get("variant").value_or("");
@@ -140,8 +141,11 @@ int run_generate(const Args& args) {
       {"model", *model + (variant.empty() ? "" : " (" + variant + ")")},
       {"software", std::string("mmx ") + kVersion},
   };
-  if (save_latents) write_safetensors(*save_latents, {{"init_latents", r.init_latents}, {"step_latents", r.step_latents}});
-  write_file_atomically(output, encode_png(r.image, text));
+  StagedOutputs outputs;  // the image and the latents: both, or neither
+  if (save_latents)
+    write_safetensors(outputs.temporary_for(*save_latents), {{"init_latents", r.init_latents}, {"step_latents", r.step_latents}});
+  write_file_atomically(outputs.temporary_for(output), encode_png(r.image, text));
+  outputs.commit();
   if (chatty()) std::fprintf(stderr,
                "wrote %s (%lld×%lld): load %.2f s, prompt %.2f s, %lld steps at %.2f s/step, decode %.2f s; "
                "peak RSS %.0f MiB%s\n",

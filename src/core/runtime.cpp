@@ -16,6 +16,13 @@ namespace mmx {
 // One policy for every kernel: OpenMP's thread count. The GEMM library (oneDNN, OpenMP runtime)
 // reads the same setting, so there is no second pool to oversubscribe the cores.
 void set_num_threads(int n) {
+  // The OpenMP runtime starts every thread it is told to at the first parallel region, and crashes when
+  // it cannot: refuse counts no machine has, before any work (OMP_NUM_THREADS too, which it reads itself).
+  if (n > kMaxThreads) usage_error("a thread count of ", n, ": at most ", kMaxThreads, " (this machine has ", std::thread::hardware_concurrency(), " cores)");
+  if (const char* env = std::getenv("OMP_NUM_THREADS")) {
+    const long first = std::strtol(env, nullptr, 10);  // "8" or a nested list "8,2"
+    if (first > kMaxThreads) usage_error("OMP_NUM_THREADS=", env, ": at most ", kMaxThreads, " threads");
+  }
   if (n <= 0 && std::getenv("OMP_NUM_THREADS")) return;  // the environment already chose
   if (n <= 0) n = static_cast<int>(std::thread::hardware_concurrency());
   if (n <= 0) n = 1;

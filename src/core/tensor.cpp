@@ -1,5 +1,7 @@
 #include "mmx/tensor.hpp"
 
+#include <cmath>
+
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -41,7 +43,11 @@ bool is_float(DType d) { return d == DType::F32 || d == DType::F16 || d == DType
 
 int64_t shape_numel(const Shape& shape) {
   int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  for (int64_t d : shape) {
+    // A shape can come from a file: a negative or overflowing one is an error, not a small allocation.
+    if (d < 0) fail("shape ", shape_str(shape), " has a negative size");
+    if (__builtin_mul_overflow(n, d, &n)) fail("shape ", shape_str(shape), " has more elements than 2^63");
+  }
   return n;
 }
 
@@ -297,6 +303,21 @@ Tensor Tensor::to(DType dtype) const {
     fail("no conversion from ", dtype_name(dtype_), " to ", dtype_name(dtype));
   }
   return out;
+}
+
+bool all_finite(const Tensor& t) {
+  if (t.dtype() != DType::F32 && t.dtype() != DType::F16 && t.dtype() != DType::BF16 && t.dtype() != DType::F64) return true;
+  const Tensor f = t.dtype() == DType::F32 || t.dtype() == DType::F64 ? t : t.to(DType::F32);
+  if (f.dtype() == DType::F64) {
+    const double* p = f.data<double>();
+    for (int64_t i = 0; i < f.numel(); ++i)
+      if (!std::isfinite(p[i])) return false;
+    return true;
+  }
+  const float* p = f.data<float>();
+  for (int64_t i = 0; i < f.numel(); ++i)
+    if (!std::isfinite(p[i])) return false;
+  return true;
 }
 
 }  // namespace mmx

@@ -43,7 +43,11 @@ std::unique_ptr<ImageClassifier> ImageClassifier::load(const std::string& model,
 
 Tensor ImageClassifier::logits(const std::vector<Image>& images) const {
   if (images.empty()) usage_error("no images to classify");
-  return model_->parts().classifier()->logits(preprocess_images(images, model_->image_processor()));
+  Tensor logits = model_->parts().classifier()->logits(preprocess_images(images, model_->image_processor()));
+  if (!all_finite(logits))
+    throw Error(ErrorKind::Runtime, model_->architecture() + " produced non-finite logits (NaN or inf)",
+                "the model's config.json (layer_norm_eps, image_std, rescale_factor) or its weights do not make a working model");
+  return logits;
 }
 
 std::string ImageClassifier::label(int64_t id) const { return model_->parts().classifier()->label(id); }

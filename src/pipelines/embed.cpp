@@ -117,6 +117,17 @@ TextEmbedder::TextEmbedder(std::shared_ptr<const Model> model) : model_(std::mov
     usage_error(model_->path(), ": a ", model_->architecture(), " model embeds images, not texts (use --image)");
 }
 
+namespace {
+// NaN or inf out of a model (a config such as a negative layer_norm_eps, weights out of range) would be
+// written as numbers and ranked: an error naming the stage that produced them instead.
+void check_finite(const Tensor& t, const std::string& model, const char* stage, int64_t inputs, const char* kind) {
+  if (!all_finite(t))
+    throw Error(ErrorKind::Runtime,
+                str(model, " produced non-finite values (NaN or inf) in its ", stage, " for a batch of ", inputs, " ", kind),
+                "the model's config.json (layer_norm_eps, scales) or its weights do not make a working model");
+}
+}  // namespace
+
 std::unique_ptr<TextEmbedder> TextEmbedder::load(const std::string& model, const Placement& placement) {
   const ModelFolder folder = open_model_folder(model);  // refused before any weight is read
   if (!folder.architecture->tokenizer)
@@ -164,6 +175,8 @@ EmbedResult TextEmbedder::embed(const std::vector<std::string>& texts, const Emb
     const Tensor mask = b.attention_mask();
     const EncoderOutputs out = encoder.forward(b.input_ids(), b.token_type_ids(), mask);
     const Tensor e = pooled_rows(pooling, encoder, out, mask);
+    check_finite(out.last_hidden_state, a.display_name, "last hidden state", int64_t(pass.rows.size()), "texts");
+    check_finite(e, a.display_name, "pooled embedding", int64_t(pass.rows.size()), "texts");
     if (!result.embeddings.defined()) result.embeddings = Tensor::empty({int64_t(texts.size()), e.dim(1)});
     scatter_rows(e, pass.rows, result.embeddings);
     if (options.token_embeddings) {
@@ -201,6 +214,9 @@ EmbedResult ImageEmbedder::embed(const std::vector<Image>& images, const EmbedOp
   // With no padding, the lab's formula is the mean over the patches.
   const Pooling applied = pooling == Pooling::Lab ? Pooling::MeanNoCls : pooling;
   const Tensor pixel_values = preprocess_images(images, model_->image_processor());  // [N, 3, H, W]
+  if (!all_finite(pixel_values))
+    fail("image preprocessing produced non-finite pixel values: check rescale_factor, image_mean and image_std in the "
+         "model's preprocessor_config.json");
   const int64_t n = pixel_values.dim(0), tokens = encoder.tokens();
   const int64_t per_pass = std::max<int64_t>(1, options.max_batch_tokens / tokens);
   EmbedResult result;
@@ -211,6 +227,8 @@ EmbedResult ImageEmbedder::embed(const std::vector<Image>& images, const EmbedOp
     const Tensor mask = Tensor::from_vector(std::vector<int64_t>(size_t(rows * out.last_hidden_state.dim(1)), 1),
                                             {rows, out.last_hidden_state.dim(1)});
     const Tensor e = pooled_rows(applied, encoder, out, mask);
+    check_finite(out.last_hidden_state, a.display_name, "last hidden state", rows, "images");
+    check_finite(e, a.display_name, "pooled embedding", rows, "images");
     std::vector<size_t> at(static_cast<size_t>(rows));
     std::iota(at.begin(), at.end(), size_t(row0));
     if (!result.embeddings.defined()) result.embeddings = Tensor::empty({n, e.dim(1)});

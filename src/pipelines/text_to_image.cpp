@@ -61,6 +61,7 @@ Geometry geometry_of(const UNet2DConditionConfig& unet, const AutoencoderKLConfi
 // The largest side accepted: SDXL is trained at 1024²; beyond 4096² the attention of a single step holds
 // hundreds of GB and would run for hours (or fail to allocate) where a usage error is what helps.
 constexpr int64_t kMaxSide = 4096;
+constexpr float kMaxInitialLatent = 1000;
 
 // Checks what the options ask against the geometry: sizes, steps, given latents. Returns the image size.
 std::pair<int64_t, int64_t> checked_size(const GenerateOptions& o, const Geometry& g) {
@@ -77,6 +78,15 @@ std::pair<int64_t, int64_t> checked_size(const GenerateOptions& o, const Geometr
   if (o.latents.defined() && (o.latents.shape() != latent_shape || o.latents.dtype() != DType::F32))
     usage_error("initial latents must be F32 ", shape_str(latent_shape), " for ", width, "×", height, ", got ",
                 dtype_name(o.latents.dtype()), " ", shape_str(o.latents.shape()));
+  if (o.latents.defined()) {
+    // Initial latents are a draw from N(0, 1) (diffusers scales them by the first sigma itself): a value
+    // beyond ±1000 is no such draw, and would give a finite but meaningless image.
+    const float* p = o.latents.data<float>();
+    for (int64_t i = 0; i < o.latents.numel(); ++i)
+      if (!std::isfinite(p[i]) || std::fabs(p[i]) > kMaxInitialLatent)
+        usage_error("initial latents hold ", p[i], " at index ", i, ": they are noise drawn from N(0, 1), so every value is "
+                    "finite and within ±", kMaxInitialLatent);
+  }
   return {width, height};
 }
 
@@ -149,6 +159,9 @@ class SDXLPipelineImpl final : public SDXLPipeline {
       const Tensor out = steps_.run({in.sample, in.time_features, in.add_features, in.context},
                                     [this](const std::vector<Tensor>& d) { return unet_.forward({d[0], d[1], d[2], d[3]}); });
       latents = scheduler->step(cfg ? classifier_free_guidance(out, o.guidance_scale) : out, i, latents);
+      if (!all_finite(latents))
+        fail("the denoising step ", i + 1, " of ", o.steps, " gave non-finite latents (the UNet's output went out of range: "
+             "its weights, or too high a guidance scale); no image was written");
       if (o.keep_step_latents)
         std::copy_n(latents.data<float>(), latents.numel(), r.step_latents.data<float>() + i * latents.numel());
       if (o.on_step) o.on_step(i + 1, o.steps, since(start));

@@ -1,0 +1,140 @@
+// The bad-input campaign's classes, one case each, made here from the test models: configs with values
+// no architecture means, weights that produce NaN, thread counts and image sizes no machine runs, latents
+// that are no noise draw, and outputs that cannot all be written. Each ends with exit 1 or 2, a message
+// naming what is wrong, nothing on stdout and no file written; none may crash (exit -1 is a signal).
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/run_mmx.hpp"
+#include "mmx/files.hpp"
+#include "mmx/safetensors.hpp"
+#include "test_util.hpp"
+
+using namespace mmx;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A copy of a test model whose JSON file `file` gets `key` = `value`.
+std::string with_json_value(const test::TempDir& dir, const std::string& model, const std::string& file,
+                            const std::string& key, const nlohmann::json& value) {
+  const std::string copy = dir.file(model + "-" + key);
+  fs::remove_all(copy);
+  fs::copy(test::data("models/" + model), copy, fs::copy_options::recursive);
+  nlohmann::json j = nlohmann::json::parse(read_file(copy + "/" + file));
+  j[key] = value;
+  write_file_atomically(copy + "/" + file, j.dump());
+  return copy;
+}
+
+void expect_refused(const test::Result& r, int code, const std::string& says, const std::string& what) {
+  EXPECT_EQ(r.code, code) << what << "\n" << r.err;
+  EXPECT_NE(r.err.find(says), std::string::npos) << what << ": " << r.err;
+  EXPECT_EQ(r.out, "") << what;
+}
+
+}  // namespace
+
+TEST(HostileInputs, ConfigValuesNoArchitectureMeansAreRefusedWhenRead) {
+  test::TempDir dir;
+  const int64_t huge = int64_t(1) << 62;
+  const std::vector<std::pair<std::string, nlohmann::json>> bert = {
+      {"hidden_size", huge},         {"intermediate_size", huge},      {"vocab_size", INT64_MAX},
+      {"max_position_embeddings", huge}, {"type_vocab_size", huge},    {"num_hidden_layers", 1000000000},
+      {"num_attention_heads", 0},    {"layer_norm_eps", -1.0},         {"hidden_size", uint64_t(1) << 63}};
+  for (const auto& [key, value] : bert) {
+    const std::string model = with_json_value(dir, "bert-tiny", "config.json", key, value);
+    expect_refused(test::run({"embed", "--model", model, "--text", "hi"}), 1, "'" + key + "'", "bert " + key + "=" + value.dump());
+  }
+  for (const auto& [key, value] : std::vector<std::pair<std::string, nlohmann::json>>{
+           {"image_std", {1e-45, 1e-45, 1e-45}}, {"rescale_factor", 1e308}, {"image_mean", {1e300, 0, 0}}, {"size", {{"height", huge}, {"width", 1}}}}) {
+    const std::string model = with_json_value(dir, "vit-tiny", "preprocessor_config.json", key, value);
+    expect_refused(test::run({"embed", "--model", model, "--image", test::data("images/astronaut.png")}), 1, key,
+                   "vit " + key + "=" + value.dump());
+  }
+  for (const auto& [key, value] : std::vector<std::pair<std::string, nlohmann::json>>{
+           {"norm_num_groups", 0}, {"attention_head_dim", 0}, {"block_out_channels", {huge, huge}},
+           {"cross_attention_dim", huge}, {"norm_eps", -1.0}}) {
+    const std::string copy = dir.file("sdxl-" + key);
+    fs::remove_all(copy);
+    fs::copy(test::data("models/sdxl-tiny"), copy, fs::copy_options::recursive);
+    nlohmann::json j = nlohmann::json::parse(read_file(copy + "/unet/config.json"));
+    j[key] = value;
+    write_file_atomically(copy + "/unet/config.json", j.dump());
+    const test::Result r = test::run({"generate", "--model", copy, "--prompt", "a cat", "--steps", "1", "--output", dir.file("x.png")});
+    expect_refused(r, 1, key, "unet " + key + "=" + value.dump());
+    EXPECT_FALSE(fs::exists(dir.file("x.png")));
+  }
+}
+
+TEST(HostileInputs, NonFiniteModelOutputsAreAnErrorNamingTheStage) {
+  // Weights that pass every shape check but hold inf: the embedding would be NaN, written as numbers.
+  test::TempDir dir;
+  const std::string copy = dir.file("bert-inf");
+  fs::copy(test::data("models/bert-tiny"), copy, fs::copy_options::recursive);
+  {
+    const SafetensorsFile file = SafetensorsFile::open(copy + "/model.safetensors");
+    std::vector<std::pair<std::string, Tensor>> tensors;
+    for (const auto& info : file.tensors()) {
+      Tensor t = file.get(info.name).clone();
+      if (info.name.find("embeddings.LayerNorm.weight") != std::string::npos) t.data<float>()[0] = INFINITY;
+      tensors.emplace_back(info.name, t);
+    }
+    write_safetensors(dir.file("model.safetensors"), tensors);
+  }
+  fs::rename(dir.file("model.safetensors"), copy + "/model.safetensors");
+  expect_refused(test::run({"embed", "--model", copy, "--text", "hi", "--output", dir.file("e.npy")}), 1,
+                 "non-finite values (NaN or inf) in its last hidden state", "inf weights");
+  EXPECT_FALSE(fs::exists(dir.file("e.npy")));
+}
+
+TEST(HostileInputs, ThreadCountsAndImageSizesNoMachineRunsAreUsageErrors) {
+  const std::string bert = test::data("models/bert-tiny"), sdxl = test::data("models/sdxl-tiny");
+  expect_refused(test::run({"embed", "--model", bert, "--text", "hi", "--threads", "100000"}), 2, "at most 1024", "--threads");
+  expect_refused(test::run({"embed", "--model", bert, "--text", "hi", "--threads", "99999999999999"}), 2, "at most 1024",
+                 "--threads beyond int");
+  for (const auto& size : std::vector<std::vector<std::string>>{{"--width", "8192", "--height", "8192"}, {"--width", "100000"}, {"--height", "100000"}}) {
+    std::vector<std::string> args = {"generate", "--model", sdxl, "--prompt", "a cat", "--steps", "1", "--output", "/tmp/never.png"};
+    args.insert(args.end(), size.begin(), size.end());
+    expect_refused(test::run(args), 2, "at most 4096", size[0]);
+  }
+  expect_refused(test::run({"generate", "--model", sdxl, "--prompt", "a cat", "--guidance", "1e300", "--output", "/tmp/never.png"}),
+                 2, "guidance", "--guidance 1e300");
+  EXPECT_FALSE(fs::exists("/tmp/never.png"));
+}
+
+TEST(HostileInputs, LatentsThatAreNoNoiseDrawAreRefused) {
+  test::TempDir dir;
+  const std::string sdxl = test::data("models/sdxl-tiny");
+  // The model's own latent shape, from a run that saves them.
+  const test::Result ok = test::run({"generate", "--model", sdxl, "--prompt", "a cat", "--steps", "1", "--seed", "3",
+                                     "--save-latents", dir.file("l.safetensors"), "--output", dir.file("ok.png")});
+  ASSERT_EQ(ok.code, 0) << ok.err;
+  const Tensor init = SafetensorsFile::open(dir.file("l.safetensors")).get("init_latents").clone();
+  for (float bad : {1e30f, INFINITY, NAN}) {
+    Tensor l = init.clone();
+    l.data<float>()[5] = bad;
+    write_safetensors(dir.file("bad.safetensors"), {{"latents", l}});
+    expect_refused(test::run({"generate", "--model", sdxl, "--prompt", "a cat", "--steps", "1", "--latents",
+                              dir.file("bad.safetensors"), "--output", dir.file("bad.png")}),
+                   2, "at index 5", "latents " + std::to_string(bad));
+    EXPECT_FALSE(fs::exists(dir.file("bad.png")));
+  }
+}
+
+TEST(HostileInputs, ACommandWithSeveralOutputsWritesNoneUnlessItCanWriteAll) {
+  test::TempDir dir;
+  // /proc accepts no new file, even from root: the second output fails after the first is computed.
+  const test::Result s = test::run({"similarity", "--model", test::data("models/clip-tiny"), "--text", "a", "--text", "b",
+                                    "--image", test::data("images/astronaut.png"), "--output", dir.file("m.safetensors"),
+                                    "--plot", "/proc/mmx-never.png"});
+  EXPECT_EQ(s.code, 1) << s.err;
+  EXPECT_FALSE(fs::exists(dir.file("m.safetensors"))) << "similarity left its matrix file behind";
+  const test::Result g = test::run({"generate", "--model", test::data("models/sdxl-tiny"), "--prompt", "a cat", "--steps", "1",
+                                    "--save-latents", dir.file("l.safetensors"), "--output", "/proc/mmx-never.png"});
+  EXPECT_EQ(g.code, 1) << g.err;
+  EXPECT_FALSE(fs::exists(dir.file("l.safetensors"))) << "generate left its latents behind";
+  for (const auto& e : fs::directory_iterator(dir.path)) ADD_FAILURE() << "left behind: " << e.path();
+}
