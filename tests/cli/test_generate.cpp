@@ -102,12 +102,24 @@ TEST(CliGenerate, APromptOverSeventySevenTokensIsCutWithAWarning) {
 
 // NaN latents (as an fp16 overflow would give) decode to NaN: an error, never a black PNG.
 TEST(CliGenerate, NaNInTheDecodedImageIsAnErrorAndNoFile) {
+  // A VAE whose decoder holds a NaN (the latents themselves are refused before any work when not finite).
   test::TempDir dir;
-  Tensor latents = SafetensorsFile::open(test::data("models/sdxl-tiny-latents.safetensors")).get("latents").clone();
-  latents.data<float>()[17] = std::numeric_limits<float>::quiet_NaN();
-  write_safetensors(dir.file("nan.safetensors"), {{"latents", latents}});
-  const Result r = run({"generate", "--model", test::data("models/sdxl-tiny"), "--prompt", "a horse", "--steps", "1",
-                        "--latents", dir.file("nan.safetensors"), "--output", dir.file("a.png")});
+  const std::string model = dir.file("sdxl");
+  std::filesystem::copy(test::data("models/sdxl-tiny"), model, std::filesystem::copy_options::recursive);
+  const std::string vae = model + "/vae/diffusion_pytorch_model.safetensors";
+  {
+    const SafetensorsFile file = SafetensorsFile::open(vae);
+    std::vector<std::pair<std::string, Tensor>> tensors;
+    for (const auto& info : file.tensors()) {
+      Tensor t = file.get(info.name).clone();
+      if (info.name == "decoder.conv_out.bias") t.data<float>()[1] = std::numeric_limits<float>::quiet_NaN();
+      tensors.emplace_back(info.name, t);
+    }
+    write_safetensors(dir.file("vae.safetensors"), tensors);
+  }
+  std::filesystem::rename(dir.file("vae.safetensors"), vae);
+  const Result r = run({"generate", "--model", model, "--prompt", "a horse", "--steps", "1", "--latents",
+                        test::data("models/sdxl-tiny-latents.safetensors"), "--output", dir.file("a.png")});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("the VAE decoded non-finite values"), std::string::npos) << r.err;
   EXPECT_FALSE(std::filesystem::exists(dir.file("a.png")));
