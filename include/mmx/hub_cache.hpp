@@ -17,6 +17,15 @@ struct HubModelId {
 // ./relative path, more than one '/', characters the Hub does not allow in names).
 std::optional<HubModelId> parse_hub_model_id(const std::string& text);
 
+// Names that reach the cache's folders from outside (a commit hash from the Hub's API, file names from
+// its listing, diffusers component names, a revision) are checked before they touch the filesystem:
+bool is_commit_hash(const std::string& text);  // 40 lowercase hex digits, as the Hub's commit ids
+// A path inside a repository: '/'-separated non-empty parts, none "." or "..", no leading '/', no
+// backslash, NUL or control character, at most 1024 bytes.
+bool is_repo_relative_path(const std::string& path);
+// `path`, resolved through the symlinks already on disk, stays inside `root`; an error naming `what` otherwise.
+void check_inside(const std::string& root, const std::string& path, const std::string& what);
+
 // HF_HOME, else $XDG_CACHE_HOME/huggingface, else ~/.cache/huggingface (where the login token lives).
 std::string hub_home_dir();
 

@@ -26,13 +26,6 @@ std::string expand_home(const std::string& path) {  // os.path.expanduser for a 
   return env_or("HOME", "") + path.substr(1);
 }
 
-bool is_commit_hash(const std::string& s) {  // REGEX_COMMIT_HASH: ^[0-9a-f]{40}$
-  if (s.size() != 40) return false;
-  for (char c : s)
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  return true;
-}
-
 bool valid_name_part(const std::string& s) {  // the Hub's repo names: letters, digits, '-', '_', '.'
   if (s.empty() || s.size() > 96 || s.find("--") != std::string::npos || s.find("..") != std::string::npos) return false;
   if (s.front() == '-' || s.front() == '.' || s.back() == '-' || s.back() == '.') return false;
@@ -43,6 +36,36 @@ bool valid_name_part(const std::string& s) {  // the Hub's repo names: letters, 
 
 }  // namespace
 
+bool is_commit_hash(const std::string& s) {  // huggingface_hub's REGEX_COMMIT_HASH: ^[0-9a-f]{40}$
+  if (s.size() != 40) return false;
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+bool is_repo_relative_path(const std::string& path) {
+  if (path.empty() || path.size() > 1024 || path.front() == '/' || path.back() == '/') return false;
+  for (unsigned char c : path)
+    if (c < 0x20 || c == 0x7f || c == '\\') return false;
+  for (size_t begin = 0; begin <= path.size();) {
+    const size_t end = std::min(path.find('/', begin), path.size());
+    const std::string part = path.substr(begin, end - begin);
+    if (part.empty() || part == "." || part == "..") return false;
+    begin = end + 1;
+  }
+  return true;
+}
+
+void check_inside(const std::string& root, const std::string& path, const std::string& what) {
+  // weakly_canonical resolves what exists (a symlinked folder planted in the cache points elsewhere)
+  // and normalises the rest.
+  std::error_code ec;
+  const fs::path r = fs::weakly_canonical(root, ec), p = fs::weakly_canonical(path, ec);
+  const fs::path rel = p.lexically_relative(r);
+  if (ec || rel.empty() || *rel.begin() == "..")
+    fail(what, ": '", path, "' resolves outside ", root, "; refusing to write there");
+}
+
 std::optional<HubModelId> parse_hub_model_id(const std::string& text) {
   HubModelId id;
   std::string name = text;
@@ -50,7 +73,7 @@ std::optional<HubModelId> parse_hub_model_id(const std::string& text) {
     name = text.substr(0, at);
     id.revision = text.substr(at + 1);
     // A branch, tag or commit; never a path that climbs out of the cache's refs/ folder.
-    if (id.revision.empty() || id.revision[0] == '/' || id.revision.find("..") != std::string::npos) return std::nullopt;
+    if (!is_repo_relative_path(id.revision)) return std::nullopt;
   }
   const size_t slash = name.find('/');
   if (slash == std::string::npos) {

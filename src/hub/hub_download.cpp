@@ -91,9 +91,53 @@ size_t on_header(char* data, size_t size, size_t n, void* user) {
   return size * n;
 }
 
+// Answers read into memory (the file list, model_index.json, error pages) are small; a server that sends
+// more is not the Hub.
+constexpr size_t kMaxAnswerBytes = size_t(64) << 20;
+
 size_t on_body(char* data, size_t size, size_t n, void* user) {
-  static_cast<std::string*>(user)->append(data, size * n);
+  auto* body = static_cast<std::string*>(user);
+  if (body->size() + size * n > kMaxAnswerBytes) return 0;  // aborts the transfer (CURLE_WRITE_ERROR)
+  body->append(data, size * n);
   return size * n;
+}
+
+// A download's bytes go to the .incomplete file only from a 200 (from the start: a server that ignored
+// the Range) or a 206 (appended to what is there); an error page's bytes never reach the disk. More bytes
+// than the server announced for the file abort the transfer.
+struct FileSink {
+  CURL* curl = nullptr;
+  FILE* file = nullptr;
+  uint64_t have = 0;         // bytes already in the file (the Range asked from there)
+  uint64_t announced = 0;    // the file's size as the HEAD said; 0: unknown
+  bool decided = false, to_file = false, too_long = false;
+  std::string error_body;    // the first bytes of a non-2xx answer, for the message
+};
+
+size_t on_file_body(char* data, size_t size, size_t n, void* user) {
+  auto* s = static_cast<FileSink*>(user);
+  const size_t bytes = size * n;
+  if (!s->decided) {
+    long status = 0;
+    curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
+    s->decided = true;
+    s->to_file = status == 200 || (status == 206 && s->have > 0);
+    if (status == 200 && s->have > 0) {  // the whole file again: start the partial copy over
+      if (::ftruncate(::fileno(s->file), 0) != 0 || std::fseek(s->file, 0, SEEK_SET) != 0) return 0;
+      s->have = 0;
+    }
+  }
+  if (!s->to_file) {
+    if (s->error_body.size() < 4096) s->error_body.append(data, std::min<size_t>(bytes, 4096 - s->error_body.size()));
+    return bytes;
+  }
+  if (s->announced && s->have + bytes > s->announced) {
+    s->too_long = true;
+    return 0;
+  }
+  if (std::fwrite(data, 1, bytes, s->file) != bytes) return 0;
+  s->have += bytes;
+  return bytes;
 }
 
 // Seconds a transfer may go without receiving a byte before it is given up (huggingface_hub's
@@ -108,8 +152,12 @@ long stall_seconds() {
   return static_cast<long>(seconds);
 }
 
+// Below this rate, averaged over the stall time, a transfer is given up: a server trickling two bytes a
+// second would otherwise hold a download open forever.
+constexpr long kMinBytesPerSecond = 1024;
+
 // One request. `sink` (optional) receives the body instead of Response::body.
-Response request(const std::string& url, bool head, bool follow, FILE* sink = nullptr, uint64_t resume_from = 0,
+Response request(const std::string& url, bool head, bool follow, FileSink* sink = nullptr,
                  curl_xferinfo_callback progress = nullptr, void* progress_data = nullptr) {
   static CurlGlobal global;
   Response r;
@@ -127,20 +175,24 @@ Response request(const std::string& url, bool head, bool follow, FILE* sink = nu
   curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
   const long stall = stall_seconds();
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, std::min(10L, stall));
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);  // a stalled transfer (no byte for `stall` s) is a failed one
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, kMinBytesPerSecond);  // stalled or trickling for `stall` s: failed
+  // Redirects lead to the Hub's CDN, never to file:// or another protocol that could read local files.
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, stall);
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, error);
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &r.headers);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   if (sink) {
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, fwrite);
+    sink->curl = c;
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_file_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, sink);
+    if (sink->have > 0) curl_easy_setopt(c, CURLOPT_RESUME_FROM_LARGE, static_cast<curl_off_t>(sink->have));
   } else {
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
   }
-  if (resume_from > 0) curl_easy_setopt(c, CURLOPT_RESUME_FROM_LARGE, static_cast<curl_off_t>(resume_from));
   if (progress) {
     curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, progress);
     curl_easy_setopt(c, CURLOPT_XFERINFODATA, progress_data);
@@ -199,15 +251,18 @@ std::string strip_etag(std::string e) {  // W/"abc" → abc
   return e;
 }
 
-std::string sha256_of(const std::string& path) {
+// The hex digest of a file's bytes after `prefix`: SHA-256 for LFS files (their ETag), SHA-1 of
+// "blob <size>\0" + bytes for the others (git's object id, which the Hub sends as their ETag).
+std::string digest_of(const std::string& path, const EVP_MD* md, const std::string& prefix = "") {
   FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) fail(path, ": cannot read");
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  EVP_DigestInit_ex(ctx, md, nullptr);
+  EVP_DigestUpdate(ctx, prefix.data(), prefix.size());
   std::vector<char> buf(1 << 20);
   for (size_t n; (n = std::fread(buf.data(), 1, buf.size(), f)) > 0;) EVP_DigestUpdate(ctx, buf.data(), n);
   std::fclose(f);
-  unsigned char digest[32];
+  unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned len = 0;
   EVP_DigestFinal_ex(ctx, digest, &len);
   EVP_MD_CTX_free(ctx);
@@ -219,6 +274,25 @@ std::string sha256_of(const std::string& path) {
   }
   return hex;
 }
+
+bool is_hex(const std::string& s, size_t length) {
+  return s.size() == length && std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+// A name from the network, quoted for a message: control characters escaped, long ones cut.
+std::string shown(const std::string& name) {
+  const std::string quoted = nlohmann::json(name).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return quoted.size() > 120 ? quoted.substr(0, 117) + "...\"" : quoted;
+}
+
+// Removes a download's .incomplete file unless the transfer reached its blob: a failed run leaves nothing.
+struct PartialFile {
+  fs::path path;
+  ~PartialFile() {
+    std::error_code ec;
+    if (!path.empty()) fs::remove(path, ec);
+  }
+};
 
 struct Progress {
   std::string name;
@@ -272,6 +346,9 @@ std::vector<std::string> wanted_in_folder(const std::vector<std::string>& files,
 
 std::string download_model(const HubModelId& id, const std::string& variant) {
   if (hub_offline()) fail(id.repo_id, ": HF_HUB_OFFLINE is set, so nothing is downloaded");
+  // A caller of this library may build the id itself: the same checks as a parsed one.
+  if (!parse_hub_model_id(id.repo_id + "@" + id.revision))
+    usage_error(shown(id.repo_id), "@", shown(id.revision), " is not a Hub model id and revision");
   const std::string base = endpoint();
   const std::string what = "revision " + id.revision;
   const Response info = with_retries(
@@ -280,10 +357,11 @@ std::string download_model(const HubModelId& id, const std::string& variant) {
                        false, true);
       },
       id.repo_id);
-  if (info.code != CURLE_OK)
+  if (info.code != CURLE_OK && info.code != CURLE_WRITE_ERROR)
     throw Error(ErrorKind::Runtime, str("cannot reach ", base, ": ", info.error),
                 "without network, give a local folder written by save_pretrained, or set HF_HUB_OFFLINE=1 to use only "
                 "what the Hugging Face cache holds; behind a mirror, set HF_ENDPOINT");
+  if (info.code == CURLE_WRITE_ERROR) fail(id.repo_id, ": the Hub's file list is larger than ", kMaxAnswerBytes >> 20, " MiB");
   if (info.status != 200) http_error(info, id.repo_id, what);
   nlohmann::json listing;
   try {
@@ -291,13 +369,20 @@ std::string download_model(const HubModelId& id, const std::string& variant) {
   } catch (const std::exception& e) {
     fail(id.repo_id, ": the Hub's file list is not JSON: ", e.what());
   }
-  const std::string commit = listing.value("sha", "");
-  if (commit.size() != 40) fail(id.repo_id, ": the Hub's answer has no commit hash for ", what);
+  if (!listing.is_object()) fail(id.repo_id, ": the Hub's file list is not a JSON object");
+  // Everything below names folders and files in the cache: what the server says is checked first.
+  const std::string commit = listing.contains("sha") && listing["sha"].is_string() ? listing["sha"].get<std::string>() : "";
+  if (!is_commit_hash(commit))
+    fail(id.repo_id, ": the Hub's answer for ", what, " names commit ", shown(commit), ", not a 40-hex commit hash");
   std::vector<std::string> files;
   if (listing.contains("siblings") && listing["siblings"].is_array())
     for (const auto& s : listing["siblings"])
-      if (s.is_object() && s.contains("rfilename") && s["rfilename"].is_string())
-        files.push_back(s["rfilename"].get<std::string>());
+      if (s.is_object() && s.contains("rfilename") && s["rfilename"].is_string()) {
+        const std::string name = s["rfilename"].get<std::string>();
+        if (!is_repo_relative_path(name))
+          fail(id.repo_id, ": the Hub's file list holds ", shown(name), ", not a path inside a repository; nothing was downloaded");
+        files.push_back(name);
+      }
 
   std::vector<std::string> wanted;
   if (std::find(files.begin(), files.end(), "model_index.json") != files.end()) {
@@ -306,6 +391,7 @@ std::string download_model(const HubModelId& id, const std::string& variant) {
     const Response index = with_retries(
         [&] { return request(base + "/" + id.repo_id + "/resolve/" + commit + "/model_index.json", false, true); },
         "model_index.json");
+    if (index.code != CURLE_OK) fail(id.repo_id, ": model_index.json: ", index.error);
     if (index.status != 200) http_error(index, id.repo_id, "model_index.json");
     nlohmann::json components;
     try {
@@ -316,6 +402,9 @@ std::string download_model(const HubModelId& id, const std::string& variant) {
     if (!components.is_object()) fail(id.repo_id, ": model_index.json is not an object");
     for (auto it = components.begin(); it != components.end(); ++it)
       if (const std::string& name = it.key(); it->is_array() && it->size() == 2 && (*it)[0].is_string()) {
+        // A component is one folder of the repository, named like a Python attribute.
+        if (!is_repo_relative_path(name) || name.find('/') != std::string::npos)
+          fail(id.repo_id, ": model_index.json names component ", shown(name), ", not a folder of the repository");
         const auto part = wanted_in_folder(files, name, variant);
         wanted.insert(wanted.end(), part.begin(), part.end());
       }
@@ -325,8 +414,10 @@ std::string download_model(const HubModelId& id, const std::string& variant) {
   if (wanted.empty()) fail(id.repo_id, ": no configuration or weights files at ", what);
 
   const fs::path repo = hub_repo_dir(id.repo_id, hub_cache_dir());
+  const fs::path snapshot = repo / "snapshots" / commit;
   fs::create_directories(repo / "blobs");
-  fs::create_directories(repo / "snapshots" / commit);
+  fs::create_directories(snapshot);
+  check_inside(repo.string(), snapshot.string(), id.repo_id);
   for (const auto& path : wanted) {
     const std::string url = base + "/" + id.repo_id + "/resolve/" + commit + "/" + url_escape(path, true);
     // Metadata from the first response (an LFS file answers with a redirect to its CDN copy, carrying
@@ -345,60 +436,89 @@ std::string download_model(const HubModelId& id, const std::string& variant) {
     if (head.status >= 400) http_error(head, id.repo_id, path);
     const bool lfs = head.headers.count("x-linked-etag") > 0;
     const std::string etag = strip_etag(lfs ? head.headers.at("x-linked-etag") : head.headers.count("etag") ? head.headers.at("etag") : "");
-    if (etag.empty() || etag.find('/') != std::string::npos || etag.find("..") != std::string::npos)
-      fail(id.repo_id, ": ", path, ": the Hub sent no usable ETag");
-    const std::string size_text = lfs && head.headers.count("x-linked-size") ? head.headers.at("x-linked-size")
-                                  : head.headers.count("content-length") ? head.headers.at("content-length") : "";
-    const uint64_t size = size_text.empty() ? 0 : std::strtoull(size_text.c_str(), nullptr, 10);
+    // The ETag names the blob file: a SHA-256 for LFS files, else an id of letters, digits, '-' and '_'.
+    const bool usable = lfs ? is_hex(etag, 64)
+                            : !etag.empty() && etag.size() <= 128 && std::all_of(etag.begin(), etag.end(), [](char c) {
+                                return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+                              });
+    if (!usable) fail(id.repo_id, ": ", path, ": the Hub sent no usable ETag (", shown(etag), ")");
+    const std::string size_text = lfs ? (head.headers.count("x-linked-size") ? head.headers.at("x-linked-size") : "")
+                                      : head.headers.count("content-length") ? head.headers.at("content-length") : "";
+    char* size_end = nullptr;
+    const uint64_t size = size_text.empty() ? 0 : std::strtoull(size_text.c_str(), &size_end, 10);
+    if (!size_text.empty() && (*size_end != '\0' || !std::isdigit(static_cast<unsigned char>(size_text[0]))))
+      fail(id.repo_id, ": ", path, ": the Hub announced a size of ", shown(size_text));
+    if (lfs && size_text.empty()) fail(id.repo_id, ": ", path, ": the Hub announced no size for this large file");
     const fs::path blob = repo / "blobs" / etag;
+    check_inside(repo.string(), blob.string(), id.repo_id);
     if (!fs::exists(blob)) {
-      const fs::path partial = blob.string() + ".incomplete";
+      PartialFile partial{blob.string() + ".incomplete"};  // gone unless renamed into place below
+      check_inside(repo.string(), partial.path.string(), id.repo_id);  // not a symlink planted in the cache
       Progress progress;
       progress.name = path;
       progress.total = size;
+      FileSink sink;
       const Response got = with_retries(
           [&] {
-            const uint64_t have = fs::exists(partial) ? fs::file_size(partial) : 0;
-            progress.already = have;
-            FILE* f = std::fopen(partial.c_str(), have ? "ab" : "wb");
-            if (!f) fail(partial.string(), ": cannot write");
-            Response r = request(url, false, true, f, have, on_progress, &progress);
-            std::fclose(f);
-            if (have > 0 && (r.code == CURLE_RANGE_ERROR || r.status == 416)) {
+            sink = FileSink{};
+            sink.have = fs::exists(partial.path) ? fs::file_size(partial.path) : 0;
+            sink.announced = size;
+            progress.already = sink.have;
+            FILE* f = std::fopen(partial.path.c_str(), sink.have ? "ab" : "wb");
+            if (!f) fail(partial.path.string(), ": cannot write");
+            sink.file = f;
+            Response r = request(url, false, true, &sink, on_progress, &progress);
+            const bool flushed = std::fclose(f) == 0;
+            if (!sink.decided) sink.to_file = r.status == 200 || (r.status == 206 && sink.have > 0);  // no body: an empty file
+            if (!sink.to_file) r.body = sink.error_body;
+            if (r.code == CURLE_OK && !flushed) r.code = CURLE_WRITE_ERROR, r.error = "cannot write the downloaded bytes";
+            if (sink.have > 0 && (r.code == CURLE_RANGE_ERROR || r.status == 416)) {
               // The server cannot resume this file: drop the partial copy and let the retry start over.
-              fs::remove(partial);
+              fs::remove(partial.path);
               r.code = CURLE_RANGE_ERROR;
             }
             return r;
           },
           path);
-      if (got.code != CURLE_OK) fail(id.repo_id, ": ", path, ": download failed: ", got.error);
+      if (sink.too_long) fail(id.repo_id, ": ", path, ": the server sent more than the ", size, " bytes it announced");
       if (got.status >= 400) http_error(got, id.repo_id, path);
-      const uint64_t got_bytes = fs::exists(partial) ? fs::file_size(partial) : 0;
-      if (size && got_bytes != size) fail(id.repo_id, ": ", path, ": got ", got_bytes, " bytes, expected ", size);
-      if (lfs && etag.size() == 64) {
-        const std::string digest = sha256_of(partial.string());
-        if (digest != etag) {
-          fs::remove(partial);
-          fail(id.repo_id, ": ", path, ": checksum mismatch (SHA-256 ", digest, ", the Hub says ", etag,
-               "); the partial file was removed, run the command again");
-        }
+      if (got.code != CURLE_OK) fail(id.repo_id, ": ", path, ": download failed: ", got.error);
+      if (!sink.to_file) fail(id.repo_id, ": ", path, ": the server answered HTTP ", got.status, " instead of the file");
+      const uint64_t got_bytes = fs::exists(partial.path) ? fs::file_size(partial.path) : 0;
+      if (!size_text.empty() && got_bytes != size)
+        fail(id.repo_id, ": ", path, ": got ", got_bytes, " bytes, expected ", size);
+      // The bytes against the id the Hub gave them: SHA-256 for LFS files, the git blob id for the others.
+      std::string digest, kind;
+      if (lfs) {
+        digest = digest_of(partial.path.string(), EVP_sha256()), kind = "SHA-256";
+      } else if (is_hex(etag, 40)) {
+        digest = digest_of(partial.path.string(), EVP_sha1(), "blob " + std::to_string(got_bytes) + std::string(1, '\0'));
+        kind = "git blob SHA-1";
       }
-      fs::rename(partial, blob);
-      if (log_level() >= LogLevel::Warn) std::fprintf(stderr, "downloaded %s (%.1f MB)\n", path.c_str(), size / 1e6);
+      if (!kind.empty() && digest != etag)
+        fail(id.repo_id, ": ", path, ": checksum mismatch (", kind, " ", digest, ", the Hub says ", etag,
+             "); nothing was kept, run the command again");
+      fs::rename(partial.path, blob);
+      partial.path.clear();
+      if (log_level() >= LogLevel::Warn) std::fprintf(stderr, "downloaded %s (%.1f MB)\n", path.c_str(), got_bytes / 1e6);
     }
-    const fs::path link = repo / "snapshots" / commit / path;
+    // The link's folder, before and after it is made (a folder planted as a symlink would lead out);
+    // the link itself is a plain name there, replaced whatever it was.
+    const fs::path link = snapshot / path;
+    check_inside(snapshot.string(), link.parent_path().string(), id.repo_id);
     fs::create_directories(link.parent_path());
+    check_inside(snapshot.string(), link.parent_path().string(), id.repo_id);
     std::error_code ec;
     fs::remove(link, ec);
     fs::create_symlink(fs::relative(blob, link.parent_path()), link);
   }
   if (id.revision != commit) {
     const fs::path ref = repo / "refs" / id.revision;
+    check_inside(repo.string(), ref.string(), id.repo_id);
     fs::create_directories(ref.parent_path());
     write_file_atomically(ref.string(), commit);
   }
-  return (repo / "snapshots" / commit).string();
+  return snapshot.string();
 }
 
 void enable_hub_downloads() { set_model_downloader(download_model); }

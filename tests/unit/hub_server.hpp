@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <map>
 #include <mutex>
@@ -36,12 +37,28 @@ inline std::string sha256_hex(const std::string& bytes) {
   return hex;
 }
 
+// git's object id of a file: SHA-1 of "blob <size>\0" + bytes.
+inline std::string git_blob_id(const std::string& bytes) {
+  const std::string object = "blob " + std::to_string(bytes.size()) + std::string(1, '\0') + bytes;
+  unsigned char d[20];
+  unsigned n = 0;
+  EVP_Digest(object.data(), object.size(), d, &n, EVP_sha1(), nullptr);
+  std::string hex;
+  char b[3];
+  for (unsigned i = 0; i < n; ++i) {
+    std::snprintf(b, sizeof b, "%02x", d[i]);
+    hex += b;
+  }
+  return hex;
+}
+
 class HubServer {
  public:
   struct Repo {
     std::string commit;
     std::map<std::string, std::string> files;  // path → bytes
     std::string token;                         // non-empty: gated, requires "Bearer <token>"
+    std::vector<std::string> listed;           // more names in the file list (a hostile server's)
   };
 
   HubServer() {
@@ -76,6 +93,12 @@ class HubServer {
   void ignore_ranges() { std::lock_guard<std::mutex> l(mutex_); ignore_ranges_ = true; }
   // A repo renamed: its old id answers with relative 307 redirects to the new one, as the Hub does.
   void rename(const std::string& old_id, const std::string& new_id) { std::lock_guard<std::mutex> l(mutex_); renamed_[old_id] = new_id; }
+  // Lies for the hostile-server tests: GETs of `path` answered `status` with an error page `times` times;
+  // a wrong ETag; a body trickled a byte every half second; twice the bytes the HEAD announced.
+  void fail_gets(const std::string& path, int status, int times) { std::lock_guard<std::mutex> l(mutex_); fail_[path] = {status, times}; }
+  void lie_etag(const std::string& path, const std::string& etag) { std::lock_guard<std::mutex> l(mutex_); etag_[path] = etag; }
+  void trickle(const std::string& path) { std::lock_guard<std::mutex> l(mutex_); trickle_.insert(path); }
+  void oversend(const std::string& path) { std::lock_guard<std::mutex> l(mutex_); oversend_.insert(path); }
   int requests() const { return requests_; }
   int range_requests() const { return range_requests_; }
 
@@ -106,7 +129,8 @@ class HubServer {
   static void reply(int c, int status, const std::map<std::string, std::string>& headers, const std::string& body,
                     bool head, size_t length) {
     static const std::map<int, std::string> reason = {{200, "OK"}, {206, "Partial Content"}, {302, "Found"}, {307, "Temporary Redirect"},
-                                                      {401, "Unauthorized"}, {404, "Not Found"}, {416, "Range Not Satisfiable"}};
+                                                      {401, "Unauthorized"}, {404, "Not Found"}, {416, "Range Not Satisfiable"},
+                                                      {500, "Internal Server Error"}, {503, "Service Unavailable"}};
     std::string out = "HTTP/1.1 " + std::to_string(status) + " " + reason.at(status) + "\r\n";
     for (const auto& [k, v] : headers) out += k + ": " + v + "\r\n";
     out += "Content-Length: " + std::to_string(length) + "\r\nConnection: close\r\n\r\n";
@@ -152,6 +176,7 @@ class HubServer {
       if (unauthorized(it->second)) return reply(c, 401, {{"X-Error-Code", "GatedRepo"}}, "", head, 0);
       nlohmann::json j = {{"id", it->first}, {"sha", it->second.commit}, {"siblings", nlohmann::json::array()}};
       for (const auto& [path, bytes] : it->second.files) j["siblings"].push_back({{"rfilename", path}});
+      for (const auto& path : it->second.listed) j["siblings"].push_back({{"rfilename", path}});
       const std::string body = j.dump();
       return reply(c, 200, {{"Content-Type", "application/json"}}, body, head, body.size());
     }
@@ -202,9 +227,26 @@ class HubServer {
                     {"X-Linked-Etag", "\"" + sha + "\""}, {"X-Linked-Size", std::to_string(f->second.size())}},
                    "", head, 0);
     }
-    const std::string etag = sha256_hex("blob " + f->second).substr(0, 40);  // a git-style 40-hex id
-    return reply(c, 200, {{"X-Repo-Commit", it->second.commit}, {"ETag", "\"" + etag + "\""}}, f->second, head,
-                 f->second.size());
+    const std::string etag = etag_.count(path) ? etag_.at(path) : git_blob_id(f->second);  // the Hub's ETag of a regular file
+    const std::map<std::string, std::string> h = {{"X-Repo-Commit", it->second.commit}, {"ETag", "\"" + etag + "\""}};
+    if (!head) {
+      if (auto failing = fail_.find(path); failing != fail_.end() && failing->second.second > 0) {
+        --failing->second.second;
+        const std::string page = "<html><body><h1>" + std::to_string(failing->second.first) + "</h1>upstream error</body></html>";
+        return reply(c, failing->second.first, {}, page, false, page.size());
+      }
+      if (oversend_.count(path)) return reply(c, 200, h, f->second + f->second, false, 2 * f->second.size());
+      if (trickle_.count(path)) {  // the headers, then a byte every half second until the client hangs up (≤ 60 s)
+        std::string out = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(f->second.size()) + "\r\nConnection: close\r\n\r\n";
+        send_all(c, out);
+        for (size_t k = 0; k < f->second.size() && k < 120 && !stop_; ++k) {
+          if (::send(c, f->second.data() + k, 1, MSG_NOSIGNAL) <= 0) return;
+          std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        }
+        return;
+      }
+    }
+    return reply(c, 200, h, f->second, head, f->second.size());
   }
 
   int fd_ = -1, port_ = 0;
@@ -213,7 +255,9 @@ class HubServer {
   std::atomic<int> requests_{0}, range_requests_{0};
   std::mutex mutex_;
   std::map<std::string, Repo> repos_;
-  std::set<std::string> drop_, corrupt_;
+  std::set<std::string> drop_, corrupt_, trickle_, oversend_;
+  std::map<std::string, std::pair<int, int>> fail_;  // path → (status, times left)
+  std::map<std::string, std::string> etag_;
   std::map<std::string, std::string> renamed_;
   bool ignore_ranges_ = false;
 };

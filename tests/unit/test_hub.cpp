@@ -392,3 +392,148 @@ TEST(HubDownload, UnreachableSilentAndUnknownServersFailFastWithAHint) {
   }
   ::close(silent);
 }
+
+// A hostile or broken Hub, case by case (the campaign's classes): names from the network that would
+// lead out of the cache, error pages and lies about a file's bytes, a server that trickles. Every case
+// fails with a message, writes nothing outside the cache, and leaves no blob, link or .incomplete file.
+namespace {
+
+struct HostileHub {
+  HubServer server;
+  test::TempDir dir;
+  std::optional<EnvVar> endpoint, cache, offline, token, home, timeout;
+  HostileHub() {
+    endpoint.emplace("HF_ENDPOINT", server.endpoint());
+    cache.emplace("HF_HUB_CACHE", dir.file("cache/hub"));
+    offline.emplace("HF_HUB_OFFLINE", std::nullopt);
+    token.emplace("HF_TOKEN", std::nullopt);
+    home.emplace("HF_HOME", dir.file("cache"));
+    timeout.emplace("HF_HUB_DOWNLOAD_TIMEOUT", "2");
+  }
+  std::string download(const std::string& id) {
+    try {
+      download_model(*parse_hub_model_id(id));
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "no error";
+  }
+  // Everything under the temporary folder is inside the cache, and no blob is half-written.
+  void expect_nothing_outside_or_partial(const std::string& what) {
+    for (const auto& e : fs::recursive_directory_iterator(dir.path)) {
+      const std::string p = e.path().string();
+      EXPECT_EQ(p.rfind(dir.file("cache"), 0), 0u) << what << ": written outside the cache: " << p;
+      EXPECT_EQ(p.find(".incomplete"), std::string::npos) << what << ": left " << p;
+    }
+  }
+  std::set<std::string> blobs(const std::string& repo) {
+    std::set<std::string> out;
+    const std::string folder = dir.file("cache/hub/models--" + repo + "/blobs");
+    if (fs::exists(folder))
+      for (const auto& e : fs::directory_iterator(folder)) out.insert(e.path().filename().string());
+    return out;
+  }
+};
+
+}  // namespace
+
+TEST(HubHostile, NamesFromTheNetworkCannotLeadOutOfTheCache) {
+  const std::vector<std::pair<std::string, std::string>> commits = {
+      {"../../../../escaped", "not a 40-hex commit hash"}, {"/tmp/escaped-absolute-0123456789abcdef0123", "not a 40-hex"},
+      {std::string(40, 'G'), "not a 40-hex"}};
+  for (const auto& [commit, says] : commits) {
+    HostileHub hub;
+    HubServer::Repo repo = bert_tiny_repo();
+    repo.commit = commit;
+    hub.server.add("org/bert-tiny", repo);
+    const std::string why = hub.download("org/bert-tiny");
+    EXPECT_NE(why.find(says), std::string::npos) << commit << ": " << why;
+    hub.expect_nothing_outside_or_partial("sha " + commit);
+    EXPECT_FALSE(fs::exists("/tmp/escaped-absolute-0123456789abcdef0123"));
+  }
+  for (const std::string& name : std::vector<std::string>{"../../../../escaped.json", "/tmp/mmx-escaped.json", "a/../../b.json",
+                                                          "..\\evil.json", std::string("nul\0.json", 9), "./config.json",
+                                                          "dir//x.json"}) {
+    HostileHub hub;
+    HubServer::Repo repo = bert_tiny_repo();
+    repo.listed.push_back(name);
+    hub.server.add("org/bert-tiny", repo);
+    const std::string why = hub.download("org/bert-tiny");
+    EXPECT_NE(why.find("not a path inside a repository"), std::string::npos) << name << ": " << why;
+    hub.expect_nothing_outside_or_partial("rfilename " + name);
+    EXPECT_FALSE(fs::exists("/tmp/mmx-escaped.json"));
+  }
+  {  // a diffusers component named with a '/': one folder of the repository, or refused
+    HostileHub hub;
+    HubServer::Repo repo;
+    repo.commit = kCommit;
+    repo.files["model_index.json"] = R"({"_class_name": "StableDiffusionXLPipeline", "a/b": ["diffusers", "UNet2DConditionModel"]})";
+    repo.files["a/b/config.json"] = "{}";
+    hub.server.add("org/pipe", repo);
+    const std::string why = hub.download("org/pipe");
+    EXPECT_NE(why.find("names component \"a/b\""), std::string::npos) << why;
+    hub.expect_nothing_outside_or_partial("component a/b");
+  }
+  {  // a symlink planted where the partial download goes: the download refuses to write through it
+    HostileHub hub;
+    hub.server.add("org/bert-tiny", bert_tiny_repo());
+    const std::string sha = sha256_hex(read_file(test::data("models/bert-tiny/model.safetensors")));
+    fs::create_directories(hub.dir.file("cache/hub/models--org--bert-tiny/blobs"));
+    write_file_atomically(hub.dir.file("cache/victim"), "precious");
+    fs::create_symlink(hub.dir.file("cache/victim"), hub.dir.file("cache/hub/models--org--bert-tiny/blobs/" + sha + ".incomplete"));
+    const std::string why = hub.download("org/bert-tiny");
+    EXPECT_NE(why.find("resolves outside"), std::string::npos) << why;
+    EXPECT_EQ(read_file(hub.dir.file("cache/victim")), "precious");
+  }
+}
+
+TEST(HubHostile, ErrorPagesAndLiesNeverBecomeABlob) {
+  const std::string config = read_file(test::data("models/bert-tiny/config.json"));
+  {  // one 500 on a small file: retried, and the blob holds the file, not the error page before it
+    HostileHub hub;
+    hub.server.add("org/bert-tiny", bert_tiny_repo());
+    hub.server.fail_gets("config.json", 500, 1);
+    EXPECT_EQ(hub.download("org/bert-tiny"), "no error");
+    EXPECT_EQ(read_file(hub.dir.file("cache/hub/models--org--bert-tiny/snapshots/" + kCommit + "/config.json")), config);
+    hub.expect_nothing_outside_or_partial("one 500");
+  }
+  {  // 500s to the end: an error, and no blob, link or partial file for it
+    HostileHub hub;
+    hub.server.add("org/bert-tiny", bert_tiny_repo());
+    hub.server.fail_gets("config.json", 503, 100);
+    const std::string why = hub.download("org/bert-tiny");
+    EXPECT_NE(why.find("HTTP 503"), std::string::npos) << why;
+    EXPECT_EQ(hub.blobs("org--bert-tiny").count(test::git_blob_id(config)), 0u);
+    EXPECT_FALSE(fs::exists(hub.dir.file("cache/hub/models--org--bert-tiny/snapshots/" + kCommit + "/config.json")));
+    hub.expect_nothing_outside_or_partial("500s");
+  }
+  {  // a small file whose bytes are not the ETag's git blob
+    HostileHub hub;
+    hub.server.add("org/bert-tiny", bert_tiny_repo());
+    hub.server.lie_etag("vocab.txt", std::string(40, 'a'));
+    const std::string why = hub.download("org/bert-tiny");
+    EXPECT_NE(why.find("checksum mismatch (git blob SHA-1"), std::string::npos) << why;
+    EXPECT_EQ(hub.blobs("org--bert-tiny").count(std::string(40, 'a')), 0u);
+    hub.expect_nothing_outside_or_partial("etag lie");
+  }
+  {  // more bytes than announced
+    HostileHub hub;
+    hub.server.add("org/bert-tiny", bert_tiny_repo());
+    hub.server.oversend("config.json");
+    const std::string why = hub.download("org/bert-tiny");
+    EXPECT_NE(why.find("more than the " + std::to_string(config.size()) + " bytes it announced"), std::string::npos) << why;
+    hub.expect_nothing_outside_or_partial("oversend");
+  }
+}
+
+TEST(HubHostile, ATrickleIsGivenUpAfterTheStallTime) {
+  HostileHub hub;  // HF_HUB_DOWNLOAD_TIMEOUT=2: below 1 KiB/s for 2 s is a failed transfer
+  hub.server.add("org/bert-tiny", bert_tiny_repo());
+  hub.server.trickle("config.json");
+  const auto start = std::chrono::steady_clock::now();
+  const std::string why = hub.download("org/bert-tiny");
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_NE(why.find("download failed"), std::string::npos) << why;
+  EXPECT_LT(seconds, 20) << why;
+  hub.expect_nothing_outside_or_partial("trickle");
+}
