@@ -19,5 +19,6 @@ apt-get install -y -qq --no-install-recommends \
   libdnnl-dev nlohmann-json3-dev libutf8proc-dev zlib1g-dev libpng-dev "$jpeg" \
   libcairo2-dev fonts-dejavu-core libcurl4-openssl-dev libssl-dev ca-certificates \
   zsh fish groff-base \
+  clang libclang-rt-dev libomp-dev \
   libgtest-dev libgmock-dev libbenchmark-dev \
   python3-numpy
