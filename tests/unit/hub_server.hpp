@@ -24,10 +24,10 @@
 
 namespace mmx::test {
 
-inline std::string sha256_hex(const std::string& bytes) {
-  unsigned char d[32];
+inline std::string hex_digest(const std::string& bytes, const EVP_MD* md) {
+  unsigned char d[EVP_MAX_MD_SIZE];
   unsigned n = 0;
-  EVP_Digest(bytes.data(), bytes.size(), d, &n, EVP_sha256(), nullptr);
+  EVP_Digest(bytes.data(), bytes.size(), d, &n, md, nullptr);
   std::string hex;
   char b[3];
   for (unsigned i = 0; i < n; ++i) {
@@ -37,19 +37,11 @@ inline std::string sha256_hex(const std::string& bytes) {
   return hex;
 }
 
-// git's object id of a file: SHA-1 of "blob <size>\0" + bytes.
+inline std::string sha256_hex(const std::string& bytes) { return hex_digest(bytes, EVP_sha256()); }
+
+// git's object id of a file: SHA-1 of "blob <size>\0" + bytes (the Hub's ETag of a regular file).
 inline std::string git_blob_id(const std::string& bytes) {
-  const std::string object = "blob " + std::to_string(bytes.size()) + std::string(1, '\0') + bytes;
-  unsigned char d[20];
-  unsigned n = 0;
-  EVP_Digest(object.data(), object.size(), d, &n, EVP_sha1(), nullptr);
-  std::string hex;
-  char b[3];
-  for (unsigned i = 0; i < n; ++i) {
-    std::snprintf(b, sizeof b, "%02x", d[i]);
-    hex += b;
-  }
-  return hex;
+  return hex_digest("blob " + std::to_string(bytes.size()) + std::string(1, '\0') + bytes, EVP_sha1());
 }
 
 class HubServer {
