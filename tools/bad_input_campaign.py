@@ -46,7 +46,10 @@ def run(args, what, expect_refusal=False):
         failures.append("ACCEPTED %s: exit 0" % what)
 
 
-def config_cases(model, config_file, command, limits_keys):
+MEANINGLESS = (0, -1, 2 ** 62, 2 ** 63 - 1, 2 ** 64 - 1, 1e308, -1e308, -1.0)
+
+
+def config_cases(model, config_file, command, limits_keys, meaningless=MEANINGLESS):
     """Every number in `config_file` (top level and one level of sub-configs) set to each bad value."""
     source = os.path.join(MODELS, model)
     original = json.load(open(os.path.join(source, config_file)))
@@ -68,12 +71,14 @@ def config_cases(model, config_file, command, limits_keys):
                 with open(os.path.join(folder, config_file), "w") as f:
                     json.dump(j, f)
                 name = (parent + "." if parent else "") + key
-                refused = key in limits_keys and bad in (0, -1, 2 ** 62, 2 ** 63 - 1, 2 ** 64 - 1, 1e308, -1e308, -1.0)
+                refused = key in limits_keys and bad in meaningless
                 run([c.replace("MODEL", folder) for c in command], "%s %s %s=%r" % (model, config_file, name, bad), refused)
 
 
 config_cases("bert-tiny", "config.json", ["embed", "--model", "MODEL", "--text", "a cat", "--json"],
              {"hidden_size", "intermediate_size", "num_attention_heads", "vocab_size", "max_position_embeddings"})
+config_cases("bert-tiny", "tokenizer_config.json", ["embed", "--model", "MODEL", "--text", "a cat", "--json"],
+             {"model_max_length"}, (0, -1, -1.0, -1e308))
 config_cases("vit-tiny", "config.json", ["embed", "--model", "MODEL", "--image", IMAGE, "--json"],
              {"hidden_size", "intermediate_size", "num_attention_heads", "num_channels"})
 config_cases("vit-tiny", "preprocessor_config.json", ["embed", "--model", "MODEL", "--image", IMAGE, "--json"],

@@ -1,6 +1,7 @@
 #include "io/json_config.hpp"
 
 #include <cmath>
+#include <limits>
 
 #include "mmx/files.hpp"
 #include "mmx/error.hpp"
@@ -111,6 +112,15 @@ int64_t JsonObject::get_int(const std::string& key, int64_t fallback, IntLimits 
   const int64_t v = get_int(key, fallback);
   check(key, v, limits);
   return v;
+}
+
+int64_t JsonObject::get_count(const std::string& key, int64_t fallback, IntLimits limits) const {
+  if (!has(key)) return fallback;
+  const double d = get_float(key, 0);
+  if (d >= 9.2e18) return std::numeric_limits<int64_t>::max();
+  if (!(d >= static_cast<double>(limits.min)) || d != std::floor(d))
+    fail(source_, ": key '", key, "' is ", d, ", not a whole number of at least ", limits.min, ": ", limits.why);
+  return static_cast<int64_t>(d);
 }
 
 int64_t JsonObject::require_int(const std::string& key, IntLimits limits) const {

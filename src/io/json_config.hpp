@@ -31,6 +31,7 @@ inline constexpr IntLimits kGroups{1, 4096, "group normalization splits channels
 inline constexpr IntLimits kImageChannels{1, 4, "images have 1 to 4 channels"};
 inline constexpr IntLimits kImageSide{1, 8192, "a model's input side is at most 8192 pixels (Pillow's decompression-bomb limit)"};
 inline constexpr IntLimits kKernel{1, 15, "convolution kernels are 1 to 15 wide"};
+inline constexpr IntLimits kTokenCount{1, INT64_MAX, "a tokenizer's length limit is at least one token"};
 inline constexpr FloatLimits kEpsilon{0, 1, false, "an epsilon is a small non-negative number added to a variance"};
 inline constexpr FloatLimits kPositiveScale{0, 1e6, true, "a scale factor is positive and finite"};
 inline constexpr FloatLimits kFinite{-1e6, 1e6, false, "the value must be a finite number"};
@@ -59,6 +60,9 @@ class JsonObject {
   int64_t get_int(const std::string& key, int64_t fallback, IntLimits limits) const;
   int64_t require_int(const std::string& key, IntLimits limits) const;
   double get_float(const std::string& key, double fallback, FloatLimits limits) const;
+  // A count that a config saves as a float when it has no bound (transformers writes model_max_length
+  // 1e30): 2⁶³ or more is INT64_MAX, anything else must be an integral value within `limits`.
+  int64_t get_count(const std::string& key, int64_t fallback, IntLimits limits) const;
   // Checks a value read some other way (one entry of a list) against `limits`, in the same words.
   void check(const std::string& key, int64_t value, IntLimits limits) const;
   void check(const std::string& key, double value, FloatLimits limits) const;

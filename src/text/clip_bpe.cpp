@@ -118,10 +118,7 @@ std::unique_ptr<ClipTokenizer> ClipTokenizer::load(const std::string& folder) {
   if (file_exists(config_path)) {
     const JsonObject json = JsonObject::load(config_path);
     read_special(json);
-    if (json.has("model_max_length")) {
-      const double d = json.get_float("model_max_length", 77);
-      t->model_max_length_ = d >= 9.2e18 ? std::numeric_limits<int64_t>::max() : static_cast<int64_t>(d);
-    }
+    t->model_max_length_ = json.get_count("model_max_length", t->model_max_length_, limits::kTokenCount);
     auto decoder = json.json().find("added_tokens_decoder");
     if (decoder != json.json().end() && decoder->is_object())
       for (auto it = decoder->begin(); it != decoder->end(); ++it)

@@ -56,13 +56,8 @@ std::unique_ptr<BertTokenizer> BertTokenizer::load(const std::string& folder) {
     config.do_basic_tokenize = json.get_bool("do_basic_tokenize", true);
     config.tokenize_chinese_chars = json.get_bool("tokenize_chinese_chars", true);
     config.strip_accents = json.get_optional_bool("strip_accents");
-    if (json.has("model_max_length")) {
-      // Saved as 1e30 ("very large") when unknown: treat anything past int64 as unlimited.
-      const auto& v = json.json()["model_max_length"];
-      if (!v.is_number()) fail(config_path, ": key 'model_max_length': expected a number");
-      const double d = v.get<double>();
-      config.model_max_length = d >= 9.2e18 ? std::numeric_limits<int64_t>::max() : static_cast<int64_t>(d);
-    }
+    // Saved as 1e30 ("very large") when unknown: anything past int64 is unlimited.
+    config.model_max_length = json.get_count("model_max_length", config.model_max_length, limits::kTokenCount);
     read_special(json);
     auto decoder = json.json().find("added_tokens_decoder");
     if (decoder != json.json().end() && decoder->is_object())

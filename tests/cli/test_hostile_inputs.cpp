@@ -48,6 +48,11 @@ TEST(HostileInputs, ConfigValuesNoArchitectureMeansAreRefusedWhenRead) {
     const std::string model = with_json_value(dir, "bert-tiny", "config.json", key, value);
     expect_refused(test::run({"embed", "--model", model, "--text", "hi"}), 1, "'" + key + "'", "bert " + key + "=" + value.dump());
   }
+  for (const double length : {-1e30, -5.0, 0.0, 77.5}) {  // transformers saves 1e30 for "no limit"; below 1 is no limit at all
+    const std::string model = with_json_value(dir, "bert-tiny", "tokenizer_config.json", "model_max_length", length);
+    expect_refused(test::run({"embed", "--model", model, "--text", "hi"}), 1, "'model_max_length'",
+                   "model_max_length=" + std::to_string(length));
+  }
   for (const auto& [key, value] : std::vector<std::pair<std::string, nlohmann::json>>{
            {"image_std", {1e-45, 1e-45, 1e-45}}, {"rescale_factor", 1e308}, {"image_mean", {1e300, 0, 0}}, {"size", {{"height", huge}, {"width", 1}}}}) {
     const std::string model = with_json_value(dir, "vit-tiny", "preprocessor_config.json", key, value);
