@@ -1,5 +1,7 @@
 #include "cli/args.hpp"
 
+#include "core/cpu_budget.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -185,9 +187,9 @@ void apply_common_options(const Args& args) {
   if (args.has("device") || args.has("dtype")) placement_of(args).check();  // before any work: a device that is not there
   const Placement placement = placement_of(args);
   if (log_level() >= LogLevel::Info)
-    std::fprintf(stderr, "mmx: info: running on %s: %s; %d CPU threads%s\n", placement.str().c_str(),
+    std::fprintf(stderr, "mmx: info: running on %s: %s; %d CPU threads (%s)\n", placement.str().c_str(),
                  device_description(placement.device).c_str(), num_threads(),
-                 args.has("threads") ? " (--threads)" : std::getenv("OMP_NUM_THREADS") ? " (OMP_NUM_THREADS)" : " (all cores)");
+                 args.has("threads") ? "--threads" : threads_reason().c_str());
 }
 
 }  // namespace mmx::cli

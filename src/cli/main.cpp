@@ -6,8 +6,10 @@
 #include <vector>
 
 #include "cli/commands.hpp"
+#include "core/cpu_budget.hpp"
 #include "cli/build_info.hpp"
 #include "mmx/device.hpp"
+#include "mmx/runtime.hpp"
 #include "mmx/error.hpp"
 #include "mmx/hub_download.hpp"
 
@@ -48,6 +50,9 @@ void print_version() {
   std::printf("mmx %s (commit %s, %s build, %s)\n", mmx::cli::kVersion, mmx::cli::kCommit, mmx::cli::kBuildType,
               mmx::cli::kCompiler);
   std::printf("cpu: %s\n", mmx::device_description(mmx::Device::cpu()).c_str());
+  mmx::set_num_threads(0);  // the default a command would take here, and why
+  std::printf("threads: %d by default (%s; --threads or MMX_THREADS sets it)\n", mmx::num_threads(),
+              mmx::threads_reason().c_str());
   for (const auto& kind : mmx::device_kinds())
     if (kind != "cpu") std::printf("%s: %s\n", kind.c_str(), mmx::device_kind_status(kind).c_str());
 }

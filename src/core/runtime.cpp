@@ -6,12 +6,29 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <string>
 #include <thread>
 
+#include "core/cpu_budget.hpp"
 #include "core/log.hpp"
 #include "mmx/runtime.hpp"
 
 namespace mmx {
+
+namespace {
+std::mutex g_reason_mutex;
+std::string g_reason = "the OpenMP runtime's default";
+void set_reason(std::string why) {
+  std::lock_guard<std::mutex> lock(g_reason_mutex);
+  g_reason = std::move(why);
+}
+}  // namespace
+
+std::string threads_reason() {
+  std::lock_guard<std::mutex> lock(g_reason_mutex);
+  return g_reason;
+}
 
 // One policy for every kernel: OpenMP's thread count. The GEMM library (oneDNN, OpenMP runtime)
 // reads the same setting, so there is no second pool to oversubscribe the cores.
@@ -23,10 +40,25 @@ void set_num_threads(int n) {
     const long first = std::strtol(env, nullptr, 10);  // "8" or a nested list "8,2"
     if (first > kMaxThreads) usage_error("OMP_NUM_THREADS=", env, ": at most ", kMaxThreads, " threads");
   }
-  if (n <= 0 && std::getenv("OMP_NUM_THREADS")) return;  // the environment already chose
-  if (n <= 0) n = static_cast<int>(std::thread::hardware_concurrency());
-  if (n <= 0) n = 1;
+  std::string why = "asked for";
+  if (n <= 0) {
+    if (const char* env = std::getenv("MMX_THREADS"); env && *env) {
+      char* end = nullptr;
+      const long v = std::strtol(env, &end, 10);
+      if (*end != '\0' || v < 1 || v > kMaxThreads) usage_error("MMX_THREADS='", env, "': give a thread count from 1 to ", kMaxThreads);
+      n = static_cast<int>(v);
+      why = "MMX_THREADS";
+    } else if (std::getenv("OMP_NUM_THREADS")) {  // the environment already chose, for the OpenMP runtime itself
+      set_reason("OMP_NUM_THREADS");
+      return;
+    } else {
+      const CpuBudget budget = cpu_budget();  // what the process may use, not the host's cores
+      n = budget.threads;
+      why = budget.why;
+    }
+  }
   omp_set_num_threads(n);
+  set_reason(why);
 }
 
 int num_threads() { return omp_get_max_threads(); }
