@@ -478,6 +478,25 @@ TEST(Cli, BenchRatesAgainstTheMeasuredPeak) {
   }
 }
 
+// --background-load K times beside K spinning processes (a busy machine) and ends them with the run.
+TEST(Cli, BenchCanTimeOnABusyMachine) {
+  const Result r = run({"bench", "gemm-96x96x96", "--runs", "2", "--threads", "1", "--background-load", "1", "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)[0]["background_load"], 1) << r.out;
+  // The spinners are forked copies of the bench (same command line): none is left once it has returned.
+  int left = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    std::string cmdline;
+    try {
+      cmdline = read_file((e.path() / "cmdline").string());
+    } catch (const Error&) {
+      continue;  // not a process, or gone
+    }
+    if (cmdline.find("--background-load") != std::string::npos && cmdline.find("gemm-96x96x96") != std::string::npos) ++left;
+  }
+  EXPECT_EQ(left, 0);
+}
+
 // By default a pair is scored by its cosine, without a softmax; --lab gives the lab's dot + softmax(dim 0).
 TEST(CliClip, SimilarityDefaultsToCosineAndLabGivesTheLabsChoice) {
   const std::vector<std::string> args = {"similarity", "--model", test::data("models/clip-tiny"), "--json", "--text", "a cat",
