@@ -25,7 +25,7 @@ std::vector<std::string> pooling_names() {
 
 const std::vector<Option>& common_options() {
   static const std::vector<Option> options = {
-      {"threads", "N", "CPU threads for every kernel (default: all cores)"},
+      {"threads", "N", "CPU threads for every kernel (default: the CPUs this process may use, affinity and cgroup quota; MMX_THREADS)"},
       {"device", "cpu|cuda[:N]", "where models run (default cpu; cuda: the first visible NVIDIA GPU, cuda:N another)"},
       {"dtype", "f32|f16|bf16", "the weights' precision (default f32); a GPU computes in it too, the CPU keeps\n"
                                 "                          f16/bf16 weights at half the memory and computes in f32"},
