@@ -180,7 +180,7 @@ Placement placement_of(const Args& args) {
 
 void apply_common_options(const Args& args) {
   const int64_t threads = args.get_int("threads", 1).value_or(0);
-  if (threads > kMaxThreads) usage_error("--threads ", threads, ": at most ", kMaxThreads);
+  if (threads > kMaxThreads) usage_error("--threads ", threads, ": at most ", kMaxThreads);  // before narrowing to int
   set_num_threads(static_cast<int>(threads));
   if (args.has("verbose")) set_log_level(LogLevel::Debug);
   if (args.has("quiet")) set_log_level(LogLevel::Error);

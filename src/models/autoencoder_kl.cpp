@@ -61,11 +61,12 @@ AutoencoderKLConfig AutoencoderKLConfig::from_json(const JsonObject& j) {
     if (t != "DownEncoderBlock2D") fail(j.source(), ": down block type '", t, "' is not supported (DownEncoderBlock2D)");
   for (const auto& t : c.up_block_types)
     if (t != "UpDecoderBlock2D") fail(j.source(), ": up block type '", t, "' is not supported (UpDecoderBlock2D)");
-  for (int64_t ch : c.block_out_channels)
-    if (ch <= 0 || ch % c.norm_num_groups != 0)
-      fail(j.source(), ": block_out_channels ", ch, " do not split into norm_num_groups ", c.norm_num_groups);
   if (c.block_out_channels.size() > 16) fail(j.source(), ": block_out_channels must list 1 to 16 widths, one per resolution");
-  for (int64_t ch : c.block_out_channels) j.check("block_out_channels", ch, limits::kWidth);
+  for (int64_t ch : c.block_out_channels) {
+    j.check("block_out_channels", ch, limits::kWidth);
+    if (ch % c.norm_num_groups != 0)
+      fail(j.source(), ": block_out_channels ", ch, " do not split into norm_num_groups ", c.norm_num_groups);
+  }
   for (double m : c.latents_mean) j.check("latents_mean", m, limits::kFinite);
   for (double s : c.latents_std) j.check("latents_std", s, limits::kPositiveScale);
   if (c.latents_mean.size() != c.latents_std.size())

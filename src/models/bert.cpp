@@ -1,7 +1,6 @@
 #include "models/bert.hpp"
 
 #include <cmath>
-#include <cstring>
 
 #include "core/log.hpp"
 
@@ -21,13 +20,6 @@ BertConfig BertConfig::from_json(const JsonObject& j) {
   c.pad_token_id = j.get_int("pad_token_id", c.pad_token_id);
   c.position_embedding_type = j.get_string("position_embedding_type", c.position_embedding_type);
   c.is_decoder = j.get_bool("is_decoder", c.is_decoder);
-  for (auto [key, value] : {std::pair{"vocab_size", c.vocab_size}, {"hidden_size", c.hidden_size},
-                            {"num_hidden_layers", c.num_hidden_layers}, {"num_attention_heads", c.num_attention_heads},
-                            {"intermediate_size", c.intermediate_size},
-                            {"max_position_embeddings", c.max_position_embeddings}})
-    if (value <= 0 && !(std::strcmp(key, "num_hidden_layers") == 0 && value == 0))
-      fail(j.source(), ": key '", key, "' must be positive, found ", value);
-  if (c.type_vocab_size < 0) fail(j.source(), ": key 'type_vocab_size' must not be negative");
   if (c.hidden_size % c.num_attention_heads != 0)
     fail(j.source(), ": hidden_size ", c.hidden_size, " is not a multiple of num_attention_heads ",
          c.num_attention_heads);

@@ -9,11 +9,6 @@ namespace mmx {
 
 namespace {
 
-void check_positive(const JsonObject& j, std::initializer_list<std::pair<const char*, int64_t>> values) {
-  for (auto [key, value] : values)
-    if (value <= 0) fail(j.source(), ": key '", key, "' must be positive, found ", value);
-}
-
 // An object under `key`, with the legacy `<key>_dict` (older CLIP configs) overriding its entries.
 JsonObject sub_config(const JsonObject& j, const std::string& key) {
   nlohmann::json merged = nlohmann::json::object();
@@ -46,9 +41,6 @@ CLIPTextConfig CLIPTextConfig::from_json(const JsonObject& j) {
   c.pad_token_id = j.get_int("pad_token_id", c.pad_token_id);
   c.bos_token_id = j.get_int("bos_token_id", c.bos_token_id);
   c.eos_token_id = j.get_int("eos_token_id", c.eos_token_id);
-  check_positive(j, {{"vocab_size", c.vocab_size}, {"hidden_size", c.hidden_size}, {"intermediate_size", c.intermediate_size},
-                     {"projection_dim", c.projection_dim}, {"num_attention_heads", c.num_attention_heads},
-                     {"max_position_embeddings", c.max_position_embeddings}});
   if (c.hidden_size % c.num_attention_heads != 0)
     fail(j.source(), ": hidden_size ", c.hidden_size, " is not a multiple of num_attention_heads ", c.num_attention_heads);
   ops::activation_from_name(c.hidden_act);
@@ -67,9 +59,6 @@ CLIPVisionConfig CLIPVisionConfig::from_json(const JsonObject& j) {
   c.patch_size = j.get_int("patch_size", c.patch_size, limits::kImageSide);
   c.hidden_act = j.get_string("hidden_act", c.hidden_act);
   c.layer_norm_eps = j.get_float("layer_norm_eps", c.layer_norm_eps, limits::kEpsilon);
-  check_positive(j, {{"hidden_size", c.hidden_size}, {"intermediate_size", c.intermediate_size},
-                     {"projection_dim", c.projection_dim}, {"num_attention_heads", c.num_attention_heads},
-                     {"num_channels", c.num_channels}, {"image_size", c.image_size}, {"patch_size", c.patch_size}});
   if (c.hidden_size % c.num_attention_heads != 0)
     fail(j.source(), ": hidden_size ", c.hidden_size, " is not a multiple of num_attention_heads ", c.num_attention_heads);
   if (c.patch_size > c.image_size) fail(j.source(), ": patch_size exceeds image_size");
@@ -94,7 +83,6 @@ CLIPConfig CLIPConfig::from_json(const JsonObject& j) {
   } else {
     fail(j.source(), ": model_type '", type, "' is not a CLIP model");
   }
-  if (c.projection_dim <= 0) fail(j.source(), ": key 'projection_dim' must be positive");
   return c;
 }
 

@@ -190,7 +190,7 @@ UNet2DConditionConfig UNet2DConditionConfig::from_json(const JsonObject& j) {
   if (j.get_float("resnet_out_scale_factor", 1.0, limits::kPositiveScale) != 1.0 || c.mid_block_scale_factor != 1.0)
     fail(j.source(), ": output scale factors other than 1 are not supported");
   for (int64_t ch : c.block_out_channels)
-    if (ch <= 0 || ch % c.norm_num_groups != 0)
+    if (ch % c.norm_num_groups != 0)  // each width is at least 1 (read against limits::kWidth)
       fail(j.source(), ": block_out_channels ", ch, " do not split into norm_num_groups ", c.norm_num_groups);
   return c;
 }

@@ -38,11 +38,6 @@ ViTConfig ViTConfig::from_json(const JsonObject& j) {
   c.qkv_bias = j.get_bool("qkv_bias", c.qkv_bias);
   c.pooler_output_size = j.get_int("pooler_output_size", c.hidden_size, limits::kWidth);
   c.pooler_act = j.get_string("pooler_act", c.pooler_act);
-  for (auto [key, value] : {std::pair{"hidden_size", c.hidden_size}, {"num_attention_heads", c.num_attention_heads},
-                            {"intermediate_size", c.intermediate_size}, {"num_channels", c.num_channels},
-                            {"pooler_output_size", c.pooler_output_size}})
-    if (value <= 0) fail(j.source(), ": key '", key, "' must be positive, found ", value);
-  if (c.num_hidden_layers < 0) fail(j.source(), ": key 'num_hidden_layers' must not be negative");
   if (c.hidden_size % c.num_attention_heads != 0)
     fail(j.source(), ": hidden_size ", c.hidden_size, " is not a multiple of num_attention_heads ", c.num_attention_heads);
   if (c.image_height < c.patch_height || c.image_width < c.patch_width)

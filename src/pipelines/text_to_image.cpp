@@ -210,13 +210,6 @@ class SDXLPipelineImpl final : public SDXLPipeline {
     return img;
   }
 
-  static bool all_finite(const Tensor& x) {
-    const float* p = x.data<float>();
-    for (int64_t i = 0; i < x.numel(); ++i)
-      if (!std::isfinite(p[i])) return false;
-    return true;
-  }
-
   DiffusersFolder folder_;
   std::string variant_;
   Placement placement_;
