@@ -23,10 +23,9 @@ SizeDict parse_size(const JsonObject& json, const std::string& key, bool default
   const auto& v = json.json().at(key);
   SizeDict s;
   auto positive = [&](const nlohmann::json& x, const std::string& what) {
-    if (!x.is_number_integer() || x.get<int64_t>() <= 0)
+    if (!x.is_number_integer())
       fail(json.source(), ": key '", key, "': ", what, " must be a positive integer, found ", x.dump());
-    json.check(key + "." + what, x.get<int64_t>(), limits::kImageSide);
-    return x.get<int64_t>();
+    return json.int_element(key + "." + what, x, limits::kImageSide);
   };
   if (v.is_number()) {
     const int64_t n = positive(v, "size");
@@ -54,13 +53,13 @@ SizeDict parse_size(const JsonObject& json, const std::string& key, bool default
 std::vector<double> parse_triple(const JsonObject& json, const std::string& key, std::vector<double> fallback) {
   if (!json.has(key)) return fallback;
   const auto& v = json.json().at(key);
-  if (v.is_number()) return {v.get<double>(), v.get<double>(), v.get<double>()};
+  if (v.is_number()) {
+    const double x = json.float_element(key, v, limits::kFinite);
+    return {x, x, x};
+  }
   if (!v.is_array() || v.size() != 3) fail(json.source(), ": key '", key, "' must be 3 numbers (one per RGB channel)");
   std::vector<double> out;
-  for (const auto& x : v) {
-    if (!x.is_number()) fail(json.source(), ": key '", key, "' must hold numbers");
-    out.push_back(x.get<double>());
-  }
+  for (const auto& x : v) out.push_back(json.float_element(key, x, limits::kFinite));
   return out;
 }
 

@@ -1,5 +1,6 @@
 #include "io/json_config.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -53,6 +54,33 @@ int64_t JsonObject::get_int(const std::string& key, int64_t fallback) const {
   if (v->is_number_unsigned() && v->get<uint64_t>() > uint64_t(INT64_MAX))
     fail(source_, ": key '", key, "' is ", v->get<uint64_t>(), ", beyond a 64-bit integer");
   return v->get<int64_t>();
+}
+
+int64_t JsonObject::int_element(const std::string& key, const nlohmann::json& e, IntLimits limits) const {
+  if (!e.is_number_integer())
+    fail(source_, ": key '", key, "' must hold integers, found ", json_type_name(e), " (", e.dump(), ")");
+  if (e.is_number_unsigned() && e.get<uint64_t>() > uint64_t(INT64_MAX))
+    fail(source_, ": key '", key, "' holds ", e.get<uint64_t>(), ", beyond a 64-bit integer");
+  const int64_t v = e.get<int64_t>();
+  check(key, v, limits);
+  return v;
+}
+
+int64_t JsonObject::int_key(const std::string& parent, const std::string& key, IntLimits limits) const {
+  const bool digits = !key.empty() && key.size() <= 18 &&
+                      std::all_of(key.begin(), key.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (!digits) fail(source_, ": key '", parent, "' has an entry '", key, "' that is not a non-negative integer");
+  const int64_t v = std::stoll(key);
+  check(parent, v, limits);
+  return v;
+}
+
+double JsonObject::float_element(const std::string& key, const nlohmann::json& e, FloatLimits limits) const {
+  if (!e.is_number())
+    fail(source_, ": key '", key, "' must hold numbers, found ", json_type_name(e), " (", e.dump(), ")");
+  const double v = e.get<double>();
+  check(key, v, limits);
+  return v;
 }
 
 double JsonObject::get_float(const std::string& key, double fallback) const {

@@ -31,6 +31,7 @@ inline constexpr IntLimits kGroups{1, 4096, "group normalization splits channels
 inline constexpr IntLimits kImageChannels{1, 4, "images have 1 to 4 channels"};
 inline constexpr IntLimits kImageSide{1, 8192, "a model's input side is at most 8192 pixels (Pillow's decompression-bomb limit)"};
 inline constexpr IntLimits kKernel{1, 15, "convolution kernels are 1 to 15 wide"};
+inline constexpr IntLimits kTokenId{0, (int64_t(1) << 24) - 1, "a token id indexes a vocabulary of at most 2^24 entries"};
 inline constexpr IntLimits kTokenCount{1, INT64_MAX, "a tokenizer's length limit is at least one token"};
 inline constexpr FloatLimits kEpsilon{0, 1, false, "an epsilon is a small non-negative number added to a variance"};
 inline constexpr FloatLimits kPositiveScale{0, 1e6, true, "a scale factor is positive and finite"};
@@ -66,6 +67,13 @@ class JsonObject {
   // Checks a value read some other way (one entry of a list) against `limits`, in the same words.
   void check(const std::string& key, int64_t value, IntLimits limits) const;
   void check(const std::string& key, double value, FloatLimits limits) const;
+  // One entry of the list (or pair) under `key`: an integer (or any number) within `limits`, else refused
+  // naming the file and key. The only way list entries are read, so a float where an integer belongs is an
+  // error, never a cast.
+  int64_t int_element(const std::string& key, const nlohmann::json& element, IntLimits limits) const;
+  double float_element(const std::string& key, const nlohmann::json& element, FloatLimits limits) const;
+  // An object key under `parent` that is a decimal integer ({"49406": {...}} in added_tokens_decoder).
+  int64_t int_key(const std::string& parent, const std::string& key, IntLimits limits) const;
   std::string require_string(const std::string& key) const;
 
  private:

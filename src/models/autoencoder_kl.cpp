@@ -14,22 +14,30 @@
 namespace mmx {
 
 namespace {
-template <class T>
-std::vector<T> list_of(const JsonObject& j, const std::string& key, std::vector<T> fallback) {
+// A non-empty list under `key`, each entry read by `entry`; `fallback` when the key is absent.
+template <class T, class Entry>
+std::vector<T> list_of(const JsonObject& j, const std::string& key, std::vector<T> fallback, Entry entry) {
   if (!j.has(key)) return fallback;
   const auto& v = j.json().at(key);
   if (!v.is_array() || v.empty()) fail(j.source(), ": ", key, " must be a non-empty list");
   std::vector<T> out;
-  for (const auto& e : v) {
-    if constexpr (std::is_same_v<T, std::string>) {
-      if (!e.is_string()) fail(j.source(), ": ", key, " must hold strings");
-      out.push_back(e.get<std::string>());
-    } else {
-      if (!e.is_number()) fail(j.source(), ": ", key, " must hold numbers");
-      out.push_back(e.get<T>());
-    }
-  }
+  for (const auto& e : v) out.push_back(entry(e));
   return out;
+}
+
+std::vector<int64_t> widths(const JsonObject& j, const std::string& key, std::vector<int64_t> fallback) {
+  return list_of(j, key, std::move(fallback), [&](const nlohmann::json& e) { return j.int_element(key, e, limits::kWidth); });
+}
+
+std::vector<double> numbers(const JsonObject& j, const std::string& key) {
+  return list_of<double>(j, key, {}, [&](const nlohmann::json& e) { return j.float_element(key, e, limits::kFinite); });
+}
+
+std::vector<std::string> names(const JsonObject& j, const std::string& key, std::vector<std::string> fallback) {
+  return list_of(j, key, std::move(fallback), [&](const nlohmann::json& e) {
+    if (!e.is_string()) fail(j.source(), ": ", key, " must hold strings");
+    return e.get<std::string>();
+  });
 }
 }  // namespace
 
@@ -41,14 +49,14 @@ AutoencoderKLConfig AutoencoderKLConfig::from_json(const JsonObject& j) {
   c.layers_per_block = j.get_int("layers_per_block", c.layers_per_block, limits::kLayers);
   c.norm_num_groups = j.get_int("norm_num_groups", c.norm_num_groups, limits::kGroups);
   c.sample_size = j.get_int("sample_size", c.sample_size, limits::kImageSide);
-  c.block_out_channels = list_of<int64_t>(j, "block_out_channels", c.block_out_channels);
-  c.down_block_types = list_of<std::string>(j, "down_block_types", c.down_block_types);
-  c.up_block_types = list_of<std::string>(j, "up_block_types", c.up_block_types);
+  c.block_out_channels = widths(j, "block_out_channels", c.block_out_channels);
+  c.down_block_types = names(j, "down_block_types", c.down_block_types);
+  c.up_block_types = names(j, "up_block_types", c.up_block_types);
   c.act_fn = j.get_string("act_fn", c.act_fn);
   c.scaling_factor = j.get_float("scaling_factor", c.scaling_factor, limits::kPositiveScale);
   if (j.has("shift_factor")) c.shift_factor = j.get_float("shift_factor", 0, limits::kFinite);
-  c.latents_mean = list_of<double>(j, "latents_mean", {});
-  c.latents_std = list_of<double>(j, "latents_std", {});
+  c.latents_mean = numbers(j, "latents_mean");
+  c.latents_std = numbers(j, "latents_std");
   c.force_upcast = j.get_bool("force_upcast", c.force_upcast);
   c.use_quant_conv = j.get_bool("use_quant_conv", c.use_quant_conv);
   c.use_post_quant_conv = j.get_bool("use_post_quant_conv", c.use_post_quant_conv);

@@ -22,10 +22,8 @@ std::vector<int64_t> per_block(const JsonObject& j, const std::string& key, int6
   if (!v.is_array() || v.size() != blocks) fail(j.source(), ": ", key, " must be an integer or a list of ", blocks);
   std::vector<int64_t> out;
   for (const auto& e : v) {
-    if (!e.is_number_integer() || (e.is_number_unsigned() && e.get<uint64_t>() > uint64_t(INT64_MAX)))
-      fail(j.source(), ": ", key, " must hold integers (nested lists are not supported)");
-    out.push_back(e.get<int64_t>());
-    j.check(key, out.back(), limits);
+    if (e.is_array()) fail(j.source(), ": ", key, " must hold integers (nested lists are not supported)");
+    out.push_back(j.int_element(key, e, limits));
   }
   return out;
 }

@@ -12,15 +12,13 @@ void read_pair(const JsonObject& j, const std::string& key, int64_t& h, int64_t&
   if (!j.has(key)) return;
   const auto& v = j.json().at(key);
   if (v.is_number_integer()) {
-    h = w = v.get<int64_t>();
+    h = w = j.int_element(key, v, limits::kImageSide);
   } else if (v.is_array() && v.size() == 2 && v[0].is_number_integer() && v[1].is_number_integer()) {
-    h = v[0].get<int64_t>();
-    w = v[1].get<int64_t>();
+    h = j.int_element(key, v[0], limits::kImageSide);
+    w = j.int_element(key, v[1], limits::kImageSide);
   } else {
     fail(j.source(), ": key '", key, "': expected an integer or [height, width], found ", v.dump());
   }
-  j.check(key, h, limits::kImageSide);
-  j.check(key, w, limits::kImageSide);
 }
 }  // namespace
 

@@ -69,9 +69,7 @@ std::unique_ptr<ClipTokenizer> ClipTokenizer::load(const std::string& folder) {
   auto t = std::unique_ptr<ClipTokenizer>(new ClipTokenizer());
   const JsonObject vocab = JsonObject::load(vocab_path);
   for (auto it = vocab.json().begin(); it != vocab.json().end(); ++it) {
-    if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0)
-      fail(vocab_path, ": id of '", it.key(), "' must be a non-negative integer");
-    const int64_t id = it.value().get<int64_t>();
+    const int64_t id = vocab.int_element(it.key(), it.value(), limits::kTokenId);
     t->encoder_[it.key()] = id;
     if (id >= static_cast<int64_t>(t->decoder_.size())) t->decoder_.resize(size_t(id) + 1);
     t->decoder_[size_t(id)] = it.key();
@@ -122,7 +120,7 @@ std::unique_ptr<ClipTokenizer> ClipTokenizer::load(const std::string& folder) {
     auto decoder = json.json().find("added_tokens_decoder");
     if (decoder != json.json().end() && decoder->is_object())
       for (auto it = decoder->begin(); it != decoder->end(); ++it)
-        added.emplace_back(token_content(it.value()), std::strtoll(it.key().c_str(), nullptr, 10));
+        added.emplace_back(token_content(it.value()), json.int_key("added_tokens_decoder", it.key(), limits::kTokenId));
   }
   // Special tokens are added tokens too (PreTrainedTokenizer._add_tokens): an existing vocabulary entry
   // keeps its id, so SDXL's pad "!" (id 0) is cut out of texts whole, without "</w>".

@@ -63,10 +63,8 @@ std::unique_ptr<BertTokenizer> BertTokenizer::load(const std::string& folder) {
     if (decoder != json.json().end() && decoder->is_object())
       for (auto it = decoder->begin(); it != decoder->end(); ++it) {
         const std::string content = token_content(it.value());
-        char* end = nullptr;
-        const long long id = std::strtoll(it.key().c_str(), &end, 10);
-        if (content.empty() || *end != '\0' || id < 0)
-          fail(config_path, ": added_tokens_decoder entry '", it.key(), "' is not {id: {\"content\": ...}}");
+        const int64_t id = json.int_key("added_tokens_decoder", it.key(), limits::kTokenId);
+        if (content.empty()) fail(config_path, ": added_tokens_decoder entry '", it.key(), "' is not {id: {\"content\": ...}}");
         added.emplace_back(content, id);
       }
   } else {
@@ -77,8 +75,7 @@ std::unique_ptr<BertTokenizer> BertTokenizer::load(const std::string& folder) {
   if (file_exists(added_path)) {
     const JsonObject json = JsonObject::load(added_path);
     for (auto it = json.json().begin(); it != json.json().end(); ++it) {
-      if (!it.value().is_number_unsigned()) fail(added_path, ": id of '", it.key(), "' must be a non-negative integer");
-      added.emplace_back(it.key(), it.value().get<int64_t>());
+      added.emplace_back(it.key(), json.int_element(it.key(), it.value(), limits::kTokenId));
     }
   }
   return std::make_unique<BertTokenizer>(std::move(vocab), config, std::move(added));

@@ -74,6 +74,31 @@ TEST(HostileInputs, ConfigValuesNoArchitectureMeansAreRefusedWhenRead) {
   }
 }
 
+TEST(HostileInputs, FloatsWhereIntegersBelongAreRefusedNeverCast) {
+  // A float in a list of widths or ids was once cast to an integer (undefined for 1e300); the fuzzers found it.
+  test::TempDir dir;
+  const std::string sdxl = test::data("models/sdxl-tiny"), image = test::data("images/astronaut.png");
+  struct Case { std::string model, file, key; nlohmann::json value; std::vector<std::string> args; };
+  const std::vector<Case> cases = {
+      {"sdxl-tiny", "vae/config.json", "block_out_channels", {1e300, 64}, {"generate", "--prompt", "a cat", "--steps", "1"}},
+      {"sdxl-tiny", "vae/config.json", "latents_mean", {1e300, 0, 0, 0}, {"generate", "--prompt", "a cat", "--steps", "1"}},
+      {"sdxl-tiny", "unet/config.json", "transformer_layers_per_block", {1.5, 1}, {"generate", "--prompt", "a cat", "--steps", "1"}},
+      {"vit-tiny", "config.json", "patch_size", {1e300, 4}, {"embed", "--image", image}},
+      {"vit-tiny", "preprocessor_config.json", "size", {{"height", 2.5e9}, {"width", 30}}, {"embed", "--image", image}},
+      {"clip-tiny", "vocab.json", "!", 1e20, {"embed", "--text", "hi"}},
+      {"clip-tiny", "vocab.json", "!", uint64_t(1) << 63, {"embed", "--text", "hi"}},
+      {"bert-tiny", "tokenizer_config.json", "added_tokens_decoder", {{"1e300", {{"content", "[X]"}}}}, {"embed", "--text", "hi"}},
+  };
+  for (const auto& c : cases) {
+    const std::string model = with_json_value(dir, c.model, c.file, c.key, c.value);
+    std::vector<std::string> args = c.args;
+    const std::string out = dir.file(args[0] == "generate" ? "out.png" : "out.npy");
+    args.insert(args.begin() + 1, {"--model", model, "--output", out});
+    expect_refused(test::run(args), 1, "'" + c.key + "'", c.file + " " + c.key + "=" + c.value.dump());
+    EXPECT_FALSE(fs::exists(out));
+  }
+}
+
 TEST(HostileInputs, NonFiniteModelOutputsAreAnErrorNamingTheStage) {
   // Weights that pass every shape check but hold inf: the embedding would be NaN, written as numbers.
   test::TempDir dir;

@@ -171,5 +171,9 @@ for component in ["unet", "vae", "scheduler"]:
 for key, value in [("norm_num_groups", 0), ("attention_head_dim", 0), ("block_out_channels", [2 ** 62, 2 ** 62]), ("norm_eps", -1)]:
     put("fuzz_diffusers_config", "regression-unet-%s.json" % key, with_value("models/sdxl-tiny/unet/config.json", key, value))
 put("fuzz_diffusers_config", "regression-vae-norm_num_groups.json", with_value("models/sdxl-tiny/vae/config.json", "norm_num_groups", 0))
+# A float where a list holds integers was cast (undefined behaviour); CI's fuzzer found it in the VAE's widths.
+put("fuzz_diffusers_config", "regression-vae-float-width.json", with_value("models/sdxl-tiny/vae/config.json", "block_out_channels", [1e300, 64]))
+put("fuzz_diffusers_config", "regression-unet-float-layers.json", with_value("models/sdxl-tiny/unet/config.json", "transformer_layers_per_block", [1.5, 1e300]))
+put("fuzz_config", "regression-vit-float-patch.json", with_value("models/vit-tiny/config.json", "patch_size", [1e300, 4]))
 put("fuzz_diffusers_config", "regression-scheduler-beta.json", with_value("models/sdxl-tiny/scheduler/scheduler_config.json", "beta_end", 1e308))
 print("wrote", sum(len(files) for _, _, files in os.walk(OUT)), "seed files under", os.path.relpath(OUT, ROOT))
