@@ -14,6 +14,7 @@
 
 #include "backend/cpu/gemm_packed.hpp"
 #include "core/cpu.hpp"
+#include "mmx/runtime.hpp"
 
 namespace mmx {
 namespace {
@@ -69,7 +70,7 @@ double measure_fma_peak_gflops(int threads, int width) {
 }
 
 double cpu_peak_gflops(int threads, double at_least) {
-  if (const char* env = std::getenv("MMX_PEAK_GFLOPS")) return std::atof(env) * threads / std::max(1, omp_get_max_threads());
+  if (const char* env = std::getenv("MMX_PEAK_GFLOPS")) return std::atof(env) * threads / std::max(1, num_threads());
   static std::mutex mutex;
   static std::map<int, double> measured;  // by thread count, once per process
   std::lock_guard<std::mutex> lock(mutex);

@@ -12,13 +12,14 @@
 
 #include "core/cpu_budget.hpp"
 #include "core/log.hpp"
+#include "core/thread_pool.hpp"
 #include "mmx/runtime.hpp"
 
 namespace mmx {
 
 namespace {
 std::mutex g_reason_mutex;
-std::string g_reason = "the OpenMP runtime's default";
+std::string g_reason = "the CPU budget (affinity and cgroup quota)";
 void set_reason(std::string why) {
   std::lock_guard<std::mutex> lock(g_reason_mutex);
   g_reason = std::move(why);
@@ -30,38 +31,48 @@ std::string threads_reason() {
   return g_reason;
 }
 
-// One policy for every kernel: OpenMP's thread count. The GEMM library (oneDNN, OpenMP runtime)
-// reads the same setting, so there is no second pool to oversubscribe the cores.
-void set_num_threads(int n) {
-  // The OpenMP runtime starts every thread it is told to at the first parallel region, and crashes when
-  // it cannot: refuse counts no machine has, before any work (OMP_NUM_THREADS too, which it reads itself).
+namespace {
+struct ThreadChoice {
+  int threads;
+  std::string why;
+};
+
+// --threads N (n > 0), else MMX_THREADS, else OMP_NUM_THREADS (as PyTorch users set it), else what the
+// process may use: its affinity mask capped by its cgroup quota, not the host's cores.
+ThreadChoice choose_threads(int n) {
+  // Counts no machine has are refused before any work (OMP_NUM_THREADS too: oneDNN's OpenMP runtime reads
+  // it itself, and crashes when it cannot start that many threads).
   if (n > kMaxThreads) usage_error("a thread count of ", n, ": at most ", kMaxThreads, " (this machine has ", std::thread::hardware_concurrency(), " cores)");
-  if (const char* env = std::getenv("OMP_NUM_THREADS")) {
-    const long first = std::strtol(env, nullptr, 10);  // "8" or a nested list "8,2"
-    if (first > kMaxThreads) usage_error("OMP_NUM_THREADS=", env, ": at most ", kMaxThreads, " threads");
+  long omp = 0;
+  if (const char* env = std::getenv("OMP_NUM_THREADS"); env && *env) {
+    omp = std::strtol(env, nullptr, 10);  // "8" or a nested list "8,2"
+    if (omp > kMaxThreads) usage_error("OMP_NUM_THREADS=", env, ": at most ", kMaxThreads, " threads");
   }
-  std::string why = "asked for";
-  if (n <= 0) {
-    if (const char* env = std::getenv("MMX_THREADS"); env && *env) {
-      char* end = nullptr;
-      const long v = std::strtol(env, &end, 10);
-      if (*end != '\0' || v < 1 || v > kMaxThreads) usage_error("MMX_THREADS='", env, "': give a thread count from 1 to ", kMaxThreads);
-      n = static_cast<int>(v);
-      why = "MMX_THREADS";
-    } else if (std::getenv("OMP_NUM_THREADS")) {  // the environment already chose, for the OpenMP runtime itself
-      set_reason("OMP_NUM_THREADS");
-      return;
-    } else {
-      const CpuBudget budget = cpu_budget();  // what the process may use, not the host's cores
-      n = budget.threads;
-      why = budget.why;
-    }
+  if (n > 0) return {n, "asked for"};
+  if (const char* env = std::getenv("MMX_THREADS"); env && *env) {
+    char* end = nullptr;
+    const long v = std::strtol(env, &end, 10);
+    if (*end != '\0' || v < 1 || v > kMaxThreads) usage_error("MMX_THREADS='", env, "': give a thread count from 1 to ", kMaxThreads);
+    return {static_cast<int>(v), "MMX_THREADS"};
   }
-  omp_set_num_threads(n);
-  set_reason(why);
+  if (omp >= 1) return {static_cast<int>(omp), "OMP_NUM_THREADS"};
+  const CpuBudget budget = cpu_budget();
+  return {budget.threads, budget.why};
+}
+}  // namespace
+
+int default_threads() { return choose_threads(0).threads; }
+
+// One count for every kernel: the process's thread pool (core/thread_pool.hpp), and oneDNN's OpenMP team
+// on the CPUs whose GEMM goes through it.
+void set_num_threads(int n) {
+  const ThreadChoice choice = choose_threads(n);
+  set_pool_threads(choice.threads);
+  omp_set_num_threads(choice.threads);
+  set_reason(choice.why);
 }
 
-int num_threads() { return omp_get_max_threads(); }
+int num_threads() { return pool_threads(); }
 
 double peak_rss_mb() {
   struct rusage usage {};

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/thread_pool.hpp"
 #include "mmx/error.hpp"
 #include "mmx/pil_resize.hpp"
 
@@ -113,24 +114,25 @@ Image resample_horizontal(const Image& in, int64_t row0, int64_t rows, int out_w
   out.width = out_width;
   out.height = rows;
   out.rgb.resize(size_t(out_width) * rows * 3);
-#pragma omp parallel for if (rows * out_width > 65536)
-  for (int64_t y = 0; y < rows; ++y) {
-    const uint8_t* src = in.rgb.data() + size_t(row0 + y) * in.width * 3;
-    uint8_t* dst = out.rgb.data() + size_t(y) * out_width * 3;
-    for (int xx = 0; xx < out_width; ++xx) {
-      const int32_t* k = &c.weights[size_t(xx) * c.ksize];
-      int32_t s0 = 1 << (kPrecisionBits - 1), s1 = s0, s2 = s0;
-      const uint8_t* p = src + size_t(c.first[xx]) * 3;
-      for (int x = 0; x < c.count[xx]; ++x) {
-        s0 += p[x * 3 + 0] * k[x];
-        s1 += p[x * 3 + 1] * k[x];
-        s2 += p[x * 3 + 2] * k[x];
+  parallel_for(rows, grain_rows(3 * out_width), [&](int64_t y0, int64_t y1) {
+    for (int64_t y = y0; y < y1; ++y) {
+      const uint8_t* src = in.rgb.data() + size_t(row0 + y) * in.width * 3;
+      uint8_t* dst = out.rgb.data() + size_t(y) * out_width * 3;
+      for (int xx = 0; xx < out_width; ++xx) {
+        const int32_t* k = &c.weights[size_t(xx) * c.ksize];
+        int32_t s0 = 1 << (kPrecisionBits - 1), s1 = s0, s2 = s0;
+        const uint8_t* p = src + size_t(c.first[xx]) * 3;
+        for (int x = 0; x < c.count[xx]; ++x) {
+          s0 += p[x * 3 + 0] * k[x];
+          s1 += p[x * 3 + 1] * k[x];
+          s2 += p[x * 3 + 2] * k[x];
+        }
+        dst[xx * 3 + 0] = clip8(s0);
+        dst[xx * 3 + 1] = clip8(s1);
+        dst[xx * 3 + 2] = clip8(s2);
       }
-      dst[xx * 3 + 0] = clip8(s0);
-      dst[xx * 3 + 1] = clip8(s1);
-      dst[xx * 3 + 2] = clip8(s2);
     }
-  }
+  });
   return out;
 }
 
@@ -141,17 +143,18 @@ Image resample_vertical(const Image& in, int out_height, const Coefficients& c, 
   out.height = out_height;
   out.rgb.resize(size_t(in.width) * out_height * 3);
   const size_t stride = size_t(in.width) * 3;
-#pragma omp parallel for if (out_height * in.width > 65536)
-  for (int yy = 0; yy < out_height; ++yy) {
-    const int32_t* k = &c.weights[size_t(yy) * c.ksize];
-    const uint8_t* src = in.rgb.data() + size_t(c.first[yy] - row_offset) * stride;
-    uint8_t* dst = out.rgb.data() + size_t(yy) * stride;
-    for (size_t i = 0; i < stride; ++i) {
-      int32_t s = 1 << (kPrecisionBits - 1);
-      for (int y = 0; y < c.count[yy]; ++y) s += src[size_t(y) * stride + i] * k[y];
-      dst[i] = clip8(s);
+  parallel_for(out_height, grain_rows(int64_t(stride)), [&](int64_t first, int64_t end) {
+    for (int64_t yy = first; yy < end; ++yy) {
+      const int32_t* k = &c.weights[size_t(yy) * c.ksize];
+      const uint8_t* src = in.rgb.data() + size_t(c.first[yy] - row_offset) * stride;
+      uint8_t* dst = out.rgb.data() + size_t(yy) * stride;
+      for (size_t i = 0; i < stride; ++i) {
+        int32_t s = 1 << (kPrecisionBits - 1);
+        for (int y = 0; y < c.count[yy]; ++y) s += src[size_t(y) * stride + i] * k[y];
+        dst[i] = clip8(s);
+      }
     }
-  }
+  });
   return out;
 }
 

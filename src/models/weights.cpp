@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "core/log.hpp"
+#include "core/thread_pool.hpp"
 
 namespace mmx {
 
@@ -100,21 +101,23 @@ Tensor WeightLoader::stored(const std::string& name, const Shape& shape, Init in
       const uint64_t stream = (*rng_)();
       constexpr int64_t kChunk = 1 << 16;
       const float scale = 0.02f / std::sqrt(4.0f / 3.0f) / static_cast<float>(1u << 31);  // Var(U(−1,1)) = 1/3
-#pragma omp parallel for schedule(static) if (n > 4 * kChunk)
-      for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
-        uint64_t state = stream ^ (0x9e3779b97f4a7c15ull * static_cast<uint64_t>(c0 / kChunk + 1));
-        auto next = [&state] {  // splitmix64
-          uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-          z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-          z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-          return z ^ (z >> 31);
-        };
-        for (int64_t i = c0; i < std::min(n, c0 + kChunk); ++i) {
-          const uint64_t a = next(), b = next();  // four signed 32-bit uniforms
-          const double sum = double(int32_t(a)) + double(int32_t(a >> 32)) + double(int32_t(b)) + double(int32_t(b >> 32));
-          p[i] = static_cast<float>(sum) * scale;
+      parallel_for((n + kChunk - 1) / kChunk, 1, [&](int64_t first, int64_t end) {
+        for (int64_t chunk = first; chunk < end; ++chunk) {
+          const int64_t c0 = chunk * kChunk;
+          uint64_t state = stream ^ (0x9e3779b97f4a7c15ull * static_cast<uint64_t>(chunk + 1));
+          auto next = [&state] {  // splitmix64
+            uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+            z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+            z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+            return z ^ (z >> 31);
+          };
+          for (int64_t i = c0; i < std::min(n, c0 + kChunk); ++i) {
+            const uint64_t a = next(), b = next();  // four signed 32-bit uniforms
+            const double sum = double(int32_t(a)) + double(int32_t(a >> 32)) + double(int32_t(b)) + double(int32_t(b >> 32));
+            p[i] = static_cast<float>(sum) * scale;
+          }
         }
-      }
+      });
     }
     if (matrix) t = t.to(random_matrix_dtype_);
     synthesised_.emplace_back(name, t);

@@ -4,7 +4,6 @@
 // probabilities are multiplied into V at once. No score row longer than one key block ever exists, so
 // SDXL's 4096-token self-attention keeps its working set (64 × 256 scores, 64 × D outputs) in L2.
 // Heads are read in place from the [B, T, heads·D] projections (leading dimension heads·D).
-#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -14,6 +13,7 @@
 
 #include "backend/cpu/cpu_ops.hpp"
 #include "backend/cpu/gemm_packed.hpp"
+#include "core/thread_pool.hpp"
 
 namespace mmx::cpu {
 
@@ -61,8 +61,7 @@ void attention_packed(const GemmKernel& kernel, const Tensor& q, const Tensor& k
   float* out = y.data<float>();
   const int64_t key_panels = (tk + nr - 1) / nr, dim_panels = (d + nr - 1) / nr;
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-#pragma omp parallel if (batch * heads > 1)
-  {
+  parallel_for(batch * heads, 1, [&](int64_t first, int64_t end) {
     // One grow-only buffer per thread, carved into the packed K and V, the query block, its scores and
     // probabilities, outputs and row statistics (the lab's short texts call this 12 times per forward).
     const size_t sizes[] = {size_t(key_panels * d * nr), size_t(dim_panels * tk * nr), size_t(kQueryBlock * d),
@@ -87,8 +86,7 @@ void attention_packed(const GemmKernel& kernel, const Tensor& q, const Tensor& k
         acc{parts[5]}, row_max{parts[6]}, row_sum{parts[7]};
     thread_local std::vector<uint8_t> keep;
     if (keep.size() < size_t(kKeyBlock)) keep.resize(kKeyBlock);
-#pragma omp for schedule(dynamic)
-    for (int64_t bh = 0; bh < batch * heads; ++bh) {
+    for (int64_t bh = first; bh < end; ++bh) {
       const int64_t b = bh / heads, h = bh % heads;
       const float* kh = kp + b * tk * c + h * d;
       const float* vh = vp + b * tk * c + h * d;
@@ -165,7 +163,7 @@ void attention_packed(const GemmKernel& kernel, const Tensor& q, const Tensor& k
         finish_rows(acc.data(), row_sum.data(), rows, d, vh, tk, c, out + (b * tq + q0) * c + h * d);
       }
     }
-  }
+  });
 }
 
 }  // namespace
@@ -183,13 +181,11 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
   const int64_t blocks = (tq + kQueryBlock - 1) / kQueryBlock;
   const int64_t tasks = batch * heads * blocks;
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-#pragma omp parallel if (tasks > 1)
-  {
+  parallel_for(tasks, 1, [&](int64_t first, int64_t end) {
     std::vector<float> scores(static_cast<size_t>(kQueryBlock * kKeyBlock)), acc(static_cast<size_t>(kQueryBlock * d));
     std::vector<float> row_max(kQueryBlock), row_sum(kQueryBlock);
     std::vector<uint8_t> keep(static_cast<size_t>(kKeyBlock));
-#pragma omp for schedule(dynamic)
-    for (int64_t task = 0; task < tasks; ++task) {
+    for (int64_t task = first; task < end; ++task) {
       const int64_t b = task / (heads * blocks), h = (task / blocks) % heads, q0 = (task % blocks) * kQueryBlock;
       const int64_t rows = std::min(kQueryBlock, tq - q0);
       const float* qh = qp + (b * tq + q0) * c + h * d;
@@ -230,7 +226,7 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
       }
       finish_rows(acc.data(), row_sum.data(), rows, d, vh, tk, c, out + (b * tq + q0) * c + h * d);
     }
-  }
+  });
 }
 
 void attention_ref(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, const Tensor& key_padding_mask,

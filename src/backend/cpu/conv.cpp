@@ -10,6 +10,7 @@
 
 #include "backend/cpu/cpu_ops.hpp"
 #include "backend/cpu/gemm_packed.hpp"
+#include "core/thread_pool.hpp"
 
 namespace mmx::cpu {
 
@@ -124,10 +125,11 @@ void conv2d_packed(const GemmKernel& kernel, const Tensor& x, const Tensor& weig
     float* yb = y.data<float>() + b * o * pixels;
     for (int64_t px0 = 0; px0 < pixels; px0 += tile) {
       const int64_t count = std::min(tile, pixels - px0), panel_count = (count + nr - 1) / nr;
-#pragma omp parallel for schedule(static)
-      for (int64_t j = 0; j < panel_count; ++j)
-        pack_conv_panel(xb, h, w, wo, kh, kw, stride, padding, 0, k, px0 + j * nr,
-                        static_cast<int>(std::min<int64_t>(nr, count - j * nr)), nr, panels + j * k * nr);
+      parallel_for(panel_count, 1, [&](int64_t j0, int64_t j1) {
+        for (int64_t j = j0; j < j1; ++j)
+          pack_conv_panel(xb, h, w, wo, kh, kw, stride, padding, 0, k, px0 + j * nr,
+                          static_cast<int>(std::min<int64_t>(nr, count - j * nr)), nr, panels + j * k * nr);
+      });
       gemm_packed(kernel, o, count, k, nullptr, k, panels, yb + px0, pixels, epilogue, packed_weight);
     }
   }
@@ -161,24 +163,25 @@ void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t s
       const float* bmat = xb + r0 * wo;
       int64_t ldb = ho * wo;
       if (!pointwise) {
-#pragma omp parallel for schedule(static)
-        for (int64_t kk = 0; kk < k; ++kk) {
-          const int64_t ci = kk / (kh * kw), dy = (kk / kw) % kh, dx = kk % kw;
-          float* dst = col.data<float>() + kk * cols;
-          for (int64_t r = 0; r < rows; ++r) {
-            const int64_t iy = (r0 + r) * stride - padding + dy;
-            float* d = dst + r * wo;
-            if (iy < 0 || iy >= h) {
-              std::fill(d, d + wo, 0.0f);
-              continue;
-            }
-            const float* src = xb + (ci * h + iy) * w;
-            for (int64_t xo = 0; xo < wo; ++xo) {
-              const int64_t ix = xo * stride - padding + dx;
-              d[xo] = ix >= 0 && ix < w ? src[ix] : 0.0f;
+        parallel_for(k, 1, [&](int64_t kk0, int64_t kk1) {
+          for (int64_t kk = kk0; kk < kk1; ++kk) {
+            const int64_t ci = kk / (kh * kw), dy = (kk / kw) % kh, dx = kk % kw;
+            float* dst = col.data<float>() + kk * cols;
+            for (int64_t r = 0; r < rows; ++r) {
+              const int64_t iy = (r0 + r) * stride - padding + dy;
+              float* d = dst + r * wo;
+              if (iy < 0 || iy >= h) {
+                std::fill(d, d + wo, 0.0f);
+                continue;
+              }
+              const float* src = xb + (ci * h + iy) * w;
+              for (int64_t xo = 0; xo < wo; ++xo) {
+                const int64_t ix = xo * stride - padding + dx;
+                d[xo] = ix >= 0 && ix < w ? src[ix] : 0.0f;
+              }
             }
           }
-        }
+        });
         bmat = col.data<float>();
         ldb = cols;
       }
@@ -187,11 +190,12 @@ void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t s
     }
     if (bias.defined()) {
       const float* bp = bias.data<float>();
-#pragma omp parallel for schedule(static)
-      for (int64_t oc = 0; oc < o; ++oc) {
-        float* row = yb + oc * ho * wo;
-        for (int64_t i = 0; i < ho * wo; ++i) row[i] += bp[oc];
-      }
+      parallel_for(o, 1, [&](int64_t oc0, int64_t oc1) {
+        for (int64_t oc = oc0; oc < oc1; ++oc) {
+          float* row = yb + oc * ho * wo;
+          for (int64_t i = 0; i < ho * wo; ++i) row[i] += bp[oc];
+        }
+      });
     }
   }
 }
@@ -203,58 +207,61 @@ void group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Ten
   float* yp = y.data<float>();
   const float* wp = weight.defined() ? weight.data<float>() : nullptr;
   const float* bp = bias.defined() ? bias.data<float>() : nullptr;
-#pragma omp parallel for schedule(static)
-  for (int64_t ng = 0; ng < n * groups; ++ng) {
-    const int64_t b = ng / groups, g = ng % groups;
-    const float* src = xp + (b * c + g * per) * spatial;
-    const int64_t count = per * spatial;
-    double sum = 0, sq = 0;
-    for (int64_t i = 0; i < count; ++i) sum += src[i];
-    const double mean = sum / count;
-    for (int64_t i = 0; i < count; ++i) sq += (src[i] - mean) * (src[i] - mean);
-    const float rstd = static_cast<float>(1.0 / std::sqrt(sq / count + eps));
-    for (int64_t ci = 0; ci < per; ++ci) {
-      const int64_t ch = g * per + ci;
-      const float scale = rstd * (wp ? wp[ch] : 1.0f), shift = (bp ? bp[ch] : 0.0f) - static_cast<float>(mean) * scale;
-      const float* s = src + ci * spatial;
-      float* d = yp + (b * c + ch) * spatial;
-      // The activation follows each chunk while it is in L1, not as a second pass over the tensor.
-      constexpr int64_t kChunk = 2048;
-      for (int64_t i0 = 0; i0 < spatial; i0 += kChunk) {
-        const int64_t len = std::min(kChunk, spatial - i0);
-        for (int64_t i = i0; i < i0 + len; ++i) d[i] = s[i] * scale + shift;
-        if (act != ops::Activation::Identity) activation_span(d + i0, len, act);
+  parallel_for(n * groups, 1, [&](int64_t ng0, int64_t ng1) {
+    for (int64_t ng = ng0; ng < ng1; ++ng) {
+      const int64_t b = ng / groups, g = ng % groups;
+      const float* src = xp + (b * c + g * per) * spatial;
+      const int64_t count = per * spatial;
+      double sum = 0, sq = 0;
+      for (int64_t i = 0; i < count; ++i) sum += src[i];
+      const double mean = sum / count;
+      for (int64_t i = 0; i < count; ++i) sq += (src[i] - mean) * (src[i] - mean);
+      const float rstd = static_cast<float>(1.0 / std::sqrt(sq / count + eps));
+      for (int64_t ci = 0; ci < per; ++ci) {
+        const int64_t ch = g * per + ci;
+        const float scale = rstd * (wp ? wp[ch] : 1.0f), shift = (bp ? bp[ch] : 0.0f) - static_cast<float>(mean) * scale;
+        const float* s = src + ci * spatial;
+        float* d = yp + (b * c + ch) * spatial;
+        // The activation follows each chunk while it is in L1, not as a second pass over the tensor.
+        constexpr int64_t kChunk = 2048;
+        for (int64_t i0 = 0; i0 < spatial; i0 += kChunk) {
+          const int64_t len = std::min(kChunk, spatial - i0);
+          for (int64_t i = i0; i < i0 + len; ++i) d[i] = s[i] * scale + shift;
+          if (act != ops::Activation::Identity) activation_span(d + i0, len, act);
+        }
       }
     }
-  }
+  });
 }
 
 void upsample_nearest2x(const Tensor& x, Tensor& y) {
   const int64_t planes = x.dim(0) * x.dim(1), h = x.dim(2), w = x.dim(3);
   const float* xp = x.data<float>();
   float* yp = y.data<float>();
-#pragma omp parallel for schedule(static)
-  for (int64_t p = 0; p < planes; ++p)
-    for (int64_t i = 0; i < 2 * h; ++i) {
-      const float* src = xp + (p * h + i / 2) * w;
-      float* d = yp + (p * 2 * h + i) * 2 * w;
-      for (int64_t j = 0; j < 2 * w; ++j) d[j] = src[j / 2];
-    }
+  parallel_for(planes, 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p)
+      for (int64_t i = 0; i < 2 * h; ++i) {
+        const float* src = xp + (p * h + i / 2) * w;
+        float* d = yp + (p * 2 * h + i) * 2 * w;
+        for (int64_t j = 0; j < 2 * w; ++j) d[j] = src[j / 2];
+      }
+  });
 }
 
 void pad_bottom_right(const Tensor& x, Tensor& y) {
   const int64_t planes = x.dim(0) * x.dim(1), h = x.dim(2), w = x.dim(3), ho = y.dim(2), wo = y.dim(3);
   const float* xp = x.data<float>();
   float* yp = y.data<float>();
-#pragma omp parallel for schedule(static)
-  for (int64_t p = 0; p < planes; ++p) {
-    float* dst = yp + p * ho * wo;
-    for (int64_t r = 0; r < h; ++r) {
-      std::copy_n(xp + (p * h + r) * w, w, dst + r * wo);
-      std::fill(dst + r * wo + w, dst + (r + 1) * wo, 0.0f);
+  parallel_for(planes, 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      float* dst = yp + p * ho * wo;
+      for (int64_t r = 0; r < h; ++r) {
+        std::copy_n(xp + (p * h + r) * w, w, dst + r * wo);
+        std::fill(dst + r * wo + w, dst + (r + 1) * wo, 0.0f);
+      }
+      std::fill(dst + h * wo, dst + ho * wo, 0.0f);
     }
-    std::fill(dst + h * wo, dst + ho * wo, 0.0f);
-  }
+  });
 }
 
 void add_conv_ops(OpTable& ops) {

@@ -5,6 +5,7 @@
 #include "backend/cpu/cpu_ops.hpp"
 #include "backend/cpu/gemm_packed.hpp"
 #include "core/cpu.hpp"
+#include "core/thread_pool.hpp"
 #include "backend/cpu/vec_math.hpp"
 
 namespace mmx::cpu {
@@ -65,8 +66,9 @@ void activation(Tensor& x, ops::Activation act) {
   constexpr int64_t kChunk = 1 << 14;
   float* p = x.data<float>();
   const int64_t n = x.numel(), chunks = (n + kChunk - 1) / kChunk;
-#pragma omp parallel for if (chunks > 1)
-  for (int64_t c = 0; c < chunks; ++c) activation_span(p + c * kChunk, std::min(kChunk, n - c * kChunk), act);
+  parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) activation_span(p + c * kChunk, std::min(kChunk, n - c * kChunk), act);
+  });
 }
 
 void add(Tensor& x, const Tensor& y) {
@@ -74,14 +76,16 @@ void add(Tensor& x, const Tensor& y) {
   const float* b = y.data<float>();
   const int64_t n = x.numel(), m = y.numel();
   if (m == n) {
-#pragma omp parallel for simd if (n > (1 << 15))
-    for (int64_t i = 0; i < n; ++i) a[i] += b[i];
+    parallel_for(n, kParallelGrainItems, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) a[i] += b[i];
+    });
     return;
   }
   const int64_t rows = n / m;  // y repeats over the leading dimensions
-#pragma omp parallel for if (n > (1 << 15))
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t i = 0; i < m; ++i) a[r * m + i] += b[i];
+  parallel_for(rows, grain_rows(m), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t i = 0; i < m; ++i) a[r * m + i] += b[i];
+  });
 }
 
 void embedding(const Tensor& weight, const Tensor& ids, Tensor& y) {

@@ -1,6 +1,7 @@
 // GEMM through oneDNN's dnnl_sgemm (row-major, OpenMP runtime): chosen over OpenBLAS and BLIS by
 // bench/gemm_library_choice.cpp on the models' shapes (docs/gemm-library.md).
 #include <dnnl.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -8,6 +9,7 @@
 #include <memory>
 
 #include "core/half.hpp"
+#include "core/thread_pool.hpp"
 
 #include "backend/cpu/cpu_ops.hpp"
 #include "backend/cpu/gemm_packed.hpp"
@@ -22,8 +24,14 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
       for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.f ? 0.f : beta * c[i * ldc + j];
     return;
   }
+  // oneDNN starts its OpenMP team from the calling thread: inside a chunk of mmx's pool the other
+  // threads are busy already, so there it runs alone.
+  const bool alone = in_parallel_chunk();
+  const int team = alone ? omp_get_max_threads() : 0;
+  if (alone) omp_set_num_threads(1);
   const dnnl_status_t status = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb,
                                           beta, c, ldc);
+  if (alone) omp_set_num_threads(team);
   if (status != dnnl_success)
     fail("dnnl_sgemm failed (status ", static_cast<int>(status), ") for m=", m, " n=", n, " k=", k);
 }
@@ -70,13 +78,11 @@ void widen_to_f32(const Tensor& t, int64_t first, int64_t count, float* dst) {
   }
   if (dtype != DType::F16 && dtype != DType::BF16) fail("widen_to_f32: unsupported dtype ", dtype_name(dtype));
   const uint16_t* src = static_cast<const uint16_t*>(t.raw()) + first;
-  constexpr int64_t kChunk = 1 << 15;
-#pragma omp parallel for schedule(static) if (count > 2 * kChunk)
-  for (int64_t c0 = 0; c0 < count; c0 += kChunk) {
-    const size_t len = static_cast<size_t>(std::min(kChunk, count - c0));
-    if (dtype == DType::F16) f16_to_f32(src + c0, dst + c0, len);
-    else bf16_to_f32(src + c0, dst + c0, len);
-  }
+  parallel_for(count, int64_t(1) << 15, [&](int64_t begin, int64_t end) {
+    const size_t len = static_cast<size_t>(end - begin);
+    if (dtype == DType::F16) f16_to_f32(src + begin, dst + begin, len);
+    else bf16_to_f32(src + begin, dst + begin, len);
+  });
 }
 
 ops::PackedWeight pack_linear_weight(const Tensor& weight) {
@@ -100,8 +106,9 @@ void linear_dnnl(const Tensor& x, const Tensor& weight, const Tensor& bias, cons
   float beta = 0.f;
   if (bias.defined()) {  // start from the bias and accumulate the product onto it
     const float* b = bias.data<float>();
-#pragma omp parallel for if (rows * n > (1 << 16))
-    for (int64_t r = 0; r < rows; ++r) std::memcpy(out + r * n, b, sizeof(float) * n);
+    parallel_for(rows, std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(n, 1)), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) std::memcpy(out + r * n, b, sizeof(float) * n);
+    });
     beta = 1.f;
   }
   if (weight.dtype() == DType::F32) {

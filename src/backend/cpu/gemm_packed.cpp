@@ -3,8 +3,6 @@
 // the epilogue on the last K block. A task owns its C tiles for every K block, so no barrier is needed.
 #include "backend/cpu/gemm_packed.hpp"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -14,6 +12,7 @@
 #include "backend/cpu/cpu_ops.hpp"
 #include "core/cpu.hpp"
 #include "core/half.hpp"
+#include "core/thread_pool.hpp"
 
 namespace mmx::cpu {
 
@@ -107,16 +106,16 @@ void pack_weight_panels(const Tensor& weight, int nr, float* dst) {
   const DType dtype = weight.dtype();
   static const bool vector = cpu_features().avx2 && cpu_features().f16c;
   if (vector) {
-#pragma omp parallel for schedule(static)
-    for (int64_t j = 0; j < panels; ++j)
-      pack_panel_avx2(weight.raw(), dtype, k, k, j * nr, std::min<int64_t>(nr, n - j * nr), nr, dst + j * k * nr);
+    parallel_for(panels, 1, [&](int64_t j0, int64_t j1) {
+      for (int64_t j = j0; j < j1; ++j)
+        pack_panel_avx2(weight.raw(), dtype, k, k, j * nr, std::min<int64_t>(nr, n - j * nr), nr, dst + j * k * nr);
+    });
     return;
   }
-#pragma omp parallel
-  {
-    std::vector<float> row(static_cast<size_t>(k));
-#pragma omp for schedule(static)
-    for (int64_t j = 0; j < panels; ++j) {
+  parallel_for(panels, 1, [&](int64_t j0, int64_t j1) {
+    thread_local std::vector<float> row;
+    row.resize(static_cast<size_t>(k));
+    for (int64_t j = j0; j < j1; ++j) {
       float* panel = dst + j * k * nr;
       for (int c = 0; c < nr; ++c) {
         const int64_t col = j * nr + c;
@@ -131,7 +130,7 @@ void pack_weight_panels(const Tensor& weight, int nr, float* dst) {
         for (int64_t p = 0; p < k; ++p) panel[p * nr + c] = src[p];
       }
     }
-  }
+  });
 }
 
 namespace {
@@ -148,29 +147,28 @@ void pack_row_operand(const Tensor& a, int mr, float* dst) {
   const int64_t m = a.dim(0), k = a.dim(1), kc_max = k_block_size(k), micro = ceil_div(m, mr);
   const int64_t k_blocks = ceil_div(k, kc_max);
   const DType dtype = a.dtype();
-#pragma omp parallel
-  {
-    std::vector<float> rows(static_cast<size_t>(mr * kc_max));  // a tile's rows widened to f32
-#pragma omp for collapse(2) schedule(static)
-    for (int64_t kb = 0; kb < k_blocks; ++kb)
-      for (int64_t t = 0; t < micro; ++t) {
-        const int64_t p0 = kb * kc_max, kc = std::min(kc_max, k - p0), i0 = t * mr;
-        const int r = static_cast<int>(std::min<int64_t>(mr, m - i0));
-        const float* src = rows.data();
-        int64_t ld = kc;
-        if (dtype == DType::F32) {
-          src = a.data<float>() + i0 * k + p0;
-          ld = k;
-        } else {
-          for (int rr = 0; rr < r; ++rr) {
-            const uint16_t* half = static_cast<const uint16_t*>(a.raw()) + (i0 + rr) * k + p0;
-            if (dtype == DType::F16) f16_to_f32(half, rows.data() + rr * kc, kc);
-            else bf16_to_f32(half, rows.data() + rr * kc, kc);
-          }
+  parallel_for(k_blocks * micro, 1, [&](int64_t first, int64_t end) {
+    thread_local std::vector<float> rows;  // a tile's rows widened to f32
+    rows.resize(static_cast<size_t>(mr * kc_max));
+    for (int64_t task = first; task < end; ++task) {
+      const int64_t kb = task / micro, t = task % micro;
+      const int64_t p0 = kb * kc_max, kc = std::min(kc_max, k - p0), i0 = t * mr;
+      const int r = static_cast<int>(std::min<int64_t>(mr, m - i0));
+      const float* src = rows.data();
+      int64_t ld = kc;
+      if (dtype == DType::F32) {
+        src = a.data<float>() + i0 * k + p0;
+        ld = k;
+      } else {
+        for (int rr = 0; rr < r; ++rr) {
+          const uint16_t* half = static_cast<const uint16_t*>(a.raw()) + (i0 + rr) * k + p0;
+          if (dtype == DType::F16) f16_to_f32(half, rows.data() + rr * kc, kc);
+          else bf16_to_f32(half, rows.data() + rr * kc, kc);
         }
-        pack_rows(src, ld, 0, r, 0, kc, mr, dst + p0 * m + i0 * kc);
       }
-  }
+      pack_rows(src, ld, 0, r, 0, kc, mr, dst + p0 * m + i0 * kc);
+    }
+  });
 }
 
 void gemm_packed_fill_columns(const GemmKernel& kernel, int64_t m, int64_t n, int64_t k, const float* a_packed,
@@ -183,12 +181,10 @@ void gemm_packed_fill_columns(const GemmKernel& kernel, int64_t m, int64_t n, in
   const int mr = kernel.mr, nr = kernel.nr;
   const int64_t panel_count = ceil_div(n, nr), kc_max = k_block_size(k);
   const int64_t groups = ceil_div(panel_count, kPanelsPerGroup);
-#pragma omp parallel
-  {
+  parallel_for(groups, 1, [&](int64_t g0, int64_t g1) {
     thread_local ScratchBuffer buffer;
     float* panels = buffer.get(kPanelsPerGroup * kc_max * nr, "column panels");
-#pragma omp for schedule(dynamic)
-    for (int64_t g = 0; g < groups; ++g) {
+    for (int64_t g = g0; g < g1; ++g) {
       const int64_t j0 = g * kPanelsPerGroup, j1 = std::min(panel_count, j0 + kPanelsPerGroup);
       for (int64_t p0 = 0; p0 < k; p0 += kc_max) {
         const int64_t kc = std::min(kc_max, k - p0);
@@ -206,7 +202,7 @@ void gemm_packed_fill_columns(const GemmKernel& kernel, int64_t m, int64_t n, in
         }
       }
     }
-  }
+  });
 }
 
 void gemm_packed(const GemmKernel& kernel, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
@@ -214,48 +210,49 @@ void gemm_packed(const GemmKernel& kernel, int64_t m, int64_t n, int64_t k, cons
   if (m == 0 || n == 0) return;
   const int mr = kernel.mr, nr = kernel.nr;
   const int64_t micro = ceil_div(m, mr), panel_count = ceil_div(n, nr);
-  const int threads = omp_get_max_threads();
+  // As many tasks as the pool wants chunks (a few per thread), so a descheduled thread's share is small.
+  const int64_t wanted = parallel_chunks_wanted();
   // Small M (the lab's short texts): every task takes all rows and a share of the weight's panels, so each
-  // weight byte is read once. Larger M: tasks are bands of rows, as many as keep all threads busy.
-  int64_t row_tasks = 1, col_tasks = std::min<int64_t>(panel_count, threads);
+  // weight byte is read once. Larger M: tasks are bands of rows, at least as many as the pool wants.
+  int64_t row_tasks = 1, col_tasks = std::min<int64_t>(panel_count, wanted);
   if (micro > 2 * kMicroTilesPerTask) {
-    row_tasks = ceil_div(micro, kMicroTilesPerTask);
-    if (row_tasks < 4 * threads) row_tasks = std::min(micro, ceil_div(row_tasks, threads) * threads);
+    row_tasks = std::min(micro, std::max(ceil_div(micro, kMicroTilesPerTask), wanted));
     col_tasks = 1;
   }
   const int64_t kc_max = k_block_size(k);
   const int64_t tasks = row_tasks * col_tasks;
   const int64_t max_task_rows = ceil_div(micro, row_tasks) * mr;
-#pragma omp parallel for schedule(dynamic) if (tasks > 1)
-  for (int64_t t = 0; t < tasks; ++t) {
-    const int64_t rt = t / col_tasks, ct = t % col_tasks;
-    const int64_t row0 = std::min(m, rt * micro / row_tasks * mr), row1 = std::min(m, (rt + 1) * micro / row_tasks * mr);
-    const int64_t j0 = ct * panel_count / col_tasks, j1 = (ct + 1) * panel_count / col_tasks;
-    if (row0 >= row1 || j0 >= j1) continue;
-    float* scratch = a_packed ? nullptr : thread_scratch(max_task_rows * kc_max);
-    for (int64_t p0 = 0; p0 < k; p0 += kc_max) {
-      const int64_t kc = std::min(kc_max, k - p0);
-      const bool first = p0 == 0, last = p0 + kc == k;
-      const float* packed_a = a_packed ? a_packed + p0 * m + row0 * kc : scratch;
-      if (!a_packed) pack_rows(a, lda, row0, row1 - row0, p0, kc, mr, scratch);
-      // A micro-tile of rows stays in L1 while it sweeps a block of panels, which stays in L2 for the
-      // task's next micro-tile.
-      for (int64_t jb = j0; jb < j1; jb += kPanelsPerBlock) {
-        const int64_t jb1 = std::min(j1, jb + kPanelsPerBlock);
-        const float* ap = packed_a;
-        for (int64_t i0 = row0; i0 < row1; i0 += mr) {
-          const int rows = static_cast<int>(std::min<int64_t>(mr, row1 - i0));
-          for (int64_t j = jb; j < jb1; ++j) {
-            const int64_t col0 = j * nr;
-            const int ncols = static_cast<int>(std::min<int64_t>(nr, n - col0));
-            kernel.tile(rows, kc, ap, panels + j * k * nr + p0 * nr, c + i0 * ldc + col0, ldc, ncols, !first);
-            if (last) apply_epilogue(epilogue, i0, rows, col0, ncols, c, ldc);
+  parallel_for(tasks, 1, [&](int64_t first_task, int64_t end_task) {
+    for (int64_t t = first_task; t < end_task; ++t) {
+      const int64_t rt = t / col_tasks, ct = t % col_tasks;
+      const int64_t row0 = std::min(m, rt * micro / row_tasks * mr), row1 = std::min(m, (rt + 1) * micro / row_tasks * mr);
+      const int64_t j0 = ct * panel_count / col_tasks, j1 = (ct + 1) * panel_count / col_tasks;
+      if (row0 >= row1 || j0 >= j1) continue;
+      float* scratch = a_packed ? nullptr : thread_scratch(max_task_rows * kc_max);
+      for (int64_t p0 = 0; p0 < k; p0 += kc_max) {
+        const int64_t kc = std::min(kc_max, k - p0);
+        const bool first = p0 == 0, last = p0 + kc == k;
+        const float* packed_a = a_packed ? a_packed + p0 * m + row0 * kc : scratch;
+        if (!a_packed) pack_rows(a, lda, row0, row1 - row0, p0, kc, mr, scratch);
+        // A micro-tile of rows stays in L1 while it sweeps a block of panels, which stays in L2 for the
+        // task's next micro-tile.
+        for (int64_t jb = j0; jb < j1; jb += kPanelsPerBlock) {
+          const int64_t jb1 = std::min(j1, jb + kPanelsPerBlock);
+          const float* ap = packed_a;
+          for (int64_t i0 = row0; i0 < row1; i0 += mr) {
+            const int rows = static_cast<int>(std::min<int64_t>(mr, row1 - i0));
+            for (int64_t j = jb; j < jb1; ++j) {
+              const int64_t col0 = j * nr;
+              const int ncols = static_cast<int>(std::min<int64_t>(nr, n - col0));
+              kernel.tile(rows, kc, ap, panels + j * k * nr + p0 * nr, c + i0 * ldc + col0, ldc, ncols, !first);
+              if (last) apply_epilogue(epilogue, i0, rows, col0, ncols, c, ldc);
+            }
+            ap += rows * kc;
           }
-          ap += rows * kc;
         }
       }
     }
-  }
+  });
 }
 
 }  // namespace mmx::cpu

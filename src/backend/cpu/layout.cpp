@@ -2,6 +2,7 @@
 #include <cstring>
 
 #include "backend/cpu/cpu_ops.hpp"
+#include "core/thread_pool.hpp"
 
 namespace mmx::cpu {
 
@@ -11,21 +12,25 @@ void transpose12(const Tensor& x, Tensor& y) {
   float* yp = y.data<float>();
   // In 32×32 tiles, so both the reads and the writes stay within a few cache lines.
   constexpr int64_t kTile = 32;
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t s = 0; s < n; ++s)
-    for (int64_t i0 = 0; i0 < a; i0 += kTile)
+  const int64_t row_tiles = (a + kTile - 1) / kTile;
+  parallel_for(n * row_tiles, grain_rows(kTile * b), [&](int64_t first, int64_t end) {
+    for (int64_t task = first; task < end; ++task) {
+      const int64_t s = task / row_tiles, i0 = task % row_tiles * kTile;
       for (int64_t j0 = 0; j0 < b; j0 += kTile)
         for (int64_t i = i0; i < std::min(a, i0 + kTile); ++i)
           for (int64_t j = j0; j < std::min(b, j0 + kTile); ++j) yp[(s * b + j) * a + i] = xp[(s * a + i) * b + j];
+    }
+  });
 }
 
 void add_channel_bias(Tensor& x, const Tensor& v) {
   const int64_t nc = x.dim(0) * x.dim(1), plane = nc ? x.numel() / nc : 0;
   float* xp = x.data<float>();
   const float* vp = v.data<float>();
-#pragma omp parallel for schedule(static) if (x.numel() > (1 << 16))
-  for (int64_t i = 0; i < nc; ++i)
-    for (int64_t j = 0; j < plane; ++j) xp[i * plane + j] += vp[i];
+  parallel_for(nc, grain_rows(plane), [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i)
+      for (int64_t j = 0; j < plane; ++j) xp[i * plane + j] += vp[i];
+  });
 }
 
 void concat1(const Tensor& a, const Tensor& b, Tensor& y) {
@@ -43,12 +48,14 @@ void geglu(const Tensor& x, Tensor& y) {
   const float* xp = x.data<float>();
   float* yp = y.data<float>();
   // The gate half is copied and activated in place by the vector GELU, then multiplied in.
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < rows; ++r) std::memcpy(yp + r * inner, xp + (2 * r + 1) * inner, sizeof(float) * inner);
+  parallel_for(rows, grain_rows(inner), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) std::memcpy(yp + r * inner, xp + (2 * r + 1) * inner, sizeof(float) * inner);
+  });
   activation(y, ops::Activation::GeluErf);
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t i = 0; i < inner; ++i) yp[r * inner + i] *= xp[2 * r * inner + i];
+  parallel_for(rows, grain_rows(inner), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t i = 0; i < inner; ++i) yp[r * inner + i] *= xp[2 * r * inner + i];
+  });
 }
 
 void select_tokens(const Tensor& x, const std::vector<int64_t>& positions, Tensor& y) {
@@ -62,16 +69,16 @@ void patchify(const Tensor& pixels, int64_t ph, int64_t pw, Tensor& y) {
   const int64_t nw = width / pw, n = y.dim(1), k = y.dim(2);
   const float* src = pixels.data<float>();
   float* dst = y.data<float>();
-#pragma omp parallel for collapse(2) if (batch * n > 64)
-  for (int64_t b = 0; b < batch; ++b)
-    for (int64_t p = 0; p < n; ++p) {
-      const int64_t gy = p / nw, gx = p % nw;
-      float* out = dst + (b * n + p) * k;
+  parallel_for(batch * n, grain_rows(k), [&](int64_t first, int64_t end) {
+    for (int64_t task = first; task < end; ++task) {
+      const int64_t b = task / n, p = task % n, gy = p / nw, gx = p % nw;
+      float* out = dst + task * k;
       for (int64_t ch = 0; ch < channels; ++ch)
         for (int64_t r = 0; r < ph; ++r)
           std::memcpy(out + (ch * ph + r) * pw, src + ((b * channels + ch) * height + gy * ph + r) * width + gx * pw,
                       sizeof(float) * pw);
     }
+  });
 }
 
 void add_layout_ops(OpTable& ops) {

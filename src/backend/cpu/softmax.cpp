@@ -4,6 +4,7 @@
 
 #include "backend/cpu/cpu_ops.hpp"
 #include "core/cpu.hpp"
+#include "core/thread_pool.hpp"
 #include "backend/cpu/vec_math.hpp"
 
 namespace mmx::cpu {
@@ -39,8 +40,9 @@ void softmax_row_masked(float* row, const uint8_t* keep, int64_t n) {
 void softmax(Tensor& x) {
   const int64_t n = x.dim(-1), rows = x.numel() / (n ? n : 1);
   float* data = x.data<float>();
-#pragma omp parallel for if (rows * n > (1 << 14))
-  for (int64_t r = 0; r < rows; ++r) softmax_row_masked(data + r * n, nullptr, n);
+  parallel_for(rows, grain_rows(n), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) softmax_row_masked(data + r * n, nullptr, n);
+  });
 }
 
 void add_softmax_ops(OpTable& ops) {
