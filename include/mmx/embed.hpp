@@ -44,6 +44,12 @@ class TextEmbedder {
   explicit TextEmbedder(std::shared_ptr<const Model> model);
   static std::unique_ptr<TextEmbedder> load(const std::string& model, const Placement& placement = {});
   EmbedResult embed(const std::vector<std::string>& texts, const EmbedOptions& options) const;
+  // Texts already tokenized, one unpadded row each with its special tokens (options.max_length is not
+  // applied: a row longer than the model's positions is an error): a server tokenizes on its request
+  // threads and embeds the rows of several requests in one call. Same numbers as embed() on the texts.
+  EmbedResult embed_encoded(const BatchEncoding& rows, const EmbedOptions& options) const;
+  // The most tokens a text may have: the tokenizer's model_max_length within the position embeddings.
+  int64_t max_length() const;
   const Model& model() const { return *model_; }
   const Tokenizer& tokenizer() const { return model_->tokenizer(); }
   std::string description() const { return model_->description(); }

@@ -139,28 +139,46 @@ EmbedResult TextEmbedder::embed(const std::vector<std::string>& texts, const Emb
   if (texts.empty()) usage_error("no texts to embed");
   const Architecture& a = model_->registry_entry();
   const TextEncoder& encoder = *model_->parts().text();
-  const Pooling pooling = choose_pooling(a.text_poolings, options.pooling, a.display_name);
-  check_available(pooling, encoder, "text_projection (a CLIPTextModel)");
-  if (options.max_batch_tokens < 1) usage_error("max_batch_tokens must be at least 1");
+  choose_pooling(a.text_poolings, options.pooling, a.display_name);  // a wrong pooling is refused before any work
   const Tokenizer& tokenizer = model_->tokenizer();
-  const int64_t limit = std::min(tokenizer.model_max_length(), encoder.max_positions());
-  const int64_t max_length = options.max_length.value_or(limit);
-  if (max_length > encoder.max_positions())
-    usage_error("--max-length ", max_length, " exceeds the model's max_position_embeddings ", encoder.max_positions());
+  const int64_t limit = options.max_length.value_or(max_length());
+  if (limit > encoder.max_positions())
+    usage_error("--max-length ", limit, " exceeds the model's max_position_embeddings ", encoder.max_positions());
   // Texts over the limit are cut (transformers would fail on them), and named.
   BatchEncoding batch = tokenizer.encode_batch(texts, Padding::None);
   std::string cut;
   for (size_t i = 0; i < texts.size(); ++i)
-    if (static_cast<int64_t>(batch.rows[i].input_ids.size()) > max_length)
+    if (static_cast<int64_t>(batch.rows[i].input_ids.size()) > limit)
       cut += str(cut.empty() ? "" : ", ", "text ", i + 1, " (", batch.rows[i].input_ids.size(), " tokens)");
   if (!cut.empty()) {
-    log_warn(a.display_name, " reads at most ", max_length, " tokens; truncated: ", cut);
-    batch = tokenizer.encode_batch(texts, Padding::None, max_length);
+    log_warn(a.display_name, " reads at most ", limit, " tokens; truncated: ", cut);
+    batch = tokenizer.encode_batch(texts, Padding::None, limit);
+  }
+  return embed_encoded(batch, options);
+}
+
+int64_t TextEmbedder::max_length() const {
+  return std::min(model_->tokenizer().model_max_length(), model_->parts().text()->max_positions());
+}
+
+EmbedResult TextEmbedder::embed_encoded(const BatchEncoding& batch, const EmbedOptions& options) const {
+  if (batch.rows.empty()) usage_error("no texts to embed");
+  const Architecture& a = model_->registry_entry();
+  const TextEncoder& encoder = *model_->parts().text();
+  const Pooling pooling = choose_pooling(a.text_poolings, options.pooling, a.display_name);
+  check_available(pooling, encoder, "text_projection (a CLIPTextModel)");
+  if (options.max_batch_tokens < 1) usage_error("max_batch_tokens must be at least 1");
+  const Tokenizer& tokenizer = model_->tokenizer();
+  const size_t count = batch.rows.size();
+  for (size_t i = 0; i < count; ++i) {
+    const size_t n = batch.rows[i].input_ids.size();
+    if (n == 0 || int64_t(n) > encoder.max_positions())
+      usage_error("input ", i + 1, " has ", n, " tokens; the model takes 1 to ", encoder.max_positions());
   }
   std::vector<size_t> lengths;
   for (const auto& r : batch.rows) lengths.push_back(r.input_ids.size());
   const size_t longest = *std::max_element(lengths.begin(), lengths.end());
-  std::vector<size_t> everyone(texts.size());
+  std::vector<size_t> everyone(count);
   std::iota(everyone.begin(), everyone.end(), size_t(0));
   const BatchEncoding whole = padded(batch, everyone, longest, tokenizer.pad_token_id());
 
@@ -177,16 +195,16 @@ EmbedResult TextEmbedder::embed(const std::vector<std::string>& texts, const Emb
     const Tensor e = pooled_rows(pooling, encoder, out, mask);
     check_finite(out.last_hidden_state, a.display_name, "last hidden state", int64_t(pass.rows.size()), "texts");
     check_finite(e, a.display_name, "pooled embedding", int64_t(pass.rows.size()), "texts");
-    if (!result.embeddings.defined()) result.embeddings = Tensor::empty({int64_t(texts.size()), e.dim(1)});
+    if (!result.embeddings.defined()) result.embeddings = Tensor::empty({int64_t(count), e.dim(1)});
     scatter_rows(e, pass.rows, result.embeddings);
     if (options.token_embeddings) {
       const Tensor& h = out.last_hidden_state;
       if (!result.last_hidden_state.defined())
-        result.last_hidden_state = Tensor::empty({int64_t(texts.size()), h.dim(1), h.dim(2)});
+        result.last_hidden_state = Tensor::empty({int64_t(count), h.dim(1), h.dim(2)});
       scatter_rows(h, pass.rows, result.last_hidden_state);
     }
     done += int64_t(pass.rows.size());
-    if (options.progress) options.progress(done, int64_t(texts.size()));
+    if (options.progress) options.progress(done, int64_t(count));
   }
   if (options.normalize) l2_normalize(result.embeddings);
   return result;
