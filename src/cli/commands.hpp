@@ -14,7 +14,8 @@ struct Subcommand {
 };
 
 extern const Command kEmbedCommand, kTokenizeCommand, kBenchCommand, kPreprocessCommand, kClassifyCommand,
-    kSimilarityCommand, kLabCommand, kGenerateCommand, kDownloadCommand, kCompletionCommand, kManpageCommand;
+    kSimilarityCommand, kLabCommand, kGenerateCommand, kDownloadCommand, kCompletionCommand, kManpageCommand,
+    kServeCommand;
 int run_completion(const Args& args);
 int run_manpage(const Args& args);
 int run_download(const Args& args);
@@ -26,6 +27,7 @@ int run_preprocess(const Args& args);
 int run_classify(const Args& args);
 int run_tokenize(const Args& args);
 int run_bench(const Args& args);
+int run_serve(const Args& args);
 
 // Every subcommand, in the order `mmx --help` lists them (main.cpp).
 const std::vector<Subcommand>& subcommands();

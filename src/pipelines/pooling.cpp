@@ -41,14 +41,16 @@ Tensor pool(Pooling pooling, const Tensor& hidden, const Tensor& mask) {
   return out;
 }
 
+void l2_normalize(float* row, int64_t d) {
+  double sq = 0;
+  for (int64_t i = 0; i < d; ++i) sq += double(row[i]) * row[i];
+  const double norm = std::max(std::sqrt(sq), 1e-12);  // torch.nn.functional.normalize's eps
+  for (int64_t i = 0; i < d; ++i) row[i] = static_cast<float>(row[i] / norm);
+}
+
 void l2_normalize(Tensor& x) {
   const int64_t n = x.dim(0), d = x.dim(1);
   float* p = x.data<float>();
-  for (int64_t r = 0; r < n; ++r) {
-    double sq = 0;
-    for (int64_t i = 0; i < d; ++i) sq += double(p[r * d + i]) * p[r * d + i];
-    const double norm = std::max(std::sqrt(sq), 1e-12);  // torch.nn.functional.normalize's eps
-    for (int64_t i = 0; i < d; ++i) p[r * d + i] = static_cast<float>(p[r * d + i] / norm);
-  }
+  for (int64_t r = 0; r < n; ++r) l2_normalize(p + r * d, d);
 }
 }  // namespace mmx::detail

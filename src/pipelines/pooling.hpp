@@ -10,5 +10,6 @@ namespace mmx::detail {
 Tensor pool(Pooling pooling, const Tensor& hidden, const Tensor& mask);
 // Rows divided by their L2 norm (torch.nn.functional.normalize, eps 1e-12).
 void l2_normalize(Tensor& x);
+void l2_normalize(float* row, int64_t d);  // one row
 
 }  // namespace mmx::detail
