@@ -61,8 +61,7 @@ std::vector<std::shared_ptr<Job>> ModelWorker::next_batch(std::unique_lock<std::
   size_t longest = 0, rows = 0, images = 0;
   for (auto it = queue_.begin(); it != queue_.end();) {
     Job& job = **it;
-    if (job.abandoned) {  // its client left or its time ran out while it waited
-      metrics_.add("mmx_dropped_requests_total", {{"model", name_}, {"reason", "abandoned"}});
+    if (job.abandoned) {  // its client left or its time ran out while it waited (counted by its request)
       job.finish();
       it = queue_.erase(it);
       continue;
@@ -97,6 +96,7 @@ void ModelWorker::run() {
     std::vector<std::shared_ptr<Job>> batch = next_batch(lock);
     if (batch.empty()) continue;
     lock.unlock();
+    if (limits_.before_batch) limits_.before_batch();
     execute(batch);
     lock.lock();
   }

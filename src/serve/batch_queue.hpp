@@ -55,6 +55,8 @@ struct BatchLimits {
   int64_t max_batch_tokens = 16384;  // texts: padded tokens per batch
   int64_t max_batch_requests = 64;   // requests per batch
   int64_t max_batch_images = 32;     // images per batch
+  // Called by the worker before each batch it runs (tests hold batches with it to fill queues).
+  std::function<void()> before_batch;
 };
 
 class ModelWorker {

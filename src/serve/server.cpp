@@ -58,7 +58,9 @@ struct Server::Impl {
   std::atomic<bool> draining{false}, ready{false};
   std::atomic<bool> drain_started{false};
 
-  explicit Impl(ServeOptions o) : options(std::move(o)) {}
+  explicit Impl(ServeOptions o) : options(std::move(o)) {
+    metrics.gauge_callback("mmx_requests_in_flight", {}, [this] { return double(in_flight.load()); });
+  }
 
   void load_models();
   void setup_routes();
