@@ -10,6 +10,8 @@
 #include "mmx/error.hpp"
 #include "mmx/safetensors.hpp"
 #include "models/autoencoder_kl.hpp"
+#include "models/bert.hpp"
+#include "models/vit.hpp"
 #include "models/clip.hpp"
 #include "models/unet2d_condition.hpp"
 #include "models/weights.hpp"
@@ -84,6 +86,27 @@ void write_random_sdxl_pipeline(const std::string& configs_dir, const std::strin
                             *loader);
     save_synthesised(*loader, {}, dtype, (out / "vae" / ("diffusion_pytorch_model" + suffix)).string());
   }
+}
+
+void write_random_model_folder(const std::string& name, const std::string& data_dir, const std::string& out_dir,
+                               DType dtype, uint64_t seed) {
+  const fs::path configs = fs::path(data_dir) / "real-configs" / name, out(out_dir);
+  if (name != "bert-base-uncased" && name != "clip-vit-base-patch32" && name != "vit-base-patch16-224")
+    usage_error("random model '", name, "': bert-base-uncased, clip-vit-base-patch32 or vit-base-patch16-224");
+  if (!fs::exists(configs / "config.json")) fail(configs.string(), ": no config.json (give --data the folder holding real-configs/)");
+  if (fs::exists(out) && !fs::is_empty(out)) fail(out_dir, ": exists and is not empty");
+  copy_files(configs, out);
+  const std::string tokenizer = name == "bert-base-uncased" ? "bert-base-uncased" : name == "clip-vit-base-patch32" ? "clip" : "";
+  if (!tokenizer.empty())
+    for (const auto& entry : fs::directory_iterator(fs::path(data_dir) / "tokenizers" / tokenizer))
+      if (entry.is_regular_file() && !fs::exists(out / entry.path().filename()))
+        fs::copy_file(entry.path(), out / entry.path().filename());
+  const JsonObject config = JsonObject::load((configs / "config.json").string());
+  const auto loader = WeightLoader::random(seed, Placement(), dtype);
+  if (name == "bert-base-uncased") BertModel model(BertConfig::from_json(config), *loader);
+  else if (name == "clip-vit-base-patch32") CLIPModel model(CLIPConfig::from_json(config), *loader);
+  else ViTModel model(ViTConfig::from_json(config), *loader);
+  save_synthesised(*loader, {}, dtype, (out / "model.safetensors").string());
 }
 
 }  // namespace mmx

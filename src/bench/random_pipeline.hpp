@@ -15,4 +15,10 @@ namespace mmx {
 void write_random_sdxl_pipeline(const std::string& configs_dir, const std::string& vocab_dir,
                                 const std::string& out_dir, DType dtype, uint64_t seed = 42);
 
+// Writes a transformers model folder with random weights from a real config in `data_dir`/real-configs
+// (bert-base-uncased, clip-vit-base-patch32 or vit-base-patch16-224), with its real tokenizer files from
+// `data_dir`/tokenizers: a full-size model to serve and load-test without downloading it.
+void write_random_model_folder(const std::string& name, const std::string& data_dir, const std::string& out_dir,
+                               DType dtype, uint64_t seed = 42);
+
 }  // namespace mmx

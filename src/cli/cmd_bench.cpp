@@ -84,6 +84,8 @@ const Command kBenchCommand{
         {"json", "", "print a JSON list instead of a table"},
         {"data", "DIR", "folder with real-configs/ and tokenizers/ (default: tests/data)"},
         {"write-random-sdxl", "DIR", "write SDXL base's pipeline folder, random weights (7 GB in f16), and exit"},
+        {"write-random", "NAME=DIR", "write a full-size model folder with random weights and exit (bert-base-uncased, "
+                                     "clip-vit-base-patch32, vit-base-patch16-224): to serve and load-test"},
         {"background-load", "K", "keep K cores busy with spinning processes while timing (a busy machine)"},
     },
     workload_help(),
@@ -91,7 +93,7 @@ const Command kBenchCommand{
 };
 
 int run_bench(const Args& args) {
-  if (args.positionals().empty() && !args.has("write-random-sdxl"))
+  if (args.positionals().empty() && !args.has("write-random-sdxl") && !args.has("write-random"))
     usage_error("name at least one workload (see mmx bench --help)");
   const int runs = static_cast<int>(args.get_int("runs", 1).value_or(5));
   std::string data = args.get("data").value_or("tests/data");
@@ -111,6 +113,14 @@ int run_bench(const Args& args) {
     write_random_sdxl_pipeline(data + "/real-configs/stable-diffusion-xl-base-1.0", data + "/tokenizers/clip", *out, dtype);
     std::printf("wrote %s (random %s weights; mmx generate --model %s%s)\n", out->c_str(), dtype_name(dtype),
                 out->c_str(), dtype == DType::F16 ? " --variant fp16" : "");
+    return 0;
+  }
+  if (const auto spec = args.get("write-random")) {
+    const size_t eq = spec->find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == spec->size()) usage_error("--write-random NAME=DIR, e.g. bert-base-uncased=/tmp/bert");
+    const DType dtype = weights.value_or(DType::F32);
+    write_random_model_folder(spec->substr(0, eq), data, spec->substr(eq + 1), dtype);
+    std::printf("wrote %s (random %s weights)\n", spec->substr(eq + 1).c_str(), dtype_name(dtype));
     return 0;
   }
   const int load = static_cast<int>(args.get_int("background-load", 0).value_or(0));
