@@ -160,6 +160,8 @@ void Server::Impl::setup_routes() {
   };
   http.set_payload_max_length(options.payload_limit);
   http.set_keep_alive_timeout(5);
+  http.set_keep_alive_max_count(1000);  // httplib's default closes a connection after 5 requests
+  http.set_tcp_nodelay(true);           // a response's header and body as separate writes meet delayed ACKs (40 ms)
   http.set_read_timeout(30);
   http.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
     t_request_start = Clock::now();
