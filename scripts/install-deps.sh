@@ -21,5 +21,5 @@ apt-get install -y -qq --no-install-recommends \
   zsh fish groff-base \
   clang libclang-rt-dev libomp-dev \
   libgtest-dev libgmock-dev libbenchmark-dev \
-  libcpp-httplib-dev curl \
+  libcpp-httplib-dev curl nginx-light python3-kubernetes python3-yaml \
   python3-numpy
