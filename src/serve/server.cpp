@@ -10,6 +10,10 @@
 #include <ctime>
 #include <thread>
 
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "core/log.hpp"
 #include "mmx/embed.hpp"
 #include "mmx/error.hpp"
@@ -217,7 +221,35 @@ void Server::Impl::setup_routes() {
   add_lab_routes(http, service, g);
 }
 
+namespace {
+
+// Whether host:port can be bound now (with SO_REUSEADDR, as the server binds it).
+void check_address(const std::string& host, int port) {
+  if (port == 0) return;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found) != 0 || !found)
+    usage_error("--host ", host, ": not an address");
+  bool ok = false;
+  for (addrinfo* a = found; a && !ok; a = a->ai_next) {
+    const int fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+    if (fd < 0) continue;
+    const int yes = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    ok = ::bind(fd, a->ai_addr, a->ai_addrlen) == 0;
+    close(fd);
+  }
+  freeaddrinfo(found);
+  if (!ok) fail("cannot listen on ", host, ":", port, " (in use, or not an address of this machine)");
+}
+
+}  // namespace
+
 Server::Server(ServeOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {
+  check_address(impl_->options.host, impl_->options.port);
   impl_->load_models();
   impl_->setup_routes();
 }

@@ -37,7 +37,8 @@ struct ServeOptions {
 
 class Server {
  public:
-  // Loads every model and warms it up (one text and/or one image through its worker) before returning.
+  // Loads every model and warms it up (one text and/or one image through its worker) before returning;
+  // first checks that host:port can be listened on, so a taken port fails before minutes of loading.
   explicit Server(ServeOptions options);
   ~Server();
   Server(const Server&) = delete;
