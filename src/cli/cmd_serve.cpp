@@ -35,8 +35,8 @@ const Command kServeCommand{
         {"drain-timeout", "SECONDS", "on SIGTERM, how long in-flight requests may still take (default 30)"},
         {"allow-local-files", "DIR", "let image inputs name files inside DIR (default: images come as data: URLs only)"},
         {"log-format", "FORMAT", "access log lines on stderr: text (default) or json", false, {"text", "json"}},
-        {"http-threads", "N", "client connections served at once, one thread each while kept alive (default 1024, "
-                               "or --max-concurrent-requests + 64 if more)"},
+        {"http-threads", "N", "client connections served at once, one thread each while kept alive (default "
+                               "--max-concurrent-requests + 64)"},
     },
     R"(Routes (JSON in and out):
   POST /v1/embeddings   OpenAI: {"model", "input": text | [texts] | [ids] | [[ids]] | image objects,

@@ -161,8 +161,8 @@ void Server::Impl::setup_routes() {
   http.new_task_queue = [this] {
     // cpp-httplib gives each open connection a thread for as long as it is kept alive, so the threads bound
     // the clients served at once, not the requests: a connection beyond them waits until one idles out.
-    const int threads = options.http_threads > 0 ? options.http_threads
-                                                 : std::max(1024, int(options.max_concurrent_requests) + 64);
+    // Requests past the concurrency limit still need a thread to be answered 429.
+    const int threads = options.http_threads > 0 ? options.http_threads : int(options.max_concurrent_requests) + 64;
     return new httplib::ThreadPool(size_t(std::max(4, threads)));
   };
   http.set_payload_max_length(options.payload_limit);

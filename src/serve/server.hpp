@@ -32,7 +32,7 @@ struct ServeOptions {
   double drain_timeout_s = 30;            // SIGTERM: in-flight requests get this long
   std::string allow_local_files;          // a folder images may be read from by path ("": none)
   bool json_log = false;                  // access log lines as JSON
-  int http_threads = 0;                   // open connections served at once (0: 1024, or max_concurrent_requests + 64)
+  int http_threads = 0;                   // open connections served at once (0: max_concurrent_requests + 64)
 };
 
 class Server {

@@ -55,6 +55,7 @@ struct Gate {
 serve::ServeOptions options_with_models(Gate* gate = nullptr) {
   serve::ServeOptions o;
   o.port = 0;
+  o.http_threads = 32;  // a few clients here; the default's hundreds of threads only slow the sanitizer builds
   o.models = {{"bert", test::data("models/bert-tiny"), test::placement()},
               {"clip", test::data("models/clip-tiny"), test::placement()},
               {"vit", test::data("models/vit-tiny-classifier"), test::placement()}};
