@@ -292,8 +292,14 @@ Embedded Service::embed(ServedModel& m, const std::vector<Input>& inputs, const 
   for (const Encoding& e : texts->rows) out.tokens += int64_t(e.input_ids.size());
   if (!texts->rows.empty()) m.worker->submit(texts);
   if (!images->images.empty()) m.worker->submit(images);
-  if (!texts->rows.empty()) wait(texts, m, request);
-  if (!images->images.empty()) wait(images, m, request);
+  try {
+    if (!texts->rows.empty()) wait(texts, m, request);
+    if (!images->images.empty()) wait(images, m, request);
+  } catch (...) {  // the client left or its time ran out: neither half is wanted any more
+    texts->abandoned = true;
+    images->abandoned = true;
+    throw;
+  }
   size_t t = 0, im = 0;
   for (const Input& in : inputs) {
     const bool image = in.kind == Input::Kind::Image;

@@ -394,7 +394,7 @@ TEST(Serve, FullServerAnswers429AndLateRequests504AndLeftClientsAreDropped) {
   Gate gate;
   serve::ServeOptions o = options_with_models(&gate);
   o.max_concurrent_requests = 2;
-  o.request_timeout_s = 0.5;
+  o.request_timeout_s = 2;  // long enough for a slow (sanitizer) build to send the third request meanwhile
   Running s(std::move(o));
   gate.set(false);
   int held_status = 0;
