@@ -60,7 +60,7 @@ struct Server::Impl {
   httplib::Server http;
   std::atomic<int64_t> in_flight{0};
   std::atomic<bool> draining{false}, ready{false};
-  std::atomic<bool> drain_started{false};
+  std::atomic<bool> drain_started{false}, run_entered{false};
 
   explicit Impl(ServeOptions o) : options(std::move(o)) {
     metrics.gauge_callback("mmx_requests_in_flight", {}, [this] { return double(in_flight.load()); });
@@ -267,6 +267,10 @@ int Server::bind() {
 }
 
 void Server::run() {
+  // A drain that came first (SIGTERM while the models loaded) is seen here or sees run_entered: either way
+  // the listener never blocks with nobody left to stop it.
+  impl_->run_entered = true;
+  if (impl_->draining) return;
   impl_->ready = true;
   impl_->http.listen_after_bind();  // returns once drain() stopped it and the in-flight requests are answered
   impl_->ready = false;
@@ -276,6 +280,8 @@ void Server::drain() {
   if (impl_->drain_started.exchange(true)) return;
   impl_->draining = true;
   log_info("serve: draining: ", impl_->in_flight.load(), " requests in flight");
+  if (impl_->run_entered)  // stop() only stops a listener that runs: wait for it to start
+    for (int i = 0; i < 500 && !impl_->http.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
   impl_->http.stop();
 }
 
