@@ -478,6 +478,24 @@ TEST(Cli, BenchRatesAgainstTheMeasuredPeak) {
   }
 }
 
+// --write-random NAME=DIR: a full-size folder (random weights, the real config and tokenizer) that the
+// other commands load like a Hub folder; unknown names and non-empty folders are refused.
+TEST(Cli, BenchWritesARandomModelFolderTheOtherCommandsLoad) {
+  test::TempDir dir;
+  const std::string folder = dir.file("bert");
+  const Result w = run({"bench", "--write-random", "bert-base-uncased=" + folder, "--data", test::data("")});
+  ASSERT_EQ(w.code, 0) << w.err;
+  for (const char* f : {"config.json", "vocab.txt", "tokenizer_config.json", "model.safetensors"})
+    EXPECT_TRUE(std::filesystem::exists(std::filesystem::path(folder) / f)) << f;
+  const Result e = run({"embed", "--model", folder, "--text", "A tabby cat", "--json"});
+  ASSERT_EQ(e.code, 0) << e.err;
+  EXPECT_EQ(json::parse(e.out)["embeddings"][0].size(), 768u);
+  EXPECT_EQ(run({"bench", "--write-random", "bert-base-uncased=" + folder, "--data", test::data("")}).code, 1);  // not empty
+  const Result unknown = run({"bench", "--write-random", "gpt2=" + dir.file("g"), "--data", test::data("")});
+  EXPECT_EQ(unknown.code, 2);
+  EXPECT_NE(unknown.err.find("bert-base-uncased"), std::string::npos) << unknown.err;
+}
+
 // --background-load K times beside K spinning processes (a busy machine) and ends them with the run.
 TEST(Cli, BenchCanTimeOnABusyMachine) {
   const Result r = run({"bench", "gemm-96x96x96", "--runs", "2", "--threads", "1", "--background-load", "1", "--json"});
