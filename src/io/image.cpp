@@ -80,6 +80,12 @@ Image decode_png(const std::string& bytes, const std::string& name) {
   }
   png_set_read_fn(png, &reader, png_read_from_memory);
   png_set_user_limits(png, 0x7fffffff, 0x7fffffff);
+  // Metadata chunks are skipped unread (RGB conversion uses none of them): libpng would otherwise allocate
+  // what a text chunk's length field declares — 2 GiB for a 45-byte file — before finding the file short.
+  static const png_byte kSkipped[] = "tEXt\0zTXt\0iTXt\0iCCP\0sPLT\0eXIf\0";
+  png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, kSkipped, 6);
+  // Any other chunk libpng holds in memory (a palette, transparency) is small; a decompressed one is capped.
+  png_set_chunk_malloc_max(png, 16u << 20);
   png_read_info(png, info);
   const png_uint_32 width = png_get_image_width(png, info), height = png_get_image_height(png, info);
   if (uint64_t(width) * height > static_cast<uint64_t>(kMaxImagePixels)) {

@@ -5,10 +5,13 @@
 #include <filesystem>
 #include <fstream>
 
+#include <sys/resource.h>
+
 #include <nlohmann/json.hpp>
 
 #include "cli/run_mmx.hpp"
 #include "mmx/files.hpp"
+#include "mmx/image.hpp"
 #include "mmx/safetensors.hpp"
 #include "test_util.hpp"
 
@@ -167,4 +170,35 @@ TEST(HostileInputs, ACommandWithSeveralOutputsWritesNoneUnlessItCanWriteAll) {
   EXPECT_EQ(g.code, 1) << g.err;
   EXPECT_FALSE(fs::exists(dir.file("l.safetensors"))) << "generate left its latents behind";
   for (const auto& e : fs::directory_iterator(dir.path)) ADD_FAILURE() << "left behind: " << e.path();
+}
+
+// A 45-byte PNG whose tEXt chunk declares 2 GiB (issue 27's first case, and what a server gets as an
+// upload): refused as truncated without allocating what the length field says (libpng did: 2.1 GB RSS).
+TEST(HostileInputs, APngChunkDeclaringGigabytesCostsNoMemory) {
+  auto be32 = [](uint32_t v) {
+    return std::string{char(v >> 24), char(v >> 16), char(v >> 8), char(v)};
+  };
+  auto crc = [](const std::string& typed) {  // CRC-32 of type + data, as PNG chunks carry it
+    uint32_t c = 0xffffffffu;
+    for (unsigned char b : typed) {
+      c ^= b;
+      for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
+    }
+    return ~c;
+  };
+  const std::string ihdr = "IHDR" + be32(1) + be32(1) + std::string("\x08\x02\x00\x00\x00", 5);
+  std::string png = std::string("\x89PNG\r\n\x1a\n", 8) + be32(13) + ihdr + be32(crc(ihdr));
+  png += be32(0x7fff0000u) + "tEXt" + be32(crc("tEXt"));  // 2 GiB declared, none present
+  ASSERT_EQ(png.size(), 45u);
+  rusage before{}, after{};
+  getrusage(RUSAGE_SELF, &before);
+  try {
+    decode_image(png, "bomb.png");
+    ADD_FAILURE() << "a truncated PNG decoded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bomb.png"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("truncated"), std::string::npos) << e.what();
+  }
+  getrusage(RUSAGE_SELF, &after);
+  EXPECT_LT(after.ru_maxrss - before.ru_maxrss, 64 * 1024) << "peak RSS grew by " << (after.ru_maxrss - before.ru_maxrss) << " KiB";
 }
