@@ -26,6 +26,7 @@ const Command kEmbedCommand{
         {"model", "MODEL", "a folder written by save_pretrained, or a Hub id (bert-base-uncased, org/name[@revision])"},
         {"text", "T", "a text to embed", true},
         {"texts-file", "FILE", "UTF-8 file, one text per line (empty lines skipped); - reads standard input"},
+        texts_limit_option(),
         {"image", "PATH", "a PNG/JPEG image, a folder of them, or a quoted pattern ('photos/*.jpg')", true},
         skip_bad_images_option(),
         {"pooling", "MODE", "cls | pooler | mean | mean-no-cls | lab (default: mean-no-cls); CLIP: projection (default) | pooled",

@@ -30,6 +30,7 @@ const Command kLabCommand{
         {"dialogue", "T", "a dialogue text (default: the lab's four: Cats don't usually, like water, ...)", true},
         {"lab-texts", "", "the lab's own captions (Cat with paint, rock statue, frogs on leaf, jellyfish), as its figures have them"},
         {"dialogue-file", "FILE", "dialogue texts from a UTF-8 file, one per line"},
+        texts_limit_option(),
         {"text-model", "MODEL", "the text encoder, a folder or Hub id (default: bert-base-uncased)"},
         {"image-model", "MODEL", "the image encoder (default: google/vit-base-patch16-224)"},
         {"clip-model", "MODEL", "the model of texts and images in one space (default: openai/clip-vit-base-patch32)"},
@@ -70,7 +71,7 @@ std::vector<std::string> texts_of(const Args& args, const std::string& option, c
   if (!args.has(option) && !args.has(file_option)) return defaults;
   std::vector<std::string> texts = args.all(option);
   if (auto f = args.get(file_option)) {
-    const auto lines = read_text_lines(*f);
+    const auto lines = read_text_lines(*f, args);
     texts.insert(texts.end(), lines.begin(), lines.end());
   }
   for (size_t i = 0; i < texts.size(); ++i) {

@@ -31,6 +31,7 @@ const Command kSimilarityCommand{
         {"row-image", "PATH", "an image of the rows", true},
         {"col-text", "T", "a text of the columns", true},
         {"col-texts-file", "FILE", "columns from a UTF-8 file, one text per line"},
+        texts_limit_option(),
         {"col-image", "PATH", "an image of the columns", true},
         {"score", "S", "cosine (default) | dot (the lab) | clip-logits (cosine × exp(logit_scale))",
          false, {"cosine", "dot", "clip-logits"}},
@@ -82,7 +83,7 @@ Set gather(const Args& args, const std::string& prefix, bool rows, bool with_ima
   if (args.has(text) || args.has(file)) {
     s.names = args.all(text);
     if (auto f = args.get(file)) {
-      const auto lines = read_text_lines(*f);
+      const auto lines = read_text_lines(*f, args);
       s.names.insert(s.names.end(), lines.begin(), lines.end());
     }
   }

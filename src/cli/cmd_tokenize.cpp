@@ -15,6 +15,7 @@ const Command kTokenizeCommand{
         {"model", "MODEL", "a model folder, a folder holding only tokenizer files, or a Hub id"},
         {"text", "T", "a text to tokenize", true},
         {"texts-file", "FILE", "UTF-8 file, one text per line (empty lines skipped)"},
+        texts_limit_option(),
         {"padding", "MODE", "longest (default, as padding=True) | max_length | none", false, {"longest", "max_length", "none"}},
         {"max-length", "N", "truncate to N tokens; with --padding max_length, pad to N"},
     },

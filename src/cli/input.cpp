@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+
+#include <sys/stat.h>
 #include <sstream>
 
 #include "mmx/error.hpp"
@@ -16,14 +18,26 @@
 
 namespace mmx::cli {
 
-std::vector<std::string> read_text_lines(const std::string& path) {
+const Option& texts_limit_option() {
+  static const Option option{"texts-limit", "BYTES", "the most bytes a texts file or standard input may hold (default 64 MiB)"};
+  return option;
+}
+
+std::vector<std::string> read_text_lines(const std::string& path, const Args& args) {
+  const int64_t limit = args.get_int("texts-limit", 1).value_or(int64_t(64) << 20);
   std::string text;
-  if (path == "-") {  // standard input
-    std::ostringstream in;
-    in << std::cin.rdbuf();
-    text = in.str();
+  if (path == "-") {  // standard input, read in pieces up to the limit (it may be endless: < /dev/zero)
+    char buf[1 << 16];
+    while (std::cin.read(buf, sizeof buf) || std::cin.gcount() > 0) {
+      text.append(buf, size_t(std::cin.gcount()));
+      if (int64_t(text.size()) > limit)
+        fail("standard input holds more than ", limit, " bytes of texts; raise --texts-limit BYTES");
+    }
   } else {
-    text = read_file(path);
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && int64_t(st.st_size) > limit)
+      fail(path, ": ", st.st_size, " bytes of texts, more than --texts-limit ", limit);
+    text = read_file(path);  // refuses devices, FIFOs and sockets
   }
   if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) text.erase(0, 3);
   std::vector<std::string> lines;
@@ -78,7 +92,7 @@ std::vector<std::string> collect_texts(const Args& args) {
   for (size_t i = 0; i < texts.size(); ++i)
     if (find_invalid_utf8(texts[i]) != std::string::npos) usage_error("--text number ", i + 1, " is not valid UTF-8");
   if (auto file = args.get("texts-file")) {
-    const auto lines = read_text_lines(*file);
+    const auto lines = read_text_lines(*file, args);
     texts.insert(texts.end(), lines.begin(), lines.end());
   }
   if (texts.empty()) usage_error("no texts: give --text T (repeatable) or --texts-file FILE with one text per line");

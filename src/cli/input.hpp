@@ -14,7 +14,9 @@ namespace mmx::cli {
 
 // A UTF-8 text file as lines (a leading BOM, "\r\n" endings and empty lines dropped); invalid UTF-8
 // is an error naming the line and byte. "-" reads standard input.
-std::vector<std::string> read_text_lines(const std::string& path);
+// A UTF-8 file (or - for standard input) of at most --texts-limit bytes (default 64 MiB), one text per line.
+std::vector<std::string> read_text_lines(const std::string& path, const Args& args);
+const Option& texts_limit_option();  // --texts-limit
 // Texts from --text (in order) then --texts-file lines; an empty result is a usage error.
 std::vector<std::string> collect_texts(const Args& args);
 

@@ -1,5 +1,6 @@
 #include "mmx/files.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,12 +15,31 @@
 namespace mmx {
 
 std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, ": cannot open: ", std::strerror(errno));
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  if (in.bad()) fail(path, ": read error");
-  return buffer.str();
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below like a device or socket,
+  // which would be read until memory ran out (/dev/zero) or forever.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) fail(path, ": cannot open: ", std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    const bool dir = S_ISDIR(st.st_mode);
+    ::close(fd);
+    fail(path, dir ? ": is a folder, not a file" : ": not a regular file (a device, FIFO or socket); give a file");
+  }
+  std::string data(size_t(st.st_size), '\0');
+  size_t got = 0;
+  while (got < data.size()) {
+    const ssize_t n = ::read(fd, data.data() + got, data.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      ::close(fd);
+      fail(path, ": read error: ", std::strerror(errno));
+    }
+    if (n == 0) break;  // the file shrank while it was read
+    got += size_t(n);
+  }
+  ::close(fd);
+  data.resize(got);
+  return data;
 }
 
 bool file_exists(const std::string& path) {

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <nlohmann/json.hpp>
 
@@ -201,4 +202,44 @@ TEST(HostileInputs, APngChunkDeclaringGigabytesCostsNoMemory) {
   }
   getrusage(RUSAGE_SELF, &after);
   EXPECT_LT(after.ru_maxrss - before.ru_maxrss, 64 * 1024) << "peak RSS grew by " << (after.ru_maxrss - before.ru_maxrss) << " KiB";
+}
+
+// Devices, FIFOs and endless standard input (issue 27): refused by name at once, never read until memory
+// runs out or waited on forever; a texts file has a size limit (--texts-limit) that names itself.
+TEST(HostileInputs, DevicesFifosAndEndlessInputAreRefused) {
+  const std::string bert = test::data("models/bert-tiny"), vit = test::data("models/vit-tiny");
+  test::TempDir dir;
+  const std::string fifo = dir.file("fifo");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  struct Case {
+    std::vector<std::string> args;
+    std::string named;
+  };
+  for (const Case& c : {Case{{"embed", "--model", bert, "--texts-file", "/dev/zero"}, "/dev/zero"},
+                        Case{{"embed", "--model", vit, "--image", "/dev/zero"}, "/dev/zero"},
+                        Case{{"embed", "--model", bert, "--texts-file", fifo}, fifo},
+                        Case{{"embed", "--model", vit, "--image", fifo}, fifo},
+                        Case{{"tokenize", "--model", bert, "--texts-file", "/dev/urandom"}, "/dev/urandom"}}) {
+    std::string cmd = "timeout 30 " + test::quote(MMX_BINARY);
+    for (const auto& a : c.args) cmd += " " + test::quote(a);
+    cmd += " > " + test::quote(dir.file("out")) + " 2> " + test::quote(dir.file("err"));
+    const int status = std::system(cmd.c_str());
+    ASSERT_TRUE(WIFEXITED(status)) << cmd;
+    EXPECT_EQ(WEXITSTATUS(status), 1) << cmd;  // 124 would be the timeout: a hang
+    const std::string err = read_file(dir.file("err"));
+    EXPECT_NE(err.find(c.named + ": not a regular file"), std::string::npos) << err;
+    EXPECT_TRUE(read_file(dir.file("out")).empty());
+  }
+  // Standard input is a pipe by design; an endless one stops at the limit.
+  const std::string piped = "timeout 30 " + test::quote(MMX_BINARY) + " embed --model " + test::quote(bert) +
+                            " --texts-file - --texts-limit 100000 < /dev/zero > /dev/null 2> " + test::quote(dir.file("err"));
+  const int status = std::system(piped.c_str());
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  EXPECT_NE(read_file(dir.file("err")).find("more than 100000 bytes of texts; raise --texts-limit"), std::string::npos);
+  write_file_atomically(dir.file("texts.txt"), "Cat with paint\nrock statue\n");
+  const test::Result over = test::run({"embed", "--model", bert, "--texts-file", dir.file("texts.txt"), "--texts-limit", "10"});
+  EXPECT_EQ(over.code, 1);
+  EXPECT_NE(over.err.find("more than --texts-limit 10"), std::string::npos) << over.err;
+  EXPECT_EQ(test::run({"embed", "--model", bert, "--texts-file", dir.file("texts.txt"), "--texts-limit", "100"}).code, 0);
 }
