@@ -128,6 +128,15 @@ void truncate_longest_first(std::vector<int64_t>& a, std::vector<int64_t>* b, in
   }
 }
 
+void check_added_ids(const std::string& folder, size_t vocab_size,
+                     const std::vector<std::pair<std::string, int64_t>>& added) {
+  const int64_t limit = int64_t(vocab_size + added.size());
+  for (const auto& [content, id] : added)
+    if (id < 0 || id >= limit)
+      fail(folder, ": added token '", content, "' has id ", id, ", beyond the vocabulary of ", vocab_size, " and its ",
+           added.size(), " added tokens (tokenizer_config.json added_tokens_decoder, or added_tokens.json)");
+}
+
 std::string token_content(const nlohmann::json& value) {
   if (value.is_string()) return value.get<std::string>();
   if (value.is_object() && value.contains("content") && value["content"].is_string())

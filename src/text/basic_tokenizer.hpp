@@ -34,6 +34,10 @@ void truncate_longest_first(std::vector<int64_t>& a, std::vector<int64_t>* b, in
 
 // A token as tokenizer files write it: "…" or an AddedToken dict {"content": "…"}; "" otherwise.
 std::string token_content(const nlohmann::json& value);
+// Added tokens extend the vocabulary: an id at or past (vocabulary + added tokens) belongs to no token a
+// tokenizer could hold, and would size its id table after it (10^8 → gigabytes); refused naming the folder.
+void check_added_ids(const std::string& folder, size_t vocab_size,
+                     const std::vector<std::pair<std::string, int64_t>>& added);
 
 // Python's str.split(): runs of whitespace separate, empty pieces dropped.
 std::vector<std::u32string> split_whitespace(const std::u32string& text);

@@ -122,6 +122,7 @@ std::unique_ptr<ClipTokenizer> ClipTokenizer::load(const std::string& folder) {
       for (auto it = decoder->begin(); it != decoder->end(); ++it)
         added.emplace_back(token_content(it.value()), json.int_key("added_tokens_decoder", it.key(), limits::kTokenId));
   }
+  check_added_ids(folder, t->encoder_.size(), added);
   // Special tokens are added tokens too (PreTrainedTokenizer._add_tokens): an existing vocabulary entry
   // keeps its id, so SDXL's pad "!" (id 0) is cut out of texts whole, without "</w>".
   for (const auto& [content, id] : added)

@@ -78,6 +78,7 @@ std::unique_ptr<BertTokenizer> BertTokenizer::load(const std::string& folder) {
       added.emplace_back(it.key(), json.int_element(it.key(), it.value(), limits::kTokenId));
     }
   }
+  check_added_ids(folder, vocab.size(), added);
   return std::make_unique<BertTokenizer>(std::move(vocab), config, std::move(added));
 }
 

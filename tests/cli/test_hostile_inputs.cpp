@@ -243,3 +243,25 @@ TEST(HostileInputs, DevicesFifosAndEndlessInputAreRefused) {
   EXPECT_NE(over.err.find("more than --texts-limit 10"), std::string::npos) << over.err;
   EXPECT_EQ(test::run({"embed", "--model", bert, "--texts-file", dir.file("texts.txt"), "--texts-limit", "100"}).code, 0);
 }
+
+// An added token's id far past the vocabulary (issue 27: 10^8 cost 3.1 GiB and exit 0; within the 2^24 id
+// limit, 16 000 000 still cost 520 MB): refused naming the folder and the token, for both tokenizer kinds.
+TEST(HostileInputs, AddedTokenIdsBeyondTheVocabularyAreRefused) {
+  test::TempDir dir;
+  const nlohmann::json huge = {{"content", "[HUGE]"}, {"lstrip", false}, {"normalized", false}, {"rstrip", false},
+                               {"single_word", false}, {"special", true}};
+  for (const char* model : {"bert-tiny", "clip-tiny"}) {
+    const std::string copy = dir.file(std::string(model) + "-added");
+    fs::copy(test::data(std::string("models/") + model), copy, fs::copy_options::recursive);
+    nlohmann::json j = nlohmann::json::parse(read_file(copy + "/tokenizer_config.json"));
+    j["added_tokens_decoder"]["16000000"] = huge;
+    // The CLIP folder's vocabulary files are links to one shared copy: write beside them, not through them.
+    fs::remove(copy + "/tokenizer_config.json");
+    write_file_atomically(copy + "/tokenizer_config.json", j.dump());
+    rusage before{}, after{};
+    getrusage(RUSAGE_CHILDREN, &before);
+    expect_refused(test::run({"tokenize", "--model", copy, "--text", "a cat"}), 1, "added token '[HUGE]' has id 16000000", model);
+    getrusage(RUSAGE_CHILDREN, &after);
+    EXPECT_LT(after.ru_maxrss, 300 * 1024) << model << ": peak RSS of the command " << after.ru_maxrss << " KiB";
+  }
+}
