@@ -103,6 +103,13 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   }
   if (!duplicate.empty()) fail(path, ": tensor '", duplicate, "' appears twice in the header");
   if (!json.is_object()) fail(path, ": header must be a JSON object, found ", json_type_name(json));
+  // As the format's reference reader (serde_json on the header, which must start with '{'): the object may be
+  // padded with whitespace, nothing else — no byte-order mark before it (nlohmann would skip one), no NULs after.
+  const size_t last = header.find_last_not_of(" \t\r\n");
+  if (header.empty() || header.front() != '{' || last == std::string_view::npos || header[last] != '}')
+    fail(path, ": header must be one JSON object padded only with spaces (it ",
+         header.empty() || header.front() != '{' ? "does not start with '{'" : "has bytes after its closing '}'",
+         "): corrupt or not safetensors");
 
   const uint64_t data_size = size - 8 - header_len;
   for (auto it = json.begin(); it != json.end(); ++it) {

@@ -76,6 +76,18 @@ TEST(Safetensors, RejectsMalformedJson) {
   EXPECT_NE(rejection(make_file(R"({"a":{"dtype":"F32",)", "")).find("not valid JSON"), std::string::npos);
 }
 
+// The header is one JSON object padded with spaces, as the format's reference reader (serde_json, which
+// also needs '{' first) takes it: a byte-order mark before it or NULs after it are refused (issue 27); the
+// reader and writer's own space padding is fine.
+TEST(Safetensors, HeaderIsOneObjectPaddedOnlyWithSpaces) {
+  const std::string h = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
+  EXPECT_NE(rejection(make_file("\xEF\xBB\xBF" + h, k8Bytes, false)).find("does not start with '{'"), std::string::npos);
+  EXPECT_NE(rejection(make_file(h + std::string(8, '\0'), k8Bytes, false)).find("bytes after its closing '}'"), std::string::npos);
+  TempDir dir;
+  for (const std::string& padded : {h + "        ", h + "\n"})
+    EXPECT_EQ(SafetensorsFile::open(write(dir, "ok.safetensors", make_file(padded, k8Bytes, false))).get("a").numel(), 2);
+}
+
 TEST(Safetensors, RejectsOutOfRangeNumbers) {  // found by tests/fuzz/fuzz_config: nlohmann throws out_of_range
   EXPECT_NE(rejection(make_file(R"({"a":{"dtype":"F32","shape":[1e512],"data_offsets":[0,8]}})", k8Bytes))
                 .find("not valid JSON"), std::string::npos);
