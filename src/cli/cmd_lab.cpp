@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
@@ -90,16 +91,23 @@ void check_out_dir(const std::string& dir) {
     if (::access(dir.c_str(), W_OK | X_OK) != 0) fail("--out '", dir, "': not writable: ", std::strerror(errno));
     return;
   }
-  const size_t slash = dir.find_last_of('/', dir.size() > 1 ? dir.size() - 2 : 0);
-  const std::string parent = slash == std::string::npos ? "." : slash == 0 ? "/" : dir.substr(0, slash);
-  if (!dir_exists(parent)) fail("--out '", dir, "': cannot create the folder: '", parent, "' does not exist");
-  if (::access(parent.c_str(), W_OK | X_OK) != 0)
-    fail("--out '", dir, "': cannot create the folder in '", parent, "': ", std::strerror(errno));
+  // Missing folders are created (with their missing parents, as mkdir -p) once the work is done: the
+  // nearest existing ancestor must be a writable folder.
+  std::string ancestor = dir;
+  while (::stat(ancestor.c_str(), &st) != 0) {
+    while (ancestor.size() > 1 && ancestor.back() == '/') ancestor.pop_back();
+    const size_t slash = ancestor.find_last_of('/');
+    ancestor = slash == std::string::npos ? "." : slash == 0 ? "/" : ancestor.substr(0, slash);
+  }
+  if (!S_ISDIR(st.st_mode)) fail("--out '", dir, "': cannot create the folder: '", ancestor, "' is a file");
+  if (::access(ancestor.c_str(), W_OK | X_OK) != 0)
+    fail("--out '", dir, "': cannot create the folder in '", ancestor, "': ", std::strerror(errno));
 }
 
 void create_out_dir(const std::string& dir) {
-  if (!dir_exists(dir) && ::mkdir(dir.c_str(), 0777) != 0)
-    fail("--out '", dir, "': cannot create the folder: ", std::strerror(errno));
+  std::error_code ec;
+  if (!dir_exists(dir) && !std::filesystem::create_directories(dir, ec) && !dir_exists(dir))
+    fail("--out '", dir, "': cannot create the folder: ", ec.message());
 }
 
 std::string diagonal_line(const std::string& what, const DiagonalMatch& m, const std::vector<std::string>& captions,

@@ -144,11 +144,11 @@ TEST(CliLab, BadInputIsAClearErrorWithNothingWritten) {
     EXPECT_NE(r.err.find(c.message), std::string::npos) << r.err;
     EXPECT_FALSE(std::filesystem::exists(out)) << c.message << ": the output folder was created";
   }
-  // An output folder that cannot be created, and a model folder that is not one.
-  Result r = run(lab_args(dir.file("no/such/dir"), {"--image", image, "--image", image}));
-  EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.err.find("cannot create the folder: '" + dir.file("no/such") + "' does not exist"), std::string::npos) << r.err;
+  // An output folder that cannot be created (a file where a parent should be), and a model folder that is not one.
   write_file_atomically(dir.file("a-file"), "x");
+  Result r = run(lab_args(dir.file("a-file/sub/dir"), {"--image", image, "--image", image}));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("cannot create the folder: '" + dir.file("a-file") + "' is a file"), std::string::npos) << r.err;
   r = run(lab_args(dir.file("a-file"), {"--image", image, "--image", image}));
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("is a file, not a folder"), std::string::npos) << r.err;
@@ -162,6 +162,16 @@ TEST(CliLab, BadInputIsAClearErrorWithNothingWritten) {
   EXPECT_NE(r.err.find("bert-base-uncased: neither a folder nor a model in the Hugging Face cache"), std::string::npos)
       << r.err;
   EXPECT_FALSE(std::filesystem::exists(out));
+}
+
+// --out is "created if missing", with its missing parents (as mkdir -p), once the work is done.
+TEST(CliLab, OutputFolderIsCreatedWithItsParents) {
+  test::TempDir dir;
+  const std::string out = dir.file("new/nested/out");
+  const std::string image = test::data("images/chelsea.png");
+  const Result r = run(lab_args(out, {"--image", image, "--image", test::data("images/rocket.jpg")}));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(std::filesystem::exists(out + "/matrices.json"));
 }
 
 TEST(CliLab, SimilarityPlotLabelsRowsAndColumnsWithTheirOwnSets) {
