@@ -9,7 +9,7 @@ Then an overload run (4x the concurrency limit) and an optional soak (RSS at sta
   tools/bench_serve.py [--mmx build/release/mmx] [--seconds 10] [--concurrency 1,8,64]
                        [--scenarios lab,short,images] [--overload] [--soak SECONDS] [--threads N]
 """
-import argparse, base64, csv, io, json, os, re, signal, statistics, subprocess, sys, tempfile, time, urllib.request
+import argparse, base64, csv, io, json, os, re, signal, subprocess, sys, tempfile, time, urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAB = ["Cat with paint", "rock statue", "frogs on leaf", "jellyfish",

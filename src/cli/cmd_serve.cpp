@@ -145,10 +145,11 @@ int run_serve(const Args& args) {
   sigaction(SIGINT, &action, nullptr);
   std::signal(SIGPIPE, SIG_IGN);  // a client that left mid-answer is an error value, not a death
 
+  const double drain_timeout = o.drain_timeout_s;
+  const std::string host = o.host;
   serve::Server server(std::move(o));
-  const double drain_timeout = args.get_double("drain-timeout", 0).value_or(30);
   const int bound = server.bind();
-  std::fprintf(stderr, "mmx serve: listening on http://%s:%d (ready)\n", args.get("host").value_or("127.0.0.1").c_str(), bound);
+  std::fprintf(stderr, "mmx serve: listening on http://%s:%d (ready)\n", host.c_str(), bound);
   std::fflush(stderr);
   std::thread watcher([&server, drain_timeout] {
     char c = 0;

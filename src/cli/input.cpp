@@ -3,14 +3,12 @@
 #include "cli/input.hpp"
 
 #include <glob.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
-
-#include <sys/stat.h>
-#include <sstream>
 
 #include "mmx/error.hpp"
 #include "mmx/files.hpp"

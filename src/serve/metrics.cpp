@@ -98,14 +98,6 @@ void Metrics::gauge_callback(const std::string& gauge, const Labels& labels, std
   callbacks_[gauge][labels] = std::move(read);
 }
 
-double Metrics::counter_value(const std::string& counter, const Labels& labels) const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  const auto family = values_.find(counter);
-  if (family == values_.end()) return 0;
-  const auto v = family->second.find(labels);
-  return v == family->second.end() ? 0 : v->second;
-}
-
 std::string Metrics::render() const {
   std::lock_guard<std::mutex> lock(mutex_);
   std::ostringstream out;

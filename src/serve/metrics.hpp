@@ -22,7 +22,6 @@ class Metrics {
   void observe(const std::string& histogram, const Labels& labels, double value);
   // A gauge read when scraped (queue sizes, resident memory).
   void gauge_callback(const std::string& gauge, const Labels& labels, std::function<double()> read);
-  double counter_value(const std::string& counter, const Labels& labels) const;  // for tests and logs
   std::string render() const;
 
  private:

@@ -18,14 +18,8 @@ std::vector<Input> items(const json& body, const char* key) {
   return inputs;
 }
 
-std::string text_field(const json& body, const char* key, const std::string& fallback) {
-  if (!body.contains(key) || body[key].is_null()) return fallback;
-  if (!body[key].is_string()) throw HttpError(400, "Validation", str("'", key, "' must be a string"));
-  return body[key].get<std::string>();
-}
-
 std::optional<Pooling> pooling_field(const json& body, const char* key) {
-  const std::string name = text_field(body, key, "");
+  const std::string name = string_field(body, key, Dialect::OpenAI);
   if (name.empty()) return std::nullopt;
   try {
     return pooling_from_name(name);
@@ -43,14 +37,14 @@ Tensor rows_tensor(const std::vector<std::vector<float>>& vectors, size_t from, 
 
 void similarity(Service& service, const httplib::Request& req, httplib::Response& res) {
   const json body = parse_body(req);
-  ServedModel& model = service.model(text_field(body, "model", ""));
+  ServedModel& model = service.model(string_field(body, "model", Dialect::OpenAI));
   std::vector<Input> rows = items(body, "rows");
   const std::vector<Input> cols = body.contains("columns") ? items(body, "columns") : rows;
   Score score;
   SoftmaxDim softmax;
   try {
-    score = score_from_name(text_field(body, "score", "cosine"));
-    softmax = softmax_dim_from_name(text_field(body, "softmax", "none"));
+    score = score_from_name(string_field(body, "score", Dialect::OpenAI, "cosine"));
+    softmax = softmax_dim_from_name(string_field(body, "softmax", Dialect::OpenAI, "none"));
   } catch (const Error& e) {
     throw HttpError(400, "Validation", e.what());
   }
@@ -78,7 +72,7 @@ void similarity(Service& service, const httplib::Request& req, httplib::Response
 
 void classify(Service& service, const httplib::Request& req, httplib::Response& res) {
   const json body = parse_body(req);
-  ServedModel& model = service.model(text_field(body, "model", ""));
+  ServedModel& model = service.model(string_field(body, "model", Dialect::OpenAI));
   const std::vector<Input> inputs = items(body, "images");
   service.check_count(inputs.size());
   std::vector<Image> images;
@@ -101,7 +95,7 @@ void classify(Service& service, const httplib::Request& req, httplib::Response& 
       labels.push_back(l.get<std::string>());
     }
   }
-  const std::string prompt = text_field(body, "template", "a photo of a {}.");
+  const std::string prompt = string_field(body, "template", Dialect::OpenAI, "a photo of a {}.");
   // On the model's worker, so classification and embedding batches of one model never run at once. The
   // task owns what it reads: a request that times out leaves while the worker may still run it.
   struct Work {
@@ -132,13 +126,9 @@ void classify(Service& service, const httplib::Request& req, httplib::Response& 
 
 }  // namespace
 
-void add_lab_routes(httplib::Server& http, Service& service, const Guard& guard) {
-  http.Post("/v1/similarity", guard(Dialect::OpenAI, [&service](const httplib::Request& req, httplib::Response& res) {
-              similarity(service, req, res);
-            }));
-  http.Post("/v1/classify", guard(Dialect::OpenAI, [&service](const httplib::Request& req, httplib::Response& res) {
-              classify(service, req, res);
-            }));
+void add_lab_routes(httplib::Server& http, const Guard& guard) {
+  http.Post("/v1/similarity", guard(Dialect::OpenAI, similarity));
+  http.Post("/v1/classify", guard(Dialect::OpenAI, classify));
 }
 
 }  // namespace mmx::serve

@@ -61,13 +61,9 @@ namespace {
 std::vector<Input> parse_input(const json& body) {
   if (!body.contains("input")) throw HttpError(400, "Validation", "'input' is required");
   const json& in = body["input"];
-  bool images = false;
-  if (body.contains("modality")) {
-    if (!body["modality"].is_string()) throw HttpError(400, "Validation", "'modality' must be \"text\" or \"image\"");
-    const std::string m = body["modality"].get<std::string>();
-    if (m != "text" && m != "image") throw HttpError(400, "Validation", "'modality' must be \"text\" or \"image\"");
-    images = m == "image";
-  }
+  const std::string modality = string_field(body, "modality", Dialect::OpenAI, "text");
+  if (modality != "text" && modality != "image") throw HttpError(400, "Validation", "'modality' must be \"text\" or \"image\"");
+  const bool images = modality == "image";
   std::vector<Input> inputs;
   auto one = [&](const json& item, size_t index) { inputs.push_back(input_item(item, index, images)); };
   if (in.is_string()) {
@@ -89,24 +85,14 @@ std::vector<Input> parse_input(const json& body) {
   return inputs;
 }
 
-std::string string_field(const json& body, const char* key) {
-  if (!body.contains(key) || body[key].is_null()) return "";
-  if (!body[key].is_string()) throw HttpError(400, "Validation", str("'", key, "' must be a string"));
-  return body[key].get<std::string>();
-}
-
 void embeddings(Service& service, const httplib::Request& req, httplib::Response& res) {
   const json body = parse_body(req);
-  ServedModel& model = service.model(string_field(body, "model"));
-  const std::string format = body.contains("encoding_format") ? string_field(body, "encoding_format") : "float";
+  ServedModel& model = service.model(string_field(body, "model", Dialect::OpenAI));
+  const std::string format = string_field(body, "encoding_format", Dialect::OpenAI, "float");
   if (format != "float" && format != "base64")
     throw HttpError(400, "Validation", "'encoding_format' must be \"float\" or \"base64\"");
-  string_field(body, "user");  // accepted, as OpenAI does; checked for its type only
-  bool normalize = true;
-  if (body.contains("normalize")) {
-    if (!body["normalize"].is_boolean()) throw HttpError(400, "Validation", "'normalize' must be true or false");
-    normalize = body["normalize"].get<bool>();
-  }
+  string_field(body, "user", Dialect::OpenAI);  // accepted, as OpenAI does; checked for its type only
+  const bool normalize = bool_field(body, "normalize", Dialect::OpenAI, true);
   std::optional<int64_t> dimensions;
   if (body.contains("dimensions") && !body["dimensions"].is_null()) {
     if (!body["dimensions"].is_number_integer() || body["dimensions"].get<int64_t>() < 1)
@@ -138,18 +124,18 @@ void embeddings(Service& service, const httplib::Request& req, httplib::Response
                   {"usage", {{"prompt_tokens", e.tokens}, {"total_tokens", e.tokens}}}});
 }
 
+void models(Service& service, const httplib::Request&, httplib::Response& res) {
+  json data = json::array();
+  for (const auto& m : service.models())
+    data.push_back({{"id", m->name}, {"object", "model"}, {"created", 0}, {"owned_by", "mmx"}});
+  send_json(res, {{"object", "list"}, {"data", std::move(data)}});
+}
+
 }  // namespace
 
-void add_openai_routes(httplib::Server& http, Service& service, const Guard& guard) {
-  http.Post("/v1/embeddings", guard(Dialect::OpenAI, [&service](const httplib::Request& req, httplib::Response& res) {
-              embeddings(service, req, res);
-            }));
-  http.Get("/v1/models", guard(Dialect::OpenAI, [&service](const httplib::Request&, httplib::Response& res) {
-             json data = json::array();
-             for (const auto& m : service.models())
-               data.push_back({{"id", m->name}, {"object", "model"}, {"created", 0}, {"owned_by", "mmx"}});
-             send_json(res, {{"object", "list"}, {"data", std::move(data)}});
-           }));
+void add_openai_routes(httplib::Server& http, const Guard& guard) {
+  http.Post("/v1/embeddings", guard(Dialect::OpenAI, embeddings));
+  http.Get("/v1/models", guard(Dialect::OpenAI, models));
 }
 
 }  // namespace mmx::serve

@@ -38,21 +38,14 @@ std::vector<Input> tei_inputs(const json& body) {
   return inputs;
 }
 
-bool bool_field(const json& body, const char* key, bool fallback) {
-  if (!body.contains(key) || body[key].is_null()) return fallback;
-  if (!body[key].is_boolean()) throw HttpError(422, "Validation", str("'", key, "' must be true or false"));
-  return body[key].get<bool>();
-}
-
-std::string model_field(const json& body) {
-  if (!body.contains("model") || body["model"].is_null()) return "";
-  if (!body["model"].is_string()) throw HttpError(422, "Validation", "'model' must be a string");
-  return body["model"].get<std::string>();
+// The request's "model" (an mmx extension: TEI serves one model), else the first --model.
+ServedModel& model_of(Service& service, const json& body) {
+  return service.model(string_field(body, "model", Dialect::Tei));
 }
 
 Truncation tei_truncation(const json& body) {
   Truncation t;
-  t.truncate = bool_field(body, "truncate", false);
+  t.truncate = bool_field(body, "truncate", Dialect::Tei, false);
   t.too_long_status = 413;
   if (body.contains("truncation_direction") && !body["truncation_direction"].is_null()) {
     const json& d = body["truncation_direction"];
@@ -65,8 +58,8 @@ Truncation tei_truncation(const json& body) {
 
 void embed(Service& service, const httplib::Request& req, httplib::Response& res) {
   const json body = parse_body(req);
-  ServedModel& model = service.model(model_field(body));
-  const bool normalize = bool_field(body, "normalize", true);
+  ServedModel& model = model_of(service, body);
+  const bool normalize = bool_field(body, "normalize", Dialect::Tei, true);
   Embedded e = service.embed(model, tei_inputs(body), tei_truncation(body), req);
   if (normalize)
     for (auto& v : e.vectors) detail::l2_normalize(v.data(), int64_t(v.size()));
@@ -77,7 +70,7 @@ void embed(Service& service, const httplib::Request& req, httplib::Response& res
 // pipeline): embeddings of all of them in one batch.
 void similarity(Service& service, const httplib::Request& req, httplib::Response& res) {
   const json body = parse_body(req);
-  ServedModel& model = service.model(model_field(body));
+  ServedModel& model = model_of(service, body);
   if (!body.contains("inputs") || !body["inputs"].is_object() || !body["inputs"].contains("source_sentence") ||
       !body["inputs"]["source_sentence"].is_string() || !body["inputs"].contains("sentences") ||
       !body["inputs"]["sentences"].is_array())
@@ -106,10 +99,10 @@ void similarity(Service& service, const httplib::Request& req, httplib::Response
 // track character offsets.
 void tokenize(Service& service, const httplib::Request& req, httplib::Response& res) {
   const json body = parse_body(req);
-  ServedModel& model = service.model(model_field(body));
+  ServedModel& model = model_of(service, body);
   const TextEmbedder* embedder = model.worker->texts();
   if (!embedder) throw HttpError(422, "Validation", str("the model '", model.name, "' has no tokenizer (it embeds images)"));
-  const bool specials = bool_field(body, "add_special_tokens", true);
+  const bool specials = bool_field(body, "add_special_tokens", Dialect::Tei, true);
   const std::vector<Input> inputs = tei_inputs(body);
   service.check_count(inputs.size());
   json out = json::array();
@@ -137,7 +130,7 @@ void tokenize(Service& service, const httplib::Request& req, httplib::Response& 
   send_json(res, out);
 }
 
-void info(Service& service, httplib::Response& res) {
+void info(Service& service, const httplib::Request&, httplib::Response& res) {
   const ServedModel& m = *service.models().front();
   const ServeOptions& o = service.options();
   const TextEmbedder* texts = m.worker->texts();
@@ -163,17 +156,11 @@ void info(Service& service, httplib::Response& res) {
 
 }  // namespace
 
-void add_tei_routes(httplib::Server& http, Service& service, const Guard& guard) {
-  http.Post("/embed", guard(Dialect::Tei, [&service](const httplib::Request& req, httplib::Response& res) {
-              embed(service, req, res);
-            }));
-  http.Post("/similarity", guard(Dialect::Tei, [&service](const httplib::Request& req, httplib::Response& res) {
-              similarity(service, req, res);
-            }));
-  http.Post("/tokenize", guard(Dialect::Tei, [&service](const httplib::Request& req, httplib::Response& res) {
-              tokenize(service, req, res);
-            }));
-  http.Get("/info", guard(Dialect::Tei, [&service](const httplib::Request&, httplib::Response& res) { info(service, res); }));
+void add_tei_routes(httplib::Server& http, const Guard& guard) {
+  http.Post("/embed", guard(Dialect::Tei, embed));
+  http.Post("/similarity", guard(Dialect::Tei, similarity));
+  http.Post("/tokenize", guard(Dialect::Tei, tokenize));
+  http.Get("/info", guard(Dialect::Tei, info));
 }
 
 }  // namespace mmx::serve

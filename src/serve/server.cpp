@@ -68,7 +68,7 @@ struct Server::Impl {
 
   void load_models();
   void setup_routes();
-  Handler guard(Dialect dialect, Handler handler);
+  Handler guard(Dialect dialect, Route route);
 };
 
 void Server::Impl::load_models() {
@@ -111,8 +111,8 @@ void Server::Impl::load_models() {
   }
 }
 
-Handler Server::Impl::guard(Dialect dialect, Handler handler) {
-  return [this, dialect, handler](const httplib::Request& req, httplib::Response& res) {
+Handler Server::Impl::guard(Dialect dialect, Route route) {
+  return [this, dialect, route](const httplib::Request& req, httplib::Response& res) {
     if (!options.api_key.empty() && req.get_header_value("Authorization") != "Bearer " + options.api_key) {
       res.status = 401;
       res.set_content(error_body(dialect, 401, "Unauthorized", "a valid API key is needed (Authorization: Bearer KEY)"),
@@ -140,7 +140,7 @@ Handler Server::Impl::guard(Dialect dialect, Handler handler) {
       ~Release() { --n; }
     } release{in_flight};
     try {
-      handler(req, res);
+      route(service, req, res);
     } catch (const HttpError& e) {
       res.status = e.status;
       res.set_content(error_body(dialect, e.status, e.type, e.what()), "application/json");
@@ -215,10 +215,10 @@ void Server::Impl::setup_routes() {
   http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(metrics.render(), "text/plain; version=0.0.4; charset=utf-8");
   });
-  const Guard g = [this](Dialect d, Handler h) { return guard(d, std::move(h)); };
-  add_openai_routes(http, service, g);
-  add_tei_routes(http, service, g);
-  add_lab_routes(http, service, g);
+  const Guard g = [this](Dialect d, Route r) { return guard(d, r); };
+  add_openai_routes(http, g);
+  add_tei_routes(http, g);
+  add_lab_routes(http, g);
 }
 
 namespace {

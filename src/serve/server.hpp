@@ -29,7 +29,7 @@ struct ServeOptions {
   int64_t max_client_batch_size = 256;    // inputs per request; beyond: 413
   size_t payload_limit = 20'000'000;      // request body bytes; beyond: 413 (TEI's is 2 MB, for texts only)
   double request_timeout_s = 60;          // beyond: 504, and the request leaves its queue
-  double drain_timeout_s = 30;            // SIGTERM: in-flight requests get this long
+  double drain_timeout_s = 30;            // SIGTERM: in-flight requests get this long (the caller's watchdog)
   std::string allow_local_files;          // a folder images may be read from by path ("": none)
   bool json_log = false;                  // access log lines as JSON
   int http_threads = 0;                   // open connections served at once (0: max_concurrent_requests + 64)

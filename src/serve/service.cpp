@@ -22,6 +22,22 @@ void send_json(httplib::Response& response, const json& body, int status) {
   response.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
+namespace {
+int validation_status(Dialect dialect) { return dialect == Dialect::Tei ? 422 : 400; }
+}  // namespace
+
+std::string string_field(const json& body, const char* key, Dialect dialect, const std::string& fallback) {
+  if (!body.contains(key) || body[key].is_null()) return fallback;
+  if (!body[key].is_string()) throw HttpError(validation_status(dialect), "Validation", str("'", key, "' must be a string"));
+  return body[key].get<std::string>();
+}
+
+bool bool_field(const json& body, const char* key, Dialect dialect, bool fallback) {
+  if (!body.contains(key) || body[key].is_null()) return fallback;
+  if (!body[key].is_boolean()) throw HttpError(validation_status(dialect), "Validation", str("'", key, "' must be true or false"));
+  return body[key].get<bool>();
+}
+
 json parse_body(const httplib::Request& request) {
   json body;
   try {
@@ -136,21 +152,21 @@ Encoding Service::encode(const ServedModel& m, const std::string& text, const Tr
   // Left truncation keeps the special tokens at both ends and the last limit - 2 tokens between them.
   const size_t specials = tokenizer.encode(" ").input_ids.size();
   if (specials != 2) throw HttpError(422, "Validation", "truncation_direction Left needs a tokenizer that adds one token at each end");
-  Encoding cut;
-  for (auto* v : {&e.input_ids, &e.token_type_ids, &e.attention_mask}) {
-    std::vector<int64_t>& dst = v == &e.input_ids ? cut.input_ids : v == &e.token_type_ids ? cut.token_type_ids : cut.attention_mask;
-    if (v->empty()) continue;
-    dst.push_back(v->front());
-    dst.insert(dst.end(), v->end() - (limit - 1), v->end());
-  }
-  return cut;
+  auto keep_ends = [&](std::vector<int64_t>& v) {  // the first entry and the last limit - 1
+    if (!v.empty()) v.erase(v.begin() + 1, v.end() - (limit - 1));
+  };
+  keep_ends(e.input_ids);
+  keep_ends(e.token_type_ids);
+  keep_ends(e.attention_mask);
+  return e;
 }
 
 Image Service::decode_image(const std::string& url, size_t index) const {
   const std::string where = str("input ", index);
   if (url.rfind("data:", 0) == 0) {
     const size_t comma = url.find(',');
-    if (comma == std::string::npos || url.compare(comma - 7, 7, ";base64") != 0)
+    const std::string media = url.substr(5, comma == std::string::npos ? 0 : comma - 5);  // "image/png;base64"
+    if (comma == std::string::npos || media.size() < 7 || media.compare(media.size() - 7, 7, ";base64") != 0)
       throw HttpError(400, "Validation", where + ": a data: URL must be base64 (data:image/png;base64,...)");
     const std::string bytes = base64_decode(url.substr(comma + 1));
     try {

@@ -86,17 +86,22 @@ class Service {
 // One input of a request: a string (a text, or an image URL when `strings_are_images`), a list of token
 // ids, or an image object ({"type":"image_url","image_url":{"url":...}}); 400 for anything else.
 Input input_item(const nlohmann::json& item, size_t index, bool strings_are_images);
+// Optional fields of a request body: absent or null gives the fallback; a wrong type is the dialect's
+// validation status (OpenAI 400, TEI 422) naming the key.
+std::string string_field(const nlohmann::json& body, const char* key, Dialect dialect, const std::string& fallback = "");
+bool bool_field(const nlohmann::json& body, const char* key, Dialect dialect, bool fallback);
 // A JSON body, or 400/422 naming what is wrong.
 nlohmann::json parse_body(const httplib::Request& request);
 // The error body of a dialect.
 std::string error_body(Dialect dialect, int status, const std::string& type, const std::string& message);
-// Route registration; `guard` wraps a handler with authentication, the concurrency limit and error
-// formatting (server.cpp).
+// Route registration: `guard` makes a route function a handler with authentication, the concurrency
+// limit and error formatting in the route's dialect (server.cpp).
 using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
-using Guard = std::function<Handler(Dialect, Handler)>;
-void add_openai_routes(httplib::Server& http, Service& service, const Guard& guard);
-void add_tei_routes(httplib::Server& http, Service& service, const Guard& guard);
-void add_lab_routes(httplib::Server& http, Service& service, const Guard& guard);
+using Route = void (*)(Service&, const httplib::Request&, httplib::Response&);
+using Guard = std::function<Handler(Dialect, Route)>;
+void add_openai_routes(httplib::Server& http, const Guard& guard);
+void add_tei_routes(httplib::Server& http, const Guard& guard);
+void add_lab_routes(httplib::Server& http, const Guard& guard);
 
 // Standard base64 (RFC 4648, padding required) for encoding_format "base64" and data: URLs.
 std::string base64_encode(const void* data, size_t size);

@@ -336,6 +336,8 @@ TEST(Serve, ClientErrorsAre4xxInTheRoutesDialect) {
       {"/v1/similarity", R"({"rows": ["a"], "score": "manhattan"})", 400},
       {"/v1/classify", R"({"model": "bert", "images": []})", 422},
       {"/v1/classify", R"({"model": "vit", "images": ["not an image"]})", 400},
+      {"/v1/classify", R"({"model": "vit", "images": ["data:,abc"]})", 400},
+      {"/v1/embeddings", R"({"model": "clip", "input": "a", "modality": "sound"})", 400},
   };
   for (const Case& c : cases) {
     const auto r = s.client().Post(c.path, c.body, "application/json");
