@@ -156,12 +156,16 @@ TEST(Serve, OpenAIEmbeddingsAreTheLibrarysNumbersAndTheFixtures) {
   }
 
   // One string; token ids (the tokenizer's own ids give the text's vector); dimensions renormalise.
-  r = s.post("/v1/embeddings", {{"input", "rock statue"}});  // no model: the first
+  // A batch of one is compared with the library's batch of one: oneDNN's sgemm blocks by the row count,
+  // so only equal batch shapes are bit for bit on every GEMM path.
+  const EmbedResult alone = embedder->embed({kLabTexts[1]}, normalized);
+  test::expect_close("one text alone vs in the batch", alone.embeddings, unit.embeddings.narrow0(1, 1), 1e-6);
+  r = s.post("/v1/embeddings", {{"input", kLabTexts[1]}});  // no model: the first
   ASSERT_EQ(r->status, 200);
-  EXPECT_EQ(floats(json::parse(r->body)["data"][0]["embedding"]), row(unit.embeddings, 1));
-  r = s.post("/v1/embeddings", {{"model", "bert"}, {"input", {embedder->tokenizer().encode("rock statue").input_ids}}});
+  EXPECT_EQ(floats(json::parse(r->body)["data"][0]["embedding"]), row(alone.embeddings, 0));
+  r = s.post("/v1/embeddings", {{"model", "bert"}, {"input", {embedder->tokenizer().encode(kLabTexts[1]).input_ids}}});
   ASSERT_EQ(r->status, 200) << r->body;
-  EXPECT_EQ(floats(json::parse(r->body)["data"][0]["embedding"]), row(unit.embeddings, 1));
+  EXPECT_EQ(floats(json::parse(r->body)["data"][0]["embedding"]), row(alone.embeddings, 0));
   r = s.post("/v1/embeddings", {{"model", "bert"}, {"input", "rock statue"}, {"dimensions", 8}});
   ASSERT_EQ(r->status, 200);
   const auto short_vector = floats(json::parse(r->body)["data"][0]["embedding"]);
@@ -188,9 +192,11 @@ TEST(Serve, ImagesAsDataUrlsAndMixedInputsKeepTheirOrder) {
   EXPECT_EQ(floats(j["data"][1]["embedding"]), row(texts, 0));
   EXPECT_EQ(floats(j["data"][2]["embedding"]), row(images, 1));
   // infinity's shape: strings are image URLs with "modality": "image".
+  // (a batch of one against the library's batch of one: see the text case above)
+  const Tensor horse_alone = ImageEmbedder(model).embed({horse}, EmbedOptions{}).embeddings;
   r = s.post("/v1/embeddings", {{"model", "clip"}, {"modality", "image"}, {"input", {data_url(test::data("images/horse.png"))}}, {"normalize", false}});
   ASSERT_EQ(r->status, 200) << r->body;
-  EXPECT_EQ(floats(json::parse(r->body)["data"][0]["embedding"]), row(images, 1));
+  EXPECT_EQ(floats(json::parse(r->body)["data"][0]["embedding"]), row(horse_alone, 0));
   // No server file unless a folder is allowed; no URL fetching; an undecodable image is the client's error.
   for (const json& bad : {json("/etc/passwd"), json("http://example.com/a.png"), json("data:image/png;base64,iVBORw0KGgo=")}) {
     r = s.post("/v1/embeddings", {{"model", "clip"}, {"modality", "image"}, {"input", {bad}}});
