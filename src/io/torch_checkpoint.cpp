@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <memory>
 #include <set>
@@ -107,27 +108,27 @@ std::map<std::string, std::pair<uint64_t, uint64_t>> zip_entries(const std::stri
 }
 
 // Limits of the pickle machine. A state dict nests four deep (dict → tuple of arguments → tuple of
-// sizes) and needs a handful of values and memo slots per tensor; the limits leave room for a million
-// tensors and turn a hostile pickle (300 000 nested tuples, a billion MARKs) into an error, not a crash.
+// sizes) and needs about 25 values and a few memo slots per tensor; the limits leave room for 40 000
+// tensors (SDXL's UNet has 1 700) and turn a hostile pickle into an error, not a crash. Memory is what
+// they bound: a one-byte opcode makes a value, so 5 MB of ']' asked for 5 million values (1 GiB); now
+// at most 2^20 values of 88 bytes and 2^20 memo slots, about 160 MB whatever the pickle says.
 constexpr size_t kMaxPickleDepth = 64;
-constexpr size_t kMaxPickleValues = size_t(1) << 24;
-constexpr size_t kMaxPickleMemo = size_t(1) << 22;
+constexpr size_t kMaxPickleValues = size_t(1) << 20;
+constexpr size_t kMaxPickleMemo = size_t(1) << 20;
 
 // A value of the restricted pickle machine. Values live in the machine's arena and refer to each other
 // by plain pointers: a cycle built through the memo leaks nothing, and freeing a deep nest recurses nowhere.
 struct Value;
 using Ref = Value*;
 struct Value {
-  enum Kind { None, Bool, Int, Float, Str, Tuple, List, Dict, Global, Storage, TensorValue } kind = None;
-  int64_t i = 0;
+  enum Kind : uint8_t { None, Bool, Int, Float, Str, Tuple, List, Dict, Global, Storage, TensorValue } kind = None;
+  DType dtype = DType::F32;  // Storage
+  uint32_t depth = 0;        // containers: 1 + the deepest item's depth
+  int64_t i = 0;             // Int, Bool; Storage: its element count
   double f = 0;
-  std::string s;                           // Str; Global: "module.name"; Storage: its key
-  std::vector<Ref> items;                  // Tuple, List
-  std::vector<std::pair<Ref, Ref>> dict;   // Dict, in insertion order
-  DType dtype = DType::F32;                // Storage
-  int64_t numel = 0;                       // Storage
-  Tensor tensor;
-  size_t depth = 0;                        // containers: 1 + the deepest item's depth
+  std::string s;             // Str; Global: "module.name"; Storage: its key
+  std::vector<Ref> items;    // Tuple, List; Dict: key, value, key, value… in insertion order
+  const Tensor* tensor = nullptr;  // TensorValue, in the machine's tensor arena
 };
 
 const std::map<std::string, DType>& storage_types() {
@@ -201,13 +202,20 @@ class Unpickler {
           l->items.insert(l->items.end(), xs.begin(), xs.end());
           break;
         }
-        case 's': { Ref v = pop(), k = pop(); nest(dict_of(top()), {k, v}); dict_of(top())->dict.emplace_back(k, v); break; }  // SETITEM
+        case 's': {                                       // SETITEM
+          Ref v = pop(), k = pop();
+          Value* d = dict_of(top());
+          nest(d, {k, v});
+          d->items.push_back(k);
+          d->items.push_back(v);
+          break;
+        }
         case 'u': {                                       // SETITEMS
           auto xs = pop_to_mark();
           if (xs.size() % 2) bad("SETITEMS with an odd number of values");
           Value* d = dict_of(top());
           nest(d, xs);
-          for (size_t k = 0; k < xs.size(); k += 2) d->dict.emplace_back(xs[k], xs[k + 1]);
+          d->items.insert(d->items.end(), xs.begin(), xs.end());
           break;
         }
         case 'q': put(byte()); break;                     // BINPUT
@@ -265,14 +273,13 @@ class Unpickler {
   }
   Ref make(Value::Kind k) {
     if (values_.size() == kMaxPickleValues) bad("more than " + std::to_string(kMaxPickleValues) + " values");
-    values_.push_back(std::make_unique<Value>());
-    values_.back()->kind = k;
-    return values_.back().get();
+    values_.emplace_back().kind = k;
+    return &values_.back();
   }
   // `container` now holds `items`: its depth grows past theirs (a cycle through the memo grows it on
   // every turn, so it ends at the limit too).
   void nest(Value* container, const std::vector<Ref>& items) {
-    for (const Ref& x : items) container->depth = std::max(container->depth, x->depth + 1);
+    for (const Ref& x : items) container->depth = std::max<uint32_t>(container->depth, x->depth + 1);
     if (container->depth > kMaxPickleDepth) bad("values nested deeper than " + std::to_string(kMaxPickleDepth));
   }
   void put(uint64_t key) {
@@ -336,14 +343,14 @@ class Unpickler {
     auto v = make(Value::Storage);
     v->dtype = storage_types().at(pid->items[1]->s);
     v->s = pid->items[2]->s;
-    v->numel = pid->items[4]->i;
+    v->i = pid->items[4]->i;
     auto it = entries_.find(prefix_ + "data/" + v->s);
     if (it == entries_.end()) fail(path_, ": storage '", v->s, "' has no data/", v->s, " entry in the archive");
     const uint64_t have = it->second.second - it->second.first;
-    if (v->numel < 0) fail(path_, ": storage '", v->s, "' has a negative size ", v->numel);
-    const uint64_t need = checked_mul<uint64_t>(static_cast<uint64_t>(v->numel), dtype_size(v->dtype),
+    if (v->i < 0) fail(path_, ": storage '", v->s, "' has a negative size ", v->i);
+    const uint64_t need = checked_mul<uint64_t>(static_cast<uint64_t>(v->i), dtype_size(v->dtype),
                                                 path_ + ": storage '" + v->s + "' in bytes");
-    if (have < need) fail(path_, ": storage '", v->s, "' holds ", have, " bytes, fewer than its ", v->numel, " values");
+    if (have < need) fail(path_, ": storage '", v->s, "' holds ", have, " bytes, fewer than its ", v->i, " values");
     return v;
   }
 
@@ -385,23 +392,25 @@ class Unpickler {
       if (size[k] != 1 && stride[k] != expected) contiguous = false;
       expected = checked_mul(expected, size[k], what);
     }
-    if (offset < 0 || (numel > 0 && last >= storage.numel))
+    if (offset < 0 || (numel > 0 && last >= storage.i))
       fail(path_, ": a tensor reaches past the end of its storage '", storage.s, "'");
     // A view is copied out element by element below; more elements than its storage holds would be an
     // expanded (broadcast) tensor, which save_pretrained never writes and which could ask for any memory.
-    if (!contiguous && numel > storage.numel)
-      fail(what, " has ", numel, " elements, more than its storage's ", storage.numel, " (an expanded view)");
+    if (!contiguous && numel > storage.i)
+      fail(what, " has ", numel, " elements, more than its storage's ", storage.i, " (an expanded view)");
     const auto& range = entries_.at(prefix_ + "data/" + storage.s);
     const size_t item = dtype_size(storage.dtype);
     const unsigned char* base = mapping_->data + range.first;
     auto v = make(Value::TensorValue);
     const Shape shape(size.begin(), size.end());
     const unsigned char* first = base + offset * item;
+    Tensor& tensor = tensors_.emplace_back();
+    v->tensor = &tensor;
     if (contiguous && reinterpret_cast<uintptr_t>(first) % item == 0) {
-      v->tensor = Tensor::from_external(first, shape, storage.dtype, mapping_);
+      tensor = Tensor::from_external(first, shape, storage.dtype, mapping_);
     } else {  // a strided view (rare in a state dict): gathered element by element
-      v->tensor = Tensor::empty(shape, storage.dtype);
-      auto* out = static_cast<unsigned char*>(v->tensor.raw_mutable());
+      tensor = Tensor::empty(shape, storage.dtype);
+      auto* out = static_cast<unsigned char*>(tensor.raw_mutable());
       std::vector<int64_t> index(size.size(), 0);
       for (int64_t e = 0; e < numel; ++e) {
         int64_t src = offset;
@@ -422,7 +431,8 @@ class Unpickler {
   std::shared_ptr<Mapping> mapping_;
   const std::map<std::string, std::pair<uint64_t, uint64_t>>& entries_;
   std::string prefix_;
-  std::vector<std::unique_ptr<Value>> values_;  // the arena every Ref points into
+  std::deque<Value> values_;  // the arena every Ref points into (a deque: growing moves nothing)
+  std::deque<Tensor> tensors_;
   std::vector<Ref> stack_;
   std::vector<size_t> marks_;
   std::map<uint64_t, Ref> memo_;
@@ -462,13 +472,14 @@ std::vector<std::pair<std::string, Tensor>> read_torch_state_dict(const std::str
   const Ref root = unpickler.run();
   if (root->kind != Value::Dict) fail(path, ": the pickle holds no dict (not a state dict)");
   std::vector<std::pair<std::string, Tensor>> out;
-  for (const auto& [k, v] : root->dict) {
+  for (size_t e = 0; e + 1 < root->items.size(); e += 2) {
+    const Ref k = root->items[e], v = root->items[e + 1];
     if (k->kind != Value::Str) fail(path, ": a state dict key that is not a string");
     if (v->kind != Value::TensorValue) {
       log_warn(path, ": entry '", k->s, "' is not a tensor; skipped");
       continue;
     }
-    out.emplace_back(k->s, v->tensor);
+    out.emplace_back(k->s, *v->tensor);
   }
   return out;
 }

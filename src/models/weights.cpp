@@ -127,36 +127,57 @@ Tensor WeightLoader::stored(const std::string& name, const Shape& shape, Init in
   const TensorInfo* info = checkpoint_->find(key);
   if (!info) {
     missing_.push_back(name);
-    return Tensor::zeros(shape);  // placeholder so loading goes on and reports everything at once
+    return placeholder(shape);
   }
   used_.insert(key);
   if (info->shape != shape) {
     mismatched_.push_back(str(checkpoint_->file_of(key), ": tensor '", key, "': shape ", shape_str(info->shape),
                               ", config implies ", shape_str(shape)));
-    return Tensor::zeros(shape);
+    return placeholder(shape);
   }
   if (!info->supported || (info->dtype != DType::F32 && info->dtype != DType::F16 && info->dtype != DType::BF16 &&
                            info->dtype != DType::F64)) {
     mismatched_.push_back(str(checkpoint_->file_of(key), ": tensor '", key, "': dtype ", info->dtype_name,
                               ", expected a floating-point dtype (F32, F16, BF16)"));
-    return Tensor::zeros(shape);
+    return placeholder(shape);
   }
   return checkpoint_->get(key);
+}
+
+// Zeros in place of a tensor the checkpoint lacks, so loading goes on and reports every problem at once,
+// as from_pretrained does. The shape comes from the config, not the file: a config that claims a width
+// the checkpoint does not hold (hidden_size 64 000 beside 32-wide tensors) would otherwise cost gigabytes
+// only to report a mismatch, so past a budget loading stops and reports what it found so far.
+Tensor WeightLoader::placeholder(const Shape& shape) {
+  constexpr int64_t kBudget = int64_t(64) << 20;
+  int64_t elements = 1;
+  for (const int64_t d : shape) elements = d > 0 && elements > kBudget / d ? kBudget + 1 : elements * std::max<int64_t>(d, 0);
+  placeholder_bytes_ += std::min(elements, kBudget + 1) * int64_t(sizeof(float));
+  if (placeholder_bytes_ > kBudget) report("the model its config describes", true);
+  return Tensor::zeros(shape);
+}
+
+void WeightLoader::report(const std::string& model_name, bool stopped) const {
+  constexpr size_t kListed = 32;
+  std::ostringstream msg;
+  msg << checkpoint_->source() << ": cannot load " << model_name << ":";
+  if (!missing_.empty()) {
+    msg << "\n  missing " << missing_.size() << " tensor(s)" << (stopped ? " so far" : "") << ":";
+    for (size_t i = 0; i < missing_.size() && i < kListed; ++i) msg << "\n    " << missing_[i];
+    if (missing_.size() > kListed) msg << "\n    ... and " << missing_.size() - kListed << " more";
+  }
+  for (size_t i = 0; i < mismatched_.size() && i < kListed; ++i) msg << "\n  " << mismatched_[i];
+  if (mismatched_.size() > kListed) msg << "\n  ... and " << mismatched_.size() - kListed << " more mismatched";
+  if (stopped)
+    msg << "\n  (loading stopped here: the config's shapes need more than 64 MiB that the checkpoint does not hold)";
+  throw Error(ErrorKind::Runtime, msg.str(),
+              stopped ? "does config.json belong to these weights?" : "is this folder a " + model_name + " checkpoint?");
 }
 
 void WeightLoader::finish(const std::string& model_name, const std::vector<std::string>& ignorable_suffixes,
                           const std::vector<std::string>& head_prefixes) {
   if (!checkpoint_) return;
-  if (!missing_.empty() || !mismatched_.empty()) {
-    std::ostringstream msg;
-    msg << checkpoint_->source() << ": cannot load " << model_name << ":";
-    if (!missing_.empty()) {
-      msg << "\n  missing " << missing_.size() << " tensor(s):";
-      for (const auto& m : missing_) msg << "\n    " << m;
-    }
-    for (const auto& m : mismatched_) msg << "\n  " << m;
-    throw Error(ErrorKind::Runtime, msg.str(), "is this folder a " + model_name + " checkpoint?");
-  }
+  if (!missing_.empty() || !mismatched_.empty()) report(model_name, false);
   auto ends_with = [](const std::string& n, const std::string& s) {
     return n.size() >= s.size() && n.compare(n.size() - s.size(), s.size(), s) == 0;
   };

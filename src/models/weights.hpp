@@ -65,6 +65,8 @@ class WeightLoader {
   // The tensor as stored (zero-copy from the mapping where it can be), or synthesised: F32, F16, BF16
   // or F64. Synthesised matrices (`matrix`) come in the random loader's matrix dtype.
   Tensor stored(const std::string& name, const Shape& shape, Init init, bool matrix);
+  Tensor placeholder(const Shape& shape);                     // zeros for a missing tensor, within a budget
+  [[noreturn]] void report(const std::string& model_name, bool stopped) const;  // every problem found
   // F32 host values of a weight at the placement's precision (rounded through its dtype).
   Tensor at_precision(const Tensor& t) const;
   Placement placement_;
@@ -75,6 +77,7 @@ class WeightLoader {
   std::unique_ptr<std::mt19937_64> rng_;
   std::set<std::string> used_;
   std::vector<std::string> missing_, mismatched_;
+  int64_t placeholder_bytes_ = 0;
 };
 
 // A module's view of the weights: its dotted prefix ("encoder.layer.3.attention.self.").

@@ -22,9 +22,27 @@ inline std::string quote(const std::string& s) {
   return q + "'";
 }
 
-inline Result run(const std::vector<std::string>& args) {
+// Whether this build runs under AddressSanitizer, whose shadow memory reserves terabytes of address space
+// (an address-space cap would stop it before main).
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kAddressSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kAddressSanitizer = true;
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+
+// `address_space_mib` > 0 runs the command under that address-space cap (ulimit -v): what it asks for
+// beyond it fails at once instead of being swapped in (not under ASan: see above).
+inline Result run(const std::vector<std::string>& args, int64_t address_space_mib = 0) {
   test::TempDir dir;
-  std::string cmd = quote(MMX_BINARY);
+  std::string cmd = address_space_mib > 0 && !kAddressSanitizer
+                        ? "ulimit -v " + std::to_string(address_space_mib * 1024) + " && exec " + quote(MMX_BINARY)
+                        : quote(MMX_BINARY);
   for (const auto& a : args) cmd += " " + quote(a);
   cmd += " >" + dir.file("out") + " 2>" + dir.file("err");
   const int status = std::system(cmd.c_str());

@@ -15,6 +15,7 @@
 #include "mmx/image.hpp"
 #include "mmx/safetensors.hpp"
 #include "test_util.hpp"
+#include "unit/torch_zip.hpp"
 
 using namespace mmx;
 namespace fs = std::filesystem;
@@ -263,5 +264,43 @@ TEST(HostileInputs, AddedTokenIdsBeyondTheVocabularyAreRefused) {
     expect_refused(test::run({"tokenize", "--model", copy, "--text", "a cat"}), 1, "added token '[HUGE]' has id 16000000", model);
     getrusage(RUSAGE_CHILDREN, &after);
     EXPECT_LT(after.ru_maxrss, 300 * 1024) << model << ": peak RSS of the command " << after.ru_maxrss << " KiB";
+  }
+}
+
+// Allocations a file drives are checked against what the file holds before they are made (issue 27):
+// config shapes the checkpoint does not have (hidden_size 64 000 beside 32-wide tensors cost 24 GiB and
+// the OOM killer; vocab_size 16 000 000 and 1024 layers hundreds of MB), a 5 MB pickle of one-byte
+// opcodes (1 GiB). Each runs under a 1 GiB address-space cap and must stay under 300 MB of peak RSS.
+TEST(HostileInputs, AllocationsAFileDrivesAreBoundedByWhatItHolds) {
+  test::TempDir dir;
+  struct Case {
+    std::string model, says;
+  };
+  std::vector<Case> cases = {
+      {with_json_value(dir, "bert-tiny", "config.json", "hidden_size", 64000), "config implies [30522, 64000]"},
+      {with_json_value(dir, "bert-tiny", "config.json", "vocab_size", 16000000), "config implies [16000000, 32]"},
+      {with_json_value(dir, "bert-tiny", "config.json", "intermediate_size", 16000000), "config implies [16000000, 32]"},
+      {with_json_value(dir, "bert-tiny", "config.json", "num_hidden_layers", 1024), "missing 16352 tensor(s)"},  // 1022 layers × 16
+      {with_json_value(dir, "vit-tiny", "config.json", "image_size", 8192), "config implies"},
+  };
+  // A pytorch_model.bin whose pickle is five million EMPTY_LIST opcodes.
+  const std::string pickled = dir.file("bert-pickle");
+  fs::create_directories(pickled);
+  for (const char* f : {"config.json", "vocab.txt", "tokenizer_config.json"})
+    fs::copy(test::data(std::string("models/bert-tiny/") + f), pickled + "/" + f);
+  const std::string lists = "\x80\x02" + std::string(5000000, ']') + ".";
+  write_file_atomically(pickled + "/pytorch_model.bin", test::zip_archive({{"archive/data.pkl", lists, std::nullopt, std::nullopt}}));
+  cases.push_back({pickled, "more than 1048576 values"});
+  for (const Case& c : cases) {
+    const bool image = c.model.find("vit") != std::string::npos;
+    rusage before{}, after{};
+    getrusage(RUSAGE_CHILDREN, &before);
+    const test::Result r =
+        test::run({"embed", "--model", c.model, image ? "--image" : "--text",
+                   image ? test::data("images/horse.png") : std::string("hi")}, 1024);
+    getrusage(RUSAGE_CHILDREN, &after);
+    expect_refused(r, 1, c.says, c.model);
+    EXPECT_EQ(r.err.find("std::bad_alloc"), std::string::npos) << r.err;
+    EXPECT_LT(after.ru_maxrss, 300 * 1024) << c.model << ": peak RSS of the command " << after.ru_maxrss << " KiB";
   }
 }
