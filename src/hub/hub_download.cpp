@@ -109,7 +109,7 @@ struct FileSink {
   CURL* curl = nullptr;
   FILE* file = nullptr;
   uint64_t have = 0;         // bytes already in the file (the Range asked from there)
-  uint64_t announced = 0;    // the file's size as the HEAD said; 0: unknown
+  uint64_t limit = 0;        // the file's size as the HEAD said, or kUnannouncedLimit where it said none
   bool decided = false, to_file = false, too_long = false;
   std::string error_body;    // the first bytes of a non-2xx answer, for the message
 };
@@ -131,7 +131,7 @@ size_t on_file_body(char* data, size_t size, size_t n, void* user) {
     if (s->error_body.size() < 4096) s->error_body.append(data, std::min<size_t>(bytes, 4096 - s->error_body.size()));
     return bytes;
   }
-  if (s->announced && s->have + bytes > s->announced) {
+  if (s->have + bytes > s->limit) {
     s->too_long = true;
     return 0;
   }
@@ -139,6 +139,10 @@ size_t on_file_body(char* data, size_t size, size_t n, void* user) {
   s->have += bytes;
   return bytes;
 }
+
+// A file the HEAD gave no size for is a regular (non-LFS) file, which the Hub keeps under 10 MB; more
+// than this is a server streaming without end, stopped before it fills the disk.
+constexpr uint64_t kUnannouncedLimit = uint64_t(64) << 20;
 
 // Seconds a transfer may go without receiving a byte before it is given up (huggingface_hub's
 // HF_HUB_DOWNLOAD_TIMEOUT; 30 here by default, as large files start slowly on busy CDNs). Connecting may
@@ -462,7 +466,7 @@ std::string download_model(const HubModelId& id, const std::string& variant) {
           [&] {
             sink = FileSink{};
             sink.have = fs::exists(partial.path) ? fs::file_size(partial.path) : 0;
-            sink.announced = size;
+            sink.limit = size_text.empty() ? kUnannouncedLimit : size;
             progress.already = sink.have;
             FILE* f = std::fopen(partial.path.c_str(), sink.have ? "ab" : "wb");
             if (!f) fail(partial.path.string(), ": cannot write");
@@ -480,6 +484,9 @@ std::string download_model(const HubModelId& id, const std::string& variant) {
             return r;
           },
           path);
+      if (sink.too_long && size_text.empty())
+        fail(id.repo_id, ": ", path, ": the server sent more than ", kUnannouncedLimit >> 20,
+             " MiB for a file whose size it did not announce (the Hub keeps files without LFS under 10 MB)");
       if (sink.too_long) fail(id.repo_id, ": ", path, ": the server sent more than the ", size, " bytes it announced");
       if (got.status >= 400) http_error(got, id.repo_id, path);
       if (got.code != CURLE_OK) fail(id.repo_id, ": ", path, ": download failed: ", got.error);

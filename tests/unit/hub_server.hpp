@@ -91,6 +91,8 @@ class HubServer {
   void lie_etag(const std::string& path, const std::string& etag) { std::lock_guard<std::mutex> l(mutex_); etag_[path] = etag; }
   void trickle(const std::string& path) { std::lock_guard<std::mutex> l(mutex_); trickle_.insert(path); }
   void oversend(const std::string& path) { std::lock_guard<std::mutex> l(mutex_); oversend_.insert(path); }
+  // No Content-Length in the HEAD, and a GET that streams 65 MiB until the connection closes.
+  void unsized(const std::string& path) { std::lock_guard<std::mutex> l(mutex_); unsized_.insert(path); }
   int requests() const { return requests_; }
   int range_requests() const { return range_requests_; }
 
@@ -221,6 +223,15 @@ class HubServer {
     }
     const std::string etag = etag_.count(path) ? etag_.at(path) : git_blob_id(f->second);  // the Hub's ETag of a regular file
     const std::map<std::string, std::string> h = {{"X-Repo-Commit", it->second.commit}, {"ETag", "\"" + etag + "\""}};
+    if (unsized_.count(path)) {  // headers without a length; the body ends when the connection does
+      std::string out = "HTTP/1.1 200 OK\r\n";
+      for (const auto& [k, v] : h) out += k + ": " + v + "\r\n";
+      send_all(c, out + "Connection: close\r\n\r\n");
+      const std::string chunk(1 << 20, 'x');
+      for (int k = 0; k < 65 && !head && !stop_; ++k)
+        if (::send(c, chunk.data(), chunk.size(), MSG_NOSIGNAL) <= 0) return;
+      return;
+    }
     if (!head) {
       if (auto failing = fail_.find(path); failing != fail_.end() && failing->second.second > 0) {
         --failing->second.second;
@@ -247,7 +258,7 @@ class HubServer {
   std::atomic<int> requests_{0}, range_requests_{0};
   std::mutex mutex_;
   std::map<std::string, Repo> repos_;
-  std::set<std::string> drop_, corrupt_, trickle_, oversend_;
+  std::set<std::string> drop_, corrupt_, trickle_, oversend_, unsized_;
   std::map<std::string, std::pair<int, int>> fail_;  // path → (status, times left)
   std::map<std::string, std::string> etag_;
   std::map<std::string, std::string> renamed_;

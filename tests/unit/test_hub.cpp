@@ -524,6 +524,15 @@ TEST(HubHostile, ErrorPagesAndLiesNeverBecomeABlob) {
     EXPECT_NE(why.find("more than the " + std::to_string(config.size()) + " bytes it announced"), std::string::npos) << why;
     hub.expect_nothing_outside_or_partial("oversend");
   }
+  {  // no size announced, and no end: stopped at 64 MiB, nothing kept
+    HostileHub hub;
+    hub.server.add("org/bert-tiny", bert_tiny_repo());
+    hub.server.unsized("config.json");
+    const std::string why = hub.download("org/bert-tiny");
+    EXPECT_NE(why.find("config.json: the server sent more than 64 MiB for a file whose size it did not announce"),
+              std::string::npos) << why;
+    hub.expect_nothing_outside_or_partial("unsized");
+  }
 }
 
 TEST(HubHostile, ATrickleIsGivenUpAfterTheStallTime) {
