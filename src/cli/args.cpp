@@ -10,6 +10,7 @@
 
 #include "mmx/embedding_space.hpp"
 #include "mmx/error.hpp"
+#include "mmx/files.hpp"
 #include "mmx/placement.hpp"
 #include "mmx/runtime.hpp"
 
@@ -148,6 +149,9 @@ Args parse_args(const Command& command, const std::vector<std::string>& argv) {
     auto& slot = args.values_[name];
     if (!slot.empty() && !option->repeatable && !option->metavar.empty())
       usage_error("--", name, " given more than once");
+    if (const size_t bad = option->text ? find_invalid_utf8(value) : std::string::npos; bad != std::string::npos)
+      usage_error("--", name, option->repeatable ? str(" number ", slot.size() + 1) : std::string(),
+                  " is not valid UTF-8 (byte ", bad + 1, ")");
     slot.push_back(value);
   }
   return args;

@@ -16,7 +16,14 @@ struct Option {
   std::string help;
   bool repeatable = false;
   std::vector<std::string> choices = {};  // the values it takes, when they are few: shell completion offers them
+  bool text = false;  // its value is text for a model or a figure: refused as a usage error unless UTF-8
 };
+
+// An option whose value is text (a prompt, a caption, a label), not a path: the parser refuses invalid
+// UTF-8 in it before anything loads, as what the user typed (exit 2).
+inline Option text_option(std::string name, std::string metavar, std::string help, bool repeatable = false) {
+  return {std::move(name), std::move(metavar), std::move(help), repeatable, {}, true};
+}
 
 // The poolings an embedding command accepts, as mmx/embedding_space.hpp names them.
 std::vector<std::string> pooling_names();

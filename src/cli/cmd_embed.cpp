@@ -24,7 +24,7 @@ const Command kEmbedCommand{
     "Embed texts (BERT), images (ViT), or both in one space (CLIP), as Hugging Face computes them.",
     {
         {"model", "MODEL", "a folder written by save_pretrained, or a Hub id (bert-base-uncased, org/name[@revision])"},
-        {"text", "T", "a text to embed", true},
+        text_option("text", "T", "a text to embed", true),
         {"texts-file", "FILE", "UTF-8 file, one text per line (empty lines skipped); - reads standard input"},
         texts_limit_option(),
         {"image", "PATH", "a PNG/JPEG image, a folder of them, or a quoted pattern ('photos/*.jpg')", true},

@@ -25,8 +25,8 @@ const Command kGenerateCommand{
     "Generate an image with a Stable Diffusion XL pipeline folder (diffusers' StableDiffusionXLPipeline).",
     {
         {"model", "MODEL", "a diffusers pipeline folder (model_index.json, unet/, vae/, ...) or its Hub id (stabilityai/stable-diffusion-xl-base-1.0)"},
-        {"prompt", "P", "what to draw"},
-        {"negative-prompt", "N", "what to steer away from; none given: zero embeddings (SDXL's default), \"\" is encoded"},
+        text_option("prompt", "P", "what to draw"),
+        text_option("negative-prompt", "N", "what to steer away from; none given: zero embeddings (SDXL's default), \"\" is encoded"),
         {"steps", "N", "denoising steps (default 50, diffusers' default)"},
         {"guidance", "G", "classifier-free guidance scale (default 5.0); 1 or less turns guidance off"},
         {"width", "W", "image width in pixels (default: the UNet's sample_size × the VAE factor: 1024 for SDXL)"},
@@ -78,7 +78,6 @@ int run_generate(const Args& args) {
   if (!model) usage_error("--model MODEL is required (a diffusers StableDiffusionXLPipeline folder)");
   const auto prompt = args.get("prompt");
   if (!prompt) usage_error("--prompt is required");
-  if (find_invalid_utf8(*prompt) != std::string::npos) usage_error("--prompt is not valid UTF-8");
   const auto latents_file = args.get("latents");
   if (latents_file && args.has("seed")) usage_error("give --seed or --latents, not both");
   const Placement placement = placement_of(args);

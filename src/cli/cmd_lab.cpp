@@ -26,9 +26,9 @@ const Command kLabCommand{
     "The whole lab: unaligned BERT × ViT versus CLIP, as matrices, figures and a diagonal check.",
     with_options({
         {"image", "PATH", "an image (file, folder or quoted pattern); at least two. Caption i describes image i", true},
-        {"caption", "T", "a caption (default: four that describe tests/data/images' astronaut, chelsea, coffee, rocket)", true},
+        text_option("caption", "T", "a caption (default: four that describe tests/data/images' astronaut, chelsea, coffee, rocket)", true),
         {"captions-file", "FILE", "captions from a UTF-8 file, one per line"},
-        {"dialogue", "T", "a dialogue text (default: the lab's four: Cats don't usually, like water, ...)", true},
+        text_option("dialogue", "T", "a dialogue text (default: the lab's four: Cats don't usually, like water, ...)", true),
         {"lab-texts", "", "the lab's own captions (Cat with paint, rock statue, frogs on leaf, jellyfish), as its figures have them"},
         {"dialogue-file", "FILE", "dialogue texts from a UTF-8 file, one per line"},
         texts_limit_option(),
@@ -74,10 +74,6 @@ std::vector<std::string> texts_of(const Args& args, const std::string& option, c
   if (auto f = args.get(file_option)) {
     const auto lines = read_text_lines(*f, args);
     texts.insert(texts.end(), lines.begin(), lines.end());
-  }
-  for (size_t i = 0; i < texts.size(); ++i) {
-    const size_t bad = find_invalid_utf8(texts[i]);
-    if (bad != std::string::npos) usage_error("--", option, " ", i + 1, " is not valid UTF-8 (byte ", bad, ")");
   }
   if (texts.empty()) usage_error("no ", option, " texts: --", file_option, " is empty");
   return texts;

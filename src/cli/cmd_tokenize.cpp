@@ -13,7 +13,7 @@ const Command kTokenizeCommand{
     "Print the token ids, masks (and BERT's token_type_ids) and tokens as JSON, one list per text.",
     {
         {"model", "MODEL", "a model folder, a folder holding only tokenizer files, or a Hub id"},
-        {"text", "T", "a text to tokenize", true},
+        text_option("text", "T", "a text to tokenize", true),
         {"texts-file", "FILE", "UTF-8 file, one text per line (empty lines skipped)"},
         texts_limit_option(),
         {"padding", "MODE", "longest (default, as padding=True) | max_length | none", false, {"longest", "max_length", "none"}},

@@ -87,8 +87,6 @@ std::vector<std::string> expand_image_paths(const std::vector<std::string>& args
 
 std::vector<std::string> collect_texts(const Args& args) {
   std::vector<std::string> texts = args.all("text");
-  for (size_t i = 0; i < texts.size(); ++i)
-    if (find_invalid_utf8(texts[i]) != std::string::npos) usage_error("--text number ", i + 1, " is not valid UTF-8");
   if (auto file = args.get("texts-file")) {
     const auto lines = read_text_lines(*file, args);
     texts.insert(texts.end(), lines.begin(), lines.end());

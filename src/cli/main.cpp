@@ -42,7 +42,8 @@ void print_main_help(std::FILE* out) {
   std::fprintf(out,
                "\n`mmx <command> --help` explains each command; `mmx --version` says what this build has.\n"
                "A model is a folder written by save_pretrained or a Hub id (org/name), read from the Hugging Face\n"
-               "cache and downloaded into it once. Exit codes: 0 ok, 1 runtime failure, 2 usage error.\n"
+               "cache and downloaded into it once. Exit codes: 0 ok, 2 what was typed is wrong,\n"
+               "1 what a file or the network held is wrong (each message names the flag or the file).\n"
                "example:\n  mmx embed --model tests/data/models/bert-tiny --text \"Cat with paint\" --text \"rock statue\"\n");
 }
 

@@ -82,8 +82,8 @@ std::vector<Option> heatmap_options(bool axes) {
       {"no-annot", "", "leave the cells without their values"},
   };
   if (axes) {
-    options.push_back({"xlabel", "T", "the columns' axis name (default: Text or Image)"});
-    options.push_back({"ylabel", "T", "the rows' axis name"});
+    options.push_back(text_option("xlabel", "T", "the columns' axis name (default: Text or Image)"));
+    options.push_back(text_option("ylabel", "T", "the rows' axis name"));
   }
   return options;
 }

@@ -304,3 +304,32 @@ TEST(HostileInputs, AllocationsAFileDrivesAreBoundedByWhatItHolds) {
     EXPECT_LT(after.ru_maxrss, 300 * 1024) << c.model << ": peak RSS of the command " << after.ru_maxrss << " KiB";
   }
 }
+
+// One exit-code rule (issue 27): text typed on the command line that is not UTF-8 is the user's error
+// (2, naming the flag, before any model loads); the same bytes in a file are the file's (1, naming it).
+TEST(HostileInputs, InvalidUtf8IsTwoWhenTypedAndOneWhenAFileHoldsIt) {
+  const std::string bert = test::data("models/bert-tiny"), clip = test::data("models/clip-tiny"),
+                    sdxl = test::data("models/sdxl-tiny"), horse = test::data("images/horse.png");
+  const std::string bad = "a\xff" "b";
+  struct Case {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  const std::vector<Case> typed = {
+      {{"embed", "--model", bert, "--text", "ok", "--text", bad}, "--text number 2 is not valid UTF-8 (byte 2)"},
+      {{"tokenize", "--model", bert, "--text", bad}, "--text number 1 is not valid UTF-8"},
+      {{"generate", "--model", sdxl, "--prompt", bad}, "--prompt is not valid UTF-8"},
+      {{"generate", "--model", sdxl, "--prompt", "a cat", "--negative-prompt", bad}, "--negative-prompt is not valid UTF-8"},
+      {{"similarity", "--model", clip, "--text", bad, "--image", horse}, "--text number 1 is not valid UTF-8"},
+      {{"similarity", "--model", clip, "--text", "a", "--image", horse, "--title", bad}, "--title is not valid UTF-8"},
+      {{"classify", "--model", clip, "--image", horse, "--labels", bad}, "--labels is not valid UTF-8"},
+      {{"classify", "--model", clip, "--image", horse, "--labels", "cat", "--template", bad}, "--template is not valid UTF-8"},
+      {{"lab", "--caption", bad}, "--caption number 1 is not valid UTF-8"},
+  };
+  for (const Case& c : typed) expect_refused(test::run(c.args), 2, c.says, c.args[0] + " " + c.says);
+  test::TempDir dir;
+  write_file_atomically(dir.file("texts.txt"), "fine\n" + bad + "\n");
+  for (const std::string command : {"embed", "tokenize"})
+    expect_refused(test::run({command, "--model", bert, "--texts-file", dir.file("texts.txt")}), 1,
+                   dir.file("texts.txt") + ": line 2 is not valid UTF-8", command + " --texts-file");
+}
