@@ -149,6 +149,13 @@ TEST(Safetensors, RejectsBadShapesAndOffsets) {
             std::string::npos);
   EXPECT_NE(rejection(make_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0]}})", k8Bytes))
                 .find("[begin, end]"), std::string::npos);
+  // 2^62 + 2 F32 values are 2^64 + 8 bytes: wrapped, that would be the 8 bytes the file holds (issue 27).
+  const std::string wraps = rejection(make_file(R"({"a":{"dtype":"F32","shape":[4611686018427387906],"data_offsets":[0,8]}})", k8Bytes));
+  EXPECT_NE(wraps.find("'a'"), std::string::npos) << wraps;
+  EXPECT_TRUE(wraps.find("overflow") != std::string::npos || wraps.find("too large") != std::string::npos) << wraps;
+  // Two dimensions whose product wraps to 2 values (2^63 · 2^1 · ... ): refused the same way.
+  const std::string product = rejection(make_file(R"({"a":{"dtype":"F32","shape":[9223372036854775808,2],"data_offsets":[0,8]}})", k8Bytes));
+  EXPECT_TRUE(product.find("overflow") != std::string::npos || product.find("too large") != std::string::npos) << product;
 }
 
 TEST(Safetensors, RejectsTruncatedRealCheckpoint) {
