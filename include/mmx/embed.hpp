@@ -16,8 +16,17 @@
 namespace mmx {
 
 struct EmbedOptions {
-  std::optional<Pooling> pooling;     // default: the model's (mean-no-cls for BERT and ViT, projection for CLIP)
+  // default: the model's (mean-no-cls for BERT and ViT, projection for CLIP, modules for a
+  // sentence-transformers folder). On a sentence-transformers folder another pooling takes the place of its
+  // Pooling module: the Dense and Normalize modules still follow, as they would in SentenceTransformer.
+  std::optional<Pooling> pooling;
   bool normalize = false;             // L2-normalise each embedding
+  // sentence-transformers' encode(prompt=..., prompt_name=...): a prefix for every text, given or named
+  // from the folder's prompts; neither: the folder's default_prompt_name, if any. Only for such folders.
+  std::optional<std::string> prompt, prompt_name;
+  // For embed_encoded: how many leading tokens of every row are the prompt, which a Pooling module with
+  // include_prompt false leaves out (embed() sets it; TextEmbedder::prompt_tokens computes it).
+  int64_t prompt_tokens = 0;
   bool token_embeddings = false;      // also return last_hidden_state, input_ids, attention_mask
   std::optional<int64_t> max_length;  // truncation; default: the model's limit
   // The most tokens (rows × padded length) one forward pass takes. Texts are sorted by length and cut
@@ -48,8 +57,16 @@ class TextEmbedder {
   // applied: a row longer than the model's positions is an error): a server tokenizes on its request
   // threads and embeds the rows of several requests in one call. Same numbers as embed() on the texts.
   EmbedResult embed_encoded(const BatchEncoding& rows, const EmbedOptions& options) const;
-  // The most tokens a text may have: the tokenizer's model_max_length within the position embeddings.
+  // The most tokens a text may have: the tokenizer's model_max_length (a sentence-transformers folder's
+  // max_seq_length) within the position embeddings.
   int64_t max_length() const;
+  // A text as SentenceTransformer.encode hands it to the tokenizer: the prompt (options.prompt, else the
+  // prompt named, else the folder's default) prefixed, surrounding whitespace stripped, lowercased where
+  // sentence_bert_config.json says do_lower_case. Other models: the text unchanged.
+  std::string prepare(const std::string& text, const EmbedOptions& options) const;
+  // The prompt's tokens at the start of a prepared text (its tokenization without the closing special
+  // token, as SentenceTransformer counts it); 0 without a prompt.
+  int64_t prompt_tokens(const EmbedOptions& options) const;
   const Model& model() const { return *model_; }
   const Tokenizer& tokenizer() const { return model_->tokenizer(); }
   std::string description() const { return model_->description(); }

@@ -14,8 +14,15 @@ enum class Pooling {
   Lab,        // the lab verbatim: sum(h[:, 1:], 1) / (mask.sum(1) − 1), padding rows included in the sum
   Projection, // CLIP: get_text_features / get_image_features (pooled output through the projection)
   Pooled,     // CLIP: the pooled output before the projection
+  // sentence-transformers' Pooling modes (models/Pooling.py), over the tokens the mask keeps:
+  Max,           // the largest value of each dimension (masked positions count as -1e9)
+  MeanSqrtLen,   // the sum divided by the square root of the token count
+  WeightedMean,  // the mean weighted by position 1, 2, …, L (SGPT)
+  LastToken,     // the last real token's state
+  Modules,       // a sentence-transformers folder's own modules: its Pooling, then Dense and Normalize
 };
-// "cls", "pooler", "mean", "mean-no-cls", "lab", "projection", "pooled"; anything else is a usage error.
+// "cls", "pooler", "mean", "mean-no-cls", "lab", "projection", "pooled", "max", "mean-sqrt-len",
+// "weightedmean", "lasttoken", "modules"; anything else is a usage error.
 Pooling pooling_from_name(const std::string& name);
 const char* pooling_name(Pooling pooling);
 

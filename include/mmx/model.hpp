@@ -18,6 +18,7 @@ namespace mmx {
 
 class ModelParts;
 struct Architecture;
+struct SentenceTransformersFolder;
 
 class Model {
  public:
@@ -36,9 +37,12 @@ class Model {
   // The stored log-scale of a model whose texts and images share one space (CLIP): it can compare
   // texts with images and classify images by labels it was never trained on.
   std::optional<float> logit_scale() const;
-  Pooling default_text_pooling() const;   // a usage error when the model has no text side
+  // The model's own: `modules` for a sentence-transformers folder. A usage error when it has no text side.
+  Pooling default_text_pooling() const;
   Pooling default_image_pooling() const;  // ... no vision side
-  Score default_score() const;            // how its embeddings are compared: dot, or CLIP's logits
+  // How its embeddings are compared: dot, CLIP's logits, or a sentence-transformers folder's
+  // similarity_fn_name (cosine when unset).
+  Score default_score() const;
 
   const Tokenizer& tokenizer() const;                    // a usage error when the model has no text side
   const ImageProcessorConfig& image_processor() const;   // ... no vision side
@@ -46,6 +50,8 @@ class Model {
   // For the pipelines (pipelines/*.cpp): the registry entry and the loaded parts.
   const Architecture& registry_entry() const { return *architecture_; }
   const ModelParts& parts() const { return *parts_; }
+  // The modules after the Transformer of a sentence-transformers folder (modules.json); nullptr otherwise.
+  const SentenceTransformersFolder* sentence_transformers() const { return sentence_transformers_.get(); }
 
  private:
   Model() = default;
@@ -55,6 +61,7 @@ class Model {
   std::unique_ptr<ModelParts> parts_;
   std::unique_ptr<Tokenizer> tokenizer_;
   std::optional<ImageProcessorConfig> image_processor_;
+  std::shared_ptr<const SentenceTransformersFolder> sentence_transformers_;
 };
 
 // What a model folder can do, from its config.json alone (no weight read): for checks before any work.
@@ -64,6 +71,8 @@ struct ModelInfo {
   bool texts = false, images = false;  // what it embeds
   bool joint = false;        // texts and images in one space (zero-shot, cross-modal similarity)
   bool classifier = false;   // config.json names a classification head (…ForImageClassification)
+  // A sentence-transformers folder's similarity_fn_name ("cosine" when it names none); empty otherwise.
+  std::string sentence_transformers_similarity;
 };
 ModelInfo inspect_model(const std::string& model);
 

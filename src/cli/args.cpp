@@ -19,7 +19,8 @@ namespace mmx::cli {
 std::vector<std::string> pooling_names() {
   std::vector<std::string> names;
   for (Pooling p : {Pooling::Cls, Pooling::Pooler, Pooling::Mean, Pooling::MeanNoCls, Pooling::Lab, Pooling::Projection,
-                    Pooling::Pooled})
+                    Pooling::Pooled, Pooling::Max, Pooling::MeanSqrtLen, Pooling::WeightedMean, Pooling::LastToken,
+                    Pooling::Modules})
     names.push_back(pooling_name(p));
   return names;
 }

@@ -29,8 +29,12 @@ const Command kEmbedCommand{
         texts_limit_option(),
         {"image", "PATH", "a PNG/JPEG image, a folder of them, or a quoted pattern ('photos/*.jpg')", true},
         skip_bad_images_option(),
-        {"pooling", "MODE", "cls | pooler | mean | mean-no-cls | lab (default: mean-no-cls); CLIP: projection (default) | pooled",
+        {"pooling", "MODE",
+         "cls | pooler | mean | mean-no-cls | lab | max | mean-sqrt-len | weightedmean | lasttoken (default: mean-no-cls); "
+         "CLIP: projection (default) | pooled; a sentence-transformers folder: modules (default)",
          false, pooling_names()},
+        {"prompt-name", "NAME", "a sentence-transformers folder's prompt by name (config_sentence_transformers.json: query, passage, ...)"},
+        text_option("prompt", "P", "a prefix for every text (sentence-transformers' encode(prompt=...)); wins over --prompt-name"),
         {"normalize", "", "L2-normalise each embedding"},
         {"max-length", "N", "truncate texts to N tokens (default: the model's limit)"},
         {"output", "FILE", ".safetensors, .npz, .npy or .json; - prints the JSON; without it a summary is printed"},
@@ -49,6 +53,17 @@ const Command kEmbedCommand{
                (for images, which have no padding, it equals mean-no-cls)
   projection   CLIP: get_text_features / get_image_features, unnormalised as the lab uses them
   pooled       CLIP: the pooled output before the projection (end-of-text token / post-normed class token)
+  max, mean-sqrt-len, weightedmean, lasttoken
+               sentence-transformers' Pooling modes: the per-dimension max over real tokens, the sum over
+               sqrt(token count), the mean weighted by position 1..L, the last real token
+  modules      a sentence-transformers folder (modules.json), its default: the folder's Pooling module,
+               then its Dense and Normalize modules, as SentenceTransformer.encode. Another --pooling
+               takes the Pooling module's place; Dense and Normalize still follow.
+
+sentence-transformers folders (all-MiniLM-L6-v2, bge-small-en-v1.5, e5-small-v2, ...) embed as
+SentenceTransformer(model).encode(texts) with no flags: texts stripped (and lowercased where
+sentence_bert_config.json says), cut at max_seq_length, the default prompt applied if the folder names
+one. --prompt-name query adds the folder's "query" prompt; --prompt "query: " any prefix.
 All texts form one padded batch, as in the lab (tokenizer(texts, padding=True)); large batches are
 split internally without changing any number. Images are decoded as Pillow does (no EXIF rotation)
 and preprocessed exactly as the folder's Hugging Face image processor, a few dozen at a time, so a
@@ -157,6 +172,8 @@ int run_embed(const Args& args) {
   EmbedOptions options;
   if (auto p = args.get("pooling")) options.pooling = pooling_from_name(*p);
   options.normalize = args.has("normalize");
+  options.prompt = args.get("prompt");
+  options.prompt_name = args.get("prompt-name");
   options.token_embeddings = args.has("token-embeddings");
   options.max_length = args.get_int("max-length", 2);
   options.max_batch_tokens = args.get_int("batch-tokens", 1).value_or(options.max_batch_tokens);

@@ -33,7 +33,7 @@ const Command kSimilarityCommand{
         {"col-texts-file", "FILE", "columns from a UTF-8 file, one text per line"},
         texts_limit_option(),
         {"col-image", "PATH", "an image of the columns", true},
-        {"score", "S", "cosine (default) | dot (the lab) | clip-logits (cosine × exp(logit_scale))",
+        {"score", "S", "cosine (default; a sentence-transformers folder: its similarity_fn_name) | dot (the lab) | clip-logits (cosine × exp(logit_scale))",
          false, {"cosine", "dot", "clip-logits"}},
         {"softmax", "D", "none (default) | dim0 (the lab's .softmax(dim=0): each column sums to 1) | dim1",
          false, {"none", "dim0", "dim1"}},
@@ -110,7 +110,15 @@ int run_similarity(const Args& args) {
   const auto image_model = args.get("image-model").value_or(model.value_or(""));
   if (text_model.empty() && image_model.empty()) usage_error("give --model MODEL, or --text-model and --image-model");
   const bool lab = args.has("lab");
-  const Score score = score_from_name(args.get("score").value_or(lab ? "dot" : "cosine"));
+  // The default: cosine (the lab: dot); a sentence-transformers folder's own similarity_fn_name.
+  std::string score_text = args.get("score").value_or(lab ? "dot" : "cosine");
+  if (!args.has("score") && !lab && !text_model.empty()) {
+    const std::string st = inspect_model(text_model).sentence_transformers_similarity;
+    if (!st.empty() && st != "cosine" && st != "dot")
+      usage_error(text_model, ": similarity_fn_name '", st, "' is not implemented; give --score cosine or dot");
+    if (!st.empty()) score_text = st;
+  }
+  const Score score = score_from_name(score_text);
   const SoftmaxDim softmax = softmax_dim_from_name(args.get("softmax").value_or(lab ? "dim0" : "none"));
   const auto output = args.get("output");
   if (output) {

@@ -414,6 +414,30 @@ std::string download_model(const HubModelId& id, const std::string& variant) {
       }
   } else {
     wanted = wanted_in_folder(files, "", variant);
+    if (std::find(files.begin(), files.end(), "modules.json") != files.end()) {
+      // A sentence-transformers folder: the root, and each module's folder that modules.json names
+      // (1_Pooling, 2_Dense, or 0_Transformer in older saves); onnx/ and openvino/ copies are left alone.
+      const Response index = with_retries(
+          [&] { return request(base + "/" + id.repo_id + "/resolve/" + commit + "/modules.json", false, true); },
+          "modules.json");
+      if (index.code != CURLE_OK) fail(id.repo_id, ": modules.json: ", index.error);
+      if (index.status != 200) http_error(index, id.repo_id, "modules.json");
+      nlohmann::json modules;
+      try {
+        modules = nlohmann::json::parse(index.body);
+      } catch (const std::exception& e) {
+        fail(id.repo_id, ": modules.json is not JSON: ", e.what());
+      }
+      if (!modules.is_array()) fail(id.repo_id, ": modules.json is not a list");
+      for (const auto& m : modules) {
+        if (!m.is_object() || !m.contains("path") || !m["path"].is_string()) continue;
+        const std::string folder = m["path"].get<std::string>();
+        if (folder.empty()) continue;
+        if (!is_repo_relative_path(folder)) fail(id.repo_id, ": modules.json names module folder ", shown(folder), ", not a folder of the repository");
+        const auto part = wanted_in_folder(files, folder, variant);
+        wanted.insert(wanted.end(), part.begin(), part.end());
+      }
+    }
   }
   if (wanted.empty()) fail(id.repo_id, ": no configuration or weights files at ", what);
 

@@ -12,7 +12,14 @@ Pooling pooling_from_name(const std::string& name) {
   if (name == "lab") return Pooling::Lab;
   if (name == "projection") return Pooling::Projection;
   if (name == "pooled") return Pooling::Pooled;
-  usage_error("unknown pooling '", name, "' (choose cls, pooler, mean, mean-no-cls or lab; projection or pooled for CLIP)");
+  if (name == "max") return Pooling::Max;
+  if (name == "mean-sqrt-len") return Pooling::MeanSqrtLen;
+  if (name == "weightedmean") return Pooling::WeightedMean;
+  if (name == "lasttoken") return Pooling::LastToken;
+  if (name == "modules") return Pooling::Modules;
+  usage_error("unknown pooling '", name,
+              "' (choose cls, pooler, mean, mean-no-cls, lab, max, mean-sqrt-len, weightedmean or lasttoken; "
+              "projection or pooled for CLIP; modules for a sentence-transformers folder)");
 }
 
 const char* pooling_name(Pooling p) {
@@ -24,6 +31,11 @@ const char* pooling_name(Pooling p) {
     case Pooling::Mean: return "mean";
     case Pooling::MeanNoCls: return "mean-no-cls";
     case Pooling::Lab: return "lab";
+    case Pooling::Max: return "max";
+    case Pooling::MeanSqrtLen: return "mean-sqrt-len";
+    case Pooling::WeightedMean: return "weightedmean";
+    case Pooling::LastToken: return "lasttoken";
+    case Pooling::Modules: return "modules";
   }
   return "?";
 }

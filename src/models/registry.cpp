@@ -17,7 +17,7 @@ const std::vector<Architecture>& architectures() {
       {.model_type = "bert", .display_name = "BERT",
        .classes = {"BertModel", "BertForMaskedLM", "BertForPreTraining", "BertForSequenceClassification"},
        .load = load_bert, .tokenizer = TokenizerKind::WordPiece,
-       .text_poolings = {MeanNoCls, Cls, Pooler, Mean, Lab}, .score = Score::Dot},
+       .text_poolings = {MeanNoCls, Cls, Pooler, Mean, Lab, Max, MeanSqrtLen, WeightedMean, LastToken}, .score = Score::Dot},
       {.model_type = "vit", .display_name = "ViT", .classes = {"ViTModel", "ViTForImageClassification"},
        .load = load_vit, .image_processor = "ViTImageProcessor", .image_size = vit_image_size,
        .image_poolings = {MeanNoCls, Cls, Pooler, Mean, Lab}, .score = Score::Dot},
@@ -79,14 +79,19 @@ const Architecture& architecture_of(const JsonObject& config) {
 }
 
 ModelFolder open_model_folder(const std::string& model) {
-  const std::string path = resolve_model_path(model);  // a folder, or a Hub id found in the cache
+  std::string path = resolve_model_path(model);  // a folder, or a Hub id found in the cache
+  std::shared_ptr<const SentenceTransformersFolder> st;
+  if (SentenceTransformersFolder::present(path)) {
+    st = SentenceTransformersFolder::read(path);
+    path = st->transformer_folder;
+  }
   const std::string config_path = join_path(path, "config.json");
   if (!file_exists(config_path))
     throw Error(ErrorKind::Runtime, path + ": no config.json (not a Hugging Face model folder)",
                 "a model folder holds config.json and model.safetensors, as written by save_pretrained");
   JsonObject config = JsonObject::load(config_path);
   const Architecture& architecture = architecture_of(config);
-  return ModelFolder{path, std::move(config), &architecture};
+  return ModelFolder{path, std::move(config), &architecture, std::move(st)};
 }
 
 }  // namespace mmx

@@ -11,6 +11,7 @@
 
 #include "io/checkpoint.hpp"
 #include "io/json_config.hpp"
+#include "io/sentence_transformers_folder.hpp"
 #include "mmx/embedding_space.hpp"
 #include "mmx/placement.hpp"
 #include "mmx/tokenizer.hpp"
@@ -50,10 +51,13 @@ const Architecture* architecture_by_class(const std::string& class_name);
 std::vector<std::string> classes_for(ModelRole role);
 
 // A model folder: its path (a Hub id resolved to the cached snapshot), config.json and architecture.
+// In a sentence-transformers folder, `path` is its Transformer module's folder and `sentence_transformers`
+// holds the modules that follow it.
 struct ModelFolder {
   std::string path;
   JsonObject config;
   const Architecture* architecture;
+  std::shared_ptr<const SentenceTransformersFolder> sentence_transformers{};
 };
 // Fails with a clear message when the folder, its config.json or its model_type is missing, or when the
 // model_type is one this mmx does not implement.

@@ -12,6 +12,7 @@
 #include "core/log.hpp"
 #include "models/registry.hpp"
 #include "pipelines/pooling.hpp"
+#include "text/unicode.hpp"
 
 namespace mmx {
 namespace {
@@ -31,6 +32,56 @@ Pooling choose_pooling(const std::vector<Pooling>& allowed, const std::optional<
   if (std::find(allowed.begin(), allowed.end(), p) == allowed.end())
     usage_error("--pooling ", pooling_name(p), " is not a ", name, " pooling (", name, " takes ", pooling_list(allowed), ")");
   return p;
+}
+
+// The text poolings of a model: its architecture's, and first (the default) a sentence-transformers
+// folder's own modules.
+std::vector<Pooling> text_poolings(const Model& model) {
+  std::vector<Pooling> p = model.registry_entry().text_poolings;
+  if (model.sentence_transformers()) p.insert(p.begin(), Pooling::Modules);
+  return p;
+}
+
+// A sentence-transformers folder's modules after the Transformer: its Pooling (or the pooling asked
+// for), then its Dense and Normalize modules in order.
+Tensor sentence_transformers_rows(const SentenceTransformersFolder& st, Pooling pooling, const Tensor& hidden,
+                                  const Tensor& mask, int64_t prompt_tokens) {
+  if (hidden.dim(2) != st.word_embedding_dimension)
+    fail(st.root, ": the Pooling module expects word_embedding_dimension ", st.word_embedding_dimension,
+         ", but the Transformer gives ", hidden.dim(2));
+  Tensor pool_mask = mask;
+  if (!st.include_prompt && prompt_tokens > 0) {  // Pooling.forward: attention_mask[:, :prompt_length] = 0
+    pool_mask = mask.clone();
+    int64_t* m = pool_mask.data<int64_t>();
+    const int64_t rows = mask.dim(0), len = mask.dim(1);
+    for (int64_t r = 0; r < rows; ++r) std::fill(m + r * len, m + r * len + std::min(prompt_tokens, len), int64_t(0));
+  }
+  const std::vector<Pooling> modes = pooling == Pooling::Modules ? st.poolings : std::vector<Pooling>{pooling};
+  Tensor x;
+  if (modes.size() == 1) {
+    x = pool(modes[0], hidden, pool_mask);
+  } else {  // several modes: concatenated in the module's order
+    const int64_t rows = hidden.dim(0), d = hidden.dim(2), k = int64_t(modes.size());
+    x = Tensor::empty({rows, d * k});
+    for (int64_t j = 0; j < k; ++j) {
+      const Tensor part = pool(modes[size_t(j)], hidden, pool_mask);
+      for (int64_t r = 0; r < rows; ++r)
+        std::memcpy(x.data<float>() + (r * k + j) * d, part.data<float>() + r * d, sizeof(float) * size_t(d));
+    }
+  }
+  for (const SentenceTransformersFolder::Step& step : st.steps) {
+    if (step.kind == SentenceTransformersFolder::Step::Normalize) {
+      l2_normalize(x);
+      continue;
+    }
+    if (x.dim(1) != step.weight.dim(1))
+      usage_error("--pooling ", pooling_name(pooling), " gives ", x.dim(1), " values, but the Dense module in ", step.folder,
+                  " takes ", step.weight.dim(1));
+    ops::LinearFusion fusion;
+    fusion.act = step.activation;
+    x = ops::linear(x, step.weight, ops::PackedWeight{}, step.bias, fusion);
+  }
+  return x;
 }
 
 // What a pooling needs of the checkpoint, asked before any work.
@@ -132,40 +183,104 @@ std::unique_ptr<TextEmbedder> TextEmbedder::load(const std::string& model, const
   const ModelFolder folder = open_model_folder(model);  // refused before any weight is read
   if (!folder.architecture->tokenizer)
     usage_error(folder.path, ": a ", folder.architecture->display_name, " model embeds images, not texts (use --image)");
-  return std::make_unique<TextEmbedder>(Model::load(folder.path, placement));
+  return std::make_unique<TextEmbedder>(
+      Model::load(folder.sentence_transformers ? folder.sentence_transformers->root : folder.path, placement));
 }
 
 EmbedResult TextEmbedder::embed(const std::vector<std::string>& texts, const EmbedOptions& options) const {
   if (texts.empty()) usage_error("no texts to embed");
   const Architecture& a = model_->registry_entry();
   const TextEncoder& encoder = *model_->parts().text();
-  choose_pooling(a.text_poolings, options.pooling, a.display_name);  // a wrong pooling is refused before any work
+  choose_pooling(text_poolings(*model_), options.pooling, a.display_name);  // a wrong pooling is refused before any work
   const Tokenizer& tokenizer = model_->tokenizer();
   const int64_t limit = options.max_length.value_or(max_length());
   if (limit > encoder.max_positions())
     usage_error("--max-length ", limit, " exceeds the model's max_position_embeddings ", encoder.max_positions());
+  std::vector<std::string> prepared;
+  prepared.reserve(texts.size());
+  for (const std::string& t : texts) prepared.push_back(prepare(t, options));
+  EmbedOptions with_prompt = options;
+  with_prompt.prompt_tokens = prompt_tokens(options);
   // Texts over the limit are cut (transformers would fail on them), and named.
-  BatchEncoding batch = tokenizer.encode_batch(texts, Padding::None);
+  BatchEncoding batch = tokenizer.encode_batch(prepared, Padding::None);
   std::string cut;
   for (size_t i = 0; i < texts.size(); ++i)
     if (static_cast<int64_t>(batch.rows[i].input_ids.size()) > limit)
       cut += str(cut.empty() ? "" : ", ", "text ", i + 1, " (", batch.rows[i].input_ids.size(), " tokens)");
   if (!cut.empty()) {
-    log_warn(a.display_name, " reads at most ", limit, " tokens; truncated: ", cut);
-    batch = tokenizer.encode_batch(texts, Padding::None, limit);
+    const std::string message = str(a.display_name, " reads at most ", limit, " tokens; truncated: ", cut);
+    // sentence-transformers truncates at max_seq_length by design: said, not warned.
+    if (model_->sentence_transformers()) log_info(message);
+    else log_warn(message);
+    batch = tokenizer.encode_batch(prepared, Padding::None, limit);
   }
-  return embed_encoded(batch, options);
+  return embed_encoded(batch, with_prompt);
 }
 
 int64_t TextEmbedder::max_length() const {
-  return std::min(model_->tokenizer().model_max_length(), model_->parts().text()->max_positions());
+  const SentenceTransformersFolder* st = model_->sentence_transformers();
+  const int64_t limit = st && st->max_seq_length ? *st->max_seq_length : model_->tokenizer().model_max_length();
+  return std::min(limit, model_->parts().text()->max_positions());
+}
+
+namespace {
+// The prompt SentenceTransformer.encode prefixes: given, else named, else the folder's default.
+std::optional<std::string> chosen_prompt(const SentenceTransformersFolder* st, const EmbedOptions& options) {
+  if (!st) {
+    if (options.prompt || options.prompt_name)
+      usage_error(options.prompt ? "--prompt" : "--prompt-name", " applies to sentence-transformers folders (modules.json) only");
+    return std::nullopt;
+  }
+  if (options.prompt) {
+    if (options.prompt_name) log_warn("both a prompt and a prompt name given: the prompt is used, as sentence-transformers does");
+    return options.prompt;
+  }
+  if (options.prompt_name) {
+    const auto it = st->prompts.find(*options.prompt_name);
+    if (it == st->prompts.end()) {
+      std::string names;
+      for (const auto& [name, text] : st->prompts) names += str(names.empty() ? "" : ", ", name);
+      usage_error("prompt name '", *options.prompt_name, "' is not among the model's prompts (",
+                  names.empty() ? std::string("it has none") : names, "; config_sentence_transformers.json)");
+    }
+    return it->second;
+  }
+  if (st->default_prompt_name) return st->prompts.at(*st->default_prompt_name);
+  return std::nullopt;
+}
+
+// Transformer.tokenize: str(s).strip(), then .lower() where do_lower_case.
+std::string strip_and_lower(const std::string& text, bool lower) {
+  std::u32string u = text::utf8_to_u32(text);
+  size_t begin = 0, end = u.size();
+  while (begin < end && text::is_python_space(u[begin])) ++begin;
+  while (end > begin && text::is_python_space(u[end - 1])) --end;
+  u = u.substr(begin, end - begin);
+  if (lower) u = text::python_lower(u);
+  return text::u32_to_utf8(u);
+}
+}  // namespace
+
+std::string TextEmbedder::prepare(const std::string& text, const EmbedOptions& options) const {
+  const SentenceTransformersFolder* st = model_->sentence_transformers();
+  const auto prompt = chosen_prompt(st, options);
+  if (!st) return text;
+  return strip_and_lower(prompt.value_or("") + text, st->do_lower_case);
+}
+
+int64_t TextEmbedder::prompt_tokens(const EmbedOptions& options) const {
+  const auto prompt = chosen_prompt(model_->sentence_transformers(), options);
+  if (!prompt || prompt->empty()) return 0;
+  // Both tokenizers close a text with a special token ([SEP], <|endoftext|>), which is not the prompt's.
+  const auto ids = model_->tokenizer().encode(strip_and_lower(*prompt, model_->sentence_transformers()->do_lower_case)).input_ids;
+  return std::max<int64_t>(0, int64_t(ids.size()) - 1);
 }
 
 EmbedResult TextEmbedder::embed_encoded(const BatchEncoding& batch, const EmbedOptions& options) const {
   if (batch.rows.empty()) usage_error("no texts to embed");
   const Architecture& a = model_->registry_entry();
   const TextEncoder& encoder = *model_->parts().text();
-  const Pooling pooling = choose_pooling(a.text_poolings, options.pooling, a.display_name);
+  const Pooling pooling = choose_pooling(text_poolings(*model_), options.pooling, a.display_name);
   check_available(pooling, encoder, "text_projection (a CLIPTextModel)");
   if (options.max_batch_tokens < 1) usage_error("max_batch_tokens must be at least 1");
   const Tokenizer& tokenizer = model_->tokenizer();
@@ -192,7 +307,9 @@ EmbedResult TextEmbedder::embed_encoded(const BatchEncoding& batch, const EmbedO
     const BatchEncoding b = padded(batch, pass.rows, pass.length, tokenizer.pad_token_id());
     const Tensor mask = b.attention_mask();
     const EncoderOutputs out = encoder.forward(b.input_ids(), b.token_type_ids(), mask);
-    const Tensor e = pooled_rows(pooling, encoder, out, mask);
+    const SentenceTransformersFolder* st = model_->sentence_transformers();
+    const Tensor e = st && pooling != Pooling::Pooler ? sentence_transformers_rows(*st, pooling, out.last_hidden_state, mask, options.prompt_tokens)
+                                                      : pooled_rows(pooling, encoder, out, mask);
     check_finite(out.last_hidden_state, a.display_name, "last hidden state", int64_t(pass.rows.size()), "texts");
     check_finite(e, a.display_name, "pooled embedding", int64_t(pass.rows.size()), "texts");
     if (!result.embeddings.defined()) result.embeddings = Tensor::empty({int64_t(count), e.dim(1)});

@@ -87,6 +87,7 @@ std::shared_ptr<const Model> Model::load(const std::string& model, const Placeme
   m->path_ = folder.path;
   m->placement_ = placement;
   m->architecture_ = &a;
+  m->sentence_transformers_ = folder.sentence_transformers;
   std::optional<TokenizerKind> kind;
   if (a.tokenizer) {  // tokenizer first: a folder without tokenizer files fails before its weights are read
     kind = tokenizer_kind(folder.path, &a);
@@ -100,6 +101,16 @@ std::shared_ptr<const Model> Model::load(const std::string& model, const Placeme
     log_info("tokenizer: ", *kind == TokenizerKind::WordPiece ? "BertTokenizer (WordPiece)" : "CLIPTokenizer (byte-level BPE)",
              ", at most ", m->tokenizer_->model_max_length(), " tokens");
   if (m->image_processor_) log_info("image processor: ", describe(*m->image_processor_));
+  if (const auto* st = m->sentence_transformers_.get()) {
+    if (!m->tokenizer_) fail(st->root, ": a sentence-transformers folder whose Transformer has no tokenizer");
+    std::string modules;
+    for (Pooling p : st->poolings) modules += str(modules.empty() ? "" : "+", pooling_name(p));
+    for (const auto& step : st->steps)
+      modules += step.kind == SentenceTransformersFolder::Step::Dense ? str(", Dense ", step.weight.dim(1), "→", step.weight.dim(0))
+                                                                       : std::string(", Normalize");
+    log_info("sentence-transformers modules: pooling ", modules, st->max_seq_length ? str(", max_seq_length ", *st->max_seq_length) : "",
+             st->do_lower_case ? ", lowercased" : "", ", similarity ", st->similarity_fn_name);
+  }
   models.by_key[key] = m;
   return m;
 }
@@ -110,11 +121,18 @@ bool Model::has_text() const { return parts_->text() != nullptr && tokenizer_ !=
 bool Model::has_vision() const { return parts_->vision() != nullptr; }
 bool Model::has_classifier() const { return parts_->classifier() != nullptr; }
 std::optional<float> Model::logit_scale() const { return parts_->logit_scale(); }
-Score Model::default_score() const { return architecture_->score; }
+Score Model::default_score() const {
+  if (!sentence_transformers_) return architecture_->score;
+  const std::string& name = sentence_transformers_->similarity_fn_name;
+  if (name == "cosine") return Score::Cosine;
+  if (name == "dot") return Score::Dot;
+  usage_error(sentence_transformers_->root, ": similarity_fn_name '", name,
+              "' (config_sentence_transformers.json) is not implemented; give --score cosine or dot");
+}
 
 Pooling Model::default_text_pooling() const {
   if (!has_text() || architecture_->text_poolings.empty()) usage_error(path_, ": a ", architecture(), " model embeds no texts");
-  return architecture_->text_poolings.front();
+  return sentence_transformers_ ? Pooling::Modules : architecture_->text_poolings.front();
 }
 
 Pooling Model::default_image_pooling() const {
@@ -142,6 +160,7 @@ ModelInfo inspect_model(const std::string& model) {
   info.texts = a.tokenizer.has_value();
   info.images = !a.image_processor.empty();
   info.joint = info.texts && info.images && a.score == Score::ClipLogits;
+  if (folder.sentence_transformers) info.sentence_transformers_similarity = folder.sentence_transformers->similarity_fn_name;
   if (folder.config.has("architectures") && folder.config.json().at("architectures").is_array())
     for (const auto& name : folder.config.json().at("architectures"))
       info.classifier |= name.is_string() && name.get<std::string>().find("ForImageClassification") != std::string::npos;
@@ -149,7 +168,8 @@ ModelInfo inspect_model(const std::string& model) {
 }
 
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model) {
-  const std::string folder = resolve_model_path(model);
+  std::string folder = resolve_model_path(model);
+  if (SentenceTransformersFolder::present(folder)) folder = SentenceTransformersFolder::read(folder)->transformer_folder;
   const Architecture* architecture = nullptr;
   if (file_exists(join_path(folder, "config.json"))) architecture = open_model_folder(folder).architecture;
   const auto kind = tokenizer_kind(folder, architecture);

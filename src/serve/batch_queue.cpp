@@ -119,6 +119,7 @@ void run_batch(const TextEmbedder* texts, const ImageEmbedder* images, const std
   if (kind == Job::Kind::Texts) {
     BatchEncoding batch;
     for (const auto& job : jobs) batch.rows.insert(batch.rows.end(), job->rows.begin(), job->rows.end());
+    options.prompt_tokens = texts->prompt_tokens(options);  // the folder's default prompt, as encode() adds it
     result = texts->embed_encoded(batch, options);
   } else {
     std::vector<Image> all;

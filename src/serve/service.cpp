@@ -137,8 +137,10 @@ Encoding Service::encode(const ServedModel& m, const std::string& text, const Tr
   const Tokenizer& tokenizer = embedder->tokenizer();
   const int64_t limit = embedder->max_length();
   Encoding e;
+  std::string prepared;  // a sentence-transformers folder's text as encode() sees it (its default prompt too)
   try {
-    e = tokenizer.encode(text);
+    prepared = embedder->prepare(text, EmbedOptions{});
+    e = tokenizer.encode(prepared);
   } catch (const Error& error) {  // non-UTF-8 text, among others
     throw HttpError(422, "Tokenizer", str("input ", index, ": ", error.what()));
   }
@@ -148,7 +150,7 @@ Encoding Service::encode(const ServedModel& m, const std::string& text, const Tr
     throw HttpError(t.too_long_status, "Validation",
                     str("input ", index, " has ", n, " tokens; the model '", m.name, "' takes at most ", limit,
                         " (ask for truncation: TEI's \"truncate\": true)"));
-  if (!t.left) return tokenizer.encode(text, nullptr, limit);
+  if (!t.left) return tokenizer.encode(prepared, nullptr, limit);
   // Left truncation keeps the special tokens at both ends and the last limit - 2 tokens between them.
   const size_t specials = tokenizer.encode(" ").input_ids.size();
   if (specials != 2) throw HttpError(422, "Validation", "truncation_direction Left needs a tokenizer that adds one token at each end");

@@ -177,6 +177,21 @@ TEST(Serve, OpenAIEmbeddingsAreTheLibrarysNumbersAndTheFixtures) {
   EXPECT_NEAR(short_vector[0] / short_vector[1], first[0] / first[1], 1e-5);  // the same direction, truncated
 }
 
+// A sentence-transformers folder serves what SentenceTransformer.encode gives (issue 20): its modules,
+// and its texts stripped as encode() strips them.
+TEST(Serve, SentenceTransformersFoldersServeTheirModules) {
+  serve::ServeOptions o = options_with_models();
+  o.models = {{"st", test::data("models/st-bert-tiny-dense"), test::placement()}};
+  Running s(std::move(o));
+  const auto embedder = TextEmbedder::load(test::data("models/st-bert-tiny-dense"), test::placement());
+  const Tensor alone = embedder->embed({"Cat with paint"}, EmbedOptions{}).embeddings;
+  const auto r = s.post("/v1/embeddings", {{"model", "st"}, {"input", {"  Cat with paint "}}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  const auto served = floats(json::parse(r->body)["data"][0]["embedding"]);
+  EXPECT_EQ(served.size(), 16u);  // the Dense layer's width
+  EXPECT_EQ(served, row(alone, 0));
+}
+
 TEST(Serve, ImagesAsDataUrlsAndMixedInputsKeepTheirOrder) {
   Running s(options_with_models());
   const auto model = Model::load(test::data("models/clip-tiny"), test::placement());

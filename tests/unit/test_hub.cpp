@@ -201,6 +201,32 @@ TEST(HubDownload, DownloadsIntoTheCacheAsHuggingfaceHubDoesAndRunsOfflineAfter) 
   EXPECT_EQ(server.requests(), before);
 }
 
+// A sentence-transformers repository: the folders modules.json names come too (here the older layout,
+// 0_Transformer/ and 2_Dense/ with its weights), the ONNX copy does not; it runs offline as its folder does.
+TEST(HubDownload, SentenceTransformersRepositoriesBringTheirModules) {
+  HubServer server;
+  HubServer::Repo repo;
+  repo.commit = kCommit;
+  const fs::path root = test::data("models/st-bert-tiny-dense");
+  for (const auto& e : fs::recursive_directory_iterator(root))
+    if (!fs::is_directory(e.path())) repo.files[e.path().lexically_relative(root).string()] = read_file(e.path().string());
+  repo.files["onnx/model.onnx"] = "an ONNX export, not needed";
+  server.add("org/st-bert-tiny-dense", repo);
+  test::TempDir dir;
+  EnvVar endpoint("HF_ENDPOINT", server.endpoint()), cache("HF_HUB_CACHE", dir.file("hub")),
+      offline("HF_HUB_OFFLINE", std::nullopt), token("HF_TOKEN", std::nullopt), home("HF_HOME", dir.file("home"));
+  const std::string snapshot = download_model(*parse_hub_model_id("org/st-bert-tiny-dense"));
+  for (const char* f : {"modules.json", "config_sentence_transformers.json", "0_Transformer/config.json",
+                        "0_Transformer/model.safetensors", "0_Transformer/vocab.txt", "0_Transformer/sentence_bert_config.json",
+                        "1_Pooling/config.json", "2_Dense/config.json", "2_Dense/model.safetensors"})
+    EXPECT_TRUE(fs::exists(snapshot + "/" + f)) << f;
+  EXPECT_FALSE(fs::exists(snapshot + "/onnx"));
+  EnvVar off("HF_HUB_OFFLINE", "1");
+  test::expect_close("sentence-transformers embedding after download",
+                     TextEmbedder::load("org/st-bert-tiny-dense", test::placement())->embed({"hi"}, {}).embeddings,
+                     TextEmbedder::load(root.string(), test::placement())->embed({"hi"}, {}).embeddings, 0.0);
+}
+
 // A transfer dropped halfway from a server that cannot resume: the partial file is dropped and the
 // download starts over, instead of appending the whole file to half of it.
 TEST(HubDownload, AServerThatIgnoresRangesGetsAFreshTransfer) {
