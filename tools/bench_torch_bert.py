@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""PyTorch eager baseline for `mmx bench bert-lab bert-32x128 vit-4 vit-32 clip-text-8 clip-image-4
-clip-image-32` (never built, never required).
+"""PyTorch eager baseline for `mmx bench bert-lab bert-32x128 minilm-l6-32x128 bge-small-32x128 vit-4 vit-32
+clip-text-8 clip-image-4 clip-image-32` (never built, never required).
 
 transformers is not packaged in Debian 12, so this builds bert-base-uncased's architecture from the
 same real config.json with torch.nn modules, op for op as transformers' eager BertModel runs them
@@ -178,6 +178,10 @@ def main():
     vc = json.load(open(os.path.join(a.data, "real-configs/vit-base-patch16-224/config.json")))
     vit = Vit(vc).eval()
     runs = {name: (lambda ids=ids, mask=mask: model(ids, mask), list(ids.shape)) for name, (ids, mask) in workloads.items()}
+    # The sentence-transformers models' BERTs (their real configs), as `mmx bench minilm-l6-32x128 bge-small-32x128`.
+    for name, folder in (("minilm-l6-32x128", "all-MiniLM-L6-v2"), ("bge-small-32x128", "bge-small-en-v1.5")):
+        small = Bert(json.load(open(os.path.join(a.data, "real-configs", folder, "config.json")))).eval()
+        runs[name] = (lambda small=small: small(ids32, torch.ones_like(ids32)), list(ids32.shape))
     for batch in (4, 32):
         pixels = torch.randn(batch, 3, vc["image_size"], vc["image_size"])
         runs[f"vit-{batch}"] = (lambda pixels=pixels: vit(pixels), list(pixels.shape))

@@ -79,8 +79,8 @@ double bert_flops(const BertConfig& c, int64_t batch, int64_t seq) {
 }
 
 BenchResult bench_bert(const Placement& where, const std::string& name, int runs, const std::string& data_dir, DType weights, bool lab,
-                       int64_t batch = 32, int64_t seq = 128) {
-  const std::string config_path = join_path(data_dir, "real-configs/bert-base-uncased/config.json");
+                       int64_t batch = 32, int64_t seq = 128, const std::string& config_folder = "bert-base-uncased") {
+  const std::string config_path = join_path(data_dir, "real-configs/" + config_folder + "/config.json");
   const BertConfig config = BertConfig::from_json(JsonObject::load(config_path));
   auto loader = WeightLoader::random(42, where, weights);
   const BertModel model(config, *loader);
@@ -99,7 +99,7 @@ BenchResult bench_bert(const Placement& where, const std::string& name, int runs
   }
   BenchResult r = time_runs(name, runs, bert_flops(config, input_ids.dim(0), input_ids.dim(1)), where,
                             [&] { model.forward(input_ids, Tensor(), mask); });
-  r.detail = str("bert-base-uncased (random weights), batch ", shape_str(input_ids.shape()));
+  r.detail = str(config_folder, " (random weights), batch ", shape_str(input_ids.shape()));
   return with_items(r, input_ids.dim(0));
 }
 
@@ -268,6 +268,8 @@ std::vector<std::pair<std::string, std::string>> bench_workloads() {
   return {{"bert-lab", "bert-base-uncased forward on the lab's 8 texts (batch [8, 7])"},
           {"bert-32x128", "bert-base-uncased forward on 32 × 128 tokens"},
           {"bert-NxT", "bert-base-uncased forward on N sequences of T tokens, e.g. bert-256x128"},
+          {"minilm-l6-32x128", "all-MiniLM-L6-v2's BERT (6 layers, hidden 384) on 32 × 128 tokens"},
+          {"bge-small-32x128", "bge-small-en-v1.5's BERT (12 layers, hidden 384) on 32 × 128 tokens"},
           {"vit-4", "vit-base-patch16-224 forward on 4 images"},
           {"vit-32", "vit-base-patch16-224 forward on 32 images (vit-N: any N)"},
           {"vit-preprocess", "decode + ViT preprocessing, ms per image"},
@@ -291,6 +293,8 @@ BenchResult run_benchmark(const std::string& workload, int runs, const std::stri
   const DType w = weights.value_or(sdxl ? DType::F16 : DType::F32);
   if (workload == "bert-lab") return bench_bert(where, workload, runs, data_dir, w, true);
   if (workload == "bert-32x128") return bench_bert(where, workload, runs, data_dir, w, false);
+  if (workload == "minilm-l6-32x128") return bench_bert(where, workload, runs, data_dir, w, false, 32, 128, "all-MiniLM-L6-v2");
+  if (workload == "bge-small-32x128") return bench_bert(where, workload, runs, data_dir, w, false, 32, 128, "bge-small-en-v1.5");
   if (workload == "vit-4") return bench_vit(where, workload, runs, data_dir, w, 4);
   if (workload == "vit-32") return bench_vit(where, workload, runs, data_dir, w, 32);
   if (workload == "vit-preprocess") return bench_vit_preprocess(workload, runs, data_dir);

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/run_mmx.hpp"
+#include "io/sentence_transformers_folder.hpp"
 #include "mmx/embed.hpp"
 #include "mmx/files.hpp"
 #include "mmx/model.hpp"
@@ -219,4 +220,23 @@ TEST(SentenceTransformers, TheCommandLineAndBadFolders) {
     EXPECT_NE(bad.err.find(c.says), std::string::npos) << c.what << ": " << bad.err;
     EXPECT_EQ(bad.out, "") << c.what;
   }
+}
+
+// The Hub's own files of sentence-transformers/all-MiniLM-L6-v2 (revision 1110a243, byte-identical:
+// tests/data/README.md): a Pooling config of four keys (no weightedmean, lasttoken or include_prompt),
+// a Normalize module without a folder, max_seq_length 256.
+TEST(SentenceTransformers, TheRealAllMiniLmL6V2FilesRead) {
+  const std::string root = test::data("real-configs/all-MiniLM-L6-v2");
+  ASSERT_TRUE(SentenceTransformersFolder::present(root));
+  const auto st = SentenceTransformersFolder::read(root);
+  EXPECT_EQ(st->transformer_folder, root);
+  EXPECT_EQ(st->poolings, std::vector<Pooling>{Pooling::Mean});
+  EXPECT_TRUE(st->include_prompt);
+  EXPECT_EQ(st->word_embedding_dimension, 384);
+  ASSERT_EQ(st->steps.size(), 1u);
+  EXPECT_EQ(st->steps[0].kind, SentenceTransformersFolder::Step::Normalize);
+  EXPECT_EQ(st->max_seq_length, std::optional<int64_t>(256));
+  EXPECT_FALSE(st->do_lower_case);
+  EXPECT_EQ(st->similarity_fn_name, "cosine");  // no config_sentence_transformers.json: SentenceTransformer's default
+  EXPECT_EQ(st->output_dimension(384), 384);
 }
