@@ -75,7 +75,11 @@ std::shared_ptr<const Model> Model::load(const std::string& model, const Placeme
     usage_error(folder.path, ": a ", a.display_name, " is a diffusion pipeline's component, not a model to embed with");
   std::error_code ec;
   const std::string canonical = std::filesystem::weakly_canonical(folder.path, ec).string();
-  const std::string key = (ec ? folder.path : canonical) + "\n" + placement.str();
+  // A sentence-transformers folder's Transformer may be a folder of its own (0_Transformer/): loaded
+  // directly it is a plain model, so the modules' root is part of the key.
+  const std::string key = (ec ? folder.path : canonical) + "\n" +
+                          (folder.sentence_transformers ? "modules of " + folder.sentence_transformers->root + "\n" : "") +
+                          placement.str();
   LoadedModels& models = loaded_models();
   std::lock_guard<std::mutex> lock(models.mutex);  // one load at a time: two callers never load one folder twice
   if (auto existing = models.by_key[key].lock()) {

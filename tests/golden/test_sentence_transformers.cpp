@@ -69,6 +69,10 @@ TEST(SentenceTransformers, FoldersEncodeAsSentenceTransformerWithNoFlags) {
                      expected.get("st_bert_tiny_dense"), kBound);
   const auto model = Model::load(test::data("models/st-bert-tiny-dense"), test::placement());
   EXPECT_EQ(model->default_text_pooling(), Pooling::Modules);
+  // Its Transformer folder loaded directly, while the folder is held, is the plain BERT, not the modules.
+  const auto plain = Model::load(test::data("models/st-bert-tiny-dense/0_Transformer"), test::placement());
+  EXPECT_EQ(plain->sentence_transformers(), nullptr);
+  EXPECT_EQ(plain->default_text_pooling(), Pooling::MeanNoCls);
   EXPECT_EQ(model->default_score(), Score::Dot);  // similarity_fn_name "dot"
   EXPECT_EQ(Model::load(test::data("models/st-bert-tiny"), test::placement())->default_score(), Score::Cosine);
   // --pooling takes the Pooling module's place; Normalize still follows.
