@@ -1,7 +1,8 @@
 // libFuzzer: arbitrary bytes as the files of a tokenizer folder must load or raise mmx::Error, and a
 // loaded tokenizer must encode a fixed text. The input is split at each "\n@@\n" into the folder's files:
-// the first byte picks WordPiece (vocab.txt, tokenizer_config.json, special_tokens_map.json) or CLIP's
-// BPE (vocab.json, merges.txt, tokenizer_config.json).
+// the first byte picks WordPiece (vocab.txt, tokenizer_config.json, special_tokens_map.json), CLIP's
+// BPE (vocab.json, merges.txt, tokenizer_config.json) or WordPiece from tokenizer.json (with
+// tokenizer_config.json).
 #include <unistd.h>
 
 #include <cstdio>
@@ -16,9 +17,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::string folder = "/tmp/mmx-fuzz-tokenizer-" + std::to_string(getpid());
   std::filesystem::remove_all(folder);
   std::filesystem::create_directories(folder);
-  const bool bpe = data[0] & 1;
-  const std::vector<std::string> names = bpe ? std::vector<std::string>{"vocab.json", "merges.txt", "tokenizer_config.json"}
-                                             : std::vector<std::string>{"vocab.txt", "tokenizer_config.json", "special_tokens_map.json"};
+  const int mode = data[0] % 3;
+  const bool bpe = mode == 1;
+  const std::vector<std::string> names =
+      bpe ? std::vector<std::string>{"vocab.json", "merges.txt", "tokenizer_config.json"}
+      : mode == 2 ? std::vector<std::string>{"tokenizer.json", "tokenizer_config.json"}
+                  : std::vector<std::string>{"vocab.txt", "tokenizer_config.json", "special_tokens_map.json"};
   const std::string bytes(reinterpret_cast<const char*>(data) + 1, size - 1);
   size_t begin = 0;
   for (size_t k = 0; k < names.size() && begin <= bytes.size(); ++k) {

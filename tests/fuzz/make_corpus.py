@@ -151,6 +151,11 @@ merges = open(os.path.join(DATA, "tokenizers/clip/merges.txt"), encoding="utf-8"
 kept = {k: v for k, v in clip_vocab.items() if v < 600 or k in ("<|startoftext|>", "<|endoftext|>")}
 clip_config = open(os.path.join(DATA, "tokenizers/clip/tokenizer_config.json")).read()
 put("fuzz_tokenizer_files", "clip-bpe", "\x01" + json.dumps(kept, ensure_ascii=False) + "\n@@\n" + "\n".join(merges) + "\n@@\n" + clip_config)
+fast = json.load(open(os.path.join(DATA, "tokenizers/bert-base-uncased-fast/tokenizer.json"), encoding="utf-8"))
+fast["model"]["vocab"] = {k: v for k, v in fast["model"]["vocab"].items() if v < 1200}
+fast["added_tokens"] = [t for t in fast["added_tokens"] if t["id"] < 1200]
+put("fuzz_tokenizer_files", "tokenizer-json", "\x02" + json.dumps(fast, ensure_ascii=False) + "\n@@\n" +
+    open(os.path.join(DATA, "tokenizers/bert-base-uncased-fast/tokenizer_config.json")).read())
 
 # ---- model configs (transformers), and values no architecture means
 for source in ["models/bert-tiny/config.json", "models/vit-tiny/config.json", "models/clip-tiny/config.json",

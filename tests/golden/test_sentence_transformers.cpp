@@ -244,3 +244,14 @@ TEST(SentenceTransformers, TheRealAllMiniLmL6V2FilesRead) {
   EXPECT_EQ(st->similarity_fn_name, "cosine");  // no config_sentence_transformers.json: SentenceTransformer's default
   EXPECT_EQ(st->output_dimension(384), 384);
 }
+
+// Many Hub folders of these models ship tokenizer.json; one that holds it instead of vocab.txt embeds
+// the same numbers (the tokenizer gives the same ids: tokenizers/test_wordpiece.cpp).
+TEST(SentenceTransformers, AFolderWithOnlyTokenizerJsonEmbedsTheSame) {
+  test::TempDir dir;
+  const std::string copy = copy_of(dir, "st-bert-tiny");
+  fs::remove(copy + "/vocab.txt");
+  fs::copy_file(test::data("tokenizers/bert-base-uncased-fast/tokenizer.json"), copy + "/tokenizer.json");
+  test::expect_close("tokenizer.json folder = vocab.txt folder",
+                     TextEmbedder::load(copy, test::placement())->embed(kLabTexts, {}).embeddings, embed("st-bert-tiny", {}), 0);
+}

@@ -2,6 +2,8 @@
 // (tests/data/tokenizers/bert_cases.json): tokens, ids, type ids, masks, truncation, pairs, the lab batch.
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <filesystem>
+#include <functional>
 
 #include "mmx/files.hpp"
 #include "test_util.hpp"
@@ -17,25 +19,25 @@ const json& corpus() {
   return cases;
 }
 
-const text::BertTokenizer& tokenizer() {
+const text::BertTokenizer& slow_tokenizer() {
   static const auto tok = text::BertTokenizer::load(test::data("tokenizers/bert-base-uncased"));
   return *tok;
 }
 
 std::string pieces(const std::vector<int64_t>& ids) {
   std::string s;
-  for (int64_t id : ids) s += tokenizer().id_to_token(id) + " ";
+  for (int64_t id : ids) s += slow_tokenizer().id_to_token(id) + " ";
   return s;
 }
 
 // Returns the number of mismatching cases; prints each with expected and got ids and pieces.
-int check_corpus(bool verbose) {
+int check_corpus(bool verbose, const Tokenizer& tokenizer) {
   int failures = 0;
   for (const auto& c : corpus()["cases"]) {
     const std::string text = c["text"];
-    const auto tokens = tokenizer().tokenize(text);
-    const Encoding full = tokenizer().encode(text, nullptr, std::nullopt);
-    const Encoding truncated = tokenizer().encode(text, nullptr, 512);
+    const auto tokens = tokenizer.tokenize(text);
+    const Encoding full = tokenizer.encode(text, nullptr, std::nullopt);
+    const Encoding truncated = tokenizer.encode(text, nullptr, 512);
     const bool ok = tokens == c["tokens"].get<std::vector<std::string>>() &&
                     full.input_ids == c["input_ids"].get<std::vector<int64_t>>() &&
                     full.token_type_ids == c["token_type_ids"].get<std::vector<int64_t>>() &&
@@ -50,6 +52,9 @@ int check_corpus(bool verbose) {
   }
   return failures;
 }
+
+int check_corpus(bool verbose) { return check_corpus(verbose, slow_tokenizer()); }
+const text::BertTokenizer& tokenizer() { return slow_tokenizer(); }
 
 }  // namespace
 
@@ -105,4 +110,51 @@ TEST(WordPiece, MaxLengthPaddingAndInvalidUtf8) {
 TEST(WordPiece, LongWordsBecomeUnk) {
   EXPECT_EQ(tokenizer().tokenize(std::string(101, 'a')), std::vector<std::string>{"[UNK]"});
   EXPECT_NE(tokenizer().tokenize(std::string(100, 'a')), std::vector<std::string>{"[UNK]"});
+}
+
+// A folder holding only tokenizer.json (the tokenizers library's format, as BertConverter writes
+// bert-base-uncased's: tests/data/generator/make_bert_tokenizer_json.py) gives the slow tokenizer's ids
+// on the whole corpus and its pairs; components it does not implement are refused by name.
+TEST(WordPiece, TokenizerJsonAloneMatchesTheSlowCorpus) {
+  const auto fast = Tokenizer::load(test::data("tokenizers/bert-base-uncased-fast"));
+  EXPECT_EQ(check_corpus(true, *fast), 0);
+  EXPECT_EQ(fast->model_max_length(), 512);
+  for (const auto& c : corpus()["pairs"]["cases"]) {
+    const std::string a = c["text"], b = c["text_pair"];
+    const Encoding e = fast->encode(a, &b);
+    EXPECT_EQ(e.input_ids, c["input_ids"].get<std::vector<int64_t>>()) << a << " | " << b;
+    EXPECT_EQ(e.token_type_ids, c["token_type_ids"].get<std::vector<int64_t>>()) << a << " | " << b;
+  }
+  test::TempDir dir;
+  const json original = json::parse(read_file(test::data("tokenizers/bert-base-uncased-fast/tokenizer.json")));
+  struct Case {
+    std::string what, says;
+    std::function<void(json&)> spoil;
+  };
+  const std::vector<Case> cases = {
+      {"a BPE model", "model 'BPE' is not implemented for a BERT model", [](json& j) { j["model"]["type"] = "BPE"; }},
+      {"a Sequence normalizer", "normalizer 'Sequence' is not implemented", [](json& j) { j["normalizer"] = {{"type", "Sequence"}, {"normalizers", json::array()}}; }},
+      {"no normalizer", "normalizer 'null' is not implemented", [](json& j) { j["normalizer"] = nullptr; }},
+      {"a Metaspace pre-tokenizer", "pre_tokenizer 'Metaspace' is not implemented", [](json& j) { j["pre_tokenizer"]["type"] = "Metaspace"; }},
+      {"a RobertaProcessing", "post_processor 'RobertaProcessing' is not implemented", [](json& j) { j["post_processor"]["type"] = "RobertaProcessing"; }},
+      {"another template", "post_processor.single is not BERT's template", [](json& j) { j["post_processor"]["single"][1]["Sequence"]["type_id"] = 1; }},
+      {"another subword prefix", "continuing_subword_prefix '@@'", [](json& j) { j["model"]["continuing_subword_prefix"] = "@@"; }},
+      {"a gap in the ids", "ids must be 0 to 30521, each once", [](json& j) { j["model"]["vocab"]["the"] = 40000; }},
+      {"an lstrip token", "added token '[MASK]' has lstrip true", [](json& j) { j["added_tokens"][4]["lstrip"] = true; }},
+  };
+  for (const Case& c : cases) {
+    json j = original;
+    c.spoil(j);
+    const std::string folder = dir.file("fast-" + std::to_string(&c - cases.data()));
+    std::filesystem::create_directories(folder);
+    write_file_atomically(folder + "/tokenizer.json", j.dump());
+    write_file_atomically(folder + "/tokenizer_config.json", R"({"tokenizer_class": "BertTokenizerFast"})");
+    try {
+      Tokenizer::load(folder);
+      ADD_FAILURE() << c.what << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(c.says), std::string::npos) << c.what << ": " << e.what();
+      EXPECT_NE(std::string(e.what()).find("tokenizer.json"), std::string::npos) << e.what();
+    }
+  }
 }
