@@ -346,6 +346,20 @@ std::vector<std::string> wanted_in_folder(const std::vector<std::string>& files,
   return out;
 }
 
+// A JSON file of the repository that names the folders to fetch (model_index.json, modules.json),
+// read into memory at the commit.
+nlohmann::json index_file(const std::string& base, const HubModelId& id, const std::string& commit, const std::string& name) {
+  const Response index =
+      with_retries([&] { return request(base + "/" + id.repo_id + "/resolve/" + commit + "/" + name, false, true); }, name);
+  if (index.code != CURLE_OK) fail(id.repo_id, ": ", name, ": ", index.error);
+  if (index.status != 200) http_error(index, id.repo_id, name);
+  try {
+    return nlohmann::json::parse(index.body);
+  } catch (const std::exception& e) {
+    fail(id.repo_id, ": ", name, " is not JSON: ", e.what());
+  }
+}
+
 }  // namespace
 
 std::string download_model(const HubModelId& id, const std::string& variant) {
@@ -392,17 +406,7 @@ std::string download_model(const HubModelId& id, const std::string& variant) {
   if (std::find(files.begin(), files.end(), "model_index.json") != files.end()) {
     // A diffusers pipeline: model_index.json, then each component it names (not root-level single-file checkpoints).
     wanted.push_back("model_index.json");
-    const Response index = with_retries(
-        [&] { return request(base + "/" + id.repo_id + "/resolve/" + commit + "/model_index.json", false, true); },
-        "model_index.json");
-    if (index.code != CURLE_OK) fail(id.repo_id, ": model_index.json: ", index.error);
-    if (index.status != 200) http_error(index, id.repo_id, "model_index.json");
-    nlohmann::json components;
-    try {
-      components = nlohmann::json::parse(index.body);
-    } catch (const std::exception& e) {
-      fail(id.repo_id, ": model_index.json is not JSON: ", e.what());
-    }
+    const nlohmann::json components = index_file(base, id, commit, "model_index.json");
     if (!components.is_object()) fail(id.repo_id, ": model_index.json is not an object");
     for (auto it = components.begin(); it != components.end(); ++it)
       if (const std::string& name = it.key(); it->is_array() && it->size() == 2 && (*it)[0].is_string()) {
@@ -417,17 +421,7 @@ std::string download_model(const HubModelId& id, const std::string& variant) {
     if (std::find(files.begin(), files.end(), "modules.json") != files.end()) {
       // A sentence-transformers folder: the root, and each module's folder that modules.json names
       // (1_Pooling, 2_Dense, or 0_Transformer in older saves); onnx/ and openvino/ copies are left alone.
-      const Response index = with_retries(
-          [&] { return request(base + "/" + id.repo_id + "/resolve/" + commit + "/modules.json", false, true); },
-          "modules.json");
-      if (index.code != CURLE_OK) fail(id.repo_id, ": modules.json: ", index.error);
-      if (index.status != 200) http_error(index, id.repo_id, "modules.json");
-      nlohmann::json modules;
-      try {
-        modules = nlohmann::json::parse(index.body);
-      } catch (const std::exception& e) {
-        fail(id.repo_id, ": modules.json is not JSON: ", e.what());
-      }
+      const nlohmann::json modules = index_file(base, id, commit, "modules.json");
       if (!modules.is_array()) fail(id.repo_id, ": modules.json is not a list");
       for (const auto& m : modules) {
         if (!m.is_object() || !m.contains("path") || !m["path"].is_string()) continue;

@@ -152,6 +152,15 @@ TEST(Hub, AModelRunsFromTheCacheWithTheSameOutputsAsFromItsFolder) {
 }
 
 namespace {
+// Every file under a folder (links followed) as a repository's files at kCommit, by relative path.
+HubServer::Repo repo_of_folder(const fs::path& root) {
+  HubServer::Repo repo;
+  repo.commit = kCommit;
+  for (const auto& e : fs::recursive_directory_iterator(root))
+    if (!fs::is_directory(e.path())) repo.files[e.path().lexically_relative(root).string()] = read_file(e.path().string());
+  return repo;
+}
+
 HubServer::Repo bert_tiny_repo() {
   HubServer::Repo repo;
   repo.commit = kCommit;
@@ -205,11 +214,8 @@ TEST(HubDownload, DownloadsIntoTheCacheAsHuggingfaceHubDoesAndRunsOfflineAfter) 
 // 0_Transformer/ and 2_Dense/ with its weights), the ONNX copy does not; it runs offline as its folder does.
 TEST(HubDownload, SentenceTransformersRepositoriesBringTheirModules) {
   HubServer server;
-  HubServer::Repo repo;
-  repo.commit = kCommit;
   const fs::path root = test::data("models/st-bert-tiny-dense");
-  for (const auto& e : fs::recursive_directory_iterator(root))
-    if (!fs::is_directory(e.path())) repo.files[e.path().lexically_relative(root).string()] = read_file(e.path().string());
+  HubServer::Repo repo = repo_of_folder(root);
   repo.files["onnx/model.onnx"] = "an ONNX export, not needed";
   server.add("org/st-bert-tiny-dense", repo);
   test::TempDir dir;
@@ -328,11 +334,8 @@ TEST(HubDownload, MmxDownloadPrintsTheSnapshotAndRefusesBadIds) {
 // when asked; it then generates from the Hub id exactly as from its folder.
 TEST(HubDownload, APipelineDownloadsItsComponentsInTheAskedVariant) {
   HubServer server;
-  HubServer::Repo repo;
-  repo.commit = kCommit;
   const fs::path root = test::data("models/sdxl-tiny");
-  for (const auto& e : fs::recursive_directory_iterator(root))
-    if (e.is_regular_file()) repo.files[e.path().lexically_relative(root).string()] = read_file(e.path().string());
+  HubServer::Repo repo = repo_of_folder(root);
   repo.files["sd_xl_tiny.safetensors"] = "a single-file checkpoint at the root: not fetched";
   repo.files["unused_component/config.json"] = "{}";  // a folder model_index.json does not name
   server.add("org/sdxl-tiny", repo);
