@@ -58,6 +58,7 @@ std::vector<std::shared_ptr<Job>> ModelWorker::next_batch(std::unique_lock<std::
   std::vector<std::shared_ptr<Job>> batch;
   const Job::Kind kind = queue_.front()->kind;
   const std::optional<Pooling> pooling = queue_.front()->pooling;
+  const std::optional<std::string> prompt_name = queue_.front()->prompt_name;
   size_t longest = 0, rows = 0, images = 0;
   for (auto it = queue_.begin(); it != queue_.end();) {
     Job& job = **it;
@@ -66,7 +67,7 @@ std::vector<std::shared_ptr<Job>> ModelWorker::next_batch(std::unique_lock<std::
       it = queue_.erase(it);
       continue;
     }
-    if (job.kind != kind || job.pooling != pooling) { ++it; continue; }
+    if (job.kind != kind || job.pooling != pooling || job.prompt_name != prompt_name) { ++it; continue; }
     bool fits = true;
     if (!batch.empty()) {
       if (kind == Job::Kind::Task || int64_t(batch.size()) >= limits_.max_batch_requests) break;
@@ -119,7 +120,8 @@ void run_batch(const TextEmbedder* texts, const ImageEmbedder* images, const std
   if (kind == Job::Kind::Texts) {
     BatchEncoding batch;
     for (const auto& job : jobs) batch.rows.insert(batch.rows.end(), job->rows.begin(), job->rows.end());
-    options.prompt_tokens = texts->prompt_tokens(options);  // the folder's default prompt, as encode() adds it
+    options.prompt_name = jobs.front()->prompt_name;
+    options.prompt_tokens = texts->prompt_tokens(options);  // the prompt encode() added (named, or the default)
     result = texts->embed_encoded(batch, options);
   } else {
     std::vector<Image> all;

@@ -32,6 +32,9 @@ struct Job {
   std::vector<Image> images;    // Images
   std::function<void()> task;   // Task: work that must run on the model's worker (similarity, classify)
   std::optional<Pooling> pooling;  // the model's default when unset; only jobs of one pooling share a batch
+  // Texts: a sentence-transformers folder's prompt by name (TEI's prompt_name); unset, the folder's default.
+  // Only jobs of one prompt share a batch, as the prompt's tokens are left out of some poolings.
+  std::optional<std::string> prompt_name;
   std::chrono::steady_clock::time_point queued_at{};
 
   // Set by the worker: one embedding per input (row-major [inputs, dim]), or the error of its batch.

@@ -60,7 +60,10 @@ void embed(Service& service, const httplib::Request& req, httplib::Response& res
   const json body = parse_body(req);
   ServedModel& model = model_of(service, body);
   const bool normalize = bool_field(body, "normalize", Dialect::Tei, true);
-  Embedded e = service.embed(model, tei_inputs(body), tei_truncation(body), req);
+  // TEI's prompt_name: one of a sentence-transformers folder's prompts (unset: its default_prompt_name).
+  std::optional<std::string> prompt_name;
+  if (body.contains("prompt_name") && !body["prompt_name"].is_null()) prompt_name = string_field(body, "prompt_name", Dialect::Tei);
+  Embedded e = service.embed(model, tei_inputs(body), tei_truncation(body), req, std::nullopt, std::nullopt, prompt_name);
   if (normalize)
     for (auto& v : e.vectors) detail::l2_normalize(v.data(), int64_t(v.size()));
   send_json(res, e.vectors);

@@ -130,7 +130,8 @@ void Service::check_count(size_t inputs) const {
                         " (--max-client-batch-size)"));
 }
 
-Encoding Service::encode(const ServedModel& m, const std::string& text, const Truncation& t, size_t index) const {
+Encoding Service::encode(const ServedModel& m, const std::string& text, const Truncation& t, size_t index,
+                         const std::optional<std::string>& prompt_name) const {
   const TextEmbedder* embedder = m.worker->texts();
   if (!embedder) throw HttpError(422, "Validation", str("the model '", m.name, "' embeds images, not texts (input ", index, ")"));
   if (text.empty()) throw HttpError(422, "Empty", str("input ", index, " is an empty text"));
@@ -139,7 +140,9 @@ Encoding Service::encode(const ServedModel& m, const std::string& text, const Tr
   Encoding e;
   std::string prepared;  // a sentence-transformers folder's text as encode() sees it (its default prompt too)
   try {
-    prepared = embedder->prepare(text, EmbedOptions{});
+    EmbedOptions options;
+    options.prompt_name = prompt_name;
+    prepared = embedder->prepare(text, options);
     e = tokenizer.encode(prepared);
   } catch (const Error& error) {  // non-UTF-8 text, among others
     throw HttpError(422, "Tokenizer", str("input ", index, ": ", error.what()));
@@ -270,12 +273,24 @@ void Service::run_on_worker(ServedModel& m, std::function<void()> work, const ht
 
 Embedded Service::embed(ServedModel& m, const std::vector<Input>& inputs, const Truncation& truncation,
                         const httplib::Request& request, std::optional<Pooling> text_pooling,
-                        std::optional<Pooling> image_pooling) {
+                        std::optional<Pooling> image_pooling, const std::optional<std::string>& prompt_name) {
   check_count(inputs.size());
+  if (prompt_name) {  // a name the model's folder does not have is the client's error, before any work
+    const TextEmbedder* embedder = m.worker->texts();
+    EmbedOptions options;
+    options.prompt_name = prompt_name;
+    try {
+      if (!embedder) throw Error(ErrorKind::Usage, "it embeds images");
+      embedder->prompt_tokens(options);
+    } catch (const Error& e) {
+      throw HttpError(422, "Validation", str("prompt_name '", *prompt_name, "' for the model '", m.name, "': ", e.what()));
+    }
+  }
   auto texts = std::make_shared<Job>(), images = std::make_shared<Job>();
   texts->kind = Job::Kind::Texts;
   images->kind = Job::Kind::Images;
   texts->pooling = text_pooling;
+  texts->prompt_name = prompt_name;
   images->pooling = image_pooling;
   Embedded out;
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -285,7 +300,7 @@ Embedded Service::embed(ServedModel& m, const std::vector<Input>& inputs, const 
         throw HttpError(422, "Validation", str("the model '", m.name, "' embeds texts, not images (input ", i, ")"));
       images->images.push_back(decode_image(in.image, i));
     } else if (in.kind == Input::Kind::Text) {
-      texts->rows.push_back(encode(m, in.text, truncation, i));
+      texts->rows.push_back(encode(m, in.text, truncation, i, prompt_name));
     } else {
       const TextEmbedder* embedder = m.worker->texts();
       if (!embedder) throw HttpError(422, "Validation", str("the model '", m.name, "' embeds images, not token ids"));

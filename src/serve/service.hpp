@@ -68,11 +68,13 @@ class Service {
   // 504 past the request timeout). Every input is checked before anything is queued.
   Embedded embed(ServedModel& model, const std::vector<Input>& inputs, const Truncation& truncation,
                  const httplib::Request& request, std::optional<Pooling> text_pooling = std::nullopt,
-                 std::optional<Pooling> image_pooling = std::nullopt);
+                 std::optional<Pooling> image_pooling = std::nullopt,
+                 const std::optional<std::string>& prompt_name = std::nullopt);
   // Runs `work` on the model's worker (after the batches queued before it) and waits as embed() does.
   void run_on_worker(ServedModel& model, std::function<void()> work, const httplib::Request& request);
   // The tokens of a text within the model's length, as the truncation says.
-  Encoding encode(const ServedModel& model, const std::string& text, const Truncation& truncation, size_t index) const;
+  Encoding encode(const ServedModel& model, const std::string& text, const Truncation& truncation, size_t index,
+                  const std::optional<std::string>& prompt_name = std::nullopt) const;
   Image decode_image(const std::string& url, size_t index) const;
   void check_count(size_t inputs) const;  // 422 for none, 413 past max_client_batch_size
 

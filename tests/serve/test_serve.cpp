@@ -190,6 +190,17 @@ TEST(Serve, SentenceTransformersFoldersServeTheirModules) {
   const auto served = floats(json::parse(r->body)["data"][0]["embedding"]);
   EXPECT_EQ(served.size(), 16u);  // the Dense layer's width
   EXPECT_EQ(served, row(alone, 0));
+  // TEI's prompt_name: the folder's "query" prompt, left out of its pooling (include_prompt false).
+  EmbedOptions query;
+  query.prompt_name = "query";
+  const Tensor prompted = embedder->embed({"Cat with paint"}, query).embeddings;
+  auto t = s.post("/embed", {{"model", "st"}, {"inputs", "Cat with paint"}, {"prompt_name", "query"}});
+  ASSERT_EQ(t->status, 200) << t->body;
+  EXPECT_EQ(json::parse(t->body)[0].get<std::vector<float>>(), row(prompted, 0));
+  EXPECT_NE(row(prompted, 0), row(alone, 0));
+  t = s.post("/embed", {{"model", "st"}, {"inputs", "Cat with paint"}, {"prompt_name", "document"}});
+  EXPECT_EQ(t->status, 422) << t->body;
+  EXPECT_NE(t->body.find("'document' is not among the model's prompts (query"), std::string::npos) << t->body;
 }
 
 TEST(Serve, ImagesAsDataUrlsAndMixedInputsKeepTheirOrder) {
