@@ -40,6 +40,8 @@ const Command kSimilarityCommand{
         {"lab", "", "the lab's matrices: --score dot --softmax dim0 (explicit --score/--softmax still win)"},
         {"text-pooling", "MODE", "pooling of the text encoder (see mmx embed --help; the lab: lab or mean-no-cls)",
          false, pooling_names()},
+        {"row-prompt-name", "NAME", "a sentence-transformers folder's prompt for the row texts (e5: query)"},
+        {"col-prompt-name", "NAME", "... for the column texts (e5: passage); a search compares the two"},
         {"image-pooling", "MODE", "pooling of the image encoder (default: mean-no-cls for ViT, projection for CLIP)",
          false, pooling_names()},
         {"json", "", "print {\"rows\", \"cols\", \"matrix\", \"score\", \"softmax\"} instead of a table"},
@@ -152,17 +154,22 @@ int run_similarity(const Args& args) {
 
   EmbedOptions text_options, image_options;
   if (auto p = args.get("text-pooling")) text_options.pooling = pooling_from_name(*p);
+  EmbedOptions row_text_options = text_options, col_text_options = text_options;  // asymmetric prompts (e5, bge)
+  row_text_options.prompt_name = args.get("row-prompt-name");
+  col_text_options.prompt_name = args.get("col-prompt-name");
+  if (rows.images && row_text_options.prompt_name) usage_error("--row-prompt-name applies to texts; the rows are images");
+  if (cols.images && col_text_options.prompt_name) usage_error("--col-prompt-name applies to texts; the columns are images");
   if (auto p = args.get("image-pooling")) image_options.pooling = pooling_from_name(*p);
   std::optional<float> logit_scale;
   const Placement placement = placement_of(args);
   // Loaded once and kept: with one model for both (CLIP), the second embedder gets the first's model.
   std::unique_ptr<TextEmbedder> text_embedder;
   std::unique_ptr<ImageEmbedder> image_embedder;
-  auto embed_texts = [&](const std::vector<std::string>& names) {
+  auto embed_texts = [&](const std::vector<std::string>& names, const EmbedOptions& options) {
     if (text_model.empty()) usage_error("texts need --text-model (or --model)");
     if (!text_embedder) text_embedder = TextEmbedder::load(text_model, placement);
     if (!logit_scale) logit_scale = text_embedder->logit_scale();
-    return text_embedder->embed(names, text_options).embeddings;
+    return text_embedder->embed(names, options).embeddings;
   };
   auto embed_images = [&](Set& s) {
     if (image_model.empty()) usage_error("images need --image-model (or --model)");
@@ -170,16 +177,17 @@ int run_similarity(const Args& args) {
     if (!logit_scale) logit_scale = image_embedder->logit_scale();
     s.embeddings = image_embedder->embed(load_images(s.names, args.has("skip-bad-images")), image_options).embeddings;
   };
-  if (!rows.images && !cols.images) {  // one padded batch for both text sets, as the lab embeds its texts
+  if (!rows.images && !cols.images && row_text_options.prompt_name == col_text_options.prompt_name) {
+    // one padded batch for both text sets, as the lab embeds its texts
     std::vector<std::string> all = rows.names;
     all.insert(all.end(), cols.names.begin(), cols.names.end());
-    const Tensor e = embed_texts(all);
+    const Tensor e = embed_texts(all, row_text_options);
     rows.embeddings = e.narrow0(0, static_cast<int64_t>(rows.names.size())).clone();
     cols.embeddings = e.narrow0(static_cast<int64_t>(rows.names.size()), static_cast<int64_t>(cols.names.size())).clone();
   } else {
     for (Set* s : {&rows, &cols}) {
       if (s->images) embed_images(*s);
-      else s->embeddings = embed_texts(s->names);
+      else s->embeddings = embed_texts(s->names, s == &rows ? row_text_options : col_text_options);
     }
   }
   Tensor matrix = similarity_matrix(rows.embeddings, cols.embeddings, score, logit_scale);

@@ -185,6 +185,20 @@ TEST(SentenceTransformers, TheCommandLineAndBadFolders) {
   test::expect_close("mmx embed st-bert-tiny-dense", SafetensorsFile::open(out).get("embeddings"),
                      expected.get("st_bert_tiny_dense"), kBound);
   EXPECT_EQ(SafetensorsFile::open(out).metadata().at("pooling"), "modules");
+  // Asymmetric search (e5's query/passage): each side with its prompt = the prefixed texts without.
+  const std::string st = test::data("models/st-bert-tiny");
+  const test::Result named = test::run({"similarity", "--model", st, "--row-text", "how do cats paint", "--col-text", "Cat with paint",
+                                        "--col-text", "rock statue", "--row-prompt-name", "query", "--col-prompt-name", "passage", "--json"});
+  const test::Result prefixed = test::run({"similarity", "--model", st, "--row-text", "query: how do cats paint", "--col-text",
+                                           "passage: Cat with paint", "--col-text", "passage: rock statue", "--json"});
+  ASSERT_EQ(named.code, 0) << named.err;
+  ASSERT_EQ(prefixed.code, 0) << prefixed.err;
+  // (the prefixed texts form one batch, the prompted sides two: within float32 rounding of the GEMM's blocking)
+  const auto a = nlohmann::json::parse(named.out)["matrix"], b = nlohmann::json::parse(prefixed.out)["matrix"];
+  ASSERT_EQ(a.size(), 1u);
+  ASSERT_EQ(a[0].size(), 2u);
+  for (size_t j = 0; j < 2; ++j) EXPECT_NEAR(a[0][j].get<double>(), b[0][j].get<double>(), 1e-6) << j;
+  EXPECT_EQ(nlohmann::json::parse(named.out)["score"], "cosine");
   const test::Result plain = test::run({"embed", "--model", test::data("models/bert-tiny"), "--text", "a", "--prompt-name", "query"});
   EXPECT_EQ(plain.code, 2);
   EXPECT_NE(plain.err.find("--prompt-name applies to sentence-transformers folders"), std::string::npos) << plain.err;
