@@ -67,21 +67,12 @@ SentenceTransformersFolder::Step read_dense(const std::string& folder, int64_t i
   SentenceTransformersFolder::Step step;
   step.kind = SentenceTransformersFolder::Step::Dense;
   step.folder = folder;
-  const int64_t in = config.require_int("in_features", limits::kWidth), out = config.require_int("out_features", limits::kWidth);
-  if (in != in_width)
-    fail(config.source(), ": key 'in_features' is ", in, ", but the module before it gives ", in_width, " values");
+  step.in_features = config.require_int("in_features", limits::kWidth);
+  step.out_features = config.require_int("out_features", limits::kWidth);
+  if (step.in_features != in_width)
+    fail(config.source(), ": key 'in_features' is ", step.in_features, ", but the module before it gives ", in_width, " values");
   step.activation = dense_activation(config);
-  const Checkpoint weights = Checkpoint::open(folder);
-  auto tensor = [&](const std::string& name, const Shape& shape) {
-    const TensorInfo* info = weights.find(name);
-    if (!info) fail(weights.source(), ": no tensor '", name, "' (a Dense module holds linear.weight and linear.bias)");
-    if (info->shape != shape)
-      fail(weights.file_of(name), ": tensor '", name, "': shape ", shape_str(info->shape), ", config.json implies ",
-           shape_str(shape));
-    return weights.get(name).to(DType::F32);
-  };
-  step.weight = tensor("linear.weight", {out, in});
-  if (config.get_bool("bias", true)) step.bias = tensor("linear.bias", {out});
+  step.bias_term = config.get_bool("bias", true);
   return step;
 }
 
@@ -136,7 +127,7 @@ std::shared_ptr<const SentenceTransformersFolder> SentenceTransformersFolder::re
       if (st->poolings.empty()) fail(modules_path, ": module ", i, " is a Dense before any Pooling");
       if (!dir_exists(folder)) fail(modules_path, ": module ", i, " names folder '", m["path"].get<std::string>(), "', which is missing");
       st->steps.push_back(read_dense(folder, width));
-      width = st->steps.back().weight.dim(0);
+      width = st->steps.back().out_features;
     } else if (type == "Normalize") {  // no config: its folder may be absent
       expect_first(false);
       if (st->poolings.empty()) fail(modules_path, ": module ", i, " is a Normalize before any Pooling");
@@ -170,9 +161,26 @@ std::shared_ptr<const SentenceTransformersFolder> SentenceTransformersFolder::re
   return st;
 }
 
+void SentenceTransformersFolder::load_dense_weights() {
+  for (Step& step : steps) {
+    if (step.kind != Step::Dense) continue;
+    const Checkpoint weights = Checkpoint::open(step.folder);
+    auto tensor = [&](const std::string& name, const Shape& shape) {
+      const TensorInfo* info = weights.find(name);
+      if (!info) fail(weights.source(), ": no tensor '", name, "' (a Dense module holds linear.weight and linear.bias)");
+      if (info->shape != shape)
+        fail(weights.file_of(name), ": tensor '", name, "': shape ", shape_str(info->shape), ", config.json implies ",
+             shape_str(shape));
+      return weights.get(name).to(DType::F32);
+    };
+    step.weight = tensor("linear.weight", {step.out_features, step.in_features});
+    if (step.bias_term) step.bias = tensor("linear.bias", {step.out_features});
+  }
+}
+
 int64_t SentenceTransformersFolder::output_dimension(int64_t pooled) const {
   for (const Step& s : steps)
-    if (s.kind == Step::Dense) pooled = s.weight.dim(0);
+    if (s.kind == Step::Dense) pooled = s.out_features;
   return pooled;
 }
 

@@ -1,8 +1,8 @@
 // A sentence-transformers folder (SentenceTransformer.save): modules.json lists the modules applied in
 // order — a Transformer (the Hugging Face model in the root or a subfolder), a Pooling, optional Dense
 // layers and a Normalize — with each module's config in its folder, and config_sentence_transformers.json
-// the prompts and the similarity function. This reads them (and the Dense weights) as
-// SentenceTransformer(path) does; the embedder applies them (pipelines/embed.cpp).
+// the prompts and the similarity function. This reads them as SentenceTransformer(path) does (the Dense
+// weights only when a model is loaded); the embedder applies them (pipelines/embed.cpp).
 #pragma once
 #include <map>
 #include <memory>
@@ -21,7 +21,9 @@ struct SentenceTransformersFolder {
   struct Step {
     enum Kind { Dense, Normalize } kind = Normalize;
     std::string folder;    // for messages
-    Tensor weight, bias;   // Dense: [out_features, in_features] F32, [out_features] F32 or undefined
+    int64_t in_features = 0, out_features = 0;  // Dense: from its config.json
+    bool bias_term = true;                       // ... its "bias"
+    Tensor weight, bias;   // Dense, after load_dense_weights: [out_features, in_features] F32, [out_features] F32
     ops::Activation activation = ops::Activation::Identity;
   };
 
@@ -39,9 +41,12 @@ struct SentenceTransformersFolder {
 
   // Whether `folder` holds modules.json.
   static bool present(const std::string& folder);
-  // Reads modules.json and every module's config and weights; an unknown module type, a module folder
-  // that is missing, a bad key or a Dense weight of the wrong shape is an error naming the file and key.
+  // Reads modules.json and every module's config (no weights: what a check before loading needs); an
+  // unknown module type, a module folder that is missing or a bad key is an error naming the file and key.
   static std::shared_ptr<const SentenceTransformersFolder> read(const std::string& root);
+  // Reads the Dense modules' weights (linear.weight, linear.bias); a missing tensor or one of another shape
+  // than the config's is an error naming the file and tensor.
+  void load_dense_weights();
   // The output width of the modules for a pooled width of `pooled` (Dense layers change it).
   int64_t output_dimension(int64_t pooled) const;
 };

@@ -42,48 +42,6 @@ std::vector<Pooling> text_poolings(const Model& model) {
   return p;
 }
 
-// A sentence-transformers folder's modules after the Transformer: its Pooling (or the pooling asked
-// for), then its Dense and Normalize modules in order.
-Tensor sentence_transformers_rows(const SentenceTransformersFolder& st, Pooling pooling, const Tensor& hidden,
-                                  const Tensor& mask, int64_t prompt_tokens) {
-  if (hidden.dim(2) != st.word_embedding_dimension)
-    fail(st.root, ": the Pooling module expects word_embedding_dimension ", st.word_embedding_dimension,
-         ", but the Transformer gives ", hidden.dim(2));
-  Tensor pool_mask = mask;
-  if (!st.include_prompt && prompt_tokens > 0) {  // Pooling.forward: attention_mask[:, :prompt_length] = 0
-    pool_mask = mask.clone();
-    int64_t* m = pool_mask.data<int64_t>();
-    const int64_t rows = mask.dim(0), len = mask.dim(1);
-    for (int64_t r = 0; r < rows; ++r) std::fill(m + r * len, m + r * len + std::min(prompt_tokens, len), int64_t(0));
-  }
-  const std::vector<Pooling> modes = pooling == Pooling::Modules ? st.poolings : std::vector<Pooling>{pooling};
-  Tensor x;
-  if (modes.size() == 1) {
-    x = pool(modes[0], hidden, pool_mask);
-  } else {  // several modes: concatenated in the module's order
-    const int64_t rows = hidden.dim(0), d = hidden.dim(2), k = int64_t(modes.size());
-    x = Tensor::empty({rows, d * k});
-    for (int64_t j = 0; j < k; ++j) {
-      const Tensor part = pool(modes[size_t(j)], hidden, pool_mask);
-      for (int64_t r = 0; r < rows; ++r)
-        std::memcpy(x.data<float>() + (r * k + j) * d, part.data<float>() + r * d, sizeof(float) * size_t(d));
-    }
-  }
-  for (const SentenceTransformersFolder::Step& step : st.steps) {
-    if (step.kind == SentenceTransformersFolder::Step::Normalize) {
-      l2_normalize(x);
-      continue;
-    }
-    if (x.dim(1) != step.weight.dim(1))
-      usage_error("--pooling ", pooling_name(pooling), " gives ", x.dim(1), " values, but the Dense module in ", step.folder,
-                  " takes ", step.weight.dim(1));
-    ops::LinearFusion fusion;
-    fusion.act = step.activation;
-    x = ops::linear(x, step.weight, ops::PackedWeight{}, step.bias, fusion);
-  }
-  return x;
-}
-
 // What a pooling needs of the checkpoint, asked before any work.
 template <class Encoder>
 void check_available(Pooling pooling, const Encoder& encoder, const char* projection_name) {
@@ -106,6 +64,50 @@ Tensor pooled_rows(Pooling pooling, const Encoder& encoder, const EncoderOutputs
     case Pooling::Pooled: return out.pooler_output;
     default: return pool(pooling, out.last_hidden_state, mask);
   }
+}
+
+// A sentence-transformers folder's modules after the Transformer: its Pooling (or, in its place, the
+// pooling asked for), then its Dense and Normalize modules in order.
+Tensor sentence_transformers_rows(const SentenceTransformersFolder& st, Pooling pooling, const TextEncoder& encoder,
+                                  const EncoderOutputs& out, const Tensor& mask, int64_t prompt_tokens) {
+  const Tensor& hidden = out.last_hidden_state;
+  if (hidden.dim(2) != st.word_embedding_dimension)
+    fail(st.root, ": the Pooling module expects word_embedding_dimension ", st.word_embedding_dimension,
+         ", but the Transformer gives ", hidden.dim(2));
+  Tensor pool_mask = mask;
+  if (!st.include_prompt && prompt_tokens > 0) {  // Pooling.forward: attention_mask[:, :prompt_length] = 0
+    pool_mask = mask.clone();
+    int64_t* m = pool_mask.data<int64_t>();
+    const int64_t rows = mask.dim(0), len = mask.dim(1);
+    for (int64_t r = 0; r < rows; ++r) std::fill(m + r * len, m + r * len + std::min(prompt_tokens, len), int64_t(0));
+  }
+  Tensor x;
+  if (pooling != Pooling::Modules) {
+    x = pooled_rows(pooling, encoder, out, pool_mask);
+  } else if (st.poolings.size() == 1) {
+    x = pool(st.poolings[0], hidden, pool_mask);
+  } else {  // several modes: concatenated in the module's order
+    const int64_t rows = hidden.dim(0), d = hidden.dim(2), k = int64_t(st.poolings.size());
+    x = Tensor::empty({rows, d * k});
+    for (int64_t j = 0; j < k; ++j) {
+      const Tensor part = pool(st.poolings[size_t(j)], hidden, pool_mask);
+      for (int64_t r = 0; r < rows; ++r)
+        std::memcpy(x.data<float>() + (r * k + j) * d, part.data<float>() + r * d, sizeof(float) * size_t(d));
+    }
+  }
+  for (const SentenceTransformersFolder::Step& step : st.steps) {
+    if (step.kind == SentenceTransformersFolder::Step::Normalize) {
+      l2_normalize(x);
+      continue;
+    }
+    if (x.dim(1) != step.in_features)
+      usage_error("--pooling ", pooling_name(pooling), " gives ", x.dim(1), " values, but the Dense module in ", step.folder,
+                  " takes ", step.in_features);
+    ops::LinearFusion fusion;
+    fusion.act = step.activation;
+    x = ops::linear(x, step.weight, ops::PackedWeight{}, step.bias, fusion);
+  }
+  return x;
 }
 
 // Rows of `part` into rows `at[i]` of `whole` (same trailing shape).
@@ -177,53 +179,7 @@ void check_finite(const Tensor& t, const std::string& model, const char* stage, 
                 str(model, " produced non-finite values (NaN or inf) in its ", stage, " for a batch of ", inputs, " ", kind),
                 "the model's config.json (layer_norm_eps, scales) or its weights do not make a working model");
 }
-}  // namespace
 
-std::unique_ptr<TextEmbedder> TextEmbedder::load(const std::string& model, const Placement& placement) {
-  const ModelFolder folder = open_model_folder(model);  // refused before any weight is read
-  if (!folder.architecture->tokenizer)
-    usage_error(folder.path, ": a ", folder.architecture->display_name, " model embeds images, not texts (use --image)");
-  return std::make_unique<TextEmbedder>(
-      Model::load(folder.sentence_transformers ? folder.sentence_transformers->root : folder.path, placement));
-}
-
-EmbedResult TextEmbedder::embed(const std::vector<std::string>& texts, const EmbedOptions& options) const {
-  if (texts.empty()) usage_error("no texts to embed");
-  const Architecture& a = model_->registry_entry();
-  const TextEncoder& encoder = *model_->parts().text();
-  choose_pooling(text_poolings(*model_), options.pooling, a.display_name);  // a wrong pooling is refused before any work
-  const Tokenizer& tokenizer = model_->tokenizer();
-  const int64_t limit = options.max_length.value_or(max_length());
-  if (limit > encoder.max_positions())
-    usage_error("--max-length ", limit, " exceeds the model's max_position_embeddings ", encoder.max_positions());
-  std::vector<std::string> prepared;
-  prepared.reserve(texts.size());
-  for (const std::string& t : texts) prepared.push_back(prepare(t, options));
-  EmbedOptions with_prompt = options;
-  with_prompt.prompt_tokens = prompt_tokens(options);
-  // Texts over the limit are cut (transformers would fail on them), and named.
-  BatchEncoding batch = tokenizer.encode_batch(prepared, Padding::None);
-  std::string cut;
-  for (size_t i = 0; i < texts.size(); ++i)
-    if (static_cast<int64_t>(batch.rows[i].input_ids.size()) > limit)
-      cut += str(cut.empty() ? "" : ", ", "text ", i + 1, " (", batch.rows[i].input_ids.size(), " tokens)");
-  if (!cut.empty()) {
-    const std::string message = str(a.display_name, " reads at most ", limit, " tokens; truncated: ", cut);
-    // sentence-transformers truncates at max_seq_length by design: said, not warned.
-    if (model_->sentence_transformers()) log_info(message);
-    else log_warn(message);
-    batch = tokenizer.encode_batch(prepared, Padding::None, limit);
-  }
-  return embed_encoded(batch, with_prompt);
-}
-
-int64_t TextEmbedder::max_length() const {
-  const SentenceTransformersFolder* st = model_->sentence_transformers();
-  const int64_t limit = st && st->max_seq_length ? *st->max_seq_length : model_->tokenizer().model_max_length();
-  return std::min(limit, model_->parts().text()->max_positions());
-}
-
-namespace {
 // The prompt SentenceTransformer.encode prefixes: given, else named, else the folder's default.
 std::optional<std::string> chosen_prompt(const SentenceTransformersFolder* st, const EmbedOptions& options) {
   if (!st) {
@@ -259,21 +215,76 @@ std::string strip_and_lower(const std::string& text, bool lower) {
   if (lower) u = text::python_lower(u);
   return text::u32_to_utf8(u);
 }
+
+// The text encode() tokenizes: the prompt prefixed, stripped, lowercased where the folder says.
+std::string prepared_text(const SentenceTransformersFolder* st, const std::optional<std::string>& prompt, const std::string& text) {
+  return st ? strip_and_lower(prompt.value_or("") + text, st->do_lower_case) : text;
+}
+
+// The prompt's tokens at the start of a prepared text. Both tokenizers close a text with a special token
+// ([SEP], <|endoftext|>), which is not the prompt's.
+int64_t prompt_token_count(const SentenceTransformersFolder* st, const std::optional<std::string>& prompt,
+                           const Tokenizer& tokenizer) {
+  if (!st || !prompt || prompt->empty()) return 0;
+  const auto ids = tokenizer.encode(strip_and_lower(*prompt, st->do_lower_case)).input_ids;
+  return std::max<int64_t>(0, int64_t(ids.size()) - 1);
+}
 }  // namespace
+
+std::unique_ptr<TextEmbedder> TextEmbedder::load(const std::string& model, const Placement& placement) {
+  const ModelFolder folder = open_model_folder(model);  // refused before any weight is read
+  if (!folder.architecture->tokenizer)
+    usage_error(folder.path, ": a ", folder.architecture->display_name, " model embeds images, not texts (use --image)");
+  return std::make_unique<TextEmbedder>(
+      Model::load(folder.sentence_transformers ? folder.sentence_transformers->root : folder.path, placement));
+}
+
+EmbedResult TextEmbedder::embed(const std::vector<std::string>& texts, const EmbedOptions& options) const {
+  if (texts.empty()) usage_error("no texts to embed");
+  const Architecture& a = model_->registry_entry();
+  const TextEncoder& encoder = *model_->parts().text();
+  choose_pooling(text_poolings(*model_), options.pooling, a.display_name);  // a wrong pooling is refused before any work
+  const Tokenizer& tokenizer = model_->tokenizer();
+  const int64_t limit = options.max_length.value_or(max_length());
+  if (limit > encoder.max_positions())
+    usage_error("--max-length ", limit, " exceeds the model's max_position_embeddings ", encoder.max_positions());
+  const SentenceTransformersFolder* st = model_->sentence_transformers();
+  const std::optional<std::string> prompt = chosen_prompt(st, options);  // once: its checks and notices once
+  std::vector<std::string> prepared;
+  prepared.reserve(texts.size());
+  for (const std::string& t : texts) prepared.push_back(prepared_text(st, prompt, t));
+  EmbedOptions with_prompt = options;
+  with_prompt.prompt_tokens = prompt_token_count(st, prompt, tokenizer);
+  // Texts over the limit are cut (transformers would fail on them), and named.
+  BatchEncoding batch = tokenizer.encode_batch(prepared, Padding::None);
+  std::string cut;
+  for (size_t i = 0; i < texts.size(); ++i)
+    if (static_cast<int64_t>(batch.rows[i].input_ids.size()) > limit)
+      cut += str(cut.empty() ? "" : ", ", "text ", i + 1, " (", batch.rows[i].input_ids.size(), " tokens)");
+  if (!cut.empty()) {
+    const std::string message = str(a.display_name, " reads at most ", limit, " tokens; truncated: ", cut);
+    // sentence-transformers truncates at max_seq_length by design: said, not warned.
+    if (st) log_info(message);
+    else log_warn(message);
+    batch = tokenizer.encode_batch(prepared, Padding::None, limit);
+  }
+  return embed_encoded(batch, with_prompt);
+}
+
+int64_t TextEmbedder::max_length() const {
+  const SentenceTransformersFolder* st = model_->sentence_transformers();
+  const int64_t limit = st && st->max_seq_length ? *st->max_seq_length : model_->tokenizer().model_max_length();
+  return std::min(limit, model_->parts().text()->max_positions());
+}
 
 std::string TextEmbedder::prepare(const std::string& text, const EmbedOptions& options) const {
   const SentenceTransformersFolder* st = model_->sentence_transformers();
-  const auto prompt = chosen_prompt(st, options);
-  if (!st) return text;
-  return strip_and_lower(prompt.value_or("") + text, st->do_lower_case);
+  return prepared_text(st, chosen_prompt(st, options), text);
 }
 
 int64_t TextEmbedder::prompt_tokens(const EmbedOptions& options) const {
-  const auto prompt = chosen_prompt(model_->sentence_transformers(), options);
-  if (!prompt || prompt->empty()) return 0;
-  // Both tokenizers close a text with a special token ([SEP], <|endoftext|>), which is not the prompt's.
-  const auto ids = model_->tokenizer().encode(strip_and_lower(*prompt, model_->sentence_transformers()->do_lower_case)).input_ids;
-  return std::max<int64_t>(0, int64_t(ids.size()) - 1);
+  const SentenceTransformersFolder* st = model_->sentence_transformers();
+  return prompt_token_count(st, chosen_prompt(st, options), model_->tokenizer());
 }
 
 EmbedResult TextEmbedder::embed_encoded(const BatchEncoding& batch, const EmbedOptions& options) const {
@@ -308,8 +319,8 @@ EmbedResult TextEmbedder::embed_encoded(const BatchEncoding& batch, const EmbedO
     const Tensor mask = b.attention_mask();
     const EncoderOutputs out = encoder.forward(b.input_ids(), b.token_type_ids(), mask);
     const SentenceTransformersFolder* st = model_->sentence_transformers();
-    const Tensor e = st && pooling != Pooling::Pooler ? sentence_transformers_rows(*st, pooling, out.last_hidden_state, mask, options.prompt_tokens)
-                                                      : pooled_rows(pooling, encoder, out, mask);
+    const Tensor e = st ? sentence_transformers_rows(*st, pooling, encoder, out, mask, options.prompt_tokens)
+                        : pooled_rows(pooling, encoder, out, mask);
     check_finite(out.last_hidden_state, a.display_name, "last hidden state", int64_t(pass.rows.size()), "texts");
     check_finite(e, a.display_name, "pooled embedding", int64_t(pass.rows.size()), "texts");
     if (!result.embeddings.defined()) result.embeddings = Tensor::empty({int64_t(count), e.dim(1)});

@@ -91,7 +91,11 @@ std::shared_ptr<const Model> Model::load(const std::string& model, const Placeme
   m->path_ = folder.path;
   m->placement_ = placement;
   m->architecture_ = &a;
-  m->sentence_transformers_ = folder.sentence_transformers;
+  if (folder.sentence_transformers) {  // its Dense weights, read once here (opening a folder reads configs only)
+    auto st = std::make_shared<SentenceTransformersFolder>(*folder.sentence_transformers);
+    st->load_dense_weights();
+    m->sentence_transformers_ = std::move(st);
+  }
   std::optional<TokenizerKind> kind;
   if (a.tokenizer) {  // tokenizer first: a folder without tokenizer files fails before its weights are read
     kind = tokenizer_kind(folder.path, &a);
@@ -110,7 +114,7 @@ std::shared_ptr<const Model> Model::load(const std::string& model, const Placeme
     std::string modules;
     for (Pooling p : st->poolings) modules += str(modules.empty() ? "" : "+", pooling_name(p));
     for (const auto& step : st->steps)
-      modules += step.kind == SentenceTransformersFolder::Step::Dense ? str(", Dense ", step.weight.dim(1), "→", step.weight.dim(0))
+      modules += step.kind == SentenceTransformersFolder::Step::Dense ? str(", Dense ", step.in_features, "→", step.out_features)
                                                                        : std::string(", Normalize");
     log_info("sentence-transformers modules: pooling ", modules, st->max_seq_length ? str(", max_seq_length ", *st->max_seq_length) : "",
              st->do_lower_case ? ", lowercased" : "", ", similarity ", st->similarity_fn_name);

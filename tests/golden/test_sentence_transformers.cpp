@@ -44,6 +44,17 @@ std::string copy_of(const test::TempDir& dir, const std::string& model) {
   return copy;
 }
 
+// F.normalize(x, p=2, dim=1), in float64, for references built from the fixtures.
+void l2_normalize_rows(Tensor& t) {
+  float* p = t.data<float>();
+  const int64_t d = t.dim(1);
+  for (int64_t r = 0; r < t.dim(0); ++r) {
+    double n = 0;
+    for (int64_t i = 0; i < d; ++i) n += double(p[r * d + i]) * p[r * d + i];
+    for (int64_t i = 0; i < d; ++i) p[r * d + i] = float(p[r * d + i] / std::max(std::sqrt(n), 1e-12));
+  }
+}
+
 }  // namespace
 
 TEST(SentenceTransformers, EveryPoolingModeIsThePoolingModules) {
@@ -79,12 +90,15 @@ TEST(SentenceTransformers, FoldersEncodeAsSentenceTransformerWithNoFlags) {
   EmbedOptions cls;
   cls.pooling = Pooling::Cls;
   Tensor want = expected.get("pooling_cls").clone();
-  for (int64_t r = 0; r < want.dim(0); ++r) {
-    double n = 0;
-    for (int64_t i = 0; i < want.dim(1); ++i) n += double(want.data<float>()[r * 32 + i]) * want.data<float>()[r * 32 + i];
-    for (int64_t i = 0; i < want.dim(1); ++i) want.data<float>()[r * 32 + i] = float(want.data<float>()[r * 32 + i] / std::sqrt(n));
-  }
+  l2_normalize_rows(want);
   test::expect_close("st-bert-tiny --pooling cls (then Normalize)", embed("st-bert-tiny", cls), want, kBound);
+  // The pooler output (transformers' pooler_output) takes the Pooling module's place the same way.
+  const auto bert = SafetensorsFile::open(test::data("expected/bert-tiny.safetensors"));
+  Tensor pooler = bert.get("pooler_output").clone();
+  l2_normalize_rows(pooler);
+  EmbedOptions pooled;
+  pooled.pooling = Pooling::Pooler;
+  test::expect_close("st-bert-tiny --pooling pooler (then Normalize)", embed("st-bert-tiny", pooled), pooler, kBound);
   // A single pooling cannot feed the 96-wide Dense layer: said, not computed.
   try {
     embed("st-bert-tiny-dense", cls);
