@@ -20,9 +20,15 @@ enum class Padding { None, Longest, MaxLength };
 enum class TokenizerKind {
   WordPiece,  // BertTokenizer: vocab.txt
   ClipBpe,    // CLIPTokenizer: vocab.json + merges.txt
+  TokenizerJson,  // any fast tokenizer: the tokenizers library's tokenizer.json (WordPiece, BPE, Unigram)
 };
 // The kind of a tokenizer_config.json "tokenizer_class" (BertTokenizer[Fast], CLIPTokenizer[Fast]), or none.
 std::optional<TokenizerKind> tokenizer_kind_from_class(const std::string& tokenizer_class);
+// The tokenizer a folder holds for a tokenizer_class: BERT's and CLIP's as their slow twins (vocab.txt,
+// vocab.json + merges.txt), any other class through its tokenizer.json. Fails naming the class when the
+// folder has no file mmx can read for it.
+TokenizerKind tokenizer_kind_for_folder(const std::string& folder, const std::string& tokenizer_class,
+                                        const std::string& config_path);
 
 struct BatchEncoding {
   std::vector<Encoding> rows;  // padded as requested; with Padding::None rows may differ in length

@@ -6,8 +6,8 @@
 
 namespace mmx {
 
-BertConfig BertConfig::from_json(const JsonObject& j) {
-  BertConfig c;
+BertConfig BertConfig::from_json(const JsonObject& j, const BertConfig& defaults) {
+  BertConfig c = defaults;
   c.vocab_size = j.get_int("vocab_size", c.vocab_size, limits::kWidth);
   c.hidden_size = j.get_int("hidden_size", c.hidden_size, limits::kWidth);
   c.num_hidden_layers = j.get_int("num_hidden_layers", c.num_hidden_layers, limits::kLayers);
@@ -38,11 +38,40 @@ BertEmbeddings::BertEmbeddings(const WeightView& w, const BertConfig& c)
                                 ? w.sub("token_type_embeddings").get_embedding("weight", {c.type_vocab_size, c.hidden_size})
                                 : Tensor()),
       norm(w.sub("LayerNorm"), c.hidden_size, c.layer_norm_eps),
-      absolute_positions(c.position_embedding_type == "absolute") {}
+      absolute_positions(c.position_embedding_type == "absolute"),
+      positions_after_padding_idx(c.positions_after_padding_idx),
+      padding_idx(c.pad_token_id) {}
+
+namespace {
+
+// RoBERTa's create_position_ids_from_input_ids: padding_idx + the running count of non-padding tokens,
+// padding_idx itself at padding. [B, T] I64.
+Tensor positions_after_padding(const Tensor& input_ids, int64_t padding_idx, int64_t table_rows) {
+  Tensor positions = Tensor::empty(input_ids.shape(), DType::I64);
+  const Tensor ids = input_ids.to(Device::cpu());
+  const int64_t batch = ids.dim(0), seq = ids.dim(1);
+  const int64_t* in = ids.data<int64_t>();
+  int64_t* out = positions.data<int64_t>();
+  for (int64_t b = 0; b < batch; ++b) {
+    int64_t count = 0;
+    for (int64_t t = 0; t < seq; ++t) {
+      const int64_t i = b * seq + t;
+      out[i] = in[i] == padding_idx ? padding_idx : padding_idx + ++count;
+      if (out[i] >= table_rows)
+        throw Error(ErrorKind::Runtime,
+                    str("sequence of ", seq, " tokens needs position ", out[i], ", beyond max_position_embeddings ",
+                        table_rows, " (positions start after padding_idx ", padding_idx, ")"),
+                    "truncate the text (--max-length)");
+    }
+  }
+  return positions.to(input_ids.device());
+}
+
+}  // namespace
 
 Tensor BertEmbeddings::forward(const Tensor& input_ids, const Tensor& token_type_ids) const {
   const int64_t batch = input_ids.dim(0), seq = input_ids.dim(1);
-  if (seq > position_embeddings.dim(0))
+  if (!positions_after_padding_idx && seq > position_embeddings.dim(0))
     throw Error(ErrorKind::Runtime,
                 str("sequence of ", seq, " tokens is longer than max_position_embeddings ", position_embeddings.dim(0)),
                 "truncate the text (--max-length)");
@@ -51,8 +80,13 @@ Tensor BertEmbeddings::forward(const Tensor& input_ids, const Tensor& token_type
     const Tensor types = token_type_ids.defined() ? token_type_ids : Tensor::zeros({batch, seq}, DType::I64);
     ops::add_(embeddings, ops::embedding(token_type_embeddings, types));  // inputs_embeds + token_type_embeddings
   }
-  // absolute positions 0..T-1: the first T rows of the table, broadcast over the batch
-  if (absolute_positions) ops::add_(embeddings, position_embeddings.narrow0(0, seq));
+  if (absolute_positions && positions_after_padding_idx) {
+    ops::add_(embeddings,
+              ops::embedding(position_embeddings, positions_after_padding(input_ids, padding_idx, position_embeddings.dim(0))));
+  } else if (absolute_positions) {
+    // positions 0..T-1: the first T rows of the table, broadcast over the batch
+    ops::add_(embeddings, position_embeddings.narrow0(0, seq));
+  }
   return norm.forward(embeddings);
 }
 
@@ -156,8 +190,8 @@ Tensor BertPooler::forward(const Tensor& hidden_states) const {
 }
 
 BertModel::BertModel(const BertConfig& config, WeightLoader& weights) : config_(config), placement_(weights.placement()) {
-  // A checkpoint of BertFor* keeps the encoder under "bert."; transformers strips that prefix.
-  const WeightView root(weights, weights.has_prefix("bert.") ? "bert." : "");
+  // A checkpoint of BertFor* keeps the encoder under "bert." ("roberta." …); transformers strips that prefix.
+  const WeightView root(weights, weights.has_prefix(config_.weight_prefix) ? config_.weight_prefix : "");
   embeddings_.emplace(root.sub("embeddings"), config_);
   layers_.reserve(static_cast<size_t>(config_.num_hidden_layers));
   for (int64_t i = 0; i < config_.num_hidden_layers; ++i) layers_.emplace_back(root.sub("encoder").sub("layer", i), config_);
@@ -165,7 +199,8 @@ BertModel::BertModel(const BertConfig& config, WeightLoader& weights) : config_(
   // mmx instead has no pooler, and asking for pooler_output is an error.
   if (root.has("pooler.dense.weight") || root.has("pooler.dense.bias")) pooler_.emplace(root.sub("pooler"), config_);
   else log_info("checkpoint has no pooler (pooler.dense.*): pooler_output is unavailable");
-  weights.finish("BertModel", {"position_ids"}, {"cls.", "classifier.", "qa_outputs."});
+  weights.finish(config_.positions_after_padding_idx ? "RobertaModel" : "BertModel", {"position_ids"},
+                 {"cls.", "classifier.", "qa_outputs.", "lm_head."});
 }
 
 BertOutputs BertModel::forward(const Tensor& input_ids, const Tensor& token_type_ids, const Tensor& attention_mask,

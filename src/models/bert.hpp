@@ -26,8 +26,14 @@ struct BertConfig {
   int64_t pad_token_id = 0;
   std::string position_embedding_type = "absolute";
   bool is_decoder = false;
+  // RoBERTa's embeddings (models/roberta.cpp): position ids count the tokens that are not padding,
+  // starting at pad_token_id + 1, and padding takes position pad_token_id.
+  bool positions_after_padding_idx = false;
+  std::string weight_prefix = "bert.";  // where BertFor* checkpoints keep the encoder
 
-  static BertConfig from_json(const JsonObject& json);
+  // Keys absent from config.json keep the values of `defaults` (transformers' BertConfig by default).
+  static BertConfig from_json(const JsonObject& json, const BertConfig& defaults);
+  static BertConfig from_json(const JsonObject& json) { return from_json(json, BertConfig()); }
 };
 
 // Called with a name ("encoder.layer.3.output") and the tensor computed there, for debugging and
@@ -38,6 +44,8 @@ struct BertEmbeddings {
   Tensor word_embeddings, position_embeddings, token_type_embeddings;  // nn.Embedding weights
   LayerNorm norm;                                                      // "LayerNorm"
   bool absolute_positions;  // position_embedding_type == "absolute"; the table exists either way
+  bool positions_after_padding_idx;
+  int64_t padding_idx;
   // dropout: identity at inference
   BertEmbeddings(const WeightView& w, const BertConfig& c);
   Tensor forward(const Tensor& input_ids, const Tensor& token_type_ids) const;  // [B, T] → [B, T, C]

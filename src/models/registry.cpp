@@ -5,6 +5,9 @@
 #include "mmx/hub_cache.hpp"
 #include "models/bert.hpp"
 #include "models/clip.hpp"
+#include "models/distilbert.hpp"
+#include "models/mpnet.hpp"
+#include "models/roberta.hpp"
 #include "models/vit.hpp"
 
 namespace mmx {
@@ -18,6 +21,24 @@ const std::vector<Architecture>& architectures() {
        .classes = {"BertModel", "BertForMaskedLM", "BertForPreTraining", "BertForSequenceClassification"},
        .load = load_bert, .tokenizer = TokenizerKind::WordPiece,
        .text_poolings = {MeanNoCls, Cls, Pooler, Mean, Lab, Max, MeanSqrtLen, WeightedMean, LastToken}, .score = Score::Dot},
+      {.model_type = "roberta", .display_name = "RoBERTa",
+       .classes = {"RobertaModel", "RobertaForMaskedLM", "RobertaForSequenceClassification"},
+       .load = load_roberta, .tokenizer = TokenizerKind::TokenizerJson,
+       .text_poolings = {Cls, Mean, Pooler, Max, MeanSqrtLen, WeightedMean, LastToken}, .score = Score::Dot},
+      {.model_type = "xlm-roberta", .display_name = "XLM-RoBERTa",
+       .classes = {"XLMRobertaModel", "XLMRobertaForMaskedLM", "XLMRobertaForSequenceClassification"},
+       .load = load_roberta, .tokenizer = TokenizerKind::TokenizerJson,
+       .text_poolings = {Cls, Mean, Pooler, Max, MeanSqrtLen, WeightedMean, LastToken}, .score = Score::Dot},
+      {.model_type = "camembert", .display_name = "CamemBERT", .classes = {"CamembertModel", "CamembertForMaskedLM"},
+       .load = load_roberta, .tokenizer = TokenizerKind::TokenizerJson,
+       .text_poolings = {Cls, Mean, Pooler, Max, MeanSqrtLen, WeightedMean, LastToken}, .score = Score::Dot},
+      {.model_type = "mpnet", .display_name = "MPNet", .classes = {"MPNetModel", "MPNetForMaskedLM"},
+       .load = load_mpnet, .tokenizer = TokenizerKind::TokenizerJson,
+       .text_poolings = {Mean, Cls, Pooler, Max, MeanSqrtLen, WeightedMean, LastToken}, .score = Score::Dot},
+      {.model_type = "distilbert", .display_name = "DistilBERT",
+       .classes = {"DistilBertModel", "DistilBertForMaskedLM", "DistilBertForSequenceClassification"},
+       .load = load_distilbert, .tokenizer = TokenizerKind::WordPiece,
+       .text_poolings = {Mean, Cls, Max, MeanSqrtLen, WeightedMean, LastToken}, .score = Score::Dot},
       {.model_type = "vit", .display_name = "ViT", .classes = {"ViTModel", "ViTForImageClassification"},
        .load = load_vit, .image_processor = "ViTImageProcessor", .image_size = vit_image_size,
        .image_poolings = {MeanNoCls, Cls, Pooler, Mean, Lab}, .score = Score::Dot},

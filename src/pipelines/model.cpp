@@ -10,6 +10,7 @@
 #include "mmx/files.hpp"
 #include "mmx/hub_cache.hpp"
 #include "models/registry.hpp"
+#include "text/tokenizer_json.hpp"
 
 namespace mmx {
 namespace {
@@ -28,10 +29,8 @@ LoadedModels& loaded_models() {
 std::optional<TokenizerKind> tokenizer_kind(const std::string& folder, const Architecture* architecture) {
   const std::string config = join_path(folder, "tokenizer_config.json");
   if (file_exists(config))
-    if (const auto cls = JsonObject::load(config).get_optional_string("tokenizer_class")) {
-      if (const auto kind = tokenizer_kind_from_class(*cls)) return kind;
-      fail(config, ": tokenizer_class '", *cls, "' is not supported (supported: BertTokenizer, CLIPTokenizer and their Fast twins)");
-    }
+    if (const auto cls = JsonObject::load(config).get_optional_string("tokenizer_class"))
+      return tokenizer_kind_for_folder(folder, *cls, config);
   return architecture ? architecture->tokenizer : std::nullopt;
 }
 
@@ -106,7 +105,10 @@ std::shared_ptr<const Model> Model::load(const std::string& model, const Placeme
   if (const VisionEncoder* vision = m->parts_->vision()) m->image_processor_ = processor_of(folder, vision->image_size());
   log_info(folder.path, ": ", m->description());
   if (m->tokenizer_)
-    log_info("tokenizer: ", *kind == TokenizerKind::WordPiece ? "BertTokenizer (WordPiece)" : "CLIPTokenizer (byte-level BPE)",
+    log_info("tokenizer: ",
+             *kind == TokenizerKind::WordPiece ? "BertTokenizer (WordPiece)"
+             : *kind == TokenizerKind::ClipBpe ? "CLIPTokenizer (byte-level BPE)"
+                                               : static_cast<const text::JsonTokenizer&>(*m->tokenizer_).describe(),
              ", at most ", m->tokenizer_->model_max_length(), " tokens");
   if (m->image_processor_) log_info("image processor: ", describe(*m->image_processor_));
   if (const auto* st = m->sentence_transformers_.get()) {

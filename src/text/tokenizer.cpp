@@ -3,6 +3,7 @@
 #include "mmx/hub_cache.hpp"
 #include "mmx/tokenizer.hpp"
 #include "text/clip_bpe.hpp"
+#include "text/tokenizer_json.hpp"
 #include "text/wordpiece.hpp"
 
 namespace mmx {
@@ -13,11 +14,23 @@ std::optional<TokenizerKind> tokenizer_kind_from_class(const std::string& tokeni
   return std::nullopt;
 }
 
+TokenizerKind tokenizer_kind_for_folder(const std::string& folder, const std::string& tokenizer_class,
+                                        const std::string& config_path) {
+  if (const auto kind = tokenizer_kind_from_class(tokenizer_class)) return *kind;
+  // Every other class (RobertaTokenizer, XLMRobertaTokenizer, MPNetTokenizer, DistilBertTokenizer, …)
+  // is read from its fast serialization, which AutoTokenizer prefers too.
+  if (file_exists(join_path(folder, "tokenizer.json"))) return TokenizerKind::TokenizerJson;
+  fail(config_path, ": tokenizer_class '", tokenizer_class,
+       "' needs the folder's tokenizer.json, which is missing (mmx reads BertTokenizer and CLIPTokenizer from their "
+       "slow files, every other tokenizer from tokenizer.json)");
+}
+
 std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& model, TokenizerKind kind) {
   const std::string folder = resolve_model_path(model);  // a folder, or a Hub id found in the cache
   switch (kind) {
     case TokenizerKind::WordPiece: return text::BertTokenizer::load(folder);
     case TokenizerKind::ClipBpe: return text::ClipTokenizer::load(folder);
+    case TokenizerKind::TokenizerJson: return text::JsonTokenizer::load(folder);
   }
   fail(folder, ": unknown tokenizer kind");
 }
@@ -31,10 +44,7 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& model) {
                 str(folder, ": ", file_exists(config) ? "tokenizer_config.json names no tokenizer_class" : "no tokenizer_config.json",
                     ", so the tokenizer's kind is not known here"),
                 "load it through its model folder, whose config.json says (mmx tokenize --model MODEL_DIR does)");
-  const auto kind = tokenizer_kind_from_class(*cls);
-  if (!kind)
-    fail(config, ": tokenizer_class '", *cls, "' is not supported (supported: BertTokenizer, CLIPTokenizer and their Fast twins)");
-  return load(folder, *kind);
+  return load(folder, tokenizer_kind_for_folder(folder, *cls, config));
 }
 
 BatchEncoding Tokenizer::encode_batch(const std::vector<std::string>& texts, Padding padding,

@@ -120,4 +120,21 @@ std::u32string nfd(const std::u32string& text) {
   return normalize(text, static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_DECOMPOSE));
 }
 
+std::u32string nfkc(const std::u32string& text) {
+  return normalize(text, static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT));
+}
+std::u32string nfkd(const std::u32string& text) {
+  return normalize(text, static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT));
+}
+
+std::vector<size_t> grapheme_starts(const std::u32string& text) {
+  std::vector<size_t> starts;
+  utf8proc_int32_t state = 0;
+  for (size_t i = 0; i < text.size(); ++i)
+    if (i == 0 || utf8proc_grapheme_break_stateful(static_cast<utf8proc_int32_t>(text[i - 1]),
+                                                   static_cast<utf8proc_int32_t>(text[i]), &state))
+      starts.push_back(i);
+  return starts;
+}
+
 }  // namespace mmx::text

@@ -3,6 +3,7 @@
 #pragma once
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace mmx::text {
 
@@ -22,5 +23,9 @@ std::u32string python_lower(const std::u32string& text);
 
 std::u32string nfc(const std::u32string& text);
 std::u32string nfd(const std::u32string& text);
+std::u32string nfkc(const std::u32string& text);
+std::u32string nfkd(const std::u32string& text);
+// Where each extended grapheme cluster begins (Unicode's UAX #29, as the unicode-segmentation crate).
+std::vector<size_t> grapheme_starts(const std::u32string& text);
 
 }  // namespace mmx::text
