@@ -249,8 +249,8 @@ for name, make in (("xlmr-tiny", xlmr), ("mpnet-tiny", mpnet), ("distilbert-tiny
     (folder / "1_Pooling").mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
     write_safetensors(folder / "model.safetensors", weights)
-    for f in ("tokenizer.json", "tokenizer_config.json"):
-        shutil.copy(TOK / f, folder / f)
+    for f in ("tokenizer.json", "tokenizer_config.json"):  # links, as the st-bert-tiny folders link theirs
+        (folder / f).symlink_to(Path("../../tokenizers/unigram-xlmr") / f)
     pooling, normalize, similarity, prompts = ST[name]
     modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
                {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
