@@ -21,7 +21,8 @@ const Command kEmbedCommand{
     "embed",
     "mmx embed --model MODEL ((--text T)... [--texts-file FILE] | (--image PATH)...) [--pooling MODE] [--normalize]\n"
     "                 [--output FILE] [--token-embeddings]",
-    "Embed texts (BERT), images (ViT), or both in one space (CLIP), as Hugging Face computes them.",
+    "Embed texts (BERT, RoBERTa, XLM-R, MPNet, DistilBERT), images (ViT), or both in one space (CLIP), as Hugging\n"
+    "Face computes them.",
     {
         {"model", "MODEL", "a folder written by save_pretrained, or a Hub id (bert-base-uncased, org/name[@revision])"},
         text_option("text", "T", "a text to embed", true),
@@ -30,7 +31,7 @@ const Command kEmbedCommand{
         {"image", "PATH", "a PNG/JPEG image, a folder of them, or a quoted pattern ('photos/*.jpg')", true},
         skip_bad_images_option(),
         {"pooling", "MODE",
-         "cls | pooler | mean | mean-no-cls | lab | max | mean-sqrt-len | weightedmean | lasttoken (default: mean-no-cls); "
+         "cls | pooler | mean | mean-no-cls | lab | max | mean-sqrt-len | weightedmean | lasttoken (default: mean-no-cls for BERT, mean for RoBERTa, XLM-R, MPNet, DistilBERT); "
          "CLIP: projection (default) | pooled; a sentence-transformers folder: modules (default)",
          false, pooling_names()},
         {"prompt-name", "NAME", "a sentence-transformers folder's prompt by name (config_sentence_transformers.json: query, passage, ...)"},

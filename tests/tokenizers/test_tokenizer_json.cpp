@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <algorithm>
 #include <functional>
 
 #include "mmx/error.hpp"
@@ -129,6 +130,29 @@ TEST(TokenizerJson, ClipByteLevelBpeMatchesTheSlowCorpus) {
   EXPECT_GT(checked, 100);
   EXPECT_EQ(tok->pad_token_id(), 49407);
   EXPECT_EQ(tok->model_max_length(), 77);
+}
+
+// ByteLevel with GPT-2's regex (its \\s+(?!\\S) look-ahead), BPE with no suffix and no unknown token, the
+// Roberta template, <mask> with lstrip: RobertaTokenizer's slow ids on 318 texts.
+TEST(TokenizerJson, ByteLevelBpeMatchesTheSlowRobertaAlgorithm) {
+  const auto tok = load("tokenizers/bpe-roberta");
+  const json corpus = json::parse(read_file(test::data("tokenizers/bpe_cases.json")));
+  int failures = 0, cases = 0;
+  for (const auto& c : corpus["cases"]) {
+    const std::string text = c["text"];
+    const Encoding e = tok->encode(text, nullptr, std::nullopt);
+    ++cases;
+    if (e.input_ids != c["input_ids"].get<std::vector<int64_t>>() && ++failures <= 8)
+      ADD_FAILURE() << "'" << text.substr(0, 120) << "':\n  expected " << shown(c["input_ids"]) << "\n  got      "
+                    << shown(e.input_ids);
+  }
+  EXPECT_EQ(failures, 0) << "of " << cases;
+  EXPECT_GT(cases, 300);
+  EXPECT_EQ(tok->pad_token_id(), 1);
+  const std::string b = "and a second one";
+  const Encoding pair = tok->encode("first", &b, std::nullopt);  // <s> A </s></s> B </s>, all type 0
+  EXPECT_EQ(std::count(pair.input_ids.begin(), pair.input_ids.end(), 2), 3);
+  EXPECT_EQ(std::count(pair.token_type_ids.begin(), pair.token_type_ids.end(), 0), int64_t(pair.token_type_ids.size()));
 }
 
 // A component mmx does not implement is refused by name and place, never skipped.
