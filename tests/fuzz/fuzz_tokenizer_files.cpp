@@ -1,8 +1,8 @@
 // libFuzzer: arbitrary bytes as the files of a tokenizer folder must load or raise mmx::Error, and a
 // loaded tokenizer must encode a fixed text. The input is split at each "\n@@\n" into the folder's files:
 // the first byte picks WordPiece (vocab.txt, tokenizer_config.json, special_tokens_map.json), CLIP's
-// BPE (vocab.json, merges.txt, tokenizer_config.json) or WordPiece from tokenizer.json (with
-// tokenizer_config.json).
+// BPE (vocab.json, merges.txt, tokenizer_config.json), WordPiece from tokenizer.json (with
+// tokenizer_config.json), or any tokenizer.json through the general reader (text/tokenizer_json.cpp).
 #include <unistd.h>
 
 #include <cstdio>
@@ -17,11 +17,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::string folder = "/tmp/mmx-fuzz-tokenizer-" + std::to_string(getpid());
   std::filesystem::remove_all(folder);
   std::filesystem::create_directories(folder);
-  const int mode = data[0] % 3;
+  const int mode = data[0] % 4;
   const bool bpe = mode == 1;
   const std::vector<std::string> names =
       bpe ? std::vector<std::string>{"vocab.json", "merges.txt", "tokenizer_config.json"}
-      : mode == 2 ? std::vector<std::string>{"tokenizer.json", "tokenizer_config.json"}
+      : mode >= 2 ? std::vector<std::string>{"tokenizer.json", "tokenizer_config.json"}
                   : std::vector<std::string>{"vocab.txt", "tokenizer_config.json", "special_tokens_map.json"};
   const std::string bytes(reinterpret_cast<const char*>(data) + 1, size - 1);
   size_t begin = 0;
@@ -34,7 +34,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     begin = end + 4;
   }
   try {
-    const auto tokenizer = mmx::Tokenizer::load(folder, bpe ? mmx::TokenizerKind::ClipBpe : mmx::TokenizerKind::WordPiece);
+    const auto kind = bpe ? mmx::TokenizerKind::ClipBpe : mode == 3 ? mmx::TokenizerKind::TokenizerJson : mmx::TokenizerKind::WordPiece;
+    const auto tokenizer = mmx::Tokenizer::load(folder, kind);
     tokenizer->encode_batch({"A photo of a cat, naïve café 東京 ﬁ!", "x"}, mmx::Padding::MaxLength, 16);
   } catch (const mmx::Error&) {
   }
