@@ -13,6 +13,9 @@ namespace mmx {
 
 struct Encoding {
   std::vector<int64_t> input_ids, token_type_ids, attention_mask;
+  // 1 where the post-processor's template put a special token ([CLS], <s>, </s>), 0 for the text's own
+  // tokens; empty from tokenizers whose template is always one special token at each end (BERT, CLIP).
+  std::vector<int64_t> special_tokens_mask;
 };
 
 enum class Padding { None, Longest, MaxLength };

@@ -232,8 +232,8 @@ class BertParts final : public ModelParts, public TextEncoder {
   const TextEncoder* text() const override { return this; }
   std::string description() const override {
     const auto& c = model_.config();
-    return str("bert: ", c.num_hidden_layers, " layers, hidden ", c.hidden_size, ", ", c.num_attention_heads,
-               " heads, intermediate ", c.intermediate_size, ", ", c.hidden_act);
+    return str(c.positions_after_padding_idx ? "roberta: " : "bert: ", c.num_hidden_layers, " layers, hidden ",
+               c.hidden_size, ", ", c.num_attention_heads, " heads, intermediate ", c.intermediate_size, ", ", c.hidden_act);
   }
   EncoderOutputs forward(const Tensor& input_ids, const Tensor& token_type_ids, const Tensor& attention_mask,
                          bool output_hidden_states) const override {
@@ -245,7 +245,11 @@ class BertParts final : public ModelParts, public TextEncoder {
     out.pooler_output = o.pooler_output;
     return out;
   }
-  int64_t max_positions() const override { return model_.config().max_position_embeddings; }
+  // RoBERTa's rows 0 … padding_idx are not token positions (514 rows: 512 tokens).
+  int64_t max_positions() const override {
+    const auto& c = model_.config();
+    return c.positions_after_padding_idx ? c.max_position_embeddings - c.pad_token_id - 1 : c.max_position_embeddings;
+  }
   bool has_pooler() const override { return model_.has_pooler(); }
 
  private:
@@ -257,6 +261,12 @@ class BertParts final : public ModelParts, public TextEncoder {
 std::unique_ptr<ModelParts> load_bert(const JsonObject& config, const Checkpoint& checkpoint, const Placement& placement,
                                       HalfWeights half) {
   return load_parts<BertParts, BertConfig>(config, checkpoint, placement, half);
+}
+
+std::unique_ptr<ModelParts> load_bert_model(const BertConfig& config, const Checkpoint& checkpoint, const Placement& placement,
+                                            HalfWeights half) {
+  WeightLoader loader(checkpoint, placement, half);
+  return std::make_unique<BertParts>(config, loader);
 }
 
 }  // namespace mmx

@@ -135,5 +135,8 @@ class BertModel {
 // The registry's factory (models/registry.cpp): a BertModel folder as a text encoder.
 std::unique_ptr<ModelParts> load_bert(const JsonObject& config, const Checkpoint& checkpoint, const Placement& placement,
                                       HalfWeights half);
+// The same for a config already parsed (models/roberta.cpp sets RoBERTa's options on it).
+std::unique_ptr<ModelParts> load_bert_model(const BertConfig& config, const Checkpoint& checkpoint, const Placement& placement,
+                                            HalfWeights half);
 
 }  // namespace mmx

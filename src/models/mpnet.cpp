@@ -2,45 +2,32 @@
 
 #include <cmath>
 
+#include "models/bert.hpp"
 #include "models/blocks/linear.hpp"
 
 namespace mmx {
 namespace {
 
-// MPNetConfig: field names are the config.json keys, defaults are transformers' defaults.
-struct MPNetConfig {
-  int64_t vocab_size = 30527;
-  int64_t hidden_size = 768;
-  int64_t num_hidden_layers = 12;
-  int64_t num_attention_heads = 12;
-  int64_t intermediate_size = 3072;
-  std::string hidden_act = "gelu";
-  int64_t max_position_embeddings = 512;
-  double layer_norm_eps = 1e-12;
+// MPNetConfig: BERT's keys (hidden_size, num_hidden_layers, …, layer_norm_eps) with MPNetConfig's
+// defaults, and relative_attention_num_buckets.
+struct MPNetConfig : BertConfig {
   int64_t relative_attention_num_buckets = 32;
   static constexpr int64_t kPaddingIdx = 1;  // MPNetEmbeddings fixes it, whatever pad_token_id says
   static constexpr int64_t kBuckets = 32;    // compute_position_bias always buckets into 32
 
   static MPNetConfig from_json(const JsonObject& j) {
+    BertConfig defaults;
+    defaults.vocab_size = 30527;
+    defaults.pad_token_id = 1;
     MPNetConfig c;
-    c.vocab_size = j.get_int("vocab_size", c.vocab_size, limits::kWidth);
-    c.hidden_size = j.get_int("hidden_size", c.hidden_size, limits::kWidth);
-    c.num_hidden_layers = j.get_int("num_hidden_layers", c.num_hidden_layers, limits::kLayers);
-    c.num_attention_heads = j.get_int("num_attention_heads", c.num_attention_heads, limits::kHeads);
-    c.intermediate_size = j.get_int("intermediate_size", c.intermediate_size, limits::kWidth);
-    c.hidden_act = j.get_string("hidden_act", c.hidden_act);
-    c.max_position_embeddings = j.get_int("max_position_embeddings", c.max_position_embeddings, limits::kWidth);
-    c.layer_norm_eps = j.get_float("layer_norm_eps", c.layer_norm_eps, limits::kEpsilon);
+    static_cast<BertConfig&>(c) = BertConfig::from_json(j, defaults);
     c.relative_attention_num_buckets =
         j.get_int("relative_attention_num_buckets", c.relative_attention_num_buckets, limits::kWidth);
-    if (c.hidden_size % c.num_attention_heads != 0)
-      fail(j.source(), ": hidden_size ", c.hidden_size, " is not a multiple of num_attention_heads ", c.num_attention_heads);
     if (c.relative_attention_num_buckets < kBuckets)
       fail(j.source(), ": relative_attention_num_buckets ", c.relative_attention_num_buckets,
            " is fewer than the 32 buckets MPNetEncoder.compute_position_bias indexes");
     if (c.max_position_embeddings <= kPaddingIdx + 1)
       fail(j.source(), ": max_position_embeddings ", c.max_position_embeddings, " leaves no position after padding_idx 1");
-    ops::activation_from_name(c.hidden_act);  // rejects unknown activations now, naming them
     return c;
   }
 };

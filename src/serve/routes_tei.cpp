@@ -120,7 +120,8 @@ void tokenize(Service& service, const httplib::Request& req, httplib::Response& 
     json tokens = json::array();
     const size_t n = e.input_ids.size();
     for (size_t k = 0; k < n; ++k) {
-      const bool special = k == 0 || k + 1 == n;  // both tokenizers add one special token at each end
+      // the template's tokens, where the tokenizer says; BERT's and CLIP's are one at each end
+      const bool special = e.special_tokens_mask.empty() ? k == 0 || k + 1 == n : e.special_tokens_mask[k] != 0;
       if (special && !specials) continue;
       tokens.push_back({{"id", e.input_ids[k]},
                         {"text", embedder->tokenizer().id_to_token(e.input_ids[k])},

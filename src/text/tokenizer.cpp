@@ -69,6 +69,7 @@ BatchEncoding Tokenizer::encode_batch(const std::vector<std::string>& texts, Pad
       r.input_ids.resize(target, pad_token_id());
       r.token_type_ids.resize(target, 0);
       r.attention_mask.resize(target, 0);
+      if (!r.special_tokens_mask.empty()) r.special_tokens_mask.resize(target, 1);  // padding is special, as in tokenizers
     }
   return batch;
 }

@@ -242,6 +242,28 @@ void split(const U32& s, std::vector<Span> spans, Behavior behavior, bool invert
     if (e > b) out.push_back(s.substr(b, e - b));
 }
 
+// "A+B+C": the names of a Sequence's steps, for --verbose.
+template <class Steps>
+std::string joined_names(const Steps& steps) {
+  std::string n;
+  for (const auto& s : steps) {
+    if (!n.empty()) n += '+';
+    n += s->name();
+  }
+  return n;
+}
+
+// The steps of a Sequence, each made by `make` (null entries dropped).
+template <class Ptr, class Make>
+std::vector<Ptr> sequence_steps(const Json& j, const Where& w, const char* key, Make make) {
+  std::vector<Ptr> steps;
+  const Json& list = member(j, w, key);
+  if (!list.is_array()) w.at(key).fail("is not a list");
+  for (size_t i = 0; i < list.size(); ++i)
+    if (auto p = make(list[i], w.at(key).at(i))) steps.push_back(std::move(p));
+  return steps;
+}
+
 // ---- normalizers ----
 
 struct Normalizer {
@@ -437,14 +459,7 @@ struct NormalizerSequence : Normalizer {
   void apply(U32& s) const override {
     for (const auto& n : steps) n->apply(s);
   }
-  std::string name() const override {
-    std::string n;
-    for (const auto& s : steps) {
-      if (!n.empty()) n += '+';
-      n += s->name();
-    }
-    return n;
-  }
+  std::string name() const override { return joined_names(steps); }
 };
 
 NormalizerPtr make_normalizer(const Json& j, const Where& w) {
@@ -459,10 +474,7 @@ NormalizerPtr make_normalizer(const Json& j, const Where& w) {
   if (type == "Precompiled") return std::make_unique<Precompiled>(j, w);
   if (type == "Sequence") {
     auto seq = std::make_unique<NormalizerSequence>();
-    const Json& list = member(j, w, "normalizers");
-    if (!list.is_array()) w.at("normalizers").fail("is not a list");
-    for (size_t i = 0; i < list.size(); ++i)
-      if (auto n = make_normalizer(list[i], w.at("normalizers").at(i))) seq->steps.push_back(std::move(n));
+    seq->steps = sequence_steps<NormalizerPtr>(j, w, "normalizers", make_normalizer);
     return seq;
   }
   unsupported(w, type,
@@ -618,14 +630,7 @@ struct PreTokenizerSequence : PreTokenizer {
   void apply(std::vector<U32>& pieces, bool text_start) const override {
     for (const auto& s : steps) s->apply(pieces, text_start);
   }
-  std::string name() const override {
-    std::string n;
-    for (const auto& s : steps) {
-      if (!n.empty()) n += '+';
-      n += s->name();
-    }
-    return n;
-  }
+  std::string name() const override { return joined_names(steps); }
 };
 
 PreTokenizerPtr make_pre_tokenizer(const Json& j, const Where& w) {
@@ -639,10 +644,7 @@ PreTokenizerPtr make_pre_tokenizer(const Json& j, const Where& w) {
   if (type == "Split") return std::make_unique<SplitPre>(j, w);
   if (type == "Sequence") {
     auto seq = std::make_unique<PreTokenizerSequence>();
-    const Json& list = member(j, w, "pretokenizers");
-    if (!list.is_array()) w.at("pretokenizers").fail("is not a list");
-    for (size_t i = 0; i < list.size(); ++i)
-      if (auto p = make_pre_tokenizer(list[i], w.at("pretokenizers").at(i))) seq->steps.push_back(std::move(p));
+    seq->steps = sequence_steps<PreTokenizerPtr>(j, w, "pretokenizers", make_pre_tokenizer);
     return seq;
   }
   unsupported(w, type,
@@ -1196,11 +1198,13 @@ Encoding JsonTokenizer::encode(const std::string& text, const std::string* text_
       for (const auto& t : p.which ? b : a) {
         e.input_ids.push_back(t.id);
         e.token_type_ids.push_back(p.type_id);
+        e.special_tokens_mask.push_back(0);
       }
     } else {
       for (int64_t id : p.ids) {
         e.input_ids.push_back(id);
         e.token_type_ids.push_back(p.type_id);
+        e.special_tokens_mask.push_back(1);
       }
     }
   }

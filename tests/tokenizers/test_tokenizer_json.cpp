@@ -92,6 +92,11 @@ TEST(TokenizerJson, UnigramMatchesSentencePiece) {
   EXPECT_GT(cases, 300);
   EXPECT_EQ(tok->pad_token_id(), 1);
   EXPECT_EQ(tok->model_input_names(), (std::vector<std::string>{"input_ids", "attention_mask"}));
+  // The template's tokens are marked (the server's /tokenize reports them); <mask> is the text's own.
+  const Encoding m = tok->encode("The <mask> sat.", nullptr, std::nullopt);
+  std::vector<int64_t> want(m.input_ids.size(), 0);
+  want.front() = want.back() = 1;
+  EXPECT_EQ(m.special_tokens_mask, want);
   // truncation keeps <s> and </s>
   const Encoding t = tok->encode("The cat sat on the mat and looked out of the window.", nullptr, 6);
   ASSERT_EQ(t.input_ids.size(), 6u);

@@ -15,12 +15,10 @@ weights are written by the small writer below. Deterministic (torch.manual_seed)
 """
 import json
 import os
-import struct
 import sys
 import types
 from pathlib import Path
 
-import numpy as np
 import torch
 
 if len(sys.argv) != 2:
@@ -52,32 +50,7 @@ from sentence_transformers.models.Pooling import Pooling  # noqa: E402
 torch.set_grad_enabled(False)
 
 
-def read_safetensors(path):
-    raw = Path(path).read_bytes()
-    n = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8:8 + n])
-    out = {}
-    for k, v in header.items():
-        if k == "__metadata__":
-            continue
-        dtype = {"F32": np.float32, "I64": np.int64}[v["dtype"]]
-        b, e = v["data_offsets"]
-        out[k] = torch.from_numpy(np.frombuffer(raw[8 + n + b:8 + n + e], dtype=dtype).reshape(v["shape"]).copy())
-    return out
-
-
-def write_safetensors(path, tensors):
-    header, blobs, offset = {}, [], 0
-    for k, t in tensors.items():
-        a = t.detach().contiguous().numpy()
-        dtype = {np.float32: "F32", np.int64: "I64"}[a.dtype.type]
-        data = a.tobytes()
-        header[k] = {"dtype": dtype, "shape": list(a.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    Path(path).write_bytes(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+from safetensors_io import read_safetensors, write_safetensors  # noqa: E402  (beside this script)
 
 
 def write_json(path, obj):

@@ -23,13 +23,12 @@ of distances −300…300. Deterministic (torch.manual_seed(0)).
 import json
 import math
 import shutil
-import struct
 from pathlib import Path
 
-import numpy as np
 import sentencepiece as spm
 import torch
 import torch.nn.functional as F
+from safetensors_io import write_safetensors  # beside this script
 
 DATA = Path(__file__).resolve().parent.parent
 torch.manual_seed(0)
@@ -40,20 +39,6 @@ LAB = ["Cat with paint", "rock statue", "frogs on leaf", "jellyfish", "Cats don'
 TOK = DATA / "tokenizers" / "unigram-xlmr"
 sp = spm.SentencePieceProcessor(model_file=str(TOK / "sentencepiece.bpe.model"))
 VOCAB = len(json.loads((TOK / "tokenizer.json").read_text())["model"]["vocab"])
-
-
-def write_safetensors(path, tensors):
-    header, blobs, offset = {}, [], 0
-    for k, t in tensors.items():
-        a = t.detach().contiguous().numpy()
-        dtype = {np.float32: "F32", np.int64: "I64"}[a.dtype.type]
-        data = a.tobytes()
-        header[k] = {"dtype": dtype, "shape": list(a.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    Path(path).write_bytes(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
 def randn(*shape, std=0.3):
@@ -93,10 +78,22 @@ def gelu(x):
     return F.gelu(x)
 
 
+BERT_NAMES = {"q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
+              "o": "attention.output.dense", "ln1": "attention.output.LayerNorm", "i": "intermediate.dense",
+              "out": "output.dense", "ln2": "output.LayerNorm"}
+
+
+def layer_weights(w, p, names):  # one post-norm layer's weights under the family's module names
+    for n in ("q", "k", "v", "o"):
+        linear_weights(w, p + names[n], HIDDEN, HIDDEN)
+    norm_weights(w, p + names["ln1"], HIDDEN)
+    linear_weights(w, p + names["i"], HIDDEN, INTER)
+    linear_weights(w, p + names["out"], INTER, HIDDEN)
+    norm_weights(w, p + names["ln2"], HIDDEN)
+
+
 def bert_layer(w, p, x, mask, heads, eps, bias=None, names=None):
-    n = names or {"q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
-                  "o": "attention.output.dense", "ln1": "attention.output.LayerNorm", "i": "intermediate.dense",
-                  "out": "output.dense", "ln2": "output.LayerNorm"}
+    n = names or BERT_NAMES
     ctx = attention(lin(w, p + n["q"], x), lin(w, p + n["k"], x), lin(w, p + n["v"], x), mask, heads, bias)
     a = ln(w, p + n["ln1"], lin(w, p + n["o"], ctx) + x, eps)
     h = gelu(lin(w, p + n["i"], a))
@@ -120,13 +117,7 @@ def xlmr():
          "embeddings.token_type_embeddings.weight": randn(1, HIDDEN)}
     norm_weights(w, "embeddings.LayerNorm", HIDDEN)
     for i in range(LAYERS):
-        p = f"encoder.layer.{i}."
-        for n in ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"):
-            linear_weights(w, p + n, HIDDEN, HIDDEN)
-        norm_weights(w, p + "attention.output.LayerNorm", HIDDEN)
-        linear_weights(w, p + "intermediate.dense", HIDDEN, INTER)
-        linear_weights(w, p + "output.dense", INTER, HIDDEN)
-        norm_weights(w, p + "output.LayerNorm", HIDDEN)
+        layer_weights(w, f"encoder.layer.{i}.", BERT_NAMES)
     linear_weights(w, "pooler.dense", HIDDEN, HIDDEN)
 
     def forward(ids, mask):
@@ -169,13 +160,7 @@ def mpnet():
     names = {"q": "attention.attn.q", "k": "attention.attn.k", "v": "attention.attn.v", "o": "attention.attn.o",
              "ln1": "attention.LayerNorm", "i": "intermediate.dense", "out": "output.dense", "ln2": "output.LayerNorm"}
     for i in range(LAYERS):
-        p = f"encoder.layer.{i}."
-        for n in ("q", "k", "v", "o"):
-            linear_weights(w, p + names[n], HIDDEN, HIDDEN)
-        norm_weights(w, p + names["ln1"], HIDDEN)
-        linear_weights(w, p + names["i"], HIDDEN, INTER)
-        linear_weights(w, p + names["out"], INTER, HIDDEN)
-        norm_weights(w, p + names["ln2"], HIDDEN)
+        layer_weights(w, f"encoder.layer.{i}.", names)
     linear_weights(w, "pooler.dense", HIDDEN, HIDDEN)
 
     def forward(ids, mask):
@@ -200,13 +185,7 @@ def distilbert():
     names = {"q": "attention.q_lin", "k": "attention.k_lin", "v": "attention.v_lin", "o": "attention.out_lin",
              "ln1": "sa_layer_norm", "i": "ffn.lin1", "out": "ffn.lin2", "ln2": "output_layer_norm"}
     for i in range(LAYERS):
-        p = f"transformer.layer.{i}."
-        for n in ("q", "k", "v", "o"):
-            linear_weights(w, p + names[n], HIDDEN, HIDDEN)
-        norm_weights(w, p + names["ln1"], HIDDEN)
-        linear_weights(w, p + names["i"], HIDDEN, INTER)
-        linear_weights(w, p + names["out"], INTER, HIDDEN)
-        norm_weights(w, p + names["ln2"], HIDDEN)
+        layer_weights(w, f"transformer.layer.{i}.", names)
 
     def forward(ids, mask):
         t = ids.shape[1]
