@@ -49,6 +49,15 @@ def get(url, body=None):
 
 try:
     (first, port1), (second, port2) = replica(), replica()
+    # Each replica answers /ready once its model is loaded. Until then nginx's first request to it gets a
+    # 503, which (max_fails=1) takes it out of the upstream for fail_timeout: both must be ready first.
+    for port in (port1, port2):
+        for _ in range(600):
+            if get(f"http://127.0.0.1:{port}/ready")[0] == 200:
+                break
+            time.sleep(0.05)
+        else:
+            sys.exit(f"the replica on port {port} never became ready")
     front = free_port()
     conf = open(os.path.join(root, "deploy/nginx/mmx.conf")).read()
     conf = conf.replace("127.0.0.1:8081", f"127.0.0.1:{port1}").replace("127.0.0.1:8082", f"127.0.0.1:{port2}")
