@@ -106,9 +106,10 @@ std::shared_ptr<const Model> Model::load(const std::string& model, const Placeme
   log_info(folder.path, ": ", m->description());
   if (m->tokenizer_)
     log_info("tokenizer: ",
-             *kind == TokenizerKind::WordPiece ? "BertTokenizer (WordPiece)"
-             : *kind == TokenizerKind::ClipBpe ? "CLIPTokenizer (byte-level BPE)"
-                                               : static_cast<const text::JsonTokenizer&>(*m->tokenizer_).describe(),
+             dynamic_cast<const text::JsonTokenizer*>(m->tokenizer_.get())
+                 ? dynamic_cast<const text::JsonTokenizer&>(*m->tokenizer_).describe()
+             : *kind == TokenizerKind::WordPiece ? "BertTokenizer (WordPiece, vocab.txt)"
+                                                 : "CLIPTokenizer (byte-level BPE)",
              ", at most ", m->tokenizer_->model_max_length(), " tokens");
   if (m->image_processor_) log_info("image processor: ", describe(*m->image_processor_));
   if (const auto* st = m->sentence_transformers_.get()) {

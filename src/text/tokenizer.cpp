@@ -9,7 +9,9 @@
 namespace mmx {
 
 std::optional<TokenizerKind> tokenizer_kind_from_class(const std::string& tokenizer_class) {
-  if (tokenizer_class == "BertTokenizer" || tokenizer_class == "BertTokenizerFast") return TokenizerKind::WordPiece;
+  if (tokenizer_class == "BertTokenizer" || tokenizer_class == "BertTokenizerFast" ||
+      tokenizer_class == "DistilBertTokenizer" || tokenizer_class == "DistilBertTokenizerFast")
+    return TokenizerKind::WordPiece;
   if (tokenizer_class == "CLIPTokenizer" || tokenizer_class == "CLIPTokenizerFast") return TokenizerKind::ClipBpe;
   return std::nullopt;
 }
@@ -28,11 +30,13 @@ TokenizerKind tokenizer_kind_for_folder(const std::string& folder, const std::st
 std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& model, TokenizerKind kind) {
   const std::string folder = resolve_model_path(model);  // a folder, or a Hub id found in the cache
   switch (kind) {
-    case TokenizerKind::WordPiece: return text::BertTokenizer::load(folder);
+    case TokenizerKind::WordPiece:  // the fast file wins where both are present, as AutoTokenizer's choice does
+      if (file_exists(join_path(folder, "tokenizer.json"))) return text::JsonTokenizer::load(folder, true);
+      return text::BertTokenizer::load(folder);
     case TokenizerKind::ClipBpe: return text::ClipTokenizer::load(folder);
-    case TokenizerKind::TokenizerJson: return text::JsonTokenizer::load(folder);
+    case TokenizerKind::TokenizerJson: return text::JsonTokenizer::load(folder, false);
   }
-  fail(folder, ": unknown tokenizer kind");
+  fail(folder, ": unknown tokenizer kind");  // unreachable: every kind is a case above
 }
 
 std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& model) {

@@ -1109,13 +1109,14 @@ struct JsonTokenizer::Impl {
 JsonTokenizer::JsonTokenizer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 JsonTokenizer::~JsonTokenizer() = default;
 
-std::unique_ptr<JsonTokenizer> JsonTokenizer::load(const std::string& folder) {
+std::unique_ptr<JsonTokenizer> JsonTokenizer::load(const std::string& folder, bool bert_options) {
   const std::string json = join_path(folder, "tokenizer.json"), config = join_path(folder, "tokenizer_config.json");
   if (!file_exists(json)) fail(folder, ": no tokenizer.json (this model's tokenizer is read from that file)");
-  return load_files(json, file_exists(config) ? config : "");
+  return load_files(json, file_exists(config) ? config : "", bert_options);
 }
 
-std::unique_ptr<JsonTokenizer> JsonTokenizer::load_files(const std::string& path, const std::string& config_path) {
+std::unique_ptr<JsonTokenizer> JsonTokenizer::load_files(const std::string& path, const std::string& config_path,
+                                                         bool bert_options) {
   const JsonObject file = JsonObject::load(path);
   const Json& j = file.json();
   const Where root{path, ""};
@@ -1159,6 +1160,16 @@ std::unique_ptr<JsonTokenizer> JsonTokenizer::load_files(const std::string& path
       if (c["pad_token"].is_string()) pad_name = c["pad_token"].get<std::string>();
       else if (c["pad_token"].is_object() && c["pad_token"].contains("content")) pad_name = c["pad_token"]["content"].get<std::string>();
     }
+  }
+  // BertTokenizerFast.__init__ (and MPNet's, Electra's): the config's options replace a BertNormalizer's.
+  const std::string cls = config ? config->get_optional_string("tokenizer_class").value_or("") : "";
+  for (const char* name : {"MPNetTokenizer", "MPNetTokenizerFast", "ElectraTokenizer", "ElectraTokenizerFast"})
+    if (cls == name) bert_options = true;
+  if (auto* bert = dynamic_cast<BertNormalizer*>(impl->normalizer.get()); bert && bert_options) {
+    bert->lowercase_text = config ? config->get_bool("do_lower_case", true) : true;
+    const std::optional<bool> strip = config ? config->get_optional_bool("strip_accents") : std::nullopt;
+    bert->strip_accents = strip.value_or(bert->lowercase_text);
+    bert->handle_chinese_chars = config ? config->get_bool("tokenize_chinese_chars", true) : true;
   }
   auto id_of = [&](const std::string& name) -> std::optional<int64_t> {
     for (const auto& a : impl->added)

@@ -16,9 +16,13 @@ namespace mmx::text {
 class JsonTokenizer : public Tokenizer {
  public:
   // Reads FOLDER/tokenizer.json, and tokenizer_config.json (model_max_length, pad_token) when present.
-  static std::unique_ptr<JsonTokenizer> load(const std::string& folder);
+  // `bert_options`: the folder's tokenizer is BertTokenizerFast's kind (BERT, DistilBERT), whose
+  // __init__ rewrites a BertNormalizer from tokenizer_config.json's do_lower_case (default true),
+  // strip_accents and tokenize_chinese_chars (default true); MPNet's and Electra's classes do the same.
+  static std::unique_ptr<JsonTokenizer> load(const std::string& folder, bool bert_options = false);
   // Reads one tokenizer.json; `tokenizer_config` may be "" (no file).
-  static std::unique_ptr<JsonTokenizer> load_files(const std::string& tokenizer_json, const std::string& tokenizer_config);
+  static std::unique_ptr<JsonTokenizer> load_files(const std::string& tokenizer_json, const std::string& tokenizer_config,
+                                                   bool bert_options = false);
   ~JsonTokenizer() override;
 
   std::vector<std::string> tokenize(const std::string& text) const override;

@@ -19,144 +19,17 @@ constexpr size_t kMaxInputCharsPerWord = 100;
 
 }  // namespace
 
-namespace {
-
-// The tokenizers library's serialization (tokenizer.json) of a BERT tokenizer, as transformers'
-// BertConverter writes it: BertNormalizer, BertPreTokenizer, the [CLS] $A [SEP] template, a WordPiece
-// model. It is the same algorithm as vocab.txt + BasicTokenizer; any other component is refused by
-// name rather than run differently. Fills the vocabulary (by id) and the settings it carries.
-void read_tokenizer_json(const std::string& path, std::vector<std::string>& vocab, BertTokenizerConfig& config,
-                         std::vector<std::pair<std::string, int64_t>>& added) {
-  const JsonObject json = JsonObject::load(path);
-  const nlohmann::json& j = json.json();
-  auto type_of = [&](const char* key) -> std::string {
-    if (!j.contains(key) || j[key].is_null()) return "null";
-    if (!j[key].is_object() || !j[key].contains("type") || !j[key]["type"].is_string())
-      fail(path, ": '", key, "' has no \"type\"");
-    return j[key]["type"].get<std::string>();
-  };
-  auto unsupported = [&](const char* key, const std::string& type, const char* expected) {
-    fail(path, ": ", key, " '", type, "' is not implemented for a BERT model (mmx reads ", expected, ")");
-  };
-  if (const std::string t = type_of("model"); t != "WordPiece") unsupported("model", t, "WordPiece");
-  const nlohmann::json& model = j["model"];
-  if (model.value("continuing_subword_prefix", "##") != "##")
-    fail(path, ": model.continuing_subword_prefix '", model.value("continuing_subword_prefix", ""), "' is not \"##\"");
-  if (!model.contains("max_input_chars_per_word") || !model["max_input_chars_per_word"].is_number_integer() ||
-      model["max_input_chars_per_word"].get<int64_t>() != int64_t(kMaxInputCharsPerWord))
-    fail(path, ": model.max_input_chars_per_word must be ", kMaxInputCharsPerWord, ", as BertTokenizer's");
-  if (!model.contains("vocab") || !model["vocab"].is_object() || model["vocab"].empty())
-    fail(path, ": model.vocab is not an object of tokens and ids");
-  const nlohmann::json& ids = model["vocab"];
-  vocab.assign(ids.size(), std::string());
-  std::vector<bool> seen(ids.size(), false);
-  for (auto it = ids.begin(); it != ids.end(); ++it) {
-    const int64_t id = json.int_element("model.vocab", it.value(), limits::kTokenId);
-    if (id >= int64_t(ids.size()) || seen[size_t(id)])
-      fail(path, ": model.vocab gives token '", it.key(), "' id ", id, ": ids must be 0 to ", ids.size() - 1, ", each once");
-    if (find_invalid_utf8(it.key()) != std::string::npos) fail(path, ": model.vocab holds a token that is not UTF-8");
-    vocab[size_t(id)] = it.key();
-    seen[size_t(id)] = true;
-  }
-  if (model.contains("unk_token") && model["unk_token"].is_string()) config.unk_token = model["unk_token"].get<std::string>();
-
-  if (const std::string t = type_of("normalizer"); t != "BertNormalizer") unsupported("normalizer", t, "BertNormalizer");
-  const nlohmann::json& norm = j["normalizer"];
-  if (!norm.value("clean_text", true)) fail(path, ": normalizer.clean_text false is not implemented (BertTokenizer cleans)");
-  config.tokenize_chinese_chars = norm.value("handle_chinese_chars", true);
-  config.do_lower_case = norm.value("lowercase", true);
-  config.strip_accents = norm.contains("strip_accents") && norm["strip_accents"].is_boolean()
-                             ? std::optional<bool>(norm["strip_accents"].get<bool>())
-                             : std::nullopt;
-  if (const std::string t = type_of("pre_tokenizer"); t != "BertPreTokenizer") unsupported("pre_tokenizer", t, "BertPreTokenizer");
-
-  // The post-processor names the tokens around a text: BertProcessing's pair, or the template
-  // [CLS]:0 $A:0 [SEP]:0 (and [CLS] $A [SEP] $B:1 [SEP]:1 for pairs).
-  const std::string post = type_of("post_processor");
-  const nlohmann::json& p = j["post_processor"];
-  if (post == "BertProcessing") {
-    for (auto [key, field] : {std::pair{"cls", &config.cls_token}, {"sep", &config.sep_token}}) {
-      if (!p.contains(key) || !p[key].is_array() || p[key].size() != 2 || !p[key][0].is_string())
-        fail(path, ": post_processor.", key, " is not [token, id]");
-      *field = p[key][0].get<std::string>();
-    }
-  } else if (post == "TemplateProcessing") {
-    auto piece = [&](const nlohmann::json& e, std::string& special, std::string& sequence, int64_t& type_id) {
-      const char* kind = e.contains("SpecialToken") ? "SpecialToken" : e.contains("Sequence") ? "Sequence" : nullptr;
-      if (!kind) fail(path, ": post_processor template entry ", e.dump(), " is neither a SpecialToken nor a Sequence");
-      const nlohmann::json& v = e[kind];
-      (std::string(kind) == "SpecialToken" ? special : sequence) = v.value("id", "");
-      type_id = v.value("type_id", int64_t(0));
-    };
-    auto template_of = [&](const char* key, size_t size) {
-      if (!p.contains(key) || !p[key].is_array() || p[key].size() != size)
-        fail(path, ": post_processor.", key, " is not BERT's template ([CLS] $A [SEP]", size == 5 ? " $B [SEP]" : "", ")");
-      return p[key];
-    };
-    const nlohmann::json single = template_of("single", 3);
-    std::string cls, sep, a, dummy;
-    int64_t t0 = 0, t1 = 0, t2 = 0;
-    piece(single[0], cls, dummy, t0);
-    piece(single[1], dummy, a, t1);
-    piece(single[2], sep, dummy, t2);
-    if (cls.empty() || sep.empty() || a != "A" || t0 || t1 || t2)
-      fail(path, ": post_processor.single is not BERT's template [CLS]:0 $A:0 [SEP]:0");
-    config.cls_token = cls;
-    config.sep_token = sep;
-    if (p.contains("pair")) {
-      const nlohmann::json pair = template_of("pair", 5);
-      std::string c, s1, s2, x, b;
-      int64_t u0 = 0, u1 = 0, u2 = 0, u3 = 0, u4 = 0;
-      piece(pair[0], c, dummy, u0);
-      piece(pair[1], dummy, x, u1);
-      piece(pair[2], s1, dummy, u2);
-      piece(pair[3], dummy, b, u3);
-      piece(pair[4], s2, dummy, u4);
-      if (c != cls || x != "A" || s1 != sep || b != "B" || s2 != sep || u0 || u1 || u2 || u3 != 1 || u4 != 1)
-        fail(path, ": post_processor.pair is not BERT's template [CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1");
-    }
-  } else {
-    unsupported("post_processor", post, "BertProcessing or TemplateProcessing");
-  }
-
-  // added_tokens: the specials (inside the vocabulary) and tokens added past it; flags other than
-  // BertTokenizer's defaults would change how text around them is cut.
-  if (j.contains("added_tokens") && !j["added_tokens"].is_null()) {
-    if (!j["added_tokens"].is_array()) fail(path, ": added_tokens is not a list");
-    for (const nlohmann::json& t : j["added_tokens"]) {
-      if (!t.is_object() || !t.contains("id") || !t.contains("content") || !t["content"].is_string())
-        fail(path, ": an added_tokens entry is not {\"id\": ..., \"content\": ...}");
-      const std::string content = t["content"].get<std::string>();
-      for (const char* flag : {"lstrip", "rstrip", "single_word"})
-        if (t.value(flag, false)) fail(path, ": added token '", content, "' has ", flag, " true, which is not implemented");
-      const int64_t id = json.int_element("added_tokens", t["id"], limits::kTokenId);
-      if (id < int64_t(vocab.size()) && vocab[size_t(id)] != content)
-        fail(path, ": added token '", content, "' has id ", id, ", which the vocabulary gives '", vocab[size_t(id)], "'");
-      if (id >= int64_t(vocab.size())) added.emplace_back(content, id);
-    }
-  }
-  if (j.contains("padding") && j["padding"].is_object() && j["padding"].contains("pad_token") && j["padding"]["pad_token"].is_string())
-    config.pad_token = j["padding"]["pad_token"].get<std::string>();
-}
-
-}  // namespace
-
 std::unique_ptr<BertTokenizer> BertTokenizer::load(const std::string& folder) {
-  const std::string vocab_path = join_path(folder, "vocab.txt"), fast_path = join_path(folder, "tokenizer.json");
+  const std::string vocab_path = join_path(folder, "vocab.txt");
   BertTokenizerConfig config;
   std::vector<std::pair<std::string, int64_t>> added;
   std::vector<std::string> vocab;
-  // vocab.txt is the reference's own file (the slow tokenizer, id for id); a folder holding only
-  // tokenizer.json is read from that.
-  const bool from_json = !file_exists(vocab_path) && file_exists(fast_path);
-  if (!file_exists(vocab_path) && !from_json)
-    fail(folder, ": no vocab.txt or tokenizer.json (not a BERT WordPiece tokenizer folder)");
-  if (from_json) read_tokenizer_json(fast_path, vocab, config, added);
-  const std::string bytes = from_json ? std::string() : read_file(vocab_path);
+  if (!file_exists(vocab_path)) fail(folder, ": no vocab.txt (not a BERT WordPiece tokenizer folder)");
+  const std::string bytes = read_file(vocab_path);
   if (const size_t bad = find_invalid_utf8(bytes); bad != std::string::npos)
     fail(vocab_path, ": invalid UTF-8 at byte ", bad);
   size_t start = 0;
-  while (!from_json && start < bytes.size()) {  // load_vocab: one token per line, trailing newline removed
+  while (start < bytes.size()) {  // load_vocab: one token per line, trailing newline removed
     size_t end = bytes.find('\n', start);
     if (end == std::string::npos) end = bytes.size();
     std::string token = bytes.substr(start, end - start);
@@ -179,12 +52,10 @@ std::unique_ptr<BertTokenizer> BertTokenizer::load(const std::string& folder) {
   const std::string config_path = join_path(folder, "tokenizer_config.json");
   if (file_exists(config_path)) {
     const JsonObject json = JsonObject::load(config_path);
-    if (!from_json) {  // tokenizer.json's normalizer says these for a fast tokenizer
-      config.do_lower_case = json.get_bool("do_lower_case", true);
-      config.do_basic_tokenize = json.get_bool("do_basic_tokenize", true);
-      config.tokenize_chinese_chars = json.get_bool("tokenize_chinese_chars", true);
-      config.strip_accents = json.get_optional_bool("strip_accents");
-    }
+    config.do_lower_case = json.get_bool("do_lower_case", true);
+    config.do_basic_tokenize = json.get_bool("do_basic_tokenize", true);
+    config.tokenize_chinese_chars = json.get_bool("tokenize_chinese_chars", true);
+    config.strip_accents = json.get_optional_bool("strip_accents");
     // Saved as 1e30 ("very large") when unknown: anything past int64 is unlimited.
     config.model_max_length = json.get_count("model_max_length", config.model_max_length, limits::kTokenCount);
     read_special(json);

@@ -1,8 +1,8 @@
 // libFuzzer: arbitrary bytes as the files of a tokenizer folder must load or raise mmx::Error, and a
 // loaded tokenizer must encode a fixed text. The input is split at each "\n@@\n" into the folder's files:
 // the first byte picks WordPiece (vocab.txt, tokenizer_config.json, special_tokens_map.json), CLIP's
-// BPE (vocab.json, merges.txt, tokenizer_config.json), WordPiece from tokenizer.json (with
-// tokenizer_config.json), or any tokenizer.json through the general reader (text/tokenizer_json.cpp).
+// BPE (vocab.json, merges.txt, tokenizer_config.json), a BERT folder's tokenizer.json (the general reader,
+// text/tokenizer_json.cpp, with BertTokenizerFast's options), or any tokenizer.json through that reader.
 #include <unistd.h>
 
 #include <cstdio>
