@@ -60,16 +60,19 @@ struct TransformerBlock {
 
 class DistilBertParts final : public ModelParts, public TextEncoder {
  public:
-  DistilBertParts(const DistilBertConfig& config, WeightLoader& weights) : config_(config), placement_(weights.placement()) {
+  DistilBertParts(const DistilBertConfig& config, WeightLoader& weights)
+      : config_(config), placement_(weights.placement()) {
     // DistilBertFor* checkpoints keep the encoder under "distilbert."; transformers strips that prefix.
     const WeightView root(weights, weights.has_prefix("distilbert.") ? "distilbert." : "");
     const WeightView e = root.sub("embeddings");
     word_embeddings_ = e.sub("word_embeddings").get_embedding("weight", {config.vocab_size, config.dim});
-    position_embeddings_ = e.sub("position_embeddings").get_embedding("weight", {config.max_position_embeddings, config.dim});
+    position_embeddings_ =
+        e.sub("position_embeddings").get_embedding("weight", {config.max_position_embeddings, config.dim});
     embeddings_norm_ = LayerNorm(e.sub("LayerNorm"), config.dim, DistilBertConfig::kLayerNormEps);
     for (int64_t i = 0; i < config.n_layers; ++i) layers_.emplace_back(root.sub("transformer").sub("layer", i), config);
-    weights.finish("DistilBertModel", {"position_ids"},
-                   {"vocab_transform.", "vocab_layer_norm.", "vocab_projector.", "pre_classifier.", "classifier.", "qa_outputs."});
+    weights.finish(
+        "DistilBertModel", {"position_ids"},
+        {"vocab_transform.", "vocab_layer_norm.", "vocab_projector.", "pre_classifier.", "classifier.", "qa_outputs."});
   }
   const TextEncoder* text() const override { return this; }
   std::string description() const override {
@@ -80,9 +83,10 @@ class DistilBertParts final : public ModelParts, public TextEncoder {
                          bool output_hidden_states) const override {
     const int64_t seq = input_ids.dim(1);
     if (seq > config_.max_position_embeddings)
-      throw Error(ErrorKind::Runtime,
-                  str("sequence of ", seq, " tokens is longer than max_position_embeddings ", config_.max_position_embeddings),
-                  "truncate the text (--max-length)");
+      throw Error(
+          ErrorKind::Runtime,
+          str("sequence of ", seq, " tokens is longer than max_position_embeddings ", config_.max_position_embeddings),
+          "truncate the text (--max-length)");
     const Tensor mask = placement_.in(attention_mask);
     Tensor x = ops::embedding(word_embeddings_, input_ids);  // [B, T, C]
     ops::add_(x, position_embeddings_.narrow0(0, seq));      // positions 0..T-1

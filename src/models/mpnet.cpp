@@ -27,18 +27,19 @@ struct MPNetConfig : BertConfig {
       fail(j.source(), ": relative_attention_num_buckets ", c.relative_attention_num_buckets,
            " is fewer than the 32 buckets MPNetEncoder.compute_position_bias indexes");
     if (c.max_position_embeddings <= kPaddingIdx + 1)
-      fail(j.source(), ": max_position_embeddings ", c.max_position_embeddings, " leaves no position after padding_idx 1");
+      fail(j.source(), ": max_position_embeddings ", c.max_position_embeddings,
+           " leaves no position after padding_idx 1");
     return c;
   }
 };
 
 struct MPNetLayer {
-  Linear q, k, v, o;          // attention.attn.*
-  LayerNorm attention_norm;   // attention.LayerNorm
-  Linear intermediate;        // intermediate.dense
+  Linear q, k, v, o;         // attention.attn.*
+  LayerNorm attention_norm;  // attention.LayerNorm
+  Linear intermediate;       // intermediate.dense
   ops::Activation act;
-  Linear output;              // output.dense
-  LayerNorm output_norm;      // output.LayerNorm
+  Linear output;          // output.dense
+  LayerNorm output_norm;  // output.LayerNorm
   int64_t heads;
   MPNetLayer(const WeightView& w, const MPNetConfig& c)
       : q(w.sub("attention").sub("attn").sub("q"), c.hidden_size, c.hidden_size),
@@ -70,9 +71,12 @@ class MPNetParts final : public ModelParts, public TextEncoder {
     position_embeddings_ =
         e.sub("position_embeddings").get_embedding("weight", {config.max_position_embeddings, config.hidden_size});
     embeddings_norm_ = LayerNorm(e.sub("LayerNorm"), config.hidden_size, config.layer_norm_eps);
-    for (int64_t i = 0; i < config.num_hidden_layers; ++i) layers_.emplace_back(root.sub("encoder").sub("layer", i), config);
-    relative_attention_bias_ = root.sub("encoder").sub("relative_attention_bias")
-                                   .get_host("weight", {config.relative_attention_num_buckets, config.num_attention_heads});
+    for (int64_t i = 0; i < config.num_hidden_layers; ++i)
+      layers_.emplace_back(root.sub("encoder").sub("layer", i), config);
+    relative_attention_bias_ =
+        root.sub("encoder")
+            .sub("relative_attention_bias")
+            .get_host("weight", {config.relative_attention_num_buckets, config.num_attention_heads});
     if (root.has("pooler.dense.weight") || root.has("pooler.dense.bias")) {
       pooler_ = Linear(root.sub("pooler").sub("dense"), config.hidden_size, config.hidden_size);
       has_pooler_ = true;
@@ -82,7 +86,8 @@ class MPNetParts final : public ModelParts, public TextEncoder {
   const TextEncoder* text() const override { return this; }
   std::string description() const override {
     return str("mpnet: ", config_.num_hidden_layers, " layers, hidden ", config_.hidden_size, ", ",
-               config_.num_attention_heads, " heads, intermediate ", config_.intermediate_size, ", ", config_.hidden_act);
+               config_.num_attention_heads, " heads, intermediate ", config_.intermediate_size, ", ",
+               config_.hidden_act);
   }
   EncoderOutputs forward(const Tensor& input_ids, const Tensor&, const Tensor& attention_mask,
                          bool output_hidden_states) const override {
@@ -121,9 +126,10 @@ class MPNetParts final : public ModelParts, public TextEncoder {
         const int64_t i = b * seq + t;
         p.data<int64_t>()[i] = ids.data<int64_t>()[i] == pad ? pad : pad + ++count;
         if (p.data<int64_t>()[i] >= config_.max_position_embeddings)
-          throw Error(ErrorKind::Runtime,
-                      str("sequence of ", seq, " tokens is longer than the ", max_positions(), " positions MPNet embeds"),
-                      "truncate the text (--max-length)");
+          throw Error(
+              ErrorKind::Runtime,
+              str("sequence of ", seq, " tokens is longer than the ", max_positions(), " positions MPNet embeds"),
+              "truncate the text (--max-length)");
       }
     }
     return p.to(input_ids.device());
@@ -138,7 +144,8 @@ class MPNetParts final : public ModelParts, public TextEncoder {
     float* out = bias.data<float>();
     for (int64_t h = 0; h < heads; ++h)
       for (int64_t i = 0; i < seq; ++i)
-        for (int64_t j = 0; j < seq; ++j) out[(h * seq + i) * seq + j] = table[bucket[size_t(j - i + seq - 1)] * heads + h];
+        for (int64_t j = 0; j < seq; ++j)
+          out[(h * seq + i) * seq + j] = table[bucket[size_t(j - i + seq - 1)] * heads + h];
     for (int64_t b = 1; b < batch; ++b) std::copy(out, out + heads * seq * seq, out + b * heads * seq * seq);
     return bias;
   }
@@ -170,8 +177,8 @@ int64_t mpnet_relative_position_bucket(int64_t relative_position, int64_t num_bu
   return ret + val;
 }
 
-std::unique_ptr<ModelParts> load_mpnet(const JsonObject& config, const Checkpoint& checkpoint, const Placement& placement,
-                                       HalfWeights half) {
+std::unique_ptr<ModelParts> load_mpnet(const JsonObject& config, const Checkpoint& checkpoint,
+                                       const Placement& placement, HalfWeights half) {
   return load_parts<MPNetParts, MPNetConfig>(config, checkpoint, placement, half);
 }
 

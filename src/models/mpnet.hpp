@@ -15,7 +15,7 @@ namespace mmx {
 int64_t mpnet_relative_position_bucket(int64_t relative_position, int64_t num_buckets = 32, int64_t max_distance = 128);
 
 // The registry's factory (models/registry.cpp).
-std::unique_ptr<ModelParts> load_mpnet(const JsonObject& config, const Checkpoint& checkpoint, const Placement& placement,
-                                       HalfWeights half);
+std::unique_ptr<ModelParts> load_mpnet(const JsonObject& config, const Checkpoint& checkpoint,
+                                       const Placement& placement, HalfWeights half);
 
 }  // namespace mmx

@@ -21,8 +21,8 @@ class JsonTokenizer : public Tokenizer {
   // strip_accents and tokenize_chinese_chars (default true); MPNet's and Electra's classes do the same.
   static std::unique_ptr<JsonTokenizer> load(const std::string& folder, bool bert_options = false);
   // Reads one tokenizer.json; `tokenizer_config` may be "" (no file).
-  static std::unique_ptr<JsonTokenizer> load_files(const std::string& tokenizer_json, const std::string& tokenizer_config,
-                                                   bool bert_options = false);
+  static std::unique_ptr<JsonTokenizer> load_files(const std::string& tokenizer_json,
+                                                   const std::string& tokenizer_config, bool bert_options = false);
   ~JsonTokenizer() override;
 
   std::vector<std::string> tokenize(const std::string& text) const override;
