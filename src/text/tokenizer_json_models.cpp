@@ -175,6 +175,10 @@ struct Unigram : Model {
     const Json& list = member(j, w, "vocab");
     if (!list.is_array() || list.empty()) w.at("vocab").fail("is not a list of [piece, score]");
     double min_score = std::numeric_limits<double>::max();
+    id_to_token.reserve(list.size());  // XLM-R's 250 002 pieces: no rehashing on the way
+    vocab.reserve(list.size());
+    pieces.reserve(list.size());
+    scores.reserve(list.size());
     for (size_t i = 0; i < list.size(); ++i) {
       const Json& e = list[i];
       if (!e.is_array() || e.size() != 2 || !e[0].is_string() || !e[1].is_number())
