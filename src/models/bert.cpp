@@ -42,8 +42,6 @@ BertEmbeddings::BertEmbeddings(const WeightView& w, const BertConfig& c)
       positions_after_padding_idx(c.positions_after_padding_idx),
       padding_idx(c.pad_token_id) {}
 
-namespace {
-
 // RoBERTa's create_position_ids_from_input_ids: padding_idx + the running count of non-padding tokens,
 // padding_idx itself at padding. [B, T] I64.
 Tensor positions_after_padding(const Tensor& input_ids, int64_t padding_idx, int64_t table_rows) {
@@ -67,7 +65,6 @@ Tensor positions_after_padding(const Tensor& input_ids, int64_t padding_idx, int
   return positions.to(input_ids.device());
 }
 
-}  // namespace
 
 Tensor BertEmbeddings::forward(const Tensor& input_ids, const Tensor& token_type_ids) const {
   const int64_t batch = input_ids.dim(0), seq = input_ids.dim(1);

@@ -40,6 +40,10 @@ struct BertConfig {
 // layer-by-layer comparison with PyTorch forward hooks.
 using TraceFn = std::function<void(const std::string& name, const Tensor& value)>;
 
+// RoBERTa's (and MPNet's) create_position_ids_from_input_ids: padding_idx + the running count of the
+// row's non-padding tokens, padding_idx at padding. [B, T] I64; a position past `table_rows` is an error.
+Tensor positions_after_padding(const Tensor& input_ids, int64_t padding_idx, int64_t table_rows);
+
 struct BertEmbeddings {
   Tensor word_embeddings, position_embeddings, token_type_embeddings;  // nn.Embedding weights
   LayerNorm norm;                                                      // "LayerNorm"

@@ -77,10 +77,7 @@ class MPNetParts final : public ModelParts, public TextEncoder {
         root.sub("encoder")
             .sub("relative_attention_bias")
             .get_host("weight", {config.relative_attention_num_buckets, config.num_attention_heads});
-    if (root.has("pooler.dense.weight") || root.has("pooler.dense.bias")) {
-      pooler_ = Linear(root.sub("pooler").sub("dense"), config.hidden_size, config.hidden_size);
-      has_pooler_ = true;
-    }
+    if (root.has("pooler.dense.weight") || root.has("pooler.dense.bias")) pooler_.emplace(root.sub("pooler"), config);
     weights.finish("MPNetModel", {"position_ids"}, {"lm_head.", "classifier."});
   }
   const TextEncoder* text() const override { return this; }
@@ -93,7 +90,8 @@ class MPNetParts final : public ModelParts, public TextEncoder {
                          bool output_hidden_states) const override {
     const Tensor mask = placement_.in(attention_mask);
     Tensor x = ops::embedding(word_embeddings_, input_ids);  // [B, T, C]
-    ops::add_(x, ops::embedding(position_embeddings_, positions(input_ids)));
+    ops::add_(x, ops::embedding(position_embeddings_, positions_after_padding(input_ids, MPNetConfig::kPaddingIdx,
+                                                                              config_.max_position_embeddings)));
     x = embeddings_norm_.forward(x);
     const Tensor bias = placement_.in(position_bias(input_ids.dim(0), input_ids.dim(1)));
     EncoderOutputs out;
@@ -103,37 +101,13 @@ class MPNetParts final : public ModelParts, public TextEncoder {
       if (output_hidden_states) out.hidden_states.push_back(placement_.out(x));
     }
     out.last_hidden_state = placement_.out(x);
-    if (has_pooler_) {  // tanh(dense(hidden_states[:, 0]))
-      const Tensor first = ops::select_tokens(x, std::vector<int64_t>(size_t(x.dim(0)), 0));
-      Tensor pooled = pooler_.forward(first);
-      ops::activation_(pooled, ops::Activation::Tanh);
-      out.pooler_output = placement_.out(pooled);
-    }
+    if (pooler_) out.pooler_output = placement_.out(pooler_->forward(x));  // MPNetPooler is BertPooler
     return out;
   }
   int64_t max_positions() const override { return config_.max_position_embeddings - MPNetConfig::kPaddingIdx - 1; }
-  bool has_pooler() const override { return has_pooler_; }
+  bool has_pooler() const override { return pooler_.has_value(); }
 
  private:
-  // create_position_ids_from_input_ids(input_ids, 1): the running count of non-padding tokens after 1.
-  Tensor positions(const Tensor& input_ids) const {
-    const Tensor ids = input_ids.to(Device::cpu());
-    Tensor p = Tensor::empty(ids.shape(), DType::I64);
-    const int64_t batch = ids.dim(0), seq = ids.dim(1), pad = MPNetConfig::kPaddingIdx;
-    for (int64_t b = 0; b < batch; ++b) {
-      int64_t count = 0;
-      for (int64_t t = 0; t < seq; ++t) {
-        const int64_t i = b * seq + t;
-        p.data<int64_t>()[i] = ids.data<int64_t>()[i] == pad ? pad : pad + ++count;
-        if (p.data<int64_t>()[i] >= config_.max_position_embeddings)
-          throw Error(
-              ErrorKind::Runtime,
-              str("sequence of ", seq, " tokens is longer than the ", max_positions(), " positions MPNet embeds"),
-              "truncate the text (--max-length)");
-      }
-    }
-    return p.to(input_ids.device());
-  }
   // [B, heads, T, T]: bias[h][i][j] = relative_attention_bias[bucket(j − i)][h], the same for every row.
   Tensor position_bias(int64_t batch, int64_t seq) const {
     const int64_t heads = config_.num_attention_heads;
@@ -155,8 +129,7 @@ class MPNetParts final : public ModelParts, public TextEncoder {
   Tensor word_embeddings_, position_embeddings_, relative_attention_bias_;
   LayerNorm embeddings_norm_;
   std::vector<MPNetLayer> layers_;  // encoder.layer.N
-  Linear pooler_;
-  bool has_pooler_ = false;
+  std::optional<BertPooler> pooler_;
 };
 
 }  // namespace

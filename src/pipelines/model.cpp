@@ -104,13 +104,14 @@ std::shared_ptr<const Model> Model::load(const std::string& model, const Placeme
   if (!m->parts_->text()) m->tokenizer_.reset();
   if (const VisionEncoder* vision = m->parts_->vision()) m->image_processor_ = processor_of(folder, vision->image_size());
   log_info(folder.path, ": ", m->description());
-  if (m->tokenizer_)
+  if (m->tokenizer_) {
+    const auto* fast = dynamic_cast<const text::JsonTokenizer*>(m->tokenizer_.get());
     log_info("tokenizer: ",
-             dynamic_cast<const text::JsonTokenizer*>(m->tokenizer_.get())
-                 ? dynamic_cast<const text::JsonTokenizer&>(*m->tokenizer_).describe()
+             fast ? fast->describe()
              : *kind == TokenizerKind::WordPiece ? "BertTokenizer (WordPiece, vocab.txt)"
                                                  : "CLIPTokenizer (byte-level BPE)",
              ", at most ", m->tokenizer_->model_max_length(), " tokens");
+  }
   if (m->image_processor_) log_info("image processor: ", describe(*m->image_processor_));
   if (const auto* st = m->sentence_transformers_.get()) {
     if (!m->tokenizer_) fail(st->root, ": a sentence-transformers folder whose Transformer has no tokenizer");

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <queue>
 
 #include "text/tokenizer_json_components.hpp"
 
@@ -143,22 +144,44 @@ struct Bpe : Model {
       pending_unk = true;
     }
     if (pending_unk) symbols.push_back(*unk_id);
-    // Merge the lowest-ranked adjacent pair until none is mergeable (leftmost first on equal ranks).
-    while (symbols.size() > 1) {
-      int64_t best_rank = std::numeric_limits<int64_t>::max(), best_id = -1;
-      size_t best_at = 0;
-      for (size_t i = 0; i + 1 < symbols.size(); ++i) {
-        const auto it = merges.find({symbols[i], symbols[i + 1]});
-        if (it != merges.end() && it->second.first < best_rank) {
-          best_rank = it->second.first;
-          best_id = it->second.second;
-          best_at = i;
-        }
-      }
-      if (best_id < 0) break;
-      symbols[best_at] = best_id;
-      symbols.erase(symbols.begin() + std::ptrdiff_t(best_at) + 1);
+    // Merge the lowest-ranked adjacent pair until none is mergeable, leftmost first on equal ranks: a
+    // heap of candidate pairs over a linked list of symbols, O(n log n) (a 24 kB word took 0.8 s
+    // rescanning every pair after each merge). A popped pair whose sides changed since it was pushed is stale.
+    const size_t n = symbols.size();
+    std::vector<size_t> next(n), prev(n);
+    std::vector<bool> alive(n, true);
+    for (size_t i = 0; i < n; ++i) {
+      next[i] = i + 1;
+      prev[i] = i - 1;  // wraps for the first symbol: never read, it has no left neighbour
     }
+    struct Candidate {
+      int64_t rank;
+      size_t left;
+      int64_t left_id, right_id;
+      bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : left > o.left; }
+    };
+    std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> heap;
+    auto push = [&](size_t left) {
+      if (left >= n || next[left] >= n) return;
+      const auto it = merges.find({symbols[left], symbols[next[left]]});
+      if (it != merges.end()) heap.push({it->second.first, left, symbols[left], symbols[next[left]]});
+    };
+    for (size_t i = 0; i + 1 < n; ++i) push(i);
+    while (!heap.empty()) {
+      const Candidate c = heap.top();
+      heap.pop();
+      const size_t right = next[c.left];
+      if (!alive[c.left] || right >= n || symbols[c.left] != c.left_id || symbols[right] != c.right_id) continue;
+      symbols[c.left] = merges.at({c.left_id, c.right_id}).second;
+      alive[right] = false;
+      next[c.left] = next[right];
+      if (next[right] < n) prev[next[right]] = c.left;
+      if (c.left > 0) push(prev[c.left]);
+      push(c.left);
+    }
+    std::vector<int64_t> merged;
+    for (size_t i = 0; i < n; i = next[i]) merged.push_back(symbols[i]);
+    symbols = std::move(merged);
     for (int64_t id : symbols) out.push_back({id, id_to_token[size_t(id)]});
   }
   std::string name() const override { return str("BPE (", vocab.size(), " tokens, ", merges.size(), " merges)"); }
