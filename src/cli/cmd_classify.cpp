@@ -13,7 +13,7 @@ const Command kClassifyCommand{
     "Classify images with a classifier's labels (ViT), or zero-shot with your labels (CLIP).",
     {
         {"model", "MODEL", "a ViTForImageClassification (google/vit-base-patch16-224) or CLIP folder, or its Hub id"},
-        {"image", "PATH", "a PNG/JPEG image, a folder of them, or a quoted pattern", true},
+        {"image", "PATH", "an image (PNG, JPEG, WebP, GIF, TIFF, BMP), a folder of them, or a quoted pattern", true},
         skip_bad_images_option(),
         text_option("labels", "L1,L2,...", "CLIP zero-shot: the candidate labels, comma-separated"),
         text_option("template", "T", "CLIP zero-shot: the prompt, {} marks the label (default \"a photo of a {}.\")"),

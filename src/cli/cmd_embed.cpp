@@ -28,7 +28,7 @@ const Command kEmbedCommand{
         text_option("text", "T", "a text to embed", true),
         {"texts-file", "FILE", "UTF-8 file, one text per line (empty lines skipped); - reads standard input"},
         texts_limit_option(),
-        {"image", "PATH", "a PNG/JPEG image, a folder of them, or a quoted pattern ('photos/*.jpg')", true},
+        {"image", "PATH", "an image (PNG, JPEG, WebP, GIF, TIFF, BMP), a folder of them, or a quoted pattern ('photos/*.jpg')", true},
         skip_bad_images_option(),
         {"pooling", "MODE",
          "cls | pooler | mean | mean-no-cls | lab | max | mean-sqrt-len | weightedmean | lasttoken (default: mean-no-cls for BERT, mean for RoBERTa, XLM-R, MPNet, DistilBERT); "

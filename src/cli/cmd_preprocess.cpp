@@ -16,7 +16,7 @@ const Command kPreprocessCommand{
     "Write pixel_values [N, 3, H, W] F32 exactly as the folder's Hugging Face image processor makes them.",
     {
         {"model", "MODEL", "a model folder with preprocessor_config.json (ViT or CLIP image processor), or its Hub id"},
-        {"image", "PATH", "a PNG/JPEG image, a folder of them, or a quoted pattern", true},
+        {"image", "PATH", "an image (PNG, JPEG, WebP, GIF, TIFF, BMP), a folder of them, or a quoted pattern", true},
         skip_bad_images_option(),
         {"output", "FILE", ".safetensors (pixel_values) or .npy"},
     },

@@ -56,18 +56,14 @@ std::vector<std::string> read_text_lines(const std::string& path, const Args& ar
 
 std::vector<std::string> expand_image_paths(const std::vector<std::string>& args) {
   std::vector<std::string> out;
-  auto is_image = [](const std::filesystem::path& p) {
-    std::string ext = p.extension().string();
-    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-    return ext == ".png" || ext == ".jpg" || ext == ".jpeg";
-  };
+  auto is_image = [](const std::filesystem::path& p) { return has_image_extension(p.string()); };
   for (const auto& arg : args) {
     std::error_code ec;
     if (std::filesystem::is_directory(arg, ec)) {
       std::vector<std::string> found;
       for (const auto& entry : std::filesystem::directory_iterator(arg, ec))
         if (entry.is_regular_file() && is_image(entry.path())) found.push_back(entry.path().string());
-      if (found.empty()) fail(arg, ": folder holds no .png, .jpg or .jpeg files");
+      if (found.empty()) fail(arg, ": folder holds no image files (.png .jpg .jpeg .webp .gif .tif .tiff .bmp)");
       std::sort(found.begin(), found.end());
       out.insert(out.end(), found.begin(), found.end());
     } else if (arg.find_first_of("*?[") != std::string::npos && !std::filesystem::exists(arg, ec)) {

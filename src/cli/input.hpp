@@ -20,7 +20,7 @@ const Option& texts_limit_option();  // --texts-limit
 // Texts from --text (in order) then --texts-file lines; an empty result is a usage error.
 std::vector<std::string> collect_texts(const Args& args);
 
-// Image arguments → files: a folder gives its .png/.jpg/.jpeg files (sorted), a pattern with * ? [ is
+// Image arguments → files: a folder gives its image files (has_image_extension; sorted), a pattern with * ? [ is
 // expanded (sorted), anything else is taken as a path. No match is an error.
 std::vector<std::string> expand_image_paths(const std::vector<std::string>& args);
 // --image arguments expanded (folders, patterns) in a stable sorted order; none is a usage error.

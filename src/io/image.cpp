@@ -8,25 +8,23 @@
 #include <jpeglib.h>
 #include <png.h>
 
+#include <cctype>
 #include <csetjmp>
+#include <cstdlib>
 #include <cstring>
 
 #include "mmx/error.hpp"
 #include "mmx/files.hpp"
 #include "mmx/image.hpp"
 
-#include "core/checked.hpp"
+#include "io/image_formats.hpp"
 
 namespace mmx {
 
 namespace {
 
 void check_size(const std::string& name, uint64_t width, uint64_t height) {
-  if (width == 0 || height == 0) fail(name, ": image has zero size (", width, "×", height, ")");
-  const uint64_t pixels = checked_mul(width, height, name + ": pixel count");
-  if (pixels > static_cast<uint64_t>(kMaxImagePixels))
-    fail(name, ": image of ", width, "×", height, " = ", pixels, " pixels exceeds the limit of ",
-         kMaxImagePixels, " (a possible decompression bomb, refused as Pillow refuses it)");
+  detail::check_image_size(name, width, height);
 }
 
 // ---- PNG
@@ -238,11 +236,58 @@ Image decode_image(const std::string& bytes, const std::string& name) {
   if (bytes.size() >= 3 && static_cast<unsigned char>(bytes[0]) == 0xff && static_cast<unsigned char>(bytes[1]) == 0xd8 &&
       static_cast<unsigned char>(bytes[2]) == 0xff)
     return decode_jpeg(bytes, name);
-  throw Error(ErrorKind::Runtime, name + ": not a PNG or JPEG file (unrecognised format)",
-              "mmx reads PNG and JPEG; convert other formats first");
+  if (detail::is_webp(bytes)) return detail::decode_webp(bytes, name);
+  if (detail::is_gif(bytes)) return detail::decode_gif(bytes, name);
+  if (detail::is_tiff(bytes)) return detail::decode_tiff(bytes, name);
+  if (detail::is_bmp(bytes)) return detail::decode_bmp(bytes, name);
+  throw Error(ErrorKind::Runtime, name + ": not an image file mmx reads (unrecognised format)",
+              "mmx reads PNG, JPEG, WebP, GIF, TIFF and BMP; convert other formats first");
 }
 
 Image load_image(const std::string& path) { return decode_image(read_file(path), path); }
+
+bool has_image_extension(const std::string& path) {
+  const size_t dot = path.rfind('.');
+  if (dot == std::string::npos || path.find('/', dot) != std::string::npos) return false;
+  std::string ext = path.substr(dot + 1);
+  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (const char* known : {"png", "jpg", "jpeg", "webp", "gif", "tif", "tiff", "bmp"})
+    if (ext == known) return true;
+  return false;
+}
+
+int exif_orientation(const std::string& bytes) { return detail::exif_orientation(bytes); }
+
+// Pillow's Image.transpose methods as exif_transpose picks them: each output pixel (ox, oy) reads one
+// input pixel, so one loop serves all eight cases.
+Image apply_orientation(const Image& image, int orientation) {
+  if (orientation <= 1 || orientation > 8) return image;
+  const int64_t w = image.width, h = image.height;
+  const bool swap = orientation >= 5;
+  Image out;
+  out.width = swap ? h : w;
+  out.height = swap ? w : h;
+  out.rgb.resize(image.rgb.size());
+  for (int64_t oy = 0; oy < out.height; ++oy)
+    for (int64_t ox = 0; ox < out.width; ++ox) {
+      int64_t x = ox, y = oy;
+      switch (orientation) {
+        case 2: x = w - 1 - ox; break;                       // FLIP_LEFT_RIGHT
+        case 3: x = w - 1 - ox, y = h - 1 - oy; break;       // ROTATE_180
+        case 4: y = h - 1 - oy; break;                       // FLIP_TOP_BOTTOM
+        case 5: x = oy, y = ox; break;                       // TRANSPOSE
+        case 6: x = oy, y = h - 1 - ox; break;               // ROTATE_270 (a quarter turn clockwise)
+        case 7: x = w - 1 - oy, y = h - 1 - ox; break;       // TRANSVERSE
+        case 8: x = w - 1 - oy, y = ox; break;               // ROTATE_90 (a quarter turn anticlockwise)
+      }
+      std::memcpy(&out.rgb[size_t(oy * out.width + ox) * 3], &image.rgb[size_t(y * w + x) * 3], 3);
+    }
+  return out;
+}
+
+Image decode_image_upright(const std::string& bytes, const std::string& name) {
+  return apply_orientation(decode_image(bytes, name), exif_orientation(bytes));
+}
 
 // ---- PNG encoding
 
@@ -290,6 +335,51 @@ std::string encode_png(const Image& image, const std::vector<std::pair<std::stri
   if (!write_png(&out, rows.data(), static_cast<png_uint_32>(image.width), static_cast<png_uint_32>(image.height),
                  chunks.data(), static_cast<int>(chunks.size())))
     fail("encode_png: libpng failed");
+  return out;
+}
+
+// ---- JPEG encoding (thumbnails): libjpeg-turbo into memory; its errors longjmp back here.
+
+namespace {
+bool write_jpeg(const Image& image, int quality, unsigned char** buffer, unsigned long* size) {
+  jpeg_compress_struct cinfo;
+  JpegError error;
+  cinfo.err = jpeg_std_error(&error.manager);
+  error.manager.error_exit = jpeg_on_error;
+  error.manager.emit_message = jpeg_on_message;
+  if (setjmp(error.jump)) {
+    jpeg_destroy_compress(&cinfo);
+    return false;
+  }
+  jpeg_create_compress(&cinfo);
+  jpeg_mem_dest(&cinfo, buffer, size);
+  cinfo.image_width = static_cast<JDIMENSION>(image.width);
+  cinfo.image_height = static_cast<JDIMENSION>(image.height);
+  cinfo.input_components = 3;
+  cinfo.in_color_space = JCS_RGB;
+  jpeg_set_defaults(&cinfo);
+  jpeg_set_quality(&cinfo, quality, TRUE);
+  jpeg_start_compress(&cinfo, TRUE);
+  while (cinfo.next_scanline < cinfo.image_height) {
+    JSAMPROW row = const_cast<JSAMPROW>(image.rgb.data() + size_t(cinfo.next_scanline) * image.width * 3);
+    jpeg_write_scanlines(&cinfo, &row, 1);
+  }
+  jpeg_finish_compress(&cinfo);
+  jpeg_destroy_compress(&cinfo);
+  return true;
+}
+}  // namespace
+
+std::string encode_jpeg(const Image& image, int quality) {
+  if (image.width <= 0 || image.height <= 0 || image.rgb.size() != size_t(image.width * image.height * 3))
+    fail("encode_jpeg: image of ", image.width, "×", image.height, " holds ", image.rgb.size(), " bytes");
+  if (quality < 1 || quality > 100) usage_error("JPEG quality ", quality, " is not within 1..100");
+  unsigned char* buffer = nullptr;
+  unsigned long size = 0;
+  const bool ok = write_jpeg(image, quality, &buffer, &size);
+  std::string out = ok ? std::string(reinterpret_cast<const char*>(buffer), size) : std::string();
+  std::free(buffer);
+  if (!ok) fail("encode_jpeg: libjpeg failed");
   return out;
 }
 

@@ -90,8 +90,8 @@ TEST(Decode, BadFilesAreClearErrors) {
   const std::pair<std::string, std::string> cases[] = {
       {test::data("images/truncated.jpg"), "truncated"},
       {dir.file("empty.png"), "empty file"},
-      {dir.file("text.jpg"), "not a PNG or JPEG"},
-      {dir.file("image.gif"), "not a PNG or JPEG"},
+      {dir.file("text.jpg"), "unrecognised format"},
+      {dir.file("image.gif"), "cannot decode GIF"},
       {dir.file("bomb.png"), "exceeds the limit"},
       {dir.file("missing.png"), "cannot open"},
   };
