@@ -15,7 +15,7 @@ struct Subcommand {
 
 extern const Command kEmbedCommand, kTokenizeCommand, kBenchCommand, kPreprocessCommand, kClassifyCommand,
     kSimilarityCommand, kLabCommand, kGenerateCommand, kDownloadCommand, kCompletionCommand, kManpageCommand,
-    kServeCommand;
+    kServeCommand, kIndexCommand, kSearchCommand;
 int run_completion(const Args& args);
 int run_manpage(const Args& args);
 int run_download(const Args& args);
@@ -28,6 +28,8 @@ int run_classify(const Args& args);
 int run_tokenize(const Args& args);
 int run_bench(const Args& args);
 int run_serve(const Args& args);
+int run_index(const Args& args);
+int run_search(const Args& args);
 
 // Every subcommand, in the order `mmx --help` lists them (main.cpp).
 const std::vector<Subcommand>& subcommands();

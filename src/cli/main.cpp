@@ -23,6 +23,8 @@ const std::vector<mmx::cli::Subcommand> kSubcommands = {
     {&mmx::cli::kSimilarityCommand, mmx::cli::run_similarity},
     {&mmx::cli::kLabCommand, mmx::cli::run_lab},
     {&mmx::cli::kGenerateCommand, mmx::cli::run_generate},
+    {&mmx::cli::kIndexCommand, mmx::cli::run_index},
+    {&mmx::cli::kSearchCommand, mmx::cli::run_search},
     {&mmx::cli::kServeCommand, mmx::cli::run_serve},
     {&mmx::cli::kDownloadCommand, mmx::cli::run_download},
     {&mmx::cli::kBenchCommand, mmx::cli::run_bench},

@@ -1,28 +1,41 @@
 // nn.Linear and nn.LayerNorm bound by their state-dict names (".weight", ".bias").
 #pragma once
+#include <memory>
+#include <mutex>
+
 #include "backend/ops.hpp"
 #include "models/weights.hpp"
 
 namespace mmx {
 
 struct Linear {
-  // [out_features, in_features] as stored; dropped once packed (an f32 weight is packed at load for the
-  // backend's GEMM; a half-precision one stays as stored and is widened while packing, per call).
-  Tensor weight;
-  ops::PackedWeight packed;
-  Tensor bias;  // [out_features], or undefined when bias=False
+  Tensor weight;  // [out_features, in_features] as stored (an mmap'd file region where it is f32)
+  Tensor bias;    // [out_features], or undefined when bias=False
   Linear() = default;
   Linear(const WeightView& w, int64_t in_features, int64_t out_features, bool bias = true)
       : weight(w.get_matrix("weight", {out_features, in_features})),
         bias(bias ? w.get("bias", {out_features}, Init::Zeros) : Tensor()) {
-    if (weight.dtype() == DType::F32) {
-      packed = ops::pack_linear_weight(weight);
-      if (packed.defined()) weight = Tensor();
-    }
+    if (weight.dtype() == DType::F32) packing_ = std::make_shared<Packing>();
   }
   Tensor forward(const Tensor& x, const ops::LinearFusion& fusion = {}) const {
-    return ops::linear(x, weight, packed, bias, fusion);
+    return ops::linear(x, weight, packed(), bias, fusion);
   }
+  // An f32 weight re-laid out for the backend's GEMM on its first use, not at load: a model whose one
+  // tower is used (a CLIP text query) packs only that tower (a half-precision weight stays as stored and
+  // is widened while packing, per call).
+  const ops::PackedWeight& packed() const {
+    static const ops::PackedWeight kNone;
+    if (!packing_) return kNone;
+    std::call_once(packing_->once, [&] { packing_->packed = ops::pack_linear_weight(weight); });
+    return packing_->packed;
+  }
+
+ private:
+  struct Packing {
+    std::once_flag once;
+    ops::PackedWeight packed;
+  };
+  std::shared_ptr<Packing> packing_;  // shared by copies, so a copy never packs twice
 };
 
 struct LayerNorm {
