@@ -72,14 +72,15 @@ std::vector<QueryTerm> parse_query(const std::vector<std::string>& tokens) {
   }
   std::vector<QueryTerm> terms;
   float sign = 1.f;
-  bool expect_term = true;
+  bool expect_term = true, after_operator = false;
   for (const auto& part : parts) {
     if (part == "+" || part == "-") {
-      if (expect_term && !terms.empty()) usage_error("query: two operators in a row before '", part, "'");
+      if (after_operator) usage_error("query: two operators in a row before '", part, "'");
       sign = part == "-" ? -1.f : 1.f;
-      expect_term = true;
+      expect_term = after_operator = true;
       continue;
     }
+    after_operator = false;
     if (!expect_term) usage_error("query: '", part, "' follows another term without + or -");
     terms.push_back(make_term(part, sign));
     expect_term = false;
