@@ -74,8 +74,9 @@ struct QueryTerm {
 
 // rclip's query language: terms joined by "+" and "-", each optionally "W:" weighted, an existing image
 // file taken as an image ("2:golden retriever" + pool.jpg - fruit). Each element of `tokens` is a term or
-// an operator; an element holding " + " or " - " is split there.
-std::vector<QueryTerm> parse_query(const std::vector<std::string>& tokens);
+// an operator; an element holding " + " or " - " is split there. `files_are_images` false: every term is
+// a text (a server never reads its own files for a client's query).
+std::vector<QueryTerm> parse_query(const std::vector<std::string>& tokens, bool files_are_images = true);
 
 struct SearchHit {
   int64_t file_id = 0;
@@ -113,8 +114,14 @@ class Collection {
   int64_t dimension() const;
   std::string model_name() const;
   bool has_hnsw() const;
-  // A catalogued file's path by id (the web page's thumbnails and clicks); nullopt when none.
-  std::optional<std::string> file_path(int64_t file_id) const;
+  struct File {
+    int64_t id = 0;
+    std::string path, content_hash;  // the hash as 64 hex digits
+    int64_t width = 0, height = 0;   // of the upright image; 0 when unknown
+  };
+  // A catalogued file by id (the web page's thumbnails and clicks); nullopt when none.
+  std::optional<File> file(int64_t file_id) const;
+  const std::string& db() const;
   // Reloads the vectors when the catalogue changed since (a server sees a finished `mmx index`).
   void refresh();
 

@@ -282,7 +282,10 @@ std::vector<std::pair<std::string, std::string>> bench_workloads() {
           {"sdxl-text-encoders", "SDXL's two text encoders on a prompt and a negative prompt"},
           {"sdxl-vae-512", "SDXL VAE decode to 512×512 (also: vae-decode-512)"},
           {"sdxl-vae-1024", "SDXL VAE decode to 1024×1024"},
-          {"gemm-MxNxK", "one GEMM, e.g. gemm-4096x3072x768 (x[M,K]·w[N,K]^T)"}};
+          {"gemm-MxNxK", "one GEMM, e.g. gemm-4096x3072x768 (x[M,K]·w[N,K]^T)"},
+          {"search-exact-N", "a collection's exact top-10 over N 512-wide vectors (clustered), ms per query"},
+          {"search-hnsw-N", "the same through an HNSW graph: its build time and recall@10 in the detail"},
+          {"search-hnsw-uniform-N", "HNSW over uniform random vectors (the graph's worst case)"}};
 }
 
 BenchResult run_benchmark(const std::string& workload, int runs, const std::string& data_dir,
@@ -316,6 +319,15 @@ BenchResult run_benchmark(const std::string& workload, int runs, const std::stri
     return bench_clip(where, workload, runs, data_dir, w, false, m);
   if (std::sscanf(workload.c_str(), "clip-text-%lld%n", &m, &used) == 1 && whole(1))
     return bench_clip(where, workload, runs, data_dir, w, true, m);
+  used = 0;
+  if (std::sscanf(workload.c_str(), "search-exact-%lld%n", &m, &used) == 1 && whole(1))
+    return bench_search(workload, runs, m, false, true);
+  used = 0;
+  if (std::sscanf(workload.c_str(), "search-hnsw-uniform-%lld%n", &m, &used) == 1 && whole(1))
+    return bench_search(workload, runs, m, true, false);
+  used = 0;
+  if (std::sscanf(workload.c_str(), "search-hnsw-%lld%n", &m, &used) == 1 && whole(1))
+    return bench_search(workload, runs, m, true, true);
   used = 0;
   if (std::sscanf(workload.c_str(), "gemm-%lldx%lldx%lld%n", &m, &n, &k, &used) == 3 &&
       used == static_cast<int>(workload.size()) && m > 0 && n > 0 && k > 0)

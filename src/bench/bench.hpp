@@ -26,6 +26,9 @@ struct BenchResult {
   std::string detail;        // shapes, for the human-readable report
 };
 
+// A collection's search over n synthetic 512-wide vectors: exact, or through an HNSW graph (bench_search.cpp).
+BenchResult bench_search(const std::string& workload, int runs, int64_t n, bool hnsw, bool clustered);
+
 // Names accepted by run_benchmark, with a line of help each.
 std::vector<std::pair<std::string, std::string>> bench_workloads();
 

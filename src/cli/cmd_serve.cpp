@@ -33,6 +33,7 @@ const Command kServeCommand{
         {"payload-limit", "BYTES", "the largest request body before 413 (default 20000000: a few base64 photos)"},
         {"request-timeout", "SECONDS", "a request still waiting after this gets 504 and leaves its queue (default 60)"},
         {"drain-timeout", "SECONDS", "on SIGTERM, how long in-flight requests may still take (default 30)"},
+        {"index", "DB", "serve a photo collection (mmx index): POST /v1/search, thumbnails, and the web page at /"},
         {"allow-local-files", "DIR", "let image inputs name files inside DIR (default: images come as data: URLs only)"},
         {"log-format", "FORMAT", "access log lines on stderr: text (default) or json", false, {"text", "json"}},
         {"http-threads", "N", "client connections served at once, one thread each while kept alive (default "
@@ -51,6 +52,13 @@ const Command kServeCommand{
   POST /v1/similarity   {"model", "rows": [...], "columns": [...], "score": cosine | dot | clip-logits,
                         "softmax": none | dim0 | dim1, "text_pooling", "image_pooling"} -> the matrix
   POST /v1/classify     {"model", "images": [...], "labels": [...], "template", "top_k"}
+  with --index DB (a catalogue of mmx index):
+  GET  /                the web page: search box, thumbnail grid, drop an image, the lab's heatmap
+  POST /v1/search       {"query": "2:cat + sofa - dog" | "text" | "image": data URL | "file_id": N,
+                         "queries": [{"text"|"image"|"file_id", "weight"}], "negative": [...], "top_k",
+                         "threshold", "method": auto|exact|hnsw, "duplicates": true}
+  POST /v1/search/heatmap {"file_ids": [...], "captions": [...]}: the lab's matrix and its SVG
+  GET  /v1/thumbnails/ID  a 256-pixel JPEG, cached in DB.thumbnails/
   GET  /health          liveness; GET /ready: 200 once every model is loaded and warm, 503 while draining
   GET  /metrics         Prometheus: requests by route and status, queue sizes, batch sizes and tokens,
                         queue and inference latency, model load time, resident memory
@@ -111,7 +119,8 @@ serve::ModelSpec model_spec(const std::string& arg, const Placement& shared) {
 int run_serve(const Args& args) {
   serve::ServeOptions o;
   for (const std::string& m : args.all("model")) o.models.push_back(model_spec(m, placement_of(args)));
-  if (o.models.empty()) usage_error("--model is required: mmx serve --model NAME=MODEL");
+  o.index_db = args.get("index").value_or("");
+  if (o.models.empty() && o.index_db.empty()) usage_error("--model is required: mmx serve --model NAME=MODEL (or --index DB)");
   o.host = args.get("host").value_or("127.0.0.1");
   const int64_t port = args.get_int("port", 0).value_or(8080);
   if (port > 65535) usage_error("--port ", port, ": a port is 0 to 65535");

@@ -50,7 +50,8 @@ bool hidden(const std::filesystem::path& p) {
 
 // Every image file under `root`: symbolic links to folders are followed once per folder (by device and
 // inode), so a link loop ends; folders that cannot be read are skipped with a warning.
-void walk(const std::string& root, const IndexOptions& options, std::vector<FoundFile>& out, std::set<std::pair<dev_t, ino_t>>& seen) {
+void walk(const std::string& root, const std::string& db_prefix, const IndexOptions& options, std::vector<FoundFile>& out,
+          std::set<std::pair<dev_t, ino_t>>& seen) {
   namespace fs = std::filesystem;
   std::error_code ec;
   const fs::path base = fs::absolute(root, ec).lexically_normal();
@@ -70,6 +71,11 @@ void walk(const std::string& root, const IndexOptions& options, std::vector<Foun
       continue;
     }
     const fs::path& p = it->path();
+    // The catalogue's own files (its thumbnails, caches, lock) when it lives inside the folder.
+    if (p.string().rfind(db_prefix, 0) == 0) {
+      if (it->is_directory(ec)) it.disable_recursion_pending();
+      continue;
+    }
     if (!options.include_hidden && hidden(p)) {
       if (it->is_directory(ec)) it.disable_recursion_pending();
       continue;
@@ -133,11 +139,13 @@ IndexSummary index_folders(const std::string& db, const std::vector<std::string>
   std::vector<FoundFile> found;
   std::vector<std::string> roots;
   std::set<std::pair<dev_t, ino_t>> seen;
+  std::error_code db_ec;
+  const std::string db_prefix = std::filesystem::absolute(db, db_ec).lexically_normal().string();
   for (const auto& folder : folders) {
     std::error_code ec;
     roots.push_back(std::filesystem::absolute(folder, ec).lexically_normal().string());
     while (roots.back().size() > 1 && roots.back().back() == '/') roots.back().pop_back();
-    walk(folder, options, found, seen);
+    walk(folder, db_prefix, options, found, seen);
   }
   std::sort(found.begin(), found.end(), [](const FoundFile& a, const FoundFile& b) { return a.path < b.path; });
   found.erase(std::unique(found.begin(), found.end(), [](const FoundFile& a, const FoundFile& b) { return a.path == b.path; }),

@@ -36,7 +36,7 @@ bool parse_weight(const std::string& text, float& weight) {
   return true;
 }
 
-QueryTerm make_term(std::string text, float sign) {
+QueryTerm make_term(std::string text, float sign, bool files_are_images) {
   QueryTerm term;
   term.weight = sign;
   // "W:rest" with a number W: a weighted term (rclip's "2:golden retriever").
@@ -49,14 +49,14 @@ QueryTerm make_term(std::string text, float sign) {
   while (!text.empty() && text.front() == ' ') text.erase(0, 1);
   while (!text.empty() && text.back() == ' ') text.pop_back();
   if (text.empty()) usage_error("an empty query term");
-  term.kind = has_image_extension(text) && file_exists(text) ? QueryTerm::Kind::Image : QueryTerm::Kind::Text;
+  term.kind = files_are_images && has_image_extension(text) && file_exists(text) ? QueryTerm::Kind::Image : QueryTerm::Kind::Text;
   term.value = std::move(text);
   return term;
 }
 
 }  // namespace
 
-std::vector<QueryTerm> parse_query(const std::vector<std::string>& tokens) {
+std::vector<QueryTerm> parse_query(const std::vector<std::string>& tokens, bool files_are_images) {
   // Split elements holding " + " / " - " into terms and operators first.
   std::vector<std::string> parts;
   for (const auto& token : tokens) {
@@ -82,7 +82,7 @@ std::vector<QueryTerm> parse_query(const std::vector<std::string>& tokens) {
     }
     after_operator = false;
     if (!expect_term) usage_error("query: '", part, "' follows another term without + or -");
-    terms.push_back(make_term(part, sign));
+    terms.push_back(make_term(part, sign, files_are_images));
     expect_term = false;
     sign = 1.f;
   }
@@ -331,12 +331,21 @@ int64_t Collection::dimension() const { return state_->model.dim; }
 std::string Collection::model_name() const { return state_->model.name; }
 bool Collection::has_hnsw() const { return state_->current()->hnsw != nullptr; }
 
-std::optional<std::string> Collection::file_path(int64_t file_id) const {
+std::optional<Collection::File> Collection::file(int64_t file_id) const {
   std::lock_guard<std::mutex> lock(state_->mutex);
-  Statement s = state_->catalogue->prepare("SELECT path FROM files WHERE id = ?");
+  Statement s = state_->catalogue->prepare("SELECT path, hash, width, height FROM files WHERE id = ? AND error IS NULL");
   s.bind(1, file_id);
   if (!s.step()) return std::nullopt;
-  return s.text(0);
+  File f;
+  f.id = file_id;
+  f.path = s.text(0);
+  static const char* kHex = "0123456789abcdef";
+  for (unsigned char c : s.blob(1)) f.content_hash += {kHex[c >> 4], kHex[c & 15]};
+  f.width = s.is_null(2) ? 0 : s.integer(2);
+  f.height = s.is_null(3) ? 0 : s.integer(3);
+  return f;
 }
+
+const std::string& Collection::db() const { return state_->db; }
 
 }  // namespace mmx

@@ -43,7 +43,9 @@ std::string utc_now() {
 // Routes are counted by their pattern, not the raw path, so a scanner cannot grow the metrics.
 std::string route_label(const std::string& path) {
   static const char* known[] = {"/v1/embeddings", "/v1/models", "/v1/similarity", "/v1/classify", "/embed", "/similarity",
-                                "/tokenize", "/info", "/health", "/ready", "/metrics"};
+                                "/tokenize", "/info", "/health", "/ready", "/metrics", "/v1/search", "/v1/collection",
+                                "/v1/search/heatmap", "/"};
+  if (path.rfind("/v1/thumbnails/", 0) == 0) return "/v1/thumbnails";
   for (const char* k : known)
     if (path == k) return k;
   return "other";
@@ -72,7 +74,25 @@ struct Server::Impl {
 };
 
 void Server::Impl::load_models() {
-  if (options.models.empty()) usage_error("mmx serve needs at least one --model");
+  if (options.models.empty() && options.index_db.empty()) usage_error("mmx serve needs at least one --model (or --index DB)");
+  if (!options.index_db.empty()) {
+    const auto start = Clock::now();
+    auto collection = Collection::open(options.index_db);
+    // Warm-up: one text query (CLIP) or one image query, so the first visitor does not load the tower.
+    SearchOptions one;
+    one.top_k = 1;
+    if (collection->size() > 0) {
+      try {
+        collection->search({{QueryTerm::Kind::Text, "a photo", 1.f}}, one);
+      } catch (const Error& e) {
+        if (e.kind() != ErrorKind::Usage) throw;  // an image-only model: its queries are images
+      }
+    }
+    log_info("serve: collection ", options.index_db, " (", collection->size(), " vectors of ", collection->model_name(),
+             collection->has_hnsw() ? ", HNSW graph" : "", ") ready in ",
+             std::chrono::duration<double>(Clock::now() - start).count(), " s");
+    service.set_collection(std::move(collection));
+  }
   for (const ModelSpec& spec : options.models) {
     for (const auto& m : service.models())
       if (m->name == spec.name) usage_error("two models are named '", spec.name, "': name them (--model NAME=PATH)");
@@ -219,6 +239,7 @@ void Server::Impl::setup_routes() {
   add_openai_routes(http, g);
   add_tei_routes(http, g);
   add_lab_routes(http, g);
+  add_search_routes(http, g);
 }
 
 namespace {

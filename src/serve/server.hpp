@@ -1,5 +1,6 @@
 // mmx serve (src/serve/): an HTTP server holding several models, each behind its own batching queue,
-// that answers OpenAI's /v1/embeddings, Hugging Face TEI's routes and the lab's similarity and classify.
+// that answers OpenAI's /v1/embeddings, Hugging Face TEI's routes and the lab's similarity and classify,
+// and with --index a photo collection's search and web page.
 // Stateless apart from the loaded models: replicas behind a load balancer scale it (deploy/).
 #pragma once
 #include <cstddef>
@@ -33,6 +34,7 @@ struct ServeOptions {
   std::string allow_local_files;          // a folder images may be read from by path ("": none)
   bool json_log = false;                  // access log lines as JSON
   int http_threads = 0;                   // open connections served at once (0: max_concurrent_requests + 64)
+  std::string index_db;                   // a photo collection's catalogue: /v1/search and the web page at /
 };
 
 class Server {

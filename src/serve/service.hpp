@@ -12,6 +12,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "mmx/collection.hpp"
 #include "mmx/model.hpp"
 #include "serve/batch_queue.hpp"
 #include "serve/metrics.hpp"
@@ -61,6 +62,9 @@ class Service {
   const ServeOptions& options() const { return options_; }
   Metrics& metrics() { return metrics_; }
   std::vector<std::unique_ptr<ServedModel>>& models() { return models_; }
+  // The photo collection of --index (nullptr without one).
+  Collection* collection() { return collection_.get(); }
+  void set_collection(std::unique_ptr<Collection> c) { collection_ = std::move(c); }
 
   // The model a request names ("" or absent: the default, the first); 404 naming the served ones.
   ServedModel& model(const std::string& name);
@@ -83,6 +87,7 @@ class Service {
   const ServeOptions& options_;
   Metrics& metrics_;
   std::vector<std::unique_ptr<ServedModel>> models_;
+  std::unique_ptr<Collection> collection_;
 };
 
 // One input of a request: a string (a text, or an image URL when `strings_are_images`), a list of token
@@ -104,6 +109,7 @@ using Guard = std::function<Handler(Dialect, Route)>;
 void add_openai_routes(httplib::Server& http, const Guard& guard);
 void add_tei_routes(httplib::Server& http, const Guard& guard);
 void add_lab_routes(httplib::Server& http, const Guard& guard);
+void add_search_routes(httplib::Server& http, const Guard& guard);  // routes_search.cpp: --index
 
 // Standard base64 (RFC 4648, padding required) for encoding_format "base64" and data: URLs.
 std::string base64_encode(const void* data, size_t size);
