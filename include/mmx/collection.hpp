@@ -89,8 +89,10 @@ enum class SearchMethod { Auto, Exact, Hnsw };
 struct SearchOptions {
   int64_t top_k = 10;
   std::optional<float> threshold;  // only hits scoring at least this
-  SearchMethod method = SearchMethod::Auto;  // Auto: the HNSW graph where one is current, else exact
-  int64_t ef = 0;                            // HNSW breadth (0: max(4 · top_k, 64))
+  // Auto: the HNSW graph where one is current and the collection holds at least
+  // IndexOptions::kDefaultHnswMinVectors, else exact (cheaper than reading the graph below that).
+  SearchMethod method = SearchMethod::Auto;
+  int64_t ef = 0;                            // HNSW breadth (0: max(8 · top_k, 128))
 };
 
 class Collection {
@@ -113,7 +115,8 @@ class Collection {
   int64_t size() const;        // vectors searched
   int64_t dimension() const;
   std::string model_name() const;
-  bool has_hnsw() const;
+  bool has_hnsw() const;                     // a current graph is on disk
+  bool uses_hnsw(SearchMethod method) const;  // whether a search with `method` goes through it
   struct File {
     int64_t id = 0;
     std::string path, content_hash;  // the hash as 64 hex digits

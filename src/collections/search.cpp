@@ -99,7 +99,9 @@ struct Collection::State {
   collections::ModelRow model;
   struct Snapshot {
     collections::VectorMatrix matrix;
-    std::unique_ptr<collections::HnswGraph> hnsw;
+    bool hnsw_current = false;  // a graph for this generation is on disk; read on first use
+    mutable std::once_flag hnsw_once;
+    mutable std::unique_ptr<collections::HnswGraph> hnsw;
   };
   std::shared_ptr<const Snapshot> snapshot;
   mutable std::shared_ptr<const Model> loaded;
@@ -113,8 +115,22 @@ struct Collection::State {
   void reload() {
     auto s = std::make_shared<Snapshot>();
     s->matrix = collections::load_vector_matrix(*catalogue, model);
-    s->hnsw = collections::HnswGraph::load(*catalogue, model);
+    s->hnsw_current = collections::HnswGraph::is_current(*catalogue, model);
     snapshot = std::move(s);
+  }
+  const collections::HnswGraph* graph(const Snapshot& s) const {
+    if (!s.hnsw_current) return nullptr;
+    std::call_once(s.hnsw_once, [&] {
+      std::lock_guard<std::mutex> lock(mutex);
+      s.hnsw = collections::HnswGraph::load(*catalogue, model);
+    });
+    return s.hnsw.get();
+  }
+  // Auto: the graph where one is current and the collection is large enough for it to pay (below,
+  // one exact GEMM is faster than reading the graph, and exact has no recall to lose).
+  bool use_graph(const Snapshot& s, SearchMethod method) const {
+    if (method == SearchMethod::Exact || !s.hnsw_current) return false;
+    return method == SearchMethod::Hnsw || s.matrix.count >= IndexOptions::kDefaultHnswMinVectors;
   }
   const Model& model_loaded() const {
     if (!loaded) {
@@ -238,14 +254,14 @@ std::vector<SearchHit> Collection::search_vector(const std::vector<float>& query
   if (options.top_k < 1) usage_error("top-k ", options.top_k, " is not positive");
   if (int64_t(query.size()) != state_->model.dim) usage_error("a query of ", query.size(), " values for vectors of ", state_->model.dim);
   const auto snap = state_->current();
-  if (options.method == SearchMethod::Hnsw && !snap->hnsw)
-    usage_error(state_->db, ": no current HNSW graph for ", state_->model.name, " (mmx index --hnsw builds one)");
-  const bool graph = snap->hnsw && options.method != SearchMethod::Exact;
+  if (options.method == SearchMethod::Hnsw && !snap->hnsw_current)
+    usage_error(state_->db, ": no current HNSW graph for ", state_->model.name, " (mmx index --hnsw on builds one)");
+  const collections::HnswGraph* graph = state_->use_graph(*snap, options.method) ? state_->graph(*snap) : nullptr;
   // Over-fetch a little: one vector may be several files (copies), and the result counts files.
   const int64_t k = options.top_k;
   std::vector<std::pair<int64_t, float>> by_vector;  // (vector id, score)
   if (graph) {
-    by_vector = snap->hnsw->search(query.data(), k, options.ef > 0 ? options.ef : std::max<int64_t>(4 * k, 64), options.threshold);
+    by_vector = graph->search(query.data(), k, options.ef > 0 ? options.ef : std::max<int64_t>(8 * k, 128), options.threshold);
   } else {
     for (const auto& [row, score] : collections::exact_top_k(snap->matrix, query.data(), k, options.threshold))
       by_vector.push_back({snap->matrix.ids[row], score});
@@ -283,11 +299,12 @@ std::vector<std::vector<SearchHit>> Collection::duplicates(float threshold) cons
     best[size_t(b)] = std::max(best[size_t(b)], s);
     parent[size_t(find(a))] = find(b);
   };
-  if (snap->hnsw) {  // each vector's 16 nearest through the graph
+  if (const collections::HnswGraph* graph = state_->use_graph(*snap, SearchMethod::Auto) ? state_->graph(*snap) : nullptr) {
+    // each vector's 16 nearest through the graph
     std::unordered_map<int64_t, int64_t> row_of;
     for (int64_t r = 0; r < m.count; ++r) row_of[m.ids[r]] = r;
     for (int64_t r = 0; r < m.count; ++r)
-      for (const auto& [id, s] : snap->hnsw->search(m.data + size_t(r) * size_t(m.dim), 16, 64, threshold))
+      for (const auto& [id, s] : graph->search(m.data + size_t(r) * size_t(m.dim), 16, 64, threshold))
         if (row_of.count(id) && row_of[id] != r) link(r, row_of[id], s);
   } else {  // all pairs, a block of rows at a time: [block, count] scores from one GEMM
     constexpr int64_t kBlock = 256;
@@ -329,7 +346,11 @@ std::vector<std::vector<SearchHit>> Collection::duplicates(float threshold) cons
 int64_t Collection::size() const { return state_->current()->matrix.count; }
 int64_t Collection::dimension() const { return state_->model.dim; }
 std::string Collection::model_name() const { return state_->model.name; }
-bool Collection::has_hnsw() const { return state_->current()->hnsw != nullptr; }
+bool Collection::has_hnsw() const { return state_->current()->hnsw_current; }
+bool Collection::uses_hnsw(SearchMethod method) const {
+  const auto snap = state_->current();
+  return state_->use_graph(*snap, method);
+}
 
 std::optional<Collection::File> Collection::file(int64_t file_id) const {
   std::lock_guard<std::mutex> lock(state_->mutex);

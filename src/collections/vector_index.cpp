@@ -174,15 +174,19 @@ std::mutex& search_mutex() {  // hnswlib keeps `ef` in the index: one search at 
 }
 }  // namespace
 
-std::unique_ptr<HnswGraph> HnswGraph::load(const Catalogue& catalogue, const ModelRow& model) {
+bool HnswGraph::is_current(const Catalogue& catalogue, const ModelRow& model) {
   const std::string path = hnsw_path(catalogue.path(), model.id);
   const auto generation = catalogue.meta(str("hnsw.", model.id, ".generation"));
   const auto bytes = catalogue.meta(str("hnsw.", model.id, ".bytes"));
   struct stat st {};
   // hnswlib trusts its file: only a file of the size this catalogue recorded, for its current vectors, is read.
-  if (!generation || !bytes || std::stoll(*generation) != catalogue.generation() || stat(path.c_str(), &st) != 0 ||
-      std::to_string(st.st_size) != *bytes)
-    return nullptr;
+  return generation && bytes && std::stoll(*generation) == catalogue.generation() && stat(path.c_str(), &st) == 0 &&
+         std::to_string(st.st_size) == *bytes;
+}
+
+std::unique_ptr<HnswGraph> HnswGraph::load(const Catalogue& catalogue, const ModelRow& model) {
+  if (!is_current(catalogue, model)) return nullptr;
+  const std::string path = hnsw_path(catalogue.path(), model.id);
   std::unique_ptr<HnswGraph> g(new HnswGraph());
   g->space_ = std::make_unique<hnswlib::InnerProductSpace>(size_t(model.dim));
   try {

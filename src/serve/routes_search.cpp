@@ -115,7 +115,7 @@ void search(Service& service, const httplib::Request& req, httplib::Response& re
     if (terms.empty()) throw HttpError(400, "Validation", "a search needs \"query\", \"text\", \"image\", \"file_id\" or \"queries\"");
     out["results"] = hits_json(c.search(terms, o));
   }
-  out["method"] = c.has_hnsw() && o.method != SearchMethod::Exact ? "hnsw" : "exact";
+  out["method"] = c.uses_hnsw(o.method) ? "hnsw" : "exact";
   out["took_ms"] = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   send_json(res, out);
 }

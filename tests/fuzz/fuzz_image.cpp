@@ -1,12 +1,16 @@
-// libFuzzer: arbitrary bytes as an image file must decode or raise mmx::Error; decoded images go
-// through both Hugging Face processors.
+// libFuzzer: arbitrary bytes as an image file (PNG, JPEG, WebP, GIF, TIFF, BMP) must decode or raise
+// mmx::Error; their EXIF orientation is read and applied; decoded images go through both processors.
 #include <string>
 
 #include "mmx/image_processor.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
-    const mmx::Image image = mmx::decode_image(std::string(reinterpret_cast<const char*>(data), size), "fuzz");
+    const std::string bytes(reinterpret_cast<const char*>(data), size);
+    // The EXIF reader runs on any bytes, even those that do not decode.
+    const int orientation = mmx::exif_orientation(bytes);
+    if (orientation < 1 || orientation > 8) __builtin_trap();
+    const mmx::Image image = mmx::apply_orientation(mmx::decode_image(bytes, "fuzz"), orientation);
     if (image.width * image.height <= 4096 * 4096) {
       mmx::preprocess_image(image, mmx::ImageProcessorConfig::defaults("ViTImageProcessor"));
       mmx::preprocess_image(image, mmx::ImageProcessorConfig::defaults("CLIPImageProcessor"));

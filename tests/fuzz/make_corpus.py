@@ -135,6 +135,9 @@ put("fuzz_torch_bin", "regression-self-appending-list.bin", archive(b"\x80\x02]q
 # ---- images: the small test images
 for name in ["pixel_1x1.png", "gray16_64x48.png", "green_palette.png", "truncated.jpg", "wide_1000x20.jpg", "horse.png"]:
     copy("fuzz_image", "images/" + name)
+for name in ["chelsea_lossy.webp", "chelsea_anim.webp", "chelsea_interlaced.gif", "coffee_raw.tiff", "chelsea_lzw.tiff",
+             "chelsea_8.bmp", "chelsea_1.bmp", "chelsea_orient6.png", "chelsea_orient5.jpg"]:
+    copy("fuzz_image", "images/formats/" + name)
 
 # ---- text through the tokenizers
 for i, text in enumerate(["A photo of a cat.", "naïve café 東京 ﬁ", "don't!!! <|endoftext|> [SEP] x", "\u00e9\u0301 \u200b\t\n ok",
