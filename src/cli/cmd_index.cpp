@@ -45,12 +45,15 @@ transaction (SQLite in WAL mode): an interruption (Ctrl-C, kill -9) loses at mos
 a second `mmx index` on the same catalogue is refused while one runs. Unreadable images are reported once,
 skipped and counted; they are retried when they change.
 
+With a real CLIP: mmx index ~/Pictures --model openai/clip-vit-base-patch32 (the catalogue then is
+~/Pictures/.mmx-catalogue.db, which mmx search finds by --db).
+
 examples:
-  mmx index ~/Pictures --model openai/clip-vit-base-patch32
-  mmx search --db ~/Pictures/.mmx-catalogue.db "cat on the sofa"
-  mmx index photos --model clip --db part0.db --shard 0/2      # one machine of two
+  mmx index tests/data/images --model tests/data/models/clip-tiny --db photos.db
+  mmx index tests/data/images --model tests/data/models/clip-tiny --db part0.db --shard 0/2
+  mmx index tests/data/images --model tests/data/models/clip-tiny --db part1.db --shard 1/2
   mmx index --merge part0.db part1.db --db all.db
-  mmx index --export vectors.npy --paths paths.txt --db all.db # numpy.load / faiss
+  mmx index --export vectors.npy --paths paths.txt --db all.db
 )",
     true,
 };

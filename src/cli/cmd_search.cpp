@@ -39,9 +39,11 @@ L2-normalised, weighted, summed; the sum is normalised and compared with every c
 similarity (exactly, or through the HNSW graph `mmx index --hnsw on` built).
 
 examples:
-  mmx search --db photos/.mmx-catalogue.db "a cat on the sofa"
-  mmx search --db photos/.mmx-catalogue.db --image holiday.jpg --negative "people" --top-k 20 --paths
-  mmx search --db photos/.mmx-catalogue.db --duplicates --threshold 0.95 --json
+  mmx index tests/data/images --model tests/data/models/clip-tiny --db photos.db --quiet
+  mmx search --db photos.db "a tabby cat" --top-k 5
+  mmx search --db photos.db "2:a tabby cat" + tests/data/images/coffee.png - "a rocket"
+  mmx search --db photos.db --image tests/data/images/chelsea.png --negative "people" --paths
+  mmx search --db photos.db --duplicates --threshold 0.99 --json
 )",
     true,
 };
