@@ -124,6 +124,14 @@ void upsert_file(const Catalogue& c, const FoundFile& f, const std::string& hash
   s.run();
 }
 
+// A file recorded by its hash alone (a rename, a copy) takes the width and height of its decoded twin.
+void copy_twin_sizes(const Catalogue& c) {
+  c.exec(
+      "UPDATE files SET width = (SELECT f.width FROM files f WHERE f.hash = files.hash AND f.width IS NOT NULL LIMIT 1), "
+      "height = (SELECT f.height FROM files f WHERE f.hash = files.hash AND f.height IS NOT NULL LIMIT 1) "
+      "WHERE width IS NULL AND error IS NULL");
+}
+
 }  // namespace
 
 IndexSummary index_folders(const std::string& db, const std::vector<std::string>& folders, const std::string& model,
@@ -235,11 +243,7 @@ IndexSummary index_folders(const std::string& db, const std::vector<std::string>
     Statement remove = catalogue.prepare("DELETE FROM files WHERE id = ?");
     for (int64_t id : removed_ids) remove.bind(1, id).run();
     for (const auto& r : reused) upsert_file(catalogue, r.file, r.hash, 0, 0, "");
-    // Width and height of a reused file are its twin's.
-    catalogue.exec(
-        "UPDATE files SET width = (SELECT f.width FROM files f WHERE f.hash = files.hash AND f.width IS NOT NULL LIMIT 1), "
-        "height = (SELECT f.height FROM files f WHERE f.hash = files.hash AND f.height IS NOT NULL LIMIT 1) "
-        "WHERE width IS NULL AND error IS NULL");
+    copy_twin_sizes(catalogue);
     catalogue.bump_generation();
     t.commit();
   }
@@ -309,10 +313,7 @@ IndexSummary index_folders(const std::string& db, const std::vector<std::string>
         ++summary.failed;  // its twin failed to decode: so does it
         upsert_file(catalogue, w.file, w.hash, 0, 0, "same content as a file that failed to decode");
       }
-    catalogue.exec(
-        "UPDATE files SET width = (SELECT f.width FROM files f WHERE f.hash = files.hash AND f.width IS NOT NULL LIMIT 1), "
-        "height = (SELECT f.height FROM files f WHERE f.hash = files.hash AND f.height IS NOT NULL LIMIT 1) "
-        "WHERE width IS NULL AND error IS NULL");
+    copy_twin_sizes(catalogue);
     catalogue.bump_generation();
     t.commit();
   }

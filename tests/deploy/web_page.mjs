@@ -43,7 +43,8 @@ try {
   // 2. Click the third result: photos like it, itself first at score 1.
   const third = first[2].name;
   await (await page.$$("#results figure img"))[2].click();
-  await page.waitForFunction((n) => document.getElementById("status").textContent.includes("photos like " + n), {}, third);
+  // The status says "searching …" while the request is out and "N results for …" once the grid is redrawn.
+  await page.waitForFunction((n) => document.getElementById("status").textContent.includes("results for photos like " + n), {}, third);
   const similar = await page.$$eval("#results figure", (fs) =>
     fs.map((f) => ({ name: f.querySelector(".name").textContent, score: Number(f.querySelector(".score").textContent) })));
   console.log(`click on ${third}:`, similar.map((r) => `${r.name} ${r.score}`).join(", "));
@@ -64,8 +65,7 @@ try {
     document.dispatchEvent(new DragEvent("dragover", { dataTransfer: transfer, bubbles: true, cancelable: true }));
     document.dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
   }, bytes);
-  await page.waitForFunction(() => document.getElementById("status").textContent.includes("the image dropped.png") &&
-                                   document.querySelectorAll("#results figure").length > 0);
+  await page.waitForFunction(() => document.getElementById("status").textContent.includes("results for the image dropped.png"));
   const byDrop = await page.$$eval("#results .score", (s) => s.map((e) => Number(e.textContent)));
   console.log("by file:", byFile.join(" "), "| by drop:", byDrop.join(" "));
   assert.deepEqual(byDrop, byFile, "the dropped image ranks as the picked file does");
