@@ -92,7 +92,7 @@ struct SearchOptions {
   // Auto: the HNSW graph where one is current and the collection holds at least
   // IndexOptions::kDefaultHnswMinVectors, else exact (cheaper than reading the graph below that).
   SearchMethod method = SearchMethod::Auto;
-  int64_t ef = 0;                            // HNSW breadth (0: max(8 · top_k, 128))
+  int64_t ef = 0;  // HNSW breadth (0: max(8 · top_k, 128); max(32 · top_k, 512) for a query with a text)
 };
 
 class Collection {

@@ -27,7 +27,7 @@ const Command kSearchCommand{
         {"model", "MODEL", "which model's vectors, when the catalogue holds several"},
         {"method", "M", "exact (one GEMM over all vectors), hnsw (the graph), auto (hnsw when built)", false,
          {"auto", "exact", "hnsw"}},
-        {"ef", "N", "HNSW search breadth (default max(8·K, 128)): higher finds more of the exact top-k"},
+        {"ef", "N", "HNSW search breadth (default max(8·K, 128); with a text term max(32·K, 512)): higher finds more of the exact top-k"},
         {"json", "", "print [{\"path\", \"score\", \"id\"}, ...] (duplicates: a list of such groups)"},
         {"paths", "", "print only the paths, best first (for xargs, feh, ...)"},
     },

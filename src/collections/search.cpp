@@ -281,7 +281,12 @@ std::vector<SearchHit> Collection::search_vector(const std::vector<float>& query
 }
 
 std::vector<SearchHit> Collection::search(const std::vector<QueryTerm>& terms, const SearchOptions& options) const {
-  return search_vector(query_vector(terms), options);
+  // A text lies off the images' manifold (CLIP's modality gap), where the graph needs a wider search to
+  // find the exact neighbours (docs/collections.md: 5–9 of 10 at ef 128, 9 at 512, 10 at 2 048).
+  SearchOptions o = options;
+  const bool text = std::any_of(terms.begin(), terms.end(), [](const QueryTerm& t) { return t.kind == QueryTerm::Kind::Text; });
+  if (o.ef == 0 && text) o.ef = std::max<int64_t>(32 * o.top_k, 512);
+  return search_vector(query_vector(terms), o);
 }
 
 std::vector<std::vector<SearchHit>> Collection::duplicates(float threshold) const {
