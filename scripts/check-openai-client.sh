@@ -5,6 +5,7 @@
 # Usage: scripts/check-openai-client.sh [BUILD_DIR]  (default build/release; needs node and npm)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/serve-port.sh
 build=${1:-build/release}
 if ! command -v node > /dev/null || ! command -v npm > /dev/null; then
   echo "check-openai-client: node and npm are needed (apt-get install nodejs npm)" >&2
@@ -19,9 +20,5 @@ trap cleanup EXIT
 cp tests/deploy/openai_client.mjs "$work/"
 "$build/mmx" serve --model bert=tests/data/models/bert-tiny --port 0 --api-key sekret 2> "$work/serve.log" &
 server=$!
-for _ in $(seq 100); do
-  port=$(grep -o '127\.0\.0\.1:[0-9]*' "$work/serve.log" | head -1 | cut -d: -f2) && [ -n "$port" ] && break
-  sleep 0.1
-done
-[ -n "${port:-}" ] || { cat "$work/serve.log" >&2; exit 1; }
+port=$(serve_port "$work/serve.log")
 node "$work/openai_client.mjs" "$port"

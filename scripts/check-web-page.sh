@@ -6,6 +6,7 @@
 # Usage: scripts/check-web-page.sh [BUILD_DIR] [SHOTS_DIR]  (needs node, npm and chromium)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/serve-port.sh
 build=${1:-build/release}
 for tool in node npm chromium; do
   command -v $tool > /dev/null || { echo "check-web-page: $tool is needed (apt-get install nodejs npm chromium)" >&2; exit 1; }
@@ -27,10 +28,6 @@ done
 "$build/mmx" index "$work/photos" --model tests/data/models/clip-tiny --db "$work/photos.db" --quiet
 "$build/mmx" serve --index "$work/photos.db" --port 0 2> "$work/serve.log" &
 server=$!
-for _ in $(seq 100); do
-  port=$(grep -o '127\.0\.0\.1:[0-9]*' "$work/serve.log" | head -1 | cut -d: -f2) && [ -n "$port" ] && break
-  sleep 0.1
-done
-[ -n "${port:-}" ] || { cat "$work/serve.log" >&2; exit 1; }
+port=$(serve_port "$work/serve.log")
 node "$work/web_page.mjs" "$port" "$shots" "$PWD/tests/data/images/chelsea.png"
 echo "check-web-page: screenshots in $shots"
