@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <future>
 #include <map>
 #include <set>
 #include <unordered_map>
@@ -257,20 +258,34 @@ IndexSummary index_folders(const std::string& db, const std::vector<std::string>
     embed_options.normalize = true;
     const int64_t total = int64_t(to_embed.size());
     if (options.progress) options.progress(0, total);
-    for (int64_t begin = 0; begin < total; begin += options.batch_size) {
-      const int64_t end = std::min(total, begin + options.batch_size);
+    // The next batch is read and decoded on a thread of its own while this one is embedded: decoding is
+    // single-threaded work the GEMMs' threads leave room for.
+    struct Batch {
       std::vector<Image> images;
       std::vector<const Pending*> decoded;
       std::vector<std::pair<const Pending*, std::string>> bad;
-      for (int64_t i = begin; i < end; ++i) {
+    };
+    auto decode_batch = [&to_embed, total, &options](int64_t begin) {
+      Batch b;
+      for (int64_t i = begin; i < std::min(total, begin + options.batch_size); ++i) {
         const Pending& p = to_embed[size_t(i)];
         try {
-          images.push_back(decode_image_upright(read_file(p.file.path), p.file.path));
-          decoded.push_back(&p);
+          b.images.push_back(decode_image_upright(read_file(p.file.path), p.file.path));
+          b.decoded.push_back(&p);
         } catch (const Error& e) {
-          bad.push_back({&p, e.what()});
+          b.bad.push_back({&p, e.what()});
         }
       }
+      return b;
+    };
+    std::future<Batch> next = std::async(std::launch::async, decode_batch, int64_t(0));
+    for (int64_t begin = 0; begin < total; begin += options.batch_size) {
+      const int64_t end = std::min(total, begin + options.batch_size);
+      Batch batch = next.get();
+      if (end < total) next = std::async(std::launch::async, decode_batch, end);
+      const std::vector<Image>& images = batch.images;
+      const std::vector<const Pending*>& decoded = batch.decoded;
+      const auto& bad = batch.bad;
       EmbedResult result;
       if (!images.empty()) result = embedder.embed(images, embed_options);
       if (!row) {  // the first vectors say the model's dimension
