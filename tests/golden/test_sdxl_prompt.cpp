@@ -75,7 +75,7 @@ TEST(SDXLPrompt, BadFoldersAreClearErrors) {
   const std::string index = read_file(copy + "/model_index.json");
   for (const auto& [from, to, says] : std::vector<std::array<std::string, 3>>{
            {"EulerDiscreteScheduler", "DPMSolverMultistepScheduler",
-            "scheduler is a DPMSolverMultistepScheduler; this mmx implements EulerDiscreteScheduler there"},
+            "scheduler is a DPMSolverMultistepScheduler; this mmx implements EulerDiscreteScheduler or DDIMScheduler there"},
            {"\"UNet2DConditionModel", "\"UNetSpatioTemporalConditionModel",
             "unet is a UNetSpatioTemporalConditionModel; this mmx implements UNet2DConditionModel there"}}) {
     std::string changed = index;

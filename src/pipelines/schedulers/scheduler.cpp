@@ -5,6 +5,7 @@
 #include "io/json_config.hpp"
 #include "mmx/error.hpp"
 #include "mmx/scheduler.hpp"
+#include "pipelines/schedulers/ddim.hpp"
 #include "pipelines/schedulers/euler_discrete.hpp"
 
 namespace mmx {
@@ -16,6 +17,7 @@ struct SchedulerClass {
 };
 const SchedulerClass kSchedulers[] = {
     {"EulerDiscreteScheduler", load_euler_discrete},
+    {"DDIMScheduler", load_ddim},
 };
 
 }  // namespace
