@@ -6,6 +6,7 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "mmx/tensor.hpp"
@@ -18,7 +19,14 @@ class Scheduler {
   // The scheduler a scheduler_config.json describes, by its _class_name; an unknown class is an error
   // naming the ones this mmx implements.
   static std::unique_ptr<Scheduler> load(const std::string& scheduler_config_path);
+  // The same config read as another scheduler, as diffusers' OtherScheduler.from_config(config) does (the
+  // fields the other class has are kept, with the settings the name implies): `name` is a diffusers class
+  // name ("DDIMScheduler") or the name A1111 users pick ("Euler", "DDIM"). Empty: the file's own class.
+  // A name this mmx does not run yet is an error listing the ones it does.
+  static std::unique_ptr<Scheduler> load(const std::string& scheduler_config_path, const std::string& name);
   static std::vector<std::string> known_classes();  // "EulerDiscreteScheduler", ...
+  // (A1111 name, diffusers class) of every sampler `load` takes by name.
+  static std::vector<std::pair<std::string, std::string>> known_names();
 
   virtual std::string class_name() const = 0;
   virtual void set_timesteps(int64_t num_inference_steps) = 0;

@@ -18,6 +18,9 @@ struct GenerateOptions {
   std::optional<std::string> negative_prompt;  // none: zeros (force_zeros_for_empty_prompt), "" is encoded
   int64_t steps = 50;
   float guidance_scale = 5.0f;  // > 1: classifier-free guidance
+  // Another sampler than the folder's, by diffusers class or A1111 name ("DDIM"), its scheduler_config.json's
+  // other fields kept as diffusers' from_config keeps them (Scheduler::load); empty: the folder's own.
+  std::string scheduler;
   std::optional<int64_t> width, height;  // default: the UNet's sample_size × the VAE's scale factor
   Tensor latents;  // initial latents [1, C, h, w] (before init_noise_sigma); undefined: drawn from `seed`
   uint64_t seed = 0;  // torch.Generator().manual_seed(seed), as diffusers' generator=

@@ -139,7 +139,7 @@ class SDXLPipelineImpl final : public SDXLPipeline {
     const Tensor text_embeds = cfg ? stack2(p.negative_pooled_prompt_embeds, p.pooled_prompt_embeds) : p.pooled_prompt_embeds;
     const Tensor ids = cfg ? stack2(time_ids, time_ids) : time_ids;
 
-    const std::unique_ptr<Scheduler> scheduler = Scheduler::load(scheduler_config_);
+    const std::unique_ptr<Scheduler> scheduler = Scheduler::load(scheduler_config_, o.scheduler);
     scheduler->set_timesteps(o.steps);
     GenerateResult r;
     r.scheduler = scheduler->class_name();
@@ -226,7 +226,8 @@ class SDXLPipelineImpl final : public SDXLPipeline {
 void SDXLPipeline::check(const std::string& folder, const GenerateOptions& options, const std::string& variant) {
   const DiffusersFolder f = open_sdxl_folder(folder, variant);
   checked_size(options, folder_geometry(f));
-  const std::unique_ptr<Scheduler> scheduler = Scheduler::load(join_path(f.component("scheduler"), "scheduler_config.json"));
+  const std::unique_ptr<Scheduler> scheduler =
+      Scheduler::load(join_path(f.component("scheduler"), "scheduler_config.json"), options.scheduler);
   scheduler->set_timesteps(options.steps);  // refuses more steps than the schedule has
   component_weights(f.component("unet"), "diffusion_pytorch_model", variant);  // the weights are there
   component_weights(f.component("vae"), "diffusion_pytorch_model", variant);

@@ -154,3 +154,37 @@ TEST(CliGenerate, SavedLatentsReproduceTheImage) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(load_image(dir.file("a.png")).rgb, load_image(dir.file("b.png")).rgb);
 }
+
+// --scheduler reads the folder's scheduler_config.json as another class (diffusers' from_config): DDIM by
+// name gives the image of a folder whose config names DDIMScheduler; Euler by name is the folder's own.
+// Names mmx does not run are refused before loading, listing those it runs; no PNG is written.
+TEST(CliGenerate, SchedulerByNameIsTheFoldersConfigReadAsThatClass) {
+  test::TempDir dir;
+  const std::string ddim = dir.file("sdxl-ddim");
+  std::filesystem::copy(test::data("models/sdxl-tiny"), ddim, std::filesystem::copy_options::recursive);
+  for (const char* file : {"/scheduler/scheduler_config.json", "/model_index.json"}) {
+    std::string text = read_file(ddim + file);
+    text.replace(text.find("EulerDiscreteScheduler"), 22, "DDIMScheduler");
+    std::filesystem::remove(ddim + file);  // a copy of a link would write through it
+    write_file_atomically(ddim + file, text);
+  }
+  auto gen = [&](const std::string& model, const std::vector<std::string>& extra, const std::string& out) {
+    std::vector<std::string> args = {"generate", "--model", model, "--prompt", "a cat", "--steps", "3", "--seed", "0",
+                                     "--output", dir.file(out)};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run(args);
+  };
+  ASSERT_EQ(gen(test::data("models/sdxl-tiny"), {"--scheduler", "DDIM"}, "by_name.png").code, 0);
+  ASSERT_EQ(gen(ddim, {}, "by_folder.png").code, 0);
+  ASSERT_EQ(gen(test::data("models/sdxl-tiny"), {"--scheduler", "EulerDiscreteScheduler"}, "euler.png").code, 0);
+  ASSERT_EQ(gen(test::data("models/sdxl-tiny"), {}, "own.png").code, 0);
+  EXPECT_EQ(load_image(dir.file("by_name.png")).rgb, load_image(dir.file("by_folder.png")).rgb);
+  EXPECT_EQ(load_image(dir.file("euler.png")).rgb, load_image(dir.file("own.png")).rgb);
+  EXPECT_NE(load_image(dir.file("by_name.png")).rgb, load_image(dir.file("own.png")).rgb);
+  for (const std::string name : {"Euler a", "DPM++ 2M Karras", "Foo"}) {
+    const Result r = gen(test::data("models/sdxl-tiny"), {"--scheduler", name}, "refused.png");
+    EXPECT_EQ(r.code, 2) << name;
+    EXPECT_NE(r.err.find("\"DDIM\" (DDIMScheduler)"), std::string::npos) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(dir.file("refused.png")));
+  }
+}

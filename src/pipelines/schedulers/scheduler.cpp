@@ -2,6 +2,8 @@
 // scheduler is its file there and a line in kSchedulers.
 #include <algorithm>
 
+#include <nlohmann/json.hpp>
+
 #include "io/json_config.hpp"
 #include "mmx/error.hpp"
 #include "mmx/scheduler.hpp"
@@ -28,15 +30,75 @@ std::vector<std::string> Scheduler::known_classes() {
   return names;
 }
 
-std::unique_ptr<Scheduler> Scheduler::load(const std::string& path) {
-  const JsonObject config = JsonObject::load(path);
-  const std::string cls = config.require_string("_class_name");
+namespace {
+
+// The samplers people pick by name (A1111's names) and the diffusers class each is, with the settings the
+// name implies on top of the pipeline's config. Names of samplers mmx does not run yet are listed too, so
+// that asking for one says so instead of "unknown".
+struct SamplerName {
+  const char* name;
+  const char* class_name;
+  bool implemented;
+};
+const SamplerName kSamplerNames[] = {
+    {"Euler", "EulerDiscreteScheduler", true},
+    {"DDIM", "DDIMScheduler", true},
+    {"Euler a", "EulerAncestralDiscreteScheduler", false},
+    {"DPM++ 2M", "DPMSolverMultistepScheduler", false},
+    {"DPM++ 2M Karras", "DPMSolverMultistepScheduler", false},
+    {"DPM++ 2M SDE", "DPMSolverMultistepScheduler", false},
+    {"DPM++ SDE", "DPMSolverSinglestepScheduler", false},
+    {"Heun", "HeunDiscreteScheduler", false},
+    {"LMS", "LMSDiscreteScheduler", false},
+    {"UniPC", "UniPCMultistepScheduler", false},
+    {"LCM", "LCMScheduler", false},
+    {"TCD", "TCDScheduler", false},
+};
+
+std::string implemented_names() {
+  std::string known;
+  for (const auto& n : kSamplerNames)
+    if (n.implemented) known += str(known.empty() ? "" : ", ", "\"", n.name, "\" (", n.class_name, ")");
+  return known;
+}
+
+std::unique_ptr<Scheduler> load_class(const JsonObject& config, const std::string& cls, const std::string& where) {
   for (const auto& s : kSchedulers)
     if (cls == s.class_name) return s.load(config);
   std::string known;
-  for (const auto& name : known_classes()) known += (known.empty() ? "" : ", ") + name;
-  fail(path, ": scheduler '", cls, "' is not implemented by this mmx (known: ", known, ")");
+  for (const auto& name : Scheduler::known_classes()) known += (known.empty() ? "" : ", ") + name;
+  fail(where, ": scheduler '", cls, "' is not implemented by this mmx (known: ", known, ")");
 }
+
+}  // namespace
+
+std::vector<std::pair<std::string, std::string>> Scheduler::known_names() {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& n : kSamplerNames)
+    if (n.implemented) out.push_back({n.name, n.class_name});
+  return out;
+}
+
+std::unique_ptr<Scheduler> Scheduler::load(const std::string& path) {
+  const JsonObject config = JsonObject::load(path);
+  return load_class(config, config.require_string("_class_name"), path);
+}
+
+std::unique_ptr<Scheduler> Scheduler::load(const std::string& path, const std::string& name) {
+  if (name.empty()) return load(path);
+  std::string cls;
+  for (const auto& n : kSamplerNames)
+    if (name == n.name || name == n.class_name) {
+      if (!n.implemented)
+        usage_error("scheduler '", name, "' (", n.class_name, ") is not implemented by this mmx yet; it runs ", implemented_names());
+      cls = n.class_name;
+    }
+  if (cls.empty()) usage_error("unknown scheduler '", name, "'; this mmx runs ", implemented_names());
+  nlohmann::json json = JsonObject::load(path).json();
+  json["_class_name"] = cls;
+  return load_class(JsonObject(std::move(json), path), cls, path);
+}
+
 
 // torch's order of operations, no fused multiply-add (this file is compiled with -ffp-contract=off).
 Tensor classifier_free_guidance(const Tensor& model_output, float guidance_scale) {
