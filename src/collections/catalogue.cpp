@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 
 #include "mmx/error.hpp"
@@ -203,6 +204,24 @@ ModelRow Catalogue::add_model(const std::string& name, const std::string& revisi
   return *model(name);
 }
 
+ModelRow Catalogue::select_model(const std::string& model) const {
+  const auto all = models();
+  std::string names;
+  for (const auto& m : all) names += str(names.empty() ? "" : ", ", m.name);
+  if (all.empty()) fail(path_, ": the catalogue holds no vectors yet (index a folder into it first)");
+  if (model.empty()) {
+    if (all.size() > 1) usage_error(path_, ": the catalogue holds vectors of ", all.size(), " models (", names, "): pass --model");
+    return all.front();
+  }
+  std::error_code ec;
+  const std::string canonical =
+      std::filesystem::is_directory(model, ec) ? std::filesystem::weakly_canonical(model, ec).string() : model;
+  for (const auto& m : all)
+    if (m.name == model || m.name == canonical) return m;
+  throw Error(ErrorKind::Usage, str(path_, ": the catalogue was made with another model: it holds vectors of ", names, ", not ", model),
+              "search with the model that indexed it, or index the folders with this one first");
+}
+
 std::optional<std::string> Catalogue::meta(const std::string& key) const {
   Statement s = prepare("SELECT value FROM meta WHERE key = ?");
   s.bind(1, key);
@@ -245,6 +264,13 @@ WriterLock::WriterLock(const std::string& db_path) {
 }
 WriterLock::~WriterLock() {
   if (fd_ >= 0) ::close(fd_);  // closing releases the flock
+}
+
+std::string hex(const std::string& bytes) {
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : bytes) out += {kHex[c >> 4], kHex[c & 15]};
+  return out;
 }
 
 std::string content_hash(const std::string& path, uint64_t size) {

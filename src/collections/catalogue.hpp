@@ -76,6 +76,9 @@ class Catalogue {
 
   std::vector<ModelRow> models() const;
   std::optional<ModelRow> model(const std::string& name) const;
+  // The model a search or an export names: `model` (a Hub id, or a folder by its canonical path), or the
+  // only one when empty. Usage errors list the models the catalogue holds.
+  ModelRow select_model(const std::string& model) const;
   ModelRow add_model(const std::string& name, const std::string& revision, int64_t dim, const std::string& pooling);
   // A counter bumped by every committed change of vectors: caches (the vector matrix, the HNSW graph)
   // record the generation they were built from.
@@ -106,5 +109,7 @@ class WriterLock {
 // SHA-256 of the file's size, its first MiB and its last KiB (rclip's rule, with the size): content that
 // survives renames and moves, read in two short reads however large the file. 32 bytes.
 std::string content_hash(const std::string& path, uint64_t size);
+// Bytes as lowercase hexadecimal (content hashes in names, revisions).
+std::string hex(const std::string& bytes);
 
 }  // namespace mmx::collections

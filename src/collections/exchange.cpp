@@ -24,18 +24,6 @@ using collections::Statement;
 
 namespace {
 
-collections::ModelRow model_of(const Catalogue& c, const std::string& model) {
-  const auto models = c.models();
-  if (models.empty()) fail(c.path(), ": the catalogue holds no vectors");
-  if (model.empty()) {
-    if (models.size() > 1) usage_error(c.path(), ": the catalogue holds vectors of several models: pass --model");
-    return models.front();
-  }
-  for (const auto& m : models)
-    if (m.name == model) return m;
-  usage_error(c.path(), ": the catalogue holds no vectors of ", model);
-}
-
 // A 2-D little-endian float32 C-order .npy (format 1.0–3.0): what numpy.save writes for such an array.
 std::vector<float> read_npy_matrix(const std::string& path, int64_t& rows, int64_t& cols) {
   const std::string b = read_file(path);
@@ -112,7 +100,7 @@ int64_t merge_catalogues(const std::string& db, const std::vector<std::string>& 
 int64_t export_vectors(const std::string& db, const std::string& model, const std::string& npy_path,
                        const std::string& paths_path) {
   Catalogue c(db, false, false);
-  const collections::ModelRow m = model_of(c, model);
+  const collections::ModelRow m = c.select_model(model);
   // One row per file (copies of one content repeat its vector), in path order.
   Statement s = c.prepare(
       "SELECT f.path, v.vector FROM files f JOIN vectors v ON v.hash = f.hash AND v.model = ? WHERE f.error IS NULL "

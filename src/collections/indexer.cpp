@@ -44,6 +44,14 @@ uint64_t stable_hash(const std::string& s) {
   return h;
 }
 
+// Whether the file at `path` under `root` is in this run's shard: by the FNV-1a of its path below the root,
+// so every machine splits a collection the same way wherever it is mounted.
+bool in_shard(const std::string& path, const std::string& root, const IndexOptions& o) {
+  if (o.shard_count <= 1) return true;
+  const std::string relative = path.substr(std::min(path.size(), root.size() + 1));
+  return int(stable_hash(relative) % uint64_t(o.shard_count)) == o.shard_index;
+}
+
 bool hidden(const std::filesystem::path& p) {
   const std::string name = p.filename().string();
   return name.size() > 1 && name[0] == '.' && name != "..";
@@ -61,7 +69,6 @@ void walk(const std::string& root, const std::string& db_prefix, const IndexOpti
   if (!S_ISDIR(st.st_mode)) fail(root, ": not a folder");
   if (!seen.insert({st.st_dev, st.st_ino}).second) return;
   const std::string prefix = base.string();
-  const bool sharded = options.shard_count > 1;
   auto it = fs::recursive_directory_iterator(base, fs::directory_options::follow_directory_symlink |
                                                        fs::directory_options::skip_permission_denied, ec);
   if (ec) fail(root, ": cannot read the folder: ", ec.message());
@@ -89,10 +96,7 @@ void walk(const std::string& root, const std::string& db_prefix, const IndexOpti
     if (!S_ISREG(st.st_mode) || !has_image_extension(p.string())) continue;
     FoundFile f;
     f.path = p.lexically_normal().string();
-    if (sharded) {
-      const std::string relative = f.path.substr(std::min(f.path.size(), prefix.size() + 1));
-      if (int(stable_hash(relative) % uint64_t(options.shard_count)) != options.shard_index) continue;
-    }
+    if (!in_shard(f.path, prefix, options)) continue;
     f.size = st.st_size;
     f.mtime_ns = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
     out.push_back(std::move(f));
@@ -230,11 +234,8 @@ IndexSummary index_folders(const std::string& db, const std::vector<std::string>
   for (const auto& [path, k] : known)
     if (!walked.count(path)) {
       // In a sharded run only this shard's files are walked: the others' rows are not this run's to remove.
-      if (options.shard_count > 1) {
-        const auto root = std::find_if(roots.begin(), roots.end(), [&](const std::string& r) { return under(path, {r}); });
-        const std::string relative = path.substr(root->size() + 1);
-        if (int(stable_hash(relative) % uint64_t(options.shard_count)) != options.shard_index) continue;
-      }
+      const auto root = std::find_if(roots.begin(), roots.end(), [&](const std::string& r) { return under(path, {r}); });
+      if (!in_shard(path, *root, options)) continue;
       removed_ids.push_back(k.id);
     }
 

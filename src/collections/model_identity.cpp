@@ -1,5 +1,7 @@
 #include "collections/model_identity.hpp"
 
+#include "collections/catalogue.hpp"
+
 #include <openssl/evp.h>
 
 #include <algorithm>
@@ -50,9 +52,7 @@ ModelIdentity identify_model(const std::string& model) {
   unsigned char digest[32];
   unsigned int length = 0;
   EVP_DigestFinal_ex(ctx.get(), digest, &length);
-  static const char* kHex = "0123456789abcdef";
-  id.revision = "sha256:";
-  for (int i = 0; i < 8; ++i) id.revision += {kHex[digest[i] >> 4], kHex[digest[i] & 15]};
+  id.revision = "sha256:" + hex(std::string(reinterpret_cast<const char*>(digest), 8));
   return id;
 }
 

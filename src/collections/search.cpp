@@ -91,6 +91,10 @@ std::vector<QueryTerm> parse_query(const std::vector<std::string>& tokens, bool 
   return terms;
 }
 
+// The readable files holding one vector's content (copies share it), by path.
+constexpr const char* kFilesOfVector =
+    "SELECT f.id, f.path FROM vectors v JOIN files f ON f.hash = v.hash AND f.error IS NULL WHERE v.id = ? ORDER BY f.path";
+
 struct Collection::State {
   std::string db;
   Placement placement;
@@ -189,23 +193,7 @@ std::unique_ptr<Collection> Collection::open(const std::string& db, const std::s
   s->db = db;
   s->placement = placement;
   s->catalogue = std::make_unique<Catalogue>(db, false, false);
-  const auto models = s->catalogue->models();
-  std::string names;
-  for (const auto& m : models) names += str(names.empty() ? "" : ", ", m.name);
-  if (models.empty()) fail(db, ": the catalogue holds no vectors yet (index a folder into it first)");
-  if (model.empty()) {
-    if (models.size() > 1)
-      usage_error(db, ": the catalogue holds vectors of ", models.size(), " models (", names, "): pass --model");
-    s->model = models.front();
-  } else {
-    std::error_code ec;
-    const std::string canonical = std::filesystem::is_directory(model, ec) ? std::filesystem::weakly_canonical(model, ec).string() : model;
-    auto it = std::find_if(models.begin(), models.end(), [&](const auto& m) { return m.name == model || m.name == canonical; });
-    if (it == models.end())
-      throw Error(ErrorKind::Usage, str(db, ": the catalogue was made with another model: it holds vectors of ", names, ", not ", model),
-                  "search with the model that indexed it, or index the folders with this one first");
-    s->model = *it;
-  }
+  s->model = s->catalogue->select_model(model);
   s->reload();
   return std::unique_ptr<Collection>(new Collection(std::move(s)));
 }
@@ -269,7 +257,7 @@ std::vector<SearchHit> Collection::search_vector(const std::vector<float>& query
   std::vector<SearchHit> hits;
   std::lock_guard<std::mutex> lock(state_->mutex);
   Statement files = state_->catalogue->prepare(
-      "SELECT f.id, f.path FROM vectors v JOIN files f ON f.hash = v.hash AND f.error IS NULL WHERE v.id = ? ORDER BY f.path");
+      kFilesOfVector);
   for (const auto& [id, score] : by_vector) {
     files.bind(1, id);
     while (files.step()) hits.push_back({files.integer(0), files.text(1), score});
@@ -327,7 +315,7 @@ std::vector<std::vector<SearchHit>> Collection::duplicates(float threshold) cons
   std::map<int64_t, std::vector<SearchHit>> groups;
   std::lock_guard<std::mutex> lock(state_->mutex);
   Statement files = state_->catalogue->prepare(
-      "SELECT f.id, f.path FROM vectors v JOIN files f ON f.hash = v.hash AND f.error IS NULL WHERE v.id = ? ORDER BY f.path");
+      kFilesOfVector);
   for (int64_t r = 0; r < m.count; ++r) {
     files.bind(1, m.ids[r]);
     std::vector<SearchHit> mine;
@@ -365,8 +353,7 @@ std::optional<Collection::File> Collection::file(int64_t file_id) const {
   File f;
   f.id = file_id;
   f.path = s.text(0);
-  static const char* kHex = "0123456789abcdef";
-  for (unsigned char c : s.blob(1)) f.content_hash += {kHex[c >> 4], kHex[c & 15]};
+  f.content_hash = collections::hex(s.blob(1));
   f.width = s.is_null(2) ? 0 : s.integer(2);
   f.height = s.is_null(3) ? 0 : s.integer(3);
   return f;

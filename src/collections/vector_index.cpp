@@ -82,43 +82,49 @@ std::string vector_cache_path(const std::string& db, int64_t model_id) { return 
 std::string hnsw_path(const std::string& db, int64_t model_id) { return str(db, ".hnsw-", model_id); }
 
 VectorMatrix load_vector_matrix(const Catalogue& catalogue, const ModelRow& model) {
+  // One read transaction: the generation, the count and the rows are of one snapshot while a writer commits.
+  struct ReadSnapshot {
+    const Catalogue& c;
+    explicit ReadSnapshot(const Catalogue& catalogue) : c(catalogue) { c.exec("BEGIN"); }
+    ~ReadSnapshot() { sqlite3_exec(c.handle(), "COMMIT", nullptr, nullptr, nullptr); }
+  } snapshot(catalogue);
   const int64_t generation = catalogue.generation();
   const std::string cache = vector_cache_path(catalogue.path(), model.id);
   if (auto m = map_cache(cache, generation, model.id, model.dim)) return *m;
-  // Read from the catalogue in id order, then write the cache for the next reader.
-  auto storage = std::make_shared<std::string>();
-  std::vector<int64_t> ids;
-  std::vector<float> data;
-  Statement s = catalogue.prepare("SELECT id, vector FROM vectors WHERE model = ? ORDER BY id");
-  s.bind(1, model.id);
-  while (s.step()) {
-    if (s.blob_size(1) != model.dim * 4)
-      fail(catalogue.path(), ": vector ", s.integer(0), " holds ", s.blob_size(1), " bytes, not ", model.dim, " floats");
-    ids.push_back(s.integer(0));
-    const auto* v = static_cast<const float*>(s.blob_data(1));
-    data.insert(data.end(), v, v + model.dim);
-  }
+  // Read from the catalogue in id order straight into the cache's layout, then write it for the next reader.
+  const int64_t count = catalogue.vector_count(model.id);
   CacheHeader h{};
   std::memcpy(h.magic, kMagic, 8);
   h.generation = generation;
-  h.count = int64_t(ids.size());
+  h.count = count;
   h.dim = model.dim;
   h.model_id = model.id;
-  storage->assign(kHeader + ids_bytes(h.count) + data.size() * 4, '\0');
+  auto storage = std::make_shared<std::string>(kHeader + ids_bytes(count) + size_t(count) * size_t(model.dim) * 4, '\0');
   std::memcpy(storage->data(), &h, sizeof h);
-  std::memcpy(storage->data() + kHeader, ids.data(), ids.size() * 8);
-  std::memcpy(storage->data() + kHeader + ids_bytes(h.count), data.data(), data.size() * 4);
+  auto* ids = reinterpret_cast<int64_t*>(storage->data() + kHeader);
+  auto* data = reinterpret_cast<float*>(storage->data() + kHeader + ids_bytes(count));
+  Statement s = catalogue.prepare("SELECT id, vector FROM vectors WHERE model = ? ORDER BY id");
+  s.bind(1, model.id);
+  int64_t row = 0;
+  for (; s.step(); ++row) {
+    if (row >= count) fail(catalogue.path(), ": the vectors changed while they were read");
+    if (s.blob_size(1) != model.dim * 4)
+      fail(catalogue.path(), ": vector ", s.integer(0), " holds ", s.blob_size(1), " bytes, not ", model.dim, " floats");
+    ids[row] = s.integer(0);
+    std::memcpy(data + size_t(row) * size_t(model.dim), s.blob_data(1), size_t(model.dim) * 4);
+  }
+  if (row != count) fail(catalogue.path(), ": the vectors changed while they were read");
   try {
     write_file_atomically(cache, *storage);
   } catch (const Error& e) {
     log_debug("vector cache not written (", e.what(), "); searching from memory");
   }
   VectorMatrix m;
-  m.count = h.count;
+  m.count = count;
   m.dim = model.dim;
   m.generation = generation;
-  m.ids = reinterpret_cast<const int64_t*>(storage->data() + kHeader);
-  m.data = reinterpret_cast<const float*>(storage->data() + kHeader + ids_bytes(h.count));
+  m.ids = ids;
+  m.data = data;
   m.owner = storage;
   return m;
 }

@@ -23,10 +23,6 @@ namespace mmx {
 
 namespace {
 
-void check_size(const std::string& name, uint64_t width, uint64_t height) {
-  detail::check_image_size(name, width, height);
-}
-
 // ---- PNG
 
 struct PngReader {
@@ -57,7 +53,7 @@ Image decode_png(const std::string& bytes, const std::string& name) {
       for (size_t i = 0; i < 4; ++i) v = (v << 8) | static_cast<unsigned char>(bytes[at + i]);
       return v;
     };
-    check_size(name, be32(16), be32(20));
+    detail::check_image_size(name, be32(16), be32(20));
   }
   PngReader reader{reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), 0, {}};
   png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &reader, png_on_error, png_on_warning);
@@ -73,7 +69,7 @@ Image decode_png(const std::string& bytes, const std::string& name) {
   volatile uint64_t too_big_w = 0, too_big_h = 0;
   if (setjmp(png_jmpbuf(png))) {
     png_destroy_read_struct(&png, &info, nullptr);
-    if (too_big_w) check_size(name, too_big_w, too_big_h);
+    if (too_big_w) detail::check_image_size(name, too_big_w, too_big_h);
     fail(name, ": cannot decode PNG: ", reader.error);
   }
   png_set_read_fn(png, &reader, png_read_from_memory);
@@ -171,7 +167,7 @@ Image decode_jpeg(const std::string& bytes, const std::string& name) {
   volatile bool cmyk = false;
   if (setjmp(error.jump)) {
     jpeg_destroy_decompress(&cinfo);
-    if (too_big_w) check_size(name, too_big_w, too_big_h);
+    if (too_big_w) detail::check_image_size(name, too_big_w, too_big_h);
     fail(name, ": cannot decode JPEG: ", error.message);
   }
   jpeg_create_decompress(&cinfo);

@@ -10,16 +10,6 @@
 
 namespace mmx {
 
-namespace {
-void require_one_of(const char* key, const std::string& value, std::initializer_list<const char*> allowed) {
-  for (const char* a : allowed)
-    if (value == a) return;
-  std::string list;
-  for (const char* a : allowed) list += str(list.empty() ? "" : ", ", a);
-  fail("DDIMScheduler: ", key, " '", value, "' is not supported (", list, ")");
-}
-}  // namespace
-
 DDIMConfig DDIMConfig::from_json(const JsonObject& j) {
   DDIMConfig c;
   read_beta_schedule(j, c.betas);
@@ -39,8 +29,8 @@ DDIMScheduler::DDIMScheduler(DDIMConfig config) : config_(std::move(config)) {
   if (c.betas.num_train_timesteps < 2) fail("DDIMScheduler: num_train_timesteps must be at least 2");
   if (!c.betas.trained_betas.empty() && int64_t(c.betas.trained_betas.size()) != c.betas.num_train_timesteps)
     fail("DDIMScheduler: ", c.betas.trained_betas.size(), " trained_betas for ", c.betas.num_train_timesteps, " train timesteps");
-  require_one_of("prediction_type", c.prediction_type, {"epsilon", "v_prediction", "sample"});
-  require_one_of("timestep_spacing", c.timestep_spacing, {"leading", "trailing", "linspace"});
+  require_one_of("DDIMScheduler", "prediction_type", c.prediction_type, {"epsilon", "v_prediction", "sample"});
+  require_one_of("DDIMScheduler", "timestep_spacing", c.timestep_spacing, {"leading", "trailing", "linspace"});
   std::vector<float> alphas = schedule_betas(c.betas, "DDIMScheduler");
   for (float& a : alphas) a = 1.0f - a;
   alphas_cumprod_ = torch_cumprod(alphas);

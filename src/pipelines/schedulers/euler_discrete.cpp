@@ -56,14 +56,6 @@ const float* f32_data(const Tensor& t, const char* what) {
   return t.data<float>();
 }
 
-void require_one_of(const std::string& key, const std::string& value, std::initializer_list<const char*> allowed) {
-  for (const char* a : allowed)
-    if (value == a) return;
-  std::string list;
-  for (const char* a : allowed) list += std::string(list.empty() ? "" : ", ") + a;
-  fail("EulerDiscreteScheduler: ", key, " '", value, "' is not supported (", list, ")");
-}
-
 }  // namespace
 
 EulerDiscreteConfig EulerDiscreteConfig::load(const std::string& path) {
@@ -108,11 +100,11 @@ EulerDiscreteScheduler::EulerDiscreteScheduler(EulerDiscreteConfig config) : con
   if (c.num_train_timesteps < 2) fail("EulerDiscreteScheduler: num_train_timesteps must be at least 2, got ", c.num_train_timesteps);
   if (!c.trained_betas.empty() && static_cast<int64_t>(c.trained_betas.size()) != c.num_train_timesteps)
     fail("EulerDiscreteScheduler: ", c.trained_betas.size(), " trained_betas for ", c.num_train_timesteps, " train timesteps");
-  require_one_of("prediction_type", c.prediction_type, {"epsilon", "v_prediction", "sample", "original_sample"});
-  require_one_of("interpolation_type", c.interpolation_type, {"linear", "log_linear"});
-  require_one_of("timestep_spacing", c.timestep_spacing, {"linspace", "leading", "trailing"});
-  require_one_of("timestep_type", c.timestep_type, {"discrete", "continuous"});
-  require_one_of("final_sigmas_type", c.final_sigmas_type, {"zero", "sigma_min"});
+  require_one_of("EulerDiscreteScheduler", "prediction_type", c.prediction_type, {"epsilon", "v_prediction", "sample", "original_sample"});
+  require_one_of("EulerDiscreteScheduler", "interpolation_type", c.interpolation_type, {"linear", "log_linear"});
+  require_one_of("EulerDiscreteScheduler", "timestep_spacing", c.timestep_spacing, {"linspace", "leading", "trailing"});
+  require_one_of("EulerDiscreteScheduler", "timestep_type", c.timestep_type, {"discrete", "continuous"});
+  require_one_of("EulerDiscreteScheduler", "final_sigmas_type", c.final_sigmas_type, {"zero", "sigma_min"});
   std::vector<float> alphas = make_betas(c);
   for (float& a : alphas) a = 1.0f - a;
   alphas_cumprod_ = torch_cumprod(alphas);

@@ -96,6 +96,15 @@ std::vector<float> schedule_betas(const BetaSchedule& c, const char* class_name)
   return betas;
 }
 
+void require_one_of(const char* class_name, const std::string& key, const std::string& value,
+                    std::initializer_list<const char*> allowed) {
+  for (const char* a : allowed)
+    if (value == a) return;
+  std::string list;
+  for (const char* a : allowed) list += std::string(list.empty() ? "" : ", ") + a;
+  fail(class_name, ": ", key, " '", value, "' is not supported (", list, ")");
+}
+
 void read_beta_schedule(const JsonObject& j, BetaSchedule& c) {
   static constexpr FloatLimits kBeta{0, 1, true, "a noise variance per step is in (0, 1]"};
   c.num_train_timesteps = j.get_int("num_train_timesteps", c.num_train_timesteps, {1, 1000000, "a schedule trains on 1 to 10^6 timesteps"});

@@ -3,6 +3,7 @@
 // double accumulator, and numpy's float64 linspace for timestep grids.
 #pragma once
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -25,5 +26,9 @@ std::vector<float> schedule_betas(const BetaSchedule& schedule, const char* clas
 std::vector<float> torch_linspace(float start, float end, int64_t n);     // torch.linspace(dtype=float32)
 std::vector<double> numpy_linspace(double start, double stop, int64_t n);  // numpy.linspace, float64
 std::vector<float> torch_cumprod(const std::vector<float>& x);             // torch.cumprod (double accumulator)
+
+// Fails naming the class, the config key and the values it takes unless `value` is one of `allowed`.
+void require_one_of(const char* class_name, const std::string& key, const std::string& value,
+                    std::initializer_list<const char*> allowed);
 
 }  // namespace mmx
