@@ -17,7 +17,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   cmake g++ make pkg-config \
   libdnnl-dev nlohmann-json3-dev libutf8proc-dev libpcre2-dev zlib1g-dev libpng-dev "$jpeg" libwebp-dev libtiff-dev libgif-dev libexif-dev \
-  libsqlite3-dev libhnswlib-dev \
+  libsqlite3-dev libhnswlib-dev libsleef-dev \
   libcairo2-dev fonts-dejavu-core libcurl4-openssl-dev libssl-dev ca-certificates \
   zsh fish groff-base \
   clang libclang-rt-dev libomp-dev \

@@ -4,6 +4,7 @@
 // unambiguous where a schedule repeats a timestep. One file per diffusers class under schedulers/, chosen
 // by scheduler_config.json's _class_name.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -31,6 +32,9 @@ class Scheduler {
   virtual std::string class_name() const = 0;
   virtual void set_timesteps(int64_t num_inference_steps) = 0;
   virtual const std::vector<float>& timesteps() const = 0;  // one per step, after set_timesteps
+  // The noise levels of a σ-parameterised scheduler (one more than the steps: the last is where the loop
+  // ends); empty for the others (DDIM).
+  virtual const std::vector<float>& sigmas() const;
   // The standard deviation the initial noise is scaled by (diffusers' init_noise_sigma).
   virtual float init_noise_sigma() const = 0;
   // The UNet's input at step step_index, from the sample (host F32).
@@ -40,6 +44,21 @@ class Scheduler {
   virtual Tensor step(const Tensor& model_output, int64_t step_index, const Tensor& sample) = 0;
   // Clean samples noised to the level of step step_index (image-to-image starts there).
   virtual Tensor add_noise(const Tensor& original_samples, const Tensor& noise, int64_t step_index) const = 0;
+
+  // Ancestral and SDE samplers add fresh noise in step(): they draw it here, from what diffusers passes as
+  // step(..., generator=): the generator that drew the initial latents, continued, so a seed reproduces
+  // diffusers' images. Deterministic schedulers never call it.
+  using NoiseSource = std::function<Tensor(const Shape&)>;
+  virtual bool stochastic() const { return false; }
+  void set_noise_source(NoiseSource source) { noise_ = std::move(source); }
+  // How many UNet calls one sampler step takes (diffusers' `order`: Heun's is 2, its timesteps repeat).
+  virtual int64_t order() const { return 1; }
+
+ protected:
+  Tensor draw_noise(const Shape& shape) const;  // an error when no source was set
+
+ private:
+  NoiseSource noise_;
 };
 
 // Classifier-free guidance on a model output batch [uncond; cond] (first dim 2·N):

@@ -6,6 +6,7 @@
 #include <numbers>
 
 #include "io/json_config.hpp"
+#include "core/torch_math.hpp"
 #include "mmx/error.hpp"
 #include "pipelines/schedulers/euler_discrete.hpp"
 #include "pipelines/schedulers/noise_schedule.hpp"
@@ -22,33 +23,6 @@ std::vector<float> make_betas(const EulerDiscreteConfig& c) {
   b.trained_betas = c.trained_betas;
   b.rescale_betas_zero_snr = c.rescale_betas_zero_snr;
   return schedule_betas(b, "EulerDiscreteScheduler");
-}
-
-// numpy.interp(x, arange(len(fp)), fp) in float64.
-double interp(double x, const std::vector<float>& fp) {
-  const int64_t n = static_cast<int64_t>(fp.size());
-  if (x <= 0) return fp.front();
-  if (x >= static_cast<double>(n - 1)) return fp.back();
-  const int64_t j = static_cast<int64_t>(std::floor(x));
-  if (x == static_cast<double>(j)) return fp[size_t(j)];
-  const double slope = double(fp[size_t(j + 1)]) - double(fp[size_t(j)]);  // the grid step is 1
-  return slope * (x - static_cast<double>(j)) + fp[size_t(j)];
-}
-
-// diffusers' _sigma_to_t: the (fractional) training timestep of a sigma, by interpolating log sigmas.
-double sigma_to_t(double sigma, const std::vector<float>& log_sigmas) {
-  const double log_sigma = std::log(std::max(sigma, 1e-10));
-  const int64_t n = static_cast<int64_t>(log_sigmas.size());
-  int64_t low = 0;  // the last index whose log sigma is ≤ log_sigma (argmax of the cumulative count)
-  int64_t count = 0, best = -1;
-  for (int64_t i = 0; i < n; ++i) {
-    count += log_sigma - log_sigmas[size_t(i)] >= 0;
-    if (count > best) best = count, low = i;
-  }
-  low = std::min(low, n - 2);
-  const float lo = log_sigmas[size_t(low)], hi = log_sigmas[size_t(low + 1)];
-  const double w = std::clamp((lo - log_sigma) / static_cast<double>(lo - hi), 0.0, 1.0);
-  return (1 - w) * static_cast<double>(low) + w * static_cast<double>(low + 1);
 }
 
 const float* f32_data(const Tensor& t, const char* what) {
@@ -114,45 +88,20 @@ EulerDiscreteScheduler::EulerDiscreteScheduler(EulerDiscreteConfig config) : con
 void EulerDiscreteScheduler::set_timesteps(int64_t steps) {
   const auto& c = config_;
   const int64_t n_train = c.num_train_timesteps;
-  if (steps < 1 || steps > n_train)
-    usage_error("the number of steps must be between 1 and ", n_train, " (the scheduler's train timesteps), got ", steps);
-  std::vector<double> t;  // float32 values held in double, as numpy holds them after astype(float32)
-  if (c.timestep_spacing == "linspace") {
-    for (double v : numpy_linspace(0, static_cast<double>(n_train - 1), steps)) t.push_back(static_cast<float>(v));
-    std::reverse(t.begin(), t.end());
-  } else if (c.timestep_spacing == "leading") {
-    const int64_t ratio = n_train / steps;
-    for (int64_t i = steps - 1; i >= 0; --i) t.push_back(static_cast<float>(static_cast<float>(i * ratio) + static_cast<float>(c.steps_offset)));
-  } else {  // trailing: numpy.arange(n_train, 0, -ratio) rounded half to even, minus one
-    const double ratio = static_cast<double>(n_train) / static_cast<double>(steps);
-    const double start = static_cast<double>(n_train), delta = (start - ratio) - start;
-    const int64_t len = static_cast<int64_t>(std::ceil((0 - start) / -ratio));
-    for (int64_t i = 0; i < len; ++i)
-      t.push_back(static_cast<float>(static_cast<float>(std::nearbyint(start + static_cast<double>(i) * delta)) - 1.0f));
-  }
-
-  std::vector<float> full_sigmas(alphas_cumprod_.size()), log_sigmas(alphas_cumprod_.size());
-  for (size_t i = 0; i < full_sigmas.size(); ++i) {
-    full_sigmas[i] = std::sqrt((1.0f - alphas_cumprod_[i]) / alphas_cumprod_[i]);
-    log_sigmas[i] = std::log(full_sigmas[i]);
-  }
+  check_step_count(steps, n_train);
+  std::vector<double> t = float_timestep_grid(c.timestep_spacing, n_train, steps, c.steps_offset);
+  const std::vector<float> full_sigmas = training_sigmas(alphas_cumprod_), log_sigmas = log_of(full_sigmas);
   std::vector<double> s;
   if (c.interpolation_type == "linear") {
-    for (double x : t) s.push_back(interp(x, full_sigmas));
+    for (double x : t) s.push_back(numpy_interp(x, full_sigmas));
   } else {  // log_linear: torch.linspace(log σ_max, log σ_min, steps + 1).exp() in float32
     for (float v : torch_linspace(std::log(full_sigmas.back()), std::log(full_sigmas.front()), steps + 1))
-      s.push_back(std::exp(v));
+      s.push_back(torch_exp(v));
   }
   if (c.use_karras_sigmas) {  // Karras et al. (2022), rho = 7
-    const double lo = c.sigma_min.value_or(s.back()), hi = c.sigma_max.value_or(s.front()), rho = 7.0;
-    const double min_inv = std::pow(lo, 1 / rho), max_inv = std::pow(hi, 1 / rho);
-    const std::vector<double> ramp = numpy_linspace(0, 1, steps);
-    s.clear();
+    s = karras_sigmas(c.sigma_min.value_or(s.back()), c.sigma_max.value_or(s.front()), steps);
     t.clear();
-    for (double r : ramp) {
-      s.push_back(std::pow(max_inv + r * (min_inv - max_inv), rho));
-      t.push_back(sigma_to_t(s.back(), log_sigmas));
-    }
+    for (double v : s) t.push_back(sigma_to_t(v, log_sigmas));
   }
   const float last = c.final_sigmas_type == "zero" ? 0.0f : std::sqrt((1.0f - alphas_cumprod_[0]) / alphas_cumprod_[0]);
   sigmas_.clear();
@@ -160,7 +109,7 @@ void EulerDiscreteScheduler::set_timesteps(int64_t steps) {
   sigmas_.push_back(last);
   timesteps_.clear();
   if (c.timestep_type == "continuous" && c.prediction_type == "v_prediction") {
-    for (size_t i = 0; i + 1 < sigmas_.size(); ++i) timesteps_.push_back(0.25f * std::log(sigmas_[i]));
+    for (size_t i = 0; i + 1 < sigmas_.size(); ++i) timesteps_.push_back(0.25f * torch_log(sigmas_[i]));
   } else {
     for (double v : t) timesteps_.push_back(static_cast<float>(v));
   }

@@ -40,7 +40,7 @@ class EulerDiscreteScheduler final : public Scheduler {
 
   void set_timesteps(int64_t num_inference_steps) override;
   const std::vector<float>& timesteps() const override { return timesteps_; }  // one per step
-  const std::vector<float>& sigmas() const { return sigmas_; }  // steps + 1 (the last is the final sigma)
+  const std::vector<float>& sigmas() const override { return sigmas_; }  // steps + 1 (the last is the final sigma)
   float init_noise_sigma() const override;
 
   // sample / sqrt(sigma² + 1) for the step_index-th step.

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <numbers>
 
+#include "core/torch_math.hpp"
 #include "mmx/error.hpp"
 
 namespace mmx {
@@ -94,6 +95,144 @@ std::vector<float> schedule_betas(const BetaSchedule& c, const char* class_name)
   }
   if (c.rescale_betas_zero_snr) betas = rescale_zero_terminal_snr(betas);
   return betas;
+}
+
+std::vector<float> schedule_alphas_cumprod(const BetaSchedule& schedule, const char* class_name) {
+  std::vector<float> alphas = schedule_betas(schedule, class_name);
+  for (float& a : alphas) a = 1.0f - a;
+  std::vector<float> cumprod = torch_cumprod(alphas);
+  if (schedule.rescale_betas_zero_snr) cumprod.back() = std::ldexp(1.0f, -24);
+  return cumprod;
+}
+
+std::vector<float> training_sigmas(const std::vector<float>& alphas_cumprod) {
+  std::vector<float> sigmas(alphas_cumprod.size());
+  for (size_t i = 0; i < sigmas.size(); ++i) sigmas[i] = std::sqrt((1.0f - alphas_cumprod[i]) / alphas_cumprod[i]);
+  return sigmas;
+}
+
+std::vector<float> log_of(const std::vector<float>& x) {
+  std::vector<float> y(x.size());
+  for (size_t i = 0; i < x.size(); ++i) y[i] = std::log(x[i]);
+  return y;
+}
+
+std::vector<double> float_timestep_grid(const std::string& spacing, int64_t n_train, int64_t steps, int64_t steps_offset) {
+  std::vector<double> t;
+  if (spacing == "linspace") {  // np.linspace(0, n − 1, steps, dtype=float32)[::-1]
+    for (double v : numpy_linspace(0, static_cast<double>(n_train - 1), steps)) t.push_back(static_cast<float>(v));
+    std::reverse(t.begin(), t.end());
+  } else if (spacing == "leading") {  // arange(steps) · (n // steps), reversed, + offset (in float32)
+    const int64_t ratio = n_train / steps;
+    for (int64_t i = steps - 1; i >= 0; --i)
+      t.push_back(static_cast<float>(static_cast<float>(i * ratio) + static_cast<float>(steps_offset)));
+  } else {  // trailing: numpy.arange(n, 0, −n / steps) rounded half to even, minus one
+    const double ratio = static_cast<double>(n_train) / static_cast<double>(steps);
+    const double start = static_cast<double>(n_train), delta = (start - ratio) - start;
+    const int64_t len = static_cast<int64_t>(std::ceil((0 - start) / -ratio));
+    for (int64_t i = 0; i < len; ++i)
+      t.push_back(static_cast<float>(static_cast<float>(std::nearbyint(start + static_cast<double>(i) * delta)) - 1.0f));
+  }
+  return t;
+}
+
+std::vector<double> solver_timestep_grid(const std::string& spacing, int64_t n, int64_t last, int64_t steps,
+                                         int64_t steps_offset) {
+  std::vector<double> t;
+  if (spacing == "linspace") {  // linspace(0, last − 1, steps + 1).round()[::-1][:-1]
+    const std::vector<double> grid = numpy_linspace(0, static_cast<double>(last - 1), steps + 1);
+    for (int64_t i = steps; i >= 1; --i) t.push_back(std::nearbyint(grid[size_t(i)]));
+  } else if (spacing == "leading") {  // (arange(steps + 1) · (last // (steps + 1)))[::-1][:-1] + offset
+    const int64_t ratio = last / (steps + 1);
+    for (int64_t i = steps; i >= 1; --i) t.push_back(static_cast<double>(i * ratio + steps_offset));
+  } else {  // trailing: numpy.arange(last, 0, −n / steps) rounded half to even, minus one
+    const double start = static_cast<double>(last), ratio = static_cast<double>(n) / static_cast<double>(steps);
+    const double delta = (start - ratio) - start;
+    const int64_t len = static_cast<int64_t>(std::ceil(start / ratio));
+    for (int64_t i = 0; i < len; ++i) t.push_back(std::nearbyint(start + static_cast<double>(i) * delta) - 1);
+  }
+  return t;
+}
+
+double numpy_interp(double x, const std::vector<float>& fp) {
+  const int64_t n = static_cast<int64_t>(fp.size());
+  if (x <= 0) return fp.front();
+  if (x >= static_cast<double>(n - 1)) return fp.back();
+  const int64_t j = static_cast<int64_t>(std::floor(x));
+  if (x == static_cast<double>(j)) return fp[size_t(j)];
+  const double slope = double(fp[size_t(j + 1)]) - double(fp[size_t(j)]);  // the grid step is 1
+  return slope * (x - static_cast<double>(j)) + fp[size_t(j)];
+}
+
+double sigma_to_t(double sigma, const std::vector<float>& log_sigmas) {
+  const double log_sigma = std::log(std::max(sigma, 1e-10));
+  const int64_t n = static_cast<int64_t>(log_sigmas.size());
+  int64_t low = 0;  // the last index whose log σ is ≤ log_sigma (argmax of the cumulative count)
+  int64_t count = 0, best = -1;
+  for (int64_t i = 0; i < n; ++i) {
+    count += log_sigma - log_sigmas[size_t(i)] >= 0;
+    if (count > best) best = count, low = i;
+  }
+  low = std::min(low, n - 2);
+  const float lo = log_sigmas[size_t(low)], hi = log_sigmas[size_t(low + 1)];
+  const double w = std::clamp((lo - log_sigma) / static_cast<double>(lo - hi), 0.0, 1.0);
+  return (1 - w) * static_cast<double>(low) + w * static_cast<double>(low + 1);
+}
+
+std::vector<double> karras_sigmas(double sigma_min, double sigma_max, int64_t steps) {
+  const double rho = 7.0;
+  const double min_inv = std::pow(sigma_min, 1 / rho), max_inv = std::pow(sigma_max, 1 / rho);
+  std::vector<double> s;
+  for (double r : numpy_linspace(0, 1, steps)) s.push_back(std::pow(max_inv + r * (min_inv - max_inv), rho));
+  return s;
+}
+
+AlphaSigma alpha_sigma(float s) {
+  const float alpha = 1.0f / std::sqrt(s * s + 1.0f);
+  const float sigma = s * alpha;
+  return {alpha, sigma, torch_log(alpha) - torch_log(sigma)};
+}
+
+void check_step_count(int64_t steps, int64_t n_train) {
+  if (steps < 1 || steps > n_train)
+    usage_error("the number of steps must be between 1 and ", n_train, " (the scheduler's train timesteps), got ", steps);
+}
+
+void check_train_timesteps(const BetaSchedule& c, const char* class_name) {
+  if (c.num_train_timesteps < 2) fail(class_name, ": num_train_timesteps must be at least 2, got ", c.num_train_timesteps);
+  if (!c.trained_betas.empty() && int64_t(c.trained_betas.size()) != c.num_train_timesteps)
+    fail(class_name, ": ", c.trained_betas.size(), " trained_betas for ", c.num_train_timesteps, " train timesteps");
+}
+
+void check_step_index(const std::string& class_name, int64_t step_index, size_t steps) {
+  if (steps == 0) fail(class_name, ": set_timesteps must come before the steps");
+  if (step_index < 0 || step_index >= static_cast<int64_t>(steps))
+    fail(class_name, ": step ", step_index, " is outside the ", steps, " steps set");
+}
+
+void check_same_shape(const std::string& class_name, const Tensor& a, const Tensor& b) {
+  if (a.shape() != b.shape())
+    fail(class_name, ": tensors of shapes ", shape_str(a.shape()), " and ", shape_str(b.shape()), " where one shape is needed");
+}
+
+const float* f32_elements(const std::string& class_name, const Tensor& t, const char* what) {
+  if (t.dtype() != DType::F32) fail(class_name, ": the ", what, " must be F32, got ", dtype_name(t.dtype()));
+  return t.data<float>();
+}
+
+Tensor weighted_sum(const Shape& shape, std::initializer_list<Term> terms) {
+  Tensor out = Tensor::empty(shape);
+  float* y = out.data<float>();
+  const int64_t n = out.numel();
+  bool first = true;
+  for (const Term& t : terms) {
+    for (int64_t i = 0; i < n; ++i) {
+      const float product = t.coefficient * t.values[i];
+      y[i] = first ? product : y[i] + product;
+    }
+    first = false;
+  }
+  return out;
 }
 
 void require_one_of(const char* class_name, const std::string& key, const std::string& value,

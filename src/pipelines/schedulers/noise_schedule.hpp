@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "io/json_config.hpp"
+#include "mmx/tensor.hpp"
 
 namespace mmx {
 
@@ -26,6 +27,51 @@ std::vector<float> schedule_betas(const BetaSchedule& schedule, const char* clas
 std::vector<float> torch_linspace(float start, float end, int64_t n);     // torch.linspace(dtype=float32)
 std::vector<double> numpy_linspace(double start, double stop, int64_t n);  // numpy.linspace, float64
 std::vector<float> torch_cumprod(const std::vector<float>& x);             // torch.cumprod (double accumulator)
+
+// 1 − β cumulated (torch.cumprod), the last set to 2⁻²⁴ under zero terminal SNR so that its σ is finite.
+std::vector<float> schedule_alphas_cumprod(const BetaSchedule& schedule, const char* class_name);
+
+// The k-diffusion family's σ view of the schedule (Euler, Euler a, Heun, LMS, DPM-Solver):
+// σ_t = ((1 − ᾱ_t) / ᾱ_t)^½ per training timestep in float32, as torch computes it.
+std::vector<float> training_sigmas(const std::vector<float>& alphas_cumprod);
+std::vector<float> log_of(const std::vector<float>& x);  // numpy.log on a float32 array
+// The timestep grid of that family for `steps` steps, descending: float32 values (held in double, as
+// numpy holds them after astype(float32)); linspace | leading (+ steps_offset) | trailing.
+std::vector<double> float_timestep_grid(const std::string& spacing, int64_t num_train_timesteps, int64_t steps,
+                                        int64_t steps_offset);
+// The multistep solvers' integer grid (DPM-Solver, UniPC): `steps` timesteps below `last_timestep`
+// (the training length unless λ is clipped), descending; linspace | leading (+ steps_offset) | trailing.
+std::vector<double> solver_timestep_grid(const std::string& spacing, int64_t num_train_timesteps, int64_t last_timestep,
+                                         int64_t steps, int64_t steps_offset);
+double numpy_interp(double x, const std::vector<float>& fp);  // numpy.interp(x, arange(len(fp)), fp)
+// diffusers' _sigma_to_t: the fractional training timestep of σ, interpolating the log σ table.
+double sigma_to_t(double sigma, const std::vector<float>& log_sigmas);
+// Karras et al. (2022)'s schedule, rho 7, in float64: `steps` σs from sigma_max down to sigma_min.
+std::vector<double> karras_sigmas(double sigma_min, double sigma_max, int64_t steps);
+// The VP view of a k-diffusion σ (diffusers' _sigma_to_alpha_sigma_t, in float32): α = 1 / (σ² + 1)^½,
+// σ_t = σ·α, and the half log-SNR λ = log α − log σ_t the multistep solvers step in.
+struct AlphaSigma {
+  float alpha, sigma, lambda;
+};
+AlphaSigma alpha_sigma(float sigma);
+// Refuses a step count outside 1..num_train_timesteps (a usage error: it comes from --steps).
+void check_step_count(int64_t steps, int64_t num_train_timesteps);
+
+// The checks every scheduler makes, failing with the class's name: at least 2 training timesteps and
+// trained_betas of that length; a step index within the `steps` set; two tensors of one shape; F32 data.
+void check_train_timesteps(const BetaSchedule& schedule, const char* class_name);
+void check_step_index(const std::string& class_name, int64_t step_index, size_t steps);
+void check_same_shape(const std::string& class_name, const Tensor& a, const Tensor& b);
+const float* f32_elements(const std::string& class_name, const Tensor& t, const char* what);
+
+// Σ cₖ·xₖ over whole tensors, summed left to right as torch evaluates `c0 * x0 + c1 * x1 − c2 * x2 …` with
+// 0-d float32 coefficients (a subtraction is the term with −c: IEEE gives the same value). Every tensor has
+// `n` elements; the result is a new F32 tensor of `shape`.
+struct Term {
+  float coefficient;
+  const float* values;
+};
+Tensor weighted_sum(const Shape& shape, std::initializer_list<Term> terms);
 
 // Fails naming the class, the config key and the values it takes unless `value` is one of `allowed`.
 void require_one_of(const char* class_name, const std::string& key, const std::string& value,

@@ -8,6 +8,10 @@
 #include "mmx/error.hpp"
 #include "mmx/scheduler.hpp"
 #include "pipelines/schedulers/ddim.hpp"
+#include "pipelines/schedulers/dpm_solver_multistep.hpp"
+#include "pipelines/schedulers/heun_discrete.hpp"
+#include "pipelines/schedulers/unipc_multistep.hpp"
+#include "pipelines/schedulers/euler_ancestral.hpp"
 #include "pipelines/schedulers/euler_discrete.hpp"
 
 namespace mmx {
@@ -19,7 +23,11 @@ struct SchedulerClass {
 };
 const SchedulerClass kSchedulers[] = {
     {"EulerDiscreteScheduler", load_euler_discrete},
+    {"EulerAncestralDiscreteScheduler", load_euler_ancestral},
     {"DDIMScheduler", load_ddim},
+    {"DPMSolverMultistepScheduler", load_dpm_solver_multistep},
+    {"HeunDiscreteScheduler", load_heun_discrete},
+    {"UniPCMultistepScheduler", load_unipc_multistep},
 };
 
 }  // namespace
@@ -43,14 +51,14 @@ struct SamplerName {
 const SamplerName kSamplerNames[] = {
     {"Euler", "EulerDiscreteScheduler", true},
     {"DDIM", "DDIMScheduler", true},
-    {"Euler a", "EulerAncestralDiscreteScheduler", false},
-    {"DPM++ 2M", "DPMSolverMultistepScheduler", false},
-    {"DPM++ 2M Karras", "DPMSolverMultistepScheduler", false},
-    {"DPM++ 2M SDE", "DPMSolverMultistepScheduler", false},
+    {"Euler a", "EulerAncestralDiscreteScheduler", true},
+    {"DPM++ 2M", "DPMSolverMultistepScheduler", true},
+    {"DPM++ 2M Karras", "DPMSolverMultistepScheduler", true},
+    {"DPM++ 2M SDE", "DPMSolverMultistepScheduler", true},
     {"DPM++ SDE", "DPMSolverSinglestepScheduler", false},
-    {"Heun", "HeunDiscreteScheduler", false},
+    {"Heun", "HeunDiscreteScheduler", true},
     {"LMS", "LMSDiscreteScheduler", false},
-    {"UniPC", "UniPCMultistepScheduler", false},
+    {"UniPC", "UniPCMultistepScheduler", true},
     {"LCM", "LCMScheduler", false},
     {"TCD", "TCDScheduler", false},
 };
@@ -99,6 +107,18 @@ std::unique_ptr<Scheduler> Scheduler::load(const std::string& path, const std::s
   return load_class(JsonObject(std::move(json), path), cls, path);
 }
 
+const std::vector<float>& Scheduler::sigmas() const {
+  static const std::vector<float> none;
+  return none;
+}
+
+Tensor Scheduler::draw_noise(const Shape& shape) const {
+  if (!noise_) fail(class_name(), " is stochastic and was given no noise source (the pipeline's generator)");
+  Tensor noise = noise_(shape);
+  if (noise.shape() != shape || noise.dtype() != DType::F32)
+    fail(class_name(), ": the noise source gave ", shape_str(noise.shape()), " where ", shape_str(shape), " F32 was asked");
+  return noise;
+}
 
 // torch's order of operations, no fused multiply-add (this file is compiled with -ffp-contract=off).
 Tensor classifier_free_guidance(const Tensor& model_output, float guidance_scale) {
