@@ -50,7 +50,7 @@ def read_safetensors(path):
     raw = pathlib.Path(path).read_bytes()
     (n,) = struct.unpack("<Q", raw[:8])
     header = json.loads(raw[8:8 + n])
-    dtypes = {"F32": np.float32, "F16": np.float16}
+    dtypes = {"F32": np.float32, "F16": np.float16, "I64": np.int64}
     out = {}
     for name, info in header.items():
         if name == "__metadata__":

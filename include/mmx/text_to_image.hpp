@@ -38,7 +38,7 @@ struct GenerateOptions {
 struct GenerateResult {
   Image image;
   Tensor init_latents;  // as given (before the init_noise_sigma scaling)
-  Tensor step_latents;  // [steps, 1, C, h, w] after each scheduler step (keep_step_latents)
+  Tensor step_latents;  // [calls, 1, C, h, w] after each UNet call's scheduler step (keep_step_latents)
   std::string scheduler;
 };
 

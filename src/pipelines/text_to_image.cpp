@@ -120,9 +120,17 @@ class SDXLPipelineImpl final : public SDXLPipeline {
   GenerateResult generate(const GenerateOptions& o) const override {
     const auto [width, height] = checked_size(o, geometry_of(unet_.config(), vae_.config()));
     const Shape latent_shape{1, latent_channels(), height / vae_scale_factor(), width / vae_scale_factor()};
-    const Tensor initial = o.latents.defined() ? o.latents
-                           : o.device_rng     ? TorchDeviceGenerator(o.seed, placement_.device).randn(latent_shape, placement_.dtype)
-                                              : TorchGenerator(o.seed).randn(latent_shape);
+    // One generator for the whole image, as diffusers' generator=: it draws the initial latents, then the
+    // fresh noise of an ancestral or SDE sampler's every step.
+    Scheduler::NoiseSource draw;
+    if (o.device_rng) {
+      auto g = std::make_shared<TorchDeviceGenerator>(o.seed, placement_.device);
+      draw = [g, dtype = placement_.dtype](const Shape& shape) { return g->randn(shape, dtype); };
+    } else {
+      auto g = std::make_shared<TorchGenerator>(o.seed);
+      draw = [g](const Shape& shape) { return g->randn(shape); };
+    }
+    const Tensor initial = o.latents.defined() ? o.latents : draw(latent_shape);
     if (initial.shape() != latent_shape || initial.dtype() != DType::F32)
       usage_error("initial latents must be F32 ", shape_str(latent_shape), " for ", width, "×", height, ", got ",
                   dtype_name(initial.dtype()), " ", shape_str(initial.shape()));
@@ -141,6 +149,9 @@ class SDXLPipelineImpl final : public SDXLPipeline {
 
     const std::unique_ptr<Scheduler> scheduler = Scheduler::load(scheduler_config_, o.scheduler);
     scheduler->set_timesteps(o.steps);
+    scheduler->set_noise_source(draw);
+    // The UNet runs once per timestep: `steps` times, 2·steps − 1 for Heun (its corrector's timesteps).
+    const int64_t calls = static_cast<int64_t>(scheduler->timesteps().size());
     GenerateResult r;
     r.scheduler = scheduler->class_name();
     r.init_latents = initial;
@@ -149,10 +160,10 @@ class SDXLPipelineImpl final : public SDXLPipeline {
     for (int64_t i = 0; i < latents.numel(); ++i) latents.data<float>()[i] *= sigma0;
     if (o.keep_step_latents) {
       Shape s = latent_shape;
-      s.insert(s.begin(), o.steps);
+      s.insert(s.begin(), calls);
       r.step_latents = Tensor::empty(s);
     }
-    for (int64_t i = 0; i < o.steps; ++i) {
+    for (int64_t i = 0; i < calls; ++i) {
       const auto start = std::chrono::steady_clock::now();
       const Tensor scaled = scheduler->scale_model_input(cfg ? stack2(latents, latents) : latents, i);
       const UNet2DConditionModel::Inputs in = unet_.prepare(scaled, scheduler->timesteps()[size_t(i)], context, text_embeds, ids);
@@ -160,11 +171,11 @@ class SDXLPipelineImpl final : public SDXLPipeline {
                                     [this](const std::vector<Tensor>& d) { return unet_.forward({d[0], d[1], d[2], d[3]}); });
       latents = scheduler->step(cfg ? classifier_free_guidance(out, o.guidance_scale) : out, i, latents);
       if (!all_finite(latents))
-        fail("the denoising step ", i + 1, " of ", o.steps, " gave non-finite latents (the UNet's output went out of range: "
+        fail("the denoising step ", i + 1, " of ", calls, " gave non-finite latents (the UNet's output went out of range: "
              "its weights, or too high a guidance scale); no image was written");
       if (o.keep_step_latents)
         std::copy_n(latents.data<float>(), latents.numel(), r.step_latents.data<float>() + i * latents.numel());
-      if (o.on_step) o.on_step(i + 1, o.steps, since(start));
+      if (o.on_step) o.on_step(i + 1, calls, since(start));
     }
     stage_start = std::chrono::steady_clock::now();
     r.image = decode(latents);

@@ -181,7 +181,16 @@ TEST(CliGenerate, SchedulerByNameIsTheFoldersConfigReadAsThatClass) {
   EXPECT_EQ(load_image(dir.file("by_name.png")).rgb, load_image(dir.file("by_folder.png")).rgb);
   EXPECT_EQ(load_image(dir.file("euler.png")).rgb, load_image(dir.file("own.png")).rgb);
   EXPECT_NE(load_image(dir.file("by_name.png")).rgb, load_image(dir.file("own.png")).rgb);
-  for (const std::string name : {"Euler a", "DPM++ 2M Karras", "Foo"}) {
+  // A stochastic sampler draws its step noise from the seed's generator: the same seed, the same image.
+  ASSERT_EQ(gen(test::data("models/sdxl-tiny"), {"--scheduler", "Euler a"}, "ancestral.png").code, 0);
+  ASSERT_EQ(gen(test::data("models/sdxl-tiny"), {"--scheduler", "EulerAncestralDiscreteScheduler"}, "ancestral2.png").code, 0);
+  EXPECT_EQ(load_image(dir.file("ancestral.png")).rgb, load_image(dir.file("ancestral2.png")).rgb);
+  EXPECT_NE(load_image(dir.file("ancestral.png")).rgb, load_image(dir.file("own.png")).rgb);
+  int other = 0;
+  for (const std::string name : {"DPM++ 2M Karras", "DPM++ 2M SDE", "Heun", "UniPC"})
+    EXPECT_EQ(gen(test::data("models/sdxl-tiny"), {"--scheduler", name}, "other" + std::to_string(++other) + ".png").code, 0)
+        << name;
+  for (const std::string name : {"LMS", "Foo"}) {
     const Result r = gen(test::data("models/sdxl-tiny"), {"--scheduler", name}, "refused.png");
     EXPECT_EQ(r.code, 2) << name;
     EXPECT_NE(r.err.find("\"DDIM\" (DDIMScheduler)"), std::string::npos) << r.err;

@@ -117,3 +117,25 @@ TEST(TextToImage, ARandomPipelineFolderHasDiffusersLayoutAndRuns) {
   EXPECT_THROW(write_random_sdxl_pipeline(test::data("models/sdxl-tiny"), test::data("tokenizers/clip"), out,
                                           DType::F16), Error);  // not over an existing folder
 }
+
+// Every sampler mmx runs by name, through the whole pipeline on sdxl-tiny against diffusers' loop
+// (expected/sdxl-tiny-samplers.safetensors, tools/make_sampler_pipeline_reference.py): 4 steps, guidance 5,
+// seed 7 — the stochastic samplers' step noise continues the seed's generator — every UNet call's latents.
+TEST(TextToImage, EverySamplerByNameFollowsDiffusersStepForStep) {
+  const auto expected = SafetensorsFile::open(test::data("expected/sdxl-tiny-samplers.safetensors"));
+  const auto pipe = SDXLPipeline::load(test::data("models/sdxl-tiny"), "", test::placement());
+  for (const std::string name : {"Euler a", "DDIM", "DPM++ 2M", "DPM++ 2M Karras", "DPM++ 2M SDE", "Heun", "UniPC"}) {
+    GenerateOptions o;
+    o.prompt = "An astronaut riding a green horse";
+    o.steps = 4;
+    o.seed = 7;
+    o.guidance_scale = 5.0f;
+    o.scheduler = name;
+    o.keep_step_latents = true;
+    const GenerateResult r = pipe->generate(o);
+    // Karras' schedule starts at σ 14.6 where α = 0.068: x₀ = (x − σ_t·ε) / α magnifies the UNet's
+    // rounding 15×; diffusers' own float32 run is 4.2e-5 from its float64 run there (tests/README.md).
+    const double bound = name == "DPM++ 2M Karras" ? 1e-4 : 5e-5;
+    test::expect_close(name + " step_latents", r.step_latents, expected.get(name + "/step_latents"), bound);
+  }
+}

@@ -47,20 +47,23 @@ struct SamplerName {
   const char* name;
   const char* class_name;
   bool implemented;
+  const char* settings;  // JSON the name implies, over the folder's config (diffusers' docs' table)
 };
 const SamplerName kSamplerNames[] = {
-    {"Euler", "EulerDiscreteScheduler", true},
-    {"DDIM", "DDIMScheduler", true},
-    {"Euler a", "EulerAncestralDiscreteScheduler", true},
-    {"DPM++ 2M", "DPMSolverMultistepScheduler", true},
-    {"DPM++ 2M Karras", "DPMSolverMultistepScheduler", true},
-    {"DPM++ 2M SDE", "DPMSolverMultistepScheduler", true},
-    {"DPM++ SDE", "DPMSolverSinglestepScheduler", false},
-    {"Heun", "HeunDiscreteScheduler", true},
-    {"LMS", "LMSDiscreteScheduler", false},
-    {"UniPC", "UniPCMultistepScheduler", true},
-    {"LCM", "LCMScheduler", false},
-    {"TCD", "TCDScheduler", false},
+    {"Euler", "EulerDiscreteScheduler", true, "{}"},
+    {"Euler a", "EulerAncestralDiscreteScheduler", true, "{}"},
+    {"DDIM", "DDIMScheduler", true, "{}"},
+    {"DPM++ 2M", "DPMSolverMultistepScheduler", true, "{}"},
+    {"DPM++ 2M Karras", "DPMSolverMultistepScheduler", true, R"({"use_karras_sigmas": true})"},
+    {"DPM++ 2M SDE", "DPMSolverMultistepScheduler", true, R"({"algorithm_type": "sde-dpmsolver++"})"},
+    {"DPM++ 2M SDE Karras", "DPMSolverMultistepScheduler", true,
+     R"({"algorithm_type": "sde-dpmsolver++", "use_karras_sigmas": true})"},
+    {"DPM++ SDE", "DPMSolverSinglestepScheduler", false, "{}"},
+    {"Heun", "HeunDiscreteScheduler", true, "{}"},
+    {"LMS", "LMSDiscreteScheduler", false, "{}"},
+    {"UniPC", "UniPCMultistepScheduler", true, "{}"},
+    {"LCM", "LCMScheduler", false, "{}"},
+    {"TCD", "TCDScheduler", false, "{}"},
 };
 
 std::string implemented_names() {
@@ -94,16 +97,16 @@ std::unique_ptr<Scheduler> Scheduler::load(const std::string& path) {
 
 std::unique_ptr<Scheduler> Scheduler::load(const std::string& path, const std::string& name) {
   if (name.empty()) return load(path);
-  std::string cls;
+  const SamplerName* found = nullptr;
   for (const auto& n : kSamplerNames)
-    if (name == n.name || name == n.class_name) {
-      if (!n.implemented)
-        usage_error("scheduler '", name, "' (", n.class_name, ") is not implemented by this mmx yet; it runs ", implemented_names());
-      cls = n.class_name;
-    }
-  if (cls.empty()) usage_error("unknown scheduler '", name, "'; this mmx runs ", implemented_names());
+    if (name == n.name || (name == n.class_name && !found)) found = &n;  // a class name: its plain settings
+  if (!found) usage_error("unknown scheduler '", name, "'; this mmx runs ", implemented_names());
+  if (!found->implemented)
+    usage_error("scheduler '", name, "' (", found->class_name, ") is not implemented by this mmx yet; it runs ", implemented_names());
+  const std::string cls = found->class_name;
   nlohmann::json json = JsonObject::load(path).json();
   json["_class_name"] = cls;
+  json.update(nlohmann::json::parse(found->settings));
   return load_class(JsonObject(std::move(json), path), cls, path);
 }
 
