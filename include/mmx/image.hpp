@@ -38,6 +38,10 @@ Image decode_image_upright(const std::string& bytes, const std::string& name);
 // An RGB image as baseline JPEG bytes (libjpeg-turbo) at quality 1..100: thumbnails.
 std::string encode_jpeg(const Image& image, int quality = 85);
 std::string encode_png(const Image& image, const std::vector<std::pair<std::string, std::string>>& text = {});
+// The text chunks of PNG bytes, in file order: tEXt (Latin-1, returned as UTF-8), zTXt and iTXt (UTF-8,
+// compressed or not). A file that is not a PNG is an error naming `name`; broken chunks after the
+// header end the list (what a viewer shows of a damaged file).
+std::vector<std::pair<std::string, std::string>> read_png_text(const std::string& bytes, const std::string& name);
 
 constexpr int64_t kMaxImagePixels = 178956970;  // Pillow: 2 × MAX_IMAGE_PIXELS raises DecompressionBombError
 

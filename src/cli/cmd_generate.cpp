@@ -11,9 +11,11 @@
 #include "cli/commands.hpp"
 #include "mmx/error.hpp"
 #include "mmx/files.hpp"
+#include "mmx/generation_parameters.hpp"
 #include "mmx/image.hpp"
 #include "mmx/runtime.hpp"
 #include "mmx/safetensors.hpp"
+#include "mmx/scheduler.hpp"
 #include "mmx/text_to_image.hpp"
 
 namespace mmx::cli {
@@ -39,6 +41,7 @@ const Command kGenerateCommand{
         {"save-latents", "FILE", "also write init_latents and step_latents (every step, stacked) to a .safetensors file"},
         {"output", "FILE", "the PNG to write (default out.png); an existing file is kept unless --force"},
         {"force", "", "overwrite an existing output file"},
+        {"from-png", "FILE", "rerun a generated PNG: its parameters (A1111's text: prompt, negative prompt, steps, sampler, CFG scale, seed, size, model) are the defaults, the options given here override them"},
     },
     R"(The pipeline: both CLIP text encoders (penultimate hidden states concatenated, the second's projected
 pooled output), the folder's scheduler (or --scheduler's), the UNet over a batch of
@@ -46,13 +49,24 @@ pooled output), the folder's scheduler (or --scheduler's), the UNet over a batch
 The PNG carries the prompt, negative prompt, steps, guidance, scheduler, model and mmx version as text.
 
 --scheduler takes the folder's scheduler_config.json as diffusers' OtherScheduler.from_config(config)
-does: its fields are kept, read by the chosen class. The samplers this mmx runs, each bit for bit
-against diffusers 0.30.3:
-  A1111 name   diffusers class
-  Euler        EulerDiscreteScheduler (SDXL's default)
-  DDIM         DDIMScheduler (eta 0)
-Euler a, DPM++ 2M (Karras, SDE), DPM++ SDE, Heun, LMS, UniPC, LCM and TCD are named and refused: not
-implemented yet.
+does: its fields are kept, read by the chosen class, with the settings the A1111 name implies. Each
+runs diffusers 0.30.3's arithmetic (tests/README.md: bit for bit per step; UniPC of order 3 within
+2 rounding units), and the ancestral and SDE samplers draw their noise from the --seed generator:
+  A1111 name            diffusers class                 UNet calls per step
+  Euler                 EulerDiscreteScheduler          1 (SDXL's default)
+  Euler a               EulerAncestralDiscreteScheduler 1
+  DDIM                  DDIMScheduler (eta 0)           1
+  DPM++ 2M              DPMSolverMultistepScheduler     1
+  DPM++ 2M Karras         + use_karras_sigmas           1
+  DPM++ 2M SDE            + algorithm_type sde-dpmsolver++  1
+  DPM++ 2M SDE Karras     + both                        1
+  Heun                  HeunDiscreteScheduler           2 (2·steps − 1 in all)
+  UniPC                 UniPCMultistepScheduler         1
+DPM++ SDE, LMS, LCM and TCD are named and refused: not implemented yet.
+
+The PNG carries its parameters as AUTOMATIC1111 writes them (a "parameters" text chunk: prompt,
+"Negative prompt:", then "Steps: 30, Sampler: Euler a, CFG scale: 5, Seed: 7, Size: 1024x1024,
+Model: ..."), which A1111, ComfyUI and image viewers read, and which --from-png reads back.
 
 The noise of --seed S is torch's own (its Mersenne Twister and normal sampler reproduced bit for bit),
 so --seed 0 starts from exactly the latents diffusers draws with torch.Generator().manual_seed(0).
@@ -81,9 +95,55 @@ std::string number_text(double v) {
   return buf;
 }
 
+// --from-png: the file's A1111 parameters as the defaults of the options not given.
+Args with_png_parameters(Args args) {
+  const auto file = args.get("from-png");
+  if (!file) return args;
+  const auto chunks = read_png_text(read_file(*file), *file);
+  const auto chunk = [&](const std::string& key) -> std::optional<std::string> {
+    for (const auto& [k, v] : chunks)
+      if (k == key) return v;
+    return std::nullopt;
+  };
+  const auto text = chunk("parameters");
+  if (!text) usage_error(*file, ": no \"parameters\" text chunk (the generation parameters A1111 and mmx write)");
+  const GenerationParameters p = GenerationParameters::parse(*text, *file);
+  auto fill = [&](const std::string& option, const std::optional<std::string>& value) {
+    if (value && !args.has(option)) args.values_[option] = {*value};
+  };
+  fill("prompt", p.prompt);
+  // mmx's own chunk tells an explicit empty negative prompt from none (zero embeddings), which A1111's
+  // text cannot.
+  if (!args.has("negative-prompt")) {
+    if (p.negative_prompt) fill("negative-prompt", p.negative_prompt);
+    else if (chunk("negative_prompt") == std::string()) fill("negative-prompt", std::string());
+  }
+  fill("steps", p.get("Steps"));
+  fill("scheduler", p.get("Sampler"));
+  fill("guidance", p.get("CFG scale"));
+  if (!args.has("latents")) fill("seed", p.get("Seed"));
+  if (const auto size = p.get("Size")) {
+    const size_t x = size->find('x');
+    if (x == std::string::npos) usage_error(*file, ": Size '", *size, "' is not WIDTHxHEIGHT");
+    fill("width", size->substr(0, x));
+    fill("height", size->substr(x + 1));
+  }
+  fill("model", p.get("Model"));
+  return args;
+}
+
+// The A1111 name of a scheduler class run with its plain settings ("Euler a"), else the class name.
+std::string sampler_name(const std::string& asked, const std::string& class_name) {
+  if (!asked.empty()) return asked;
+  for (const auto& [name, cls] : Scheduler::known_names())
+    if (cls == class_name) return name;
+  return class_name;
+}
+
 }  // namespace
 
-int run_generate(const Args& args) {
+int run_generate(const Args& given) {
+  const Args args = with_png_parameters(given);
   const auto model = args.get("model");
   if (!model) usage_error("--model MODEL is required (a diffusers StableDiffusionXLPipeline folder)");
   const auto prompt = args.get("prompt");
@@ -141,7 +201,7 @@ int run_generate(const Args& args) {
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
   if (log_level() >= LogLevel::Warn) std::fprintf(stderr, "loaded the pipeline in %.2f s\n", load_s);
   const GenerateResult r = pipe->generate(o);
-  const std::vector<std::pair<std::string, std::string>> text = {
+  std::vector<std::pair<std::string, std::string>> text = {
       {"prompt", o.prompt},
       {"negative_prompt", o.negative_prompt ? *o.negative_prompt : "(none: zero embeddings)"},
       {latents_file ? "latents" : "seed", latents_file ? *latents_file : std::to_string(o.seed)},
@@ -151,6 +211,18 @@ int run_generate(const Args& args) {
       {"model", *model + (variant.empty() ? "" : " (" + variant + ")")},
       {"software", std::string("mmx ") + kVersion},
   };
+  GenerationParameters parameters;
+  parameters.prompt = o.prompt;
+  parameters.negative_prompt = o.negative_prompt;
+  parameters.fields = {{"Steps", std::to_string(o.steps)},
+                       {"Sampler", sampler_name(o.scheduler, r.scheduler)},
+                       {"CFG scale", number_text(o.guidance_scale)}};
+  if (!latents_file) parameters.fields.emplace_back("Seed", std::to_string(o.seed));
+  parameters.fields.emplace_back("Size", std::to_string(r.image.width) + "x" + std::to_string(r.image.height));
+  parameters.fields.emplace_back("Model", *model);
+  if (!variant.empty()) parameters.fields.emplace_back("Variant", variant);
+  parameters.fields.emplace_back("Version", std::string("mmx ") + kVersion);
+  text.emplace_back("parameters", parameters.to_text());
   StagedOutputs outputs;  // the image and the latents: both, or neither
   if (save_latents)
     write_safetensors(outputs.temporary_for(*save_latents), {{"init_latents", r.init_latents}, {"step_latents", r.step_latents}});

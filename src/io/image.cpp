@@ -7,11 +7,14 @@
 // jpeglib.h needs size_t and FILE declared before it.
 #include <jpeglib.h>
 #include <png.h>
+#include <zlib.h>
 
 #include <cctype>
 #include <csetjmp>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
+#include <string>
 
 #include "mmx/error.hpp"
 #include "mmx/files.hpp"
@@ -332,6 +335,77 @@ std::string encode_png(const Image& image, const std::vector<std::pair<std::stri
                  chunks.data(), static_cast<int>(chunks.size())))
     fail("encode_png: libpng failed");
   return out;
+}
+
+// ---- PNG text chunks, read straight from the chunk list (libpng's reader would decode the image too).
+
+namespace {
+
+uint32_t big_endian32(const std::string& b, size_t at) {
+  return uint32_t(uint8_t(b[at])) << 24 | uint32_t(uint8_t(b[at + 1])) << 16 | uint32_t(uint8_t(b[at + 2])) << 8 |
+         uint32_t(uint8_t(b[at + 3]));
+}
+
+std::string latin1_to_utf8(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (c < 0x80) out += char(c);
+    else out += char(0xC0 | (c >> 6)), out += char(0x80 | (c & 0x3F));
+  }
+  return out;
+}
+
+// zlib data of at most 16 MiB once inflated (a text chunk; a bomb is cut off, not allocated).
+std::optional<std::string> inflate_text(const std::string& data) {
+  z_stream z{};
+  if (inflateInit(&z) != Z_OK) return std::nullopt;
+  std::string out;
+  char buffer[16384];
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  z.avail_in = static_cast<uInt>(data.size());
+  int rc = Z_OK;
+  while (rc == Z_OK && out.size() < (16u << 20)) {
+    z.next_out = reinterpret_cast<Bytef*>(buffer);
+    z.avail_out = sizeof buffer;
+    rc = inflate(&z, Z_NO_FLUSH);
+    out.append(buffer, sizeof buffer - z.avail_out);
+  }
+  inflateEnd(&z);
+  if (rc != Z_STREAM_END) return std::nullopt;
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, std::string>> read_png_text(const std::string& b, const std::string& name) {
+  static const char kSignature[] = "\x89PNG\r\n\x1a\n";
+  if (b.size() < 8 || b.compare(0, 8, kSignature, 8) != 0) fail(name, ": not a PNG file (no PNG signature)");
+  std::vector<std::pair<std::string, std::string>> text;
+  for (size_t at = 8; at + 12 <= b.size();) {
+    const uint32_t length = big_endian32(b, at);
+    const std::string type = b.substr(at + 4, 4);
+    if (length > b.size() - at - 12) break;  // truncated: what came before stands
+    const std::string data = b.substr(at + 8, length);
+    at += 12 + size_t(length);
+    if (type == "IEND") break;
+    const size_t nul = data.find('\0');
+    if (nul == std::string::npos || nul == 0 || nul > 79) continue;
+    const std::string key = latin1_to_utf8(data.substr(0, nul));
+    if (type == "tEXt") {
+      text.emplace_back(key, latin1_to_utf8(data.substr(nul + 1)));
+    } else if (type == "zTXt" && nul + 2 <= data.size()) {
+      if (auto t = inflate_text(data.substr(nul + 2))) text.emplace_back(key, latin1_to_utf8(*t));
+    } else if (type == "iTXt" && nul + 3 <= data.size()) {
+      const bool compressed = data[nul + 1] != 0;
+      const size_t language_end = data.find('\0', nul + 3);
+      const size_t translated_end = language_end == std::string::npos ? language_end : data.find('\0', language_end + 1);
+      if (translated_end == std::string::npos) continue;
+      const std::string value = data.substr(translated_end + 1);
+      if (!compressed) text.emplace_back(key, value);
+      else if (auto t = inflate_text(value)) text.emplace_back(key, *t);
+    }
+  }
+  return text;
 }
 
 // ---- JPEG encoding (thumbnails): libjpeg-turbo into memory; its errors longjmp back here.

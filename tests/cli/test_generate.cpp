@@ -4,6 +4,9 @@
 #include <limits>
 
 #include "cli/run_mmx.hpp"
+#include "mmx/error.hpp"
+#include "mmx/files.hpp"
+#include "mmx/generation_parameters.hpp"
 #include "mmx/image.hpp"
 #include "test_util.hpp"
 
@@ -196,4 +199,58 @@ TEST(CliGenerate, SchedulerByNameIsTheFoldersConfigReadAsThatClass) {
     EXPECT_NE(r.err.find("\"DDIM\" (DDIMScheduler)"), std::string::npos) << r.err;
     EXPECT_FALSE(std::filesystem::exists(dir.file("refused.png")));
   }
+}
+
+// The PNG's parameters in A1111's text; --from-png reruns the image bit for bit and options override it.
+TEST(CliGenerate, ParametersAreA1111sTextAndFromPngRerunsThem) {
+  test::TempDir dir;
+  const std::vector<std::string> base = {"generate", "--model", test::data("models/sdxl-tiny"), "--prompt",
+                                         "a cat, sitting: on a mat\nsecond line", "--negative-prompt", "blurry",
+                                         "--steps", "3", "--seed", "5", "--scheduler", "Euler a", "--output"};
+  auto args = base;
+  args.push_back(dir.file("first.png"));
+  ASSERT_EQ(run(args).code, 0);
+  const auto chunks = read_png_text(read_file(dir.file("first.png")), "first.png");
+  std::string parameters;
+  for (const auto& [k, v] : chunks)
+    if (k == "parameters") parameters = v;
+  const std::string expected = "a cat, sitting: on a mat\nsecond line\nNegative prompt: blurry\n"
+                               "Steps: 3, Sampler: Euler a, CFG scale: 5, Seed: 5, Size: 64x64, Model: " +
+                               test::data("models/sdxl-tiny") + ", Version: mmx ";
+  EXPECT_EQ(parameters.substr(0, expected.size()), expected);
+  EXPECT_GT(parameters.size(), expected.size());  // the version
+  ASSERT_EQ(run({"generate", "--from-png", dir.file("first.png"), "--output", dir.file("again.png")}).code, 0);
+  EXPECT_EQ(read_file(dir.file("first.png")), read_file(dir.file("again.png")));
+  ASSERT_EQ(run({"generate", "--from-png", dir.file("first.png"), "--seed", "6", "--output", dir.file("seed6.png")}).code, 0);
+  EXPECT_NE(load_image(dir.file("first.png")).rgb, load_image(dir.file("seed6.png")).rgb);
+  // A PNG without parameters, and a file that is no PNG: refused by name, nothing written.
+  write_file_atomically(dir.file("plain.png"), encode_png(load_image(dir.file("first.png"))));
+  Result r = run({"generate", "--from-png", dir.file("plain.png"), "--output", dir.file("none.png")});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("no \"parameters\" text chunk"), std::string::npos) << r.err;
+  write_file_atomically(dir.file("text.png"), "hello");
+  r = run({"generate", "--from-png", dir.file("text.png"), "--output", dir.file("none.png")});
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("not a PNG file"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("none.png")));
+}
+
+// Text as A1111 writes it (its create_infotext: JSON-quoted values holding ',' or ':', extra fields such as
+// hashes) parses back into the prompt, the negative prompt and every field.
+TEST(GenerationParameters, ReadsA1111sInfotext) {
+  const std::string text =
+      "masterpiece, a castle on a hill\nat dusk\nNegative prompt: lowres, bad anatomy\n"
+      "Steps: 30, Sampler: DPM++ 2M Karras, CFG scale: 7.5, Seed: 1234567890, Size: 832x1216, "
+      "Model hash: 31e35c80fc, Model: sd_xl_base_1.0, Lora hashes: \"detail: a1b2, style: c3d4\", Version: v1.7.0";
+  const GenerationParameters p = GenerationParameters::parse(text, "test");
+  EXPECT_EQ(p.prompt, "masterpiece, a castle on a hill\nat dusk");
+  EXPECT_EQ(p.negative_prompt, "lowres, bad anatomy");
+  EXPECT_EQ(p.get("Steps"), "30");
+  EXPECT_EQ(p.get("Sampler"), "DPM++ 2M Karras");
+  EXPECT_EQ(p.get("CFG scale"), "7.5");
+  EXPECT_EQ(p.get("Size"), "832x1216");
+  EXPECT_EQ(p.get("Lora hashes"), "detail: a1b2, style: c3d4");
+  EXPECT_EQ(p.get("Version"), "v1.7.0");
+  EXPECT_EQ(GenerationParameters::parse(p.to_text(), "again").fields, p.fields);
+  EXPECT_THROW(GenerationParameters::parse("just a caption", "caption"), Error);
 }
