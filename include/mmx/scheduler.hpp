@@ -51,11 +51,14 @@ class Scheduler {
   using NoiseSource = std::function<Tensor(const Shape&)>;
   virtual bool stochastic() const { return false; }
   void set_noise_source(NoiseSource source) { noise_ = std::move(source); }
+  // diffusers' step(eta=): the stochasticity of DDIM and TCD (the SDXL pipelines pass 0.0 unless asked).
+  void set_eta(float eta) { eta_ = eta; }
   // How many UNet calls one sampler step takes (diffusers' `order`: Heun's is 2, its timesteps repeat).
   virtual int64_t order() const { return 1; }
 
  protected:
   Tensor draw_noise(const Shape& shape) const;  // an error when no source was set
+  float eta_ = 0.0f;
 
  private:
   NoiseSource noise_;

@@ -62,7 +62,9 @@ runs diffusers 0.30.3's arithmetic (tests/README.md: bit for bit per step; UniPC
   DPM++ 2M SDE Karras     + both                        1
   Heun                  HeunDiscreteScheduler           2 (2·steps − 1 in all)
   UniPC                 UniPCMultistepScheduler         1
-DPM++ SDE, LMS, LCM and TCD are named and refused: not implemented yet.
+  LCM                   LCMScheduler                    1 (LCM-distilled models and LCM-LoRA)
+  TCD                   TCDScheduler (eta 0)            1
+DPM++ SDE and LMS are named and refused: not implemented yet.
 
 The PNG carries its parameters as AUTOMATIC1111 writes them (a "parameters" text chunk: prompt,
 "Negative prompt:", then "Steps: 30, Sampler: Euler a, CFG scale: 5, Seed: 7, Size: 1024x1024,

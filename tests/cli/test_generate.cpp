@@ -190,7 +190,7 @@ TEST(CliGenerate, SchedulerByNameIsTheFoldersConfigReadAsThatClass) {
   EXPECT_EQ(load_image(dir.file("ancestral.png")).rgb, load_image(dir.file("ancestral2.png")).rgb);
   EXPECT_NE(load_image(dir.file("ancestral.png")).rgb, load_image(dir.file("own.png")).rgb);
   int other = 0;
-  for (const std::string name : {"DPM++ 2M Karras", "DPM++ 2M SDE", "Heun", "UniPC"})
+  for (const std::string name : {"DPM++ 2M Karras", "DPM++ 2M SDE", "Heun", "UniPC", "LCM", "TCD"})
     EXPECT_EQ(gen(test::data("models/sdxl-tiny"), {"--scheduler", name}, "other" + std::to_string(++other) + ".png").code, 0)
         << name;
   for (const std::string name : {"LMS", "Foo"}) {

@@ -21,7 +21,8 @@ using namespace mmx;
 namespace {
 
 const std::vector<std::string> kClasses = {"DDIMScheduler", "EulerDiscreteScheduler", "EulerAncestralDiscreteScheduler",
-                                "DPMSolverMultistepScheduler", "HeunDiscreteScheduler", "UniPCMultistepScheduler"};
+                                "DPMSolverMultistepScheduler", "HeunDiscreteScheduler", "UniPCMultistepScheduler",
+                                            "LCMScheduler", "TCDScheduler"};
 
 nlohmann::json fixture(const std::string& class_name) {
   return nlohmann::json::parse(read_file(test::data("schedulers/" + class_name + ".json")));
@@ -58,16 +59,6 @@ Tensor scaled(const Tensor& t, float s) {  // torch: tensor * 0-d float32 tensor
   return y;
 }
 
-// The distance of two floats in units in the last place (0: equal).
-int64_t ulps_apart(float a, float b) {
-  if (a == b) return 0;
-  auto ordered = [](float f) {
-    int32_t i;
-    std::memcpy(&i, &f, sizeof i);
-    return i < 0 ? int64_t(INT32_MIN) - i : int64_t(i);
-  };
-  return std::llabs(ordered(a) - ordered(b));
-}
 const std::set<std::string> kFractionalKarras = {"EulerDiscreteScheduler", "HeunDiscreteScheduler"};
 constexpr double kKarrasTimestepBound = 1e-4;  // measured here: 6.1e-5 (1 ulp at 512–1024)
 
@@ -126,6 +117,7 @@ TEST_P(SchedulerParity, StepLoopsAndAddNoiseAreBitExact) {
       s->set_timesteps(std::stoll(steps));
       auto noise = std::make_shared<TorchGenerator>(loop["noise_seed"].get<uint64_t>());
       s->set_noise_source([noise](const Shape& shape) { return noise->randn(shape); });
+      s->set_eta(loop.value("eta", 0.0f));
       TorchGenerator g(std::stoull(steps));
       Tensor sample = scaled(g.randn(shape), s->init_noise_sigma());
       ASSERT_EQ(loop["prev_samples"].size(), s->timesteps().size());

@@ -154,6 +154,20 @@ std::vector<double> solver_timestep_grid(const std::string& spacing, int64_t n, 
   return t;
 }
 
+std::vector<double> consistency_timesteps(int64_t n, int64_t original, int64_t steps, const char* class_name) {
+  if (original > n) fail(class_name, ": original_inference_steps ", original, " exceeds the ", n, " train timesteps");
+  check_step_count(steps, n);
+  if (steps > original)
+    usage_error(class_name, " takes at most original_inference_steps = ", original, " steps (its distillation schedule), got ", steps);
+  const int64_t k = n / original;
+  std::vector<double> origin;  // reversed: k·original − 1 down to k − 1
+  for (int64_t i = original; i >= 1; --i) origin.push_back(static_cast<double>(i * k - 1));
+  const double step = static_cast<double>(origin.size()) / static_cast<double>(steps);
+  std::vector<double> t;
+  for (int64_t i = 0; i < steps; ++i) t.push_back(origin[size_t(std::floor(static_cast<double>(i) * step))]);
+  return t;
+}
+
 double numpy_interp(double x, const std::vector<float>& fp) {
   const int64_t n = static_cast<int64_t>(fp.size());
   if (x <= 0) return fp.front();

@@ -43,6 +43,10 @@ std::vector<double> float_timestep_grid(const std::string& spacing, int64_t num_
 // (the training length unless λ is clipped), descending; linspace | leading (+ steps_offset) | trailing.
 std::vector<double> solver_timestep_grid(const std::string& spacing, int64_t num_train_timesteps, int64_t last_timestep,
                                          int64_t steps, int64_t steps_offset);
+// LCM's and TCD's timesteps: `steps` picked evenly (numpy.linspace without endpoint, floored) from the
+// distillation schedule k·i − 1 (i = 1..original_steps, k = train // original_steps), descending.
+std::vector<double> consistency_timesteps(int64_t num_train_timesteps, int64_t original_steps, int64_t steps,
+                                          const char* class_name);
 double numpy_interp(double x, const std::vector<float>& fp);  // numpy.interp(x, arange(len(fp)), fp)
 // diffusers' _sigma_to_t: the fractional training timestep of σ, interpolating the log σ table.
 double sigma_to_t(double sigma, const std::vector<float>& log_sigmas);

@@ -10,6 +10,8 @@
 #include "pipelines/schedulers/ddim.hpp"
 #include "pipelines/schedulers/dpm_solver_multistep.hpp"
 #include "pipelines/schedulers/heun_discrete.hpp"
+#include "pipelines/schedulers/lcm.hpp"
+#include "pipelines/schedulers/tcd.hpp"
 #include "pipelines/schedulers/unipc_multistep.hpp"
 #include "pipelines/schedulers/euler_ancestral.hpp"
 #include "pipelines/schedulers/euler_discrete.hpp"
@@ -28,6 +30,8 @@ const SchedulerClass kSchedulers[] = {
     {"DPMSolverMultistepScheduler", load_dpm_solver_multistep},
     {"HeunDiscreteScheduler", load_heun_discrete},
     {"UniPCMultistepScheduler", load_unipc_multistep},
+    {"LCMScheduler", load_lcm},
+    {"TCDScheduler", load_tcd},
 };
 
 }  // namespace
@@ -62,8 +66,8 @@ const SamplerName kSamplerNames[] = {
     {"Heun", "HeunDiscreteScheduler", true, "{}"},
     {"LMS", "LMSDiscreteScheduler", false, "{}"},
     {"UniPC", "UniPCMultistepScheduler", true, "{}"},
-    {"LCM", "LCMScheduler", false, "{}"},
-    {"TCD", "TCDScheduler", false, "{}"},
+    {"LCM", "LCMScheduler", true, "{}"},
+    {"TCD", "TCDScheduler", true, "{}"},
 };
 
 std::string implemented_names() {
