@@ -74,8 +74,8 @@ TEST(SDXLPrompt, BadFoldersAreClearErrors) {
   EXPECT_NE(message(copy).find("the component folder 'unet' is missing"), std::string::npos) << message(copy);
   const std::string index = read_file(copy + "/model_index.json");
   for (const auto& [from, to, says] : std::vector<std::array<std::string, 3>>{
-           {"EulerDiscreteScheduler", "DPMSolverMultistepScheduler",
-            "scheduler is a DPMSolverMultistepScheduler; this mmx implements EulerDiscreteScheduler or DDIMScheduler there"},
+           {"EulerDiscreteScheduler", "KDPM2DiscreteScheduler",
+            "scheduler is a KDPM2DiscreteScheduler; this mmx implements EulerDiscreteScheduler or EulerAncestralDiscreteScheduler"},
            {"\"UNet2DConditionModel", "\"UNetSpatioTemporalConditionModel",
             "unet is a UNetSpatioTemporalConditionModel; this mmx implements UNet2DConditionModel there"}}) {
     std::string changed = index;
