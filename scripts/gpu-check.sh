@@ -125,7 +125,7 @@ for name, m in mmx.items():
     print(f"{name:18s} {m['median_ms']:10.2f} {t['median_ms'] if t else float('nan'):10.2f} {ratio:>10s} "
           f"{m.get('items_per_s', 0):12.1f} {m.get('peak_device_mb', 0) / 1024:8.2f} {(t or {}).get('peak_device_mb', 0) / 1024:9.2f}")
 log = (out / "mmx-sdxl.log").read_text() if (out / "mmx-sdxl.log").exists() else ""
-m = re.search(r"prompt ([\d.]+) s, (\d+) steps at ([\d.]+) s/step, decode ([\d.]+) s", log)
+m = re.search(r"prompt ([\d.]+) s, (\d+) UNet steps at ([\d.]+) s/step, decode ([\d.]+) s", log)
 t = load("torch-sdxl.json").get("sdxl-1024x30")
 if m:
     total = float(m[1]) + int(m[2]) * float(m[3]) + float(m[4])

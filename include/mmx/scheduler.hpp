@@ -31,6 +31,7 @@ class Scheduler {
 
   virtual std::string class_name() const = 0;
   virtual void set_timesteps(int64_t num_inference_steps) = 0;
+  virtual int64_t num_train_timesteps() const = 0;  // the config's (denoising_start/end are fractions of it)
   virtual const std::vector<float>& timesteps() const = 0;  // one per step, after set_timesteps
   // The noise levels of a σ-parameterised scheduler (one more than the steps: the last is where the loop
   // ends); empty for the others (DDIM).

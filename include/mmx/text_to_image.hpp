@@ -28,6 +28,17 @@ struct GenerateOptions {
   // torch's CUDA generator, drawn in the run's dtype as diffusers draws it).
   bool device_rng = false;
   bool keep_step_latents = false;
+  // Image-to-image (StableDiffusionXLImg2ImgPipeline): the image is resized to width × height where those
+  // are given (Pillow's Lanczos, as VaeImageProcessor), else cut to a multiple of 8 as diffusers does;
+  // encoded by the VAE (a sample of its latent distribution, drawn from the seed's generator), noised to the
+  // first kept timestep and denoised over the last strength · steps steps.
+  std::optional<Image> image;
+  double strength = 0.3;  // (0, 1]: diffusers' img2img default (a double: int(steps · strength) as Python computes it)
+  // The base → refiner hand-off ("ensemble of expert denoisers"): denoising_end stops the base before the
+  // timestep (1 − end) · train_timesteps and returns its latents undecoded; denoising_start (with
+  // start_latents, those latents) runs only the steps after it, without adding noise.
+  std::optional<double> denoising_end, denoising_start;
+  Tensor start_latents;
   // Called after each step with (step, steps, seconds the step took).
   std::function<void(int64_t, int64_t, double)> on_step;
   // Called after the stages around the loop: ("prompt", seconds) once the prompt is encoded,
@@ -36,8 +47,9 @@ struct GenerateOptions {
 };
 
 struct GenerateResult {
-  Image image;
-  Tensor init_latents;  // as given (before the init_noise_sigma scaling)
+  Image image;  // empty when denoising_end stopped early: `latents` is the result
+  Tensor latents;  // the last latents (before the VAE)
+  Tensor init_latents;  // as given (before the init_noise_sigma scaling); from an image: noised, the loop's start
   Tensor step_latents;  // [calls, 1, C, h, w] after each UNet call's scheduler step (keep_step_latents)
   std::string scheduler;
 };

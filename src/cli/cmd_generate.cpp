@@ -2,6 +2,7 @@
 // pipe(prompt="An astronaut riding a green horse").
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -23,7 +24,8 @@ namespace mmx::cli {
 const Command kGenerateCommand{
     "generate",
     "mmx generate --model MODEL --prompt P [--negative-prompt N] [--steps N] [--guidance G] [--seed S | --latents FILE]\n"
-    "                    [--width W --height H] [--variant fp16] [--save-latents FILE] [--output out.png] [--force]",
+    "                    [--scheduler NAME] [--image F [--strength S]] [--width W --height H] [--variant fp16]\n"
+    "                    [--save-latents FILE] [--from-png F] [--output out.png] [--force]",
     "Generate an image with a Stable Diffusion XL pipeline folder (diffusers' StableDiffusionXLPipeline).",
     {
         {"model", "MODEL", "a diffusers pipeline folder (model_index.json, unet/, vae/, ...) or its Hub id (stabilityai/stable-diffusion-xl-base-1.0)"},
@@ -32,6 +34,8 @@ const Command kGenerateCommand{
         {"steps", "N", "denoising steps (default 50, diffusers' default)"},
         {"guidance", "G", "classifier-free guidance scale (default 5.0); 1 or less turns guidance off"},
         {"scheduler", "NAME", "the sampler, by A1111 or diffusers name (default: the folder's scheduler_config.json; see below)"},
+        {"image", "FILE", "image to image (StableDiffusionXLImg2ImgPipeline): start from this picture (PNG, JPEG, WebP, ...), encoded by the VAE and noised to --strength"},
+        {"strength", "S", "with --image: how much of the schedule to run, in (0, 1] (default 0.3, diffusers'; 1 ignores the picture's content)"},
         {"width", "W", "image width in pixels (default: the UNet's sample_size × the VAE factor: 1024 for SDXL)"},
         {"height", "H", "image height in pixels (same default)"},
         {"variant", "fp16", "load the *.fp16.safetensors weight files (computed in float32)"},
@@ -65,6 +69,11 @@ runs diffusers 0.30.3's arithmetic (tests/README.md: bit for bit per step; UniPC
   LCM                   LCMScheduler                    1 (LCM-distilled models and LCM-LoRA)
   TCD                   TCDScheduler (eta 0)            1
 DPM++ SDE and LMS are named and refused: not implemented yet.
+
+--image runs image to image as diffusers' StableDiffusionXLImg2ImgPipeline: the picture resized to
+--width × --height with Pillow's Lanczos (or cut to a multiple of 8), encoded by the VAE (a sample of
+its latent distribution, from the --seed generator), noised to the first of the last strength · steps
+timesteps, and denoised from there: --steps 30 --strength 0.3 runs 9 steps.
 
 The PNG carries its parameters as AUTOMATIC1111 writes them (a "parameters" text chunk: prompt,
 "Negative prompt:", then "Steps: 30, Sampler: Euler a, CFG scale: 5, Seed: 7, Size: 1024x1024,
@@ -131,6 +140,7 @@ Args with_png_parameters(Args args) {
     fill("height", size->substr(x + 1));
   }
   fill("model", p.get("Model"));
+  if (args.has("image")) fill("strength", p.get("Denoising strength"));
   return args;
 }
 
@@ -174,6 +184,12 @@ int run_generate(const Args& given) {
   o.guidance_scale = static_cast<float>(args.get_double("guidance", 0).value_or(5.0));
   o.scheduler = args.get("scheduler").value_or("");
   if (o.guidance_scale > 100) usage_error("--guidance ", o.guidance_scale, ": a guidance scale is 0 to 100 (SDXL works at 5 to 9)");
+  if (const auto image = args.get("image")) {
+    o.image = load_image(*image);
+    o.strength = args.get_double("strength", 0).value_or(0.3);
+  } else if (args.has("strength")) {
+    usage_error("--strength is the part of the schedule run from an --image; give --image FILE");
+  }
   o.width = args.get_int("width", 1);
   o.height = args.get_int("height", 1);
   const std::string variant = args.get("variant").value_or("");
@@ -189,7 +205,11 @@ int run_generate(const Args& given) {
   }
   o.keep_step_latents = save_latents.has_value();
   double total = 0, prompt_s = 0, decode_s = 0;
-  o.on_step = [&](int64_t step, int64_t steps, double seconds) { progress(step, steps, seconds, &total); };
+  int64_t calls = 0;  // UNet calls run: fewer than --steps from an image, more for Heun
+  o.on_step = [&](int64_t step, int64_t steps, double seconds) {
+    calls = step;
+    progress(step, steps, seconds, &total);
+  };
   o.on_stage = [&](const char* stage, double seconds) {
     const bool prompt_stage = std::string(stage) == "prompt";
     (prompt_stage ? prompt_s : decode_s) = seconds;
@@ -222,6 +242,7 @@ int run_generate(const Args& given) {
   if (!latents_file) parameters.fields.emplace_back("Seed", std::to_string(o.seed));
   parameters.fields.emplace_back("Size", std::to_string(r.image.width) + "x" + std::to_string(r.image.height));
   parameters.fields.emplace_back("Model", *model);
+  if (o.image) parameters.fields.emplace_back("Denoising strength", number_text(o.strength));
   if (!variant.empty()) parameters.fields.emplace_back("Variant", variant);
   parameters.fields.emplace_back("Version", std::string("mmx ") + kVersion);
   text.emplace_back("parameters", parameters.to_text());
@@ -231,10 +252,10 @@ int run_generate(const Args& given) {
   write_file_atomically(outputs.temporary_for(output), encode_png(r.image, text));
   outputs.commit();
   if (chatty()) std::fprintf(stderr,
-               "wrote %s (%lld×%lld): load %.2f s, prompt %.2f s, %lld steps at %.2f s/step, decode %.2f s; "
+               "wrote %s (%lld×%lld): load %.2f s, prompt %.2f s, %lld UNet steps at %.2f s/step, decode %.2f s; "
                "peak RSS %.0f MiB%s\n",
                output.c_str(), static_cast<long long>(r.image.width), static_cast<long long>(r.image.height), load_s,
-               prompt_s, static_cast<long long>(o.steps), total / static_cast<double>(o.steps), decode_s, peak_rss_mb(),
+               prompt_s, static_cast<long long>(calls), total / static_cast<double>(std::max<int64_t>(calls, 1)), decode_s, peak_rss_mb(),
                !placement.device.is_cpu()
                    ? str(", peak device memory ", static_cast<long long>(peak_memory_mb(placement.device)), " MiB on ",
                          device_description(placement.device)).c_str()

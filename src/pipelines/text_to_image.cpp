@@ -1,10 +1,12 @@
 // StableDiffusionXLPipeline.__call__ (diffusers 0.30): encode_prompt, the scheduler's denoising loop
 // with classifier-free guidance over a batch of [unconditional, conditional], then the VAE decode and
 // the image processor's postprocessing ((x / 2 + 0.5).clamp(0, 1), rounded to 8 bits).
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
 #include "mmx/files.hpp"
+#include "mmx/pil_resize.hpp"
 #include "core/log.hpp"
 #include "io/checkpoint.hpp"
 #include "io/json_config.hpp"
@@ -74,6 +76,13 @@ std::pair<int64_t, int64_t> checked_size(const GenerateOptions& o, const Geometr
     usage_error("width and height are at most ", kMaxSide, " (this model is trained at ", g.default_size, "), got ", width,
                 "×", height);
   if (o.steps < 1) usage_error("steps must be at least 1, got ", o.steps);
+  if (o.image && !(o.strength > 0 && o.strength <= 1))
+    usage_error("strength must be in (0, 1] (the part of the steps run from the image), got ", o.strength);
+  if (o.image && o.latents.defined()) usage_error("give an image or initial latents, not both");
+  for (const auto& [name, value] : {std::pair{"denoising_end", o.denoising_end}, std::pair{"denoising_start", o.denoising_start}})
+    if (value && !(*value > 0 && *value < 1)) usage_error(name, " must be in (0, 1) (a fraction of the schedule), got ", *value);
+  if (o.denoising_start && o.denoising_end && *o.denoising_start >= *o.denoising_end)
+    usage_error("denoising_start ", *o.denoising_start, " must come before denoising_end ", *o.denoising_end);
   const Shape latent_shape{1, g.latent_channels, height / g.vae_scale_factor, width / g.vae_scale_factor};
   if (o.latents.defined() && (o.latents.shape() != latent_shape || o.latents.dtype() != DType::F32))
     usage_error("initial latents must be F32 ", shape_str(latent_shape), " for ", width, "×", height, ", got ",
@@ -88,6 +97,52 @@ std::pair<int64_t, int64_t> checked_size(const GenerateOptions& o, const Geometr
                     "finite and within ±", kMaxInitialLatent);
   }
   return {width, height};
+}
+
+// img2img's size: the image's own, cut to a multiple of 8 (VaeImageProcessor.get_default_height_width),
+// unless width and height are given; the refiner's: its starting latents'.
+GenerateOptions with_image_size(GenerateOptions o, int64_t vae_scale_factor) {
+  if (o.denoising_start && o.start_latents.defined() && o.start_latents.ndim() == 4) {
+    if (!o.width) o.width = o.start_latents.dim(3) * vae_scale_factor;
+    if (!o.height) o.height = o.start_latents.dim(2) * vae_scale_factor;
+  } else if (o.image) {
+    if (!o.width) o.width = o.image->width - o.image->width % vae_scale_factor;
+    if (!o.height) o.height = o.image->height - o.image->height % vae_scale_factor;
+  }
+  return o;
+}
+
+// The step indices a call runs: diffusers' get_timesteps (strength, denoising_start) and the
+// denoising_end cut, over the scheduler's timesteps (Heun's count twice).
+struct StepRange {
+  int64_t begin, end;
+};
+StepRange step_range(const Scheduler& s, const GenerateOptions& o) {
+  const auto& t = s.timesteps();
+  const int64_t count = static_cast<int64_t>(t.size()), order = s.order();
+  const double n_train = static_cast<double>(s.num_train_timesteps());
+  StepRange r{0, count};
+  if (o.denoising_start) {
+    const double cutoff = std::nearbyint(n_train - *o.denoising_start * n_train);  // Python's round()
+    int64_t n = 0;
+    for (float v : t) n += double(v) < cutoff;
+    if (order == 2 && n % 2 == 0) ++n;
+    r.begin = count - std::min(n, count);
+  } else if (o.image) {
+    const int64_t init = std::min(static_cast<int64_t>(double(o.steps) * o.strength), o.steps);
+    r.begin = std::max(o.steps - init, int64_t(0)) * order;
+  }
+  if (o.denoising_end) {
+    const double cutoff = std::nearbyint(n_train - *o.denoising_end * n_train);
+    int64_t n = 0;
+    for (int64_t i = r.begin; i < count; ++i) n += double(t[size_t(i)]) >= cutoff;
+    r.end = r.begin + n;
+  }
+  if (r.end <= r.begin)
+    usage_error("no denoising step is left to run: ", o.image && !o.denoising_start ? str("strength ", o.strength, " of ", o.steps, " steps") :
+                str("denoising_start ", o.denoising_start.value_or(0), " / denoising_end ", o.denoising_end.value_or(1), " of ", o.steps, " steps"),
+                " (give more steps or a higher strength)");
+  return r;
 }
 
 Geometry folder_geometry(const DiffusersFolder& f) {
@@ -117,11 +172,12 @@ class SDXLPipelineImpl final : public SDXLPipeline {
   int64_t default_size() const override { return unet_.config().sample_size * vae_scale_factor(); }
   int64_t latent_channels() const override { return unet_.config().in_channels; }
 
-  GenerateResult generate(const GenerateOptions& o) const override {
+  GenerateResult generate(const GenerateOptions& given) const override {
+    const GenerateOptions o = with_image_size(given, vae_scale_factor());
     const auto [width, height] = checked_size(o, geometry_of(unet_.config(), vae_.config()));
     const Shape latent_shape{1, latent_channels(), height / vae_scale_factor(), width / vae_scale_factor()};
-    // One generator for the whole image, as diffusers' generator=: it draws the initial latents, then the
-    // fresh noise of an ancestral or SDE sampler's every step.
+    // One generator for the whole image, as diffusers' generator=: it draws the initial latents (or the
+    // VAE's sample and the noise of image-to-image), then the fresh noise of an ancestral or SDE sampler.
     Scheduler::NoiseSource draw;
     if (o.device_rng) {
       auto g = std::make_shared<TorchDeviceGenerator>(o.seed, placement_.device);
@@ -130,10 +186,33 @@ class SDXLPipelineImpl final : public SDXLPipeline {
       auto g = std::make_shared<TorchGenerator>(o.seed);
       draw = [g](const Shape& shape) { return g->randn(shape); };
     }
-    const Tensor initial = o.latents.defined() ? o.latents : draw(latent_shape);
-    if (initial.shape() != latent_shape || initial.dtype() != DType::F32)
-      usage_error("initial latents must be F32 ", shape_str(latent_shape), " for ", width, "×", height, ", got ",
-                  dtype_name(initial.dtype()), " ", shape_str(initial.shape()));
+    const std::unique_ptr<Scheduler> scheduler = Scheduler::load(scheduler_config_, o.scheduler);
+    scheduler->set_timesteps(o.steps);
+    scheduler->set_noise_source(draw);
+    const StepRange range = step_range(*scheduler, o);
+
+    GenerateResult r;
+    r.scheduler = scheduler->class_name();
+    Tensor latents;
+    if (o.denoising_start) {  // the refiner's half: the base's latents, already at this noise level
+      if (!o.start_latents.defined() || o.start_latents.shape() != latent_shape || o.start_latents.dtype() != DType::F32)
+        usage_error("denoising_start continues from latents F32 ", shape_str(latent_shape), " (a base's output)");
+      latents = o.start_latents.clone();
+      r.init_latents = latents;
+    } else if (o.image) {  // prepare_latents: the VAE's sample, scaled, noised to the first kept timestep
+      const Tensor clean = encode_image(*o.image, width, height, draw);
+      latents = scheduler->add_noise(clean, draw(latent_shape), range.begin);
+      r.init_latents = latents;
+    } else {
+      const Tensor initial = o.latents.defined() ? o.latents : draw(latent_shape);
+      if (initial.shape() != latent_shape || initial.dtype() != DType::F32)
+        usage_error("initial latents must be F32 ", shape_str(latent_shape), " for ", width, "×", height, ", got ",
+                    dtype_name(initial.dtype()), " ", shape_str(initial.shape()));
+      r.init_latents = initial;
+      latents = initial.clone();
+      const float sigma0 = scheduler->init_noise_sigma();
+      for (int64_t i = 0; i < latents.numel(); ++i) latents.data<float>()[i] *= sigma0;
+    }
 
     auto since = [](std::chrono::steady_clock::time_point t) {
       return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
@@ -147,36 +226,31 @@ class SDXLPipelineImpl final : public SDXLPipeline {
     const Tensor text_embeds = cfg ? stack2(p.negative_pooled_prompt_embeds, p.pooled_prompt_embeds) : p.pooled_prompt_embeds;
     const Tensor ids = cfg ? stack2(time_ids, time_ids) : time_ids;
 
-    const std::unique_ptr<Scheduler> scheduler = Scheduler::load(scheduler_config_, o.scheduler);
-    scheduler->set_timesteps(o.steps);
-    scheduler->set_noise_source(draw);
-    // The UNet runs once per timestep: `steps` times, 2·steps − 1 for Heun (its corrector's timesteps).
-    const int64_t calls = static_cast<int64_t>(scheduler->timesteps().size());
-    GenerateResult r;
-    r.scheduler = scheduler->class_name();
-    r.init_latents = initial;
-    Tensor latents = initial.clone();
-    const float sigma0 = scheduler->init_noise_sigma();
-    for (int64_t i = 0; i < latents.numel(); ++i) latents.data<float>()[i] *= sigma0;
+    // The UNet runs once per timestep kept: `steps` times for text to image, 2·steps − 1 for Heun (its
+    // corrector's timesteps), fewer from an image or across a hand-off.
+    const int64_t calls = range.end - range.begin;
     if (o.keep_step_latents) {
       Shape s = latent_shape;
       s.insert(s.begin(), calls);
       r.step_latents = Tensor::empty(s);
     }
-    for (int64_t i = 0; i < calls; ++i) {
+    for (int64_t i = range.begin; i < range.end; ++i) {
       const auto start = std::chrono::steady_clock::now();
       const Tensor scaled = scheduler->scale_model_input(cfg ? stack2(latents, latents) : latents, i);
       const UNet2DConditionModel::Inputs in = unet_.prepare(scaled, scheduler->timesteps()[size_t(i)], context, text_embeds, ids);
       const Tensor out = steps_.run({in.sample, in.time_features, in.add_features, in.context},
                                     [this](const std::vector<Tensor>& d) { return unet_.forward({d[0], d[1], d[2], d[3]}); });
       latents = scheduler->step(cfg ? classifier_free_guidance(out, o.guidance_scale) : out, i, latents);
+      const int64_t done = i - range.begin + 1;
       if (!all_finite(latents))
-        fail("the denoising step ", i + 1, " of ", calls, " gave non-finite latents (the UNet's output went out of range: "
+        fail("the denoising step ", done, " of ", calls, " gave non-finite latents (the UNet's output went out of range: "
              "its weights, or too high a guidance scale); no image was written");
       if (o.keep_step_latents)
-        std::copy_n(latents.data<float>(), latents.numel(), r.step_latents.data<float>() + i * latents.numel());
-      if (o.on_step) o.on_step(i + 1, calls, since(start));
+        std::copy_n(latents.data<float>(), latents.numel(), r.step_latents.data<float>() + (done - 1) * latents.numel());
+      if (o.on_step) o.on_step(done, calls, since(start));
     }
+    r.latents = latents;
+    if (o.denoising_end) return r;  // the refiner decodes
     stage_start = std::chrono::steady_clock::now();
     r.image = decode(latents);
     if (o.on_stage) o.on_stage("decode", since(stage_start));
@@ -184,6 +258,35 @@ class SDXLPipelineImpl final : public SDXLPipeline {
   }
 
  private:
+  // VaeImageProcessor.preprocess (resized with Lanczos when its size differs, x / 255 · 2 − 1 in float32),
+  // vae.encode(x).latent_dist.sample(generator), then the scaling of prepare_latents.
+  Tensor encode_image(const Image& image, int64_t width, int64_t height, const Scheduler::NoiseSource& draw) const {
+    const Image sized = image.width == width && image.height == height ? image : resize(image, width, height, Resample::Lanczos);
+    Tensor x = Tensor::empty({1, 3, height, width});
+    float* px = x.data<float>();
+    for (int64_t c = 0; c < 3; ++c)
+      for (int64_t i = 0; i < width * height; ++i) {
+        const float v = static_cast<float>(sized.rgb[size_t(i * 3 + c)]) / 255.0f;
+        px[c * width * height + i] = 2.0f * v - 1.0f;
+      }
+    const LatentDistribution dist = vae_.encode(vae_placement_.device.is_cpu() ? x : x.to(vae_placement_.device));
+    const Tensor mean = dist.mean.to(Device::cpu()).to(DType::F32);
+    LatentDistribution host{mean, dist.logvar.to(Device::cpu()).to(DType::F32)};
+    Tensor z = host.sample(draw(mean.shape()));
+    const auto& c = vae_.config();
+    const int64_t per = z.numel() / z.dim(1);
+    for (int64_t ch = 0; ch < z.dim(1); ++ch)
+      for (int64_t i = 0; i < per; ++i) {
+        float& v = z.data<float>()[ch * per + i];
+        if (!c.latents_mean.empty())  // (latents − mean) · scaling_factor / std
+          v = (v - static_cast<float>(c.latents_mean[size_t(ch)])) * static_cast<float>(c.scaling_factor) /
+              static_cast<float>(c.latents_std[size_t(ch)]);
+        else
+          v = static_cast<float>(c.scaling_factor) * v;
+      }
+    return z;
+  }
+
   Image decode(const Tensor& latents) const {
     const auto& c = vae_.config();
     Tensor z = latents.clone();
@@ -236,7 +339,8 @@ class SDXLPipelineImpl final : public SDXLPipeline {
 
 void SDXLPipeline::check(const std::string& folder, const GenerateOptions& options, const std::string& variant) {
   const DiffusersFolder f = open_sdxl_folder(folder, variant);
-  checked_size(options, folder_geometry(f));
+  const Geometry g = folder_geometry(f);
+  checked_size(with_image_size(options, g.vae_scale_factor), g);
   const std::unique_ptr<Scheduler> scheduler =
       Scheduler::load(join_path(f.component("scheduler"), "scheduler_config.json"), options.scheduler);
   scheduler->set_timesteps(options.steps);  // refuses more steps than the schedule has

@@ -254,3 +254,30 @@ TEST(GenerationParameters, ReadsA1111sInfotext) {
   EXPECT_EQ(GenerationParameters::parse(p.to_text(), "again").fields, p.fields);
   EXPECT_THROW(GenerationParameters::parse("just a caption", "caption"), Error);
 }
+
+// --image: image to image from the command line; the strength goes into the parameters and back.
+TEST(CliGenerate, ImageToImageFromTheCommandLine) {
+  test::TempDir dir;
+  const std::vector<std::string> base = {"generate", "--model", test::data("models/sdxl-tiny"), "--prompt", "a cup",
+                                         "--image", test::data("images/coffee.png"), "--width", "64", "--height", "64",
+                                         "--steps", "4", "--seed", "3"};
+  auto with = [&](std::vector<std::string> extra) {
+    auto args = base;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run(args);
+  };
+  ASSERT_EQ(with({"--strength", "0.75", "--output", dir.file("a.png")}).code, 0);
+  std::string parameters;
+  for (const auto& [k, v] : read_png_text(read_file(dir.file("a.png")), "a.png"))
+    if (k == "parameters") parameters = v;
+  EXPECT_NE(parameters.find("Denoising strength: 0.75"), std::string::npos) << parameters;
+  ASSERT_EQ(run({"generate", "--from-png", dir.file("a.png"), "--image", test::data("images/coffee.png"), "--output",
+                 dir.file("again.png")}).code, 0);
+  EXPECT_EQ(read_file(dir.file("a.png")), read_file(dir.file("again.png")));
+  const Result r = with({"--strength", "1.5", "--output", dir.file("bad.png")});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("strength must be in (0, 1]"), std::string::npos) << r.err;
+  EXPECT_EQ(run({"generate", "--model", test::data("models/sdxl-tiny"), "--prompt", "a", "--strength", "0.5", "--output",
+                 dir.file("bad.png")}).code, 2);
+  EXPECT_FALSE(std::filesystem::exists(dir.file("bad.png")));
+}

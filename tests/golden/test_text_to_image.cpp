@@ -139,3 +139,63 @@ TEST(TextToImage, EverySamplerByNameFollowsDiffusersStepForStep) {
     test::expect_close(name + " step_latents", r.step_latents, expected.get(name + "/step_latents"), bound);
   }
 }
+
+// Image to image (StableDiffusionXLImg2ImgPipeline) against diffusers on sdxl-tiny
+// (expected/sdxl-tiny-img2img.safetensors, tools/make_img2img_reference.py): coffee.png resized to 64×64 with
+// Lanczos, the VAE's sample and the add_noise noise from the seed's generator, strength 0.3 of 10 steps and
+// 0.75 of 4 with Euler, Euler a, DPM++ 2M and Heun — the noised start and every UNet call's latents.
+TEST(TextToImage, ImageToImageFollowsDiffusersStepForStep) {
+  const auto expected = SafetensorsFile::open(test::data("expected/sdxl-tiny-img2img.safetensors"));
+  const auto pipe = SDXLPipeline::load(test::data("models/sdxl-tiny"), "", test::placement());
+  const Image coffee = load_image(test::data("images/coffee.png"));
+  struct Case {
+    std::string sampler;
+    int64_t steps;
+    double strength;
+    const char* key;
+  };
+  for (const Case& c : {Case{"Euler", 10, 0.3, "Euler 10 0.3"}, Case{"Euler", 4, 0.75, "Euler 4 0.75"},
+                        Case{"Euler a", 4, 0.75, "Euler a 4 0.75"}, Case{"DPM++ 2M", 10, 0.3, "DPM++ 2M 10 0.3"},
+                        Case{"Heun", 4, 0.75, "Heun 4 0.75"}}) {
+    GenerateOptions o;
+    o.prompt = "An astronaut riding a green horse";
+    o.image = coffee;
+    o.width = o.height = 64;
+    o.strength = c.strength;
+    o.steps = c.steps;
+    o.seed = 3;
+    o.scheduler = c.sampler;
+    o.keep_step_latents = true;
+    const GenerateResult r = pipe->generate(o);
+    const std::string key = c.key;
+    test::expect_close(key + " init_latents", r.init_latents, expected.get(key + "/init_latents"), 1e-5);
+    test::expect_close(key + " step_latents", r.step_latents, expected.get(key + "/step_latents"), 5e-5);
+  }
+}
+
+// Strength outside (0, 1], an image with initial latents, and a strength that leaves no step: usage errors.
+TEST(TextToImage, ImageToImageRefusesWhatCannotRun) {
+  const auto pipe = SDXLPipeline::load(test::data("models/sdxl-tiny"), "", test::placement());
+  const auto usage_message = [&](const GenerateOptions& o) -> std::string {
+    try {
+      pipe->generate(o);
+    } catch (const Error& e) {
+      return e.kind() == ErrorKind::Usage ? e.what() : std::string("not a usage error: ") + e.what();
+    }
+    return "no error";
+  };
+  GenerateOptions o;
+  o.prompt = "a cup";
+  o.image = load_image(test::data("images/coffee.png"));
+  o.width = o.height = 64;
+  o.steps = 2;
+  for (double bad : {0.0, -0.5, 1.5}) {
+    o.strength = bad;
+    EXPECT_NE(usage_message(o).find("strength must be in (0, 1]"), std::string::npos) << bad;
+  }
+  o.strength = 0.3;  // int(2 · 0.3) = 0 steps
+  EXPECT_NE(usage_message(o).find("no denoising step is left"), std::string::npos);
+  o.strength = 1.0;
+  o.latents = Tensor::zeros({1, 4, 32, 32});
+  EXPECT_NE(usage_message(o).find("an image or initial latents"), std::string::npos);
+}

@@ -27,6 +27,7 @@ class DDIMScheduler final : public Scheduler {
   explicit DDIMScheduler(DDIMConfig config);
   std::string class_name() const override { return "DDIMScheduler"; }
   void set_timesteps(int64_t num_inference_steps) override;
+  int64_t num_train_timesteps() const override { return config_.betas.num_train_timesteps; }
   const std::vector<float>& timesteps() const override { return timesteps_; }
   float init_noise_sigma() const override { return 1.0f; }
   Tensor scale_model_input(const Tensor& sample, int64_t step_index) const override;  // the sample itself

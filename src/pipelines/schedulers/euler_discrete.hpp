@@ -39,6 +39,7 @@ class EulerDiscreteScheduler final : public Scheduler {
   std::string class_name() const override { return "EulerDiscreteScheduler"; }
 
   void set_timesteps(int64_t num_inference_steps) override;
+  int64_t num_train_timesteps() const override { return config_.num_train_timesteps; }
   const std::vector<float>& timesteps() const override { return timesteps_; }  // one per step
   const std::vector<float>& sigmas() const override { return sigmas_; }  // steps + 1 (the last is the final sigma)
   float init_noise_sigma() const override;

@@ -28,6 +28,7 @@ class HeunDiscreteScheduler final : public Scheduler {
   explicit HeunDiscreteScheduler(HeunDiscreteConfig config);
   std::string class_name() const override { return "HeunDiscreteScheduler"; }
   void set_timesteps(int64_t num_inference_steps) override;
+  int64_t num_train_timesteps() const override { return config_.betas.num_train_timesteps; }
   const std::vector<float>& timesteps() const override { return timesteps_; }  // 2·steps − 1
   const std::vector<float>& sigmas() const override { return sigmas_; }
   float init_noise_sigma() const override;

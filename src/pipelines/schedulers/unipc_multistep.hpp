@@ -31,6 +31,7 @@ class UniPCMultistepScheduler final : public Scheduler {
   explicit UniPCMultistepScheduler(UniPCMultistepConfig config);
   std::string class_name() const override { return "UniPCMultistepScheduler"; }
   void set_timesteps(int64_t num_inference_steps) override;
+  int64_t num_train_timesteps() const override { return config_.betas.num_train_timesteps; }
   const std::vector<float>& timesteps() const override { return timesteps_; }
   const std::vector<float>& sigmas() const override { return sigmas_; }
   float init_noise_sigma() const override { return 1.0f; }
