@@ -9,6 +9,7 @@
 
 #include "mmx/image.hpp"
 #include "mmx/placement.hpp"
+#include "mmx/scheduler.hpp"
 #include "mmx/tensor.hpp"
 
 namespace mmx {
@@ -39,6 +40,11 @@ struct GenerateOptions {
   // start_latents, those latents) runs only the steps after it, without adding noise.
   std::optional<double> denoising_end, denoising_start;
   Tensor start_latents;
+  // A refiner's micro-conditioning (folders with requires_aesthetics_score): the aesthetic score the
+  // conditional and the unconditional batch halves ask for (diffusers' defaults).
+  double aesthetic_score = 6.0, negative_aesthetic_score = 2.5;
+  // The generator to draw from instead of a fresh one from `seed` (the refiner continues the base's).
+  Scheduler::NoiseSource generator;
   // Called after each step with (step, steps, seconds the step took).
   std::function<void(int64_t, int64_t, double)> on_step;
   // Called after the stages around the loop: ("prompt", seconds) once the prompt is encoded,

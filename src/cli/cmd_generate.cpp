@@ -18,6 +18,7 @@
 #include "mmx/safetensors.hpp"
 #include "mmx/scheduler.hpp"
 #include "mmx/text_to_image.hpp"
+#include "mmx/torch_random.hpp"
 
 namespace mmx::cli {
 
@@ -36,6 +37,10 @@ const Command kGenerateCommand{
         {"scheduler", "NAME", "the sampler, by A1111 or diffusers name (default: the folder's scheduler_config.json; see below)"},
         {"image", "FILE", "image to image (StableDiffusionXLImg2ImgPipeline): start from this picture (PNG, JPEG, WebP, ...), encoded by the VAE and noised to --strength"},
         {"strength", "S", "with --image: how much of the schedule to run, in (0, 1] (default 0.3, diffusers'; 1 ignores the picture's content)"},
+        {"refiner", "FOLDER", "hand the last steps to a refiner (stabilityai/stable-diffusion-xl-refiner-1.0's layout), as diffusers' base + refiner ensemble of expert denoisers"},
+        {"denoising-end", "F", "with --refiner: the fraction of the schedule the base runs (default 0.8)"},
+        {"aesthetic-score", "A", "a refiner's aesthetic conditioning (default 6.0; the unconditional half: --negative-aesthetic-score, default 2.5)"},
+        {"negative-aesthetic-score", "A", "see --aesthetic-score"},
         {"width", "W", "image width in pixels (default: the UNet's sample_size × the VAE factor: 1024 for SDXL)"},
         {"height", "H", "image height in pixels (same default)"},
         {"variant", "fp16", "load the *.fp16.safetensors weight files (computed in float32)"},
@@ -74,6 +79,10 @@ DPM++ SDE and LMS are named and refused: not implemented yet.
 --width × --height with Pillow's Lanczos (or cut to a multiple of 8), encoded by the VAE (a sample of
 its latent distribution, from the --seed generator), noised to the first of the last strength · steps
 timesteps, and denoised from there: --steps 30 --strength 0.3 runs 9 steps.
+
+--refiner runs the base to --denoising-end (0.8: its first 80 % of the noise levels) and hands its
+latents to the refiner, which runs the rest with its aesthetic-score conditioning and decodes; a
+refiner folder alone works as --model with --image.
 
 The PNG carries its parameters as AUTOMATIC1111 writes them (a "parameters" text chunk: prompt,
 "Negative prompt:", then "Steps: 30, Sampler: Euler a, CFG scale: 5, Seed: 7, Size: 1024x1024,
@@ -141,6 +150,8 @@ Args with_png_parameters(Args args) {
   }
   fill("model", p.get("Model"));
   if (args.has("image")) fill("strength", p.get("Denoising strength"));
+  fill("refiner", p.get("Refiner"));
+  if (p.get("Refiner")) fill("denoising-end", p.get("Refiner switch at"));
   return args;
 }
 
@@ -207,7 +218,7 @@ int run_generate(const Args& given) {
   double total = 0, prompt_s = 0, decode_s = 0;
   int64_t calls = 0;  // UNet calls run: fewer than --steps from an image, more for Heun
   o.on_step = [&](int64_t step, int64_t steps, double seconds) {
-    calls = step;
+    ++calls;
     progress(step, steps, seconds, &total);
   };
   o.on_stage = [&](const char* stage, double seconds) {
@@ -217,12 +228,44 @@ int run_generate(const Args& given) {
       std::fprintf(stderr, "%s in %.2f s\n", prompt_stage ? "encoded the prompt" : "decoded the image", seconds);
   };
 
+  // The ensemble of expert denoisers: the base stops at --denoising-end, the refiner runs the rest from its
+  // latents, with the same generator.
+  const auto refiner = args.get("refiner");
+  if (!refiner && args.has("denoising-end")) usage_error("--denoising-end hands the last steps to a --refiner; give --refiner FOLDER");
+  GenerateOptions second = o;
+  if (refiner) {
+    if (o.image) usage_error("--refiner continues a text-to-image base; for image to image give the refiner as --model");
+    if (o.device_rng) usage_error("--rng cuda with --refiner is not supported yet; use the CPU generator");
+    o.denoising_end = args.get_double("denoising-end", 0).value_or(0.8);
+    auto generator = std::make_shared<TorchGenerator>(o.seed);
+    if (!latents_file) o.generator = [generator](const Shape& shape) { return generator->randn(shape); };
+    second = o;
+    second.denoising_start = o.denoising_end;
+    second.denoising_end.reset();
+    second.latents = Tensor();
+    second.keep_step_latents = false;
+    second.aesthetic_score = args.get_double("aesthetic-score", 0).value_or(6.0);
+    second.negative_aesthetic_score = args.get_double("negative-aesthetic-score", 0).value_or(2.5);
+  }
   SDXLPipeline::check(*model, o, variant);  // sizes, steps, latents: refused before gigabytes of weights are read
+  if (refiner) SDXLPipeline::check(*refiner, second, variant);
   const auto load_start = std::chrono::steady_clock::now();
   const auto pipe = SDXLPipeline::load(*model, variant, placement);
-  const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
+  double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
   if (log_level() >= LogLevel::Warn) std::fprintf(stderr, "loaded the pipeline in %.2f s\n", load_s);
-  const GenerateResult r = pipe->generate(o);
+  GenerateResult r = pipe->generate(o);
+  if (refiner) {
+    const auto refiner_start = std::chrono::steady_clock::now();
+    const auto refine = SDXLPipeline::load(*refiner, variant, placement);
+    load_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - refiner_start).count();
+    if (log_level() >= LogLevel::Warn)
+      std::fprintf(stderr, "loaded the refiner; it runs the steps after %g of the schedule\n", *o.denoising_end);
+    second.start_latents = r.latents;
+    const Tensor base_steps = r.step_latents, init = r.init_latents;
+    r = refine->generate(second);
+    r.init_latents = init;
+    r.step_latents = base_steps;  // --save-latents: the base's steps
+  }
   std::vector<std::pair<std::string, std::string>> text = {
       {"prompt", o.prompt},
       {"negative_prompt", o.negative_prompt ? *o.negative_prompt : "(none: zero embeddings)"},
@@ -242,6 +285,10 @@ int run_generate(const Args& given) {
   if (!latents_file) parameters.fields.emplace_back("Seed", std::to_string(o.seed));
   parameters.fields.emplace_back("Size", std::to_string(r.image.width) + "x" + std::to_string(r.image.height));
   parameters.fields.emplace_back("Model", *model);
+  if (refiner) {
+    parameters.fields.emplace_back("Refiner", *refiner);
+    parameters.fields.emplace_back("Refiner switch at", number_text(*o.denoising_end));
+  }
   if (o.image) parameters.fields.emplace_back("Denoising strength", number_text(o.strength));
   if (!variant.empty()) parameters.fields.emplace_back("Variant", variant);
   parameters.fields.emplace_back("Version", std::string("mmx ") + kVersion);

@@ -35,9 +35,20 @@ std::vector<ComponentClasses> components() {
 
 DiffusersFolder open_sdxl_folder(const std::string& path, const std::string& variant) {
   DiffusersFolder f = DiffusersFolder::open(path, variant);
-  if (f.class_name != "StableDiffusionXLPipeline")
-    fail(f.index.source(), ": _class_name '", f.class_name, "' is not supported (this mmx runs StableDiffusionXLPipeline)");
-  const std::vector<ComponentClasses> needed = components();
+  if (f.class_name != "StableDiffusionXLPipeline" && f.class_name != "StableDiffusionXLImg2ImgPipeline")
+    fail(f.index.source(), ": _class_name '", f.class_name,
+         "' is not supported (this mmx runs StableDiffusionXLPipeline and StableDiffusionXLImg2ImgPipeline folders)");
+  std::vector<ComponentClasses> needed = components();
+  // The refiner's layout (stable-diffusion-xl-refiner-1.0): no first tokenizer and text encoder, both null.
+  const auto null_component = [&](const char* name) {
+    const auto& j = f.index.json();
+    return j.contains(name) && j.at(name).is_array() && j.at(name).size() == 2 && j.at(name)[0].is_null() &&
+           j.at(name)[1].is_null();
+  };
+  if (null_component("text_encoder") && null_component("tokenizer"))
+    needed.erase(std::remove_if(needed.begin(), needed.end(),
+                                [](const ComponentClasses& c) { return std::string(c.name) == "text_encoder" || std::string(c.name) == "tokenizer"; }),
+                 needed.end());
   for (const auto& [name, classes] : needed) {
     const std::string& cls = f.component_class(name);
     if (std::find(classes.begin(), classes.end(), cls) == classes.end()) {

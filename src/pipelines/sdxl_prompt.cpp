@@ -4,6 +4,7 @@
 // concatenated on the feature axis and text_encoder_2's projected pooled output is the pooled embedding.
 #include <algorithm>
 #include <filesystem>
+#include <optional>
 
 #include "mmx/files.hpp"
 #include "core/log.hpp"
@@ -42,7 +43,8 @@ PromptEncoder load_encoder(const DiffusersFolder& f, const std::string& tokenize
 
 class SDXLTextEncodersImpl final : public SDXLTextEncoders {
  public:
-  SDXLTextEncodersImpl(PromptEncoder one, PromptEncoder two, bool force_zeros)
+  // `one` is absent in a refiner's folder: its prompt is text_encoder_2's alone.
+  SDXLTextEncodersImpl(std::optional<PromptEncoder> one, PromptEncoder two, bool force_zeros)
       : one_(std::move(one)), two_(std::move(two)), force_zeros_(force_zeros) {
     if (!two_.text->has_projection())
       fail("text_encoder_2 has no text_projection (SDXL's second encoder is a CLIPTextModelWithProjection)");
@@ -62,22 +64,27 @@ class SDXLTextEncodersImpl final : public SDXLTextEncoders {
   }
 
  private:
-  // One text through both encoders: [1, 77, C1 + C2], with text_encoder_2's projected pooled output.
+  // One text through both encoders (or the second alone): [1, 77, C1 + C2], with text_encoder_2's
+  // projected pooled output.
   Tensor encode_one(const std::string& text, Tensor* ids_1, Tensor* ids_2, Tensor* pooled) const {
-    Tensor states[2];
-    const PromptEncoder* encoders[2] = {&one_, &two_};
-    for (int k = 0; k < 2; ++k) {
+    std::vector<Tensor> states;
+    std::vector<const PromptEncoder*> encoders;
+    if (one_) encoders.push_back(&*one_);
+    encoders.push_back(&two_);
+    for (size_t k = 0; k < encoders.size(); ++k) {
+      const bool second = encoders[k] == &two_;
       const Tokenizer& tok = *encoders[k]->tokenizer;
       const int64_t max_length = tok.model_max_length();
       const int64_t full = static_cast<int64_t>(tok.encode(text).input_ids.size());
       if (full > max_length)
         log_warn("the prompt is ", full, " tokens; CLIP reads ", max_length, ", so the rest was cut (as diffusers does)");
       const Tensor ids = tok.encode_batch({text}, Padding::MaxLength, max_length).input_ids();
-      *(k == 0 ? ids_1 : ids_2) = ids;
+      *(second ? ids_2 : ids_1) = ids;
       const EncoderOutputs o = encoders[k]->text->forward(ids, Tensor(), Tensor(), /*output_hidden_states=*/true);
-      states[k] = o.hidden_states[o.hidden_states.size() - 2];  // hidden_states[-2]
-      if (k == 1) *pooled = encoders[k]->text->project(o.pooler_output);
+      states.push_back(o.hidden_states[o.hidden_states.size() - 2]);  // hidden_states[-2]
+      if (second) *pooled = encoders[k]->text->project(o.pooler_output);
     }
+    if (states.size() == 1) return states[0];
     const int64_t t = states[0].dim(1), c1 = states[0].dim(2), c2 = states[1].dim(2);
     if (states[1].dim(1) != t) fail("the two tokenizers give ", t, " and ", states[1].dim(1), " tokens");
     Tensor cat = Tensor::empty({1, t, c1 + c2});
@@ -88,7 +95,8 @@ class SDXLTextEncodersImpl final : public SDXLTextEncoders {
     return cat;
   }
 
-  PromptEncoder one_, two_;
+  std::optional<PromptEncoder> one_;
+  PromptEncoder two_;
   bool force_zeros_;
 };
 
@@ -98,7 +106,9 @@ std::unique_ptr<SDXLTextEncoders> SDXLTextEncoders::load(const std::string& pipe
                                                          const Placement& placement) {
   placement.check();
   const DiffusersFolder f = open_sdxl_folder(pipeline_folder, variant);
-  return std::make_unique<SDXLTextEncodersImpl>(load_encoder(f, "tokenizer", "text_encoder", variant, placement),
+  std::optional<PromptEncoder> one;
+  if (f.components.count("text_encoder")) one = load_encoder(f, "tokenizer", "text_encoder", variant, placement);
+  return std::make_unique<SDXLTextEncodersImpl>(std::move(one),
                                                 load_encoder(f, "tokenizer_2", "text_encoder_2", variant, placement),
                                                 f.index.get_bool("force_zeros_for_empty_prompt", true));
 }

@@ -161,7 +161,9 @@ class SDXLPipelineImpl final : public SDXLPipeline {
             HalfWeights::AsStored)),
         vae_placement_(vae_placement(f, placement)),
         vae_(load_vae(f, variant, vae_placement_)),
-        scheduler_config_(join_path(f.component("scheduler"), "scheduler_config.json")) {
+        scheduler_config_(join_path(f.component("scheduler"), "scheduler_config.json")),
+        requires_aesthetics_score_(f.index.get_bool("requires_aesthetics_score", false)),
+        refiner_(!f.components.count("text_encoder")) {
     Scheduler::load(scheduler_config_);  // a scheduler this mmx lacks is an error now, not at the first image
     if (vae_.config().latent_channels != unet_.config().in_channels)
       fail(f.path, ": the VAE has ", vae_.config().latent_channels, " latent channels and the UNet takes ",
@@ -178,8 +180,12 @@ class SDXLPipelineImpl final : public SDXLPipeline {
     const Shape latent_shape{1, latent_channels(), height / vae_scale_factor(), width / vae_scale_factor()};
     // One generator for the whole image, as diffusers' generator=: it draws the initial latents (or the
     // VAE's sample and the noise of image-to-image), then the fresh noise of an ancestral or SDE sampler.
-    Scheduler::NoiseSource draw;
-    if (o.device_rng) {
+    if (refiner_ && !o.image && !o.denoising_start)
+      usage_error(folder_.path, " is a refiner (", folder_.class_name, " without text_encoder): it continues an image — "
+                  "give --image, or use it as --refiner after a base model");
+    Scheduler::NoiseSource draw = o.generator;
+    if (draw) {
+    } else if (o.device_rng) {
       auto g = std::make_shared<TorchDeviceGenerator>(o.seed, placement_.device);
       draw = [g, dtype = placement_.dtype](const Shape& shape) { return g->randn(shape, dtype); };
     } else {
@@ -221,10 +227,16 @@ class SDXLPipelineImpl final : public SDXLPipeline {
     const SDXLPromptEmbeds p = text_->encode(o.prompt, o.negative_prompt);
     if (o.on_stage) o.on_stage("prompt", since(stage_start));
     const bool cfg = o.guidance_scale > 1.0f;  // do_classifier_free_guidance (no time_cond_proj_dim here)
-    const Tensor time_ids = sdxl_add_time_ids(height, width, 0, 0, height, width);
+    // _get_add_time_ids: (original size, crop, target size), or with requires_aesthetics_score (a refiner)
+    // (original size, crop, aesthetic score), the unconditional half with the negative score.
+    const auto aesthetic = [&](double score) {
+      return Tensor::from_vector(std::vector<float>{float(height), float(width), 0.0f, 0.0f, float(score)}, Shape{1, 5});
+    };
+    const Tensor time_ids = requires_aesthetics_score_ ? aesthetic(o.aesthetic_score) : sdxl_add_time_ids(height, width, 0, 0, height, width);
+    const Tensor negative_time_ids = requires_aesthetics_score_ ? aesthetic(o.negative_aesthetic_score) : time_ids;
     const Tensor context = cfg ? stack2(p.negative_prompt_embeds, p.prompt_embeds) : p.prompt_embeds;
     const Tensor text_embeds = cfg ? stack2(p.negative_pooled_prompt_embeds, p.pooled_prompt_embeds) : p.pooled_prompt_embeds;
-    const Tensor ids = cfg ? stack2(time_ids, time_ids) : time_ids;
+    const Tensor ids = cfg ? stack2(negative_time_ids, time_ids) : time_ids;
 
     // The UNet runs once per timestep kept: `steps` times for text to image, 2·steps − 1 for Heun (its
     // corrector's timesteps), fewer from an image or across a hand-off.
@@ -332,6 +344,7 @@ class SDXLPipelineImpl final : public SDXLPipeline {
   Placement vae_placement_;
   AutoencoderKL vae_;
   std::string scheduler_config_;  // a fresh scheduler per image: multistep schedulers keep state
+  bool requires_aesthetics_score_, refiner_;
   mutable StepRunner steps_{placement_};  // the UNet's calls, recorded and replayed where the device can
 };
 
@@ -340,6 +353,9 @@ class SDXLPipelineImpl final : public SDXLPipeline {
 void SDXLPipeline::check(const std::string& folder, const GenerateOptions& options, const std::string& variant) {
   const DiffusersFolder f = open_sdxl_folder(folder, variant);
   const Geometry g = folder_geometry(f);
+  if (!f.components.count("text_encoder") && !options.image && !options.denoising_start)
+    usage_error(f.path, " is a refiner (", f.class_name, " without text_encoder): it continues an image — give --image, "
+                "or use it as --refiner after a base model");
   checked_size(with_image_size(options, g.vae_scale_factor), g);
   const std::unique_ptr<Scheduler> scheduler =
       Scheduler::load(join_path(f.component("scheduler"), "scheduler_config.json"), options.scheduler);

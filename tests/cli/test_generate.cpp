@@ -281,3 +281,31 @@ TEST(CliGenerate, ImageToImageFromTheCommandLine) {
                  dir.file("bad.png")}).code, 2);
   EXPECT_FALSE(std::filesystem::exists(dir.file("bad.png")));
 }
+
+// --refiner: the base hands its last steps to the refiner; the parameters record it and --from-png reruns it.
+TEST(CliGenerate, RefinerFromTheCommandLine) {
+  test::TempDir dir;
+  const std::string base = test::data("models/sdxl-tiny"), refiner = test::data("models/sdxl-tiny-refiner");
+  ASSERT_EQ(run({"generate", "--model", base, "--refiner", refiner, "--prompt", "a horse", "--steps", "10", "--seed", "11",
+                 "--scheduler", "Euler a", "--output", dir.file("r.png")}).code, 0);
+  std::string parameters;
+  for (const auto& [k, v] : read_png_text(read_file(dir.file("r.png")), "r.png"))
+    if (k == "parameters") parameters = v;
+  EXPECT_NE(parameters.find("Refiner: " + refiner + ", Refiner switch at: 0.8"), std::string::npos) << parameters;
+  ASSERT_EQ(run({"generate", "--from-png", dir.file("r.png"), "--output", dir.file("again.png")}).code, 0);
+  EXPECT_EQ(read_file(dir.file("r.png")), read_file(dir.file("again.png")));  // the generator continues in both
+  // A refiner given as the base (text to image), --denoising-end alone: usage errors before any weight is read.
+  Result r = run({"generate", "--model", refiner, "--prompt", "a horse", "--output", dir.file("bad.png")});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("is a refiner"), std::string::npos) << r.err;
+  r = run({"generate", "--model", base, "--prompt", "a", "--denoising-end", "0.7", "--output", dir.file("bad.png")});
+  EXPECT_EQ(r.code, 2);
+  r = run({"generate", "--model", base, "--refiner", refiner, "--denoising-end", "1.5", "--prompt", "a", "--output",
+           dir.file("bad.png")});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("denoising_end must be in (0, 1)"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("bad.png")));
+  // The refiner alone as image to image.
+  EXPECT_EQ(run({"generate", "--model", refiner, "--image", test::data("images/coffee.png"), "--width", "64", "--height",
+                 "64", "--prompt", "a cup", "--steps", "10", "--seed", "1", "--output", dir.file("i.png")}).code, 0);
+}

@@ -199,3 +199,48 @@ TEST(TextToImage, ImageToImageRefusesWhatCannotRun) {
   o.latents = Tensor::zeros({1, 4, 32, 32});
   EXPECT_NE(usage_message(o).find("an image or initial latents"), std::string::npos);
 }
+
+// The base → refiner hand-off and the refiner alone as image to image, against diffusers
+// (expected/sdxl-tiny-refiner.safetensors, tools/make_refiner_reference.py; the refiner folder is
+// stable-diffusion-xl-refiner-1.0's layout: text_encoder_2 only, requires_aesthetics_score, "" negatives).
+TEST(TextToImage, RefinerTakesOverFromTheBaseAsDiffusersDoes) {
+  const auto expected = SafetensorsFile::open(test::data("expected/sdxl-tiny-refiner.safetensors"));
+  const auto base = SDXLPipeline::load(test::data("models/sdxl-tiny"), "", test::placement());
+  const auto refiner = SDXLPipeline::load(test::data("models/sdxl-tiny-refiner"), "", test::placement());
+  GenerateOptions o;
+  o.prompt = "An astronaut riding a green horse";
+  o.steps = 10;
+  o.seed = 11;
+  o.denoising_end = 0.8;
+  const GenerateResult first = base->generate(o);
+  EXPECT_TRUE(first.image.rgb.empty());
+  test::expect_close("handoff base_latents", first.latents, expected.get("handoff/base_latents"), 5e-5);
+  o.denoising_end.reset();
+  o.denoising_start = 0.8;
+  o.start_latents = first.latents;
+  o.keep_step_latents = true;
+  const GenerateResult second = refiner->generate(o);
+  test::expect_close("handoff step_latents", second.step_latents, expected.get("handoff/step_latents"), 5e-5);
+  EXPECT_EQ(second.image.width, 64);
+
+  GenerateOptions i;
+  i.prompt = o.prompt;
+  i.steps = 10;
+  i.seed = 11;
+  i.image = load_image(test::data("images/coffee.png"));
+  i.width = i.height = 64;
+  i.strength = 0.3;
+  i.keep_step_latents = true;
+  test::expect_close("refiner img2img step_latents", refiner->generate(i).step_latents,
+                     expected.get("img2img/step_latents"), 5e-5);
+  // Text to image is not what a refiner does: refused with the reason.
+  GenerateOptions t;
+  t.prompt = "a cat";
+  t.steps = 2;
+  try {
+    refiner->generate(t);
+    ADD_FAILURE() << "a refiner generated from text";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("is a refiner"), std::string::npos) << e.what();
+  }
+}
