@@ -34,6 +34,11 @@ struct GenerateOptions {
   // encoded by the VAE (a sample of its latent distribution, drawn from the seed's generator), noised to the
   // first kept timestep and denoised over the last strength · steps steps.
   std::optional<Image> image;
+  // Inpainting (StableDiffusionXLInpaintPipeline): white repaints, black keeps (greyscale, binarised at
+  // 0.5 after a Lanczos resize). An inpainting UNet (9 channels) takes the mask and the masked image's
+  // latents; the 4-channel base blends the noised original back outside the mask after every step.
+  // The size defaults to the UNet's (1024² for SDXL), as diffusers' inpainting pipeline does.
+  std::optional<Image> mask;
   double strength = 0.3;  // (0, 1]: diffusers' img2img default (a double: int(steps · strength) as Python computes it)
   // The base → refiner hand-off ("ensemble of expert denoisers"): denoising_end stops the base before the
   // timestep (1 − end) · train_timesteps and returns its latents undecoded; denoising_start (with

@@ -25,7 +25,8 @@ namespace mmx::cli {
 const Command kGenerateCommand{
     "generate",
     "mmx generate --model MODEL --prompt P [--negative-prompt N] [--steps N] [--guidance G] [--seed S | --latents FILE]\n"
-    "                    [--scheduler NAME] [--image F [--strength S]] [--width W --height H] [--variant fp16]\n"
+    "                    [--scheduler NAME] [--image F [--mask M] [--strength S]] [--refiner R [--denoising-end F]]\n"
+    "                    [--width W --height H] [--variant fp16]\n"
     "                    [--save-latents FILE] [--from-png F] [--output out.png] [--force]",
     "Generate an image with a Stable Diffusion XL pipeline folder (diffusers' StableDiffusionXLPipeline).",
     {
@@ -36,7 +37,8 @@ const Command kGenerateCommand{
         {"guidance", "G", "classifier-free guidance scale (default 5.0); 1 or less turns guidance off"},
         {"scheduler", "NAME", "the sampler, by A1111 or diffusers name (default: the folder's scheduler_config.json; see below)"},
         {"image", "FILE", "image to image (StableDiffusionXLImg2ImgPipeline): start from this picture (PNG, JPEG, WebP, ...), encoded by the VAE and noised to --strength"},
-        {"strength", "S", "with --image: how much of the schedule to run, in (0, 1] (default 0.3, diffusers'; 1 ignores the picture's content)"},
+        {"mask", "FILE", "inpainting (StableDiffusionXLInpaintPipeline): repaint where this picture is white (greyscale, binarised at 0.5), keep where black; the same size as --image"},
+        {"strength", "S", "with --image: how much of the schedule to run, in (0, 1] (default 0.3, diffusers'; with --mask 0.9999; 1 ignores the picture's content)"},
         {"refiner", "FOLDER", "hand the last steps to a refiner (stabilityai/stable-diffusion-xl-refiner-1.0's layout), as diffusers' base + refiner ensemble of expert denoisers"},
         {"denoising-end", "F", "with --refiner: the fraction of the schedule the base runs (default 0.8)"},
         {"aesthetic-score", "A", "a refiner's aesthetic conditioning (default 6.0; the unconditional half: --negative-aesthetic-score, default 2.5)"},
@@ -79,6 +81,10 @@ DPM++ SDE and LMS are named and refused: not implemented yet.
 --width × --height with Pillow's Lanczos (or cut to a multiple of 8), encoded by the VAE (a sample of
 its latent distribution, from the --seed generator), noised to the first of the last strength · steps
 timesteps, and denoised from there: --steps 30 --strength 0.3 runs 9 steps.
+
+--mask inpaints as StableDiffusionXLInpaintPipeline: an inpainting UNet (9 input channels) takes the
+mask and the masked image's latents; a plain base blends the noised original back outside the mask
+after every step. The size defaults to the model's (1024² for SDXL), as diffusers' pipeline does.
 
 --refiner runs the base to --denoising-end (0.8: its first 80 % of the noise levels) and hands its
 latents to the refiner, which runs the rest with its aesthetic-score conditioning and decodes; a
@@ -149,7 +155,10 @@ Args with_png_parameters(Args args) {
     fill("height", size->substr(x + 1));
   }
   fill("model", p.get("Model"));
-  if (args.has("image")) fill("strength", p.get("Denoising strength"));
+  if (args.has("image")) {
+    fill("strength", p.get("Denoising strength"));
+    fill("mask", p.get("Mask"));
+  }
   fill("refiner", p.get("Refiner"));
   if (p.get("Refiner")) fill("denoising-end", p.get("Refiner switch at"));
   return args;
@@ -192,14 +201,23 @@ int run_generate(const Args& given) {
   o.prompt = *prompt;
   if (args.has("negative-prompt")) o.negative_prompt = args.all("negative-prompt").back();
   o.steps = args.get_int("steps", 1).value_or(50);
-  o.guidance_scale = static_cast<float>(args.get_double("guidance", 0).value_or(5.0));
+  // diffusers' defaults: 5.0 (text and image to image), 7.5 for inpainting.
+  o.guidance_scale = static_cast<float>(args.get_double("guidance", 0).value_or(args.has("mask") ? 7.5 : 5.0));
   o.scheduler = args.get("scheduler").value_or("");
   if (o.guidance_scale > 100) usage_error("--guidance ", o.guidance_scale, ": a guidance scale is 0 to 100 (SDXL works at 5 to 9)");
   if (const auto image = args.get("image")) {
     o.image = load_image(*image);
-    o.strength = args.get_double("strength", 0).value_or(0.3);
-  } else if (args.has("strength")) {
-    usage_error("--strength is the part of the schedule run from an --image; give --image FILE");
+    if (const auto mask = args.get("mask")) {
+      o.mask = load_image(*mask);
+      if (o.mask->width != o.image->width || o.mask->height != o.image->height)
+        usage_error("--mask '", *mask, "' is ", o.mask->width, "×", o.mask->height, " but --image is ", o.image->width, "×",
+                    o.image->height, ": a mask covers its image pixel for pixel");
+    }
+    // diffusers' defaults: 0.3 for image to image, 0.9999 for inpainting (which skips the first step).
+    o.strength = args.get_double("strength", 0).value_or(o.mask ? 0.9999 : 0.3);
+  } else if (args.has("strength") || args.has("mask")) {
+    usage_error(args.has("mask") ? "--mask marks what to repaint in an --image" : "--strength is the part of the schedule run from an --image",
+                "; give --image FILE");
   }
   o.width = args.get_int("width", 1);
   o.height = args.get_int("height", 1);
@@ -290,6 +308,7 @@ int run_generate(const Args& given) {
     parameters.fields.emplace_back("Refiner switch at", number_text(*o.denoising_end));
   }
   if (o.image) parameters.fields.emplace_back("Denoising strength", number_text(o.strength));
+  if (o.mask) parameters.fields.emplace_back("Mask", *args.get("mask"));
   if (!variant.empty()) parameters.fields.emplace_back("Variant", variant);
   parameters.fields.emplace_back("Version", std::string("mmx ") + kVersion);
   text.emplace_back("parameters", parameters.to_text());

@@ -35,9 +35,10 @@ std::vector<ComponentClasses> components() {
 
 DiffusersFolder open_sdxl_folder(const std::string& path, const std::string& variant) {
   DiffusersFolder f = DiffusersFolder::open(path, variant);
-  if (f.class_name != "StableDiffusionXLPipeline" && f.class_name != "StableDiffusionXLImg2ImgPipeline")
-    fail(f.index.source(), ": _class_name '", f.class_name,
-         "' is not supported (this mmx runs StableDiffusionXLPipeline and StableDiffusionXLImg2ImgPipeline folders)");
+  if (f.class_name != "StableDiffusionXLPipeline" && f.class_name != "StableDiffusionXLImg2ImgPipeline" &&
+      f.class_name != "StableDiffusionXLInpaintPipeline")
+    fail(f.index.source(), ": _class_name '", f.class_name, "' is not supported (this mmx runs StableDiffusionXLPipeline, "
+         "StableDiffusionXLImg2ImgPipeline and StableDiffusionXLInpaintPipeline folders)");
   std::vector<ComponentClasses> needed = components();
   // The refiner's layout (stable-diffusion-xl-refiner-1.0): no first tokenizer and text encoder, both null.
   const auto null_component = [&](const char* name) {

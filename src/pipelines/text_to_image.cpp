@@ -57,7 +57,7 @@ struct Geometry {
 
 Geometry geometry_of(const UNet2DConditionConfig& unet, const AutoencoderKLConfig& vae) {
   const int64_t factor = int64_t(1) << (vae.block_out_channels.size() - 1);
-  return {factor, unet.sample_size * factor, unet.in_channels};
+  return {factor, unet.sample_size * factor, vae.latent_channels};
 }
 
 // The largest side accepted: SDXL is trained at 1024²; beyond 4096² the attention of a single step holds
@@ -99,13 +99,66 @@ std::pair<int64_t, int64_t> checked_size(const GenerateOptions& o, const Geometr
   return {width, height};
 }
 
+// torch.cat(tensors, dim=1) of [N, C_k, h, w] tensors.
+Tensor concat_channels(const std::vector<Tensor>& parts) {
+  Shape shape = parts[0].shape();
+  shape[1] = 0;
+  for (const Tensor& t : parts) shape[1] += t.dim(1);
+  Tensor out = Tensor::empty(shape);
+  const int64_t n = shape[0], plane = shape[2] * shape[3];
+  float* y = out.data<float>();
+  for (int64_t b = 0; b < n; ++b)
+    for (const Tensor& t : parts) {
+      const int64_t count = t.dim(1) * plane;
+      y = std::copy_n(t.data<float>() + b * count, count, y);
+    }
+  return out;
+}
+
+// F.interpolate(mask, size=(h, w)) in its default 'nearest' mode: source index ⌊i · in / out⌋ in float.
+Tensor nearest_downsample(const Tensor& mask, int64_t h, int64_t w) {
+  const int64_t in_h = mask.dim(2), in_w = mask.dim(3);
+  const float sy = static_cast<float>(in_h) / static_cast<float>(h), sx = static_cast<float>(in_w) / static_cast<float>(w);
+  Tensor out = Tensor::empty({1, 1, h, w});
+  for (int64_t y = 0; y < h; ++y) {
+    const int64_t src_y = std::min(static_cast<int64_t>(std::floor(static_cast<float>(y) * sy)), in_h - 1);
+    for (int64_t x = 0; x < w; ++x) {
+      const int64_t src_x = std::min(static_cast<int64_t>(std::floor(static_cast<float>(x) * sx)), in_w - 1);
+      out.data<float>()[y * w + x] = mask.data<float>()[src_y * in_w + src_x];
+    }
+  }
+  return out;
+}
+
+// latents = (1 − mask) · proper + mask · latents, the mask broadcast over the channels, in torch's order.
+void blend(Tensor& latents, const Tensor& proper, const Tensor& mask) {
+  const int64_t plane = mask.numel(), channels = latents.numel() / plane;
+  float* y = latents.data<float>();
+  for (int64_t c = 0; c < channels; ++c)
+    for (int64_t i = 0; i < plane; ++i) {
+      const float m = mask.data<float>()[i], keep = 1.0f - m;
+      const float a = keep * proper.data<float>()[c * plane + i], b = m * y[c * plane + i];
+      y[c * plane + i] = a + b;
+    }
+}
+
+// The schedulers' index_for_timestep: where t stands in the schedule (its second place when it repeats,
+// as Heun's corrector timesteps do).
+int64_t index_for_timestep(const std::vector<float>& timesteps, float t) {
+  std::vector<int64_t> at;
+  for (size_t i = 0; i < timesteps.size(); ++i)
+    if (timesteps[i] == t) at.push_back(static_cast<int64_t>(i));
+  if (at.empty()) fail("timestep ", t, " is not in the schedule");
+  return at.size() > 1 ? at[1] : at[0];
+}
+
 // img2img's size: the image's own, cut to a multiple of 8 (VaeImageProcessor.get_default_height_width),
 // unless width and height are given; the refiner's: its starting latents'.
 GenerateOptions with_image_size(GenerateOptions o, int64_t vae_scale_factor) {
   if (o.denoising_start && o.start_latents.defined() && o.start_latents.ndim() == 4) {
     if (!o.width) o.width = o.start_latents.dim(3) * vae_scale_factor;
     if (!o.height) o.height = o.start_latents.dim(2) * vae_scale_factor;
-  } else if (o.image) {
+  } else if (o.image && !o.mask) {  // inpainting keeps the UNet's default size, as diffusers' pipeline does
     if (!o.width) o.width = o.image->width - o.image->width % vae_scale_factor;
     if (!o.height) o.height = o.image->height - o.image->height % vae_scale_factor;
   }
@@ -128,7 +181,7 @@ StepRange step_range(const Scheduler& s, const GenerateOptions& o) {
     for (float v : t) n += double(v) < cutoff;
     if (order == 2 && n % 2 == 0) ++n;
     r.begin = count - std::min(n, count);
-  } else if (o.image) {
+  } else if (o.image) {  // image to image and inpainting
     const int64_t init = std::min(static_cast<int64_t>(double(o.steps) * o.strength), o.steps);
     r.begin = std::max(o.steps - init, int64_t(0)) * order;
   }
@@ -165,14 +218,18 @@ class SDXLPipelineImpl final : public SDXLPipeline {
         requires_aesthetics_score_(f.index.get_bool("requires_aesthetics_score", false)),
         refiner_(!f.components.count("text_encoder")) {
     Scheduler::load(scheduler_config_);  // a scheduler this mmx lacks is an error now, not at the first image
-    if (vae_.config().latent_channels != unet_.config().in_channels)
-      fail(f.path, ": the VAE has ", vae_.config().latent_channels, " latent channels and the UNet takes ",
-           unet_.config().in_channels);
+    // A UNet takes the VAE's latents, or for inpainting (9 channels for SDXL) the latents, the mask and
+    // the masked image's latents.
+    const int64_t latent = vae_.config().latent_channels, in = unet_.config().in_channels;
+    if (in != latent && in != 2 * latent + 1)
+      fail(f.path, ": the VAE has ", latent, " latent channels and the UNet takes ", in, " (", latent, ", or ",
+           2 * latent + 1, " for an inpainting UNet)");
+    inpainting_unet_ = in == 2 * latent + 1;
   }
 
   int64_t vae_scale_factor() const override { return vae_.scale_factor(); }
   int64_t default_size() const override { return unet_.config().sample_size * vae_scale_factor(); }
-  int64_t latent_channels() const override { return unet_.config().in_channels; }
+  int64_t latent_channels() const override { return vae_.config().latent_channels; }
 
   GenerateResult generate(const GenerateOptions& given) const override {
     const GenerateOptions o = with_image_size(given, vae_scale_factor());
@@ -197,13 +254,21 @@ class SDXLPipelineImpl final : public SDXLPipeline {
     scheduler->set_noise_source(draw);
     const StepRange range = step_range(*scheduler, o);
 
+    if (inpainting_unet_ && !o.mask)
+      usage_error(folder_.path, "'s UNet is an inpainting UNet (", unet_.config().in_channels, " input channels): give "
+                  "--image and --mask");
     GenerateResult r;
     r.scheduler = scheduler->class_name();
     Tensor latents;
+    Inpainting inpaint;
     if (o.denoising_start) {  // the refiner's half: the base's latents, already at this noise level
       if (!o.start_latents.defined() || o.start_latents.shape() != latent_shape || o.start_latents.dtype() != DType::F32)
         usage_error("denoising_start continues from latents F32 ", shape_str(latent_shape), " (a base's output)");
       latents = o.start_latents.clone();
+      r.init_latents = latents;
+    } else if (o.mask) {  // StableDiffusionXLInpaintPipeline's prepare_latents and prepare_mask_latents
+      inpaint = prepare_inpainting(o, *scheduler, range.begin, width, height, draw);
+      latents = inpaint.latents;
       r.init_latents = latents;
     } else if (o.image) {  // prepare_latents: the VAE's sample, scaled, noised to the first kept timestep
       const Tensor clean = encode_image(*o.image, width, height, draw);
@@ -248,11 +313,21 @@ class SDXLPipelineImpl final : public SDXLPipeline {
     }
     for (int64_t i = range.begin; i < range.end; ++i) {
       const auto start = std::chrono::steady_clock::now();
-      const Tensor scaled = scheduler->scale_model_input(cfg ? stack2(latents, latents) : latents, i);
+      Tensor scaled = scheduler->scale_model_input(cfg ? stack2(latents, latents) : latents, i);
+      if (inpainting_unet_) scaled = concat_channels({scaled, cfg ? stack2(inpaint.mask, inpaint.mask) : inpaint.mask,
+                                                      cfg ? stack2(inpaint.masked, inpaint.masked) : inpaint.masked});
       const UNet2DConditionModel::Inputs in = unet_.prepare(scaled, scheduler->timesteps()[size_t(i)], context, text_embeds, ids);
       const Tensor out = steps_.run({in.sample, in.time_features, in.add_features, in.context},
                                     [this](const std::vector<Tensor>& d) { return unet_.forward({d[0], d[1], d[2], d[3]}); });
       latents = scheduler->step(cfg ? classifier_free_guidance(out, o.guidance_scale) : out, i, latents);
+      if (o.mask && !inpainting_unet_) {
+        // The 4-channel base keeps the original outside the mask: noised to the next timestep, blended in.
+        const Tensor proper = i + 1 < range.end
+                                  ? scheduler->add_noise(inpaint.image_latents, inpaint.noise,
+                                                         index_for_timestep(scheduler->timesteps(), scheduler->timesteps()[size_t(i + 1)]))
+                                  : inpaint.image_latents;
+        blend(latents, proper, inpaint.mask);
+      }
       const int64_t done = i - range.begin + 1;
       if (!all_finite(latents))
         fail("the denoising step ", done, " of ", calls, " gave non-finite latents (the UNet's output went out of range: "
@@ -270,9 +345,39 @@ class SDXLPipelineImpl final : public SDXLPipeline {
   }
 
  private:
-  // VaeImageProcessor.preprocess (resized with Lanczos when its size differs, x / 255 · 2 − 1 in float32),
-  // vae.encode(x).latent_dist.sample(generator), then the scaling of prepare_latents.
-  Tensor encode_image(const Image& image, int64_t width, int64_t height, const Scheduler::NoiseSource& draw) const {
+  struct Inpainting {
+    Tensor latents, noise, image_latents, mask, masked;  // mask [1, 1, h, w]; masked: the masked image's latents
+  };
+  // prepare_latents + prepare_mask_latents, drawing from the generator in diffusers' order: the image's
+  // VAE sample (for a 4-channel UNet, or below strength 1), the noise, the masked image's VAE sample.
+  Inpainting prepare_inpainting(const GenerateOptions& o, const Scheduler& scheduler, int64_t begin, int64_t width,
+                                int64_t height, const Scheduler::NoiseSource& draw) const {
+    if (!o.image) usage_error("--mask needs the --image it masks");
+    const Tensor x = preprocess_image(*o.image, width, height);
+    const Tensor full_mask = preprocess_mask(*o.mask, width, height);
+    Tensor masked_image = x.clone();  // init_image · (mask < 0.5)
+    for (int64_t c = 0; c < 3; ++c)
+      for (int64_t i = 0; i < width * height; ++i)
+        masked_image.data<float>()[c * width * height + i] *= full_mask.data<float>()[i] < 0.5f ? 1.0f : 0.0f;
+    const bool strength_max = o.strength == 1.0;
+    const Shape shape{1, latent_channels(), height / vae_scale_factor(), width / vae_scale_factor()};
+    Inpainting p;
+    if (!inpainting_unet_ || !strength_max) p.image_latents = encode_pixels(x, draw);
+    p.noise = draw(shape);
+    if (strength_max) {
+      p.latents = p.noise.clone();
+      const float sigma0 = scheduler.init_noise_sigma();
+      for (int64_t i = 0; i < p.latents.numel(); ++i) p.latents.data<float>()[i] *= sigma0;
+    } else {
+      p.latents = scheduler.add_noise(p.image_latents, p.noise, begin);
+    }
+    p.mask = nearest_downsample(full_mask, shape[2], shape[3]);
+    p.masked = encode_pixels(masked_image, draw);
+    return p;
+  }
+
+  // VaeImageProcessor.preprocess: resized with Lanczos when its size differs, x / 255 · 2 − 1 in float32.
+  static Tensor preprocess_image(const Image& image, int64_t width, int64_t height) {
     const Image sized = image.width == width && image.height == height ? image : resize(image, width, height, Resample::Lanczos);
     Tensor x = Tensor::empty({1, 3, height, width});
     float* px = x.data<float>();
@@ -281,6 +386,24 @@ class SDXLPipelineImpl final : public SDXLPipeline {
         const float v = static_cast<float>(sized.rgb[size_t(i * 3 + c)]) / 255.0f;
         px[c * width * height + i] = 2.0f * v - 1.0f;
       }
+    return x;
+  }
+
+  // The mask processor (do_convert_grayscale, do_binarize, no normalisation): resized with Lanczos, then
+  // Pillow's convert("L") (ITU-R 601-2 luma in 16-bit fixed point), / 255, then 0 below 0.5 and 1 from it.
+  static Tensor preprocess_mask(const Image& mask, int64_t width, int64_t height) {
+    const Image sized = mask.width == width && mask.height == height ? mask : resize(mask, width, height, Resample::Lanczos);
+    Tensor m = Tensor::empty({1, 1, height, width});
+    for (int64_t i = 0; i < width * height; ++i) {
+      const uint32_t r = sized.rgb[size_t(i * 3)], g = sized.rgb[size_t(i * 3 + 1)], b = sized.rgb[size_t(i * 3 + 2)];
+      const float luma = static_cast<float>((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16) / 255.0f;
+      m.data<float>()[i] = luma < 0.5f ? 0.0f : 1.0f;
+    }
+    return m;
+  }
+
+  // vae.encode(x).latent_dist.sample(generator), then prepare_latents' scaling.
+  Tensor encode_pixels(const Tensor& x, const Scheduler::NoiseSource& draw) const {
     const LatentDistribution dist = vae_.encode(vae_placement_.device.is_cpu() ? x : x.to(vae_placement_.device));
     const Tensor mean = dist.mean.to(Device::cpu()).to(DType::F32);
     LatentDistribution host{mean, dist.logvar.to(Device::cpu()).to(DType::F32)};
@@ -297,6 +420,10 @@ class SDXLPipelineImpl final : public SDXLPipeline {
           v = static_cast<float>(c.scaling_factor) * v;
       }
     return z;
+  }
+
+  Tensor encode_image(const Image& image, int64_t width, int64_t height, const Scheduler::NoiseSource& draw) const {
+    return encode_pixels(preprocess_image(image, width, height), draw);
   }
 
   Image decode(const Tensor& latents) const {
@@ -345,6 +472,7 @@ class SDXLPipelineImpl final : public SDXLPipeline {
   AutoencoderKL vae_;
   std::string scheduler_config_;  // a fresh scheduler per image: multistep schedulers keep state
   bool requires_aesthetics_score_, refiner_;
+  bool inpainting_unet_ = false;
   mutable StepRunner steps_{placement_};  // the UNet's calls, recorded and replayed where the device can
 };
 
@@ -357,6 +485,9 @@ void SDXLPipeline::check(const std::string& folder, const GenerateOptions& optio
     usage_error(f.path, " is a refiner (", f.class_name, " without text_encoder): it continues an image — give --image, "
                 "or use it as --refiner after a base model");
   checked_size(with_image_size(options, g.vae_scale_factor), g);
+  const auto unet = UNet2DConditionConfig::from_json(JsonObject::load(join_path(f.component("unet"), "config.json")));
+  if (unet.in_channels == 2 * g.latent_channels + 1 && !options.mask)
+    usage_error(f.path, "'s UNet is an inpainting UNet (", unet.in_channels, " input channels): give --image and --mask");
   const std::unique_ptr<Scheduler> scheduler =
       Scheduler::load(join_path(f.component("scheduler"), "scheduler_config.json"), options.scheduler);
   scheduler->set_timesteps(options.steps);  // refuses more steps than the schedule has

@@ -8,6 +8,7 @@
 #include "mmx/files.hpp"
 #include "mmx/generation_parameters.hpp"
 #include "mmx/image.hpp"
+#include "mmx/pil_resize.hpp"
 #include "test_util.hpp"
 
 using namespace mmx;
@@ -308,4 +309,36 @@ TEST(CliGenerate, RefinerFromTheCommandLine) {
   // The refiner alone as image to image.
   EXPECT_EQ(run({"generate", "--model", refiner, "--image", test::data("images/coffee.png"), "--width", "64", "--height",
                  "64", "--prompt", "a cup", "--steps", "10", "--seed", "1", "--output", dir.file("i.png")}).code, 0);
+}
+
+// --mask: inpainting from the command line, with the base and with an inpainting UNet; bad masks refused.
+TEST(CliGenerate, InpaintingFromTheCommandLine) {
+  test::TempDir dir;
+  const std::string coffee = test::data("images/coffee.png");
+  // A mask of the image's size: the ellipse mask scaled up (any greyscale-convertible picture will do).
+  write_file_atomically(dir.file("mask.png"), encode_png(resize(load_image(test::data("images/mask_ellipse.png")), 600, 400,
+                                                                Resample::Bilinear)));
+  for (const std::string model : {"sdxl-tiny", "sdxl-tiny-inpaint"}) {
+    ASSERT_EQ(run({"generate", "--model", test::data("models/" + model), "--prompt", "a cup", "--image", coffee, "--mask",
+                   dir.file("mask.png"), "--steps", "4", "--seed", "2", "--output", dir.file(model + ".png")}).code, 0)
+        << model;
+    EXPECT_EQ(load_image(dir.file(model + ".png")).width, 64);  // the model's size, not the image's
+  }
+  ASSERT_EQ(run({"generate", "--from-png", dir.file("sdxl-tiny.png"), "--image", coffee, "--output", dir.file("again.png")}).code, 0);
+  EXPECT_EQ(read_file(dir.file("sdxl-tiny.png")), read_file(dir.file("again.png")));
+  Result r = run({"generate", "--model", test::data("models/sdxl-tiny"), "--prompt", "a", "--image", coffee, "--mask",
+                  test::data("images/mask_ellipse.png"), "--output", dir.file("bad.png")});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("a mask covers its image pixel for pixel"), std::string::npos) << r.err;
+  r = run({"generate", "--model", test::data("models/sdxl-tiny"), "--prompt", "a", "--mask", dir.file("mask.png"), "--output",
+           dir.file("bad.png")});
+  EXPECT_EQ(r.code, 2);
+  r = run({"generate", "--model", test::data("models/sdxl-tiny-inpaint"), "--prompt", "a", "--output", dir.file("bad.png")});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("inpainting UNet"), std::string::npos) << r.err;
+  write_file_atomically(dir.file("text.png"), "not an image");
+  r = run({"generate", "--model", test::data("models/sdxl-tiny"), "--prompt", "a", "--image", coffee, "--mask", dir.file("text.png"),
+           "--output", dir.file("bad.png")});
+  EXPECT_NE(r.code, 0);
+  EXPECT_FALSE(std::filesystem::exists(dir.file("bad.png")));
 }

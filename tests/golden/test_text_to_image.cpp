@@ -244,3 +244,38 @@ TEST(TextToImage, RefinerTakesOverFromTheBaseAsDiffusersDoes) {
     EXPECT_NE(std::string(e.what()).find("is a refiner"), std::string::npos) << e.what();
   }
 }
+
+// Inpainting (StableDiffusionXLInpaintPipeline) against diffusers (expected/sdxl-tiny-inpaint.safetensors,
+// tools/make_inpaint_reference.py): coffee.png and a blurred tinted ellipse mask at 64×64, guidance 7.5, seed 5;
+// the 4-channel base blending the noised original back (strength 0.9999 — diffusers' default, which skips the
+// first step — and 1.0 from pure noise) and a 9-channel inpainting UNet (0.75; 1.0 with DPM++ 2M).
+TEST(TextToImage, InpaintingFollowsDiffusersStepForStep) {
+  const auto expected = SafetensorsFile::open(test::data("expected/sdxl-tiny-inpaint.safetensors"));
+  const Image coffee = load_image(test::data("images/coffee.png")), mask = load_image(test::data("images/mask_ellipse.png"));
+  struct Case {
+    std::string folder, sampler;
+    int64_t steps;
+    double strength;
+    std::string key;
+  };
+  for (const Case& c : {Case{"sdxl-tiny", "Euler", 10, 0.9999, "sdxl-tiny Euler 10 0.9999"},
+                        Case{"sdxl-tiny", "Euler a", 4, 1.0, "sdxl-tiny Euler a 4 1.0"},
+                        Case{"sdxl-tiny-inpaint", "Euler", 10, 0.75, "sdxl-tiny-inpaint Euler 10 0.75"},
+                        Case{"sdxl-tiny-inpaint", "DPM++ 2M", 4, 1.0, "sdxl-tiny-inpaint DPM++ 2M 4 1.0"}}) {
+    const auto pipe = SDXLPipeline::load(test::data("models/" + c.folder), "", test::placement());
+    GenerateOptions o;
+    o.prompt = "An astronaut riding a green horse";
+    o.image = coffee;
+    o.mask = mask;
+    o.strength = c.strength;
+    o.steps = c.steps;
+    o.seed = 5;
+    o.guidance_scale = 7.5f;
+    o.scheduler = c.sampler;
+    o.keep_step_latents = true;
+    const GenerateResult r = pipe->generate(o);
+    EXPECT_EQ(r.image.width, 64);  // the UNet's default size (the image is 600×400)
+    test::expect_close(c.key + " init_latents", r.init_latents, expected.get(c.key + "/init_latents"), 1e-5);
+    test::expect_close(c.key + " step_latents", r.step_latents, expected.get(c.key + "/step_latents"), 5e-5);
+  }
+}
