@@ -27,6 +27,9 @@ SAMPLERS = {  # the name mmx takes → (diffusers class, settings the name impli
     "DPM++ 2M SDE": ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++"}),
     "Heun": ("HeunDiscreteScheduler", {}),
     "UniPC": ("UniPCMultistepScheduler", {}),
+    "DPM++ SDE": ("DPMSolverSinglestepScheduler", {}),
+    "LCM": ("LCMScheduler", {}),
+    "TCD": ("TCDScheduler", {}),
 }
 SEED, STEPS, GUIDANCE = 7, 4, 5.0
 

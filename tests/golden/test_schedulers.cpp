@@ -22,7 +22,7 @@ namespace {
 
 const std::vector<std::string> kClasses = {"DDIMScheduler", "EulerDiscreteScheduler", "EulerAncestralDiscreteScheduler",
                                 "DPMSolverMultistepScheduler", "HeunDiscreteScheduler", "UniPCMultistepScheduler",
-                                            "LCMScheduler", "TCDScheduler"};
+                                            "LCMScheduler", "TCDScheduler", "DPMSolverSinglestepScheduler"};
 
 nlohmann::json fixture(const std::string& class_name) {
   return nlohmann::json::parse(read_file(test::data("schedulers/" + class_name + ".json")));

@@ -9,6 +9,7 @@
 #include "mmx/scheduler.hpp"
 #include "pipelines/schedulers/ddim.hpp"
 #include "pipelines/schedulers/dpm_solver_multistep.hpp"
+#include "pipelines/schedulers/dpm_solver_singlestep.hpp"
 #include "pipelines/schedulers/heun_discrete.hpp"
 #include "pipelines/schedulers/lcm.hpp"
 #include "pipelines/schedulers/tcd.hpp"
@@ -30,6 +31,7 @@ const SchedulerClass kSchedulers[] = {
     {"DPMSolverMultistepScheduler", load_dpm_solver_multistep},
     {"HeunDiscreteScheduler", load_heun_discrete},
     {"UniPCMultistepScheduler", load_unipc_multistep},
+    {"DPMSolverSinglestepScheduler", load_dpm_solver_singlestep},
     {"LCMScheduler", load_lcm},
     {"TCDScheduler", load_tcd},
 };
@@ -62,7 +64,8 @@ const SamplerName kSamplerNames[] = {
     {"DPM++ 2M SDE", "DPMSolverMultistepScheduler", true, R"({"algorithm_type": "sde-dpmsolver++"})"},
     {"DPM++ 2M SDE Karras", "DPMSolverMultistepScheduler", true,
      R"({"algorithm_type": "sde-dpmsolver++", "use_karras_sigmas": true})"},
-    {"DPM++ SDE", "DPMSolverSinglestepScheduler", false, "{}"},
+    {"DPM++ SDE", "DPMSolverSinglestepScheduler", true, "{}"},
+    {"DPM++ SDE Karras", "DPMSolverSinglestepScheduler", true, R"({"use_karras_sigmas": true})"},
     {"Heun", "HeunDiscreteScheduler", true, "{}"},
     {"LMS", "LMSDiscreteScheduler", false, "{}"},
     {"UniPC", "UniPCMultistepScheduler", true, "{}"},

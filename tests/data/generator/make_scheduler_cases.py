@@ -79,6 +79,17 @@ CLASSES = {
                                         "final_sigmas_type": "sigma_min", "disable_corrector": [0, 2],
                                         "lower_order_final": False},
     },
+    "DPMSolverSinglestepScheduler": {
+        "defaults": {},
+        "sdxl": SDXL,
+        "karras_order3_heun_sigma_min": {**SDXL, "use_karras_sigmas": True, "solver_order": 3, "solver_type": "heun",
+                                         "final_sigmas_type": "sigma_min", "lower_order_final": False},
+        "order3_midpoint_v": {"solver_order": 3, "prediction_type": "v_prediction", "lower_order_final": True},
+        "sde_sample": {"algorithm_type": "sde-dpmsolver++", "prediction_type": "sample"},
+        "dpmsolver_heun_sigma_min_clipped": {"algorithm_type": "dpmsolver", "solver_type": "heun",
+                                             "final_sigmas_type": "sigma_min", "lambda_min_clipped": -5.1,
+                                             "beta_schedule": "squaredcos_cap_v2"},
+    },
     "LCMScheduler": {
         "defaults": {},
         "sdxl_leading": SDXL,
