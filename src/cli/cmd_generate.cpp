@@ -74,10 +74,12 @@ runs diffusers 0.30.3's arithmetic (tests/README.md: bit for bit per step; UniPC
   DPM++ SDE             DPMSolverSinglestepScheduler    1
   DPM++ SDE Karras        + use_karras_sigmas           1
   Heun                  HeunDiscreteScheduler           2 (2·steps − 1 in all)
+  LMS                   LMSDiscreteScheduler            1
+  LMS Karras              + use_karras_sigmas           1
   UniPC                 UniPCMultistepScheduler         1
   LCM                   LCMScheduler                    1 (LCM-distilled models and LCM-LoRA)
   TCD                   TCDScheduler (eta 0)            1
-LMS is named and refused: not implemented yet.
+DPM2 and DPM2 a (KDPM2*) are named and refused: not implemented yet.
 
 --image runs image to image as diffusers' StableDiffusionXLImg2ImgPipeline: the picture resized to
 --width × --height with Pillow's Lanczos (or cut to a multiple of 8), encoded by the VAE (a sample of

@@ -191,10 +191,10 @@ TEST(CliGenerate, SchedulerByNameIsTheFoldersConfigReadAsThatClass) {
   EXPECT_EQ(load_image(dir.file("ancestral.png")).rgb, load_image(dir.file("ancestral2.png")).rgb);
   EXPECT_NE(load_image(dir.file("ancestral.png")).rgb, load_image(dir.file("own.png")).rgb);
   int other = 0;
-  for (const std::string name : {"DPM++ 2M Karras", "DPM++ 2M SDE", "Heun", "UniPC", "LCM", "TCD"})
+  for (const std::string name : {"DPM++ 2M Karras", "DPM++ 2M SDE", "Heun", "UniPC", "LCM", "TCD", "DPM++ SDE", "LMS Karras"})
     EXPECT_EQ(gen(test::data("models/sdxl-tiny"), {"--scheduler", name}, "other" + std::to_string(++other) + ".png").code, 0)
         << name;
-  for (const std::string name : {"LMS", "Foo"}) {
+  for (const std::string name : {"DPM2", "Foo"}) {
     const Result r = gen(test::data("models/sdxl-tiny"), {"--scheduler", name}, "refused.png");
     EXPECT_EQ(r.code, 2) << name;
     EXPECT_NE(r.err.find("\"DDIM\" (DDIMScheduler)"), std::string::npos) << r.err;

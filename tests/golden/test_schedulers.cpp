@@ -22,7 +22,8 @@ namespace {
 
 const std::vector<std::string> kClasses = {"DDIMScheduler", "EulerDiscreteScheduler", "EulerAncestralDiscreteScheduler",
                                 "DPMSolverMultistepScheduler", "HeunDiscreteScheduler", "UniPCMultistepScheduler",
-                                            "LCMScheduler", "TCDScheduler", "DPMSolverSinglestepScheduler"};
+                                            "LCMScheduler", "TCDScheduler", "DPMSolverSinglestepScheduler",
+                                            "LMSDiscreteScheduler"};
 
 nlohmann::json fixture(const std::string& class_name) {
   return nlohmann::json::parse(read_file(test::data("schedulers/" + class_name + ".json")));
@@ -59,7 +60,7 @@ Tensor scaled(const Tensor& t, float s) {  // torch: tensor * 0-d float32 tensor
   return y;
 }
 
-const std::set<std::string> kFractionalKarras = {"EulerDiscreteScheduler", "HeunDiscreteScheduler"};
+const std::set<std::string> kFractionalKarras = {"EulerDiscreteScheduler", "HeunDiscreteScheduler", "LMSDiscreteScheduler"};
 constexpr double kKarrasTimestepBound = 1e-4;  // measured here: 6.1e-5 (1 ulp at 512–1024)
 
 bool solves_3x3(const nlohmann::json& c) {

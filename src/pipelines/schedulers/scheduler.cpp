@@ -12,6 +12,7 @@
 #include "pipelines/schedulers/dpm_solver_singlestep.hpp"
 #include "pipelines/schedulers/heun_discrete.hpp"
 #include "pipelines/schedulers/lcm.hpp"
+#include "pipelines/schedulers/lms_discrete.hpp"
 #include "pipelines/schedulers/tcd.hpp"
 #include "pipelines/schedulers/unipc_multistep.hpp"
 #include "pipelines/schedulers/euler_ancestral.hpp"
@@ -32,6 +33,7 @@ const SchedulerClass kSchedulers[] = {
     {"HeunDiscreteScheduler", load_heun_discrete},
     {"UniPCMultistepScheduler", load_unipc_multistep},
     {"DPMSolverSinglestepScheduler", load_dpm_solver_singlestep},
+    {"LMSDiscreteScheduler", load_lms_discrete},
     {"LCMScheduler", load_lcm},
     {"TCDScheduler", load_tcd},
 };
@@ -67,9 +69,12 @@ const SamplerName kSamplerNames[] = {
     {"DPM++ SDE", "DPMSolverSinglestepScheduler", true, "{}"},
     {"DPM++ SDE Karras", "DPMSolverSinglestepScheduler", true, R"({"use_karras_sigmas": true})"},
     {"Heun", "HeunDiscreteScheduler", true, "{}"},
-    {"LMS", "LMSDiscreteScheduler", false, "{}"},
+    {"LMS", "LMSDiscreteScheduler", true, "{}"},
+    {"LMS Karras", "LMSDiscreteScheduler", true, R"({"use_karras_sigmas": true})"},
     {"UniPC", "UniPCMultistepScheduler", true, "{}"},
     {"LCM", "LCMScheduler", true, "{}"},
+    {"DPM2", "KDPM2DiscreteScheduler", false, "{}"},
+    {"DPM2 a", "KDPM2AncestralDiscreteScheduler", false, "{}"},
     {"TCD", "TCDScheduler", true, "{}"},
 };
 

@@ -90,6 +90,13 @@ CLASSES = {
                                              "final_sigmas_type": "sigma_min", "lambda_min_clipped": -5.1,
                                              "beta_schedule": "squaredcos_cap_v2"},
     },
+    "LMSDiscreteScheduler": {
+        "defaults": {},
+        "sdxl": SDXL,
+        "karras_v": {**SDXL, "use_karras_sigmas": True, "prediction_type": "v_prediction"},
+        "trailing_sample_cosine": {"timestep_spacing": "trailing", "prediction_type": "sample",
+                                   "beta_schedule": "squaredcos_cap_v2"},
+    },
     "LCMScheduler": {
         "defaults": {},
         "sdxl_leading": SDXL,
