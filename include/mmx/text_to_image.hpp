@@ -52,6 +52,10 @@ struct GenerateOptions {
   Scheduler::NoiseSource generator;
   // Called after each step with (step, steps, seconds the step took).
   std::function<void(int64_t, int64_t, double)> on_step;
+  // Every `preview_every` UNet calls (0: never) before the last, the latents so far decoded by the VAE
+  // (noisy early, the picture emerging): on_preview(calls done, image).
+  int64_t preview_every = 0;
+  std::function<void(int64_t, const Image&)> on_preview;
   // Called after the stages around the loop: ("prompt", seconds) once the prompt is encoded,
   // ("decode", seconds) once the VAE has decoded the image.
   std::function<void(const char*, double)> on_stage;

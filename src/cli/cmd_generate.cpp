@@ -51,6 +51,8 @@ const Command kGenerateCommand{
         {"latents", "FILE", "initial latents instead: a .safetensors file with key 'latents' [1, 4, H/8, W/8] (diffusers' latents=), or a --save-latents file (its init_latents)"},
         {"save-latents", "FILE", "also write init_latents and step_latents (every step, stacked) to a .safetensors file"},
         {"output", "FILE", "the PNG to write (default out.png); an existing file is kept unless --force"},
+        {"preview-every", "N", "every N denoising steps, decode the latents so far into a preview PNG (--preview, default OUTPUT with .preview.png), replaced atomically: watch it in an image viewer"},
+        {"preview", "FILE", "where --preview-every writes (default: the output's name with .preview.png)"},
         {"force", "", "overwrite an existing output file"},
         {"from-png", "FILE", "rerun a generated PNG: its parameters (A1111's text: prompt, negative prompt, steps, sampler, CFG scale, seed, size, model) are the defaults, the options given here override them"},
     },
@@ -237,6 +239,17 @@ int run_generate(const Args& given) {
     if (!args.has("seed") && log_level() >= LogLevel::Warn) std::fprintf(stderr, "seed %llu\n", static_cast<unsigned long long>(o.seed));
   }
   o.keep_step_latents = save_latents.has_value();
+  std::string preview_path;
+  if (args.has("preview") && !args.has("preview-every")) usage_error("--preview names the file --preview-every N writes; give --preview-every");
+  if (args.has("preview-every")) {
+    o.preview_every = *args.get_int("preview-every", 1);
+    preview_path = args.get("preview").value_or(output.substr(0, output.size() - 4) + ".preview.png");
+    if (extension_of(preview_path) != ".png") usage_error("--preview '", preview_path, "': previews are written as .png");
+    check_output_path(preview_path);
+    o.on_preview = [preview_path](int64_t done, const Image& image) {
+      write_file_atomically(preview_path, encode_png(image, {{"preview", "after " + std::to_string(done) + " UNet steps"}}));
+    };
+  }
   double total = 0, prompt_s = 0, decode_s = 0;
   int64_t calls = 0;  // UNet calls run: fewer than --steps from an image, more for Heun
   o.on_step = [&](int64_t step, int64_t steps, double seconds) {

@@ -335,6 +335,7 @@ class SDXLPipelineImpl final : public SDXLPipeline {
       if (o.keep_step_latents)
         std::copy_n(latents.data<float>(), latents.numel(), r.step_latents.data<float>() + (done - 1) * latents.numel());
       if (o.on_step) o.on_step(done, calls, since(start));
+      if (o.preview_every > 0 && o.on_preview && done % o.preview_every == 0 && done < calls) o.on_preview(done, decode(latents));
     }
     r.latents = latents;
     if (o.denoising_end) return r;  // the refiner decodes

@@ -342,3 +342,20 @@ TEST(CliGenerate, InpaintingFromTheCommandLine) {
   EXPECT_NE(r.code, 0);
   EXPECT_FALSE(std::filesystem::exists(dir.file("bad.png")));
 }
+
+// --preview-every N: the latents so far, decoded into a preview PNG beside the output.
+TEST(CliGenerate, PreviewEveryNStepsWritesADecodedPreview) {
+  test::TempDir dir;
+  const Result r = run({"generate", "--model", test::data("models/sdxl-tiny"), "--prompt", "a horse", "--steps", "4", "--seed", "1",
+                        "--preview-every", "2", "--output", dir.file("h.png")});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Image preview = load_image(dir.file("h.preview.png")), image = load_image(dir.file("h.png"));
+  EXPECT_EQ(preview.width, image.width);
+  EXPECT_NE(preview.rgb, image.rgb);  // after 2 of 4 steps
+  std::string note;
+  for (const auto& [k, v] : read_png_text(read_file(dir.file("h.preview.png")), "preview"))
+    if (k == "preview") note = v;
+  EXPECT_EQ(note, "after 2 UNet steps");
+  EXPECT_EQ(run({"generate", "--model", test::data("models/sdxl-tiny"), "--prompt", "a", "--preview", dir.file("p.png"),
+                 "--output", dir.file("x.png")}).code, 2);
+}
