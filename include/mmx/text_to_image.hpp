@@ -39,6 +39,9 @@ struct GenerateOptions {
   // latents; the 4-channel base blends the noised original back outside the mask after every step.
   // The size defaults to the UNet's (1024² for SDXL), as diffusers' inpainting pipeline does.
   std::optional<Image> mask;
+  // Pillow's GaussianBlur of the mask before it is used (diffusers' mask_processor.blur, A1111's "mask
+  // blur"): soft edges. 0: none (diffusers' default).
+  float mask_blur = 0;
   double strength = 0.3;  // (0, 1]: diffusers' img2img default (a double: int(steps · strength) as Python computes it)
   // The base → refiner hand-off ("ensemble of expert denoisers"): denoising_end stops the base before the
   // timestep (1 − end) · train_timesteps and returns its latents undecoded; denoising_start (with

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "mmx/files.hpp"
+#include "mmx/pil_filters.hpp"
 #include "mmx/pil_resize.hpp"
 #include "core/log.hpp"
 #include "io/checkpoint.hpp"
@@ -355,7 +356,7 @@ class SDXLPipelineImpl final : public SDXLPipeline {
                                 int64_t height, const Scheduler::NoiseSource& draw) const {
     if (!o.image) usage_error("--mask needs the --image it masks");
     const Tensor x = preprocess_image(*o.image, width, height);
-    const Tensor full_mask = preprocess_mask(*o.mask, width, height);
+    const Tensor full_mask = preprocess_mask(o.mask_blur > 0 ? gaussian_blur(*o.mask, o.mask_blur) : *o.mask, width, height);
     Tensor masked_image = x.clone();  // init_image · (mask < 0.5)
     for (int64_t c = 0; c < 3; ++c)
       for (int64_t i = 0; i < width * height; ++i)

@@ -326,6 +326,10 @@ TEST(CliGenerate, InpaintingFromTheCommandLine) {
   }
   ASSERT_EQ(run({"generate", "--from-png", dir.file("sdxl-tiny.png"), "--image", coffee, "--output", dir.file("again.png")}).code, 0);
   EXPECT_EQ(read_file(dir.file("sdxl-tiny.png")), read_file(dir.file("again.png")));
+  // A blurred mask repaints a softened region: another image, its radius in the parameters.
+  ASSERT_EQ(run({"generate", "--model", test::data("models/sdxl-tiny"), "--prompt", "a cup", "--image", coffee, "--mask",
+                 dir.file("mask.png"), "--mask-blur", "33", "--steps", "4", "--seed", "2", "--output", dir.file("blur.png")}).code, 0);
+  EXPECT_NE(load_image(dir.file("blur.png")).rgb, load_image(dir.file("sdxl-tiny.png")).rgb);
   Result r = run({"generate", "--model", test::data("models/sdxl-tiny"), "--prompt", "a", "--image", coffee, "--mask",
                   test::data("images/mask_ellipse.png"), "--output", dir.file("bad.png")});
   EXPECT_EQ(r.code, 2);
