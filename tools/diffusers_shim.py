@@ -70,3 +70,13 @@ def write_safetensors(path, tensors):
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)
     pathlib.Path(path).write_bytes(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+
+
+def load_model(cls, folder, weights="diffusion_pytorch_model.safetensors"):
+    """A diffusers model class built from folder/config.json with its float32 weights, in eval mode."""
+    import torch
+    folder = pathlib.Path(folder)
+    config = {k: v for k, v in json.loads((folder / "config.json").read_text()).items() if not k.startswith("_")}
+    model = cls(**config)
+    model.load_state_dict({k: torch.from_numpy(v.astype(np.float32)) for k, v in read_safetensors(folder / weights).items()})
+    return model.eval()

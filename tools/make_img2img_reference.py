@@ -15,7 +15,7 @@ import pathlib
 
 import numpy as np
 
-from diffusers_shim import read_safetensors, shim_missing_modules, write_safetensors
+from diffusers_shim import load_model, read_safetensors, shim_missing_modules, write_safetensors
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -41,15 +41,8 @@ def main():
 
     folder = DATA / "models" / "sdxl-tiny"
 
-    def build(cls, component):
-        config = {k: v for k, v in json.loads((folder / component / "config.json").read_text()).items()
-                  if not k.startswith("_")}
-        model = cls(**config)
-        model.load_state_dict({k: torch.from_numpy(v.astype(np.float32)) for k, v in
-                               read_safetensors(folder / component / "diffusion_pytorch_model.safetensors").items()})
-        return model.eval()
 
-    unet, vae = build(UNet2DConditionModel, "unet"), build(AutoencoderKL, "vae")
+    unet, vae = load_model(UNet2DConditionModel, folder / "unet"), load_model(AutoencoderKL, folder / "vae")
     processor = VaeImageProcessor(vae_scale_factor=2 ** (len(vae.config.block_out_channels) - 1))
     e = {k: torch.from_numpy(v.copy()) for k, v in read_safetensors(DATA / "expected" / "sdxl-tiny.safetensors").items()}
     context = torch.cat([e["negative_prompt_embeds"], e["prompt_embeds"]])

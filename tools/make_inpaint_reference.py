@@ -18,7 +18,7 @@ import shutil
 
 import numpy as np
 
-from diffusers_shim import read_safetensors, shim_missing_modules, write_safetensors
+from diffusers_shim import load_model, read_safetensors, shim_missing_modules, write_safetensors
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -72,14 +72,8 @@ def main():
     mask_image = make_mask(PIL)
     make_folder(torch, UNet2DConditionModel)
 
-    def load(cls, folder):
-        config = {k: v for k, v in json.loads((folder / "config.json").read_text()).items() if not k.startswith("_")}
-        model = cls(**config)
-        model.load_state_dict({k: torch.from_numpy(v.astype(np.float32)) for k, v in
-                               read_safetensors(folder / "diffusion_pytorch_model.safetensors").items()})
-        return model.eval()
 
-    vae = load(AutoencoderKL, BASE / "vae")
+    vae = load_model(AutoencoderKL, BASE / "vae")
     factor = 2 ** (len(vae.config.block_out_channels) - 1)
     image_processor = VaeImageProcessor(vae_scale_factor=factor)
     mask_processor = VaeImageProcessor(vae_scale_factor=factor, do_normalize=False, do_binarize=True,
@@ -98,7 +92,7 @@ def main():
     with torch.no_grad():
         for folder, name, class_name, steps, strength in CASES:
             key = f"{folder} {name} {steps} {strength}"
-            unet = load(UNet2DConditionModel, DATA / "models" / folder / "unet")
+            unet = load_model(UNet2DConditionModel, DATA / "models" / folder / "unet")
             channels = unet.config.in_channels
             scheduler = getattr(diffusers, class_name).from_config(config)
             scheduler.set_timesteps(steps)

@@ -20,7 +20,7 @@ import shutil
 
 import numpy as np
 
-from diffusers_shim import read_safetensors, shim_missing_modules, write_safetensors
+from diffusers_shim import load_model, read_safetensors, shim_missing_modules, write_safetensors
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -58,15 +58,9 @@ def main():
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
     from diffusers.image_processor import VaeImageProcessor
 
-    def load(cls, folder):
-        config = {k: v for k, v in json.loads((folder / "config.json").read_text()).items() if not k.startswith("_")}
-        model = cls(**config)
-        model.load_state_dict({k: torch.from_numpy(v.astype(np.float32)) for k, v in
-                               read_safetensors(folder / "diffusion_pytorch_model.safetensors").items()})
-        return model.eval()
 
     refiner_unet = make_folder(torch, UNet2DConditionModel)
-    base_unet, vae = load(UNet2DConditionModel, BASE / "unet"), load(AutoencoderKL, BASE / "vae")
+    base_unet, vae = load_model(UNet2DConditionModel, BASE / "unet"), load_model(AutoencoderKL, BASE / "vae")
     e = {k: torch.from_numpy(v.copy()) for k, v in read_safetensors(DATA / "expected" / "sdxl-tiny.safetensors").items()}
     base_cond = (torch.cat([e["negative_prompt_embeds"], e["prompt_embeds"]]),
                  torch.cat([e["negative_pooled_prompt_embeds"], e["pooled_prompt_embeds"]]),

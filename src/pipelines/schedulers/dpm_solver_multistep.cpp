@@ -107,29 +107,9 @@ Tensor DPMSolverMultistepScheduler::scale_model_input(const Tensor& sample, int6
 }
 
 Tensor DPMSolverMultistepScheduler::convert_model_output(const Tensor& e, int64_t i, const Tensor& x) const {
-  const AlphaSigma a = alpha_sigma(sigmas_[size_t(i)]);
-  const float* m = e.data<float>();
-  const float* s = x.data<float>();
-  const std::string& type = config_.prediction_type;
-  Tensor out = Tensor::empty(x.shape());
-  float* y = out.data<float>();
-  const int64_t n = x.numel();
-  if (config_.algorithm_type == "dpmsolver++" || config_.algorithm_type == "sde-dpmsolver++") {  // x₀
-    if (type == "epsilon")
-      for (int64_t k = 0; k < n; ++k) y[k] = (s[k] - a.sigma * m[k]) / a.alpha;
-    else if (type == "sample")
-      return e.clone();
-    else
-      return weighted_sum(x.shape(), {{a.alpha, s}, {-a.sigma, m}});
-  } else {  // ε
-    if (type == "epsilon")
-      return e.clone();
-    else if (type == "sample")
-      for (int64_t k = 0; k < n; ++k) y[k] = (s[k] - a.alpha * m[k]) / a.sigma;
-    else
-      return weighted_sum(x.shape(), {{a.alpha, m}, {a.sigma, s}});
-  }
-  return out;
+  const bool data = config_.algorithm_type == "dpmsolver++" || config_.algorithm_type == "sde-dpmsolver++";
+  return data ? to_data_prediction(e, x, sigmas_[size_t(i)], config_.prediction_type)
+              : to_noise_prediction(e, x, sigmas_[size_t(i)], config_.prediction_type);
 }
 
 Tensor DPMSolverMultistepScheduler::first_order(int64_t i, const Tensor& x, const Tensor& noise) const {
@@ -253,10 +233,7 @@ Tensor DPMSolverMultistepScheduler::step(const Tensor& model_output, int64_t i, 
 
 Tensor DPMSolverMultistepScheduler::add_noise(const Tensor& original, const Tensor& noise, int64_t step_index) const {
   check_step_index(kName, step_index, timesteps_.size());
-  check_same_shape(kName, original, noise);
-  const AlphaSigma a = alpha_sigma(sigmas_[size_t(step_index)]);
-  return weighted_sum(original.shape(), {{a.alpha, f32_elements(kName, original, "original samples")},
-                                         {a.sigma, f32_elements(kName, noise, "noise")}});
+  return add_vp_noise(kName, original, noise, sigmas_[size_t(step_index)]);
 }
 
 std::unique_ptr<Scheduler> load_dpm_solver_multistep(const JsonObject& config) {

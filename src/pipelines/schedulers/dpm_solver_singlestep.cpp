@@ -191,24 +191,12 @@ Tensor DPMSolverSinglestepScheduler::step(const Tensor& model_output, int64_t i,
   const auto& c = config_;
   check_step_index(kName, i, timesteps_.size());
   check_same_shape(kName, model_output, sample);
-  const float* m = f32_elements(kName, model_output, "model output");
-  const float* x = f32_elements(kName, sample, "sample");
+  f32_elements(kName, model_output, "model output");
+  f32_elements(kName, sample, "sample");
   if (!model_outputs_.empty() && i != next_step_)
     fail(kName, ": step ", i, " after step ", next_step_ - 1, "; the steps of a solver come in order");
-  const AlphaSigma a = alpha_sigma(sigmas_[size_t(i)]);
-  Tensor converted = Tensor::empty(sample.shape());
-  float* y = converted.data<float>();
-  const int64_t n = sample.numel();
-  const std::string& type = c.prediction_type;
-  if (c.algorithm_type != "dpmsolver") {  // x₀
-    if (type == "epsilon") for (int64_t k = 0; k < n; ++k) y[k] = (x[k] - a.sigma * m[k]) / a.alpha;
-    else if (type == "sample") converted = model_output.clone();
-    else converted = weighted_sum(sample.shape(), {{a.alpha, x}, {-a.sigma, m}});
-  } else {  // ε
-    if (type == "epsilon") converted = model_output.clone();
-    else if (type == "sample") for (int64_t k = 0; k < n; ++k) y[k] = (x[k] - a.alpha * m[k]) / a.sigma;
-    else converted = weighted_sum(sample.shape(), {{a.alpha, m}, {a.sigma, x}});
-  }
+  const Tensor converted = c.algorithm_type != "dpmsolver" ? to_data_prediction(model_output, sample, sigmas_[size_t(i)], c.prediction_type)
+                                                          : to_noise_prediction(model_output, sample, sigmas_[size_t(i)], c.prediction_type);
   model_outputs_.push_back(converted);
   if (static_cast<int64_t>(model_outputs_.size()) > c.solver_order) model_outputs_.erase(model_outputs_.begin());
   const Tensor noise = stochastic() ? draw_noise(model_output.shape()) : Tensor();
@@ -225,10 +213,7 @@ Tensor DPMSolverSinglestepScheduler::step(const Tensor& model_output, int64_t i,
 
 Tensor DPMSolverSinglestepScheduler::add_noise(const Tensor& original, const Tensor& noise, int64_t step_index) const {
   check_step_index(kName, step_index, timesteps_.size());
-  check_same_shape(kName, original, noise);
-  const AlphaSigma a = alpha_sigma(sigmas_[size_t(step_index)]);
-  return weighted_sum(original.shape(), {{a.alpha, f32_elements(kName, original, "original samples")},
-                                         {a.sigma, f32_elements(kName, noise, "noise")}});
+  return add_vp_noise(kName, original, noise, sigmas_[size_t(step_index)]);
 }
 
 std::unique_ptr<Scheduler> load_dpm_solver_singlestep(const JsonObject& config) {

@@ -43,21 +43,12 @@ void EulerAncestralScheduler::set_timesteps(int64_t steps) {
 }
 
 float EulerAncestralScheduler::init_noise_sigma() const {
-  if (sigmas_.empty()) fail(class_name(), ": set_timesteps first");
-  const float max_sigma = *std::max_element(sigmas_.begin(), sigmas_.end());
-  if (config_.timestep_spacing == "linspace" || config_.timestep_spacing == "trailing") return max_sigma;
-  return std::sqrt(max_sigma * max_sigma + 1.0f);
+  return sigma_init_noise(class_name(), sigmas_, config_.timestep_spacing);
 }
 
 Tensor EulerAncestralScheduler::scale_model_input(const Tensor& sample, int64_t step_index) const {
   check_step_index(class_name(), step_index, timesteps_.size());
-  const float sigma = sigmas_[size_t(step_index)];
-  const float scale = std::sqrt(sigma * sigma + 1.0f);
-  const float* x = f32_elements(class_name(), sample, "sample");
-  Tensor out = Tensor::empty(sample.shape());
-  float* y = out.data<float>();
-  for (int64_t i = 0; i < sample.numel(); ++i) y[i] = x[i] / scale;
-  return out;
+  return scale_by_sigma(class_name(), sample, sigmas_[size_t(step_index)]);
 }
 
 Tensor EulerAncestralScheduler::step(const Tensor& model_output, int64_t step_index, const Tensor& sample) {
@@ -95,17 +86,7 @@ Tensor EulerAncestralScheduler::step(const Tensor& model_output, int64_t step_in
 
 Tensor EulerAncestralScheduler::add_noise(const Tensor& original, const Tensor& noise, int64_t step_index) const {
   check_step_index(class_name(), step_index, timesteps_.size());
-  check_same_shape(class_name(), original, noise);
-  const float sigma = sigmas_[size_t(step_index)];
-  const float* x = f32_elements(class_name(), original, "original samples");
-  const float* e = f32_elements(class_name(), noise, "noise");
-  Tensor out = Tensor::empty(original.shape());
-  float* y = out.data<float>();
-  for (int64_t i = 0; i < out.numel(); ++i) {
-    const float scaled = e[i] * sigma;
-    y[i] = x[i] + scaled;
-  }
-  return out;
+  return add_sigma_noise(class_name(), original, noise, sigmas_[size_t(step_index)]);
 }
 
 std::unique_ptr<Scheduler> load_euler_ancestral(const JsonObject& config) {

@@ -56,20 +56,12 @@ void HeunDiscreteScheduler::set_timesteps(int64_t steps) {
 }
 
 float HeunDiscreteScheduler::init_noise_sigma() const {
-  if (sigmas_.empty()) fail(kName, ": set_timesteps first");
-  const float max_sigma = *std::max_element(sigmas_.begin(), sigmas_.end());
-  if (config_.timestep_spacing == "linspace" || config_.timestep_spacing == "trailing") return max_sigma;
-  return std::sqrt(max_sigma * max_sigma + 1.0f);
+  return sigma_init_noise(kName, sigmas_, config_.timestep_spacing);
 }
 
 Tensor HeunDiscreteScheduler::scale_model_input(const Tensor& sample, int64_t step_index) const {
   check_step_index(kName, step_index, timesteps_.size());
-  const float sigma = sigmas_[size_t(step_index)];
-  const float scale = std::sqrt(sigma * sigma + 1.0f);
-  const float* x = f32_elements(kName, sample, "sample");
-  Tensor out = Tensor::empty(sample.shape());
-  for (int64_t i = 0; i < sample.numel(); ++i) out.data<float>()[i] = x[i] / scale;
-  return out;
+  return scale_by_sigma(kName, sample, sigmas_[size_t(step_index)]);
 }
 
 Tensor HeunDiscreteScheduler::step(const Tensor& model_output, int64_t i, const Tensor& sample) {
@@ -126,16 +118,7 @@ Tensor HeunDiscreteScheduler::step(const Tensor& model_output, int64_t i, const 
 
 Tensor HeunDiscreteScheduler::add_noise(const Tensor& original, const Tensor& noise, int64_t step_index) const {
   check_step_index(kName, step_index, timesteps_.size());
-  check_same_shape(kName, original, noise);
-  const float sigma = sigmas_[size_t(step_index)];
-  const float* x = f32_elements(kName, original, "original samples");
-  const float* e = f32_elements(kName, noise, "noise");
-  Tensor out = Tensor::empty(original.shape());
-  for (int64_t i = 0; i < out.numel(); ++i) {
-    const float scaled = e[i] * sigma;
-    out.data<float>()[i] = x[i] + scaled;
-  }
-  return out;
+  return add_sigma_noise(kName, original, noise, sigmas_[size_t(step_index)]);
 }
 
 std::unique_ptr<Scheduler> load_heun_discrete(const JsonObject& config) {

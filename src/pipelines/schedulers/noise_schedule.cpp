@@ -234,6 +234,62 @@ const float* f32_elements(const std::string& class_name, const Tensor& t, const 
   return t.data<float>();
 }
 
+Tensor scale_by_sigma(const std::string& class_name, const Tensor& sample, float sigma) {
+  const float scale = std::sqrt(sigma * sigma + 1.0f);
+  const float* x = f32_elements(class_name, sample, "sample");
+  Tensor out = Tensor::empty(sample.shape());
+  for (int64_t i = 0; i < sample.numel(); ++i) out.data<float>()[i] = x[i] / scale;
+  return out;
+}
+
+Tensor add_sigma_noise(const std::string& class_name, const Tensor& original, const Tensor& noise, float sigma) {
+  check_same_shape(class_name, original, noise);
+  const float* x = f32_elements(class_name, original, "original samples");
+  const float* e = f32_elements(class_name, noise, "noise");
+  Tensor out = Tensor::empty(original.shape());
+  for (int64_t i = 0; i < out.numel(); ++i) {
+    const float scaled = e[i] * sigma;
+    out.data<float>()[i] = x[i] + scaled;
+  }
+  return out;
+}
+
+float sigma_init_noise(const std::string& class_name, const std::vector<float>& sigmas, const std::string& spacing) {
+  if (sigmas.empty()) fail(class_name, ": set_timesteps first");
+  const float max_sigma = *std::max_element(sigmas.begin(), sigmas.end());
+  if (spacing == "linspace" || spacing == "trailing") return max_sigma;
+  return std::sqrt(max_sigma * max_sigma + 1.0f);
+}
+
+Tensor to_data_prediction(const Tensor& e, const Tensor& x, float sigma, const std::string& type) {
+  const AlphaSigma a = alpha_sigma(sigma);
+  if (type == "sample") return e.clone();
+  if (type == "v_prediction") return weighted_sum(x.shape(), {{a.alpha, x.data<float>()}, {-a.sigma, e.data<float>()}});
+  Tensor out = Tensor::empty(x.shape());  // epsilon: (x − σ_t·ε) / α
+  const float* m = e.data<float>();
+  const float* s = x.data<float>();
+  for (int64_t k = 0; k < x.numel(); ++k) out.data<float>()[k] = (s[k] - a.sigma * m[k]) / a.alpha;
+  return out;
+}
+
+Tensor to_noise_prediction(const Tensor& e, const Tensor& x, float sigma, const std::string& type) {
+  const AlphaSigma a = alpha_sigma(sigma);
+  if (type == "epsilon") return e.clone();
+  if (type == "v_prediction") return weighted_sum(x.shape(), {{a.alpha, e.data<float>()}, {a.sigma, x.data<float>()}});
+  Tensor out = Tensor::empty(x.shape());  // sample: (x − α·x₀) / σ_t
+  const float* m = e.data<float>();
+  const float* s = x.data<float>();
+  for (int64_t k = 0; k < x.numel(); ++k) out.data<float>()[k] = (s[k] - a.alpha * m[k]) / a.sigma;
+  return out;
+}
+
+Tensor add_vp_noise(const std::string& class_name, const Tensor& original, const Tensor& noise, float sigma) {
+  check_same_shape(class_name, original, noise);
+  const AlphaSigma a = alpha_sigma(sigma);
+  return weighted_sum(original.shape(), {{a.alpha, f32_elements(class_name, original, "original samples")},
+                                         {a.sigma, f32_elements(class_name, noise, "noise")}});
+}
+
 Tensor weighted_sum(const Shape& shape, std::initializer_list<Term> terms) {
   Tensor out = Tensor::empty(shape);
   float* y = out.data<float>();

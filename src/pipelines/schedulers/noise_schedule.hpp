@@ -68,6 +68,19 @@ void check_step_index(const std::string& class_name, int64_t step_index, size_t 
 void check_same_shape(const std::string& class_name, const Tensor& a, const Tensor& b);
 const float* f32_elements(const std::string& class_name, const Tensor& t, const char* what);
 
+// The k-diffusion σ parameterisation shared by Euler, Euler a, Heun and LMS (float32, torch's order):
+// the UNet input x / (σ² + 1)^½, add_noise x + ε·σ, and init_noise_sigma — max σ for linspace and trailing
+// spacing, (max σ² + 1)^½ for leading.
+Tensor scale_by_sigma(const std::string& class_name, const Tensor& sample, float sigma);
+Tensor add_sigma_noise(const std::string& class_name, const Tensor& original, const Tensor& noise, float sigma);
+float sigma_init_noise(const std::string& class_name, const std::vector<float>& sigmas, const std::string& spacing);
+
+// The VP view the DPM-Solvers and UniPC share: the model output as the data prediction x₀ (or, for the
+// noise-space variants, ε) at σ (their convert_model_output), and add_noise α·x + σ_t·ε.
+Tensor to_data_prediction(const Tensor& model_output, const Tensor& sample, float sigma, const std::string& prediction_type);
+Tensor to_noise_prediction(const Tensor& model_output, const Tensor& sample, float sigma, const std::string& prediction_type);
+Tensor add_vp_noise(const std::string& class_name, const Tensor& original, const Tensor& noise, float sigma);
+
 // Σ cₖ·xₖ over whole tensors, summed left to right as torch evaluates `c0 * x0 + c1 * x1 − c2 * x2 …` with
 // 0-d float32 coefficients (a subtraction is the term with −c: IEEE gives the same value). Every tensor has
 // `n` elements; the result is a new F32 tensor of `shape`.

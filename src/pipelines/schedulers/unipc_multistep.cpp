@@ -145,29 +145,24 @@ Tensor UniPCMultistepScheduler::scale_model_input(const Tensor& sample, int64_t 
 }
 
 Tensor UniPCMultistepScheduler::convert_model_output(const Tensor& e, int64_t i, const Tensor& x) const {
-  const AlphaSigma a = alpha_sigma(sigmas_[size_t(i)]);
-  const float* m = e.data<float>();
-  const float* s = x.data<float>();
-  const std::string& type = config_.prediction_type;
-  const int64_t n = x.numel();
-  Tensor out = Tensor::empty(x.shape());
-  float* y = out.data<float>();
-  if (config_.predict_x0) {
-    if (type == "epsilon")
-      for (int64_t k = 0; k < n; ++k) y[k] = (s[k] - a.sigma * m[k]) / a.alpha;
-    else if (type == "sample")
-      return e.clone();
-    else
-      return weighted_sum(x.shape(), {{a.alpha, s}, {-a.sigma, m}});
-  } else {
-    if (type == "epsilon")
-      return e.clone();
-    else if (type == "sample")
-      for (int64_t k = 0; k < n; ++k) y[k] = (s[k] - a.alpha * m[k]) / a.sigma;
-    else
-      return weighted_sum(x.shape(), {{a.alpha, m}, {a.sigma, s}});
+  return config_.predict_x0 ? to_data_prediction(e, x, sigmas_[size_t(i)], config_.prediction_type)
+                            : to_noise_prediction(e, x, sigmas_[size_t(i)], config_.prediction_type);
+}
+
+// The ratios r_k = (λ_{s_k} − λ_{s0}) / h of the steps before `base` and the differences (m_k − m0) / r_k
+// of their outputs (the last stored output is m0), then r = 1 appended, as both halves build them.
+void UniPCMultistepScheduler::earlier_differences(int64_t base, int64_t order, float h, float lambda_s0, int64_t n,
+                                                  std::vector<float>& rks, std::vector<std::vector<float>>& D1s) const {
+  const float* m0 = model_outputs_.back().data<float>();
+  for (int64_t k = 1; k < order; ++k) {
+    const float* mk = model_outputs_[model_outputs_.size() - 1 - size_t(k)].data<float>();
+    const float rk = (alpha_sigma(sigmas_[size_t(base - k)]).lambda - lambda_s0) / h;
+    rks.push_back(rk);
+    std::vector<float> d(static_cast<size_t>(n));
+    for (int64_t e = 0; e < n; ++e) d[size_t(e)] = (mk[e] - m0[e]) / rk;
+    D1s.push_back(std::move(d));
   }
-  return out;
+  rks.push_back(1.0f);
 }
 
 Tensor UniPCMultistepScheduler::predict(int64_t i, const Tensor& x, int64_t order) const {
@@ -176,16 +171,8 @@ Tensor UniPCMultistepScheduler::predict(int64_t i, const Tensor& x, int64_t orde
   const int64_t n = x.numel();
   const float* m0 = model_outputs_.back().data<float>();
   std::vector<float> rks;
-  std::vector<std::vector<float>> D1s;  // (m_k − m0) / r_k of the earlier outputs
-  for (int64_t k = 1; k < order; ++k) {
-    const float* mk = model_outputs_[model_outputs_.size() - 1 - size_t(k)].data<float>();
-    const float rk = (alpha_sigma(sigmas_[size_t(i - k)]).lambda - s0.lambda) / h;
-    rks.push_back(rk);
-    std::vector<float> d(static_cast<size_t>(n));
-    for (int64_t e = 0; e < n; ++e) d[size_t(e)] = (mk[e] - m0[e]) / rk;
-    D1s.push_back(std::move(d));
-  }
-  rks.push_back(1.0f);
+  std::vector<std::vector<float>> D1s;
+  earlier_differences(i, order, h, s0.lambda, n, rks, D1s);
   const float hh = config_.predict_x0 ? -h : h;
   const UniCoefficients c = coefficients(hh, rks, order, config_.solver_type == "bh1");
   std::vector<float> rhos;
@@ -218,15 +205,7 @@ Tensor UniPCMultistepScheduler::correct(int64_t i, const Tensor& model_t, int64_
   const float* m0 = model_outputs_.back().data<float>();
   std::vector<float> rks;
   std::vector<std::vector<float>> D1s;
-  for (int64_t k = 1; k < order; ++k) {
-    const float* mk = model_outputs_[model_outputs_.size() - 1 - size_t(k)].data<float>();
-    const float rk = (alpha_sigma(sigmas_[size_t(i - (k + 1))]).lambda - s0.lambda) / h;
-    rks.push_back(rk);
-    std::vector<float> d(static_cast<size_t>(n));
-    for (int64_t e = 0; e < n; ++e) d[size_t(e)] = (mk[e] - m0[e]) / rk;
-    D1s.push_back(std::move(d));
-  }
-  rks.push_back(1.0f);
+  earlier_differences(i - 1, order, h, s0.lambda, n, rks, D1s);
   const float hh = config_.predict_x0 ? -h : h;
   const UniCoefficients c = coefficients(hh, rks, order, config_.solver_type == "bh1");
   const std::vector<float> rhos = order == 1 ? std::vector<float>{0.5f} : solve(c.R, c.b);
@@ -276,10 +255,7 @@ Tensor UniPCMultistepScheduler::step(const Tensor& model_output, int64_t i, cons
 
 Tensor UniPCMultistepScheduler::add_noise(const Tensor& original, const Tensor& noise, int64_t step_index) const {
   check_step_index(kName, step_index, timesteps_.size());
-  check_same_shape(kName, original, noise);
-  const AlphaSigma a = alpha_sigma(sigmas_[size_t(step_index)]);
-  return weighted_sum(original.shape(), {{a.alpha, f32_elements(kName, original, "original samples")},
-                                         {a.sigma, f32_elements(kName, noise, "noise")}});
+  return add_vp_noise(kName, original, noise, sigmas_[size_t(step_index)]);
 }
 
 std::unique_ptr<Scheduler> load_unipc_multistep(const JsonObject& config) {

@@ -41,6 +41,8 @@ class UniPCMultistepScheduler final : public Scheduler {
 
  private:
   Tensor convert_model_output(const Tensor& model_output, int64_t step_index, const Tensor& sample) const;
+  void earlier_differences(int64_t base, int64_t order, float h, float lambda_s0, int64_t n, std::vector<float>& rks,
+                           std::vector<std::vector<float>>& D1s) const;
   Tensor predict(int64_t i, const Tensor& sample, int64_t order) const;  // UniP
   Tensor correct(int64_t i, const Tensor& model_t, int64_t order) const;  // UniC, on the last sample
 
