@@ -31,14 +31,10 @@ EulerAncestralScheduler::EulerAncestralScheduler(EulerAncestralConfig config) : 
 void EulerAncestralScheduler::set_timesteps(int64_t steps) {
   const int64_t n = config_.betas.num_train_timesteps;
   check_step_count(steps, n);
-  const std::vector<double> t = float_timestep_grid(config_.timestep_spacing, n, steps, config_.steps_offset);
-  const std::vector<float> full = training_sigmas(alphas_cumprod_);
-  sigmas_.clear();
-  timesteps_.clear();
-  for (double v : t) {
-    sigmas_.push_back(static_cast<float>(numpy_interp(v, full)));
-    timesteps_.push_back(static_cast<float>(v));
-  }
+  std::vector<double> t, s;
+  k_diffusion_schedule(config_.timestep_spacing, n, steps, config_.steps_offset, alphas_cumprod_, false, t, s);
+  sigmas_.assign(s.begin(), s.end());  // float64 → float32, as astype(np.float32)
+  timesteps_.assign(t.begin(), t.end());
   sigmas_.push_back(0.0f);
 }
 

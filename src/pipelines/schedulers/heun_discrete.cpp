@@ -35,15 +35,8 @@ void HeunDiscreteScheduler::set_timesteps(int64_t steps) {
   const auto& c = config_;
   const int64_t n = c.betas.num_train_timesteps;
   check_step_count(steps, n);
-  std::vector<double> t = float_timestep_grid(c.timestep_spacing, n, steps, c.steps_offset);
-  const std::vector<float> full = training_sigmas(alphas_cumprod_), log_sigmas = log_of(full);
-  std::vector<double> s;
-  for (double v : t) s.push_back(numpy_interp(v, full));
-  if (c.use_karras_sigmas) {  // between the interpolated ends; fractional timesteps (not rounded here)
-    s = karras_sigmas(s.back(), s.front(), steps);
-    t.clear();
-    for (double v : s) t.push_back(static_cast<float>(sigma_to_t(v, log_sigmas)));
-  }
+  std::vector<double> t, s;
+  k_diffusion_schedule(c.timestep_spacing, n, steps, c.steps_offset, alphas_cumprod_, c.use_karras_sigmas, t, s);
   s.push_back(0.0);
   // σ: the first, then every inner one twice, then the last; timesteps: the first, then every other twice.
   sigmas_.assign(1, static_cast<float>(s.front()));

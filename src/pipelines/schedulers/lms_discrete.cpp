@@ -83,15 +83,8 @@ void LMSDiscreteScheduler::set_timesteps(int64_t steps) {
   const auto& c = config_;
   const int64_t n = c.betas.num_train_timesteps;
   check_step_count(steps, n);
-  std::vector<double> t = float_timestep_grid(c.timestep_spacing, n, steps, c.steps_offset);
-  const std::vector<float> full = training_sigmas(alphas_cumprod_), log_sigmas = log_of(full);
-  std::vector<double> s;
-  for (double v : t) s.push_back(numpy_interp(v, full));
-  if (c.use_karras_sigmas) {  // between the interpolated ends; fractional timesteps
-    s = karras_sigmas(s.back(), s.front(), steps);
-    t.clear();
-    for (double v : s) t.push_back(sigma_to_t(v, log_sigmas));
-  }
+  std::vector<double> t, s;
+  k_diffusion_schedule(c.timestep_spacing, n, steps, c.steps_offset, alphas_cumprod_, c.use_karras_sigmas, t, s);
   sigmas_.clear();
   for (double v : s) sigmas_.push_back(static_cast<float>(v));
   sigmas_.push_back(0.0f);

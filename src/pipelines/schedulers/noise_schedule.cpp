@@ -168,6 +168,20 @@ std::vector<double> consistency_timesteps(int64_t n, int64_t original, int64_t s
   return t;
 }
 
+void k_diffusion_schedule(const std::string& spacing, int64_t n, int64_t steps, int64_t offset,
+                          const std::vector<float>& alphas_cumprod, bool karras, std::vector<double>& t,
+                          std::vector<double>& s) {
+  t = float_timestep_grid(spacing, n, steps, offset);
+  const std::vector<float> full = training_sigmas(alphas_cumprod);
+  s.clear();
+  for (double v : t) s.push_back(numpy_interp(v, full));
+  if (!karras) return;
+  const std::vector<float> log_sigmas = log_of(full);
+  s = karras_sigmas(s.back(), s.front(), steps);
+  t.clear();
+  for (double v : s) t.push_back(sigma_to_t(v, log_sigmas));
+}
+
 double numpy_interp(double x, const std::vector<float>& fp) {
   const int64_t n = static_cast<int64_t>(fp.size());
   if (x <= 0) return fp.front();

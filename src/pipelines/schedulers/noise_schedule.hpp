@@ -39,6 +39,11 @@ std::vector<float> log_of(const std::vector<float>& x);  // numpy.log on a float
 // numpy holds them after astype(float32)); linspace | leading (+ steps_offset) | trailing.
 std::vector<double> float_timestep_grid(const std::string& spacing, int64_t num_train_timesteps, int64_t steps,
                                         int64_t steps_offset);
+// The Euler family's schedule (Euler a, Heun, LMS): float_timestep_grid, σ interpolated there, or with
+// `karras` Karras' σs between the interpolated ends and their fractional timesteps (sigma_to_t).
+void k_diffusion_schedule(const std::string& spacing, int64_t num_train_timesteps, int64_t steps, int64_t steps_offset,
+                          const std::vector<float>& alphas_cumprod, bool karras, std::vector<double>& timesteps,
+                          std::vector<double>& sigmas);
 // The multistep solvers' integer grid (DPM-Solver, UniPC): `steps` timesteps below `last_timestep`
 // (the training length unless λ is clipped), descending; linspace | leading (+ steps_offset) | trailing.
 std::vector<double> solver_timestep_grid(const std::string& spacing, int64_t num_train_timesteps, int64_t last_timestep,
