@@ -28,13 +28,13 @@ const Command kGenerateCommand{
     "                    [--scheduler NAME] [--image F [--mask M] [--strength S]] [--refiner R [--denoising-end F]]\n"
     "                    [--width W --height H] [--variant fp16]\n"
     "                    [--save-latents FILE] [--from-png F] [--output out.png] [--force]",
-    "Generate an image with a Stable Diffusion XL pipeline folder (diffusers' StableDiffusionXLPipeline).",
+    "Generate an image with a Stable Diffusion XL pipeline folder: from text, from an image, by inpainting, with a refiner.",
     {
         {"model", "MODEL", "a diffusers pipeline folder (model_index.json, unet/, vae/, ...) or its Hub id (stabilityai/stable-diffusion-xl-base-1.0)"},
         text_option("prompt", "P", "what to draw"),
         text_option("negative-prompt", "N", "what to steer away from; none given: zero embeddings (SDXL's default), \"\" is encoded"),
         {"steps", "N", "denoising steps (default 50, diffusers' default)"},
-        {"guidance", "G", "classifier-free guidance scale (default 5.0); 1 or less turns guidance off"},
+        {"guidance", "G", "classifier-free guidance scale (default 5.0, with --mask 7.5: diffusers' defaults); 1 or less turns guidance off"},
         {"scheduler", "NAME", "the sampler, by A1111 or diffusers name (default: the folder's scheduler_config.json; see below)"},
         {"image", "FILE", "image to image (StableDiffusionXLImg2ImgPipeline): start from this picture (PNG, JPEG, WebP, ...), encoded by the VAE and noised to --strength"},
         {"mask", "FILE", "inpainting (StableDiffusionXLInpaintPipeline): repaint where this picture is white (greyscale, binarised at 0.5), keep where black; the same size as --image"},
