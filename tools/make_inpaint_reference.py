@@ -7,7 +7,10 @@ VaeImageProcessor.preprocess of the image, the mask processor (Lanczos resize, c
 image, prepare_latents (the VAE's sample, the noise, add_noise or pure noise at strength 1), prepare_mask_latents
 (nearest interpolation, the masked image's VAE sample), then the loop: a 9-channel UNet takes [latents, mask,
 masked image latents]; the 4-channel base blends the noised original outside the mask after every step.
-Keys per case: mask [1, 1, 64, 64], init_latents and step_latents.
+Keys per case: mask [1, 1, 64, 64], init_latents and step_latents; padding_mask_crop (pad 4) from
+images/inpaint_crop_image.png and images/inpaint_crop_mask.png: crop/region, crop/filled_image and filled_mask
+("fill" resize), crop/step_latents, crop/generated (the decoded crop) and crop/image (apply_overlay); the resize
+modes on shapes that need bands and cuts: fill_wide, fill_tall, overlay_wide.
 
 Run with Debian's python3-torch and python3-pil, and diffusers 0.30.3's source:
     PYTHONPATH=/path/to/diffusers/src /usr/bin/python3 tools/make_inpaint_reference.py
@@ -30,7 +33,7 @@ CASES = [  # (folder, name mmx takes, diffusers class, steps, strength)
     ("sdxl-tiny-inpaint", "Euler", "EulerDiscreteScheduler", 10, 0.75),
     ("sdxl-tiny-inpaint", "DPM++ 2M", "DPMSolverMultistepScheduler", 4, 1.0),
 ]
-SEED, GUIDANCE, SIZE = 5, 7.5, 64
+SEED, GUIDANCE, SIZE, CROP_PAD = 5, 7.5, 64, 4
 
 
 def make_mask(PIL):
@@ -133,6 +136,63 @@ def main():
                 step_latents.append(latents.numpy().copy())
             out[key + "/step_latents"] = np.stack(step_latents)
             print(key, len(step_latents), "calls")
+        # padding_mask_crop: the crop around a mask near the bottom edge, "fill"-resized, generated, pasted back.
+        original = coffee.crop((250, 150, 250 + SIZE, 150 + SIZE))
+        original.save(DATA / "images" / "inpaint_crop_image.png")
+        from PIL import ImageDraw
+        crop_mask = PIL.Image.new("RGB", (SIZE, SIZE), (0, 0, 0))
+        ImageDraw.Draw(crop_mask).ellipse((6, 50, 40, 62), fill=(255, 255, 255))
+        crop_mask.save(DATA / "images" / "inpaint_crop_mask.png")
+        region = mask_processor.get_crop_region(crop_mask, SIZE, SIZE, pad=CROP_PAD)
+        init_image = image_processor.preprocess(original, height=SIZE, width=SIZE, crops_coords=region,
+                                                resize_mode="fill").to(torch.float32)
+        mask = mask_processor.preprocess(crop_mask, height=SIZE, width=SIZE, crops_coords=region, resize_mode="fill")
+        filled = image_processor.resize(original.crop(region), SIZE, SIZE, resize_mode="fill")
+        filled_mask = image_processor.resize(crop_mask.crop(region), SIZE, SIZE, resize_mode="fill")
+        unet = load_model(UNet2DConditionModel, BASE / "unet")
+        scheduler = diffusers.EulerDiscreteScheduler.from_config(config)
+        steps, strength = 4, 0.75
+        scheduler.set_timesteps(steps)
+        timesteps = scheduler.timesteps[steps - min(int(steps * strength), steps):]
+        generator = torch.Generator().manual_seed(SEED)
+        image_latents = encode(init_image, generator)
+        noise = torch.randn((1, 4, SIZE // factor, SIZE // factor), generator=generator)
+        latents = scheduler.add_noise(image_latents, noise, timesteps[:1])
+        small_mask = torch.nn.functional.interpolate(mask, size=(SIZE // factor, SIZE // factor))
+        encode(init_image * (mask < 0.5), generator)  # the masked image's latents: drawn, unused by a 4-channel UNet
+        step_latents = []
+        for i, t in enumerate(timesteps):
+            model_input = scheduler.scale_model_input(torch.cat([latents] * 2), t)
+            noise_pred = unet(model_input, t, encoder_hidden_states=context,
+                              added_cond_kwargs={"text_embeds": text_embeds, "time_ids": time_ids}).sample
+            uncond, cond = noise_pred.chunk(2)
+            latents = scheduler.step(uncond + GUIDANCE * (cond - uncond), t, latents, return_dict=False)[0]
+            proper = image_latents
+            if i < len(timesteps) - 1:
+                proper = scheduler.add_noise(proper, noise, torch.tensor([timesteps[i + 1]]))
+            latents = (1 - small_mask) * proper + small_mask * latents
+            step_latents.append(latents.numpy().copy())
+        decoded = vae.decode(latents / vae.config.scaling_factor).sample
+        generated = image_processor.postprocess(decoded, output_type="pil")[0]
+        final = image_processor.apply_overlay(crop_mask, original, generated, region)
+        out["crop/region"] = np.array(region, dtype=np.float32)
+        out["crop/filled_image"] = np.array(filled, dtype=np.float32)
+        out["crop/filled_mask"] = np.array(filled_mask, dtype=np.float32)
+        out["crop/generated"] = np.array(generated, dtype=np.float32)
+        out["crop/step_latents"] = np.stack(step_latents)
+        out["crop/image"] = np.array(final, dtype=np.float32)
+        print("crop region", region, "fill:", filled.size)
+        # The resize modes on shapes that need their bands and cuts: a wide and a tall crop "fill"ed to 64×64
+        # (edge rows / columns stretched through an empty box), and apply_overlay into a wide box ("crop").
+        for name, box in (("wide", (200, 100, 261, 147)), ("tall", (200, 100, 247, 161))):
+            piece = coffee.crop(box)
+            out[f"fill_{name}/input"] = np.array(piece, dtype=np.float32)
+            out[f"fill_{name}/output"] = np.array(image_processor.resize(piece, SIZE, SIZE, resize_mode="fill"),
+                                                  dtype=np.float32)
+        wide_box = (2, 10, 50, 40)
+        out["overlay_wide/box"] = np.array(wide_box, dtype=np.float32)
+        out["overlay_wide/image"] = np.array(image_processor.apply_overlay(crop_mask, original, generated, wide_box),
+                                             dtype=np.float32)
     write_safetensors(DATA / "expected" / "sdxl-tiny-inpaint.safetensors", out)
 
 

@@ -42,6 +42,10 @@ struct GenerateOptions {
   // Pillow's GaussianBlur of the mask before it is used (diffusers' mask_processor.blur, A1111's "mask
   // blur"): soft edges. 0: none (diffusers' default).
   float mask_blur = 0;
+  // Inpaint only around the mask (diffusers' padding_mask_crop, A1111's "only masked"): the mask's bounding
+  // box grown by this many pixels and to the output's aspect ratio is cut from the image, generated at full
+  // size, and pasted back over the original where the mask is white.
+  std::optional<int64_t> mask_padding;
   double strength = 0.3;  // (0, 1]: diffusers' img2img default (a double: int(steps · strength) as Python computes it)
   // The base → refiner hand-off ("ensemble of expert denoisers"): denoising_end stops the base before the
   // timestep (1 − end) · train_timesteps and returns its latents undecoded; denoising_start (with

@@ -39,6 +39,7 @@ const Command kGenerateCommand{
         {"image", "FILE", "image to image (StableDiffusionXLImg2ImgPipeline): start from this picture (PNG, JPEG, WebP, ...), encoded by the VAE and noised to --strength"},
         {"mask", "FILE", "inpainting (StableDiffusionXLInpaintPipeline): repaint where this picture is white (greyscale, binarised at 0.5), keep where black; the same size as --image"},
         {"mask-blur", "R", "with --mask: blur the mask first (Pillow's GaussianBlur of radius R, as diffusers' mask_processor.blur and A1111's \"mask blur\"; default 0)"},
+        {"mask-padding", "P", "with --mask: inpaint only the mask's bounding box grown by P pixels (and to the output's aspect), generated at full size and pasted back — diffusers' padding_mask_crop, A1111's \"only masked\""},
         {"strength", "S", "with --image: how much of the schedule to run, in (0, 1] (default 0.3, diffusers'; with --mask 0.9999; 1 ignores the picture's content)"},
         {"refiner", "FOLDER", "hand the last steps to a refiner (stabilityai/stable-diffusion-xl-refiner-1.0's layout), as diffusers' base + refiner ensemble of expert denoisers"},
         {"denoising-end", "F", "with --refiner: the fraction of the schedule the base runs (default 0.8)"},
@@ -166,6 +167,7 @@ Args with_png_parameters(Args args) {
     fill("strength", p.get("Denoising strength"));
     fill("mask", p.get("Mask"));
     fill("mask-blur", p.get("Mask blur"));
+    if (p.get("Inpaint area") == std::string("Only masked")) fill("mask-padding", p.get("Masked area padding"));
   }
   fill("refiner", p.get("Refiner"));
   if (p.get("Refiner")) fill("denoising-end", p.get("Refiner switch at"));
@@ -223,6 +225,8 @@ int run_generate(const Args& given) {
     }
     if (args.has("mask-blur") && !o.mask) usage_error("--mask-blur softens a --mask; give --mask FILE");
     o.mask_blur = static_cast<float>(args.get_double("mask-blur", 0).value_or(0));
+    if (args.has("mask-padding") && !o.mask) usage_error("--mask-padding crops around a --mask; give --mask FILE");
+    if (args.has("mask-padding")) o.mask_padding = args.get_int("mask-padding", 0);
     // diffusers' defaults: 0.3 for image to image, 0.9999 for inpainting (which skips the first step).
     o.strength = args.get_double("strength", 0).value_or(o.mask ? 0.9999 : 0.3);
   } else if (args.has("strength") || args.has("mask")) {
@@ -331,6 +335,10 @@ int run_generate(const Args& given) {
   if (o.image) parameters.fields.emplace_back("Denoising strength", number_text(o.strength));
   if (o.mask) parameters.fields.emplace_back("Mask", *args.get("mask"));
   if (o.mask && o.mask_blur > 0) parameters.fields.emplace_back("Mask blur", number_text(o.mask_blur));
+  if (o.mask_padding) {
+    parameters.fields.emplace_back("Inpaint area", "Only masked");
+    parameters.fields.emplace_back("Masked area padding", std::to_string(*o.mask_padding));
+  }
   if (!variant.empty()) parameters.fields.emplace_back("Variant", variant);
   parameters.fields.emplace_back("Version", std::string("mmx ") + kVersion);
   text.emplace_back("parameters", parameters.to_text());

@@ -6,6 +6,7 @@
 //   vertical pass needs. The filter's support grows with the downscale factor (antialiasing);
 //   weights are normalised in double, then turned into 22-bit fixed point, and each output is
 //   (Σ pixel·weight + 2^21) >> 22 clamped to 0..255.
+#include <array>
 #include <cmath>
 #include <cstring>
 
@@ -69,8 +70,9 @@ struct Coefficients {
   std::vector<int32_t> weights;
 };
 
-Coefficients precompute(int in_size, int out_size, const Filter& filter) {
-  const double scale = static_cast<double>(static_cast<float>(in_size)) / out_size;
+// Over the source interval [in0, in1) (Pillow's box, in float): the whole axis unless a box is given.
+Coefficients precompute(int in_size, double in0, double in1, int out_size, const Filter& filter) {
+  const double scale = (in1 - in0) / out_size;
   const double filter_scale = scale < 1.0 ? 1.0 : scale;
   const double support = filter.support * filter_scale;
   Coefficients c;
@@ -80,7 +82,7 @@ Coefficients precompute(int in_size, int out_size, const Filter& filter) {
   c.weights.assign(size_t(out_size) * c.ksize, 0);
   std::vector<double> k(c.ksize);
   for (int xx = 0; xx < out_size; ++xx) {
-    const double center = (xx + 0.5) * scale;
+    const double center = in0 + (xx + 0.5) * scale;
     const double ss = 1.0 / filter_scale;
     int xmin = static_cast<int>(center - support + 0.5);  // truncation, as the C cast does
     if (xmin < 0) xmin = 0;
@@ -188,13 +190,28 @@ Resample resample_from_code(int64_t code) {
 }
 
 Image resize(const Image& image, int64_t width, int64_t height, Resample resample) {
+  return resize(image, width, height, resample,
+                {0.0f, 0.0f, static_cast<float>(image.width), static_cast<float>(image.height)});
+}
+
+Image resize(const Image& image, int64_t width, int64_t height, Resample resample, const std::array<float, 4>& box) {
   if (width <= 0 || height <= 0) fail("resize to ", width, "×", height, ": sizes must be positive");
-  if (width == image.width && height == image.height) return image;
-  if (resample == Resample::Nearest) return resize_nearest(image, width, height);
+  const bool whole = box[0] == 0 && box[1] == 0 && box[2] == float(image.width) && box[3] == float(image.height);
+  if (width == image.width && height == image.height && whole) return image;
+  if (resample == Resample::Nearest) {
+    if (!whole) fail("resize: a box with NEAREST is not implemented");
+    return resize_nearest(image, width, height);
+  }
+  if (box[0] < 0 || box[1] < 0 || box[2] > float(image.width) || box[3] > float(image.height) || box[2] < box[0] || box[3] < box[1])
+    fail("resize: the box (", box[0], ", ", box[1], ", ", box[2], ", ", box[3], ") is not inside the ", image.width, "×",
+         image.height, " image");
   const Filter filter = filter_for(resample);
-  const bool horizontal = width != image.width, vertical = height != image.height;
-  const Coefficients ch = precompute(static_cast<int>(image.width), static_cast<int>(width), filter);
-  const Coefficients cv = precompute(static_cast<int>(image.height), static_cast<int>(height), filter);
+  // Pillow: a pass runs where the size changes or the box is not the axis' whole length.
+  const bool horizontal = width != image.width || box[0] != 0 || box[2] != float(width);
+  const bool vertical = height != image.height || box[1] != 0 || box[3] != float(height);
+  const Coefficients ch = precompute(static_cast<int>(image.width), box[0], box[2], static_cast<int>(width), filter);
+  const Coefficients cv = precompute(static_cast<int>(image.height), box[1], box[3], static_cast<int>(height), filter);
+  if (!horizontal && !vertical) return image;
   if (!horizontal) return resample_vertical(image, static_cast<int>(height), cv, 0);
   // Only the source rows the vertical pass reads go through the horizontal pass.
   const int row_first = cv.first.front();

@@ -16,6 +16,7 @@
 #include "mmx/torch_random.hpp"
 #include "mmx/sdxl_prompt.hpp"
 #include "mmx/text_to_image.hpp"
+#include "pipelines/mask_crop.hpp"
 #include "pipelines/sdxl_folder.hpp"
 #include "models/autoencoder_kl.hpp"
 #include "models/unet2d_condition.hpp"
@@ -80,6 +81,8 @@ std::pair<int64_t, int64_t> checked_size(const GenerateOptions& o, const Geometr
   if (o.image && !(o.strength > 0 && o.strength <= 1))
     usage_error("strength must be in (0, 1] (the part of the steps run from the image), got ", o.strength);
   if (o.image && o.latents.defined()) usage_error("give an image or initial latents, not both");
+  if (o.mask_padding && (!o.mask || *o.mask_padding < 0))
+    usage_error("mask padding crops around a --mask: give --mask and a padding of 0 or more pixels");
   for (const auto& [name, value] : {std::pair{"denoising_end", o.denoising_end}, std::pair{"denoising_start", o.denoising_start}})
     if (value && !(*value > 0 && *value < 1)) usage_error(name, " must be in (0, 1) (a fraction of the schedule), got ", *value);
   if (o.denoising_start && o.denoising_end && *o.denoising_start >= *o.denoising_end)
@@ -342,6 +345,7 @@ class SDXLPipelineImpl final : public SDXLPipeline {
     if (o.denoising_end) return r;  // the refiner decodes
     stage_start = std::chrono::steady_clock::now();
     r.image = decode(latents);
+    if (inpaint.crop) r.image = apply_overlay(inpaint.mask_image, *o.image, r.image, *inpaint.crop);
     if (o.on_stage) o.on_stage("decode", since(stage_start));
     return r;
   }
@@ -349,21 +353,32 @@ class SDXLPipelineImpl final : public SDXLPipeline {
  private:
   struct Inpainting {
     Tensor latents, noise, image_latents, mask, masked;  // mask [1, 1, h, w]; masked: the masked image's latents
+    Image mask_image;             // the mask as used (blurred where asked)
+    std::optional<CropBox> crop;  // mask_padding: the region generated
   };
   // prepare_latents + prepare_mask_latents, drawing from the generator in diffusers' order: the image's
   // VAE sample (for a 4-channel UNet, or below strength 1), the noise, the masked image's VAE sample.
   Inpainting prepare_inpainting(const GenerateOptions& o, const Scheduler& scheduler, int64_t begin, int64_t width,
                                 int64_t height, const Scheduler::NoiseSource& draw) const {
     if (!o.image) usage_error("--mask needs the --image it masks");
-    const Tensor x = preprocess_image(*o.image, width, height);
-    const Tensor full_mask = preprocess_mask(o.mask_blur > 0 ? gaussian_blur(*o.mask, o.mask_blur) : *o.mask, width, height);
+    const Image mask = o.mask_blur > 0 ? gaussian_blur(*o.mask, o.mask_blur) : *o.mask;
+    Inpainting p;
+    Tensor x, full_mask;
+    if (o.mask_padding) {  // resize_mode "fill" of the crop around the mask
+      p.crop = mask_crop_region(mask, width, height, *o.mask_padding);
+      x = preprocess_image(resize_and_fill(crop(*o.image, *p.crop), width, height), width, height);
+      full_mask = preprocess_mask(resize_and_fill(crop(mask, *p.crop), width, height), width, height);
+    } else {
+      x = preprocess_image(*o.image, width, height);
+      full_mask = preprocess_mask(mask, width, height);
+    }
+    p.mask_image = mask;
     Tensor masked_image = x.clone();  // init_image · (mask < 0.5)
     for (int64_t c = 0; c < 3; ++c)
       for (int64_t i = 0; i < width * height; ++i)
         masked_image.data<float>()[c * width * height + i] *= full_mask.data<float>()[i] < 0.5f ? 1.0f : 0.0f;
     const bool strength_max = o.strength == 1.0;
     const Shape shape{1, latent_channels(), height / vae_scale_factor(), width / vae_scale_factor()};
-    Inpainting p;
     if (!inpainting_unet_ || !strength_max) p.image_latents = encode_pixels(x, draw);
     p.noise = draw(shape);
     if (strength_max) {

@@ -330,6 +330,19 @@ TEST(CliGenerate, InpaintingFromTheCommandLine) {
   ASSERT_EQ(run({"generate", "--model", test::data("models/sdxl-tiny"), "--prompt", "a cup", "--image", coffee, "--mask",
                  dir.file("mask.png"), "--mask-blur", "33", "--steps", "4", "--seed", "2", "--output", dir.file("blur.png")}).code, 0);
   EXPECT_NE(load_image(dir.file("blur.png")).rgb, load_image(dir.file("sdxl-tiny.png")).rgb);
+  // Only the masked area, pasted back into the original (a 64×64 picture and its mask): the parameters
+  // carry A1111's "Inpaint area", and --from-png reruns it.
+  const std::string small = test::data("images/inpaint_crop_image.png"), small_mask = test::data("images/inpaint_crop_mask.png");
+  ASSERT_EQ(run({"generate", "--model", test::data("models/sdxl-tiny"), "--prompt", "a cup", "--image", small, "--mask", small_mask,
+                 "--mask-padding", "4", "--steps", "4", "--seed", "2", "--output", dir.file("only.png")}).code, 0);
+  std::string parameters;
+  for (const auto& [k, v] : read_png_text(read_file(dir.file("only.png")), "only.png"))
+    if (k == "parameters") parameters = v;
+  EXPECT_NE(parameters.find("Inpaint area: Only masked, Masked area padding: 4"), std::string::npos) << parameters;
+  ASSERT_EQ(run({"generate", "--from-png", dir.file("only.png"), "--image", small, "--output", dir.file("only2.png")}).code, 0);
+  EXPECT_EQ(read_file(dir.file("only.png")), read_file(dir.file("only2.png")));
+  EXPECT_EQ(run({"generate", "--model", test::data("models/sdxl-tiny"), "--prompt", "a", "--image", small, "--mask-padding", "4",
+                 "--output", dir.file("bad.png")}).code, 2);
   Result r = run({"generate", "--model", test::data("models/sdxl-tiny"), "--prompt", "a", "--image", coffee, "--mask",
                   test::data("images/mask_ellipse.png"), "--output", dir.file("bad.png")});
   EXPECT_EQ(r.code, 2);
