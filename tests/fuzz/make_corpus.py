@@ -9,10 +9,13 @@ test_hostile_inputs.cpp, tests/unit/test_torch_checkpoint.cpp) written out as fi
 replays them before it mutates. A crash the fuzzers find in CI is added here as a regression input:
 copy libFuzzer's crash-<sha1> file into the target's folder (regression-<what>.<ext>) and commit it.
 """
+import io
 import json
 import os
 import shutil
 import struct
+
+from PIL import Image, PngImagePlugin
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DATA = os.path.join(ROOT, "tests", "data")
@@ -138,6 +141,22 @@ for name in ["pixel_1x1.png", "gray16_64x48.png", "green_palette.png", "truncate
 for name in ["chelsea_lossy.webp", "chelsea_anim.webp", "chelsea_interlaced.gif", "coffee_raw.tiff", "chelsea_lzw.tiff",
              "chelsea_8.bmp", "chelsea_1.bmp", "chelsea_orient6.png", "chelsea_orient5.jpg"]:
     copy("fuzz_image", "images/formats/" + name)
+
+# A generated image's parameters in A1111's text (a PNG "parameters" chunk, as mmx generate writes it).
+_info = PngImagePlugin.PngInfo()
+_info.add_itxt("parameters", 'a castle, at dusk\nNegative prompt: blurry\nSteps: 30, Sampler: DPM++ 2M Karras, '
+               'CFG scale: 7.5, Seed: 1, Size: 64x64, Lora hashes: "a: 1, b: 2", Version: v1')
+_buffer = io.BytesIO()
+Image.new("RGB", (2, 2), (9, 99, 199)).save(_buffer, "PNG", pnginfo=_info)
+put("fuzz_image", "generated_parameters.png", _buffer.getvalue())
+
+# ---- scheduler configs of every class (the fuzzer reads each as every class)
+for name, config in [("dpm-sde-karras", {"_class_name": "DPMSolverMultistepScheduler", "algorithm_type": "sde-dpmsolver++",
+                                         "use_karras_sigmas": True, "solver_order": 2}),
+                     ("unipc-order3", {"_class_name": "UniPCMultistepScheduler", "solver_order": 3, "disable_corrector": [0]}),
+                     ("lcm", {"_class_name": "LCMScheduler", "original_inference_steps": 50, "timestep_scaling": 10.0}),
+                     ("heun-karras", {"_class_name": "HeunDiscreteScheduler", "use_karras_sigmas": True})]:
+    put("fuzz_diffusers_config", "scheduler-%s.json" % name, json.dumps(config))
 
 # ---- text through the tokenizers
 for i, text in enumerate(["A photo of a cat.", "naïve café 東京 ﬁ", "don't!!! <|endoftext|> [SEP] x", "\u00e9\u0301 \u200b\t\n ok",
