@@ -1,4 +1,4 @@
-// Text-to-image, as diffusers' StableDiffusionXLPipeline.__call__ (src/pipelines/text_to_image.cpp): a
+// Image generation as diffusers' SDXL pipelines' __call__ (src/pipelines/text_to_image.cpp): a
 // pipeline folder (model_index.json and its components, weight variants) loaded once, then prompt
 // encoding, the denoising loop and the VAE decode per call.
 #pragma once
@@ -76,7 +76,9 @@ struct GenerateResult {
   std::string scheduler;
 };
 
-// StableDiffusionXLPipeline.__call__: prompt encoding, the scheduler's loop with guidance, VAE decode.
+// diffusers' SDXL pipelines in one: StableDiffusionXLPipeline (text), StableDiffusionXLImg2ImgPipeline
+// (`image`, the refiner) and StableDiffusionXLInpaintPipeline (`image` + `mask`) — prompt encoding, the
+// scheduler's loop with guidance, the VAE decode.
 class SDXLPipeline {
  public:
   // The pipeline folder (or Hub id) at a placement; the VAE runs at its own dtype where diffusers upcasts it.

@@ -1,6 +1,8 @@
-// StableDiffusionXLPipeline.__call__ (diffusers 0.30): encode_prompt, the scheduler's denoising loop
-// with classifier-free guidance over a batch of [unconditional, conditional], then the VAE decode and
-// the image processor's postprocessing ((x / 2 + 0.5).clamp(0, 1), rounded to 8 bits).
+// The __call__ of diffusers 0.30's SDXL pipelines — text to image, image to image (and the refiner),
+// inpainting: encode_prompt, prepare_latents (noise, or the VAE's sample of an image noised to the first
+// kept timestep), the scheduler's denoising loop with classifier-free guidance over a batch of
+// [unconditional, conditional], then the VAE decode and the image processor's postprocessing
+// ((x / 2 + 0.5).clamp(0, 1), rounded to 8 bits).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
