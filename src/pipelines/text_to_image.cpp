@@ -300,8 +300,8 @@ class SDXLPipelineImpl final : public SDXLPipeline {
     const bool cfg = o.guidance_scale > 1.0f;  // do_classifier_free_guidance (no time_cond_proj_dim here)
     // _get_add_time_ids: (original size, crop, target size), or with requires_aesthetics_score (a refiner)
     // (original size, crop, aesthetic score), the unconditional half with the negative score.
-    const auto aesthetic = [&](double score) {
-      return Tensor::from_vector(std::vector<float>{float(height), float(width), 0.0f, 0.0f, float(score)}, Shape{1, 5});
+    const auto aesthetic = [h = height, w = width](double score) {  // (clang: no capture of structured bindings)
+      return Tensor::from_vector(std::vector<float>{float(h), float(w), 0.0f, 0.0f, float(score)}, Shape{1, 5});
     };
     const Tensor time_ids = requires_aesthetics_score_ ? aesthetic(o.aesthetic_score) : sdxl_add_time_ids(height, width, 0, 0, height, width);
     const Tensor negative_time_ids = requires_aesthetics_score_ ? aesthetic(o.negative_aesthetic_score) : time_ids;
