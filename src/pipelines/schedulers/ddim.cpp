@@ -26,14 +26,9 @@ DDIMConfig DDIMConfig::from_json(const JsonObject& j) {
 
 DDIMScheduler::DDIMScheduler(DDIMConfig config) : config_(std::move(config)) {
   const auto& c = config_;
-  if (c.betas.num_train_timesteps < 2) fail("DDIMScheduler: num_train_timesteps must be at least 2");
-  if (!c.betas.trained_betas.empty() && int64_t(c.betas.trained_betas.size()) != c.betas.num_train_timesteps)
-    fail("DDIMScheduler: ", c.betas.trained_betas.size(), " trained_betas for ", c.betas.num_train_timesteps, " train timesteps");
   require_one_of("DDIMScheduler", "prediction_type", c.prediction_type, {"epsilon", "v_prediction", "sample"});
   require_one_of("DDIMScheduler", "timestep_spacing", c.timestep_spacing, {"leading", "trailing", "linspace"});
-  std::vector<float> alphas = schedule_betas(c.betas, "DDIMScheduler");
-  for (float& a : alphas) a = 1.0f - a;
-  alphas_cumprod_ = torch_cumprod(alphas);
+  alphas_cumprod_ = schedule_alphas_cumprod(c.betas, "DDIMScheduler", /*finite_last_sigma=*/false);
   final_alpha_cumprod_ = c.set_alpha_to_one ? 1.0f : alphas_cumprod_.front();
 }
 

@@ -21,7 +21,6 @@ EulerAncestralConfig EulerAncestralConfig::from_json(const JsonObject& j) {
 EulerAncestralScheduler::EulerAncestralScheduler(EulerAncestralConfig config) : config_(std::move(config)) {
   const char* name = "EulerAncestralDiscreteScheduler";
   const auto& c = config_;
-  check_train_timesteps(c.betas, name);
   // diffusers raises NotImplementedError for "sample" in this class.
   require_one_of(name, "prediction_type", c.prediction_type, {"epsilon", "v_prediction"});
   require_one_of(name, "timestep_spacing", c.timestep_spacing, {"linspace", "leading", "trailing"});

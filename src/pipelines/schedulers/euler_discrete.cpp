@@ -14,7 +14,9 @@
 namespace mmx {
 namespace {
 
-std::vector<float> make_betas(const EulerDiscreteConfig& c) {
+constexpr const char* kName = "EulerDiscreteScheduler";
+
+BetaSchedule beta_schedule_of(const EulerDiscreteConfig& c) {
   BetaSchedule b;
   b.num_train_timesteps = c.num_train_timesteps;
   b.beta_start = c.beta_start;
@@ -22,12 +24,7 @@ std::vector<float> make_betas(const EulerDiscreteConfig& c) {
   b.beta_schedule = c.beta_schedule;
   b.trained_betas = c.trained_betas;
   b.rescale_betas_zero_snr = c.rescale_betas_zero_snr;
-  return schedule_betas(b, "EulerDiscreteScheduler");
-}
-
-const float* f32_data(const Tensor& t, const char* what) {
-  if (t.dtype() != DType::F32) fail("EulerDiscreteScheduler: ", what, " must be F32, got ", dtype_name(t.dtype()));
-  return t.data<float>();
+  return b;
 }
 
 }  // namespace
@@ -71,18 +68,13 @@ EulerDiscreteConfig EulerDiscreteConfig::from_json(const JsonObject& j) {
 
 EulerDiscreteScheduler::EulerDiscreteScheduler(EulerDiscreteConfig config) : config_(std::move(config)) {
   const auto& c = config_;
-  if (c.num_train_timesteps < 2) fail("EulerDiscreteScheduler: num_train_timesteps must be at least 2, got ", c.num_train_timesteps);
-  if (!c.trained_betas.empty() && static_cast<int64_t>(c.trained_betas.size()) != c.num_train_timesteps)
-    fail("EulerDiscreteScheduler: ", c.trained_betas.size(), " trained_betas for ", c.num_train_timesteps, " train timesteps");
-  require_one_of("EulerDiscreteScheduler", "prediction_type", c.prediction_type, {"epsilon", "v_prediction", "sample", "original_sample"});
-  require_one_of("EulerDiscreteScheduler", "interpolation_type", c.interpolation_type, {"linear", "log_linear"});
-  require_one_of("EulerDiscreteScheduler", "timestep_spacing", c.timestep_spacing, {"linspace", "leading", "trailing"});
-  require_one_of("EulerDiscreteScheduler", "timestep_type", c.timestep_type, {"discrete", "continuous"});
-  require_one_of("EulerDiscreteScheduler", "final_sigmas_type", c.final_sigmas_type, {"zero", "sigma_min"});
-  std::vector<float> alphas = make_betas(c);
-  for (float& a : alphas) a = 1.0f - a;
-  alphas_cumprod_ = torch_cumprod(alphas);
-  if (c.rescale_betas_zero_snr) alphas_cumprod_.back() = std::ldexp(1.0f, -24);  // so the first sigma is finite
+  const BetaSchedule betas = beta_schedule_of(c);
+  require_one_of(kName, "prediction_type", c.prediction_type, {"epsilon", "v_prediction", "sample", "original_sample"});
+  require_one_of(kName, "interpolation_type", c.interpolation_type, {"linear", "log_linear"});
+  require_one_of(kName, "timestep_spacing", c.timestep_spacing, {"linspace", "leading", "trailing"});
+  require_one_of(kName, "timestep_type", c.timestep_type, {"discrete", "continuous"});
+  require_one_of(kName, "final_sigmas_type", c.final_sigmas_type, {"zero", "sigma_min"});
+  alphas_cumprod_ = schedule_alphas_cumprod(betas, kName);
 }
 
 void EulerDiscreteScheduler::set_timesteps(int64_t steps) {
@@ -118,35 +110,22 @@ void EulerDiscreteScheduler::set_timesteps(int64_t steps) {
 }
 
 float EulerDiscreteScheduler::init_noise_sigma() const {
-  if (sigmas_.empty()) fail("EulerDiscreteScheduler: set_timesteps first");
-  const float max_sigma = *std::max_element(sigmas_.begin(), sigmas_.end());
-  if (config_.timestep_spacing == "linspace" || config_.timestep_spacing == "trailing") return max_sigma;
-  return std::sqrt(max_sigma * max_sigma + 1.0f);
+  return sigma_init_noise(kName, sigmas_, config_.timestep_spacing);
 }
 
 Tensor EulerDiscreteScheduler::scale_model_input(const Tensor& sample, int64_t step_index) const {
-  if (step_index < 0 || step_index + 1 >= static_cast<int64_t>(sigmas_.size()))
-    fail("EulerDiscreteScheduler: step ", step_index, " is outside the ", timesteps_.size(), " steps set");
-  const float sigma = sigmas_[size_t(step_index)];
-  const float scale = std::sqrt(sigma * sigma + 1.0f);
-  Tensor out = Tensor::empty(sample.shape());
-  const float* x = f32_data(sample, "sample");
-  float* y = out.data<float>();
-  for (int64_t i = 0; i < sample.numel(); ++i) y[i] = x[i] / scale;
-  return out;
+  check_step_index(kName, step_index, timesteps_.size());
+  return scale_by_sigma(kName, sample, sigmas_[size_t(step_index)]);
 }
 
 Tensor EulerDiscreteScheduler::step(const Tensor& model_output, int64_t step_index, const Tensor& sample) {
-  if (step_index < 0 || step_index + 1 >= static_cast<int64_t>(sigmas_.size()))
-    fail("EulerDiscreteScheduler: step ", step_index, " is outside the ", timesteps_.size(), " steps set");
-  if (model_output.shape() != sample.shape())
-    fail("EulerDiscreteScheduler: model output ", shape_str(model_output.shape()), " and sample ",
-         shape_str(sample.shape()), " differ");
+  check_step_index(kName, step_index, timesteps_.size());
+  check_same_shape(kName, model_output, sample);
   const float sigma = sigmas_[size_t(step_index)];
   const float sigma_hat = sigma;  // gamma = 0: no churn
   const float dt = sigmas_[size_t(step_index + 1)] - sigma_hat;
-  const float* e = f32_data(model_output, "model output");
-  const float* x = f32_data(sample, "sample");
+  const float* e = f32_elements(kName, model_output, "model output");
+  const float* x = f32_elements(kName, sample, "sample");
   Tensor out = Tensor::empty(sample.shape());
   float* y = out.data<float>();
   const float s2p1 = sigma * sigma + 1.0f, c_out = -sigma / std::sqrt(s2p1);
@@ -164,18 +143,8 @@ Tensor EulerDiscreteScheduler::step(const Tensor& model_output, int64_t step_ind
 }
 
 Tensor EulerDiscreteScheduler::add_noise(const Tensor& original_samples, const Tensor& noise, int64_t step_index) const {
-  if (step_index < 0 || step_index + 1 >= static_cast<int64_t>(sigmas_.size()))
-    fail("EulerDiscreteScheduler: step ", step_index, " is outside the ", timesteps_.size(), " steps set");
-  if (noise.shape() != original_samples.shape())
-    fail("EulerDiscreteScheduler: noise ", shape_str(noise.shape()), " and samples ", shape_str(original_samples.shape()),
-         " differ");
-  const float sigma = sigmas_[size_t(step_index)];
-  const float* x = f32_data(original_samples, "original samples");
-  const float* e = f32_data(noise, "noise");
-  Tensor out = Tensor::empty(original_samples.shape());
-  float* y = out.data<float>();
-  for (int64_t i = 0; i < out.numel(); ++i) y[i] = x[i] + e[i] * sigma;  // original_samples + noise * sigma
-  return out;
+  check_step_index(kName, step_index, timesteps_.size());
+  return add_sigma_noise(kName, original_samples, noise, sigmas_[size_t(step_index)]);
 }
 
 std::unique_ptr<Scheduler> load_euler_discrete(const JsonObject& config) {

@@ -25,7 +25,6 @@ HeunDiscreteConfig HeunDiscreteConfig::from_json(const JsonObject& j) {
 }
 
 HeunDiscreteScheduler::HeunDiscreteScheduler(HeunDiscreteConfig config) : config_(std::move(config)) {
-  check_train_timesteps(config_.betas, kName);
   require_one_of(kName, "prediction_type", config_.prediction_type, {"epsilon", "v_prediction", "sample"});
   require_one_of(kName, "timestep_spacing", config_.timestep_spacing, {"linspace", "leading", "trailing"});
   alphas_cumprod_ = schedule_alphas_cumprod(config_.betas, kName);

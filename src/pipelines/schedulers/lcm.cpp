@@ -26,13 +26,6 @@ LCMConfig LCMConfig::from_json(const JsonObject& j, const char* class_name) {
   return c;
 }
 
-std::vector<float> consistency_alphas_cumprod(const BetaSchedule& betas, const char* class_name) {
-  check_train_timesteps(betas, class_name);
-  std::vector<float> alphas = schedule_betas(betas, class_name);
-  for (float& a : alphas) a = 1.0f - a;
-  return torch_cumprod(alphas);
-}
-
 Tensor ddpm_add_noise(const std::vector<float>& alphas_cumprod, int64_t t, const Tensor& original, const Tensor& noise,
                       const std::string& class_name) {
   check_same_shape(class_name, original, noise);
@@ -43,7 +36,7 @@ Tensor ddpm_add_noise(const std::vector<float>& alphas_cumprod, int64_t t, const
 
 LCMScheduler::LCMScheduler(LCMConfig config) : config_(std::move(config)) {
   require_one_of(kName, "prediction_type", config_.prediction_type, {"epsilon", "sample", "v_prediction"});
-  alphas_cumprod_ = consistency_alphas_cumprod(config_.betas, kName);
+  alphas_cumprod_ = schedule_alphas_cumprod(config_.betas, kName, /*finite_last_sigma=*/false);
 }
 
 void LCMScheduler::set_timesteps(int64_t steps) {

@@ -41,8 +41,6 @@ class LCMScheduler final : public Scheduler {
   std::vector<float> alphas_cumprod_, timesteps_;
 };
 
-// The cumulated alphas of LCM and TCD (no 2⁻²⁴ fix for zero terminal SNR in these classes).
-std::vector<float> consistency_alphas_cumprod(const BetaSchedule& betas, const char* class_name);
 // √ᾱ·x + √(1 − ᾱ)·ε at a training timestep (DDPM's add_noise, in float32).
 Tensor ddpm_add_noise(const std::vector<float>& alphas_cumprod, int64_t timestep, const Tensor& original,
                       const Tensor& noise, const std::string& class_name);

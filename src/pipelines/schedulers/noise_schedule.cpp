@@ -97,11 +97,12 @@ std::vector<float> schedule_betas(const BetaSchedule& c, const char* class_name)
   return betas;
 }
 
-std::vector<float> schedule_alphas_cumprod(const BetaSchedule& schedule, const char* class_name) {
+std::vector<float> schedule_alphas_cumprod(const BetaSchedule& schedule, const char* class_name, bool finite_last_sigma) {
+  check_train_timesteps(schedule, class_name);
   std::vector<float> alphas = schedule_betas(schedule, class_name);
   for (float& a : alphas) a = 1.0f - a;
   std::vector<float> cumprod = torch_cumprod(alphas);
-  if (schedule.rescale_betas_zero_snr) cumprod.back() = std::ldexp(1.0f, -24);
+  if (schedule.rescale_betas_zero_snr && finite_last_sigma) cumprod.back() = std::ldexp(1.0f, -24);
   return cumprod;
 }
 

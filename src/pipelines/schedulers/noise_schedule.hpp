@@ -28,8 +28,9 @@ std::vector<float> torch_linspace(float start, float end, int64_t n);     // tor
 std::vector<double> numpy_linspace(double start, double stop, int64_t n);  // numpy.linspace, float64
 std::vector<float> torch_cumprod(const std::vector<float>& x);             // torch.cumprod (double accumulator)
 
-// 1 − β cumulated (torch.cumprod), the last set to 2⁻²⁴ under zero terminal SNR so that its σ is finite.
-std::vector<float> schedule_alphas_cumprod(const BetaSchedule& schedule, const char* class_name);
+// 1 − β cumulated (torch.cumprod). Under zero terminal SNR the σ-parameterised classes set the last to
+// 2⁻²⁴ so that its σ is finite; DDIM, LCM and TCD keep the 0 (`finite_last_sigma` false).
+std::vector<float> schedule_alphas_cumprod(const BetaSchedule& schedule, const char* class_name, bool finite_last_sigma = true);
 
 // The k-diffusion family's σ view of the schedule (Euler, Euler a, Heun, LMS, DPM-Solver):
 // σ_t = ((1 − ᾱ_t) / ᾱ_t)^½ per training timestep in float32, as torch computes it.

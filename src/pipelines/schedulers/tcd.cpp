@@ -12,7 +12,7 @@ constexpr const char* kName = "TCDScheduler";
 
 TCDScheduler::TCDScheduler(LCMConfig config) : config_(std::move(config)) {
   require_one_of(kName, "prediction_type", config_.prediction_type, {"epsilon", "sample", "v_prediction"});
-  alphas_cumprod_ = consistency_alphas_cumprod(config_.betas, kName);
+  alphas_cumprod_ = schedule_alphas_cumprod(config_.betas, kName, /*finite_last_sigma=*/false);
 }
 
 void TCDScheduler::set_timesteps(int64_t steps) {
