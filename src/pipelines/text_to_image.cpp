@@ -204,6 +204,16 @@ StepRange step_range(const Scheduler& s, const GenerateOptions& o) {
   return r;
 }
 
+// What a folder's layout cannot do: a refiner (no text_encoder) only continues an image; an inpainting
+// UNet (2·latent + 1 input channels) needs the image and its mask.
+void check_folder_use(const DiffusersFolder& f, int64_t unet_in_channels, int64_t latent_channels, const GenerateOptions& o) {
+  if (!f.components.count("text_encoder") && !o.image && !o.denoising_start)
+    usage_error(f.path, " is a refiner (", f.class_name, " without text_encoder): it continues an image — give --image, "
+                "or use it as --refiner after a base model");
+  if (unet_in_channels == 2 * latent_channels + 1 && !o.mask)
+    usage_error(f.path, "'s UNet is an inpainting UNet (", unet_in_channels, " input channels): give --image and --mask");
+}
+
 Geometry folder_geometry(const DiffusersFolder& f) {
   return geometry_of(UNet2DConditionConfig::from_json(JsonObject::load(join_path(f.component("unet"), "config.json"))),
                      AutoencoderKLConfig::from_json(JsonObject::load(join_path(f.component("vae"), "config.json"))));
@@ -221,8 +231,7 @@ class SDXLPipelineImpl final : public SDXLPipeline {
         vae_placement_(vae_placement(f, placement)),
         vae_(load_vae(f, variant, vae_placement_)),
         scheduler_config_(join_path(f.component("scheduler"), "scheduler_config.json")),
-        requires_aesthetics_score_(f.index.get_bool("requires_aesthetics_score", false)),
-        refiner_(!f.components.count("text_encoder")) {
+        requires_aesthetics_score_(f.index.get_bool("requires_aesthetics_score", false)) {
     Scheduler::load(scheduler_config_);  // a scheduler this mmx lacks is an error now, not at the first image
     // A UNet takes the VAE's latents, or for inpainting (9 channels for SDXL) the latents, the mask and
     // the masked image's latents.
@@ -241,17 +250,14 @@ class SDXLPipelineImpl final : public SDXLPipeline {
     const GenerateOptions o = with_image_size(given, vae_scale_factor());
     const auto [width, height] = checked_size(o, geometry_of(unet_.config(), vae_.config()));
     const Shape latent_shape{1, latent_channels(), height / vae_scale_factor(), width / vae_scale_factor()};
+    check_folder_use(folder_, unet_.config().in_channels, latent_channels(), o);
     // One generator for the whole image, as diffusers' generator=: it draws the initial latents (or the
     // VAE's sample and the noise of image-to-image), then the fresh noise of an ancestral or SDE sampler.
-    if (refiner_ && !o.image && !o.denoising_start)
-      usage_error(folder_.path, " is a refiner (", folder_.class_name, " without text_encoder): it continues an image — "
-                  "give --image, or use it as --refiner after a base model");
     Scheduler::NoiseSource draw = o.generator;
-    if (draw) {
-    } else if (o.device_rng) {
+    if (!draw && o.device_rng) {
       auto g = std::make_shared<TorchDeviceGenerator>(o.seed, placement_.device);
       draw = [g, dtype = placement_.dtype](const Shape& shape) { return g->randn(shape, dtype); };
-    } else {
+    } else if (!draw) {
       auto g = std::make_shared<TorchGenerator>(o.seed);
       draw = [g](const Shape& shape) { return g->randn(shape); };
     }
@@ -260,9 +266,6 @@ class SDXLPipelineImpl final : public SDXLPipeline {
     scheduler->set_noise_source(draw);
     const StepRange range = step_range(*scheduler, o);
 
-    if (inpainting_unet_ && !o.mask)
-      usage_error(folder_.path, "'s UNet is an inpainting UNet (", unet_.config().in_channels, " input channels): give "
-                  "--image and --mask");
     GenerateResult r;
     r.scheduler = scheduler->class_name();
     Tensor latents;
@@ -490,7 +493,7 @@ class SDXLPipelineImpl final : public SDXLPipeline {
   Placement vae_placement_;
   AutoencoderKL vae_;
   std::string scheduler_config_;  // a fresh scheduler per image: multistep schedulers keep state
-  bool requires_aesthetics_score_, refiner_;
+  bool requires_aesthetics_score_;
   bool inpainting_unet_ = false;
   mutable StepRunner steps_{placement_};  // the UNet's calls, recorded and replayed where the device can
 };
@@ -500,13 +503,9 @@ class SDXLPipelineImpl final : public SDXLPipeline {
 void SDXLPipeline::check(const std::string& folder, const GenerateOptions& options, const std::string& variant) {
   const DiffusersFolder f = open_sdxl_folder(folder, variant);
   const Geometry g = folder_geometry(f);
-  if (!f.components.count("text_encoder") && !options.image && !options.denoising_start)
-    usage_error(f.path, " is a refiner (", f.class_name, " without text_encoder): it continues an image — give --image, "
-                "or use it as --refiner after a base model");
-  checked_size(with_image_size(options, g.vae_scale_factor), g);
   const auto unet = UNet2DConditionConfig::from_json(JsonObject::load(join_path(f.component("unet"), "config.json")));
-  if (unet.in_channels == 2 * g.latent_channels + 1 && !options.mask)
-    usage_error(f.path, "'s UNet is an inpainting UNet (", unet.in_channels, " input channels): give --image and --mask");
+  check_folder_use(f, unet.in_channels, g.latent_channels, options);
+  checked_size(with_image_size(options, g.vae_scale_factor), g);
   const std::unique_ptr<Scheduler> scheduler =
       Scheduler::load(join_path(f.component("scheduler"), "scheduler_config.json"), options.scheduler);
   scheduler->set_timesteps(options.steps);  // refuses more steps than the schedule has
