@@ -9,11 +9,6 @@
 namespace mmx {
 namespace {
 
-uint8_t luma(const Image& image, int64_t i) {  // Pillow's convert("L")
-  const uint32_t r = image.rgb[size_t(i * 3)], g = image.rgb[size_t(i * 3 + 1)], b = image.rgb[size_t(i * 3 + 2)];
-  return static_cast<uint8_t>((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16);
-}
-
 // Image.paste(source, box=(x, y)) of an RGB image onto an RGB canvas, clipped to the canvas.
 void paste(Image& canvas, const Image& source, int64_t x, int64_t y) {
   for (int64_t sy = 0; sy < source.height; ++sy) {
@@ -42,16 +37,21 @@ uint32_t div255(uint32_t a) {  // Pillow's DIV255: rounded a / 255
 
 }  // namespace
 
+uint8_t pillow_luma(const Image& image, int64_t i) {
+  const uint32_t r = image.rgb[size_t(i * 3)], g = image.rgb[size_t(i * 3 + 1)], b = image.rgb[size_t(i * 3 + 2)];
+  return static_cast<uint8_t>((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16);
+}
+
 CropBox mask_crop_region(const Image& mask, int64_t width, int64_t height, int64_t pad) {
   const int64_t w = mask.width, h = mask.height;
   auto column_black = [&](int64_t x) {
     for (int64_t y = 0; y < h; ++y)
-      if (luma(mask, y * w + x) != 0) return false;
+      if (pillow_luma(mask, y * w + x) != 0) return false;
     return true;
   };
   auto row_black = [&](int64_t y) {
     for (int64_t x = 0; x < w; ++x)
-      if (luma(mask, y * w + x) != 0) return false;
+      if (pillow_luma(mask, y * w + x) != 0) return false;
     return true;
   };
   int64_t left = 0, right = 0, top = 0, bottom = 0;
@@ -149,7 +149,7 @@ Image apply_overlay(const Image& mask, const Image& original, const Image& gener
   for (int64_t i = 0; i < width * height; ++i) {
     // The original pasted into an empty RGBa image through the inverted mask (BLEND over zeros), back to
     // RGBA (un-premultiplied), then alpha-composited over the opaque generated image.
-    const uint32_t a = 255 - luma(sized_mask, i);
+    const uint32_t a = 255 - pillow_luma(sized_mask, i);
     if (a == 0) continue;  // the source is transparent: the generated pixel stays
     const uint32_t blend = 255 * (255 - a), out_a255 = a * 255 + blend;
     const uint32_t coef1 = a * 255 * 255 * (1u << 7) / out_a255, coef2 = 255 * (1u << 7) - coef1;

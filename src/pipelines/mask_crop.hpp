@@ -9,6 +9,9 @@
 
 namespace mmx {
 
+// Pillow's convert("L") of pixel i (ITU-R 601-2 luma in 16-bit fixed point): how a mask is read.
+uint8_t pillow_luma(const Image& image, int64_t i);
+
 struct CropBox {
   int64_t x1, y1, x2, y2;  // [x1, x2) × [y1, y2)
 };

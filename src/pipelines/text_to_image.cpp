@@ -412,15 +412,12 @@ class SDXLPipelineImpl final : public SDXLPipeline {
   }
 
   // The mask processor (do_convert_grayscale, do_binarize, no normalisation): resized with Lanczos, then
-  // Pillow's convert("L") (ITU-R 601-2 luma in 16-bit fixed point), / 255, then 0 below 0.5 and 1 from it.
+  // Pillow's convert("L"), / 255, then 0 below 0.5 and 1 from it.
   static Tensor preprocess_mask(const Image& mask, int64_t width, int64_t height) {
     const Image sized = mask.width == width && mask.height == height ? mask : resize(mask, width, height, Resample::Lanczos);
     Tensor m = Tensor::empty({1, 1, height, width});
-    for (int64_t i = 0; i < width * height; ++i) {
-      const uint32_t r = sized.rgb[size_t(i * 3)], g = sized.rgb[size_t(i * 3 + 1)], b = sized.rgb[size_t(i * 3 + 2)];
-      const float luma = static_cast<float>((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16) / 255.0f;
-      m.data<float>()[i] = luma < 0.5f ? 0.0f : 1.0f;
-    }
+    for (int64_t i = 0; i < width * height; ++i)
+      m.data<float>()[i] = static_cast<float>(pillow_luma(sized, i)) / 255.0f < 0.5f ? 0.0f : 1.0f;
     return m;
   }
 
