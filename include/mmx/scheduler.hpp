@@ -23,8 +23,10 @@ class Scheduler {
   // The same config read as another scheduler, as diffusers' OtherScheduler.from_config(config) does (the
   // fields the other class has are kept, with the settings the name implies): `name` is a diffusers class
   // name ("DDIMScheduler") or the name A1111 users pick ("Euler", "DDIM"). Empty: the file's own class.
-  // A name this mmx does not run yet is an error listing the ones it does.
-  static std::unique_ptr<Scheduler> load(const std::string& scheduler_config_path, const std::string& name);
+  // A name this mmx does not run yet is an error listing the ones it does. `settings`: a JSON object of
+  // config fields set last ({"timestep_spacing": "trailing"} for SDXL-Turbo), or "".
+  static std::unique_ptr<Scheduler> load(const std::string& scheduler_config_path, const std::string& name,
+                                         const std::string& settings = "");
   static std::vector<std::string> known_classes();  // "EulerDiscreteScheduler", ...
   // (A1111 name, diffusers class) of every sampler `load` takes by name.
   static std::vector<std::pair<std::string, std::string>> known_names();

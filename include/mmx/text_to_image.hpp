@@ -6,8 +6,10 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "mmx/image.hpp"
+#include "mmx/lora.hpp"
 #include "mmx/placement.hpp"
 #include "mmx/scheduler.hpp"
 #include "mmx/tensor.hpp"
@@ -22,6 +24,11 @@ struct GenerateOptions {
   // Another sampler than the folder's, by diffusers class or A1111 name ("DDIM"), its scheduler_config.json's
   // other fields kept as diffusers' from_config keeps them (Scheduler::load); empty: the folder's own.
   std::string scheduler;
+  // Scheduler config fields set over the folder's and the name's, as a JSON object ("" none): SDXL-Turbo's
+  // {"timestep_spacing": "trailing"}.
+  std::string scheduler_settings;
+  // LoRA adapters merged into the text encoders and the UNet for this image (a set kept until another is asked).
+  std::vector<LoraWeight> loras;
   std::optional<int64_t> width, height;  // default: the UNet's sample_size × the VAE's scale factor
   Tensor latents;  // initial latents [1, C, h, w] (before init_noise_sigma); undefined: drawn from `seed`
   uint64_t seed = 0;  // torch.Generator().manual_seed(seed), as diffusers' generator=
@@ -87,6 +94,9 @@ class SDXLPipeline {
   // What generate() would refuse, found from the folder's configs alone (no weight read): the folder, the
   // image size, the steps, given latents' shape, the scheduler, the weight files' presence.
   static void check(const std::string& folder, const GenerateOptions& options, const std::string& variant = "");
+  // SDXL-Turbo's folder (stabilityai/sdxl-turbo): a scheduler with trailing timestep spacing and a 512²
+  // UNet — its model card's 1 step at guidance 0 are the defaults that suit it.
+  static bool is_turbo(const std::string& folder, const std::string& variant = "");
   virtual ~SDXLPipeline() = default;
   virtual GenerateResult generate(const GenerateOptions& options) const = 0;
   virtual int64_t default_size() const = 0;        // pixels

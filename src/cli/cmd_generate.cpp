@@ -14,6 +14,7 @@
 #include "mmx/files.hpp"
 #include "mmx/generation_parameters.hpp"
 #include "mmx/image.hpp"
+#include "mmx/lora.hpp"
 #include "mmx/runtime.hpp"
 #include "mmx/safetensors.hpp"
 #include "mmx/scheduler.hpp"
@@ -26,6 +27,7 @@ const Command kGenerateCommand{
     "generate",
     "mmx generate --model MODEL --prompt P [--negative-prompt N] [--steps N] [--guidance G] [--seed S | --latents FILE]\n"
     "                    [--scheduler NAME] [--image F [--mask M] [--strength S]] [--refiner R [--denoising-end F]]\n"
+    "                    [--lora FILE[:W]]... [--lora-dir DIR] [--turbo | --lcm]\n"
     "                    [--width W --height H] [--variant fp16]\n"
     "                    [--save-latents FILE] [--from-png F] [--output out.png] [--force]",
     "Generate an image with a Stable Diffusion XL pipeline folder: from text, from an image, by inpainting, with a refiner.",
@@ -41,6 +43,10 @@ const Command kGenerateCommand{
         {"mask-blur", "R", "with --mask: blur the mask first (Pillow's GaussianBlur of radius R, as diffusers' mask_processor.blur and A1111's \"mask blur\"; default 0)"},
         {"mask-padding", "P", "with --mask: inpaint only the mask's bounding box grown by P pixels (and to the output's aspect), generated at full size and pasted back — diffusers' padding_mask_crop, A1111's \"only masked\""},
         {"strength", "S", "with --image: how much of the schedule to run, in (0, 1] (default 0.3, diffusers'; with --mask 0.9999; 1 ignores the picture's content)"},
+        {"lora", "FILE[:W]", "merge a LoRA adapter (kohya/A1111 or diffusers/PEFT .safetensors, LoCon included) into the text encoders and UNet at weight W (default 1); repeat for several"},
+        {"lora-dir", "DIR", "where the prompt's <lora:NAME:W> tags find NAME.safetensors (in DIR or a folder below it), as A1111 does"},
+        {"turbo", "", "SDXL-Turbo's settings: trailing timestep spacing, 1 step, guidance 0 (no unconditional batch), 512×512 unless given; on by itself for a folder whose scheduler uses trailing spacing at 512²"},
+        {"lcm", "", "LCM-LoRA's settings (with --lora lcm-lora-sdxl.safetensors, or an LCM-distilled UNet): the LCM scheduler, 4 steps, guidance 1"},
         {"refiner", "FOLDER", "hand the last steps to a refiner (stabilityai/stable-diffusion-xl-refiner-1.0's layout), as diffusers' base + refiner ensemble of expert denoisers"},
         {"denoising-end", "F", "with --refiner: the fraction of the schedule the base runs (default 0.8)"},
         {"aesthetic-score", "A", "a refiner's aesthetic conditioning (default 6.0; the unconditional half: --negative-aesthetic-score, default 2.5)"},
@@ -102,12 +108,26 @@ The PNG carries its parameters as AUTOMATIC1111 writes them (a "parameters" text
 "Negative prompt:", then "Steps: 30, Sampler: Euler a, CFG scale: 5, Seed: 7, Size: 1024x1024,
 Model: ..."), which A1111, ComfyUI and image viewers read, and which --from-png reads back.
 
+--lora merges adapters into the weights once, at load: W + weight · (alpha / rank) · up · down for every
+module the file names (f16 weights merged in f32 and rounded once), so each step runs at the base
+model's speed. Both published formats are read: kohya/A1111 (lora_unet_*, lora_te1_*, lora_te2_*, in
+diffusers' or SGM's input_blocks/middle_block/output_blocks names) and diffusers/PEFT (unet.*.lora_A /
+lora_B, text_encoder.*, text_encoder_2.*). A key that matches no module is an error listing it; DoRA,
+LoHa, LoKr are refused by name. `<lora:NAME:W>` in the prompt (with --lora-dir) does the same and is
+taken out of the text the encoders read, as A1111 does.
+
+Few-step generation: SDXL-Turbo (--turbo: 1–4 steps, guidance 0) and LCM-LoRA (--lcm with the
+adapter: 4–8 steps, guidance 1–2). At guidance 1 or less the UNet runs once per step, not twice.
+
 The noise of --seed S is torch's own (its Mersenne Twister and normal sampler reproduced bit for bit),
 so --seed 0 starts from exactly the latents diffusers draws with torch.Generator().manual_seed(0).
 
-example (the tiny test pipeline):
+examples (the tiny test pipeline):
   mmx generate --model tests/data/models/sdxl-tiny --prompt "An astronaut riding a green horse" --steps 3 \
                --seed 0 --output astronaut.png
+  mmx generate --model tests/data/models/sdxl-tiny --prompt "a castle" --steps 2 --seed 1 \
+               --lora tests/data/lora/sdxl-tiny-kohya.safetensors:0.7 --output castle.png
+  mmx generate --model stabilityai/sdxl-turbo --prompt "a fox in the snow" --turbo --seed 3 --output fox.png
 )",
 };
 
@@ -170,6 +190,14 @@ Args with_png_parameters(Args args) {
     if (p.get("Inpaint area") == std::string("Only masked")) fill("mask-padding", p.get("Masked area padding"));
   }
   fill("refiner", p.get("Refiner"));
+  if (const auto loras = p.get("LoRA"); loras && !args.has("lora"))  // "file:w; file:w"
+    for (size_t at = 0; at <= loras->size();) {
+      const size_t end = std::min(loras->find("; ", at), loras->size());
+      args.values_["lora"].push_back(loras->substr(at, end - at));
+      at = end + 2;
+    }
+  fill("lora-dir", p.get("LoRA dir"));
+  if (p.get("Schedule type") == std::string("trailing") && !args.has("turbo")) args.values_["turbo"] = {""};
   if (p.get("Refiner")) fill("denoising-end", p.get("Refiner switch at"));
   return args;
 }
@@ -208,12 +236,29 @@ int run_generate(const Args& given) {
   }
 
   GenerateOptions o;
-  o.prompt = *prompt;
+  const std::string lora_dir = args.get("lora-dir").value_or("");
+  const PromptLoras tagged = extract_prompt_loras(*prompt, lora_dir);
+  o.prompt = tagged.prompt;
+  for (const std::string& spec : args.all("lora")) o.loras.push_back(parse_lora_option(spec));
+  o.loras.insert(o.loras.end(), tagged.loras.begin(), tagged.loras.end());
   if (args.has("negative-prompt")) o.negative_prompt = args.all("negative-prompt").back();
-  o.steps = args.get_int("steps", 1).value_or(50);
-  // diffusers' defaults: 5.0 (text and image to image), 7.5 for inpainting.
-  o.guidance_scale = static_cast<float>(args.get_double("guidance", 0).value_or(args.has("mask") ? 7.5 : 5.0));
-  o.scheduler = args.get("scheduler").value_or("");
+  if (args.has("turbo") && args.has("lcm")) usage_error("--turbo and --lcm are two different few-step models; give one");
+  const bool turbo = args.has("turbo") || (!args.has("lcm") && SDXLPipeline::is_turbo(*model, args.get("variant").value_or("")));
+  if (turbo && !args.has("turbo") && chatty())
+    std::fprintf(stderr, "an SDXL-Turbo folder (trailing timestep spacing at 512²): 1 step and guidance 0 unless given\n");
+  if (turbo) {
+    o.scheduler_settings = R"({"timestep_spacing": "trailing"})";
+    if (!args.has("image")) {  // Turbo is trained at 512²
+      if (!args.has("width")) o.width = 512;
+      if (!args.has("height")) o.height = 512;
+    }
+  }
+  // diffusers' defaults: 50 steps, guidance 5.0 (text and image to image), 7.5 for inpainting; SDXL-Turbo's
+  // model card: 1 step, guidance 0; LCM-LoRA's: 4 steps, guidance 1.
+  o.steps = args.get_int("steps", 1).value_or(turbo ? 1 : args.has("lcm") ? 4 : 50);
+  o.guidance_scale = static_cast<float>(
+      args.get_double("guidance", 0).value_or(turbo ? 0.0 : args.has("lcm") ? 1.0 : args.has("mask") ? 7.5 : 5.0));
+  o.scheduler = args.get("scheduler").value_or(args.has("lcm") ? "LCM" : "");
   if (o.guidance_scale > 100) usage_error("--guidance ", o.guidance_scale, ": a guidance scale is 0 to 100 (SDXL works at 5 to 9)");
   if (const auto image = args.get("image")) {
     o.image = load_image(*image);
@@ -233,8 +278,8 @@ int run_generate(const Args& given) {
     usage_error(args.has("mask") ? "--mask marks what to repaint in an --image" : "--strength is the part of the schedule run from an --image",
                 "; give --image FILE");
   }
-  o.width = args.get_int("width", 1);
-  o.height = args.get_int("height", 1);
+  if (args.has("width")) o.width = args.get_int("width", 1);
+  if (args.has("height")) o.height = args.get_int("height", 1);
   const std::string variant = args.get("variant").value_or("");
   if (latents_file) {
     const auto file = SafetensorsFile::open(*latents_file);
@@ -289,6 +334,8 @@ int run_generate(const Args& given) {
     second.keep_step_latents = false;
     second.aesthetic_score = args.get_double("aesthetic-score", 0).value_or(6.0);
     second.negative_aesthetic_score = args.get_double("negative-aesthetic-score", 0).value_or(2.5);
+    second.loras.clear();  // adapters are made for the base's UNet and encoders
+    second.scheduler_settings.clear();
   }
   SDXLPipeline::check(*model, o, variant);  // sizes, steps, latents: refused before gigabytes of weights are read
   if (refiner) SDXLPipeline::check(*refiner, second, variant);
@@ -310,7 +357,7 @@ int run_generate(const Args& given) {
     r.step_latents = base_steps;  // --save-latents: the base's steps
   }
   std::vector<std::pair<std::string, std::string>> text = {
-      {"prompt", o.prompt},
+      {"prompt", *prompt},
       {"negative_prompt", o.negative_prompt ? *o.negative_prompt : "(none: zero embeddings)"},
       {latents_file ? "latents" : "seed", latents_file ? *latents_file : std::to_string(o.seed)},
       {"steps", std::to_string(o.steps)},
@@ -320,7 +367,7 @@ int run_generate(const Args& given) {
       {"software", std::string("mmx ") + kVersion},
   };
   GenerationParameters parameters;
-  parameters.prompt = o.prompt;
+  parameters.prompt = *prompt;  // with its <lora:…> tags, as A1111 keeps them
   parameters.negative_prompt = o.negative_prompt;
   parameters.fields = {{"Steps", std::to_string(o.steps)},
                        {"Sampler", sampler_name(o.scheduler, r.scheduler)},
@@ -340,6 +387,13 @@ int run_generate(const Args& given) {
     parameters.fields.emplace_back("Masked area padding", std::to_string(*o.mask_padding));
   }
   if (!variant.empty()) parameters.fields.emplace_back("Variant", variant);
+  if (!args.all("lora").empty()) {
+    std::string list;
+    for (const std::string& spec : args.all("lora")) list += (list.empty() ? "" : "; ") + spec;
+    parameters.fields.emplace_back("LoRA", list);
+  }
+  if (!lora_dir.empty()) parameters.fields.emplace_back("LoRA dir", lora_dir);
+  if (turbo) parameters.fields.emplace_back("Schedule type", "trailing");
   parameters.fields.emplace_back("Version", std::string("mmx ") + kVersion);
   text.emplace_back("parameters", parameters.to_text());
   StagedOutputs outputs;  // the image and the latents: both, or neither

@@ -121,6 +121,19 @@ Tensor Checkpoint::get(const std::string& name) const {
   return files_[it->second]->get(name);
 }
 
+void Checkpoint::replace(const std::string& name, Tensor value, const std::string& origin) {
+  const TensorInfo* info = find(name);
+  if (!info) fail(source_, ": no tensor named '", name, "' to replace");
+  if (info->shape != value.shape())
+    fail(source_, ": '", name, "' is ", shape_str(info->shape), ", its replacement ", shape_str(value.shape()));
+  TensorInfo replaced = *info;
+  replaced.dtype = value.dtype();
+  replaced.dtype_name = dtype_name(value.dtype());
+  replaced.supported = true;
+  loaded_[name] = {replaced, std::move(value)};
+  loaded_file_[name] = file_of(name) + " + " + origin;
+}
+
 std::string Checkpoint::file_of(const std::string& name) const {
   if (auto l = loaded_file_.find(name); l != loaded_file_.end()) return l->second;
   auto it = file_index_.find(name);

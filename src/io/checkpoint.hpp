@@ -24,6 +24,9 @@ class Checkpoint {
   const TensorInfo* find(const std::string& name) const;
   Tensor get(const std::string& name) const;  // stored dtype
   std::string file_of(const std::string& name) const;
+  // The tensor `name` (which must exist) replaced by `value` of the same shape, e.g. with adapters merged
+  // in; `origin` says where it came from in messages. Copies of this checkpoint made before are unchanged.
+  void replace(const std::string& name, Tensor value, const std::string& origin);
 
  private:
   std::string source_;

@@ -28,14 +28,12 @@ struct PromptEncoder {
 };
 
 PromptEncoder load_encoder(const DiffusersFolder& f, const std::string& tokenizer, const std::string& encoder,
-                           const std::string& variant, const Placement& placement) {
+                           const Checkpoint& weights, const Placement& placement) {
   const ModelFolder folder = open_model_folder(f.component(encoder));
   const Architecture& a = *folder.architecture;
   PromptEncoder e;
   e.tokenizer = Tokenizer::load(f.component(tokenizer));
-  if (a.load)
-    e.model = a.load(folder.config, Checkpoint::open(component_weights(folder.path, "model", variant)), placement,
-                     HalfWeights::AsStored);
+  if (a.load) e.model = a.load(folder.config, weights, placement, HalfWeights::AsStored);
   e.text = e.model ? e.model->text() : nullptr;
   if (!e.text) fail(folder.path, ": a ", a.display_name, " model without a text encoder cannot encode prompts");
   return e;
@@ -102,15 +100,28 @@ class SDXLTextEncodersImpl final : public SDXLTextEncoders {
 
 }  // namespace
 
+std::map<std::string, Checkpoint> open_text_encoder_weights(const DiffusersFolder& f, const std::string& variant) {
+  std::map<std::string, Checkpoint> weights;
+  for (const std::string name : {"text_encoder", "text_encoder_2"})
+    if (f.components.count(name)) weights.emplace(name, Checkpoint::open(component_weights(f.component(name), "model", variant)));
+  return weights;
+}
+
+std::unique_ptr<SDXLTextEncoders> load_sdxl_text_encoders(const DiffusersFolder& f,
+                                                          const std::map<std::string, Checkpoint>& weights,
+                                                          const Placement& placement) {
+  std::optional<PromptEncoder> one;
+  if (f.components.count("text_encoder")) one = load_encoder(f, "tokenizer", "text_encoder", weights.at("text_encoder"), placement);
+  return std::make_unique<SDXLTextEncodersImpl>(std::move(one),
+                                                load_encoder(f, "tokenizer_2", "text_encoder_2", weights.at("text_encoder_2"), placement),
+                                                f.index.get_bool("force_zeros_for_empty_prompt", true));
+}
+
 std::unique_ptr<SDXLTextEncoders> SDXLTextEncoders::load(const std::string& pipeline_folder, const std::string& variant,
                                                          const Placement& placement) {
   placement.check();
   const DiffusersFolder f = open_sdxl_folder(pipeline_folder, variant);
-  std::optional<PromptEncoder> one;
-  if (f.components.count("text_encoder")) one = load_encoder(f, "tokenizer", "text_encoder", variant, placement);
-  return std::make_unique<SDXLTextEncodersImpl>(std::move(one),
-                                                load_encoder(f, "tokenizer_2", "text_encoder_2", variant, placement),
-                                                f.index.get_bool("force_zeros_for_empty_prompt", true));
+  return load_sdxl_text_encoders(f, open_text_encoder_weights(f, variant), placement);
 }
 
 Tensor sdxl_add_time_ids(int64_t original_height, int64_t original_width, int64_t crop_top, int64_t crop_left,

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
+#include <mutex>
 
 #include "mmx/files.hpp"
 #include "mmx/pil_filters.hpp"
@@ -21,6 +23,7 @@
 #include "pipelines/mask_crop.hpp"
 #include "pipelines/sdxl_folder.hpp"
 #include "models/autoencoder_kl.hpp"
+#include "models/lora.hpp"
 #include "models/unet2d_condition.hpp"
 #include "models/weights.hpp"
 #include "pipelines/step_runner.hpp"
@@ -222,20 +225,18 @@ Geometry folder_geometry(const DiffusersFolder& f) {
 class SDXLPipelineImpl final : public SDXLPipeline {
  public:
   SDXLPipelineImpl(const DiffusersFolder& f, const std::string& variant, const Placement& placement)
-      : folder_(f), variant_(variant), placement_(placement),
-        text_(SDXLTextEncoders::load(f.path, variant, placement)),
-        unet_(load_model<UNet2DConditionModel>(
-            UNet2DConditionConfig::from_json(JsonObject::load(join_path(f.component("unet"), "config.json"))),
-            Checkpoint::open(component_weights(f.component("unet"), "diffusion_pytorch_model", variant)), placement,
-            HalfWeights::AsStored)),
+      : folder_(f), variant_(variant), placement_(placement), weights_(open_text_encoder_weights(f, variant)),
+        unet_config_(UNet2DConditionConfig::from_json(JsonObject::load(join_path(f.component("unet"), "config.json")))),
         vae_placement_(vae_placement(f, placement)),
         vae_(load_vae(f, variant, vae_placement_)),
         scheduler_config_(join_path(f.component("scheduler"), "scheduler_config.json")),
         requires_aesthetics_score_(f.index.get_bool("requires_aesthetics_score", false)) {
+    weights_.emplace("unet", Checkpoint::open(component_weights(f.component("unet"), "diffusion_pytorch_model", variant)));
+    base_ = build_denoiser(weights_, {});
     Scheduler::load(scheduler_config_);  // a scheduler this mmx lacks is an error now, not at the first image
     // A UNet takes the VAE's latents, or for inpainting (9 channels for SDXL) the latents, the mask and
     // the masked image's latents.
-    const int64_t latent = vae_.config().latent_channels, in = unet_.config().in_channels;
+    const int64_t latent = vae_.config().latent_channels, in = unet_config_.in_channels;
     if (in != latent && in != 2 * latent + 1)
       fail(f.path, ": the VAE has ", latent, " latent channels and the UNet takes ", in, " (", latent, ", or ",
            2 * latent + 1, " for an inpainting UNet)");
@@ -243,14 +244,17 @@ class SDXLPipelineImpl final : public SDXLPipeline {
   }
 
   int64_t vae_scale_factor() const override { return vae_.scale_factor(); }
-  int64_t default_size() const override { return unet_.config().sample_size * vae_scale_factor(); }
+  int64_t default_size() const override { return unet_config_.sample_size * vae_scale_factor(); }
   int64_t latent_channels() const override { return vae_.config().latent_channels; }
 
   GenerateResult generate(const GenerateOptions& given) const override {
     const GenerateOptions o = with_image_size(given, vae_scale_factor());
-    const auto [width, height] = checked_size(o, geometry_of(unet_.config(), vae_.config()));
+    const auto [width, height] = checked_size(o, geometry_of(unet_config_, vae_.config()));
     const Shape latent_shape{1, latent_channels(), height / vae_scale_factor(), width / vae_scale_factor()};
-    check_folder_use(folder_, unet_.config().in_channels, latent_channels(), o);
+    check_folder_use(folder_, unet_config_.in_channels, latent_channels(), o);
+    // The text encoders and UNet with the options' adapters merged in (the base's when there are none).
+    const std::shared_ptr<const Denoiser> models = denoiser_for(o.loras);
+    const UNet2DConditionModel& unet = models->unet;
     // One generator for the whole image, as diffusers' generator=: it draws the initial latents (or the
     // VAE's sample and the noise of image-to-image), then the fresh noise of an ancestral or SDE sampler.
     Scheduler::NoiseSource draw = o.generator;
@@ -261,7 +265,7 @@ class SDXLPipelineImpl final : public SDXLPipeline {
       auto g = std::make_shared<TorchGenerator>(o.seed);
       draw = [g](const Shape& shape) { return g->randn(shape); };
     }
-    const std::unique_ptr<Scheduler> scheduler = Scheduler::load(scheduler_config_, o.scheduler);
+    const std::unique_ptr<Scheduler> scheduler = Scheduler::load(scheduler_config_, o.scheduler, o.scheduler_settings);
     scheduler->set_timesteps(o.steps);
     scheduler->set_noise_source(draw);
     const StepRange range = step_range(*scheduler, o);
@@ -298,7 +302,7 @@ class SDXLPipelineImpl final : public SDXLPipeline {
       return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
     };
     auto stage_start = std::chrono::steady_clock::now();
-    const SDXLPromptEmbeds p = text_->encode(o.prompt, o.negative_prompt);
+    const SDXLPromptEmbeds p = models->text->encode(o.prompt, o.negative_prompt);
     if (o.on_stage) o.on_stage("prompt", since(stage_start));
     const bool cfg = o.guidance_scale > 1.0f;  // do_classifier_free_guidance (no time_cond_proj_dim here)
     // _get_add_time_ids: (original size, crop, target size), or with requires_aesthetics_score (a refiner)
@@ -325,9 +329,9 @@ class SDXLPipelineImpl final : public SDXLPipeline {
       Tensor scaled = scheduler->scale_model_input(cfg ? stack2(latents, latents) : latents, i);
       if (inpainting_unet_) scaled = concat_channels({scaled, cfg ? stack2(inpaint.mask, inpaint.mask) : inpaint.mask,
                                                       cfg ? stack2(inpaint.masked, inpaint.masked) : inpaint.masked});
-      const UNet2DConditionModel::Inputs in = unet_.prepare(scaled, scheduler->timesteps()[size_t(i)], context, text_embeds, ids);
-      const Tensor out = steps_.run({in.sample, in.time_features, in.add_features, in.context},
-                                    [this](const std::vector<Tensor>& d) { return unet_.forward({d[0], d[1], d[2], d[3]}); });
+      const UNet2DConditionModel::Inputs in = unet.prepare(scaled, scheduler->timesteps()[size_t(i)], context, text_embeds, ids);
+      const Tensor out = models->steps.run({in.sample, in.time_features, in.add_features, in.context},
+                                           [&unet](const std::vector<Tensor>& d) { return unet.forward({d[0], d[1], d[2], d[3]}); });
       latents = scheduler->step(cfg ? classifier_free_guidance(out, o.guidance_scale) : out, i, latents);
       if (o.mask && !inpainting_unet_) {
         // The 4-channel base keeps the original outside the mask: noised to the next timestep, blended in.
@@ -356,6 +360,49 @@ class SDXLPipelineImpl final : public SDXLPipeline {
   }
 
  private:
+  // The models adapters change, built over the component checkpoints (untouched weights stay in the files'
+  // mappings, so building another set reads nothing again and costs only the merged modules).
+  struct Denoiser {
+    Denoiser(std::unique_ptr<SDXLTextEncoders> t, UNet2DConditionModel u, const Placement& p, std::vector<LoraWeight> l)
+        : text(std::move(t)), unet(std::move(u)), steps(p), loras(std::move(l)) {}
+    std::unique_ptr<SDXLTextEncoders> text;
+    UNet2DConditionModel unet;
+    mutable StepRunner steps;  // the UNet's calls, recorded and replayed where the device can
+    std::vector<LoraWeight> loras;
+  };
+
+  std::shared_ptr<const Denoiser> build_denoiser(const std::map<std::string, Checkpoint>& weights, std::vector<LoraWeight> loras) const {
+    return std::make_shared<const Denoiser>(load_sdxl_text_encoders(folder_, weights, placement_),
+                                            load_model<UNet2DConditionModel>(unet_config_, weights.at("unet"), placement_, HalfWeights::AsStored),
+                                            placement_, std::move(loras));
+  }
+
+  // The base models, or the last adapted set again, or a new set: the adapters' files read once (again when
+  // they change on disk) and merged into copies of the checkpoints.
+  std::shared_ptr<const Denoiser> denoiser_for(const std::vector<LoraWeight>& loras) const {
+    if (loras.empty()) return base_;
+    std::lock_guard<std::mutex> lock(adapted_mutex_);
+    if (adapted_ && adapted_->loras == loras) return adapted_;
+    adapted_.reset();  // its merged weights go before the next set's are made
+    std::vector<WeightedLora> adapters;
+    for (const LoraWeight& l : loras) {
+      std::error_code ec;
+      const auto mtime = std::filesystem::last_write_time(l.path, ec);
+      if (ec) usage_error("LoRA ", l.path, ": ", ec.message());
+      auto& cached = lora_files_[l.path];
+      if (!cached.second || cached.first != mtime) cached = {mtime, LoraFile::open(l.path)};
+      adapters.push_back({cached.second, l.weight});
+    }
+    std::vector<LoraTarget> targets;
+    for (const auto& [component, checkpoint] : weights_)
+      targets.push_back({component, &checkpoint, component == "unet" ? &unet_config_ : nullptr});
+    std::map<std::string, Checkpoint> patched = weights_;
+    for (auto& [component, tensors] : merge_loras(targets, adapters))
+      for (auto& [name, tensor] : tensors) patched.at(component).replace(name, std::move(tensor), "LoRA");
+    adapted_ = build_denoiser(patched, loras);
+    return adapted_;
+  }
+
   struct Inpainting {
     Tensor latents, noise, image_latents, mask, masked;  // mask [1, 1, h, w]; masked: the masked image's latents
     Image mask_image;             // the mask as used (blurred where asked)
@@ -485,14 +532,17 @@ class SDXLPipelineImpl final : public SDXLPipeline {
   DiffusersFolder folder_;
   std::string variant_;
   Placement placement_;
-  std::unique_ptr<SDXLTextEncoders> text_;
-  UNet2DConditionModel unet_;
+  std::map<std::string, Checkpoint> weights_;  // text_encoder(_2), unet: open (mapped) while the pipeline lives
+  UNet2DConditionConfig unet_config_;
   Placement vae_placement_;
   AutoencoderKL vae_;
   std::string scheduler_config_;  // a fresh scheduler per image: multistep schedulers keep state
   bool requires_aesthetics_score_;
   bool inpainting_unet_ = false;
-  mutable StepRunner steps_{placement_};  // the UNet's calls, recorded and replayed where the device can
+  std::shared_ptr<const Denoiser> base_;
+  mutable std::mutex adapted_mutex_;
+  mutable std::shared_ptr<const Denoiser> adapted_;
+  mutable std::map<std::string, std::pair<std::filesystem::file_time_type, std::shared_ptr<const LoraFile>>> lora_files_;
 };
 
 }  // namespace
@@ -504,10 +554,17 @@ void SDXLPipeline::check(const std::string& folder, const GenerateOptions& optio
   check_folder_use(f, unet.in_channels, g.latent_channels, options);
   checked_size(with_image_size(options, g.vae_scale_factor), g);
   const std::unique_ptr<Scheduler> scheduler =
-      Scheduler::load(join_path(f.component("scheduler"), "scheduler_config.json"), options.scheduler);
+      Scheduler::load(join_path(f.component("scheduler"), "scheduler_config.json"), options.scheduler, options.scheduler_settings);
   scheduler->set_timesteps(options.steps);  // refuses more steps than the schedule has
   component_weights(f.component("unet"), "diffusion_pytorch_model", variant);  // the weights are there
+  for (const LoraWeight& l : options.loras) LoraFile::open(l.path);  // an adapter's format, before the weights load
   component_weights(f.component("vae"), "diffusion_pytorch_model", variant);
+}
+
+bool SDXLPipeline::is_turbo(const std::string& folder, const std::string& variant) {
+  const DiffusersFolder f = open_sdxl_folder(folder, variant);
+  const JsonObject scheduler = JsonObject::load(join_path(f.component("scheduler"), "scheduler_config.json"));
+  return scheduler.get_string("timestep_spacing", "leading") == "trailing" && folder_geometry(f).default_size == 512;
 }
 
 std::unique_ptr<SDXLPipeline> SDXLPipeline::load(const std::string& folder, const std::string& variant,

@@ -376,3 +376,59 @@ TEST(CliGenerate, PreviewEveryNStepsWritesADecodedPreview) {
   EXPECT_EQ(run({"generate", "--model", test::data("models/sdxl-tiny"), "--prompt", "a", "--preview", dir.file("p.png"),
                  "--output", dir.file("x.png")}).code, 2);
 }
+
+// --lora and <lora:…> tags: the adapters change the image, the parameters record them (the prompt keeps its
+// tags, as A1111's), --from-png reruns it bit for bit; an adapter file that is no adapter is exit 2 before
+// the pipeline loads, with no output.
+TEST(CliGenerate, LoraFromTheCommandLineAndThePrompt) {
+  test::TempDir dir;
+  const std::string model = test::data("models/sdxl-tiny"), loras = test::data("lora");
+  const std::string peft = loras + "/sdxl-tiny-peft.safetensors";
+  auto png_parameters = [](const std::string& file) {
+    for (const auto& [k, v] : read_png_text(read_file(file), file))
+      if (k == "parameters") return v;
+    return std::string();
+  };
+  ASSERT_EQ(run({"generate", "--model", model, "--prompt", "a horse", "--steps", "2", "--seed", "3", "--output", dir.file("base.png")}).code, 0);
+  ASSERT_EQ(run({"generate", "--model", model, "--prompt", "a horse", "--steps", "2", "--seed", "3", "--lora", peft + ":0.8",
+                 "--output", dir.file("flag.png")}).code, 0);
+  EXPECT_NE(read_file(dir.file("flag.png")), read_file(dir.file("base.png")));
+  EXPECT_NE(png_parameters(dir.file("flag.png")).find("LoRA: \"" + peft + ":0.8\""), std::string::npos) << png_parameters(dir.file("flag.png"));
+  ASSERT_EQ(run({"generate", "--from-png", dir.file("flag.png"), "--output", dir.file("again.png")}).code, 0);
+  EXPECT_EQ(read_file(dir.file("flag.png")), read_file(dir.file("again.png")));
+  // The same adapter from a prompt tag: the same latents, since the tag is taken out of the text.
+  ASSERT_EQ(run({"generate", "--model", model, "--prompt", "a horse<lora:sdxl-tiny-peft:0.8>", "--lora-dir", loras, "--steps", "2",
+                 "--seed", "3", "--output", dir.file("tag.png")}).code, 0);
+  const auto pixels = [](const std::string& f) { return load_image(f).rgb; };
+  EXPECT_EQ(pixels(dir.file("tag.png")), pixels(dir.file("flag.png")));
+  EXPECT_NE(png_parameters(dir.file("tag.png")).find("a horse<lora:sdxl-tiny-peft:0.8>"), std::string::npos);
+  ASSERT_EQ(run({"generate", "--from-png", dir.file("tag.png"), "--output", dir.file("tag2.png")}).code, 0);
+  EXPECT_EQ(read_file(dir.file("tag.png")), read_file(dir.file("tag2.png")));
+  // A model file given as an adapter; a tag without --lora-dir.
+  Result r = run({"generate", "--model", model, "--prompt", "a", "--lora", model + "/unet/diffusion_pytorch_model.safetensors",
+                  "--output", dir.file("bad.png")});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("model checkpoint rather than an adapter"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("loaded the pipeline"), std::string::npos) << r.err;
+  r = run({"generate", "--model", model, "--prompt", "a <lora:x:1>", "--output", dir.file("bad.png")});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--lora-dir"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("bad.png")));
+}
+
+// --turbo: trailing spacing, 1 step, guidance 0 (one UNet batch), recorded so --from-png reruns it.
+TEST(CliGenerate, TurboDefaultsAndTheirRecord) {
+  test::TempDir dir;
+  const std::string model = test::data("models/sdxl-tiny");
+  Result r = run({"generate", "--model", model, "--prompt", "a fox", "--turbo", "--width", "64", "--height", "64", "--seed", "2",
+                  "--output", dir.file("t.png")});
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::string parameters;
+  for (const auto& [k, v] : read_png_text(read_file(dir.file("t.png")), "t.png"))
+    if (k == "parameters") parameters = v;
+  EXPECT_NE(parameters.find("Steps: 1, Sampler: Euler, CFG scale: 0"), std::string::npos) << parameters;
+  EXPECT_NE(parameters.find("Schedule type: trailing"), std::string::npos) << parameters;
+  ASSERT_EQ(run({"generate", "--from-png", dir.file("t.png"), "--output", dir.file("t2.png")}).code, 0);
+  EXPECT_EQ(read_file(dir.file("t.png")), read_file(dir.file("t2.png")));
+  EXPECT_EQ(run({"generate", "--model", model, "--prompt", "a", "--turbo", "--lcm", "--output", dir.file("bad.png")}).code, 2);
+}

@@ -107,18 +107,25 @@ std::unique_ptr<Scheduler> Scheduler::load(const std::string& path) {
   return load_class(config, config.require_string("_class_name"), path);
 }
 
-std::unique_ptr<Scheduler> Scheduler::load(const std::string& path, const std::string& name) {
-  if (name.empty()) return load(path);
-  const SamplerName* found = nullptr;
-  for (const auto& n : kSamplerNames)
-    if (name == n.name || (name == n.class_name && !found)) found = &n;  // a class name: its plain settings
-  if (!found) usage_error("unknown scheduler '", name, "'; this mmx runs ", implemented_names());
-  if (!found->implemented)
-    usage_error("scheduler '", name, "' (", found->class_name, ") is not implemented by this mmx yet; it runs ", implemented_names());
-  const std::string cls = found->class_name;
+std::unique_ptr<Scheduler> Scheduler::load(const std::string& path, const std::string& name, const std::string& settings) {
+  if (name.empty() && settings.empty()) return load(path);
   nlohmann::json json = JsonObject::load(path).json();
-  json["_class_name"] = cls;
-  json.update(nlohmann::json::parse(found->settings));
+  if (!name.empty()) {
+    const SamplerName* found = nullptr;
+    for (const auto& n : kSamplerNames)
+      if (name == n.name || (name == n.class_name && !found)) found = &n;  // a class name: its plain settings
+    if (!found) usage_error("unknown scheduler '", name, "'; this mmx runs ", implemented_names());
+    if (!found->implemented)
+      usage_error("scheduler '", name, "' (", found->class_name, ") is not implemented by this mmx yet; it runs ", implemented_names());
+    json["_class_name"] = found->class_name;
+    json.update(nlohmann::json::parse(found->settings));
+  }
+  if (!settings.empty()) {
+    const nlohmann::json extra = nlohmann::json::parse(settings, nullptr, false);
+    if (!extra.is_object()) usage_error("scheduler settings must be a JSON object, got '", settings, "'");
+    json.update(extra);
+  }
+  const std::string cls = json.contains("_class_name") && json["_class_name"].is_string() ? json["_class_name"].get<std::string>() : "";
   return load_class(JsonObject(std::move(json), path), cls, path);
 }
 
