@@ -23,6 +23,12 @@ struct GenerationParameters {
   std::optional<std::string> get(const std::string& key) const;
   void set(const std::string& key, const std::string& value);  // replaces or appends
 
+  // The fields every generated image has, in A1111's order: Steps, Sampler, CFG scale, Seed (when the
+  // noise came from one), Size, Model.
+  static GenerationParameters basic(const std::string& prompt, const std::optional<std::string>& negative_prompt, int64_t steps,
+                                    const std::string& sampler, double guidance, std::optional<uint64_t> seed, int64_t width,
+                                    int64_t height, const std::string& model);
+
   std::string to_text() const;
   // A1111's parse_generation_parameters: the last line is the fields when it holds at least three
   // "Key: value" pairs; the lines before are the prompt up to a line starting "Negative prompt:".

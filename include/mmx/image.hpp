@@ -37,6 +37,8 @@ Image apply_orientation(const Image& image, int orientation);
 Image decode_image_upright(const std::string& bytes, const std::string& name);
 // An RGB image as baseline JPEG bytes (libjpeg-turbo) at quality 1..100: thumbnails.
 std::string encode_jpeg(const Image& image, int quality = 85);
+// WebP at `quality` 0–100 (lossy, libwebp's WebPEncodeRGB), or lossless at 100 as Pillow's lossless=True.
+std::string encode_webp(const Image& image, int quality = 80);
 std::string encode_png(const Image& image, const std::vector<std::pair<std::string, std::string>>& text = {});
 // The text chunks of PNG bytes, in file order: tEXt (Latin-1, returned as UTF-8), zTXt and iTXt (UTF-8,
 // compressed or not). A file that is not a PNG is an error naming `name`; broken chunks after the

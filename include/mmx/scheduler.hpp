@@ -30,6 +30,9 @@ class Scheduler {
   static std::vector<std::string> known_classes();  // "EulerDiscreteScheduler", ...
   // (A1111 name, diffusers class) of every sampler `load` takes by name.
   static std::vector<std::pair<std::string, std::string>> known_names();
+  // The name an image's parameters record: the one asked for, else the A1111 name of a class run with its
+  // plain settings ("Euler a"), else the class name.
+  static std::string display_name(const std::string& asked, const std::string& class_name);
 
   virtual std::string class_name() const = 0;
   virtual void set_timesteps(int64_t num_inference_steps) = 0;

@@ -202,14 +202,6 @@ Args with_png_parameters(Args args) {
   return args;
 }
 
-// The A1111 name of a scheduler class run with its plain settings ("Euler a"), else the class name.
-std::string sampler_name(const std::string& asked, const std::string& class_name) {
-  if (!asked.empty()) return asked;
-  for (const auto& [name, cls] : Scheduler::known_names())
-    if (cls == class_name) return name;
-  return class_name;
-}
-
 }  // namespace
 
 int run_generate(const Args& given) {
@@ -366,15 +358,10 @@ int run_generate(const Args& given) {
       {"model", *model + (variant.empty() ? "" : " (" + variant + ")")},
       {"software", std::string("mmx ") + kVersion},
   };
-  GenerationParameters parameters;
-  parameters.prompt = *prompt;  // with its <lora:…> tags, as A1111 keeps them
-  parameters.negative_prompt = o.negative_prompt;
-  parameters.fields = {{"Steps", std::to_string(o.steps)},
-                       {"Sampler", sampler_name(o.scheduler, r.scheduler)},
-                       {"CFG scale", number_text(o.guidance_scale)}};
-  if (!latents_file) parameters.fields.emplace_back("Seed", std::to_string(o.seed));
-  parameters.fields.emplace_back("Size", std::to_string(r.image.width) + "x" + std::to_string(r.image.height));
-  parameters.fields.emplace_back("Model", *model);
+  // The prompt with its <lora:…> tags, as A1111 keeps them.
+  GenerationParameters parameters = GenerationParameters::basic(
+      *prompt, o.negative_prompt, o.steps, Scheduler::display_name(o.scheduler, r.scheduler), o.guidance_scale,
+      latents_file ? std::nullopt : std::optional<uint64_t>(o.seed), r.image.width, r.image.height, *model);
   if (refiner) {
     parameters.fields.emplace_back("Refiner", *refiner);
     parameters.fields.emplace_back("Refiner switch at", number_text(*o.denoising_end));

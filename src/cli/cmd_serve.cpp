@@ -17,7 +17,7 @@ namespace mmx::cli {
 const Command kServeCommand{
     "serve",
     "mmx serve --model [NAME=]MODEL[,device=D][,dtype=T] ... [--host 127.0.0.1] [--port 8080] [options]",
-    "Serve embeddings over HTTP: OpenAI's /v1/embeddings, Hugging Face TEI's routes, similarity and classify.",
+    "Serve embeddings and images over HTTP: OpenAI's /v1/embeddings and /v1/images, TEI's routes, similarity, classify, generation jobs.",
     {
         {"model", "[NAME=]MODEL", "a model to serve, by the name requests use (default: the folder's name); the first "
                                   "is the default. Append ,device=cuda and/or ,dtype=f16 to place it",
@@ -34,6 +34,9 @@ const Command kServeCommand{
         {"request-timeout", "SECONDS", "a request still waiting after this gets 504 and leaves its queue (default 60)"},
         {"drain-timeout", "SECONDS", "on SIGTERM, how long in-flight requests may still take (default 30)"},
         {"index", "DB", "serve a photo collection (mmx index): POST /v1/search, thumbnails, and the web page at /"},
+        {"lora-dir", "DIR", "image requests may name LoRA adapters (\"loras\": [\"name:0.8\"], <lora:name:0.8> in the prompt) found as NAME.safetensors in DIR"},
+        {"image-queue", "N", "image jobs queued and running per generator before 429 (default 8)"},
+        {"job-expiry", "SECONDS", "how long a finished image job waits to be fetched (default 3600; 60 s after it was fetched)"},
         {"allow-local-files", "DIR", "let image inputs name files inside DIR (default: images come as data: URLs only)"},
         {"log-format", "FORMAT", "access log lines on stderr: text (default) or json", false, {"text", "json"}},
         {"http-threads", "N", "client connections served at once, one thread each while kept alive (default "
@@ -52,6 +55,17 @@ const Command kServeCommand{
   POST /v1/similarity   {"model", "rows": [...], "columns": [...], "score": cosine | dot | clip-logits,
                         "softmax": none | dim0 | dim1, "text_pooling", "image_pooling"} -> the matrix
   POST /v1/classify     {"model", "images": [...], "labels": [...], "template", "top_k"}
+  with an SDXL pipeline folder as a --model (model_index.json; SDXL-Turbo detected from its scheduler):
+  POST /v1/images/generations  OpenAI: {"model", "prompt", "n", "size": "1024x1024", "response_format": "b64_json",
+                        "output_format": png | jpeg | webp, "output_compression"} plus "negative_prompt",
+                        "seed", "steps", "guidance", "sampler", "loras": ["name:0.8"] -> {"created", "data":
+                        [{"b64_json", "seed"}]}; the PNG carries A1111's parameters. Answered when done.
+  POST /v1/images/edits multipart: "image" file, optional "mask" (white repaints), "prompt", "strength", ...
+  POST /v1/jobs         the same JSON ("image"/"mask" as data: URLs) -> 202 {"id", "status", "queue_position"}
+  GET  /v1/jobs/ID      {"status": queued | running | done | failed | cancelled, "step", "steps",
+                        "eta_seconds", "data": [{"b64_json", "seed", "parameters"}] when done}
+  DELETE /v1/jobs/ID    cancel (a running job stops at its next step), or drop a finished one
+  GET  /v1/jobs/ID/events  server-sent events: "progress" per step, then "done" | "failed" | "cancelled"
   with --index DB (a catalogue of mmx index):
   GET  /                the web page: search box, thumbnail grid, drop an image, the lab's heatmap
   POST /v1/search       {"query": "2:cat + sofa - dog" | "text" | "image": data URL | "file_id": N,
@@ -73,6 +87,9 @@ example:
   mmx serve --model bert=tests/data/models/bert-tiny --model clip=tests/data/models/clip-tiny --port 8080
   curl -s localhost:8080/v1/embeddings -H 'Content-Type: application/json' \
        -d '{"model": "bert", "input": ["Cat with paint", "rock statue"]}'
+  mmx serve --model sdxl=tests/data/models/sdxl-tiny --lora-dir tests/data/lora --port 8080
+  curl -s localhost:8080/v1/jobs -H 'Content-Type: application/json' \
+       -d '{"prompt": "a castle <lora:sdxl-tiny-peft:0.8>", "steps": 4, "seed": 1}'
 )",
 };
 
@@ -135,6 +152,11 @@ int run_serve(const Args& args) {
   o.payload_limit = size_t(args.get_int("payload-limit", 1).value_or(int64_t(o.payload_limit)));
   o.request_timeout_s = args.get_double("request-timeout", 0.001).value_or(o.request_timeout_s);
   o.drain_timeout_s = args.get_double("drain-timeout", 0).value_or(o.drain_timeout_s);
+  o.images.lora_dir = args.get("lora-dir").value_or("");
+  if (!o.images.lora_dir.empty() && access(o.images.lora_dir.c_str(), R_OK | X_OK) != 0)
+    usage_error("--lora-dir ", o.images.lora_dir, ": not a readable folder");
+  o.images.capacity = size_t(args.get_int("image-queue", 1).value_or(int64_t(o.images.capacity)));
+  o.images.keep_seconds = args.get_double("job-expiry", 1).value_or(o.images.keep_seconds);
   o.allow_local_files = args.get("allow-local-files").value_or("");
   if (!o.allow_local_files.empty() && access(o.allow_local_files.c_str(), R_OK | X_OK) != 0)
     usage_error("--allow-local-files ", o.allow_local_files, ": not a readable folder");

@@ -8,6 +8,7 @@
 #include <tiffio.h>
 #include <webp/decode.h>
 #include <webp/demux.h>
+#include <webp/encode.h>
 
 #include <algorithm>
 #include <cstring>
@@ -380,3 +381,22 @@ int exif_orientation(const std::string& bytes) {
 }
 
 }  // namespace mmx::detail
+
+namespace mmx {
+
+std::string encode_webp(const Image& image, int quality) {
+  if (image.width <= 0 || image.height <= 0 || image.width > WEBP_MAX_DIMENSION || image.height > WEBP_MAX_DIMENSION)
+    fail("cannot write a ", image.width, "×", image.height, " image as WebP (at most ", WEBP_MAX_DIMENSION, " pixels a side)");
+  if (quality < 0 || quality > 100) usage_error("WebP quality must be 0 to 100, got ", quality);
+  uint8_t* out = nullptr;
+  const int stride = static_cast<int>(image.width * 3);
+  const size_t size = quality == 100
+                          ? WebPEncodeLosslessRGB(image.rgb.data(), int(image.width), int(image.height), stride, &out)
+                          : WebPEncodeRGB(image.rgb.data(), int(image.width), int(image.height), stride, float(quality), &out);
+  if (size == 0 || !out) fail("libwebp could not encode a ", image.width, "×", image.height, " image");
+  std::string bytes(reinterpret_cast<const char*>(out), size);
+  WebPFree(out);
+  return bytes;
+}
+
+}  // namespace mmx

@@ -1,4 +1,5 @@
 // A1111's infotext, written and read (its create_infotext and parse_generation_parameters behaviour).
+#include <cstdio>
 #include "mmx/generation_parameters.hpp"
 
 #include <nlohmann/json.hpp>
@@ -74,6 +75,22 @@ void GenerationParameters::set(const std::string& key, const std::string& value)
       return;
     }
   fields.emplace_back(key, value);
+}
+
+GenerationParameters GenerationParameters::basic(const std::string& prompt, const std::optional<std::string>& negative_prompt,
+                                                 int64_t steps, const std::string& sampler, double guidance,
+                                                 std::optional<uint64_t> seed, int64_t width, int64_t height,
+                                                 const std::string& model) {
+  char cfg[32];
+  std::snprintf(cfg, sizeof cfg, "%g", guidance);
+  GenerationParameters p;
+  p.prompt = prompt;
+  p.negative_prompt = negative_prompt;
+  p.fields = {{"Steps", std::to_string(steps)}, {"Sampler", sampler}, {"CFG scale", cfg}};
+  if (seed) p.fields.emplace_back("Seed", std::to_string(*seed));
+  p.fields.emplace_back("Size", std::to_string(width) + "x" + std::to_string(height));
+  p.fields.emplace_back("Model", model);
+  return p;
 }
 
 std::string GenerationParameters::to_text() const {

@@ -61,6 +61,12 @@ Metrics::Metrics() {
   declare("mmx_batch_size", "histogram", "inputs (texts or images) per batch", powers_of_two(1, 1024));
   declare("mmx_batch_tokens", "histogram", "padded tokens (longest × texts) per text batch", powers_of_two(16, 65536));
   declare("mmx_model_load_seconds", "gauge", "time a model took to load and warm up");
+  declare("mmx_image_queue_length", "gauge", "image jobs waiting in a generator's queue (the running one not counted)");
+  declare("mmx_image_jobs", "gauge", "image jobs the server holds, by model and state (queued, running, done, failed, cancelled)");
+  declare("mmx_image_jobs_total", "counter", "image jobs ended, by model and state (done, failed, cancelled)");
+  declare("mmx_images_total", "counter", "images generated, by model");
+  declare("mmx_images_per_hour", "gauge", "images a generator finished in the last hour");
+  declare("mmx_image_step_seconds", "histogram", "seconds one denoising step (UNet call) took, by model", powers_of_two(0.01, 164));
   declare("process_resident_memory_bytes", "gauge", "resident memory of the server process");
   gauge_callback("process_resident_memory_bytes", {}, resident_memory_bytes);
 }

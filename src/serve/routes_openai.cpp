@@ -128,6 +128,8 @@ void models(Service& service, const httplib::Request&, httplib::Response& res) {
   json data = json::array();
   for (const auto& m : service.models())
     data.push_back({{"id", m->name}, {"object", "model"}, {"created", 0}, {"owned_by", "mmx"}});
+  for (const auto& g : service.generators())
+    data.push_back({{"id", g->name()}, {"object", "model"}, {"created", 0}, {"owned_by", "mmx"}, {"type", "image"}});
   send_json(res, {{"object", "list"}, {"data", std::move(data)}});
 }
 

@@ -96,7 +96,19 @@ void Server::Impl::load_models() {
   for (const ModelSpec& spec : options.models) {
     for (const auto& m : service.models())
       if (m->name == spec.name) usage_error("two models are named '", spec.name, "': name them (--model NAME=PATH)");
+    for (const auto& g : service.generators())
+      if (g->name() == spec.name) usage_error("two models are named '", spec.name, "': name them (--model NAME=PATH)");
     const auto start = Clock::now();
+    if (is_diffusers_pipeline(spec.path)) {  // an image generator: its pipeline, loaded once, and a job queue
+      ImageQueueOptions queue = options.images;
+      queue.turbo = SDXLPipeline::is_turbo(spec.path);
+      service.generators().push_back(std::make_unique<ImageQueue>(spec.name, spec.path, SDXLPipeline::load(spec.path, "", spec.placement),
+                                                                   queue, metrics));
+      const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+      metrics.set("mmx_model_load_seconds", {{"model", spec.name}}, seconds);
+      log_info("serve: image model '", spec.name, "' (SDXL pipeline", queue.turbo ? ", Turbo" : "", ") loaded in ", seconds, " s");
+      continue;
+    }
     auto served = std::make_unique<ServedModel>();
     served->name = spec.name;
     served->model = Model::load(spec.path, spec.placement);
@@ -240,6 +252,7 @@ void Server::Impl::setup_routes() {
   add_tei_routes(http, g);
   add_lab_routes(http, g);
   add_search_routes(http, g);
+  add_image_routes(http, g);
 }
 
 namespace {

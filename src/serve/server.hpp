@@ -11,6 +11,7 @@
 
 #include "mmx/placement.hpp"
 #include "serve/batch_queue.hpp"
+#include "serve/image_jobs.hpp"
 
 namespace mmx::serve {
 
@@ -35,6 +36,7 @@ struct ServeOptions {
   bool json_log = false;                  // access log lines as JSON
   int http_threads = 0;                   // open connections served at once (0: max_concurrent_requests + 64)
   std::string index_db;                   // a photo collection's catalogue: /v1/search and the web page at /
+  ImageQueueOptions images;               // the image generators' queues (capacity, job expiry, --lora-dir)
 };
 
 class Server {

@@ -11,6 +11,7 @@
 
 #include "mmx/error.hpp"
 #include "mmx/files.hpp"
+#include "mmx/hub_cache.hpp"
 
 namespace mmx::serve {
 
@@ -114,6 +115,10 @@ std::string base64_decode(const std::string& text) {
 // ---- models and inputs ------------------------------------------------------------------------------
 
 ServedModel& Service::model(const std::string& name) {
+  for (auto& g : generators_)
+    if (g->name() == name && !name.empty())
+      throw HttpError(400, "Validation", str("the model '", name, "' generates images (/v1/images/generations, /v1/jobs); it embeds nothing"));
+  if (models_.empty()) throw HttpError(404, "Validation", "this server has no embedding model (it serves image generation only)");
   if (name.empty()) return *models_.front();
   for (auto& m : models_)
     if (m->name == name) return *m;
@@ -240,6 +245,22 @@ bool peer_closed(int fd) {
 }
 
 }  // namespace
+
+bool is_diffusers_pipeline(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) return std::filesystem::is_regular_file(std::filesystem::path(path) / "model_index.json", ec);
+  if (!parse_hub_model_id(path)) return false;
+  try {
+    return std::filesystem::is_regular_file(std::filesystem::path(resolve_model_path(path)) / "model_index.json", ec);
+  } catch (const Error&) {
+    return false;  // Model::load reports what is wrong with it
+  }
+}
+
+bool ClientConnection::closed() {
+  if (fd_ == -2) fd_ = connection_socket(*request_);
+  return fd_ >= 0 && peer_closed(fd_);
+}
 
 void Service::wait(const std::shared_ptr<Job>& job, ServedModel& m, const httplib::Request& request) {
   const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(

@@ -15,6 +15,7 @@
 #include "mmx/collection.hpp"
 #include "mmx/model.hpp"
 #include "serve/batch_queue.hpp"
+#include "serve/image_jobs.hpp"
 #include "serve/metrics.hpp"
 #include "serve/server.hpp"
 
@@ -62,6 +63,8 @@ class Service {
   const ServeOptions& options() const { return options_; }
   Metrics& metrics() { return metrics_; }
   std::vector<std::unique_ptr<ServedModel>>& models() { return models_; }
+  // The image generators (SDXL folders), each with its job queue (routes_images.cpp).
+  std::vector<std::unique_ptr<ImageQueue>>& generators() { return generators_; }
   // The photo collection of --index (nullptr without one).
   Collection* collection() { return collection_.get(); }
   void set_collection(std::unique_ptr<Collection> c) { collection_ = std::move(c); }
@@ -88,6 +91,7 @@ class Service {
   Metrics& metrics_;
   std::vector<std::unique_ptr<ServedModel>> models_;
   std::unique_ptr<Collection> collection_;
+  std::vector<std::unique_ptr<ImageQueue>> generators_;  // last: destroyed (threads joined) first
 };
 
 // One input of a request: a string (a text, or an image URL when `strings_are_images`), a list of token
@@ -110,11 +114,25 @@ void add_openai_routes(httplib::Server& http, const Guard& guard);
 void add_tei_routes(httplib::Server& http, const Guard& guard);
 void add_lab_routes(httplib::Server& http, const Guard& guard);
 void add_search_routes(httplib::Server& http, const Guard& guard);  // routes_search.cpp: --index
+void add_image_routes(httplib::Server& http, const Guard& guard);   // routes_images.cpp: SDXL folders
+// A diffusers pipeline folder (model_index.json), local or a Hub id in the cache: served as an image generator.
+bool is_diffusers_pipeline(const std::string& path);
 
 // Standard base64 (RFC 4648, padding required) for encoding_format "base64" and data: URLs.
 std::string base64_encode(const void* data, size_t size);
 std::string base64_decode(const std::string& text);  // throws HttpError 400 on a bad character or length
 
 void send_json(httplib::Response& response, const nlohmann::json& body, int status = 200);
+
+// Whether the client of a request has gone (its socket, looked up on the first ask, reads end-of-file).
+class ClientConnection {
+ public:
+  explicit ClientConnection(const httplib::Request& request) : request_(&request) {}
+  bool closed();
+
+ private:
+  const httplib::Request* request_;
+  int fd_ = -2;
+};
 
 }  // namespace mmx::serve

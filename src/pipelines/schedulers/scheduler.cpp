@@ -102,6 +102,13 @@ std::vector<std::pair<std::string, std::string>> Scheduler::known_names() {
   return out;
 }
 
+std::string Scheduler::display_name(const std::string& asked, const std::string& class_name) {
+  if (!asked.empty()) return asked;
+  for (const auto& [name, cls] : known_names())
+    if (cls == class_name) return name;
+  return class_name;
+}
+
 std::unique_ptr<Scheduler> Scheduler::load(const std::string& path) {
   const JsonObject config = JsonObject::load(path);
   return load_class(config, config.require_string("_class_name"), path);
