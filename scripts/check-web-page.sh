@@ -2,7 +2,8 @@
 # The collection's web page in headless Chromium (npm's puppeteer-core driving Debian's chromium): a
 # collection of the repository's photos indexed with the tiny CLIP, `mmx serve --index` on 127.0.0.1,
 # then tests/deploy/web_page.mjs types a query, clicks through, searches by a picked and a dropped image,
-# draws the lab's heatmap, and saves screenshots (to SHOTS_DIR, default a temporary folder).
+# draws the lab's heatmap, generates an image with the tiny SDXL in the generate tab (and cancels one),
+# and saves screenshots (to SHOTS_DIR, default a temporary folder).
 # Usage: scripts/check-web-page.sh [BUILD_DIR] [SHOTS_DIR]  (needs node, npm and chromium)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +27,7 @@ for f in chelsea_lossy.webp chelsea.gif coffee_raw.tiff chelsea_24.bmp chelsea_o
   cp "tests/data/images/formats/$f" "$work/photos/formats/"
 done
 "$build/mmx" index "$work/photos" --model tests/data/models/clip-tiny --db "$work/photos.db" --quiet
-"$build/mmx" serve --index "$work/photos.db" --port 0 2> "$work/serve.log" &
+"$build/mmx" serve --index "$work/photos.db" --model sdxl=tests/data/models/sdxl-tiny --port 0 2> "$work/serve.log" &
 server=$!
 port=$(serve_port "$work/serve.log")
 node "$work/web_page.mjs" "$port" "$shots" "$PWD/tests/data/images/chelsea.png"

@@ -221,7 +221,7 @@ void thumbnail(Service& service, const httplib::Request& req, httplib::Response&
 }
 
 void page(Service& service, const httplib::Request&, httplib::Response& res) {
-  collection_of(service);
+  if (service.generators().empty()) collection_of(service);  // a page needs a collection or an image model
   const std::string_view html = web_page_html();
   res.set_content(std::string(html), "text/html; charset=utf-8");
 }

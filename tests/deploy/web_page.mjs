@@ -1,7 +1,8 @@
 // The collection's web page in a real headless Chromium (puppeteer-core driving Debian's chromium over
 // the DevTools protocol), as a person uses it: type a query and see ranked thumbnails, click a result to
 // search by it, pick a file and drop an image to search by them, pick photos and captions for the lab's
-// heatmap. Screenshots go to SHOTS_DIR. Usage: node web_page.mjs PORT SHOTS_DIR DROP_IMAGE
+// heatmap; then in the generate tab write a prompt, watch the progress bar, see the image and its
+// parameters, and cancel a long job. Screenshots go to SHOTS_DIR. Usage: node web_page.mjs PORT SHOTS_DIR DROP_IMAGE
 import puppeteer from "puppeteer-core";
 import { readFileSync } from "node:fs";
 import assert from "node:assert/strict";
@@ -19,7 +20,12 @@ try {
   await page.setViewport({ width: 1200, height: 900 });
   page.on("console", (m) => { if (m.type() === "error") failures.push("console: " + m.text()); });
   page.on("pageerror", (e) => failures.push("page error: " + e.message));
-  page.on("requestfailed", (r) => failures.push("request failed: " + r.url()));
+  // The page closes a job's event stream itself once the end event came (EventSource would reconnect):
+  // that request is aborted by design; any other failed request is a fault.
+  page.on("requestfailed", (r) => {
+    if (/\/v1\/jobs\/[^/]+\/events$/.test(r.url()) && r.failure()?.errorText === "net::ERR_ABORTED") return;
+    failures.push("request failed: " + r.url() + " " + (r.failure()?.errorText ?? ""));
+  });
 
   await page.goto(base + "/", { waitUntil: "networkidle0" });
   await page.waitForFunction(() => /photos/.test(document.getElementById("info").textContent));
@@ -85,6 +91,40 @@ try {
   assert.ok(cells.includes("rock statue"), "row labels are the captions");
   await page.$eval("#lab", (e) => e.scrollIntoView());
   await page.screenshot({ path: `${shots}/collection-heatmap.png`, fullPage: true });
+
+  // 5. The generate tab: a prompt, a sampler, steps and a seed; the progress bar fills from the job's
+  // events, and the image appears with the parameters its PNG carries.
+  await page.click("#tab-generate");
+  await page.waitForSelector("#generate-view:not([hidden])");
+  await page.type("#gen-prompt", "An astronaut riding a green horse");
+  await page.select("#gen-sampler", "Euler a");
+  await page.type("#gen-steps", "30");
+  await page.type("#gen-seed", "7");
+  await page.type("#gen-size", "64x64");
+  const progressSeen = new Set();
+  await page.exposeFunction("reportProgress", (v) => progressSeen.add(v));
+  await page.evaluate(() => new MutationObserver(() => window.reportProgress(document.getElementById("gen-status").textContent))
+    .observe(document.getElementById("gen-status"), { childList: true, characterData: true, subtree: true }));
+  await page.click("#gen-go");
+  await page.waitForFunction(() => document.getElementById("gen-status").textContent.startsWith("done in"), { timeout: 60000 });
+  await page.waitForFunction(() => { const i = document.getElementById("gen-image"); return i.complete && i.naturalWidth === 64; });
+  const parameters = await page.$eval("#gen-parameters", (e) => e.textContent);
+  console.log("generated:", JSON.stringify(parameters), "| status seen:", [...progressSeen].filter((t) => t.startsWith("step")).length, "step updates");
+  assert.match(parameters, /^An astronaut riding a green horse\nSteps: 30, Sampler: Euler a, CFG scale: 5, Seed: 7, Size: 64x64, Model: sdxl$/);
+  assert.ok([...progressSeen].some((t) => /^step \d+ of 30/.test(t)), "the progress shows steps");
+  assert.equal(await page.$eval("#gen-progress", (e) => e.value), 1);
+  await page.screenshot({ path: `${shots}/generate-done.png`, fullPage: true });
+
+  // 6. Cancel a long job mid-run: it stops at its next step and says so.
+  await page.$eval("#gen-steps", (e) => { e.value = "1000"; });
+  await page.click("#gen-go");
+  await page.waitForFunction(() => /^step \d+ of 1000/.test(document.getElementById("gen-status").textContent), { timeout: 30000 });
+  await page.screenshot({ path: `${shots}/generate-running.png`, fullPage: true });
+  await page.click("#gen-cancel");
+  await page.waitForFunction(() => document.getElementById("gen-status").textContent.startsWith("cancelled after"), { timeout: 30000 });
+  const cancelled = await page.$eval("#gen-status", (e) => e.textContent);
+  console.log("cancel:", cancelled);
+  assert.ok(Number(cancelled.match(/after (\d+)/)[1]) < 1000);
 } finally {
   await browser.close();
 }
