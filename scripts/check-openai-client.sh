@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The official OpenAI Node client (npm's `openai`, v4) against `mmx serve` on 127.0.0.1: embeddings.create
 # with the client's defaults (base64, decoded by the client) and with encoding_format "float" give the
-# same vectors; models.list names the served model; a wrong key gets 401 authentication_error.
+# same vectors; models.list names the served models; a wrong key gets 401 authentication_error;
+# images.generate on the tiny SDXL returns a decodable PNG carrying the request's parameters.
 # Usage: scripts/check-openai-client.sh [BUILD_DIR]  (default build/release; needs node and npm)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +19,7 @@ trap cleanup EXIT
 (cd "$work" && npm init -y > /dev/null && npm install --silent --no-audit --no-fund openai@4 > npm.log 2>&1) ||
   { cat "$work/npm.log" >&2; exit 1; }
 cp tests/deploy/openai_client.mjs "$work/"
-"$build/mmx" serve --model bert=tests/data/models/bert-tiny --port 0 --api-key sekret 2> "$work/serve.log" &
+"$build/mmx" serve --model bert=tests/data/models/bert-tiny --model sdxl=tests/data/models/sdxl-tiny --port 0 --api-key sekret 2> "$work/serve.log" &
 server=$!
 port=$(serve_port "$work/serve.log")
 node "$work/openai_client.mjs" "$port"
