@@ -70,8 +70,9 @@ struct GenerateOptions {
   // (noisy early, the picture emerging): on_preview(calls done, image).
   int64_t preview_every = 0;
   std::function<void(int64_t, const Image&)> on_preview;
-  // Called after the stages around the loop: ("prompt", seconds) once the prompt is encoded,
-  // ("decode", seconds) once the VAE has decoded the image.
+  // Called after the stages around the loop: ("adapters", seconds) when LoRA adapters were read and merged
+  // (not when the set was already merged), ("prompt", seconds) once the prompt is encoded, ("decode",
+  // seconds) once the VAE has decoded the image.
   std::function<void(const char*, double)> on_stage;
 };
 

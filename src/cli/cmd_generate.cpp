@@ -126,8 +126,10 @@ examples (the tiny test pipeline):
   mmx generate --model tests/data/models/sdxl-tiny --prompt "An astronaut riding a green horse" --steps 3 \
                --seed 0 --output astronaut.png
   mmx generate --model tests/data/models/sdxl-tiny --prompt "a castle" --steps 2 --seed 1 \
-               --lora tests/data/lora/sdxl-tiny-kohya.safetensors:0.7 --output castle.png
-  mmx generate --model stabilityai/sdxl-turbo --prompt "a fox in the snow" --turbo --seed 3 --output fox.png
+               --lora tests/data/lora/sdxl-tiny-kohya-sgm.safetensors:0.7 --output castle.png
+  mmx generate --model tests/data/models/sdxl-tiny --prompt "a fox in the snow" --turbo --width 64 --height 64 \
+               --seed 3 --output fox.png
+(with the real model: --model stabilityai/sdxl-turbo --variant fp16 --turbo, 512² in one step)
 )",
 };
 
@@ -295,17 +297,18 @@ int run_generate(const Args& given) {
       write_file_atomically(preview_path, encode_png(image, {{"preview", "after " + std::to_string(done) + " UNet steps"}}));
     };
   }
-  double total = 0, prompt_s = 0, decode_s = 0;
+  double total = 0, prompt_s = 0, decode_s = 0, load_adapters_s = 0;
   int64_t calls = 0;  // UNet calls run: fewer than --steps from an image, more for Heun
   o.on_step = [&](int64_t step, int64_t steps, double seconds) {
     ++calls;
     progress(step, steps, seconds, &total);
   };
   o.on_stage = [&](const char* stage, double seconds) {
-    const bool prompt_stage = std::string(stage) == "prompt";
-    (prompt_stage ? prompt_s : decode_s) = seconds;
+    const std::string name = stage;
+    (name == "prompt" ? prompt_s : name == "decode" ? decode_s : load_adapters_s) = seconds;
     if (log_level() >= LogLevel::Warn)
-      std::fprintf(stderr, "%s in %.2f s\n", prompt_stage ? "encoded the prompt" : "decoded the image", seconds);
+      std::fprintf(stderr, "%s in %.2f s\n", name == "prompt" ? "encoded the prompt" : name == "decode" ? "decoded the image"
+                                                                                      : "merged the LoRA adapters", seconds);
   };
 
   // The ensemble of expert denoisers: the base stops at --denoising-end, the refiner runs the rest from its
@@ -391,7 +394,7 @@ int run_generate(const Args& given) {
   if (chatty()) std::fprintf(stderr,
                "wrote %s (%lld×%lld): load %.2f s, prompt %.2f s, %lld UNet steps at %.2f s/step, decode %.2f s; "
                "peak RSS %.0f MiB%s\n",
-               output.c_str(), static_cast<long long>(r.image.width), static_cast<long long>(r.image.height), load_s,
+               output.c_str(), static_cast<long long>(r.image.width), static_cast<long long>(r.image.height), load_s + load_adapters_s,
                prompt_s, static_cast<long long>(calls), total / static_cast<double>(std::max<int64_t>(calls, 1)), decode_s, peak_rss_mb(),
                !placement.device.is_cpu()
                    ? str(", peak device memory ", static_cast<long long>(peak_memory_mb(placement.device)), " MiB on ",

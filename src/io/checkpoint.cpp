@@ -1,5 +1,8 @@
 #include "io/checkpoint.hpp"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 
 #include "mmx/files.hpp"
@@ -132,6 +135,15 @@ void Checkpoint::replace(const std::string& name, Tensor value, const std::strin
   replaced.supported = true;
   loaded_[name] = {replaced, std::move(value)};
   loaded_file_[name] = file_of(name) + " + " + origin;
+}
+
+void Checkpoint::release(const std::string& name) const {
+  if (loaded_.count(name) || !file_index_.count(name)) return;  // read into memory: nothing mapped
+  const Tensor t = get(name);
+  const long page = sysconf(_SC_PAGESIZE);
+  const auto begin = reinterpret_cast<uintptr_t>(t.raw()), end = begin + t.nbytes();
+  const uintptr_t first = (begin + uintptr_t(page) - 1) & ~uintptr_t(page - 1), last = end & ~uintptr_t(page - 1);
+  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
 std::string Checkpoint::file_of(const std::string& name) const {

@@ -27,6 +27,9 @@ class Checkpoint {
   // The tensor `name` (which must exist) replaced by `value` of the same shape, e.g. with adapters merged
   // in; `origin` says where it came from in messages. Copies of this checkpoint made before are unchanged.
   void replace(const std::string& name, Tensor value, const std::string& origin);
+  // Tells the kernel that the pages wholly inside a mapped tensor are not needed now (madvise DONTNEED):
+  // they leave the resident set and are read from the file again if the tensor is used later.
+  void release(const std::string& name) const;
 
  private:
   std::string source_;

@@ -190,15 +190,19 @@ Resolved resolve(const std::string& key, const std::vector<TargetIndex>& targets
   return t->modules.count(module) ? Resolved{t, module} : Resolved{};
 }
 
-// up · down as the weight's shape: [out, r] · [r, K] on the backend's GEMM (down transposed: linear
-// computes x · Wᵀ).
-Tensor low_rank_product(const Tensor& up, const Tensor& down) {
+// W + scale · up · down as the weight's shape, in f32: [out, r] · [r, K] on the backend's GEMM with W as its
+// residual (one pass over W; `down` transposed because linear computes x · Wᵀ; the scale folded into the
+// r-wide `up`, the cheap side).
+Tensor add_low_rank(const Tensor& w, const Tensor& up, const Tensor& down, float scale) {
   const int64_t out = up.dim(0), r = down.dim(0), k = down.numel() / r;
-  Tensor down_t = Tensor::empty({k, r});
+  Tensor down_t = Tensor::empty({k, r}), scaled_up = Tensor::empty({out, r});
   const float* d = down.data<float>();
-  for (int64_t i = 0; i < r; ++i)
-    for (int64_t j = 0; j < k; ++j) down_t.data<float>()[j * r + i] = d[i * k + j];
-  return ops::linear(up.reshape({out, r}), down_t, Tensor());
+  for (int64_t j = 0; j < k; ++j)
+    for (int64_t i = 0; i < r; ++i) down_t.data<float>()[j * r + i] = d[i * k + j];
+  for (int64_t i = 0; i < out * r; ++i) scaled_up.data<float>()[i] = scale * up.data<float>()[i];
+  ops::LinearFusion fusion;
+  fusion.residual = w.reshape({out, k});
+  return ops::linear(scaled_up, down_t, ops::PackedWeight(), Tensor(), fusion).reshape(w.shape());
 }
 
 }  // namespace
@@ -297,14 +301,10 @@ std::map<std::string, std::map<std::string, Tensor>> merge_loras(const std::vect
   for (const auto& [where, list] : terms) {
     const Checkpoint& c = *where.first->target->checkpoint;
     const Tensor stored = c.get(where.second);
-    Tensor w = stored.dtype() == DType::F32 ? stored.clone() : stored.to(DType::F32);
-    float* y = w.data<float>();
-    for (const Term& t : list) {
-      const Tensor delta = low_rank_product(t.pair->up, t.pair->down);
-      const float* d = delta.data<float>();
-      for (int64_t i = 0; i < w.numel(); ++i) y[i] += t.scale * d[i];
-    }
+    Tensor w = stored.to(DType::F32);  // F32: the mapping itself, read as the first residual
+    for (const Term& t : list) w = add_low_rank(w, t.pair->up, t.pair->down, t.scale);
     merged[where.first->target->component][where.second] = stored.dtype() == DType::F32 ? w : w.to(stored.dtype());
+    c.release(where.second);  // the stored values are not read again: their pages leave this process
   }
   return merged;
 }

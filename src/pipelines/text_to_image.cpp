@@ -253,7 +253,11 @@ class SDXLPipelineImpl final : public SDXLPipeline {
     const Shape latent_shape{1, latent_channels(), height / vae_scale_factor(), width / vae_scale_factor()};
     check_folder_use(folder_, unet_config_.in_channels, latent_channels(), o);
     // The text encoders and UNet with the options' adapters merged in (the base's when there are none).
-    const std::shared_ptr<const Denoiser> models = denoiser_for(o.loras);
+    const auto adapters_start = std::chrono::steady_clock::now();
+    bool merged = false;
+    const std::shared_ptr<const Denoiser> models = denoiser_for(o.loras, &merged);
+    if (merged && o.on_stage)
+      o.on_stage("adapters", std::chrono::duration<double>(std::chrono::steady_clock::now() - adapters_start).count());
     const UNet2DConditionModel& unet = models->unet;
     // One generator for the whole image, as diffusers' generator=: it draws the initial latents (or the
     // VAE's sample and the noise of image-to-image), then the fresh noise of an ancestral or SDE sampler.
@@ -379,7 +383,7 @@ class SDXLPipelineImpl final : public SDXLPipeline {
 
   // The base models, or the last adapted set again, or a new set: the adapters' files read once (again when
   // they change on disk) and merged into copies of the checkpoints.
-  std::shared_ptr<const Denoiser> denoiser_for(const std::vector<LoraWeight>& loras) const {
+  std::shared_ptr<const Denoiser> denoiser_for(const std::vector<LoraWeight>& loras, bool* merged) const {
     if (loras.empty()) return base_;
     std::lock_guard<std::mutex> lock(adapted_mutex_);
     if (adapted_ && adapted_->loras == loras) return adapted_;
@@ -400,6 +404,7 @@ class SDXLPipelineImpl final : public SDXLPipeline {
     for (auto& [component, tensors] : merge_loras(targets, adapters))
       for (auto& [name, tensor] : tensors) patched.at(component).replace(name, std::move(tensor), "LoRA");
     adapted_ = build_denoiser(patched, loras);
+    *merged = true;
     return adapted_;
   }
 
