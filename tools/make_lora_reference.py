@@ -32,52 +32,13 @@ import pathlib
 import numpy as np
 
 from diffusers_shim import read_safetensors, shim_missing_modules, write_safetensors
+from sgm_names import sgm_prefixes, to_sgm
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 FOLDER = DATA / "models" / "sdxl-tiny"
 LORA = DATA / "lora"
 SEED, STEPS, GUIDANCE = 7, 2, 5.0
-
-
-def sgm_names(config):
-    """diffusers' block prefix → SGM's (the original SDXL code's input_blocks/middle_block/output_blocks)."""
-    m = {"mid_block.resnets.0": "middle_block.0", "mid_block.attentions.0": "middle_block.1",
-         "mid_block.resnets.1": "middle_block.2"}
-    n, layers = len(config["block_out_channels"]), config["layers_per_block"]
-    at = 1
-    for i in range(n):
-        for j in range(layers):
-            m[f"down_blocks.{i}.resnets.{j}"] = f"input_blocks.{at}.0"
-            m[f"down_blocks.{i}.attentions.{j}"] = f"input_blocks.{at}.1"
-            at += 1
-        if i + 1 < n:
-            m[f"down_blocks.{i}.downsamplers.0"] = f"input_blocks.{at}.0"
-            at += 1
-    at = 0
-    for i in range(n):
-        cross = config["up_block_types"][i].startswith("CrossAttn")
-        for j in range(layers + 1):
-            m[f"up_blocks.{i}.resnets.{j}"] = f"output_blocks.{at}.0"
-            m[f"up_blocks.{i}.attentions.{j}"] = f"output_blocks.{at}.1"
-            if j == layers and i + 1 < n:
-                m[f"up_blocks.{i}.upsamplers.0"] = f"output_blocks.{at}.{2 if cross else 1}"
-            at += 1
-    return m
-
-
-def to_sgm(module, prefixes):
-    inner = {"conv1": "in_layers.2", "conv2": "out_layers.3", "time_emb_proj": "emb_layers.1",
-             "conv_shortcut": "skip_connection"}
-    for d, s in sorted(prefixes.items(), key=lambda kv: -len(kv[0])):
-        if module.startswith(d + "."):
-            rest = module[len(d) + 1:]
-            if ".resnets." in d:
-                rest = inner.get(rest, rest)
-            if ".downsamplers." in d and rest == "conv":
-                rest = "op"
-            return s + "." + rest
-    raise ValueError(module)
 
 
 def pair(torch, module, rank):
@@ -110,7 +71,7 @@ def main():
 
     torch.manual_seed(0)
     LORA.mkdir(parents=True, exist_ok=True)
-    prefixes = sgm_names(config)
+    prefixes = sgm_prefixes(config)
     layers = [(name, m) for name, m in unet.named_modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
     files = {}
     # kohya, SGM names: every linear and convolution inside the down, mid and up blocks.

@@ -17,6 +17,8 @@ import pathlib
 import struct
 import sys
 
+from sgm_names import sgm_prefixes, to_sgm
+
 
 def header(path):
     with open(path, "rb") as f:
@@ -24,53 +26,14 @@ def header(path):
         return json.loads(f.read(n)), 8 + n
 
 
-def sgm_blocks(config):
-    n, layers = len(config["block_out_channels"]), config["layers_per_block"]
-    layers = layers if isinstance(layers, list) else [layers] * n
-    m = {"conv_in": "input_blocks.0.0", "time_embedding.linear_1": "time_embed.0", "time_embedding.linear_2": "time_embed.2",
-         "add_embedding.linear_1": "label_emb.0.0", "add_embedding.linear_2": "label_emb.0.2", "conv_norm_out": "out.0",
-         "conv_out": "out.2", "mid_block.resnets.0": "middle_block.0", "mid_block.attentions.0": "middle_block.1",
-         "mid_block.resnets.1": "middle_block.2"}
-    at = 1
-    for i in range(n):
-        for j in range(layers[i]):
-            m[f"down_blocks.{i}.resnets.{j}"] = f"input_blocks.{at}.0"
-            m[f"down_blocks.{i}.attentions.{j}"] = f"input_blocks.{at}.1"
-            at += 1
-        if i + 1 < n:
-            m[f"down_blocks.{i}.downsamplers.0.conv"] = f"input_blocks.{at}.0.op"
-            at += 1
-    at = 0
-    for i in range(n):
-        cross = config["up_block_types"][i].startswith("CrossAttn")
-        for j in range(layers[n - 1 - i] + 1):
-            m[f"up_blocks.{i}.resnets.{j}"] = f"output_blocks.{at}.0"
-            m[f"up_blocks.{i}.attentions.{j}"] = f"output_blocks.{at}.1"
-            if j == layers[n - 1 - i] and i + 1 < n:
-                m[f"up_blocks.{i}.upsamplers.0.conv"] = f"output_blocks.{at}.{2 if cross else 1}.conv"
-            at += 1
-    return m
-
-
-RESNET = {"norm1": "in_layers.0", "conv1": "in_layers.2", "time_emb_proj": "emb_layers.1", "norm2": "out_layers.0",
-          "conv2": "out_layers.3", "conv_shortcut": "skip_connection"}
-
-
-def unet_name(name, blocks):
-    for d in sorted(blocks, key=len, reverse=True):
-        if name.startswith(d + "."):
-            rest = name[len(d) + 1:]
-            if ".resnets." in d:
-                module, _, leaf = rest.rpartition(".")
-                rest = RESNET.get(module, module) + "." + leaf
-            return "model.diffusion_model." + blocks[d] + "." + rest
-    raise ValueError(f"no SGM name for unet tensor {name}")
+def unet_name(name, prefixes):
+    return "model.diffusion_model." + to_sgm(name, prefixes)
 
 
 def main():
     folder, out = pathlib.Path(sys.argv[1]), sys.argv[2]
     config = json.loads((folder / "unet" / "config.json").read_text())
-    blocks = sgm_blocks(config)
+    blocks = sgm_prefixes(config)
     parts = [("unet/diffusion_pytorch_model.fp16.safetensors", lambda n: unet_name(n, blocks)),
              ("vae/diffusion_pytorch_model.fp16.safetensors", lambda n: "vae." + n),
              ("text_encoder/model.fp16.safetensors", lambda n: "cond_stage_model.transformer." + n),
