@@ -212,7 +212,9 @@ TEST(ServeImages, ConcurrentSubmissionsQueueInOrderUnderTheCap) {
       auto res = s.post("/v1/jobs", {{"prompt", "a field"}, {"size", "64x64"}, {"steps", 10}, {"seed", i}});
       status[size_t(i)] = res ? res->status : -1;
       if (res && res->status == 202) bodies[size_t(i)] = json::parse(res->body);
-      if (res && res->status == 429) EXPECT_EQ(res->get_header_value("Retry-After"), "30");
+      if (res && res->status == 429) {
+        EXPECT_EQ(res->get_header_value("Retry-After"), "30");
+      }
     });
   for (auto& c : clients) c.join();
   std::vector<std::pair<int64_t, std::string>> accepted;  // (jobs ahead at submission, id)
