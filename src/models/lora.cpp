@@ -193,7 +193,8 @@ Resolved resolve(const std::string& key, const std::vector<TargetIndex>& targets
 // W + scale · up · down as the weight's shape, in f32: [out, r] · [r, K] on the backend's GEMM with W as its
 // residual (one pass over W; `down` transposed because linear computes x · Wᵀ; the scale folded into the
 // r-wide `up`, the cheap side).
-Tensor add_low_rank(const Tensor& w, const Tensor& up, const Tensor& down, float scale) {
+Tensor add_low_rank(const Tensor& w, const Tensor& stored_up, const Tensor& stored_down, float scale) {
+  const Tensor up = stored_up.to(DType::F32), down = stored_down.to(DType::F32);
   const int64_t out = up.dim(0), r = down.dim(0), k = down.numel() / r;
   Tensor down_t = Tensor::empty({k, r}), scaled_up = Tensor::empty({out, r});
   const float* d = down.data<float>();
@@ -226,9 +227,9 @@ std::shared_ptr<const LoraFile> LoraFile::open(const std::string& path) {
     Pair& p = pairs[split->first];
     p.key = split->first;
     const Tensor t = file.get(name);
-    switch (split->second) {
-      case Part::Down: p.down = t.to(DType::F32).clone(); break;
-      case Part::Up: p.up = t.to(DType::F32).clone(); break;
+    switch (split->second) {  // as stored (a view of the mapping where aligned); widened when merged
+      case Part::Down: p.down = t; break;
+      case Part::Up: p.up = t; break;
       case Part::Alpha: p.alpha = scalar_value(t, path, name); break;
     }
   }

@@ -24,7 +24,7 @@ class LoraFile {
  public:
   struct Pair {
     std::string key;        // the module's key in the file ("lora_unet_input_blocks_4_1_proj_in", "unet.mid_block...")
-    Tensor down, up;        // F32: [rank, in(, kh, kw)] and [out, rank(, 1, 1)]
+    Tensor down, up;        // as stored (F32/F16/BF16/F64): [rank, in(, kh, kw)] and [out, rank(, 1, 1)]
     std::optional<float> alpha;  // none: alpha = rank (scale 1), as PEFT without network alphas
     int64_t rank() const { return down.dim(0); }
   };

@@ -405,6 +405,9 @@ class SDXLPipelineImpl final : public SDXLPipeline {
       for (auto& [name, tensor] : tensors) patched.at(component).replace(name, std::move(tensor), "LoRA");
     adapted_ = build_denoiser(patched, loras);
     *merged = true;
+    for (auto it = lora_files_.begin(); it != lora_files_.end();)  // only the current set's files stay read
+      it = std::any_of(loras.begin(), loras.end(), [&](const LoraWeight& l) { return l.path == it->first; }) ? std::next(it)
+                                                                                                          : lora_files_.erase(it);
     return adapted_;
   }
 
