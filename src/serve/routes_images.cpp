@@ -90,8 +90,7 @@ std::vector<LoraWeight> request_loras(const json& body, const ImageQueue& queue,
 }
 
 // The job a request asks for, checked against the model's configs before it is queued.
-std::shared_ptr<ImageJob> image_job(Service& service, const json& body, ImageQueue& queue, std::optional<Image> image,
-                                    std::optional<Image> mask) {
+std::shared_ptr<ImageJob> image_job(const json& body, ImageQueue& queue, std::optional<Image> image, std::optional<Image> mask) {
   auto job = std::make_shared<ImageJob>();
   GenerateOptions& o = job->options;
   if (!body.contains("prompt") || !body["prompt"].is_string() || body["prompt"].get<std::string>().empty())
@@ -104,8 +103,9 @@ std::shared_ptr<ImageJob> image_job(Service& service, const json& body, ImageQue
     o.negative_prompt = string_field(body, "negative_prompt", Dialect::OpenAI);
   const bool turbo = queue.options().turbo;
   o.steps = integer(body, "steps", turbo ? 1 : 50, 1, 1000);
-  const auto guidance = number(body, "guidance") ? number(body, "guidance")
-                        : number(body, "guidance_scale") ? number(body, "guidance_scale") : number(body, "cfg_scale");
+  std::optional<double> guidance;  // mmx's name, diffusers' and A1111's
+  for (const char* key : {"guidance", "guidance_scale", "cfg_scale"})
+    if (!guidance) guidance = number(body, key);
   o.guidance_scale = float(guidance.value_or(turbo ? 0.0 : mask ? 7.5 : 5.0));
   if (o.guidance_scale < 0 || o.guidance_scale > 100) throw HttpError(400, "Validation", "'guidance' is 0 to 100");
   o.scheduler = string_field(body, body.contains("sampler") ? "sampler" : "scheduler", Dialect::OpenAI);
@@ -144,7 +144,6 @@ std::shared_ptr<ImageJob> image_job(Service& service, const json& body, ImageQue
   } catch (const Error& e) {
     throw HttpError(e.kind() == ErrorKind::Usage ? 400 : 500, "Validation", e.what());
   }
-  (void)service;
   return job;
 }
 
@@ -183,7 +182,7 @@ void answer_when_done(ImageQueue& queue, const std::shared_ptr<ImageJob>& job, c
 void generations(Service& service, const httplib::Request& req, httplib::Response& res) {
   const json body = parse_body(req);
   ImageQueue& queue = generator_of(service, body);
-  const auto job = image_job(service, body, queue, std::nullopt, std::nullopt);
+  const auto job = image_job(body, queue, std::nullopt, std::nullopt);
   submit(queue, job, res);
   answer_when_done(queue, job, req, res);
 }
@@ -212,7 +211,7 @@ void edits(Service& service, const httplib::Request& req, httplib::Response& res
   auto image = image_file("image", "image[]");
   if (!image) throw HttpError(400, "Validation", "'image' is required: the picture to edit, as a file");
   ImageQueue& queue = generator_of(service, body);
-  const auto job = image_job(service, body, queue, std::move(image), image_file("mask", "mask[]"));
+  const auto job = image_job(body, queue, std::move(image), image_file("mask", "mask[]"));
   submit(queue, job, res);
   answer_when_done(queue, job, req, res);
 }
@@ -234,7 +233,7 @@ void create_job(Service& service, const httplib::Request& req, httplib::Response
     if (!image) throw HttpError(400, "Validation", "'mask' marks what to repaint in an 'image'; give the image");
     mask = service.decode_image(body["mask"].get<std::string>(), 1);
   }
-  const auto job = image_job(service, body, queue, std::move(image), std::move(mask));
+  const auto job = image_job(body, queue, std::move(image), std::move(mask));
   submit(queue, job, res);
   res.set_header("Location", "/v1/jobs/" + job->id);
   send_json(res, queue.describe(job, false), 202);
