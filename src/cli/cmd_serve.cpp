@@ -19,8 +19,9 @@ const Command kServeCommand{
     "mmx serve --model [NAME=]MODEL[,device=D][,dtype=T] ... [--host 127.0.0.1] [--port 8080] [options]",
     "Serve embeddings and images over HTTP: OpenAI's /v1/embeddings and /v1/images, TEI's routes, similarity, classify, generation jobs.",
     {
-        {"model", "[NAME=]MODEL", "a model to serve, by the name requests use (default: the folder's name); the first "
-                                  "is the default. Append ,device=cuda and/or ,dtype=f16 to place it",
+        {"model", "[NAME=]MODEL", "a model to serve, by the name requests use (default: the folder's name): an embedding "
+                                  "model (the first is the default) or an SDXL pipeline folder (image generation). "
+                                  "Append ,device=cuda and/or ,dtype=f16 to place it",
          true},
         {"host", "ADDR", "the address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 for every interface)"},
         {"port", "N", "the port (default 8080; 0 picks a free one and prints it)"},
