@@ -340,8 +340,10 @@ class Unpickler {
         pid->items[0]->s != "storage" || pid->items[1]->kind != Value::Global || pid->items[2]->kind != Value::Str ||
         pid->items[4]->kind != Value::Int)
       bad("a persistent id that is not a storage");
+    const auto type = storage_types().find(pid->items[1]->s);  // another allowed global in a storage's place
+    if (type == storage_types().end()) bad("a persistent id whose storage type is '" + pid->items[1]->s + "'");
     auto v = make(Value::Storage);
-    v->dtype = storage_types().at(pid->items[1]->s);
+    v->dtype = type->second;
     v->s = pid->items[2]->s;
     v->i = pid->items[4]->i;
     auto it = entries_.find(prefix_ + "data/" + v->s);
