@@ -17,6 +17,10 @@ struct LoraWeight {
 // "a:b.safetensors" stay paths). The file must exist.
 LoraWeight parse_lora_option(const std::string& spec);
 
+// The adapter NAME.safetensors in `lora_dir` or a folder below it (as the web UI finds it), at `weight`
+// (within ±10). An unknown name or an out-of-range weight is an error that names it.
+LoraWeight find_lora(const std::string& name, double weight, const std::string& lora_dir);
+
 struct PromptLoras {
   std::string prompt;             // without the tags
   std::vector<LoraWeight> loras;  // in the order written

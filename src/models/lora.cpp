@@ -276,8 +276,8 @@ std::map<std::string, std::map<std::string, Tensor>> merge_loras(const std::vect
       const std::string weight = r.module + ".weight";
       const Shape& w = r.target->target->checkpoint->find(weight)->shape;
       const int64_t k = shape_numel(w) / w[0];
-      const bool kernel_ok = w.size() == 2 || p.down.ndim() == 2 ? p.down.numel() / p.rank() == k
-                                                                  : p.down.dim(2) == w[2] && p.down.dim(3) == w[3];
+      // A convolution's pair has its kernel (a 1×1 pair may also stand for a linear weight, as kohya writes proj_in).
+      const bool kernel_ok = w.size() != 4 || p.down.ndim() != 4 || (p.down.dim(2) == w[2] && p.down.dim(3) == w[3]);
       if (p.up.dim(0) != w[0] || p.down.numel() / p.rank() != k || !kernel_ok) {
         problems.push_back(str(a.file->path(), ": '", p.key, "': down ", shape_str(p.down.shape()), " · up ",
                                shape_str(p.up.shape()), " does not fit ", r.target->target->component, ".", weight, " ", shape_str(w)));

@@ -53,6 +53,11 @@ LoraWeight parse_lora_option(const std::string& spec) {
   return l;
 }
 
+LoraWeight find_lora(const std::string& name, double weight, const std::string& lora_dir) {
+  if (lora_dir.empty()) usage_error("<lora:", name, ">: give --lora-dir, the folder the adapters are in");  // never the working directory
+  return {find_in_dir(lora_dir, name), checked_weight(weight, "<lora:" + name + ">")};
+}
+
 PromptLoras extract_prompt_loras(const std::string& prompt, const std::string& lora_dir) {
   PromptLoras out;
   size_t pos = 0;
@@ -68,11 +73,10 @@ PromptLoras extract_prompt_loras(const std::string& prompt, const std::string& l
       name = body.substr(0, colon);
       const auto w = parse_weight(body.substr(colon + 1));
       if (!w) usage_error(tag, ": the weight '", body.substr(colon + 1), "' is no number (write <lora:name:0.8>)");
-      weight = checked_weight(*w, tag);
+      weight = *w;
     }
     if (name.empty()) usage_error(tag, ": the tag names no adapter");
-    if (lora_dir.empty()) usage_error(tag, ": give --lora-dir, the folder the prompt's adapters are in");
-    out.loras.push_back({find_in_dir(lora_dir, name), weight});
+    out.loras.push_back(find_lora(name, weight, lora_dir));
     pos = close + 1;
   }
   out.prompt += prompt.substr(pos);

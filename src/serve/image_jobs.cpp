@@ -18,6 +18,8 @@ using Clock = ImageJob::Clock;
 // Thrown from the step callback of a job asked to stop: generate() unwinds at that step.
 struct Cancelled {};
 
+bool ended(JobState s) { return s != JobState::Queued && s != JobState::Running; }
+
 double seconds_between(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
 double unix_now() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 
@@ -113,12 +115,12 @@ void ImageQueue::cancel(const std::shared_ptr<ImageJob>& job) {
 void ImageQueue::forget(const std::string& id) {
   std::lock_guard<std::mutex> lock(mutex_);
   const auto it = jobs_.find(id);
-  if (it != jobs_.end() && it->second->state != JobState::Queued && it->second->state != JobState::Running) jobs_.erase(it);
+  if (it != jobs_.end() && ended(it->second->state)) jobs_.erase(it);
 }
 
 bool ImageQueue::finished(const std::shared_ptr<ImageJob>& job) {
   std::lock_guard<std::mutex> lock(mutex_);
-  return job->state != JobState::Queued && job->state != JobState::Running;
+  return ended(job->state);
 }
 
 uint64_t ImageQueue::wait_change(const std::shared_ptr<ImageJob>& job, uint64_t seen, std::chrono::milliseconds timeout) {
@@ -170,7 +172,7 @@ void ImageQueue::prune() {
   const auto now = Clock::now();
   for (auto it = jobs_.begin(); it != jobs_.end();) {
     const ImageJob& j = *it->second;
-    const bool over = j.state != JobState::Queued && j.state != JobState::Running &&
+    const bool over = ended(j.state) &&
                       ((j.fetched && seconds_between(*j.fetched, now) > 60) || seconds_between(j.finished, now) > options_.keep_seconds);
     it = over ? jobs_.erase(it) : std::next(it);
   }

@@ -61,24 +61,20 @@ std::vector<LoraWeight> request_loras(const json& body, const ImageQueue& queue,
   try {
     if (body.contains("loras") && !body["loras"].is_null()) {
       if (!body["loras"].is_array()) throw HttpError(400, "Validation", "'loras' is a list of \"name:weight\" or {name, weight}");
-      std::string tags;
       for (const json& item : body["loras"]) {
-        std::string name;
-        double weight = 1;
-        if (item.is_string()) {
-          name = item.get<std::string>();
-        } else if (item.is_object() && item.contains("name") && item["name"].is_string()) {
-          name = item["name"].get<std::string>();
-          if (const auto w = number(item, "weight")) weight = *w;
-          name += ":" + std::to_string(weight);
-        } else {
+        const bool named = item.is_object() && item.contains("name") && item["name"].is_string();
+        if (!item.is_string() && !named)
           throw HttpError(400, "Validation", "'loras' items are \"name:weight\" or {\"name\": ..., \"weight\": ...}");
+        const std::string spec = named ? item["name"].get<std::string>() : item.get<std::string>();
+        if (spec.find('/') != std::string::npos || spec.find('\\') != std::string::npos || spec.find("..") != std::string::npos)
+          throw HttpError(400, "Validation", str("LoRA '", spec, "': give a name from the server's --lora-dir, not a path"));
+        if (named) {
+          out.push_back(find_lora(spec, number(item, "weight").value_or(1.0), dir));
+        } else {  // "name:weight", read as the prompt's tag is
+          const auto one = extract_prompt_loras("<lora:" + spec + ">", dir).loras;
+          out.insert(out.end(), one.begin(), one.end());
         }
-        if (name.find('/') != std::string::npos || name.find('\\') != std::string::npos || name.find("..") != std::string::npos)
-          throw HttpError(400, "Validation", str("LoRA '", name, "': give a name from the server's --lora-dir, not a path"));
-        tags += "<lora:" + name + ">";
       }
-      out = extract_prompt_loras(tags, dir).loras;
     }
     const PromptLoras tagged = extract_prompt_loras(prompt, dir);
     prompt = tagged.prompt;

@@ -113,10 +113,13 @@ TEST(ServeImages, GenerationsAreTheLibrarysPixelsWithTheirParameters) {
   with_lora["loras"] = {"sdxl-tiny-peft:0.8"};
   json tagged = plain;
   tagged["prompt"] = "a barn<lora:sdxl-tiny-peft:0.8>";
+  json by_object = plain;
+  by_object["loras"] = json::array({{{"name", "sdxl-tiny-peft"}, {"weight", 0.8}}});
   const Image base = decode_image(first_png(plain), "a"), adapted = decode_image(first_png(with_lora), "b"),
               by_tag = decode_image(first_png(tagged), "c");
   EXPECT_NE(base.rgb, adapted.rgb);
   EXPECT_EQ(adapted.rgb, by_tag.rgb);
+  EXPECT_EQ(adapted.rgb, decode_image(first_png(by_object), "e").rgb);
   EXPECT_EQ(decode_image(first_png(plain), "d").rgb, base.rgb);  // switching back: the base weights are intact
 }
 
