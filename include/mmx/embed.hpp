@@ -34,6 +34,9 @@ struct EmbedOptions {
   // embedding: padding is masked. Where padding shows in the result (the lab's pooling sums the padding
   // positions; token embeddings return them) every pass keeps the whole batch's padded length instead.
   int64_t max_batch_tokens = 16384;
+  // The most inputs one forward pass takes, within the token budget (0: no cap): sentence-transformers'
+  // encode(batch_size=...), the Python module's default 32.
+  int64_t max_batch_size = 0;
   // Called after each forward pass with the inputs embedded so far and their number (progress lines).
   std::function<void(int64_t done, int64_t total)> progress;
 };

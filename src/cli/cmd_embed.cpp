@@ -42,6 +42,7 @@ const Command kEmbedCommand{
         {"json", "", "print the JSON document to standard output (as --output -)"},
         {"token-embeddings", "", "also write last_hidden_state, input_ids, attention_mask"},
         {"batch-tokens", "N", "the most tokens one forward pass takes (default 16384); fewer use less memory"},
+        {"batch-size", "N", "the most texts or images one forward pass takes (sentence-transformers' batch_size; default: what --batch-tokens allows)"},
         {"progress", "", "a progress line also when stderr is not a terminal (a log); on one it shows by itself"},
     },
     R"(pooling modes:
@@ -178,6 +179,7 @@ int run_embed(const Args& args) {
   options.token_embeddings = args.has("token-embeddings");
   options.max_length = args.get_int("max-length", 2);
   options.max_batch_tokens = args.get_int("batch-tokens", 1).value_or(options.max_batch_tokens);
+  options.max_batch_size = args.get_int("batch-size", 1).value_or(0);
   const bool show_progress = args.has("progress");
   std::optional<std::string> output = args.get("output");
   if (args.has("json")) {

@@ -137,11 +137,13 @@ struct Pass {
 };
 
 // The forward passes for texts of these token counts under a budget of rows × padded length.
-std::vector<Pass> plan_passes(const std::vector<size_t>& lengths, int64_t budget, bool fixed_length) {
+std::vector<Pass> plan_passes(const std::vector<size_t>& lengths, int64_t budget, int64_t max_rows, bool fixed_length) {
   const size_t longest = *std::max_element(lengths.begin(), lengths.end());
+  const size_t row_cap = max_rows > 0 ? size_t(max_rows) : lengths.size();
   std::vector<Pass> passes;
   if (fixed_length) {  // padding shows in the result: every pass at the batch's length, in order
-    const size_t per_pass = size_t(std::max<int64_t>(1, budget / int64_t(std::max<size_t>(longest, 1))));
+    const size_t per_pass =
+        std::min(row_cap, size_t(std::max<int64_t>(1, budget / int64_t(std::max<size_t>(longest, 1)))));
     for (size_t r0 = 0; r0 < lengths.size(); r0 += per_pass) {
       Pass p{{}, longest};
       for (size_t i = r0; i < std::min(lengths.size(), r0 + per_pass); ++i) p.rows.push_back(i);
@@ -153,7 +155,7 @@ std::vector<Pass> plan_passes(const std::vector<size_t>& lengths, int64_t budget
   std::iota(order.begin(), order.end(), size_t(0));
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return lengths[a] < lengths[b]; });
   for (size_t i : order) {  // shortest first; a pass closes when one more text would exceed the budget
-    if (passes.empty() ||
+    if (passes.empty() || passes.back().rows.size() >= row_cap ||
         int64_t(passes.back().rows.size() + 1) * int64_t(std::max(passes.back().length, lengths[i])) > budget)
       passes.push_back({});
     passes.back().rows.push_back(i);
@@ -294,6 +296,7 @@ EmbedResult TextEmbedder::embed_encoded(const BatchEncoding& batch, const EmbedO
   const Pooling pooling = choose_pooling(text_poolings(*model_), options.pooling, a.display_name);
   check_available(pooling, encoder, "text_projection (a CLIPTextModel)");
   if (options.max_batch_tokens < 1) usage_error("max_batch_tokens must be at least 1");
+  if (options.max_batch_size < 0) usage_error("batch size ", options.max_batch_size, " is negative");
   const Tokenizer& tokenizer = model_->tokenizer();
   const size_t count = batch.rows.size();
   for (size_t i = 0; i < count; ++i) {
@@ -314,7 +317,7 @@ EmbedResult TextEmbedder::embed_encoded(const BatchEncoding& batch, const EmbedO
   result.attention_mask = whole.attention_mask();
   const bool fixed_length = pooling == Pooling::Lab || options.token_embeddings;
   int64_t done = 0;
-  for (const Pass& pass : plan_passes(lengths, options.max_batch_tokens, fixed_length)) {
+  for (const Pass& pass : plan_passes(lengths, options.max_batch_tokens, options.max_batch_size, fixed_length)) {
     const BatchEncoding b = padded(batch, pass.rows, pass.length, tokenizer.pad_token_id());
     const Tensor mask = b.attention_mask();
     const EncoderOutputs out = encoder.forward(b.input_ids(), b.token_type_ids(), mask);
@@ -357,6 +360,7 @@ EmbedResult ImageEmbedder::embed(const std::vector<Image>& images, const EmbedOp
   const Pooling pooling = choose_pooling(a.image_poolings, options.pooling, a.display_name);
   check_available(pooling, encoder, "visual_projection");
   if (options.max_batch_tokens < 1) usage_error("max_batch_tokens must be at least 1");
+  if (options.max_batch_size < 0) usage_error("batch size ", options.max_batch_size, " is negative");
   // With no padding, the lab's formula is the mean over the patches.
   const Pooling applied = pooling == Pooling::Lab ? Pooling::MeanNoCls : pooling;
   const Tensor pixel_values = preprocess_images(images, model_->image_processor());  // [N, 3, H, W]
@@ -364,7 +368,8 @@ EmbedResult ImageEmbedder::embed(const std::vector<Image>& images, const EmbedOp
     fail("image preprocessing produced non-finite pixel values: check rescale_factor, image_mean and image_std in the "
          "model's preprocessor_config.json");
   const int64_t n = pixel_values.dim(0), tokens = encoder.tokens();
-  const int64_t per_pass = std::max<int64_t>(1, options.max_batch_tokens / tokens);
+  int64_t per_pass = std::max<int64_t>(1, options.max_batch_tokens / tokens);
+  if (options.max_batch_size > 0) per_pass = std::min(per_pass, options.max_batch_size);
   EmbedResult result;
   result.pooling = pooling;
   for (int64_t row0 = 0; row0 < n; row0 += per_pass) {
