@@ -23,5 +23,6 @@ apt-get install -y -qq --no-install-recommends \
   clang libclang-rt-dev libomp-dev \
   libgtest-dev libgmock-dev libbenchmark-dev \
   libcpp-httplib-dev curl nginx-light python3-kubernetes python3-yaml \
-  python3-numpy \
+  python3-numpy python3-dev pybind11-dev python3-pybind11 python3-distributed python3-pil \
+  python3-venv python3-pip python3-setuptools python3-wheel \
   chromium

@@ -2,7 +2,10 @@
 what the CLI makes of the same inputs."""
 import json
 import os
+import re
 import shutil
+import subprocess
+import sys
 import threading
 import time
 import unittest
@@ -10,7 +13,7 @@ import unittest
 import numpy as np
 
 import mmx
-from common import DATA, LAB_TEXTS, PHOTOS, model, read_safetensors, run_mmx, tempdir
+from common import DATA, LAB_TEXTS, PHOTOS, SOURCE, model, read_safetensors, run_mmx, tempdir
 
 
 class ErrorTest(unittest.TestCase):
@@ -190,6 +193,37 @@ class IndexTest(unittest.TestCase):
         self.assertGreater(index.search(image=chelsea, top_k=1)[0].score, 0.999)
         with self.assertRaisesRegex(mmx.UsageError, "text=, image= or both"):
             index.search()
+
+
+# The real models the README names, and the test models that stand in for them (as the C++ README test's Hub).
+STAND_INS = {"openai/clip-vit-base-patch32": "tests/data/models/clip-tiny",
+             "sentence-transformers/all-MiniLM-L6-v2": "tests/data/models/st-bert-tiny"}
+
+
+class DocsTest(unittest.TestCase):
+    def run_python_blocks(self, document, stand_ins=None):
+        with open(os.path.join(SOURCE, document), encoding="utf-8") as f:
+            blocks = re.findall(r"^```python\n(.*?)^```", f.read(), re.S | re.M)
+        self.assertTrue(blocks, f"no python blocks in {document}")
+        sandbox = tempdir(self)
+        os.symlink(os.path.join(SOURCE, "tests"), os.path.join(sandbox, "tests"))
+        for i, code in enumerate(blocks):
+            for real, stand_in in (stand_ins or {}).items():
+                code = code.replace(real, stand_in)
+            script = os.path.join(sandbox, f"block{i}.py")
+            with open(script, "w", encoding="utf-8") as f:
+                f.write(code)
+            r = subprocess.run([sys.executable, script], cwd=sandbox, capture_output=True, text=True, timeout=300)
+            self.assertEqual(r.returncode, 0, f"{document}, python block {i + 1}:\n{code}\n{r.stderr}")
+        return sandbox
+
+    def test_the_readmes_python_example_runs(self):
+        self.run_python_blocks("README.md", STAND_INS)
+
+    def test_every_python_block_of_docs_python_md_runs_as_written(self):
+        sandbox = self.run_python_blocks("docs/python.md")
+        self.assertTrue(os.path.exists(os.path.join(sandbox, "lab-out", "lab_clip.png")))
+        self.assertEqual(np.load(os.path.join(sandbox, "clip-vectors", "embeddings.npy")).shape[1], 16)
 
 
 if __name__ == "__main__":
