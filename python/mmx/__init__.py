@@ -200,12 +200,22 @@ class ImageEmbedder:
         projection, pooled."""
         batch, single = _images(images)
         progress = _progress(show_progress_bar, "Images")
+        # Decoded a chunk at a time (a whole multiple of batch_size, so the passes are the same): memory holds
+        # a chunk of decoded photos, not a folder's worth.
+        chunk = max(1, int(batch_size)) * max(1, 256 // max(1, int(batch_size)))
+        parts = []
         try:
-            r = self._native.encode(batch, pooling, bool(normalize), int(batch_size), False, progress)
+            for start in range(0, len(batch), chunk):
+                told = None if progress is None else (lambda done, total, s=start: progress(s + done, len(batch)))
+                parts.append(self._native.encode(batch[start:start + chunk], pooling, bool(normalize), int(batch_size),
+                                                 False, told)["embeddings"])
         finally:
             if progress:
                 progress.close()
-        return r["embeddings"][0] if single else r["embeddings"]
+        if not parts:  # no images: the engine's own error
+            self._native.encode(batch, pooling, bool(normalize), int(batch_size), False, None)
+        embeddings = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return embeddings[0] if single else embeddings
 
     @property
     def description(self) -> str:
