@@ -369,17 +369,7 @@ class SDXLPipeline:
         if seed is None:
             seed = secrets.randbits(63)
         self.last_seed = int(seed)
-        pairs = []
-        for spec in loras:
-            if isinstance(spec, (str, os.PathLike)):
-                path, _, weight = os.fspath(spec).rpartition(":")
-                try:
-                    pairs.append((path, float(weight)) if path else (os.fspath(spec), 1.0))
-                except ValueError:
-                    pairs.append((os.fspath(spec), 1.0))
-            else:
-                path, weight = spec
-                pairs.append((os.fspath(path), float(weight)))
+        specs = [os.fspath(x) if isinstance(x, (str, os.PathLike)) else (os.fspath(x[0]), float(x[1])) for x in loras]
         if turbo and image is None:
             width = 512 if width is None else width
             height = 512 if height is None else height
@@ -389,7 +379,7 @@ class SDXLPipeline:
                                  else 7.5 if mask is not None else 5.0),
                   scheduler=scheduler or ("LCM" if lcm else ""),
                   scheduler_settings='{"timestep_spacing": "trailing"}' if turbo else "",
-                  width=width, height=height, loras=pairs, image=image, mask=mask,
+                  width=width, height=height, loras=specs, image=image, mask=mask,
                   strength=strength if strength is not None or image is None else (0.9999 if mask is not None else 0.3),
                   latents=latents, keep_step_latents=False, callback=callback)
         if image is None and (mask is not None or strength is not None):

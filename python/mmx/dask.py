@@ -96,6 +96,11 @@ def _dump_json(path, doc):
         json.dump(doc, f)
 
 
+def _write_text(path, text):
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
 def _save_npy(path, array):
     with open(path, "wb") as f:
         np.save(f, array)
@@ -122,11 +127,10 @@ def merge_shards(out, count, inputs, kind):
                                f" ({bad.size} inputs not exactly once)")
     _write_atomically(os.path.join(out, "embeddings.npy"), lambda p: _save_npy(p, merged))
     if kind == "image":
-        _write_atomically(os.path.join(out, "paths.txt"),
-                          lambda p: open(p, "w", encoding="utf-8").write("".join(f"{x}\n" for x in inputs)))
+        _write_atomically(os.path.join(out, "paths.txt"), lambda p: _write_text(p, "".join(f"{x}\n" for x in inputs)))
     else:
-        _write_atomically(os.path.join(out, "texts.jsonl"), lambda p: open(p, "w", encoding="utf-8").write(
-            "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in inputs)))
+        _write_atomically(os.path.join(out, "texts.jsonl"),
+                          lambda p: _write_text(p, "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in inputs)))
     return merged
 
 

@@ -253,6 +253,7 @@ struct PyImageEmbedder {
 struct PySDXLPipeline {
   std::string folder, variant;
   std::unique_ptr<SDXLPipeline> pipeline;
+  bool turbo = false;  // SDXL-Turbo's layout, read once with the folder
   std::mutex busy;
 
   py::dict generate(const py::dict& kw) {
@@ -266,8 +267,11 @@ struct PySDXLPipeline {
     o.scheduler_settings = kw["scheduler_settings"].cast<std::string>();
     if (!kw["width"].is_none()) o.width = kw["width"].cast<int64_t>();
     if (!kw["height"].is_none()) o.height = kw["height"].cast<int64_t>();
-    for (const auto& spec : kw["loras"].cast<std::vector<std::pair<std::string, double>>>())
-      o.loras.push_back(LoraWeight{spec.first, spec.second});
+    // "FILE[:WEIGHT]" as --lora reads it, or a (path, weight) pair.
+    for (const py::handle spec : kw["loras"])
+      o.loras.push_back(py::isinstance<py::tuple>(spec)
+                            ? LoraWeight{spec.cast<py::tuple>()[0].cast<std::string>(), spec.cast<py::tuple>()[1].cast<double>()}
+                            : parse_lora_option(spec.cast<std::string>()));
     if (!kw["image"].is_none()) o.image = image_from_object(kw["image"], 0);
     if (!kw["mask"].is_none()) o.mask = image_from_object(kw["mask"], 1);
     if (!kw["strength"].is_none()) o.strength = kw["strength"].cast<double>();
@@ -287,7 +291,6 @@ struct PySDXLPipeline {
     GenerateResult r;
     {
       py::gil_scoped_release nogil;
-      SDXLPipeline::check(folder, o, variant);
       const std::lock_guard<std::mutex> lock(busy);
       r = pipeline->generate(o);
     }
@@ -520,12 +523,13 @@ PYBIND11_MODULE(_native, m) {
              p->folder = folder;
              p->variant = variant;
              p->pipeline = SDXLPipeline::load(folder, variant, placement_from(device, dtype));
+             p->turbo = SDXLPipeline::is_turbo(folder, variant);
              return p;
            }),
            py::arg("model"), py::arg("variant"), py::arg("device"), py::arg("dtype"))
       .def("generate", &PySDXLPipeline::generate)
       .def_property_readonly("default_size", [](const PySDXLPipeline& self) { return self.pipeline->default_size(); })
-      .def_property_readonly("is_turbo", [](const PySDXLPipeline& self) { return SDXLPipeline::is_turbo(self.folder, self.variant); });
+      .def_readonly("is_turbo", &PySDXLPipeline::turbo);
 
   py::class_<PyIndex>(m, "Index")
       .def(py::init([](const std::string& db, const std::string& model, const std::string& device,

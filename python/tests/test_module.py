@@ -129,6 +129,21 @@ class SDXLTest(unittest.TestCase):
         pil = pipe("a red fox", "fog", steps=3, seed=7, scheduler="DPM++ 2M", output_type="pil")
         np.testing.assert_array_equal(np.asarray(pil), image)
 
+    def test_loras_as_cli_strings_or_pairs(self):
+        pipe = mmx.SDXLPipeline(model("sdxl-tiny"))
+        lora = os.path.join(DATA, "lora", "sdxl-tiny-kohya-sgm.safetensors")
+        base = pipe("a castle", steps=2, seed=4)
+        as_string = pipe("a castle", steps=2, seed=4, loras=[f"{lora}:0.7"])
+        np.testing.assert_array_equal(pipe("a castle", steps=2, seed=4, loras=[(lora, 0.7)]), as_string)
+        self.assertFalse(np.array_equal(as_string, base))
+        d = tempdir(self)
+        out = os.path.join(d, "castle.png")
+        run_mmx("generate", "--model", model("sdxl-tiny"), "--prompt", "a castle", "--steps", "2", "--seed", "4",
+                "--lora", f"{lora}:0.7", "--output", out)
+        np.testing.assert_array_equal(as_string, mmx.load_image(out))
+        with self.assertRaises(mmx.Error):
+            pipe("a castle", steps=2, seed=4, loras=[os.path.join(d, "missing.safetensors")])
+
     def test_img2img_from_an_array(self):
         pipe = mmx.SDXLPipeline(model("sdxl-tiny"))
         start = mmx.load_image(os.path.join(DATA, "images", "inpaint_crop_image.png"))
