@@ -16,7 +16,7 @@
 
 namespace mmx {
 
-enum class DType : uint8_t { F32, F16, BF16, F64, I64, I32, U8, Bool };
+enum class DType : uint8_t { F32, F16, BF16, F64, I64, I32, U8, Bool, I8 };
 size_t dtype_size(DType dtype);
 const char* dtype_name(DType dtype);  // safetensors spelling: F32, F16, BF16, I64, ...
 

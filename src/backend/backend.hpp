@@ -29,7 +29,7 @@ struct OpTable {
                const float* b, int64_t ldb, float beta, float* c, int64_t ldc) = nullptr;
   void (*linear)(const Tensor& x, const Tensor& weight, const ops::PackedWeight& packed, const Tensor& bias,
                  const ops::LinearFusion& fusion, Tensor& y) = nullptr;
-  ops::PackedWeight (*pack_linear_weight)(const Tensor& weight) = nullptr;
+  ops::PackedWeight (*pack_linear_weight)(const Tensor& weight, DType compute) = nullptr;
   void (*layer_norm)(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps, Tensor& y) = nullptr;
   void (*activation)(Tensor& x, ops::Activation act) = nullptr;
   void (*softmax)(Tensor& x) = nullptr;

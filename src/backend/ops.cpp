@@ -92,13 +92,15 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   return linear(x, weight, PackedWeight(), bias, LinearFusion());
 }
 
-PackedWeight pack_linear_weight(const Tensor& weight) {
+PackedWeight pack_linear_weight(const Tensor& weight, DType compute) {
   if (!weight.defined()) fail("pack_linear_weight: weight is undefined");
   if (weight.ndim() != 2) fail("pack_linear_weight: weight must be 2-D, got ", shape_str(weight.shape()));
   const Backend& b = backend(weight.device());
   if (!b.supports(Op::PackLinearWeight, {weight.dtype()}))
     fail("pack_linear_weight: a ", dtype_name(weight.dtype()), " weight on ", weight.device().name(), " is not supported");
-  return b.ops().pack_linear_weight(weight);
+  if (compute != DType::F32 && compute != DType::BF16 && compute != DType::I8)
+    fail("pack_linear_weight: products are computed in F32, BF16 or I8, not ", dtype_name(compute));
+  return b.ops().pack_linear_weight(weight, compute);
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const PackedWeight& packed, const Tensor& bias,
@@ -120,7 +122,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const PackedWeight& packed,
   if (x.ndim() < 1 || x.dim(-1) != in_features)
     fail("linear: input ", shape_str(x.shape()), " does not match weight [", out_features, ", ", in_features, "]");
   if (weight.defined()) require_weight_for(weight, x, Op::Linear);
-  if (packed.defined()) require_weight_for(packed.data, x, Op::Linear);
+  if (packed.defined()) require_like(packed.data, x, Op::Linear, "packed weight");
   if (bias.defined()) {
     require_param(bias, x, Op::Linear, "bias");
     if (bias.numel() != out_features) fail("linear: bias ", shape_str(bias.shape()), " for ", out_features, " outputs");

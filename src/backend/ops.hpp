@@ -35,10 +35,16 @@ struct PackedWeight {
   Tensor data;  // backend-defined layout
   int64_t out_features = 0, in_features = 0;
   int layout = 0;  // which layout `data` is in (the CPU: its kernel's panel width)
+  // What the product is computed in: F32, or on the CPU BF16 (bf16 panels) or I8 (int8 panels, with
+  // `scales` [out] f32 and `offsets` [out] i32 beside them; gemm_lowp.hpp).
+  DType compute = DType::F32;
+  Tensor scales, offsets;
   bool defined() const { return data.defined(); }
 };
-// Undefined when the backend has no packed layout here (the caller keeps the weight as it is).
-PackedWeight pack_linear_weight(const Tensor& weight);
+// Undefined when the backend has no packed layout here (the caller keeps the weight as it is). `compute`
+// asks for a low-precision product (BF16, I8); where the CPU has no unit for it, the weight is packed
+// for f32 instead (PackedWeight::compute says which) and a one-line notice says so, once.
+PackedWeight pack_linear_weight(const Tensor& weight, DType compute = DType::F32);
 
 // Work done on linear()'s output while each tile is still in cache: y = act(x·Wᵀ + bias + residual).
 struct LinearFusion {

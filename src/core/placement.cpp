@@ -27,12 +27,16 @@ Tensor Placement::out(const Tensor& t) const {
 }
 
 void Placement::check() const {
-  if (!is_float(dtype))
-    throw Error(ErrorKind::Usage, mmx::str("a placement's dtype is F32, F16 or BF16, not ", dtype_name(dtype)));
+  if (dtype == DType::I8 && !device.is_cpu())
+    throw Error(ErrorKind::Usage, "int8 is a CPU dtype (VNNI and AMX integer kernels), not one for " + device.name(),
+                "on a GPU use f16 or bf16");
+  if (!is_float(dtype) && dtype != DType::I8)
+    throw Error(ErrorKind::Usage, mmx::str("a placement's dtype is F32, F16, BF16 or I8, not ", dtype_name(dtype)));
   require_device(device);
 }
 
 std::string Placement::str() const {
+  if (dtype == DType::I8) return device.name() + " int8";
   std::string d = dtype_name(dtype);
   std::transform(d.begin(), d.end(), d.begin(), [](unsigned char c) { return std::tolower(c); });
   return device.name() + " " + d;
@@ -42,7 +46,8 @@ DType dtype_from_name(const std::string& name) {
   if (name == "f32" || name == "float32" || name == "fp32") return DType::F32;
   if (name == "f16" || name == "float16" || name == "fp16" || name == "half") return DType::F16;
   if (name == "bf16" || name == "bfloat16") return DType::BF16;
-  throw Error(ErrorKind::Usage, "unknown dtype '" + name + "'", "use f32, f16 or bf16");
+  if (name == "int8" || name == "i8" || name == "q8") return DType::I8;
+  throw Error(ErrorKind::Usage, "unknown dtype '" + name + "'", "use f32, f16, bf16 or int8 (the CPU's int8 linear layers)");
 }
 
 }  // namespace mmx

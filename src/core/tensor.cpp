@@ -18,7 +18,7 @@ size_t dtype_size(DType dtype) {
     case DType::F32: case DType::I32: return 4;
     case DType::F16: case DType::BF16: return 2;
     case DType::F64: case DType::I64: return 8;
-    case DType::U8: case DType::Bool: return 1;
+    case DType::U8: case DType::Bool: case DType::I8: return 1;
   }
   return 0;
 }
@@ -33,6 +33,7 @@ const char* dtype_name(DType dtype) {
     case DType::I32: return "I32";
     case DType::U8: return "U8";
     case DType::Bool: return "BOOL";
+    case DType::I8: return "I8";
   }
   return "?";
 }

@@ -32,6 +32,7 @@ std::string npy_bytes(const Tensor& t) {
     case DType::I64: descr = "<i8"; break;
     case DType::I32: descr = "<i4"; break;
     case DType::U8: descr = "|u1"; break;
+    case DType::I8: descr = "|i1"; break;
     default: fail(".npy: dtype ", dtype_name(t.dtype()), " has no .npy form here");
   }
   std::string shape = "(";  // Python's tuple repr: (), (8,), (8, 32)

@@ -57,7 +57,7 @@ bool WeightLoader::has_prefix(const std::string& prefix) const {
 
 Tensor WeightLoader::at_precision(const Tensor& t) const {
   const Tensor f32 = t.to(DType::F32);
-  const DType d = placement_.dtype;
+  const DType d = placement_.weight_dtype();
   return d == DType::F32 || t.dtype() == d ? f32 : f32.to(d).to(DType::F32);
 }
 
@@ -81,7 +81,7 @@ Tensor WeightLoader::get_matrix(const std::string& name, const Shape& shape) {
   const Tensor t = stored(name, shape, Init::Normal, true);
   if (!placement_.device.is_cpu())
     return (is_half(t.dtype()) ? t : t.to(DType::F32)).to(placement_.device).to(placement_.activation_dtype());
-  const DType want = placement_.dtype;
+  const DType want = placement_.weight_dtype();
   if (want != DType::F32) return t.dtype() == want ? t : t.to(DType::F32).to(want);  // kept half; kernels widen it
   if (is_half(t.dtype()) && (half_ == HalfWeights::AsStored || !checkpoint_)) return t;
   return t.to(DType::F32);

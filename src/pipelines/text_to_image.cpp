@@ -578,6 +578,10 @@ bool SDXLPipeline::is_turbo(const std::string& folder, const std::string& varian
 std::unique_ptr<SDXLPipeline> SDXLPipeline::load(const std::string& folder, const std::string& variant,
                                                  const Placement& placement) {
   placement.check();
+  // int8 is for the encoders: no quality bound of the UNet's int8 latents has been measured to hold.
+  if (placement.dtype == DType::I8)
+    throw Error(ErrorKind::Usage, "int8 is for the text and image encoders, not SDXL generation",
+                "generate with --dtype bf16 (the CPU's bf16 units) or f32");
   const DiffusersFolder f = open_sdxl_folder(folder, variant);
   return std::make_unique<SDXLPipelineImpl>(f, variant, placement);
 }

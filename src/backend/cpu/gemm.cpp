@@ -7,12 +7,15 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
 
 #include "core/half.hpp"
 #include "core/thread_pool.hpp"
 
 #include "backend/cpu/cpu_ops.hpp"
+#include "backend/cpu/gemm_lowp.hpp"
 #include "backend/cpu/gemm_packed.hpp"
+#include "core/log.hpp"
 
 namespace mmx::cpu {
 
@@ -85,7 +88,35 @@ void widen_to_f32(const Tensor& t, int64_t first, int64_t count, float* dst) {
   });
 }
 
-ops::PackedWeight pack_linear_weight(const Tensor& weight) {
+namespace {
+ops::PackedWeight pack_lowp(const Tensor& weight, LowpType type) {
+  const int64_t n = weight.dim(0), k = weight.dim(1);
+  ops::PackedWeight packed;
+  packed.data = Tensor::empty({lowp_panel_bytes(type, n, k)}, DType::U8);
+  if (type == LowpType::Int8) {
+    packed.scales = Tensor::empty({n});
+    packed.offsets = Tensor::empty({n}, DType::I32);
+  }
+  pack_lowp_weight(weight, type, packed.data.raw_mutable(), type == LowpType::Int8 ? packed.scales.data<float>() : nullptr,
+                   type == LowpType::Int8 ? packed.offsets.data<int32_t>() : nullptr);
+  packed.out_features = n;
+  packed.in_features = k;
+  packed.layout = kLowpNr;
+  packed.compute = type == LowpType::BF16 ? DType::BF16 : DType::I8;
+  return packed;
+}
+}  // namespace
+
+ops::PackedWeight pack_linear_weight(const Tensor& weight, DType compute) {
+  if (compute == DType::BF16 || compute == DType::I8) {
+    const LowpType type = compute == DType::BF16 ? LowpType::BF16 : LowpType::Int8;
+    if (lowp_kernel(type)) return pack_lowp(weight, type);
+    static std::once_flag told[2];
+    std::call_once(told[compute == DType::BF16 ? 0 : 1], [&] {
+      log_warn("this CPU has no ", lowp_units(type), " unit: ", compute == DType::BF16 ? "bf16" : "int8",
+               " linear layers are computed in f32 (correct, not faster)");
+    });
+  }
   const GemmKernel* kernel = gemm_kernel();
   if (!kernel) return {};
   const int64_t n = weight.dim(0), k = weight.dim(1);
@@ -130,6 +161,31 @@ void linear_dnnl(const Tensor& x, const Tensor& weight, const Tensor& bias, cons
 
 void linear(const Tensor& x, const Tensor& weight, const ops::PackedWeight& packed, const Tensor& bias,
             const ops::LinearFusion& fusion, Tensor& y) {
+  if (packed.defined() && packed.compute != DType::F32) {  // packed for a low-precision unit
+    const LowpType type = packed.compute == DType::BF16 ? LowpType::BF16 : LowpType::Int8;
+    const LowpKernel* lowp = lowp_kernel(type);
+    if (!lowp) fail("linear: the weight was packed for a ", dtype_name(packed.compute), " unit this CPU lacks");
+    LowpWeight w;
+    w.type = type;
+    w.n = packed.out_features;
+    w.k = packed.in_features;
+    w.k_padded = lowp_k_padded(type, w.k);
+    w.panels = packed.data.raw();
+    if (type == LowpType::Int8) {
+      w.scales = packed.scales.data<float>();
+      w.offsets = packed.offsets.data<int32_t>();
+    }
+    GemmEpilogue epilogue;
+    epilogue.bias = bias.defined() ? bias.data<float>() : nullptr;
+    if (fusion.residual.defined()) {
+      epilogue.residual = fusion.residual.data<float>();
+      epilogue.ld_residual = w.n;
+    }
+    epilogue.act = fusion.act;
+    const int64_t rows = x.numel() / (w.k ? w.k : 1);
+    gemm_lowp(*lowp, rows, x.data<float>(), w.k, w, y.data<float>(), w.n, epilogue);
+    return;
+  }
   const GemmKernel* kernel = gemm_kernel();
   const bool use_packed = kernel && packed.defined() && packed.layout == kernel->nr;
   if (!kernel || (!use_packed && !weight.defined())) {

@@ -38,9 +38,10 @@ float* thread_scratch(int64_t floats) {
   return buffer.get(floats, "packing a GEMM operand");
 }
 
-// Only the packed kernels call it, so its adds may use AVX2.
-__attribute__((target("avx2"))) void apply_epilogue(const GemmEpilogue& ep, int64_t row0, int rows, int64_t col0,
-                                                   int ncols, float* c, int64_t ldc) {
+// The epilogue's arithmetic, compiled twice: with AVX2 for the CPUs that have it, and plain for the
+// low-precision scalar twins, which also run (in tests) where AVX2 is missing.
+__attribute__((always_inline)) inline void epilogue_body(const GemmEpilogue& ep, int64_t row0, int rows, int64_t col0, int ncols, float* c,
+                          int64_t ldc) {
   for (int r = 0; r < rows; ++r) {
     float* row = c + (row0 + r) * ldc + col0;
     if (ep.bias)
@@ -56,8 +57,21 @@ __attribute__((target("avx2"))) void apply_epilogue(const GemmEpilogue& ep, int6
     if (ep.act != ops::Activation::Identity) activation_span(row, ncols, ep.act);
   }
 }
+__attribute__((target("avx2"))) void epilogue_avx2(const GemmEpilogue& ep, int64_t row0, int rows, int64_t col0,
+                                                   int ncols, float* c, int64_t ldc) {
+  epilogue_body(ep, row0, rows, col0, ncols, c, ldc);
+}
+void epilogue_plain(const GemmEpilogue& ep, int64_t row0, int rows, int64_t col0, int ncols, float* c, int64_t ldc) {
+  epilogue_body(ep, row0, rows, col0, ncols, c, ldc);
+}
 
 }  // namespace
+
+void apply_epilogue(const GemmEpilogue& ep, int64_t row0, int rows, int64_t col0, int ncols, float* c, int64_t ldc) {
+  static const bool avx2 = cpu_features().avx2;
+  if (avx2) epilogue_avx2(ep, row0, rows, col0, ncols, c, ldc);
+  else epilogue_plain(ep, row0, rows, col0, ncols, c, ldc);
+}
 
 void pack_rows(const float* a, int64_t lda, int64_t row0, int64_t rows, int64_t p0, int64_t kc, int mr, float* dst) {
   // Each micro-tile of r ≤ mr rows becomes kc groups of r consecutive floats (the broadcast order).

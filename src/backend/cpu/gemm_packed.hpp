@@ -71,6 +71,9 @@ void gemm_packed_fill_columns(const GemmKernel& kernel, int64_t m, int64_t n, in
 // block and micro-tile gemm_packed visits: m·k floats. Runs on all threads.
 void pack_row_operand(const Tensor& a, int mr, float* dst);
 
+// The epilogue on a finished tile of C: rows [row0, row0 + rows) × columns [col0, col0 + ncols).
+void apply_epilogue(const GemmEpilogue& ep, int64_t row0, int rows, int64_t col0, int ncols, float* c, int64_t ldc);
+
 // The activation over n floats on the calling thread (elementwise.cpp; the same arithmetic as activation()).
 void activation_span(float* x, int64_t n, ops::Activation act);
 

@@ -158,7 +158,7 @@ void linear(const Tensor& x, const Tensor& weight, const ops::PackedWeight& pack
   MMX_CUDA_LAUNCH_CHECK();
 }
 
-ops::PackedWeight pack_linear_weight(const Tensor&) { return {}; }  // cuBLASLt reads [out, in] as stored
+ops::PackedWeight pack_linear_weight(const Tensor&, DType) { return {}; }  // cuBLASLt reads [out, in] as stored
 
 void conv2d_im2col(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding, Tensor& y) {
   CudaBackend& cuda = CudaBackend::of(y.device());

@@ -15,7 +15,10 @@ struct Linear {
   Linear(const WeightView& w, int64_t in_features, int64_t out_features, bool bias = true)
       : weight(w.get_matrix("weight", {out_features, in_features})),
         bias(bias ? w.get("bias", {out_features}, Init::Zeros) : Tensor()) {
-    if (weight.dtype() == DType::F32) packing_ = std::make_shared<Packing>();
+    // The CPU at --dtype bf16 | int8 multiplies in that precision (weights packed into bf16/int8 panels).
+    const Placement& p = w.placement();
+    const DType compute = p.device.is_cpu() && (p.dtype == DType::BF16 || p.dtype == DType::I8) ? p.dtype : DType::F32;
+    if (weight.dtype() == DType::F32 || compute != DType::F32) packing_ = std::make_shared<Packing>(compute);
   }
   Tensor forward(const Tensor& x, const ops::LinearFusion& fusion = {}) const {
     return ops::linear(x, weight, packed(), bias, fusion);
@@ -26,12 +29,14 @@ struct Linear {
   const ops::PackedWeight& packed() const {
     static const ops::PackedWeight kNone;
     if (!packing_) return kNone;
-    std::call_once(packing_->once, [&] { packing_->packed = ops::pack_linear_weight(weight); });
+    std::call_once(packing_->once, [&] { packing_->packed = ops::pack_linear_weight(weight, packing_->compute); });
     return packing_->packed;
   }
 
  private:
   struct Packing {
+    explicit Packing(DType c) : compute(c) {}
+    DType compute;  // F32, or the CPU's BF16 / I8 products
     std::once_flag once;
     ops::PackedWeight packed;
   };
