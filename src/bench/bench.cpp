@@ -56,7 +56,8 @@ BenchResult time_runs(const std::string& name, int runs, double flops, const Pla
   r.median_ms = ms.size() % 2 ? ms[ms.size() / 2] : 0.5 * (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]);
   r.threads = num_threads();
   r.gflops = flops / (r.median_ms * 1e6);
-  r.peak_gflops = device ? 0.0 : cpu_peak_gflops(r.threads, r.gflops);
+  // Against the unit the placement multiplies on (fp32 FMA, or the bf16 / int8 units).
+  r.peak_gflops = device ? 0.0 : cpu_peak_gflops_for(where.dtype, r.threads, r.gflops, &r.unit);
   r.peak_fraction = device ? 0.0 : r.gflops / r.peak_gflops;
   r.peak_rss_mb = peak_rss_mb();
   if (device) {
@@ -253,12 +254,17 @@ BenchResult bench_gemm(const Placement& where, const std::string& name, int runs
     w = where.in(w);
     weights = where.activation_dtype();
   }
+  // At --dtype bf16 | int8 the CPU multiplies in that precision, from a weight packed for its unit.
+  const DType compute = where.device.is_cpu() && (where.dtype == DType::BF16 || where.dtype == DType::I8) ? where.dtype : DType::F32;
+  if (compute == DType::BF16) weights = DType::BF16;
   const Tensor stored = !where.device.is_cpu() ? w : w.to(weights);
-  const ops::PackedWeight packed = weights == DType::F32 ? ops::pack_linear_weight(stored) : ops::PackedWeight();
+  const ops::PackedWeight packed =
+      weights == DType::F32 || compute != DType::F32 ? ops::pack_linear_weight(stored, compute) : ops::PackedWeight();
   BenchResult r = time_runs(name, runs, 2.0 * m * n * k, where,
                             [&] { ops::linear(x, stored, packed, Tensor(), ops::LinearFusion()); });
   r.detail = str("x[", m, ", ", k, "] · w[", n, ", ", k, "]ᵀ (nn.Linear layout, ", dtype_name(weights), " weight",
-                 packed.defined() ? ", packed at load)" : ", as stored)");
+                 packed.defined() ? ", packed at load" : ", as stored",
+                 packed.compute != DType::F32 ? str(" for ", dtype_name(packed.compute), " products)") : std::string(")"));
   return r;
 }
 

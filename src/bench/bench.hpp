@@ -17,6 +17,7 @@ struct BenchResult {
   double gflops = 0;         // model FLOPs (2·M·N·K per GEMM) / median time
   double peak_gflops = 0;    // this machine's measured FMA peak at `threads` (bench/fma_peak.hpp)
   double peak_fraction = 0;  // gflops / peak_gflops
+  std::string unit;          // what peak_gflops was measured on: "fp32 FMA", "amx-bf16", "avx512-vnni", ...
   double peak_rss_mb = 0;    // of the whole process so far
   int threads = 0;
   std::string device = "cpu";  // "cpu", or "cuda f16 (NVIDIA H100 ...)"

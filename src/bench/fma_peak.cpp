@@ -3,6 +3,8 @@
 // understates it: turbo, AVX-512 frequency licences, shared cores).
 #include "bench/fma_peak.hpp"
 
+#pragma GCC diagnostic ignored "-Wuninitialized"  // GCC 12's AVX-512 headers (see gemm_lowp_avx512.cpp)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 #include <omp.h>
 
@@ -12,6 +14,7 @@
 #include <map>
 #include <mutex>
 
+#include "backend/cpu/gemm_lowp.hpp"
 #include "backend/cpu/gemm_packed.hpp"
 #include "core/cpu.hpp"
 #include "mmx/runtime.hpp"
@@ -50,7 +53,127 @@ __attribute__((target("avx2,fma"))) float fma_chains_avx2(int64_t iterations) {
   }
   return sum;
 }
+// 24 independent vdpbf16ps (16 lanes × 2 multiply-adds) or vpdpbusd (16 × 4) chains.
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) float dpbf16_chains(int64_t iterations) {
+  __m512 acc[24];
+  for (int i = 0; i < 24; ++i) acc[i] = _mm512_set1_ps(0.001f * i);
+  const __m512bh a = (__m512bh)_mm512_set1_epi32(0x3f803f80), b = (__m512bh)_mm512_set1_epi32(0x38003800);
+  for (int64_t it = 0; it < iterations; ++it) {
+#pragma GCC unroll 24
+    for (int i = 0; i < 24; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], a, b);
+  }
+  float lanes[16], sum = 0;
+  for (int i = 0; i < 24; ++i) {
+    _mm512_storeu_ps(lanes, acc[i]);
+    for (float l : lanes) sum += l;
+  }
+  return sum;
+}
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) float dpbusd_chains(int64_t iterations) {
+  __m512i acc[24];
+  for (int i = 0; i < 24; ++i) acc[i] = _mm512_set1_epi32(i);
+  const __m512i a = _mm512_set1_epi8(1), b = _mm512_set1_epi8(1);
+  for (int64_t it = 0; it < iterations; ++it) {
+#pragma GCC unroll 24
+    for (int i = 0; i < 24; ++i) acc[i] = _mm512_dpbusd_epi32(acc[i], a, b);
+  }
+  int32_t lanes[16];
+  float sum = 0;
+  for (int i = 0; i < 24; ++i) {
+    _mm512_storeu_si512(lanes, acc[i]);
+    for (int32_t l : lanes) sum += float(l);
+  }
+  return sum;
+}
+__attribute__((target("avx2,avxvnni"))) float dpbusd_chains_ymm(int64_t iterations) {
+  __m256i acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_epi32(i);
+  const __m256i a = _mm256_set1_epi8(1), b = _mm256_set1_epi8(1);
+  for (int64_t it = 0; it < iterations; ++it) {
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; ++i) acc[i] = _mm256_dpbusd_avx_epi32(acc[i], a, b);
+  }
+  int32_t lanes[8];
+  float sum = 0;
+  for (int i = 0; i < 12; ++i) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(lanes), acc[i]);
+    for (int32_t l : lanes) sum += float(l);
+  }
+  return sum;
+}
+// Four accumulator tiles, each updated from two resident A and B tiles: the tile unit's own rate.
+template <bool Int8>
+__attribute__((target("amx-tile,amx-bf16,amx-int8"))) float amx_chains(int64_t iterations) {
+  cpu::amx_prepare();
+  alignas(64) static const uint8_t ones[16 * 64] = {};  // the values do not change the rate
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  _tile_loadd(4, ones, 64);
+  _tile_loadd(5, ones, 64);
+  _tile_loadd(6, ones, 64);
+  _tile_loadd(7, ones, 64);
+  for (int64_t it = 0; it < iterations; ++it) {
+    if constexpr (Int8) {
+      _tile_dpbusd(0, 4, 6);
+      _tile_dpbusd(1, 4, 7);
+      _tile_dpbusd(2, 5, 6);
+      _tile_dpbusd(3, 5, 7);
+    } else {
+      _tile_dpbf16ps(0, 4, 6);
+      _tile_dpbf16ps(1, 4, 7);
+      _tile_dpbf16ps(2, 5, 6);
+      _tile_dpbf16ps(3, 5, 7);
+    }
+  }
+  alignas(64) float out[16 * 16];
+  _tile_stored(0, out, 64);
+  return out[0];
+}
+
+// Runs `chains` on `threads` threads, best of five; `ops_per_iteration` per thread.
+template <class F>
+double best_rate(int threads, int64_t iterations, double ops_per_iteration, F chains) {
+  double best = 0;
+  for (int repeat = 0; repeat < 5; ++repeat) {
+    const auto start = std::chrono::steady_clock::now();
+    float sink = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : sink)
+    sink += chains(iterations);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    volatile float keep = sink;
+    (void)keep;
+    best = std::max(best, ops_per_iteration * double(iterations) * threads / seconds / 1e9);
+  }
+  return best;
+}
+
 }  // namespace
+
+double cpu_peak_gflops_for(DType compute, int threads, double at_least, std::string* unit) {
+  const cpu::LowpKernel* k = compute == DType::BF16  ? cpu::lowp_kernel(cpu::LowpType::BF16)
+                             : compute == DType::I8 ? cpu::lowp_kernel(cpu::LowpType::Int8)
+                                                    : nullptr;
+  if (!k) {
+    if (unit) *unit = "fp32 FMA";
+    return cpu_peak_gflops(threads, at_least);
+  }
+  static std::mutex mutex;
+  static std::map<std::pair<std::string, int>, double> measured;
+  std::lock_guard<std::mutex> lock(mutex);
+  const std::string name = k->name;
+  if (unit) *unit = name;
+  double& peak = measured[{name, threads}];
+  if (peak >= at_least && peak > 0) return peak;
+  double now = 0;
+  if (name == "amx-bf16") now = best_rate(threads, 1 << 16, 4.0 * 16 * 16 * 32 * 2, amx_chains<false>);
+  else if (name == "amx-int8") now = best_rate(threads, 1 << 16, 4.0 * 16 * 16 * 64 * 2, amx_chains<true>);
+  else if (name == "avx512-bf16") now = best_rate(threads, 1 << 20, 24.0 * 16 * 2 * 2, dpbf16_chains);
+  else if (name == "avx512-vnni") now = best_rate(threads, 1 << 20, 24.0 * 16 * 4 * 2, dpbusd_chains);
+  else if (name == "avx-vnni") now = best_rate(threads, 1 << 20, 12.0 * 8 * 4 * 2, dpbusd_chains_ymm);
+  return peak = std::max({peak, now, at_least});
+}
 
 double measure_fma_peak_gflops(int threads, int width) {
   constexpr int64_t kIterations = 1 << 20;  // ~10 ms per thread at 2.5 GHz

@@ -29,8 +29,11 @@ const std::vector<Option>& common_options() {
   static const std::vector<Option> options = {
       {"threads", "N", "CPU threads for every kernel (default: the CPUs this process may use, affinity and cgroup quota; MMX_THREADS)"},
       {"device", "cpu|cuda[:N]", "where models run (default cpu; cuda: the first visible NVIDIA GPU, cuda:N another)"},
-      {"dtype", "f32|f16|bf16", "the weights' precision (default f32); a GPU computes in it too, the CPU keeps\n"
-                                "                          f16/bf16 weights at half the memory and computes in f32"},
+      {"dtype", "f32|f16|bf16|int8",
+       "the precision (default f32, exact); a GPU computes in f16/bf16 too. CPU: f16 keeps weights at half\n"
+       "                          the memory and computes in f32; bf16 multiplies on AMX/AVX512_BF16 (f32 sums,\n"
+       "                          cosine to f32 >= 0.999); int8 quantizes the encoders' linear layers for\n"
+       "                          AMX/VNNI (cosine >= 0.995); without those units they compute in f32"},
       {"verbose", "", "log what is loaded and why (also: MMX_LOG=debug)"},
       {"quiet", "", "only errors on stderr"},
       {"help", "", "show this help"},

@@ -60,10 +60,13 @@ static std::string workload_help() {
          "op by op during the warm-up for SDXL's UNet and VAE) and the fraction of this CPU's peak, measured\n"
          "here with independent FMA chains on the same threads and vector width as the GEMM (measured again\n"
          "should a workload outrun it; MMX_PEAK_GFLOPS=<all cores> overrides it; --json gives peak_gflops).\n"
+         "--dtype bf16|int8 on the CPU runs the linear layers on the bf16 / int8 units (AMX, AVX512_BF16,\n"
+         "VNNI) and rates them against that unit's measured peak (GOP/s for int8), named in the report.\n"
          "On a GPU (--device cuda --dtype f16|bf16|f32) every workload runs there; timings include draining\n"
          "the GPU's queue, and the GPU memory column is the most the caching allocator held.\n"
          "examples:\n  mmx bench bert-lab clip-text-8 --threads 2 --runs 5\n"
          "  mmx bench bert-lab clip-text-8 --runs 3 --background-load 1   # one core taken by other work\n"
+         "  mmx bench bert-32x128 vit-32 --dtype bf16 --threads 2 --runs 3   # the bf16 units\n"
          "  mmx bench bert-1x128 bert-256x128 vit-256 sdxl-unet-1024 --device cuda --dtype f16\n"
          "\n--write-random-sdxl DIR writes a StableDiffusionXLPipeline folder built from SDXL base 1.0's real\n"
          "configs with random weights (fp16 variant files unless --weights f32), so the whole pipeline can be\n"
@@ -132,14 +135,14 @@ int run_bench(const Args& args) {
     const BenchResult r = run_benchmark(workload, runs, data, weights, placement_of(args));
     if (args.has("json")) {
       list.push_back({{"workload", r.workload}, {"runs", r.runs}, {"min_ms", r.min_ms}, {"median_ms", r.median_ms},
-                      {"gflops", r.gflops}, {"peak_gflops", r.peak_gflops}, {"peak_fraction", r.peak_fraction}, {"peak_rss_mb", r.peak_rss_mb},
+                      {"gflops", r.gflops}, {"peak_gflops", r.peak_gflops}, {"peak_unit", r.unit}, {"peak_fraction", r.peak_fraction}, {"peak_rss_mb", r.peak_rss_mb},
                       {"threads", r.threads}, {"device", r.device}, {"items", r.items}, {"items_per_s", r.items_per_s},
                       {"peak_device_mb", r.peak_device_mb}, {"background_load", load}});
     } else {
       if (r.device == "cpu")
-        std::printf("%-20s median %9.2f ms  min %9.2f ms  %7.1f GFLOP/s  %5.1f%% of peak  rss %7.1f MB  threads %d  runs %d\n",
-                    r.workload.c_str(), r.median_ms, r.min_ms, r.gflops, 100 * r.peak_fraction, r.peak_rss_mb, r.threads,
-                    r.runs);
+        std::printf("%-20s median %9.2f ms  min %9.2f ms  %7.1f GFLOP/s  %5.1f%% of %s peak  rss %7.1f MB  threads %d  runs %d\n",
+                    r.workload.c_str(), r.median_ms, r.min_ms, r.gflops, 100 * r.peak_fraction, r.unit.c_str(), r.peak_rss_mb,
+                    r.threads, r.runs);
       else
         std::printf("%-20s median %9.2f ms  min %9.2f ms  %8.1f GFLOP/s  gpu memory %8.1f MiB  runs %d  %s\n",
                     r.workload.c_str(), r.median_ms, r.min_ms, r.gflops, r.peak_device_mb, r.runs, r.device.c_str());

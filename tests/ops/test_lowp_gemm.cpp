@@ -22,7 +22,8 @@ using test::random_tensor;
 
 const std::vector<int64_t> kRows = {1, 5, 13, 15, 17, 31, 33, 57, 301};
 const std::vector<int64_t> kCols = {1, 29, 37, 3 * 32 + 17};
-const std::vector<int64_t> kDepths = {1, 13, 63, 65, 385, 1100};
+const std::vector<int64_t> kDepths = {1, 13, 63, 65, 385, 1100};  // 1100 bf16: across AMX's 2048-byte K block
+const std::vector<int64_t> kDepthsInt8 = {1, 13, 63, 65, 385, 1100, 2100};  // int8: 1100 and 2100 bytes
 
 struct Packed {
   std::vector<uint8_t> panels;
@@ -76,7 +77,7 @@ TEST(LowpGemm, Int8KernelsEqualTheScalarTwinBitForBit) {
   uint32_t seed = 500;
   for (int64_t m : kRows)
     for (int64_t n : kCols)
-      for (int64_t k : kDepths) {
+      for (int64_t k : kDepthsInt8) {
         const Tensor a = random_tensor({m, k + 3}, seed++);  // lda = k + 3
         const Tensor w = random_tensor({n, k}, seed++, 0.1f);
         const Tensor bias = random_tensor({n}, seed++), residual = random_tensor({m, n}, seed++);

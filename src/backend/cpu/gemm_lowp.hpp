@@ -37,6 +37,7 @@ struct LowpKernel {
   const char* name;  // "amx-bf16", "avx512-bf16", "scalar-bf16", "amx-int8", "avx512-vnni", "avx-vnni", "scalar-int8"
   LowpType type;
   int mr;                 // rows per tile
+  int64_t k_block_bytes;  // the driver's K block, in bytes of a row of A
   LowpTileFn tile;
   void (*prepare)();      // run on a thread before its first tile (AMX: load the tile configuration), or nullptr
 };
