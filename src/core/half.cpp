@@ -100,6 +100,27 @@ void f16_to_f32(const uint16_t* src, float* dst, size_t n) {
   for (size_t i = 0; i < n; ++i) dst[i] = f16_to_f32(src[i]);
 }
 
+namespace {
+// f32_to_bf16's integer arithmetic, branch-free so that the loops below vectorise.
+__attribute__((always_inline)) inline void f32_to_bf16_loop(const float* src, uint16_t* dst, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t x;
+    std::memcpy(&x, src + i, 4);
+    const uint32_t rounded = (x + 0x7fffu + ((x >> 16) & 1u)) >> 16;
+    const uint32_t quiet_nan = (x >> 16) | 0x40u;
+    dst[i] = static_cast<uint16_t>((x & 0x7fffffffu) > 0x7f800000u ? quiet_nan : rounded);
+  }
+}
+__attribute__((target("avx2"))) void f32_to_bf16_avx2(const float* src, uint16_t* dst, size_t n) {
+  f32_to_bf16_loop(src, dst, n);
+}
+}  // namespace
+
+void f32_to_bf16(const float* src, uint16_t* dst, size_t n) {
+  if (cpu_features().avx2) return f32_to_bf16_avx2(src, dst, n);
+  f32_to_bf16_loop(src, dst, n);
+}
+
 void bf16_to_f32(const uint16_t* src, float* dst, size_t n) {
   for (size_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(src[i]);
 }

@@ -18,5 +18,6 @@ uint16_t f32_to_bf16(float f);  // round to nearest even, NaN kept
 void f16_to_f32(const uint16_t* src, float* dst, size_t n);
 void f32_to_f16(const float* src, uint16_t* dst, size_t n);  // round to nearest even, NaN → 0x7e00 | sign
 void bf16_to_f32(const uint16_t* src, float* dst, size_t n);
+void f32_to_bf16(const float* src, uint16_t* dst, size_t n);  // round to nearest even, NaN kept (as one value)
 
 }  // namespace mmx

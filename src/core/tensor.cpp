@@ -293,9 +293,7 @@ Tensor Tensor::to(DType dtype) const {
   } else if (dtype == DType::F16 && dtype_ == DType::F32) {
     f32_to_f16(static_cast<const float*>(data_), static_cast<uint16_t*>(out.raw_mutable()), n);
   } else if (dtype == DType::BF16 && dtype_ == DType::F32) {
-    const auto* src = static_cast<const float*>(data_);
-    auto* dst = static_cast<uint16_t*>(out.raw_mutable());
-    for (size_t i = 0; i < n; ++i) dst[i] = f32_to_bf16(src[i]);
+    f32_to_bf16(static_cast<const float*>(data_), static_cast<uint16_t*>(out.raw_mutable()), n);
   } else if (dtype == DType::I64 && dtype_ == DType::I32) {
     const auto* src = static_cast<const int32_t*>(data_);
     int64_t* dst = out.data<int64_t>();

@@ -87,6 +87,11 @@ Tensor WeightLoader::get_matrix(const std::string& name, const Shape& shape) {
   return t.to(DType::F32);
 }
 
+Tensor WeightLoader::get_matrix_to_pack(const std::string& name, const Shape& shape) {
+  const Tensor t = stored(name, shape, Init::Normal, true);
+  return t.dtype() == DType::F64 ? t.to(DType::F32) : t;
+}
+
 Tensor WeightLoader::stored(const std::string& name, const Shape& shape, Init init, bool matrix) {
   if (!checkpoint_) {
     Tensor t = Tensor::empty(shape);

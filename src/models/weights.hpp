@@ -46,6 +46,10 @@ class WeightLoader {
   // HalfWeights says, F64 converted; at an F16/BF16 placement in that dtype (the kernels widen it).
   // On other devices uploaded once and converted there to the activation dtype.
   Tensor get_matrix(const std::string& name, const Shape& shape);
+  // A linear weight that a low-precision GEMM packs (CPU at BF16 or I8): as the file holds it (F32, F16 or
+  // BF16, mapped, F64 converted), not rounded or copied here; the packing rounds it (bf16) or quantizes it
+  // (int8) on first use, so a tower never used is never converted.
+  Tensor get_matrix_to_pack(const std::string& name, const Shape& shape);
   // F32 in host memory whatever the placement (values the model reads itself, such as logit_scale).
   Tensor get_host(const std::string& name, const Shape& shape, Init init = Init::Normal);
 
@@ -92,6 +96,9 @@ class WeightView {
     return loader_->get(prefix_ + name, shape, init);
   }
   Tensor get_matrix(const std::string& name, const Shape& shape) const { return loader_->get_matrix(prefix_ + name, shape); }
+  Tensor get_matrix_to_pack(const std::string& name, const Shape& shape) const {
+    return loader_->get_matrix_to_pack(prefix_ + name, shape);
+  }
   Tensor get_embedding(const std::string& name, const Shape& shape, Init init = Init::Normal) const {
     return loader_->get_embedding(prefix_ + name, shape, init);
   }

@@ -74,6 +74,24 @@ TEST(Tensor, Bf16Conversion) {
   Tensor t = Tensor::from_vector(std::vector<float>{1.5f, -2.f, 0.f}, {3}).to(DType::BF16).to(DType::F32);
   EXPECT_EQ(t.data<float>()[0], 1.5f);
   EXPECT_EQ(t.data<float>()[1], -2.f);
+  // The bulk conversion (vectorised) rounds every value as the scalar one: halfway cases both ways,
+  // denormals, the largest finite values (rounding up to infinity), infinities and NaNs.
+  std::vector<float> values;
+  std::mt19937 rng(11);
+  for (int i = 0; i < 4000; ++i) {
+    uint32_t bits = rng();
+    if (i % 4 == 0) bits = (bits & 0xffff0000u) | 0x8000u;  // exactly halfway
+    float f;
+    std::memcpy(&f, &bits, 4);
+    values.push_back(f);
+  }
+  for (float f : {std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::infinity(),
+                  std::numeric_limits<float>::max(), std::numeric_limits<float>::denorm_min(), -0.f})
+    values.push_back(f);
+  std::vector<uint16_t> fast(values.size());
+  f32_to_bf16(values.data(), fast.data(), values.size());
+  for (size_t i = 0; i < values.size(); ++i)
+    ASSERT_EQ(fast[i], f32_to_bf16(values[i])) << "value " << values[i] << " at " << i;
 }
 
 // Large activation blocks are reused: the same size exactly, or a cached block of up to twice the size;

@@ -116,6 +116,8 @@ ops::PackedWeight pack_linear_weight(const Tensor& weight, DType compute) {
       log_warn("this CPU has no ", lowp_units(type), " unit: ", compute == DType::BF16 ? "bf16" : "int8",
                " linear layers are computed in f32 (correct, not faster)");
     });
+    // bf16 still means bf16 weights (as model.to(torch.bfloat16)): rounded, then widened into f32 panels.
+    if (compute == DType::BF16 && weight.dtype() != DType::BF16) return pack_linear_weight(weight.to(DType::BF16), DType::F32);
   }
   const GemmKernel* kernel = gemm_kernel();
   if (!kernel) return {};

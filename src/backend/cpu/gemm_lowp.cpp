@@ -96,37 +96,39 @@ const char* lowp_units(LowpType type) {
 void pack_lowp_weight(const Tensor& weight, LowpType type, void* panels, float* scales, int32_t* offsets) {
   const int64_t n = weight.dim(0), k = weight.dim(1), kp = lowp_k_padded(type, k);
   const int64_t panel_count = ceil_div(n, kLowpNr);
-  const int g = lowp_group(type);
+  // A panel's 32 features are first rounded (bf16) or quantized (int8) row by row, with the same code as
+  // the activations, into `rows` [32][Kp]; the panel is then that block transposed in 4-byte units (a
+  // bf16 pair or an int8 quadruple per feature and K group).
   parallel_for(panel_count, 1, [&](int64_t j0, int64_t j1) {
-    std::vector<float> row(static_cast<size_t>(k));
-    for (int64_t j = j0; j < j1; ++j)
+    std::vector<float> wide(static_cast<size_t>(k));
+    std::vector<uint32_t> rows(static_cast<size_t>(kLowpNr * kp * element_bytes(type) / 4));
+    for (int64_t j = j0; j < j1; ++j) {
       for (int c = 0; c < kLowpNr; ++c) {
         const int64_t feature = j * kLowpNr + c;
-        if (feature < n) widen_to_f32(weight, feature * k, k, row.data());
-        else std::fill(row.begin(), row.end(), 0.f);
-        // value p of feature c sits at [p / g][c][p % g] of the panel
-        const int64_t base = j * kp * kLowpNr;
-        auto at = [&](int64_t p) { return base + (p / g) * kLowpNr * g + c * g + p % g; };
+        if (feature < n) widen_to_f32(weight, feature * k, k, wide.data());
+        else std::fill(wide.begin(), wide.end(), 0.f);
         if (type == LowpType::BF16) {
-          uint16_t* dst = static_cast<uint16_t*>(panels);
-          for (int64_t p = 0; p < kp; ++p) dst[at(p)] = p < k ? f32_to_bf16(row[p]) : 0;
+          convert_rows_bf16(wide.data(), k, 1, k, kp, reinterpret_cast<uint16_t*>(rows.data()) + c * kp);
           continue;
         }
-        float absmax = 0.f;
-        for (int64_t p = 0; p < k; ++p) absmax = std::max(absmax, std::fabs(row[p]));
-        const float inv = absmax > 0.f ? 127.f / absmax : 0.f;
-        int8_t* dst = static_cast<int8_t*>(panels);
+        uint8_t* q = reinterpret_cast<uint8_t*>(rows.data()) + c * kp;
+        float scale = 0.f;
+        quantize_rows_int8(wide.data(), k, 1, k, kp, q, &scale);
         int32_t sum = 0;
         for (int64_t p = 0; p < kp; ++p) {
-          const int q = p < k ? static_cast<int>(std::clamp(std::nearbyint(row[p] * inv), -127.f, 127.f)) : 0;
-          dst[at(p)] = static_cast<int8_t>(q);
-          sum += q;
+          q[p] ^= 0x80;  // q + 128 as u8 → q as s8 (two's complement); the padding's 128 becomes 0
+          sum += static_cast<int8_t>(q[p]);
         }
         if (feature < n) {
-          scales[feature] = absmax / 127.f;
+          scales[feature] = scale;
           offsets[feature] = 128 * sum;
         }
       }
+      const int64_t groups = kp / lowp_group(type), row_words = groups;  // 4-byte words per row
+      uint32_t* dst = static_cast<uint32_t*>(panels) + j * groups * kLowpNr;
+      for (int64_t g = 0; g < groups; ++g)
+        for (int c = 0; c < kLowpNr; ++c) dst[g * kLowpNr + c] = rows[c * row_words + g];
+    }
   });
 }
 
@@ -136,8 +138,7 @@ void convert_rows_bf16(const float* a, int64_t lda, int64_t m, int64_t k, int64_
     for (int64_t r = r0; r < r1; ++r) {
       uint16_t* out = dst + r * kp;
       if (vector) convert_row_bf16_avx512(a + r * lda, k, out);
-      else
-        for (int64_t p = 0; p < k; ++p) out[p] = f32_to_bf16(a[r * lda + p]);
+      else f32_to_bf16(a + r * lda, out, static_cast<size_t>(k));
       std::fill(out + k, out + kp, uint16_t(0));
     }
   });

@@ -9,16 +9,23 @@
 namespace mmx {
 
 struct Linear {
-  Tensor weight;  // [out_features, in_features] as stored (an mmap'd file region where it is f32)
+  // [out_features, in_features] as stored (an mmap'd file region where it is f32; at the CPU's bf16/int8,
+  // as the file holds it whatever its dtype, and read only by the first use's packing)
+  Tensor weight;
   Tensor bias;    // [out_features], or undefined when bias=False
   Linear() = default;
   Linear(const WeightView& w, int64_t in_features, int64_t out_features, bool bias = true)
-      : weight(w.get_matrix("weight", {out_features, in_features})),
-        bias(bias ? w.get("bias", {out_features}, Init::Zeros) : Tensor()) {
-    // The CPU at --dtype bf16 | int8 multiplies in that precision (weights packed into bf16/int8 panels).
-    const Placement& p = w.placement();
-    const DType compute = p.device.is_cpu() && (p.dtype == DType::BF16 || p.dtype == DType::I8) ? p.dtype : DType::F32;
+      : bias(bias ? w.get("bias", {out_features}, Init::Zeros) : Tensor()) {
+    // The CPU at --dtype bf16 | int8 multiplies in that precision: the weight stays as the file holds it
+    // until its first use packs it into bf16 / int8 panels (rounded or quantized there).
+    const DType compute = low_precision_compute(w.placement());
+    weight = compute != DType::F32 ? w.get_matrix_to_pack("weight", {out_features, in_features})
+                                   : w.get_matrix("weight", {out_features, in_features});
     if (weight.dtype() == DType::F32 || compute != DType::F32) packing_ = std::make_shared<Packing>(compute);
+  }
+  // BF16 or I8 where the placement multiplies linear layers in that precision (the CPU), else F32.
+  static DType low_precision_compute(const Placement& p) {
+    return p.device.is_cpu() && (p.dtype == DType::BF16 || p.dtype == DType::I8) ? p.dtype : DType::F32;
   }
   Tensor forward(const Tensor& x, const ops::LinearFusion& fusion = {}) const {
     return ops::linear(x, weight, packed(), bias, fusion);
