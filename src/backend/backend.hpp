@@ -38,7 +38,7 @@ struct OpTable {
   void (*attention)(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, const Tensor& key_padding_mask,
                     bool causal, const Tensor& score_bias, Tensor& y) = nullptr;
   void (*conv2d)(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding,
-                 Tensor& y) = nullptr;
+                 DType compute, Tensor& y) = nullptr;
   void (*group_norm)(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias, float eps,
                      ops::Activation act, Tensor& y) = nullptr;
   void (*upsample_nearest2x)(const Tensor& x, Tensor& y) = nullptr;

@@ -218,7 +218,7 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t head
   return y;
 }
 
-Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding) {
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding, DType compute) {
   require_activations(x, Op::Conv2d, "input");
   require_weight_for(weight, x, Op::Conv2d);
   if (x.ndim() != 4 || weight.ndim() != 4 || weight.dim(1) != x.dim(1))
@@ -232,7 +232,8 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t
   if (ho < 1 || wo < 1) fail("conv2d: input ", shape_str(x.shape()), " is smaller than the kernel ", shape_str(weight.shape()));
   Tensor y = Tensor::empty({x.dim(0), weight.dim(0), ho, wo}, x.dtype(), x.device());
   add_flops(2.0 * double(y.numel()) * double(weight.numel() / weight.dim(0)));
-  backend(x.device()).ops().conv2d(x, weight, bias, stride, padding, y);
+  if (compute != DType::F32 && compute != DType::BF16) fail("conv2d: products are computed in F32 or BF16, not ", dtype_name(compute));
+  backend(x.device()).ops().conv2d(x, weight, bias, stride, padding, compute, y);
   return y;
 }
 

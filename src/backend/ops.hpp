@@ -76,7 +76,10 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t head
                  const Tensor& key_padding_mask, bool causal, const Tensor& score_bias = Tensor());
 
 // nn.Conv2d: x [N, C, H, W], weight [O, C, kh, kw] (F32, F16 or BF16), bias [O] (may be undefined) → [N, O, H', W'].
-Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride = 1, int64_t padding = 0);
+// `compute` BF16 asks the CPU for bf16 products (weight and image columns rounded, f32 sums) where it has a
+// bf16 unit; F32 otherwise, and on other backends, which compute in the activations' dtype.
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride = 1, int64_t padding = 0,
+              DType compute = DType::F32);
 // nn.GroupNorm over [N, C, ...]: C split into `groups`, each normalised over its channels and positions;
 // `act` is applied to the result in the same pass (GroupNorm → SiLU in every ResNet block).
 Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias, float eps,

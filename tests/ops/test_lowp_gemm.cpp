@@ -257,3 +257,42 @@ TEST(LowpGemm, DispatchPrefersTilesThenWideVectors) {
   EXPECT_STREQ(int8 ? int8->name : "none",
                f.amx_int8 ? "amx-int8" : f.avx512_vnni ? "avx512-vnni" : f.avx_vnni ? "avx-vnni" : "none");
 }
+
+// conv2d at BF16 (the UNet's and the VAE's convolutions at --dtype bf16): against double sums of the
+// bf16-rounded weight and input, on shapes off every block size (K = C·k·k off the 32 padding, output
+// channels off the 32-row AMX tile, pixels off the 32-wide panel), strides 1 and 2, padding, 1×1 and 3×3.
+TEST(LowpGemm, Bf16ConvolutionMatchesDoubleSumsOfTheRoundedOperands) {
+  if (!cpu::lowp_kernel(cpu::LowpType::BF16)) GTEST_SKIP() << "no bf16 unit: conv2d computes in f32";
+  struct Case { int64_t n, c, h, w, o, k, stride, padding; };
+  uint32_t seed = 1300;
+  for (const Case& t : {Case{1, 3, 9, 11, 5, 3, 1, 1}, Case{2, 7, 13, 10, 37, 3, 2, 1}, Case{1, 40, 6, 7, 33, 1, 1, 0},
+                        Case{1, 19, 12, 12, 70, 3, 1, 0}})
+    for (DType stored : {DType::F32, DType::F16}) {
+      const Tensor x = random_tensor({t.n, t.c, t.h, t.w}, seed++);
+      const Tensor w = random_tensor({t.o, t.c, t.k, t.k}, seed++, 0.1f).to(stored), b = random_tensor({t.o}, seed++);
+      const Tensor y = ops::conv2d(x, w, b, t.stride, t.padding, DType::BF16);
+      const Tensor wide = w.to(DType::F32);
+      const int64_t ho = y.dim(2), wo = y.dim(3);
+      auto round = [](float v) { return double(bf16_to_f32(f32_to_bf16(v))); };
+      for (int64_t in = 0; in < t.n; ++in)
+        for (int64_t oc = 0; oc < t.o; ++oc)
+          for (int64_t oy = 0; oy < ho; ++oy)
+            for (int64_t ox = 0; ox < wo; ++ox) {
+              double want = b.data<float>()[oc], mag = 0;
+              for (int64_t ic = 0; ic < t.c; ++ic)
+                for (int64_t dy = 0; dy < t.k; ++dy)
+                  for (int64_t dx = 0; dx < t.k; ++dx) {
+                    const int64_t iy = oy * t.stride - t.padding + dy, ix = ox * t.stride - t.padding + dx;
+                    if (iy < 0 || iy >= t.h || ix < 0 || ix >= t.w) continue;
+                    const double prod = round(x.data<float>()[((in * t.c + ic) * t.h + iy) * t.w + ix]) *
+                                        round(wide.data<float>()[((oc * t.c + ic) * t.k + dy) * t.k + dx]);
+                    want += prod;
+                    mag += std::abs(prod);
+                  }
+              const float got = y.data<float>()[((in * t.o + oc) * ho + oy) * wo + ox];
+              ASSERT_NEAR(got, want, 2e-6 * std::sqrt(double(t.c * t.k * t.k)) * (1 + mag))
+                  << "conv c=" << t.c << " o=" << t.o << " k=" << t.k << " stride=" << t.stride << " at " << in << ","
+                  << oc << "," << oy << "," << ox;
+            }
+    }
+}

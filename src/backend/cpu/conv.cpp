@@ -9,7 +9,9 @@
 #include <vector>
 
 #include "backend/cpu/cpu_ops.hpp"
+#include "backend/cpu/gemm_lowp.hpp"
 #include "backend/cpu/gemm_packed.hpp"
+#include "core/half.hpp"
 #include "core/thread_pool.hpp"
 
 namespace mmx::cpu {
@@ -135,12 +137,75 @@ void conv2d_packed(const GemmKernel& kernel, const Tensor& x, const Tensor& weig
   }
 }
 
+// The same product on a bf16 unit (--dtype bf16): the weight's rows rounded to bf16 once per call, the
+// image columns made as f32 panels (pack_conv_panel) and rounded into the bf16 panels the low-precision
+// kernels read, a tile of columns at a time; f32 sums, the bias added on the way out.
+void conv2d_bf16(const LowpKernel& kernel, const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride,
+                 int64_t padding, Tensor& y) {
+  const int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3), kh = weight.dim(2), kw = weight.dim(3);
+  const int64_t o = y.dim(1), wo = y.dim(3), k = c * kh * kw, pixels = y.dim(2) * wo;
+  const int64_t kp = lowp_k_padded(LowpType::BF16, k);
+  thread_local ScratchBuffer rows_buffer, panels_buffer;
+  auto* rows = reinterpret_cast<uint16_t*>(rows_buffer.get(lowp_rows_bytes(LowpType::BF16, o, kp) / 4, "bf16 convolution weight"));
+  if (weight.dtype() == DType::F32) {
+    convert_rows_bf16(weight.data<float>(), k, o, k, kp, rows);
+  } else {
+    float* wide = weight_scratch(o * k);
+    widen_to_f32(weight, 0, o * k, wide);
+    convert_rows_bf16(wide, k, o, k, kp, rows);
+  }
+  std::fill(rows + o * kp, rows + (o + 31) / 32 * 32 * kp, uint16_t(0));
+  const int64_t tile = std::min(std::max<int64_t>(1, kMaxColumnFloats / (kp * kLowpNr)) * kLowpNr,
+                                (pixels + kLowpNr - 1) / kLowpNr * kLowpNr);
+  auto* panels = reinterpret_cast<uint16_t*>(panels_buffer.get(tile * kp / 2, "bf16 convolution columns"));
+  GemmEpilogue epilogue;
+  epilogue.row_bias = bias.defined() ? bias.data<float>() : nullptr;
+  for (int64_t b = 0; b < n; ++b) {
+    const float* xb = x.data<float>() + b * c * h * w;
+    float* yb = y.data<float>() + b * o * pixels;
+    for (int64_t px0 = 0; px0 < pixels; px0 += tile) {
+      const int64_t count = std::min(tile, pixels - px0), panel_count = (count + kLowpNr - 1) / kLowpNr;
+      parallel_for(panel_count, 1, [&](int64_t j0, int64_t j1) {
+        thread_local ScratchBuffer column_buffer;
+        float* column = column_buffer.get(kp * kLowpNr, "a convolution panel");  // [kp][32] f32
+        for (int64_t j = j0; j < j1; ++j) {
+          pack_conv_panel(xb, h, w, wo, kh, kw, stride, padding, 0, k, px0 + j * kLowpNr,
+                          static_cast<int>(std::min<int64_t>(kLowpNr, count - j * kLowpNr)), kLowpNr, column);
+          std::fill(column + k * kLowpNr, column + kp * kLowpNr, 0.f);
+          // [kp][32] f32 → [kp/2][32][2] bf16: each feature's pair of consecutive K values side by side.
+          uint16_t* dst = panels + j * kp * kLowpNr;
+          for (int64_t g = 0; g < kp / 2; ++g) {
+            alignas(64) float pairs[2 * kLowpNr];
+            for (int col = 0; col < kLowpNr; ++col) {
+              pairs[2 * col] = column[(2 * g) * kLowpNr + col];
+              pairs[2 * col + 1] = column[(2 * g + 1) * kLowpNr + col];
+            }
+            f32_to_bf16(pairs, dst + g * 2 * kLowpNr, 2 * kLowpNr);
+          }
+        }
+      });
+      LowpWeight columns;
+      columns.type = LowpType::BF16;
+      columns.n = count;
+      columns.k = k;
+      columns.k_padded = kp;
+      columns.panels = panels;
+      gemm_lowp_rows(kernel, o, rows, nullptr, columns, yb + px0, pixels, epilogue);
+    }
+  }
+}
+
 }  // namespace
 
-void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding, Tensor& y) {
+void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding, DType compute,
+            Tensor& y) {
   const int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3);
   const int64_t o = weight.dim(0), kh = weight.dim(2), kw = weight.dim(3);
   const int64_t ho = y.dim(2), wo = y.dim(3), k = c * kh * kw;
+  if (compute == DType::BF16) {
+    if (const LowpKernel* kernel = lowp_kernel(LowpType::BF16))
+      return conv2d_bf16(*kernel, x, weight, bias, stride, padding, y);
+  }
   if (const GemmKernel* kernel = gemm_kernel()) return conv2d_packed(*kernel, x, weight, bias, stride, padding, y);
   // Without the packed kernels: im2col in row tiles + dnnl_sgemm.
   const float* xp = x.data<float>();

@@ -194,15 +194,11 @@ void tile_int8_scalar(int rows, int64_t kc, const void* a, int64_t lda, const vo
 
 void gemm_lowp(const LowpKernel& kernel, int64_t m, const float* a, int64_t lda, const LowpWeight& w, float* c,
                int64_t ldc, const GemmEpilogue& epilogue) {
-  const int64_t n = w.n, k = w.k, kp = w.k_padded;
-  if (m == 0 || n == 0) return;
-  if (kernel.type != w.type) fail("gemm_lowp: the ", kernel.name, " kernel cannot read these panels");
-  const int mr = kernel.mr;
-  const int64_t esz = element_bytes(w.type);
-  // A, converted once for all tasks; AMX reads whole 16-row tiles, so rows up to a multiple of 32 exist.
-  const int64_t m_pad = round_up(m, 32);
+  if (m == 0 || w.n == 0) return;
+  const int64_t k = w.k, kp = w.k_padded, esz = element_bytes(w.type);
+  // A, converted once for all tasks.
   thread_local ScratchBuffer rows_buffer, scales_buffer;
-  uint8_t* rows = reinterpret_cast<uint8_t*>(rows_buffer.get(ceil_div(m_pad * kp * esz, 4), "low-precision activations"));
+  uint8_t* rows = reinterpret_cast<uint8_t*>(rows_buffer.get(lowp_rows_bytes(w.type, m, kp) / 4, "low-precision activations"));
   float* row_scales = nullptr;
   if (w.type == LowpType::BF16) {
     convert_rows_bf16(a, lda, m, k, kp, reinterpret_cast<uint16_t*>(rows));
@@ -210,7 +206,20 @@ void gemm_lowp(const LowpKernel& kernel, int64_t m, const float* a, int64_t lda,
     row_scales = scales_buffer.get(m, "activation scales");
     quantize_rows_int8(a, lda, m, k, kp, rows, row_scales);
   }
-  std::memset(rows + m * kp * esz, 0, static_cast<size_t>((m_pad - m) * kp * esz));
+  std::memset(rows + m * kp * esz, 0, static_cast<size_t>((round_up(m, 32) - m) * kp * esz));
+  gemm_lowp_rows(kernel, m, rows, row_scales, w, c, ldc, epilogue);
+}
+
+int64_t lowp_rows_bytes(LowpType type, int64_t m, int64_t kp) { return round_up(m, 32) * kp * element_bytes(type) + 64; }
+
+void gemm_lowp_rows(const LowpKernel& kernel, int64_t m, const void* a_rows, const float* row_scales,
+                    const LowpWeight& w, float* c, int64_t ldc, const GemmEpilogue& epilogue) {
+  const int64_t n = w.n, kp = w.k_padded;
+  if (m == 0 || n == 0) return;
+  if (kernel.type != w.type) fail("gemm_lowp: the ", kernel.name, " kernel cannot read these panels");
+  const int mr = kernel.mr;
+  const int64_t esz = element_bytes(w.type);
+  const uint8_t* rows = static_cast<const uint8_t*>(a_rows);
 
   const int64_t unit = k_unit(w.type);
   const int64_t k_blocks = ceil_div(kp * esz, kernel.k_block_bytes);

@@ -89,5 +89,10 @@ void quantize_rows_int8(const float* a, int64_t lda, int64_t m, int64_t k, int64
 // C[m, n] (ldc) = epilogue(A[m, k] (f32, lda) · Wᵀ) through `kernel`.
 void gemm_lowp(const LowpKernel& kernel, int64_t m, const float* a, int64_t lda, const LowpWeight& w, float* c,
                int64_t ldc, const GemmEpilogue& epilogue);
+// The same from rows already converted (convert_rows_bf16 / quantize_rows_int8, ld = Kp), in a buffer of
+// lowp_rows_bytes (AMX reads whole 16-row tiles: rows past m up to a multiple of 32 must be readable).
+int64_t lowp_rows_bytes(LowpType type, int64_t m, int64_t kp);
+void gemm_lowp_rows(const LowpKernel& kernel, int64_t m, const void* a_rows, const float* row_scales,
+                    const LowpWeight& w, float* c, int64_t ldc, const GemmEpilogue& epilogue);
 
 }  // namespace mmx::cpu

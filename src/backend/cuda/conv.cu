@@ -107,7 +107,8 @@ const ConvPlan& plan_for(CudaBackend& cuda, const Tensor& x, const Tensor& weigh
 
 }  // namespace
 
-void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding, Tensor& y) {
+void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding, DType /*compute*/,
+            Tensor& y) {  // computes in the activations' dtype
   if (y.numel() == 0) return;
 #if defined(MMX_HAS_CUDNN)
   const bool int_sized = x.numel() < (int64_t(1) << 31) && y.numel() < (int64_t(1) << 31);

@@ -12,11 +12,13 @@ namespace mmx {
 struct Conv2d {
   Tensor weight, bias;  // [out, in, k, k], [out]
   int64_t stride = 1, padding = 0;
+  DType compute = DType::F32;  // BF16 at the CPU's --dtype bf16 (int8 is for linear layers only)
   Conv2d() = default;
   Conv2d(const WeightView& w, int64_t in, int64_t out, int64_t kernel, int64_t stride = 1, int64_t padding = 0)
       : weight(w.get_matrix("weight", {out, in, kernel, kernel})), bias(w.get("bias", {out}, Init::Zeros)), stride(stride),
-        padding(padding) {}
-  Tensor forward(const Tensor& x) const { return ops::conv2d(x, weight, bias, stride, padding); }
+        padding(padding),
+        compute(w.placement().device.is_cpu() && w.placement().dtype == DType::BF16 ? DType::BF16 : DType::F32) {}
+  Tensor forward(const Tensor& x) const { return ops::conv2d(x, weight, bias, stride, padding, compute); }
 };
 
 // diffusers' Downsample2D with a convolution: 3×3, stride 2. Padding 0 means F.pad(x, (0, 1, 0, 1))
