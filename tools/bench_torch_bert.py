@@ -9,6 +9,9 @@ dense + residual + LayerNorm, GELU MLP + residual + LayerNorm; tanh pooler), ran
 CLIP B/32 (text and vision towers with their projections, quick_gelu, causal + padding mask) likewise.
 
     python3 tools/bench_torch_bert.py --threads 2 --runs 5
+    python3 tools/bench_torch_bert.py --threads 2 --runs 5 --autocast bf16   # as `mmx bench --dtype bf16`
+(--autocast bf16: torch.autocast("cpu", dtype=torch.bfloat16), oneDNN's bf16/AMX kernels for Linear,
+matmul and conv, f32 elsewhere, as PyTorch offers it.)
 Use Debian's python3-torch with libopenblas0-pthread installed (its default reference BLAS is
 several times slower).
 """
@@ -164,6 +167,8 @@ def main():
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "tests", "data"))
+    p.add_argument("--autocast", choices=["none", "bf16"], default="none",
+                   help="torch.autocast('cpu', dtype=torch.bfloat16) around every forward")
     p.add_argument("workloads", nargs="*", help="names to run (default: all)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
@@ -196,7 +201,8 @@ def main():
         runs[f"clip-image-{batch}"] = (lambda pixels=pixels: clip_vision(pixels), list(pixels.shape))
     only = set(a.workloads)
     runs = {name: run for name, run in runs.items() if not only or name in only}
-    with torch.inference_mode():
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.autocast == "bf16")
+    with torch.inference_mode(), autocast:
         for name, (run, shape) in runs.items():
             run()
             ms = []
@@ -204,7 +210,7 @@ def main():
                 t0 = time.perf_counter()
                 run()
                 ms.append((time.perf_counter() - t0) * 1e3)
-            print(f"torch {torch.__version__} {name:12s} median {statistics.median(ms):9.2f} ms  "
+            print(f"torch {torch.__version__} {'autocast-bf16 ' if a.autocast == 'bf16' else ''}{name:12s} median {statistics.median(ms):9.2f} ms  "
                   f"min {min(ms):9.2f} ms  threads {a.threads}  runs {a.runs}  input {shape}")
 
 

@@ -115,7 +115,8 @@ class TextEmbedder:
     tower), and sentence-transformers folders as ``SentenceTransformer(model).encode`` does.
 
     ``model``: a folder written by save_pretrained (or a sentence-transformers folder) or a Hub id in the
-    cache. ``device``: "cpu" or "cuda[:N]"; ``dtype``: None (f32), "f16" or "bf16".
+    cache. ``device``: "cpu" or "cuda[:N]"; ``dtype``: None (f32), "f16", "bf16" or "int8"
+    (the CPU's bf16 / int8 units, README "--dtype").
     """
 
     def __init__(self, model, device="cpu", dtype=None):

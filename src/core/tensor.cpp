@@ -275,6 +275,8 @@ Tensor Tensor::to(DType dtype) const {
     device_registry::memory(device_).convert(data_, dtype_, out.raw_mutable(), dtype, static_cast<size_t>(numel()));
     return out;
   }
+  const bool half_to_half = (dtype_ == DType::F16 || dtype_ == DType::BF16) && (dtype == DType::F16 || dtype == DType::BF16);
+  if (half_to_half) return to(DType::F32).to(dtype);  // exact through f32, then rounded once
   Tensor out = empty(shape_, dtype);
   const size_t n = static_cast<size_t>(numel());
   const auto* u16 = static_cast<const uint16_t*>(data_);

@@ -11,6 +11,7 @@
 #include "mmx/embed.hpp"
 #include "mmx/image.hpp"
 #include "mmx/similarity.hpp"
+#include "mmx/text_to_image.hpp"
 #include "test_util.hpp"
 
 using namespace mmx;
@@ -18,6 +19,10 @@ using namespace mmx;
 namespace {
 
 constexpr double kBf16Cosine = 0.999, kInt8Cosine = 0.995, kBf16LabMatrix = 1e-2;  // tests/README.md
+// SDXL latents after 4 steps at bf16 vs f32: PSNR over the f32 latents' range. bf16 keeps 8 significant
+// bits, so one rounding's RMS error is about range·2⁻⁹/√3 (≈ 60 dB below the range); 40 dB leaves a factor
+// of 10 for the growth of the error through the UNet and 4 steps (tests/README.md).
+constexpr double kBf16SdxlPsnr = 40.0;
 
 const std::vector<std::string> kLabTexts = {"Cat with paint",     "rock statue", "frogs on leaf",           "jellyfish",
                                             "Cats don't usually", "like water",  "but this one likes paint", "quite a lot"};
@@ -120,5 +125,36 @@ TEST(LowPrecision, FullSizeRandomModelsKeepTheirEmbeddings) {
     write_random_model_folder(name, data, folder, DType::F16);
     const bool text = std::string(name) != "vit-base-patch16-224", image = std::string(name) != "bert-base-uncased";
     expect_encoders_within_bounds(name, folder, text, image);
+  }
+}
+
+// SDXL (the test pipeline): 4 DPM++ steps at bf16 (linear layers and convolutions on the bf16 unit,
+// weights rounded) against f32, from the same seed; int8 is refused for generation with the reason.
+TEST(LowPrecision, SdxlLatentsAfterFourStepsAtBf16) {
+  GenerateOptions o;
+  o.prompt = "a lighthouse at dusk";
+  o.steps = 4;
+  o.seed = 7;
+  auto latents = [&](DType dtype) { return SDXLPipeline::load(test::data("models/sdxl-tiny"), "", cpu(dtype))->generate(o).latents; };
+  const Tensor f32 = latents(DType::F32), bf16 = latents(DType::BF16);
+  const float* a = f32.data<float>();
+  const float* b = bf16.data<float>();
+  double lo = a[0], hi = a[0], mse = 0;
+  for (int64_t i = 0; i < f32.numel(); ++i) {
+    lo = std::min(lo, double(a[i]));
+    hi = std::max(hi, double(a[i]));
+    mse += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+  }
+  mse /= double(f32.numel());
+  const double psnr = 10 * std::log10((hi - lo) * (hi - lo) / mse);
+  std::printf("  sdxl-tiny latents after 4 steps, bf16 vs f32: PSNR %.1f dB (range %.2f)\n", psnr, hi - lo);
+  EXPECT_GE(psnr, kBf16SdxlPsnr);
+  EXPECT_GT(mse, 0.0) << "bf16 should differ from f32: was it computed in bf16 at all?";
+  try {
+    SDXLPipeline::load(test::data("models/sdxl-tiny"), "", cpu(DType::I8));
+    ADD_FAILURE() << "int8 generation was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Usage);
+    EXPECT_NE(std::string(e.what()).find("int8"), std::string::npos) << e.what();
   }
 }

@@ -92,6 +92,11 @@ TEST(Tensor, Bf16Conversion) {
   f32_to_bf16(values.data(), fast.data(), values.size());
   for (size_t i = 0; i < values.size(); ++i)
     ASSERT_EQ(fast[i], f32_to_bf16(values[i])) << "value " << values[i] << " at " << i;
+  // F16 → BF16 (a bf16 placement of an fp16 checkpoint): widened exactly, then rounded once.
+  const Tensor f16 = Tensor::from_vector(std::vector<float>{1.0009765625f, -3.14159f, 65504.f, 6e-8f}, {4}).to(DType::F16);
+  const Tensor bf16 = f16.to(DType::BF16);
+  for (int64_t i = 0; i < 4; ++i)
+    EXPECT_EQ(static_cast<const uint16_t*>(bf16.raw())[i], f32_to_bf16(f16.to(DType::F32).data<float>()[i])) << i;
 }
 
 // Large activation blocks are reused: the same size exactly, or a cached block of up to twice the size;

@@ -205,6 +205,8 @@ void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t s
   if (compute == DType::BF16) {
     if (const LowpKernel* kernel = lowp_kernel(LowpType::BF16))
       return conv2d_bf16(*kernel, x, weight, bias, stride, padding, y);
+    // No bf16 unit: the bf16-rounded weight in f32 (as the linear layers' fall-back).
+    if (weight.dtype() != DType::BF16) return conv2d(x, weight.to(DType::BF16), bias, stride, padding, DType::F32, y);
   }
   if (const GemmKernel* kernel = gemm_kernel()) return conv2d_packed(*kernel, x, weight, bias, stride, padding, y);
   // Without the packed kernels: im2col in row tiles + dnnl_sgemm.

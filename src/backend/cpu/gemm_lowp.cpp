@@ -81,11 +81,11 @@ const LowpKernel* lowp_kernel(LowpType type) {
           if (const LowpKernel* k = lowp_kernel_named(name)) return k;
         return static_cast<const LowpKernel*>(nullptr);
       }()};
-  static const LowpKernel* const forced = [] {
-    const char* name = std::getenv("MMX_GEMM_LOWP");
-    return name && *name ? lowp_kernel_named(name) : nullptr;
-  }();
+  static const char* const forced_name = std::getenv("MMX_GEMM_LOWP");
+  static const LowpKernel* const forced = forced_name && *forced_name ? lowp_kernel_named(forced_name) : nullptr;
   if (forced && forced->type == type) return forced;
+  // "none": as a CPU without the units (the f32 fall-back, for tests and comparisons).
+  if (forced_name && std::strcmp(forced_name, "none") == 0) return nullptr;
   return chosen[type == LowpType::BF16 ? 0 : 1];
 }
 

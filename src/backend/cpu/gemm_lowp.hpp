@@ -44,7 +44,8 @@ struct LowpKernel {
 
 // The fastest kernel this CPU runs for `type`, or nullptr when it has no unit for it (the caller widens to
 // f32). Chosen once, from cpu_features(); MMX_GEMM_LOWP=<name> picks another that the CPU runs (tests,
-// benchmarks). The one place the low-precision paths are dispatched.
+// benchmarks), MMX_GEMM_LOWP=none none at all (the f32 fall-back). The one place the low-precision paths
+// are dispatched.
 const LowpKernel* lowp_kernel(LowpType type);
 // By name, when this CPU runs it (the scalar twins always), else nullptr.
 const LowpKernel* lowp_kernel_named(const char* name);

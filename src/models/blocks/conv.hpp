@@ -12,12 +12,16 @@ namespace mmx {
 struct Conv2d {
   Tensor weight, bias;  // [out, in, k, k], [out]
   int64_t stride = 1, padding = 0;
-  DType compute = DType::F32;  // BF16 at the CPU's --dtype bf16 (int8 is for linear layers only)
+  // BF16 at the CPU's --dtype bf16 (int8 is for linear layers only): the weight then stays as the file
+  // holds it and each call rounds it to bf16 as it lays it out (no rounded copy of every weight at load).
+  DType compute = DType::F32;
   Conv2d() = default;
   Conv2d(const WeightView& w, int64_t in, int64_t out, int64_t kernel, int64_t stride = 1, int64_t padding = 0)
-      : weight(w.get_matrix("weight", {out, in, kernel, kernel})), bias(w.get("bias", {out}, Init::Zeros)), stride(stride),
-        padding(padding),
-        compute(w.placement().device.is_cpu() && w.placement().dtype == DType::BF16 ? DType::BF16 : DType::F32) {}
+      : bias(w.get("bias", {out}, Init::Zeros)), stride(stride), padding(padding),
+        compute(w.placement().device.is_cpu() && w.placement().dtype == DType::BF16 ? DType::BF16 : DType::F32) {
+    weight = compute == DType::BF16 ? w.get_matrix_to_pack("weight", {out, in, kernel, kernel})
+                                    : w.get_matrix("weight", {out, in, kernel, kernel});
+  }
   Tensor forward(const Tensor& x) const { return ops::conv2d(x, weight, bias, stride, padding, compute); }
 };
 
