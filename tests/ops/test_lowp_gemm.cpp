@@ -53,6 +53,17 @@ std::vector<double> quantized(const float* x, int64_t k) {
   return out;
 }
 
+// Bias + residual + `act` when `fused`, else nothing.
+cpu::GemmEpilogue epilogue(bool fused, const Tensor& bias, const Tensor& residual, ops::Activation act) {
+  cpu::GemmEpilogue ep;
+  if (!fused) return ep;
+  ep.bias = bias.data<float>();
+  ep.residual = residual.data<float>();
+  ep.ld_residual = residual.dim(1);
+  ep.act = act;
+  return ep;
+}
+
 std::vector<const cpu::LowpKernel*> kernels(const std::vector<const char*>& names, std::string& ran) {
   std::vector<const cpu::LowpKernel*> out;
   for (const char* name : names) {
@@ -84,13 +95,7 @@ TEST(LowpGemm, Int8KernelsEqualTheScalarTwinBitForBit) {
         const Packed packed = pack(w, cpu::LowpType::Int8);
         const int64_t ldc = n + 2;
         for (int fused = 0; fused < 2; ++fused) {
-          cpu::GemmEpilogue ep;
-          if (fused) {
-            ep.bias = bias.data<float>();
-            ep.residual = residual.data<float>();
-            ep.ld_residual = n;
-            ep.act = ops::Activation::GeluErf;
-          }
+          const cpu::GemmEpilogue ep = epilogue(fused, bias, residual, ops::Activation::GeluErf);
           std::vector<float> want(static_cast<size_t>(m * ldc), 7.f);
           cpu::gemm_lowp(*twin, m, a.data<float>(), k + 3, packed.weight, want.data(), ldc, ep);
           if (!fused) {
@@ -157,13 +162,7 @@ TEST(LowpGemm, Bf16KernelsMatchDoubleSumsOfTheRoundedOperands) {
           const int64_t ldc = n + 2;
           for (const cpu::LowpKernel* kernel : all)
             for (int fused = 0; fused < 2; ++fused) {
-              cpu::GemmEpilogue ep;
-              if (fused) {
-                ep.bias = bias.data<float>();
-                ep.residual = residual.data<float>();
-                ep.ld_residual = n;
-                ep.act = ops::Activation::Relu;
-              }
+              const cpu::GemmEpilogue ep = epilogue(fused, bias, residual, ops::Activation::Relu);
               std::vector<float> c(static_cast<size_t>(m * ldc), 7.f);
               cpu::gemm_lowp(*kernel, m, a.data<float>(), k + 3, packed.weight, c.data(), ldc, ep);
               for (int64_t i = 0; i < m; ++i)

@@ -35,7 +35,6 @@ constexpr LowpKernel kAvx512Vnni{"avx512-vnni", LowpType::Int8, 14, kVectorKBloc
 constexpr LowpKernel kAvxVnni{"avx-vnni", LowpType::Int8, 6, kVectorKBlock, tile_int8_avx_vnni, nullptr};
 constexpr LowpKernel kScalarInt8{"scalar-int8", LowpType::Int8, 4, kVectorKBlock, tile_int8_scalar, nullptr};
 
-constexpr int64_t kMicroTilesPerTask = 8;  // as the f32 driver (gemm_packed.cpp)
 constexpr int64_t kPanelsPerBlock = 16;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -225,12 +224,8 @@ void gemm_lowp_rows(const LowpKernel& kernel, int64_t m, const void* a_rows, con
   const int64_t k_blocks = ceil_div(kp * esz, kernel.k_block_bytes);
   const int64_t kc_max = round_up(ceil_div(kp, k_blocks), unit);
   const int64_t micro = ceil_div(m, mr), panel_count = ceil_div(n, kLowpNr);
-  const int64_t wanted = parallel_chunks_wanted();
-  int64_t row_tasks = 1, col_tasks = std::min<int64_t>(panel_count, wanted);
-  if (micro > 2 * kMicroTilesPerTask) {
-    row_tasks = std::min(micro, std::max(ceil_div(micro, kMicroTilesPerTask), wanted));
-    col_tasks = 1;
-  }
+  const GemmTasks plan = plan_gemm_tasks(micro, panel_count);
+  const int64_t row_tasks = plan.row_tasks, col_tasks = plan.col_tasks;
   const uint8_t* panels = static_cast<const uint8_t*>(w.panels);
   parallel_for(row_tasks * col_tasks, 1, [&](int64_t first_task, int64_t end_task) {
     if (kernel.prepare) kernel.prepare();

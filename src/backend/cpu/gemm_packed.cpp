@@ -219,20 +219,23 @@ void gemm_packed_fill_columns(const GemmKernel& kernel, int64_t m, int64_t n, in
   });
 }
 
+GemmTasks plan_gemm_tasks(int64_t micro_tiles, int64_t panels) {
+  // As many tasks as the pool wants chunks (a few per thread), so a descheduled thread's share is small.
+  const int64_t wanted = parallel_chunks_wanted();
+  // Small M (the lab's short texts): every task takes all rows and a share of the weight's panels, so each
+  // weight byte is read once. Larger M: tasks are bands of rows, at least as many as the pool wants.
+  if (micro_tiles > 2 * kMicroTilesPerTask)
+    return {std::min(micro_tiles, std::max(ceil_div(micro_tiles, kMicroTilesPerTask), wanted)), 1};
+  return {1, std::min<int64_t>(panels, wanted)};
+}
+
 void gemm_packed(const GemmKernel& kernel, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
                  const float* panels, float* c, int64_t ldc, const GemmEpilogue& epilogue, const float* a_packed) {
   if (m == 0 || n == 0) return;
   const int mr = kernel.mr, nr = kernel.nr;
   const int64_t micro = ceil_div(m, mr), panel_count = ceil_div(n, nr);
-  // As many tasks as the pool wants chunks (a few per thread), so a descheduled thread's share is small.
-  const int64_t wanted = parallel_chunks_wanted();
-  // Small M (the lab's short texts): every task takes all rows and a share of the weight's panels, so each
-  // weight byte is read once. Larger M: tasks are bands of rows, at least as many as the pool wants.
-  int64_t row_tasks = 1, col_tasks = std::min<int64_t>(panel_count, wanted);
-  if (micro > 2 * kMicroTilesPerTask) {
-    row_tasks = std::min(micro, std::max(ceil_div(micro, kMicroTilesPerTask), wanted));
-    col_tasks = 1;
-  }
+  const GemmTasks plan = plan_gemm_tasks(micro, panel_count);
+  const int64_t row_tasks = plan.row_tasks, col_tasks = plan.col_tasks;
   const int64_t kc_max = k_block_size(k);
   const int64_t tasks = row_tasks * col_tasks;
   const int64_t max_task_rows = ceil_div(micro, row_tasks) * mr;

@@ -46,6 +46,13 @@ int64_t packed_panel_floats(int64_t n, int64_t k, int nr);
 // weight [N, K] (F32, F16 or BF16) → panels; columns past N are zero. Runs on all threads.
 void pack_weight_panels(const Tensor& weight, int nr, float* dst);
 
+// How a packed GEMM of `micro_tiles` row tiles × `panels` weight panels is cut into tasks: row bands ×
+// column groups (one of the two is 1). Shared by the f32 and the low-precision drivers.
+struct GemmTasks {
+  int64_t row_tasks, col_tasks;
+};
+GemmTasks plan_gemm_tasks(int64_t micro_tiles, int64_t panels);
+
 struct GemmEpilogue {
   const float* bias = nullptr;      // [n]
   const float* row_bias = nullptr;  // [m] (a convolution's bias: one per output channel = row of C)
