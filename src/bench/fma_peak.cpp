@@ -3,8 +3,10 @@
 // understates it: turbo, AVX-512 frequency licences, shared cores).
 #include "bench/fma_peak.hpp"
 
-#pragma GCC diagnostic ignored "-Wuninitialized"  // GCC 12's AVX-512 headers (see gemm_lowp_avx512.cpp)
+#if defined(__GNUC__) && !defined(__clang__)  // GCC 12's AVX-512 headers (see gemm_lowp_avx512.cpp)
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 #include <omp.h>
 

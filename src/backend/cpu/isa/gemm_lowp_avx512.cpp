@@ -4,8 +4,10 @@
 // of the panel's 128-byte row and one 32-bit broadcast of A per row. Also the row conversions.
 // GCC 12's AVX-512 headers build masked intrinsics on _mm512_undefined_*(), which -Wuninitialized
 // reports once they are inlined into a target("avx512…") function: a false positive in the headers.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #include <array>
