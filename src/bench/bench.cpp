@@ -300,6 +300,8 @@ BenchResult run_benchmark(const std::string& workload, int runs, const std::stri
   if (runs < 1) usage_error("--runs must be at least 1");
   const bool sdxl = workload.rfind("sdxl-", 0) == 0 || workload == "vae-decode-512";
   const DType w = weights.value_or(sdxl ? DType::F16 : DType::F32);
+  if (sdxl && where.dtype == DType::I8)  // as SDXLPipeline::load: no int8 bound measured for the UNet
+    usage_error("--dtype int8 is for the text and image encoders; time SDXL with --dtype bf16 or f32");
   if (workload == "bert-lab") return bench_bert(where, workload, runs, data_dir, w, true);
   if (workload == "bert-32x128") return bench_bert(where, workload, runs, data_dir, w, false);
   if (workload == "minilm-l6-32x128") return bench_bert(where, workload, runs, data_dir, w, false, 32, 128, "all-MiniLM-L6-v2");

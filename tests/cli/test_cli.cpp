@@ -375,6 +375,24 @@ TEST(CliPlacement, HalfWeightsOnTheCpuMatchTheirReference) {
                      expected.get("f16_weights_seed_avg_embeds"), 1e-5);
 }
 
+// --dtype bf16 | int8 on the CPU: the same command, the same output format, embeddings close to f32 (the
+// bounds themselves are tested in golden/test_low_precision.cpp).
+TEST(CliPlacement, Bf16AndInt8EmbedLikeF32) {
+  test::TempDir dir;
+  const Result f32 = run(embed_args(test::data("models/bert-tiny"), {"--output", dir.file("f32.safetensors")}));
+  ASSERT_EQ(f32.code, 0) << f32.err;
+  const Tensor want = SafetensorsFile::open(dir.file("f32.safetensors")).get("embeddings");
+  for (const char* dtype : {"bf16", "int8"}) {
+    const std::string out = dir.file(std::string(dtype) + ".safetensors");
+    const Result r = run(embed_args(test::data("models/bert-tiny"), {"--dtype", dtype, "--output", out}));
+    ASSERT_EQ(r.code, 0) << dtype << ": " << r.err;
+    const Tensor got = SafetensorsFile::open(out).get("embeddings");
+    ASSERT_EQ(got.shape(), want.shape());
+    EXPECT_GT(test::diff(got, want).max_abs, 0.0) << dtype << " should not be f32 exactly";
+    EXPECT_LT(test::diff(got, want).max_abs, 5e-2) << dtype;
+  }
+}
+
 TEST(CliPlacement, DevicesThatAreNotThereAreRefusedBeforeAnyWork) {
   test::TempDir dir;
   Result r = run(embed_args(test::data("models/bert-tiny"), {"--device", "tpu", "--output", dir.file("e.json")}));
@@ -383,6 +401,13 @@ TEST(CliPlacement, DevicesThatAreNotThereAreRefusedBeforeAnyWork) {
   r = run(embed_args(test::data("models/bert-tiny"), {"--dtype", "f8", "--output", dir.file("e.json")}));
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("unknown dtype 'f8'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("int8"), std::string::npos) << "the hint names every dtype: " << r.err;
+  // int8 is for the encoders; generation refuses it before loading anything, naming what to use instead.
+  r = run({"generate", "--model", test::data("models/sdxl-tiny"), "--prompt", "a cat", "--steps", "1", "--dtype", "int8",
+           "--output", dir.file("g.png")});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("int8 is for the text and image encoders"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("bf16"), std::string::npos) << r.err;
   // No GPU number 200 anywhere: refused, exit 1 (no such device) or 2 (this build has no CUDA backend).
   r = run(embed_args(test::data("models/bert-tiny"), {"--device", "cuda:200", "--output", dir.file("e.json")}));
   EXPECT_TRUE(r.code == 1 || r.code == 2) << r.code;
@@ -708,7 +733,7 @@ TEST(Cli, ZshAndFishCompletionsParseAndFishCompletes) {
   ASSERT_EQ(std::system(ask.c_str()), 0);
   const std::string offered = read_file(dir.file("out"));
   EXPECT_NE(offered.find("--score\t"), std::string::npos) << offered;
-  for (const char* dtype : {"\nf32\t", "\nf16\t", "\nbf16\t"}) EXPECT_NE(offered.find(dtype), std::string::npos) << offered;
+  for (const char* dtype : {"\nf32\t", "\nf16\t", "\nbf16\t", "\nint8\t"}) EXPECT_NE(offered.find(dtype), std::string::npos) << offered;
 }
 
 TEST(Cli, ManPageRendersWithoutWarningsAndNamesEveryCommand) {
