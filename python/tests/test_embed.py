@@ -44,6 +44,14 @@ class TextEmbedderTest(unittest.TestCase):
         np.testing.assert_array_equal(got, cli)
         np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1, atol=1e-6)
 
+    def test_bf16_and_int8_equal_the_cli_at_the_same_dtype(self):
+        # The CPU's bf16 / int8 units (README "--dtype"): the same numbers as `mmx embed --dtype`.
+        for dtype in ("bf16", "int8"):
+            got = mmx.TextEmbedder(model("bert-tiny"), dtype=dtype).encode(LAB_TEXTS, pooling="lab")
+            cli = cli_embed(self, "--model", model("bert-tiny"), *text_args(LAB_TEXTS), "--pooling", "lab",
+                            "--batch-size", "32", "--dtype", dtype)["embeddings"]
+            np.testing.assert_array_equal(got, cli, err_msg=dtype)
+
     def test_one_text_gives_one_vector_and_token_embeddings_are_trimmed(self):
         bert = mmx.TextEmbedder(model("bert-tiny"))
         one = bert.encode("rock statue")
