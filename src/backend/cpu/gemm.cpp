@@ -161,6 +161,20 @@ void linear_dnnl(const Tensor& x, const Tensor& weight, const Tensor& bias, cons
 }
 }  // namespace
 
+namespace {
+// What linear() fuses into each output tile: bias, residual (the output's shape) and activation.
+GemmEpilogue linear_epilogue(const Tensor& bias, const ops::LinearFusion& fusion, int64_t n) {
+  GemmEpilogue epilogue;
+  epilogue.bias = bias.defined() ? bias.data<float>() : nullptr;
+  if (fusion.residual.defined()) {
+    epilogue.residual = fusion.residual.data<float>();
+    epilogue.ld_residual = n;
+  }
+  epilogue.act = fusion.act;
+  return epilogue;
+}
+}  // namespace
+
 void linear(const Tensor& x, const Tensor& weight, const ops::PackedWeight& packed, const Tensor& bias,
             const ops::LinearFusion& fusion, Tensor& y) {
   if (packed.defined() && packed.compute != DType::F32) {  // packed for a low-precision unit
@@ -177,15 +191,8 @@ void linear(const Tensor& x, const Tensor& weight, const ops::PackedWeight& pack
       w.scales = packed.scales.data<float>();
       w.offsets = packed.offsets.data<int32_t>();
     }
-    GemmEpilogue epilogue;
-    epilogue.bias = bias.defined() ? bias.data<float>() : nullptr;
-    if (fusion.residual.defined()) {
-      epilogue.residual = fusion.residual.data<float>();
-      epilogue.ld_residual = w.n;
-    }
-    epilogue.act = fusion.act;
     const int64_t rows = x.numel() / (w.k ? w.k : 1);
-    gemm_lowp(*lowp, rows, x.data<float>(), w.k, w, y.data<float>(), w.n, epilogue);
+    gemm_lowp(*lowp, rows, x.data<float>(), w.k, w, y.data<float>(), w.n, linear_epilogue(bias, fusion, w.n));
     return;
   }
   const GemmKernel* kernel = gemm_kernel();
@@ -203,13 +210,7 @@ void linear(const Tensor& x, const Tensor& weight, const ops::PackedWeight& pack
     pack_weight_panels(weight, kernel->nr, scratch);
     panels = scratch;
   }
-  GemmEpilogue epilogue;
-  epilogue.bias = bias.defined() ? bias.data<float>() : nullptr;
-  if (fusion.residual.defined()) {
-    epilogue.residual = fusion.residual.data<float>();
-    epilogue.ld_residual = n;
-  }
-  epilogue.act = fusion.act;
+  const GemmEpilogue epilogue = linear_epilogue(bias, fusion, n);
   gemm_packed(*kernel, rows, n, k, x.data<float>(), k, panels, y.data<float>(), n, epilogue);
 }
 
